@@ -1,0 +1,727 @@
+//! The one metric model and exposition encoder of the project.
+//!
+//! We do not use `prometheus-client` here on purpose: it writes OpenMetrics
+//! only (a counter's `# TYPE` line loses `_total`), while node_exporter users
+//! and `promtool check metrics` expect the Prometheus text format 0.0.4 exactly
+//! as client_golang writes it. Collectors build a fresh [`MetricSet`] on every
+//! scrape (node_exporter's "const metrics" model), and the encoders write it in
+//! client_golang's order: families by name, labels by name, series by label
+//! values, floats in Go's shortest `%g` form.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub type Str = Cow<'static, str>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Untyped,
+    Histogram,
+    Summary,
+}
+
+impl MetricType {
+    fn text_name(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Untyped => "untyped",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+        }
+    }
+    fn openmetrics_name(self) -> &'static str {
+        match self {
+            MetricType::Untyped => "unknown",
+            other => other.text_name(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Single(f64),
+    /// Cumulative buckets as (upper bound, count); `+Inf` is added by the encoder.
+    Histogram {
+        buckets: Vec<(f64, u64)>,
+        sum: f64,
+        count: u64,
+    },
+    /// Quantiles as (quantile, value).
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Kept sorted by label name (see [`MetricSet::push`]).
+    pub labels: Vec<(Str, String)>,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub name: Str,
+    pub help: Str,
+    pub kind: MetricType,
+    pub series: Vec<Series>,
+}
+
+/// Why a family could not be added to a set.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConsistencyError {
+    #[error("metric {name} was already registered as {existing} and is now given as {new}")]
+    TypeMismatch {
+        name: String,
+        existing: &'static str,
+        new: &'static str,
+    },
+    #[error("invalid metric name {0:?}")]
+    InvalidName(String),
+    #[error("invalid label name {label:?} on metric {name}")]
+    InvalidLabel { name: String, label: String },
+    #[error("duplicate series {name}{labels} (collected more than once with the same labels)")]
+    Duplicate { name: String, labels: String },
+}
+
+/// A set of metric families being built by collectors during one scrape.
+#[derive(Default, Debug, Clone)]
+pub struct MetricSet {
+    families: Vec<Family>,
+    index: HashMap<Str, usize>,
+}
+
+impl MetricSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.families.is_empty()
+    }
+
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    pub fn gauge(
+        &mut self,
+        name: impl Into<Str>,
+        help: impl Into<Str>,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.push(name, help, MetricType::Gauge, labels, Value::Single(value));
+    }
+
+    pub fn counter(
+        &mut self,
+        name: impl Into<Str>,
+        help: impl Into<Str>,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.push(
+            name,
+            help,
+            MetricType::Counter,
+            labels,
+            Value::Single(value),
+        );
+    }
+
+    pub fn untyped(
+        &mut self,
+        name: impl Into<Str>,
+        help: impl Into<Str>,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.push(
+            name,
+            help,
+            MetricType::Untyped,
+            labels,
+            Value::Single(value),
+        );
+    }
+
+    /// Adds one series. The first call for a name fixes its help and type;
+    /// collectors are written so that later calls agree.
+    pub fn push(
+        &mut self,
+        name: impl Into<Str>,
+        help: impl Into<Str>,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+        value: Value,
+    ) {
+        let mut owned: Vec<(Str, String)> = labels
+            .iter()
+            .map(|(k, v)| (Cow::Owned((*k).to_string()), (*v).to_string()))
+            .collect();
+        owned.sort_by(|a, b| a.0.cmp(&b.0));
+        let series = Series {
+            labels: owned,
+            value,
+        };
+        let name = name.into();
+        match self.index.get(&name) {
+            Some(&i) => self.families[i].series.push(series),
+            None => {
+                self.index.insert(name.clone(), self.families.len());
+                self.families.push(Family {
+                    name,
+                    help: help.into(),
+                    kind,
+                    series: vec![series],
+                });
+            }
+        }
+    }
+
+    /// Adds a whole family (used by the textfile collector and for merging).
+    /// Families already present must have the same type; their series are
+    /// appended, and a repeated label set is an error.
+    pub fn add_family(&mut self, mut family: Family) -> Result<(), ConsistencyError> {
+        if !valid_metric_name(&family.name) {
+            return Err(ConsistencyError::InvalidName(family.name.into_owned()));
+        }
+        for s in &mut family.series {
+            for (k, _) in &s.labels {
+                if !valid_label_name(k) {
+                    return Err(ConsistencyError::InvalidLabel {
+                        name: family.name.to_string(),
+                        label: k.to_string(),
+                    });
+                }
+            }
+            s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        match self.index.get(&family.name) {
+            Some(&i) => {
+                let existing = &mut self.families[i];
+                if existing.kind != family.kind {
+                    return Err(ConsistencyError::TypeMismatch {
+                        name: family.name.into_owned(),
+                        existing: existing.kind.text_name(),
+                        new: family.kind.text_name(),
+                    });
+                }
+                existing.series.append(&mut family.series);
+            }
+            None => {
+                self.index.insert(family.name.clone(), self.families.len());
+                self.families.push(family);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every family of `other` into this set. Collectors own disjoint
+    /// metric names, so this cannot conflict in practice; a conflict is
+    /// reported rather than hidden.
+    pub fn merge(&mut self, other: MetricSet) -> Result<(), ConsistencyError> {
+        for family in other.families {
+            self.add_family(family)?;
+        }
+        Ok(())
+    }
+
+    /// Sorts as client_golang's gatherer does and rejects duplicate series.
+    pub fn finish(mut self) -> Result<Vec<Family>, ConsistencyError> {
+        self.families.sort_by(|a, b| a.name.cmp(&b.name));
+        for f in &mut self.families {
+            f.series
+                .sort_by(|a, b| compare_label_values(&a.labels, &b.labels));
+            for pair in f.series.windows(2) {
+                if pair[0].labels == pair[1].labels {
+                    return Err(ConsistencyError::Duplicate {
+                        name: f.name.to_string(),
+                        labels: format_labels(&pair[0].labels),
+                    });
+                }
+            }
+        }
+        Ok(self.families)
+    }
+}
+
+fn compare_label_values(a: &[(Str, String)], b: &[(Str, String)]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b.iter()) {
+        let ord = x.1.cmp(&y.1);
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+fn format_labels(labels: &[(Str, String)]) -> String {
+    let mut out = String::new();
+    write_labels(&mut out, labels, None);
+    out
+}
+
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Replaces every character that is not valid in a metric name with `_`, as
+/// node_exporter does for names built from /proc keys (`Active(anon)`).
+pub fn sanitize_name(raw: &str) -> String {
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Which of the two exposition formats to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format from an `Accept` header the way client_golang's
+    /// `expfmt.Negotiate` does for the formats we offer.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        for part in accept.split(',') {
+            let media = part.split(';').next().unwrap_or("").trim();
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                return Format::OpenMetrics;
+            }
+            if media.eq_ignore_ascii_case("text/plain") {
+                return Format::Text;
+            }
+        }
+        Format::Text
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+pub fn encode(families: &[Family], format: Format) -> String {
+    let mut out = String::with_capacity(families.len() * 256);
+    match format {
+        Format::Text => encode_text(&mut out, families),
+        Format::OpenMetrics => encode_openmetrics(&mut out, families),
+    }
+    out
+}
+
+fn encode_text(out: &mut String, families: &[Family]) {
+    for f in families {
+        if f.series.is_empty() {
+            continue;
+        }
+        out.push_str("# HELP ");
+        out.push_str(&f.name);
+        out.push(' ');
+        escape_help(out, &f.help);
+        out.push_str("\n# TYPE ");
+        out.push_str(&f.name);
+        out.push(' ');
+        out.push_str(f.kind.text_name());
+        out.push('\n');
+        for s in &f.series {
+            write_series(out, &f.name, s, false);
+        }
+    }
+}
+
+fn encode_openmetrics(out: &mut String, families: &[Family]) {
+    for f in families {
+        if f.series.is_empty() {
+            continue;
+        }
+        let is_counter = f.kind == MetricType::Counter;
+        let base: &str = if is_counter {
+            f.name.strip_suffix("_total").unwrap_or(&f.name)
+        } else {
+            &f.name
+        };
+        out.push_str("# HELP ");
+        out.push_str(base);
+        out.push(' ');
+        escape_help_openmetrics(out, &f.help);
+        out.push_str("\n# TYPE ");
+        out.push_str(base);
+        out.push(' ');
+        out.push_str(f.kind.openmetrics_name());
+        out.push('\n');
+        for s in &f.series {
+            if is_counter {
+                let name = format!("{base}_total");
+                write_series(out, &name, s, true);
+            } else {
+                write_series(out, &f.name, s, true);
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+}
+
+fn write_series(out: &mut String, name: &str, s: &Series, om: bool) {
+    let fmt = if om { format_float_om } else { format_float };
+    match &s.value {
+        Value::Single(v) => {
+            out.push_str(name);
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            out.push_str(&fmt(*v));
+            out.push('\n');
+        }
+        Value::Histogram {
+            buckets,
+            sum,
+            count,
+        } => {
+            let bucket_name = format!("{name}_bucket");
+            let mut saw_inf = false;
+            for (le, c) in buckets {
+                saw_inf |= le.is_infinite() && *le > 0.0;
+                out.push_str(&bucket_name);
+                write_labels(out, &s.labels, Some(("le", &fmt(*le))));
+                out.push(' ');
+                out.push_str(&fmt(*c as f64));
+                out.push('\n');
+            }
+            if !saw_inf {
+                out.push_str(&bucket_name);
+                write_labels(out, &s.labels, Some(("le", "+Inf")));
+                out.push(' ');
+                out.push_str(&fmt(*count as f64));
+                out.push('\n');
+            }
+            write_sum_count(out, name, &s.labels, *sum, *count, fmt);
+        }
+        Value::Summary {
+            quantiles,
+            sum,
+            count,
+        } => {
+            for (q, v) in quantiles {
+                out.push_str(name);
+                write_labels(out, &s.labels, Some(("quantile", &fmt(*q))));
+                out.push(' ');
+                out.push_str(&fmt(*v));
+                out.push('\n');
+            }
+            write_sum_count(out, name, &s.labels, *sum, *count, fmt);
+        }
+    }
+}
+
+fn write_sum_count(
+    out: &mut String,
+    name: &str,
+    labels: &[(Str, String)],
+    sum: f64,
+    count: u64,
+    fmt: fn(f64) -> String,
+) {
+    for (suffix, v) in [("_sum", sum), ("_count", count as f64)] {
+        out.push_str(name);
+        out.push_str(suffix);
+        write_labels(out, labels, None);
+        out.push(' ');
+        out.push_str(&fmt(v));
+        out.push('\n');
+    }
+}
+
+fn write_labels(out: &mut String, labels: &[(Str, String)], extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_str()))
+        .chain(extra)
+    {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn escape_help(out: &mut String, help: &str) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_help_openmetrics(out: &mut String, help: &str) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Formats a float as Go's `strconv.FormatFloat(v, 'g', -1, 64)`, which is
+/// what client_golang writes: shortest round-trip digits, and the exponent
+/// form when the decimal exponent is < -4 or >= 6 (Go fixes the threshold at
+/// 6 for shortest output, hence `8.253652992e+09` for 8 GiB of memory).
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut out = String::with_capacity(24);
+    if v < 0.0 {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let _ = write!(out, "{:02}", exp.abs());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let int_len = (exp + 1) as usize;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            for _ in digits.len()..int_len {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    }
+    out
+}
+
+/// OpenMetrics floats as client_golang writes them: like [`format_float`],
+/// but integral values keep a `.0` so that they read as floats.
+pub fn format_float_om(v: f64) -> String {
+    let s = format_float(v);
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        s + ".0"
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_output_matches_client_golang() {
+        let mut set = MetricSet::new();
+        set.counter(
+            "node_cpu_seconds_total",
+            "Seconds the CPUs spent in each mode.",
+            &[("mode", "user"), ("cpu", "1")],
+            12.5,
+        );
+        set.counter(
+            "node_cpu_seconds_total",
+            "Seconds the CPUs spent in each mode.",
+            &[("mode", "idle"), ("cpu", "0")],
+            100.0,
+        );
+        set.gauge("node_load1", "1m load average.", &[], 0.21);
+        let out = encode(&set.finish().unwrap(), Format::Text);
+        assert_eq!(
+            out,
+            "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n\
+             # TYPE node_cpu_seconds_total counter\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 100\n\
+             node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 12.5\n\
+             # HELP node_load1 1m load average.\n\
+             # TYPE node_load1 gauge\n\
+             node_load1 0.21\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_strips_total_and_ends_with_eof() {
+        let mut set = MetricSet::new();
+        set.counter("node_forks_total", "Total number of forks.", &[], 42.0);
+        let out = encode(&set.finish().unwrap(), Format::OpenMetrics);
+        assert_eq!(
+            out,
+            "# HELP node_forks Total number of forks.\n# TYPE node_forks counter\nnode_forks_total 42.0\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn floats_match_go_strconv_g_minus_one() {
+        let cases = [
+            (1.0, "1"),
+            (0.21, "0.21"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (8253652992.0, "8.253652992e+09"),
+            (1e6, "1e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (100.0, "100"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+            (0.0, "0"),
+            (18446744073709551615.0, "1.8446744073709552e+19"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_float(v), want, "formatting {v}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut set = MetricSet::new();
+        set.gauge("x", "h\\elp\nline", &[("path", "a\"b\\c\nd")], 1.0);
+        let out = encode(&set.finish().unwrap(), Format::Text);
+        assert!(out.contains("# HELP x h\\\\elp\\nline\n"));
+        assert!(out.contains("x{path=\"a\\\"b\\\\c\\nd\"} 1\n"));
+    }
+
+    #[test]
+    fn duplicate_series_are_rejected() {
+        let mut set = MetricSet::new();
+        set.gauge("x", "h", &[("a", "1")], 1.0);
+        set.gauge("x", "h", &[("a", "1")], 2.0);
+        assert!(matches!(
+            set.finish(),
+            Err(ConsistencyError::Duplicate { .. })
+        ));
+    }
+
+    #[test]
+    fn merging_a_family_of_another_type_fails() {
+        let mut a = MetricSet::new();
+        a.gauge("x", "h", &[], 1.0);
+        let mut b = MetricSet::new();
+        b.counter("x", "h", &[("l", "v")], 1.0);
+        assert!(matches!(
+            a.merge(b),
+            Err(ConsistencyError::TypeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn histogram_gets_inf_bucket_sum_and_count() {
+        let mut set = MetricSet::new();
+        set.push(
+            "h",
+            "help",
+            MetricType::Histogram,
+            &[],
+            Value::Histogram {
+                buckets: vec![(0.5, 1), (1.0, 2)],
+                sum: 1.25,
+                count: 3,
+            },
+        );
+        let out = encode(&set.finish().unwrap(), Format::Text);
+        assert!(out.contains("h_bucket{le=\"0.5\"} 1\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_sum 1.25\nh_count 3\n"));
+    }
+
+    #[test]
+    fn negotiation_prefers_what_the_scraper_lists_first() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
+    }
+}

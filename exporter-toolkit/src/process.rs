@@ -1,0 +1,72 @@
+//! The standard `process_*` self-metrics that every Prometheus client library
+//! exposes, read through the `procfs` crate from the real /proc (not from
+//! `--path.procfs`, which may point at another host's tree).
+
+use procfs::process::{LimitValue, Process};
+
+use crate::exposition::MetricSet;
+
+pub fn collect(set: &mut MetricSet) -> Result<(), String> {
+    let me = Process::myself().map_err(|e| format!("reading /proc/self: {e}"))?;
+    let stat = me
+        .stat()
+        .map_err(|e| format!("reading /proc/self/stat: {e}"))?;
+    let tps = procfs::ticks_per_second() as f64;
+    set.counter(
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        &[],
+        (stat.utime + stat.stime) as f64 / tps,
+    );
+    if let Ok(n) = me.fd_count() {
+        set.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            &[],
+            n as f64,
+        );
+    }
+    if let Ok(limits) = me.limits() {
+        set.gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            &[],
+            limit(limits.max_open_files.soft_limit),
+        );
+        set.gauge(
+            "process_virtual_memory_max_bytes",
+            "Maximum amount of virtual memory available in bytes.",
+            &[],
+            limit(limits.max_address_space.soft_limit),
+        );
+    }
+    set.gauge(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        &[],
+        stat.vsize as f64,
+    );
+    set.gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        &[],
+        (stat.rss * procfs::page_size()) as f64,
+    );
+    if let Ok(boot) = procfs::boot_time_secs() {
+        set.gauge(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            &[],
+            boot as f64 + stat.starttime as f64 / tps,
+        );
+    }
+    Ok(())
+}
+
+fn limit(v: LimitValue) -> f64 {
+    match v {
+        // RLIM_INFINITY, as client_golang reports it.
+        LimitValue::Unlimited => u64::MAX as f64,
+        LimitValue::Value(n) => n as f64,
+    }
+}

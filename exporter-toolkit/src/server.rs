@@ -1,0 +1,189 @@
+//! The one HTTP server setup of the project: listeners (Go-style addresses),
+//! optional TLS, basic auth and extra headers from the web config, then a
+//! handler that knows nothing of any of that.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::web_config::WebConfig;
+
+pub type Body = Full<Bytes>;
+
+/// How long a client may take to finish the TLS handshake, so that idle
+/// connections cannot hold a task forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Turns a Go-style listen address (`:9100`, `localhost:9100`,
+/// `[::1]:9100`) into socket addresses to bind.
+pub fn resolve_listen_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("listen address {addr:?}: bad port"))?;
+        return Ok(vec![SocketAddr::from(([0u16; 8], port))]);
+    }
+    use std::net::ToSocketAddrs;
+    let found: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("listen address {addr:?}: {e}"))?
+        .collect();
+    if found.is_empty() {
+        return Err(format!("listen address {addr:?} resolves to nothing"));
+    }
+    Ok(found)
+}
+
+/// Binds every address; an address that cannot be bound is a startup error.
+pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>, String> {
+    let mut listeners = Vec::new();
+    for a in addresses {
+        for sa in resolve_listen_address(a)? {
+            let l = match TcpListener::bind(sa).await {
+                Ok(l) => l,
+                // A host without IPv6 cannot bind [::]; Go falls back to IPv4.
+                Err(_) if sa.ip().is_unspecified() && sa.is_ipv6() => {
+                    TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], sa.port())))
+                        .await
+                        .map_err(|e| format!("listening on {a}: {e}"))?
+                }
+                Err(e) => return Err(format!("listening on {a}: {e}")),
+            };
+            listeners.push(l);
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serves `handler` on every listener until the process ends.
+pub async fn serve<H, F>(listeners: Vec<TcpListener>, web: WebConfig, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let web = Arc::new(web);
+    let tls = web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        let web = web.clone();
+        let tls = tls.clone();
+        let handler = handler.clone();
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(address = %addr, tls = tls.is_some(), "Listening on");
+        }
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let web = web.clone();
+                let tls = tls.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let web = web.clone();
+                        let handler = handler.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(guarded(&web, req, handler).await)
+                        }
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let result = match tls {
+                        Some(acceptor) => {
+                            match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => {
+                                    builder.serve_connection(TokioIo::new(s), service).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            }
+                        }
+                        None => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn guarded<H, F>(web: &WebConfig, req: Request<Incoming>, handler: H) -> Response<Body>
+where
+    H: Fn(Request<Incoming>) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut resp = if web.requires_auth() {
+        // bcrypt is CPU-heavy: keep it off the reactor threads.
+        let w = web.clone();
+        let ok = tokio::task::spawn_blocking(move || w.authorize(authorization.as_deref()))
+            .await
+            .unwrap_or(false);
+        if ok {
+            handler(req).await
+        } else {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic"),
+            );
+            r
+        }
+    } else {
+        handler(req).await
+    };
+    for (k, v) in &web.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
+
+pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

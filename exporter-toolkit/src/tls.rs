@@ -1,0 +1,204 @@
+//! Builds a rustls server configuration from exporter-toolkit's
+//! `tls_server_config` block, with errors that say which setting is wrong.
+
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::web_config::TlsSettings;
+
+pub fn server_config(t: &TlsSettings, base: &Path) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = load_certs("cert_file", t.cert_file.as_deref(), t.cert.as_deref(), base)?;
+    let key = load_key(t.key_file.as_deref(), t.key.as_deref(), base)?;
+    let versions = protocol_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    if let Some(suites) = &t.cipher_suites {
+        // rustls only implements modern AEAD suites; accept the Go names of
+        // those so that existing files keep working, refuse anything else.
+        for s in suites {
+            if !SUPPORTED_GO_SUITES.contains(&s.as_str()) {
+                return Err(format!(
+                    "tls_server_config.cipher_suites: {s:?} is not supported; use any of {}",
+                    SUPPORTED_GO_SUITES.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(curves) = &t.curve_preferences {
+        for c in curves {
+            if !["CurveP256", "CurveP384", "X25519"].contains(&c.as_str()) {
+                return Err(format!(
+                    "tls_server_config.curve_preferences: {c:?} is not supported (CurveP256, CurveP384, X25519)"
+                ));
+            }
+        }
+    }
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    let auth_type = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let needs_ca = matches!(
+        auth_type,
+        "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"
+    );
+    let builder = match auth_type {
+        "NoClientCert" | "RequestClientCert" | "RequireAnyClientCert" if !needs_ca => {
+            if t.client_ca_file.is_some() || t.client_ca.is_some() {
+                return Err(format!(
+                    "tls_server_config: client_ca_file is set but client_auth_type is {auth_type}; \
+                     use RequireAndVerifyClientCert or VerifyClientCertIfGiven"
+                ));
+            }
+            if auth_type != "NoClientCert" {
+                return Err(format!(
+                    "tls_server_config.client_auth_type: {auth_type} (accepting unverified client \
+                     certificates) is not supported; use RequireAndVerifyClientCert"
+                ));
+            }
+            builder.with_no_client_auth()
+        }
+        "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
+            let cas = load_certs(
+                "client_ca_file",
+                t.client_ca_file.as_deref(),
+                t.client_ca.as_deref(),
+                base,
+            )
+            .map_err(|e| format!("{e} (needed for client_auth_type {auth_type})"))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in cas {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth_type == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        other => {
+            return Err(format!(
+                "tls_server_config.client_auth_type: unknown value {other:?} (NoClientCert, \
+                 VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+            ))
+        }
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_server_config: certificate and key do not match: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+const SUPPORTED_GO_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+];
+
+fn protocol_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let rank = |field: &str, v: &str| -> Result<u8, String> {
+        match v {
+            "TLS12" => Ok(12),
+            "TLS13" => Ok(13),
+            "TLS10" | "TLS11" => Err(format!(
+                "tls_server_config.{field}: {v} is insecure and not supported; use TLS12 or TLS13"
+            )),
+            other => Err(format!(
+                "tls_server_config.{field}: unknown TLS version {other:?} (TLS12, TLS13)"
+            )),
+        }
+    };
+    let lo = min
+        .map(|v| rank("min_version", v))
+        .transpose()?
+        .unwrap_or(12);
+    let hi = max
+        .map(|v| rank("max_version", v))
+        .transpose()?
+        .unwrap_or(13);
+    if lo > hi {
+        return Err("tls_server_config: min_version is above max_version".into());
+    }
+    let mut out = Vec::new();
+    if lo <= 12 {
+        out.push(&rustls::version::TLS12);
+    }
+    if hi >= 13 {
+        out.push(&rustls::version::TLS13);
+    }
+    Ok(out)
+}
+
+fn read_pem(
+    field: &str,
+    file: Option<&Path>,
+    inline: Option<&str>,
+    base: &Path,
+) -> Result<Vec<u8>, String> {
+    match (file, inline) {
+        (Some(_), Some(_)) => Err(format!(
+            "tls_server_config: set either {field} or its inline form, not both"
+        )),
+        (Some(f), None) => {
+            let p = if f.is_absolute() {
+                f.to_path_buf()
+            } else {
+                base.join(f)
+            };
+            std::fs::read(&p)
+                .map_err(|e| format!("tls_server_config.{field}: reading {}: {e}", p.display()))
+        }
+        (None, Some(text)) => Ok(text.as_bytes().to_vec()),
+        (None, None) => Err(format!("tls_server_config: {field} is required")),
+    }
+}
+
+fn load_certs(
+    field: &str,
+    file: Option<&Path>,
+    inline: Option<&str>,
+    base: &Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_pem(field, file, inline, base)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(pem.as_slice()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls_server_config.{field}: not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_server_config.{field}: no PEM certificate found"
+        ));
+    }
+    Ok(certs)
+}
+
+fn load_key(
+    file: Option<&Path>,
+    inline: Option<&str>,
+    base: &Path,
+) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = read_pem("key_file", file, inline, base)?;
+    rustls_pemfile::private_key(&mut BufReader::new(pem.as_slice()))
+        .map_err(|e| format!("tls_server_config.key_file: not PEM: {e}"))?
+        .ok_or_else(|| "tls_server_config.key_file: no PEM private key found".to_string())
+}

@@ -1,0 +1,294 @@
+//! `--web.config.file` in Prometheus exporter-toolkit's format: TLS settings
+//! and bcrypt-hashed basic-auth users. Loaded and checked once at startup so
+//! that a bad file is a clear startup error, not a failure at first scrape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("reading web config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing web config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("web config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTlsConfig>,
+    http_server_config: Option<RawHttpConfig>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTlsConfig {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    cert: Option<String>,
+    key: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    client_ca: Option<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+    client_allowed_sans: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawHttpConfig {
+    http2: Option<bool>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// A loaded, validated web configuration.
+#[derive(Clone, Default)]
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub http2: bool,
+    users: Arc<BasicAuthUsers>,
+}
+
+#[derive(Default)]
+struct BasicAuthUsers {
+    hashes: BTreeMap<String, String>,
+    /// bcrypt is deliberately slow (~50 ms at cost 10): remember verdicts, as
+    /// exporter-toolkit does, so that a scrape every 15 s costs nothing.
+    verdicts: Mutex<HashMap<(String, String), bool>>,
+}
+
+const MAX_CACHED_VERDICTS: usize = 256;
+
+impl WebConfig {
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig::default()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| WebConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |message: String| WebConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let tls = match raw.tls_server_config {
+            Some(t) => Some(Arc::new(
+                crate::tls::server_config(&t.into(), base).map_err(invalid)?,
+            )),
+            None => None,
+        };
+        for (user, hash) in &raw.basic_auth_users {
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+                return Err(invalid(format!(
+                    "basic_auth_users: the password of user {user:?} is not a bcrypt hash \
+                     (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)"
+                )));
+            }
+        }
+        let http = raw.http_server_config.unwrap_or_default();
+        let mut headers = Vec::new();
+        for (k, v) in &http.headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                invalid(format!("http_server_config.headers: bad header name {k:?}"))
+            })?;
+            let value = http::HeaderValue::from_str(v).map_err(|_| {
+                invalid(format!(
+                    "http_server_config.headers: bad value for header {k:?}"
+                ))
+            })?;
+            headers.push((name, value));
+        }
+        Ok(WebConfig {
+            tls,
+            headers,
+            http2: http.http2.unwrap_or(true),
+            users: Arc::new(BasicAuthUsers {
+                hashes: raw.basic_auth_users,
+                verdicts: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn requires_auth(&self) -> bool {
+        !self.users.hashes.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against the configured users.
+    /// Returns true when no users are configured.
+    pub fn authorize(&self, authorization: Option<&str>) -> bool {
+        if !self.requires_auth() {
+            return true;
+        }
+        let Some((user, password)) = authorization.and_then(parse_basic_auth) else {
+            return false;
+        };
+        let key = (user.clone(), password.clone());
+        if let Some(v) = self
+            .users
+            .verdicts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+        {
+            return v;
+        }
+        let verdict = match self.users.hashes.get(&user) {
+            Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
+            None => {
+                // Spend the same time for unknown users, so that timing does
+                // not tell which user names exist.
+                let _ = bcrypt::verify(&password, DUMMY_HASH);
+                false
+            }
+        };
+        if let Ok(mut m) = self.users.verdicts.lock() {
+            if m.len() >= MAX_CACHED_VERDICTS {
+                m.clear();
+            }
+            m.insert(key, verdict);
+        }
+        verdict
+    }
+}
+
+/// bcrypt("dummy") at cost 10.
+const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+
+fn parse_basic_auth(header: &str) -> Option<(String, String)> {
+    let encoded = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// TLS settings as written in the file, handed to [`crate::tls`].
+#[derive(Debug, Default, Clone)]
+pub struct TlsSettings {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub client_auth_type: Option<String>,
+    pub client_ca_file: Option<PathBuf>,
+    pub client_ca: Option<String>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+    pub cipher_suites: Option<Vec<String>>,
+    pub curve_preferences: Option<Vec<String>>,
+    pub client_allowed_sans: Option<Vec<String>>,
+}
+
+impl From<RawTlsConfig> for TlsSettings {
+    fn from(r: RawTlsConfig) -> Self {
+        let _ = r.prefer_server_cipher_suites; // Go-only knob; rustls always prefers the server's order.
+        TlsSettings {
+            cert_file: r.cert_file,
+            key_file: r.key_file,
+            cert: r.cert,
+            key: r.key,
+            client_auth_type: r.client_auth_type,
+            client_ca_file: r.client_ca_file,
+            client_ca: r.client_ca,
+            min_version: r.min_version,
+            max_version: r.max_version,
+            cipher_suites: r.cipher_suites,
+            curve_preferences: r.curve_preferences,
+            client_allowed_sans: r.client_allowed_sans,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "web.yml", "basic_auth_user:\n  a: b\n");
+        let err = WebConfig::load(&p).err().unwrap().to_string();
+        assert!(err.contains("basic_auth_user"), "{err}");
+        assert!(err.contains("web.yml"), "{err}");
+    }
+
+    #[test]
+    fn plain_text_password_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "web.yml",
+            "basic_auth_users:\n  alice: secret\n",
+        );
+        let err = WebConfig::load(&p).err().unwrap().to_string();
+        assert!(err.contains("alice") && err.contains("bcrypt"), "{err}");
+    }
+
+    #[test]
+    fn bcrypt_users_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let p = write(
+            dir.path(),
+            "web.yml",
+            &format!("basic_auth_users:\n  alice: '{hash}'\n"),
+        );
+        let cfg = WebConfig::load(&p).unwrap();
+        let header = |u: &str, p: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        };
+        assert!(cfg.authorize(Some(&header("alice", "s3cret"))));
+        assert!(!cfg.authorize(Some(&header("alice", "wrong"))));
+        assert!(!cfg.authorize(Some(&header("bob", "s3cret"))));
+        assert!(!cfg.authorize(None));
+        // Cached verdicts answer the same.
+        assert!(cfg.authorize(Some(&header("alice", "s3cret"))));
+        assert!(!cfg.authorize(Some(&header("alice", "wrong"))));
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = WebConfig::load(Path::new("/nonexistent/web.yml"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("/nonexistent/web.yml"), "{err}");
+    }
+}

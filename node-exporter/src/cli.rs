@@ -1,0 +1,308 @@
+//! node_exporter's command line, spelled as kingpin spells it: `--flag=value`
+//! or `--flag value`, and booleans as `--flag` / `--no-flag` (the last one
+//! given wins). Each collector module declares its own flags, like
+//! node_exporter's collector files do; this module adds the global ones.
+
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use regex::Regex;
+
+use crate::collector::Paths;
+use crate::collectors::{CollectorSpec, REGISTRY};
+
+/// A boolean flag and its `--no-` twin.
+pub fn bool_flag(name: &'static str, default: bool, help: &'static str) -> [Arg; 2] {
+    let help = format!("{help} (default: {default})");
+    [
+        Arg::new(name)
+            .long(name)
+            .help(help)
+            .action(ArgAction::SetTrue),
+        Arg::new(format!("no-{name}"))
+            .long(format!("no-{name}"))
+            .hide(true)
+            .action(ArgAction::SetTrue),
+    ]
+}
+
+pub fn string_flag(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    let mut a = Arg::new(name).long(name).help(help).action(ArgAction::Set);
+    if !default.is_empty() {
+        a = a.default_value(default);
+    }
+    a
+}
+
+/// A flag that may be given several times (`--web.listen-address`).
+pub fn repeated_flag(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    let mut a = Arg::new(name)
+        .long(name)
+        .help(help)
+        .action(ArgAction::Append);
+    if !default.is_empty() {
+        a = a.default_value(default);
+    }
+    a
+}
+
+/// Parsed command line, handed to collector constructors.
+pub struct Flags {
+    matches: ArgMatches,
+    pub paths: Paths,
+}
+
+impl Flags {
+    /// `--name` / `--no-name`: whichever came last, else `default`.
+    pub fn bool(&self, name: &str, default: bool) -> bool {
+        let on = self.last_index(name);
+        let off = self.last_index(&format!("no-{name}"));
+        match (on, off) {
+            (Some(a), Some(b)) => a > b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => default,
+        }
+    }
+
+    fn last_index(&self, id: &str) -> Option<usize> {
+        if self.matches.get_flag(id) {
+            self.matches.indices_of(id).and_then(|i| i.max())
+        } else {
+            None
+        }
+    }
+
+    pub fn string(&self, name: &str) -> String {
+        self.matches
+            .get_one::<String>(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.matches
+            .get_many::<String>(name)
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A regex flag; empty means "not set". Errors name the flag.
+    pub fn regex(&self, name: &str) -> anyhow::Result<Option<Regex>> {
+        let s = self.string(name);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        Regex::new(&s)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--{name}: invalid regular expression: {e}"))
+    }
+
+    pub fn duration(&self, name: &str) -> anyhow::Result<Duration> {
+        let s = self.string(name);
+        parse_go_duration(&s).map_err(|e| anyhow::anyhow!("--{name}={s}: {e}"))
+    }
+
+    pub fn usize(&self, name: &str) -> anyhow::Result<usize> {
+        let s = self.string(name);
+        s.parse()
+            .map_err(|_| anyhow::anyhow!("--{name}={s}: not a whole number"))
+    }
+}
+
+/// Parses a Go duration (`1m30s`, `500ms`, `5s`).
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+pub fn command() -> Command {
+    let mut cmd = Command::new("node-exporter")
+        .about("Prometheus exporter for machine metrics, compatible with node_exporter")
+        .version(env!("CARGO_PKG_VERSION"))
+        .arg(repeated_flag(
+            "web.listen-address",
+            ":9100",
+            "Addresses on which to expose metrics and web interface. Repeatable.",
+        ))
+        .arg(string_flag(
+            "web.telemetry-path",
+            "/metrics",
+            "Path under which to expose metrics.",
+        ))
+        .arg(string_flag(
+            "web.config.file",
+            "",
+            "Path to a configuration file that can enable TLS or authentication (exporter-toolkit format).",
+        ))
+        .arg(string_flag(
+            "web.max-requests",
+            "40",
+            "Maximum number of parallel scrape requests. Use 0 to disable.",
+        ))
+        .args(bool_flag(
+            "web.disable-exporter-metrics",
+            false,
+            "Exclude metrics about the exporter itself (promhttp_*, process_*).",
+        ))
+        .arg(string_flag("path.procfs", "/proc", "procfs mountpoint."))
+        .arg(string_flag("path.sysfs", "/sys", "sysfs mountpoint."))
+        .arg(string_flag("path.rootfs", "/", "rootfs mountpoint."))
+        .arg(string_flag("path.udev.data", "/run/udev/data", "udev data path."))
+        .args(bool_flag(
+            "collector.disable-defaults",
+            false,
+            "Set all collectors to disabled by default.",
+        ))
+        .arg(string_flag(
+            "collector.timeout",
+            "9s",
+            "Time budget of each collector in a scrape; a collector past it is reported failed and \
+             the scrape answers anyway. Lowered to fit Prometheus' X-Prometheus-Scrape-Timeout-Seconds.",
+        ))
+        .arg(string_flag(
+            "log.level",
+            "info",
+            "Only log messages with the given severity or above. One of: [debug, info, warn, error]",
+        ))
+        .arg(string_flag(
+            "log.format",
+            "logfmt",
+            "Output format of log messages. One of: [logfmt, json]",
+        ));
+    for spec in REGISTRY {
+        let help: &'static str =
+            Box::leak(format!("Enable the {} collector", spec.name).into_boxed_str());
+        let flag: &'static str = Box::leak(format!("collector.{}", spec.name).into_boxed_str());
+        cmd = cmd.args(bool_flag(flag, spec.default_enabled, help));
+        cmd = cmd.args((spec.flags)());
+    }
+    cmd
+}
+
+/// Accepts kingpin's single-dash long flags (`-web.listen-address`) too.
+fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.contains('.')
+            {
+                format!("-{a}")
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, clap::Error> {
+    let matches = command().try_get_matches_from(normalize_args(args))?;
+    let mut flags = Flags {
+        matches,
+        paths: Paths::default(),
+    };
+    flags.paths = Paths {
+        procfs: flags.string("path.procfs").into(),
+        sysfs: flags.string("path.sysfs").into(),
+        rootfs: flags.string("path.rootfs").into(),
+        udev_data: flags.string("path.udev.data").into(),
+    };
+    Ok(flags)
+}
+
+/// The collectors this command line enables, in registry order.
+pub fn enabled_collectors(flags: &Flags) -> Vec<&'static CollectorSpec> {
+    let disable_defaults = flags.bool("collector.disable-defaults", false);
+    REGISTRY
+        .iter()
+        .filter(|spec| {
+            let default = spec.default_enabled && !disable_defaults;
+            flags.bool(&format!("collector.{}", spec.name), default)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(a: &[&str]) -> Flags {
+        parse(
+            std::iter::once("node-exporter")
+                .chain(a.iter().copied())
+                .map(String::from),
+        )
+        .unwrap()
+    }
+
+    fn names(f: &Flags) -> Vec<&'static str> {
+        enabled_collectors(f).iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn last_of_flag_and_no_flag_wins() {
+        let f = parse_args(&["--no-collector.cpu", "--collector.cpu"]);
+        assert!(names(&f).contains(&"cpu"));
+        let f = parse_args(&["--collector.cpu", "--no-collector.cpu"]);
+        assert!(!names(&f).contains(&"cpu"));
+    }
+
+    #[test]
+    fn disable_defaults_keeps_only_named_collectors() {
+        let f = parse_args(&["--collector.disable-defaults", "--collector.meminfo"]);
+        assert_eq!(names(&f), vec!["meminfo"]);
+    }
+
+    #[test]
+    fn single_dash_and_equals_forms_work() {
+        let f = parse_args(&["-web.listen-address=127.0.0.1:9999", "--path.procfs", "/x"]);
+        assert_eq!(f.strings("web.listen-address"), vec!["127.0.0.1:9999"]);
+        assert_eq!(f.paths.procfs, std::path::PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert!(parse_go_duration("5 parsecs").is_err());
+        assert!(parse_go_duration("").is_err());
+    }
+
+    #[test]
+    fn unknown_flag_is_an_error() {
+        assert!(parse(["node-exporter", "--collector.nosuch"].map(String::from)).is_err());
+    }
+}

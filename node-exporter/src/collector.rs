@@ -1,0 +1,80 @@
+//! What a collector is, and what it is given.
+
+use std::path::{Path, PathBuf};
+
+use exporter_toolkit::exposition::MetricSet;
+
+/// One collector, as node_exporter's `Collector` interface: it reads the
+/// system and adds this scrape's metrics to `out`. Collectors are shared
+/// between concurrent scrapes, so any state they keep is behind a lock.
+pub trait Collector: Send + Sync {
+    fn update(&self, out: &mut MetricSet) -> anyhow::Result<()>;
+}
+
+/// Returned (through anyhow) when a collector has nothing to report on this
+/// system, e.g. no /proc/pressure on an old kernel. The scrape still marks the
+/// collector failed, as node_exporter does, but logs it at debug level only.
+#[derive(Debug)]
+pub struct NoData(pub String);
+
+impl std::fmt::Display for NoData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoData {}
+
+/// Where the host's pseudo-filesystems are: `--path.procfs`, `--path.sysfs`,
+/// `--path.rootfs`, `--path.udev.data`. Fixture trees in tests swap these.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    pub udev_data: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            procfs: "/proc".into(),
+            sysfs: "/sys".into(),
+            rootfs: "/".into(),
+            udev_data: "/run/udev/data".into(),
+        }
+    }
+}
+
+impl Paths {
+    pub fn proc(&self, rel: &str) -> PathBuf {
+        self.procfs.join(rel)
+    }
+    pub fn sys(&self, rel: &str) -> PathBuf {
+        self.sysfs.join(rel)
+    }
+    /// A path on the host's root filesystem, e.g. `/etc/os-release`.
+    pub fn root(&self, abs: &str) -> PathBuf {
+        self.rootfs.join(abs.trim_start_matches('/'))
+    }
+    /// Maps a mount point as seen by the host back to this process' view,
+    /// for `statfs` when running in a container with the host's / mounted
+    /// at `--path.rootfs`.
+    pub fn rootfs_view(&self, mount_point: &str) -> PathBuf {
+        self.root(mount_point)
+    }
+    /// Removes the `--path.rootfs` prefix from a mount point, so labels show
+    /// the host's view (node_exporter's `rootfsStripPrefix`).
+    pub fn strip_rootfs(&self, mount_point: &str) -> String {
+        if self.rootfs == Path::new("/") {
+            return mount_point.to_string();
+        }
+        let prefix = self.rootfs.to_string_lossy();
+        let prefix = prefix.trim_end_matches('/');
+        match mount_point.strip_prefix(prefix) {
+            Some("") => "/".to_string(),
+            Some(rest) if rest.starts_with('/') => rest.to_string(),
+            _ => mount_point.to_string(),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The collector registry: every collector module declares a [`CollectorSpec`]
+//! (name, on by default or not, its own flags, a constructor) and is listed in
+//! [`REGISTRY`] once. Scrape timing and `node_scrape_collector_*` live in
+//! `crate::scrape`, not here.
+
+use clap::Arg;
+
+use crate::cli::Flags;
+use crate::collector::Collector;
+
+pub mod arp;
+pub mod conntrack;
+pub mod cpu;
+pub mod cpufreq;
+pub mod diskstats;
+pub mod entropy;
+pub mod filefd;
+pub mod filesystem;
+pub mod hwmon;
+pub mod interrupts;
+pub mod kernel_hung;
+pub mod ksmd;
+pub mod loadavg;
+pub mod meminfo;
+pub mod netclass;
+pub mod netdev;
+pub mod netstat;
+pub mod os;
+pub mod powersupplyclass;
+pub mod pressure;
+pub mod processes;
+pub mod schedstat;
+pub mod sockstat;
+pub mod softnet;
+pub mod stat;
+pub mod tcpstat;
+pub mod textfile;
+pub mod thermal_zone;
+pub mod time;
+pub mod timex;
+pub mod udp_queues;
+pub mod uname;
+pub mod vmstat;
+
+pub struct CollectorSpec {
+    pub name: &'static str,
+    pub default_enabled: bool,
+    /// The collector's own flags (`--collector.<name>.*`).
+    pub flags: fn() -> Vec<Arg>,
+    pub build: fn(&Flags) -> anyhow::Result<Box<dyn Collector>>,
+}
+
+pub fn no_flags() -> Vec<Arg> {
+    Vec::new()
+}
+
+/// Sorted by name; `--help` lists them in this order.
+pub static REGISTRY: &[CollectorSpec] = &[
+    arp::SPEC,
+    conntrack::SPEC,
+    cpu::SPEC,
+    cpufreq::SPEC,
+    diskstats::SPEC,
+    entropy::SPEC,
+    filefd::SPEC,
+    filesystem::SPEC,
+    hwmon::SPEC,
+    interrupts::SPEC,
+    kernel_hung::SPEC,
+    ksmd::SPEC,
+    loadavg::SPEC,
+    meminfo::SPEC,
+    netclass::SPEC,
+    netdev::SPEC,
+    netstat::SPEC,
+    os::SPEC,
+    powersupplyclass::SPEC,
+    pressure::SPEC,
+    processes::SPEC,
+    schedstat::SPEC,
+    sockstat::SPEC,
+    softnet::SPEC,
+    stat::SPEC,
+    tcpstat::SPEC,
+    textfile::SPEC,
+    thermal_zone::SPEC,
+    time::SPEC,
+    timex::SPEC,
+    udp_queues::SPEC,
+    uname::SPEC,
+    vmstat::SPEC,
+];
+
+pub fn find(name: &str) -> Option<&'static CollectorSpec> {
+    REGISTRY.iter().find(|s| s.name == name)
+}

@@ -1,0 +1,11 @@
+//! node-exporter: host metrics for Prometheus with node_exporter's names.
+//!
+//! `collectors` holds one module per collector and the registry; `scrape`
+//! runs the enabled ones with a time budget each; `handler` serves them.
+
+pub mod cli;
+pub mod collector;
+pub mod collectors;
+pub mod handler;
+pub mod helpers;
+pub mod scrape;

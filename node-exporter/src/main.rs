@@ -1,0 +1,74 @@
+use std::sync::Arc;
+
+use node_exporter::cli;
+use node_exporter::handler::Exporter;
+use node_exporter::scrape::Scraper;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("node-exporter: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let flags = match cli::parse(std::env::args()) {
+        Ok(f) => f,
+        Err(e) => e.exit(),
+    };
+    exporter_toolkit::logging::init(&flags.string("log.level"), &flags.string("log.format"))
+        .map_err(anyhow::Error::msg)?;
+
+    let mut collectors = Vec::new();
+    for spec in cli::enabled_collectors(&flags) {
+        let c =
+            (spec.build)(&flags).map_err(|e| anyhow::anyhow!("collector {}: {e:#}", spec.name))?;
+        tracing::info!(collector = spec.name, "Enabled collector");
+        collectors.push((spec.name, c));
+    }
+    let web = match flags.string("web.config.file").as_str() {
+        "" => exporter_toolkit::web_config::WebConfig::default(),
+        path => exporter_toolkit::web_config::WebConfig::load(std::path::Path::new(path))?,
+    };
+    let exporter = Arc::new(Exporter::new(
+        Scraper::new(collectors),
+        flags.string("web.telemetry-path"),
+        !flags.bool("web.disable-exporter-metrics", false),
+        flags.duration("collector.timeout")?,
+        flags.usize("web.max-requests")?,
+    ));
+    let addresses = flags.strings("web.listen-address");
+
+    // Two workers are plenty: collectors run on the blocking pool, and the
+    // reactor only moves bytes. Idle blocking threads linger long enough to
+    // be reused by the next scrape instead of being respawned every time.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(std::time::Duration::from_secs(60))
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listeners = exporter_toolkit::server::bind(&addresses)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "Starting node-exporter"
+        );
+        let handler = move |req| exporter.clone().handle(req);
+        tokio::select! {
+            _ = exporter_toolkit::server::serve(listeners, web, handler) => {}
+            _ = shutdown_signal() => tracing::info!("Shutting down"),
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

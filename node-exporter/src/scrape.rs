@@ -1,0 +1,211 @@
+//! Runs the enabled collectors of one scrape concurrently, each with a time
+//! budget, and reports each one's outcome in `node_scrape_collector_*`.
+//!
+//! A collector that overruns its budget is reported failed and left to
+//! finish on its own thread; until it does, later scrapes report it failed
+//! at once instead of starting another copy, so a hung read (a dead NFS
+//! server, a stuck sysfs attribute) costs one thread, not one per scrape.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exporter_toolkit::exposition::MetricSet;
+
+use crate::collector::Collector;
+use crate::helpers::is_no_data;
+
+pub struct Entry {
+    pub name: &'static str,
+    collector: Arc<dyn Collector>,
+    in_flight: Arc<AtomicBool>,
+}
+
+pub struct Scraper {
+    entries: Vec<Entry>,
+}
+
+impl Scraper {
+    pub fn new(collectors: Vec<(&'static str, Box<dyn Collector>)>) -> Scraper {
+        Scraper {
+            entries: collectors
+                .into_iter()
+                .map(|(name, c)| Entry {
+                    name,
+                    collector: Arc::from(c),
+                    in_flight: Arc::new(AtomicBool::new(false)),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.name)
+    }
+
+    /// Runs the collectors `include` accepts and returns their metrics plus
+    /// `node_scrape_collector_duration_seconds` / `_success`.
+    pub async fn scrape(&self, include: impl Fn(&str) -> bool, budget: Duration) -> MetricSet {
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut running = Vec::new();
+        let mut out = MetricSet::new();
+        for e in self.entries.iter().filter(|e| include(e.name)) {
+            if e.in_flight.swap(true, Ordering::AcqRel) {
+                tracing::error!(
+                    collector = e.name,
+                    "collector failed: still running from an earlier scrape (over its time budget)"
+                );
+                report(&mut out, e.name, 0.0, false);
+                continue;
+            }
+            let collector = e.collector.clone();
+            let in_flight = e.in_flight.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                let start = Instant::now();
+                let mut set = MetricSet::new();
+                // A panic is a bug, but it must not take the scrape with it.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    collector.update(&mut set)
+                }))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("collector panicked")));
+                in_flight.store(false, Ordering::Release);
+                (set, result, start.elapsed())
+            });
+            running.push((e.name, Instant::now(), task));
+        }
+        for (name, started, task) in running {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok((set, Ok(()), elapsed))) => match out.merge(set) {
+                    Ok(()) => report(&mut out, name, elapsed.as_secs_f64(), true),
+                    Err(e) => {
+                        tracing::error!(collector = name, error = %e, "collector failed");
+                        report(&mut out, name, elapsed.as_secs_f64(), false);
+                    }
+                },
+                Ok(Ok((_, Err(err), elapsed))) => {
+                    let secs = elapsed.as_secs_f64();
+                    if is_no_data(&err) {
+                        tracing::debug!(collector = name, duration_seconds = secs, error = %err, "collector returned no data");
+                    } else {
+                        tracing::error!(
+                            collector = name,
+                            duration_seconds = secs,
+                            error = format!("{err:#}"),
+                            "collector failed"
+                        );
+                    }
+                    report(&mut out, name, secs, false);
+                }
+                Ok(Err(join_err)) => {
+                    tracing::error!(collector = name, error = %join_err, "collector failed");
+                    report(&mut out, name, started.elapsed().as_secs_f64(), false);
+                }
+                Err(_) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::error!(
+                        collector = name,
+                        duration_seconds = secs,
+                        "collector failed: over its time budget of {budget:?}"
+                    );
+                    report(&mut out, name, secs, false);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn report(out: &mut MetricSet, name: &str, seconds: f64, success: bool) {
+    out.gauge(
+        "node_scrape_collector_duration_seconds",
+        "node_exporter: Duration of a collector scrape.",
+        &[("collector", name)],
+        seconds,
+    );
+    out.gauge(
+        "node_scrape_collector_success",
+        "node_exporter: Whether a collector succeeded.",
+        &[("collector", name)],
+        if success { 1.0 } else { 0.0 },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sleepy(Duration);
+    impl Collector for Sleepy {
+        fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+            std::thread::sleep(self.0);
+            out.gauge("sleepy_done", "h", &[], 1.0);
+            Ok(())
+        }
+    }
+    struct Broken;
+    impl Collector for Broken {
+        fn update(&self, _: &mut MetricSet) -> anyhow::Result<()> {
+            anyhow::bail!("reading /proc/broken: garbage")
+        }
+    }
+    struct Panicky;
+    impl Collector for Panicky {
+        fn update(&self, _: &mut MetricSet) -> anyhow::Result<()> {
+            panic!("bug")
+        }
+    }
+    struct Quick;
+    impl Collector for Quick {
+        fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+            out.gauge("quick", "h", &[], 1.0);
+            Ok(())
+        }
+    }
+
+    fn success(set: &MetricSet, name: &str) -> Option<f64> {
+        set.families()
+            .iter()
+            .find(|f| f.name == "node_scrape_collector_success")?
+            .series
+            .iter()
+            .find(|s| s.labels.iter().any(|(_, v)| v == name))
+            .and_then(|s| match s.value {
+                exporter_toolkit::exposition::Value::Single(v) => Some(v),
+                _ => None,
+            })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_broken_and_panicking_collectors_do_not_fail_the_scrape() {
+        let s = Scraper::new(vec![
+            ("slow", Box::new(Sleepy(Duration::from_millis(1500)))),
+            ("broken", Box::new(Broken)),
+            ("panicky", Box::new(Panicky)),
+            ("quick", Box::new(Quick)),
+        ]);
+        let started = Instant::now();
+        let set = s.scrape(|_| true, Duration::from_millis(300)).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "scrape waited for the slow collector"
+        );
+        assert_eq!(success(&set, "slow"), Some(0.0));
+        assert_eq!(success(&set, "broken"), Some(0.0));
+        assert_eq!(success(&set, "panicky"), Some(0.0));
+        assert_eq!(success(&set, "quick"), Some(1.0));
+        assert!(set.families().iter().any(|f| f.name == "quick"));
+        assert!(!set.families().iter().any(|f| f.name == "sleepy_done"));
+
+        // The slow one is still running: the next scrape must not start a
+        // second copy, and must answer at once.
+        let started = Instant::now();
+        let set = s.scrape(|n| n == "slow", Duration::from_millis(300)).await;
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(success(&set, "slow"), Some(0.0));
+
+        // Once it has finished, it runs again normally.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let set = s.scrape(|n| n == "slow", Duration::from_secs(5)).await;
+        assert_eq!(success(&set, "slow"), Some(1.0));
+    }
+}
