@@ -190,6 +190,14 @@ pub fn command() -> Command {
             "Time budget of each collector in a scrape; a collector past it is reported failed and \
              the scrape answers anyway. Lowered to fit Prometheus' X-Prometheus-Scrape-Timeout-Seconds.",
         ))
+        .arg(
+            // Go-only knob in node_exporter's systemd units; accepted so
+            // those units run unchanged.
+            Arg::new("runtime.gomaxprocs")
+                .long("runtime.gomaxprocs")
+                .hide(true)
+                .action(ArgAction::Set),
+        )
         .arg(string_flag(
             "log.level",
             "info",
