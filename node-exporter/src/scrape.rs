@@ -82,8 +82,13 @@ impl Scraper {
                         report(&mut out, name, elapsed.as_secs_f64(), false);
                     }
                 },
-                Ok(Ok((_, Err(err), elapsed))) => {
+                Ok(Ok((set, Err(err), elapsed))) => {
                     let secs = elapsed.as_secs_f64();
+                    // Like node_exporter, keep what the collector emitted
+                    // before it failed (e.g. the PSI files it could read).
+                    if let Err(e) = out.merge(set) {
+                        tracing::error!(collector = name, error = %e, "collector output dropped");
+                    }
                     if is_no_data(&err) {
                         tracing::debug!(collector = name, duration_seconds = secs, error = %err, "collector returned no data");
                     } else {
@@ -144,7 +149,8 @@ mod tests {
     }
     struct Broken;
     impl Collector for Broken {
-        fn update(&self, _: &mut MetricSet) -> anyhow::Result<()> {
+        fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+            out.gauge("broken_partial", "h", &[], 1.0);
             anyhow::bail!("reading /proc/broken: garbage")
         }
     }
@@ -194,6 +200,8 @@ mod tests {
         assert_eq!(success(&set, "panicky"), Some(0.0));
         assert_eq!(success(&set, "quick"), Some(1.0));
         assert!(set.families().iter().any(|f| f.name == "quick"));
+        // What a failing collector emitted before its error is kept.
+        assert!(set.families().iter().any(|f| f.name == "broken_partial"));
         assert!(!set.families().iter().any(|f| f.name == "sleepy_done"));
 
         // The slow one is still running: the next scrape must not start a
