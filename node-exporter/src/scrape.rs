@@ -184,15 +184,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn slow_broken_and_panicking_collectors_do_not_fail_the_scrape() {
         let s = Scraper::new(vec![
-            ("slow", Box::new(Sleepy(Duration::from_millis(1500)))),
+            ("slow", Box::new(Sleepy(Duration::from_millis(4000)))),
             ("broken", Box::new(Broken)),
             ("panicky", Box::new(Panicky)),
             ("quick", Box::new(Quick)),
         ]);
         let started = Instant::now();
-        let set = s.scrape(|_| true, Duration::from_millis(300)).await;
+        let set = s.scrape(|_| true, Duration::from_millis(1500)).await;
         assert!(
-            started.elapsed() < Duration::from_millis(1200),
+            started.elapsed() < Duration::from_millis(3500),
             "scrape waited for the slow collector"
         );
         assert_eq!(success(&set, "slow"), Some(0.0));
@@ -207,12 +207,12 @@ mod tests {
         // The slow one is still running: the next scrape must not start a
         // second copy, and must answer at once.
         let started = Instant::now();
-        let set = s.scrape(|n| n == "slow", Duration::from_millis(300)).await;
-        assert!(started.elapsed() < Duration::from_millis(100));
+        let set = s.scrape(|n| n == "slow", Duration::from_millis(1500)).await;
+        assert!(started.elapsed() < Duration::from_millis(500));
         assert_eq!(success(&set, "slow"), Some(0.0));
 
         // Once it has finished, it runs again normally.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
         let set = s.scrape(|n| n == "slow", Duration::from_secs(5)).await;
         assert_eq!(success(&set, "slow"), Some(1.0));
     }

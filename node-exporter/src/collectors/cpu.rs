@@ -4,6 +4,7 @@
 //! previous value, so rate() never sees a reset that did not happen.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::anyhow;
@@ -48,41 +49,15 @@ struct Cpu {
 impl Collector for Cpu {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("stat");
-        let text = read_file(&path)?;
+        let cpus = parse_cpu_lines(&read_file(&path)?, &path)?;
         let mut last = self
             .last
             .lock()
             .map_err(|_| anyhow!("cpu state lock poisoned"))?;
-        let mut cpus = 0;
-        for (i, line) in text.lines().enumerate() {
-            let mut fields = line.split_whitespace();
-            let Some(label) = fields.next() else { continue };
-            let Some(cpu) = label.strip_prefix("cpu").filter(|n| !n.is_empty()) else {
-                continue;
-            };
-            if !cpu.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(anyhow!(
-                    "parsing {} line {}: bad cpu name {label:?}",
-                    path.display(),
-                    i + 1
-                ));
-            }
-            let values: Vec<f64> = fields
-                .enumerate()
-                .map(|(j, v)| parse_f64(v, &path, i + 1, &format!("{label} field {}", j + 1)))
-                .collect::<anyhow::Result<_>>()?;
-            if values.len() < 4 {
-                return Err(anyhow!(
-                    "parsing {} line {}: {label} has {} fields, expected at least 4",
-                    path.display(),
-                    i + 1,
-                    values.len()
-                ));
-            }
-            cpus += 1;
+        for (cpu, values) in &cpus {
             let mut seconds = |idx: usize| -> Option<f64> {
                 let v = values.get(idx)? / USER_HZ;
-                let prev = last.entry((cpu.to_string(), idx)).or_insert(v);
+                let prev = last.entry((cpu.clone(), idx)).or_insert(v);
                 if v >= *prev {
                     *prev = v;
                 }
@@ -111,12 +86,99 @@ impl Collector for Cpu {
                 }
             }
         }
-        if cpus == 0 {
+        Ok(())
+    }
+}
+
+/// The per-CPU lines of /proc/stat (`cpu0 ...`, not the `cpu` total) as
+/// (cpu number, ticks per field).
+pub fn parse_cpu_lines(text: &str, path: &Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+    let mut cpus = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        let Some(label) = fields.next() else { continue };
+        let Some(cpu) = label.strip_prefix("cpu").filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if !cpu.bytes().all(|b| b.is_ascii_digit()) {
             return Err(anyhow!(
-                "parsing {}: no per-CPU lines found",
-                path.display()
+                "parsing {} line {}: bad cpu name {label:?}",
+                path.display(),
+                i + 1
             ));
         }
-        Ok(())
+        let values: Vec<f64> = fields
+            .enumerate()
+            .map(|(j, v)| parse_f64(v, path, i + 1, &format!("{label} field {}", j + 1)))
+            .collect::<anyhow::Result<_>>()?;
+        if values.len() < 4 {
+            return Err(anyhow!(
+                "parsing {} line {}: {label} has {} fields, expected at least 4",
+                path.display(),
+                i + 1,
+                values.len()
+            ));
+        }
+        cpus.push((cpu.to_string(), values));
+    }
+    if cpus.is_empty() {
+        return Err(anyhow!(
+            "parsing {}: no per-CPU lines found",
+            path.display()
+        ));
+    }
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(c: &Cpu) -> String {
+        let mut set = MetricSet::new();
+        c.update(&mut set).unwrap();
+        exporter_toolkit::exposition::encode(
+            &set.finish().unwrap(),
+            exporter_toolkit::exposition::Format::Text,
+        )
+    }
+
+    #[test]
+    fn counters_never_go_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = dir.path().join("stat");
+        std::fs::write(
+            &stat,
+            "cpu  1 0 1 500 9 0 0 0 0 0\ncpu0 100 0 100 5000 90 0 0 0 0 0\n",
+        )
+        .unwrap();
+        let c = Cpu {
+            paths: Paths {
+                procfs: dir.path().into(),
+                ..Paths::default()
+            },
+            guest: true,
+            last: Mutex::new(HashMap::new()),
+        };
+        assert!(collect(&c).contains("node_cpu_seconds_total{cpu=\"0\",mode=\"iowait\"} 0.9\n"));
+        // The kernel reports iowait lower than before: keep the old value.
+        std::fs::write(&stat, "cpu0 101 0 100 5001 80 0 0 0 0 0\n").unwrap();
+        let out = collect(&c);
+        assert!(
+            out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"iowait\"} 0.9\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 1.01\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn garbage_names_the_file_and_line() {
+        let err = parse_cpu_lines("cpu0 1 2 x 4\n", Path::new("/proc/stat")).unwrap_err();
+        assert!(err.to_string().contains("/proc/stat line 1"), "{err}");
+        assert!(parse_cpu_lines("cpu0 1 2\n", Path::new("/proc/stat")).is_err());
+        assert!(parse_cpu_lines("intr 1\n", Path::new("/proc/stat")).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! `node_load1`, `node_load5`, `node_load15` from /proc/loadavg.
 
+use std::path::Path;
+
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
@@ -25,25 +27,31 @@ struct Loadavg {
 impl Collector for Loadavg {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("loadavg");
-        let text = read_file(&path)?;
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        if fields.len() < 3 {
-            return Err(anyhow!(
-                "parsing {}: expected at least 3 fields, found {}",
-                path.display(),
-                fields.len()
-            ));
-        }
-        for (i, (name, help)) in [
+        let loads = parse_loadavg(&read_file(&path)?, &path)?;
+        let names = [
             ("node_load1", "1m load average."),
             ("node_load5", "5m load average."),
             ("node_load15", "15m load average."),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            out.gauge(name, help, &[], parse_f64(fields[i], &path, 1, name)?);
+        ];
+        for ((name, help), v) in names.into_iter().zip(loads) {
+            out.gauge(name, help, &[], v);
         }
         Ok(())
     }
+}
+
+/// The 1, 5 and 15 minute load averages: the first three fields.
+pub fn parse_loadavg(text: &str, path: &Path) -> anyhow::Result<[f64; 3]> {
+    let mut fields = text.split_whitespace();
+    let mut loads = [0.0; 3];
+    for (i, slot) in loads.iter_mut().enumerate() {
+        let field = fields.next().ok_or_else(|| {
+            anyhow!(
+                "parsing {}: expected at least 3 fields, found {i}",
+                path.display()
+            )
+        })?;
+        *slot = parse_f64(field, path, 1, &format!("field {}", i + 1))?;
+    }
+    Ok(loads)
 }

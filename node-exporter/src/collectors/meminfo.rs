@@ -2,6 +2,8 @@
 //! node_exporter names them (`Active(anon)` becomes `Active_anon`, values in
 //! kB become `_bytes`), so lines added by future kernels appear by themselves.
 
+use std::path::Path;
+
 use anyhow::anyhow;
 use exporter_toolkit::exposition::{sanitize_name, MetricSet};
 
@@ -27,49 +29,51 @@ struct Meminfo {
 impl Collector for Meminfo {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("meminfo");
-        let text = read_file(&path)?;
-        let mut seen = 0;
-        for (i, line) in text.lines().enumerate() {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            if parts.is_empty() {
-                continue;
-            }
-            let key = parts[0].strip_suffix(':').ok_or_else(|| {
-                anyhow!(
-                    "parsing {} line {}: no ':' after {:?}",
-                    path.display(),
-                    i + 1,
-                    parts[0]
-                )
-            })?;
-            // Active(anon) -> Active_anon
-            let key = key.replace('(', "_").replace(')', "");
-            let (value, key) = match parts.len() {
-                2 => (parse_f64(parts[1], &path, i + 1, &key)?, key),
-                3 => (
-                    parse_f64(parts[1], &path, i + 1, &key)? * 1024.0,
-                    format!("{key}_bytes"),
-                ),
-                _ => {
-                    return Err(anyhow!(
-                        "parsing {} line {}: unexpected format {line:?}",
-                        path.display(),
-                        i + 1
-                    ))
-                }
-            };
-            let key = sanitize_name(&key);
+        for (key, value) in parse_meminfo(&read_file(&path)?, &path)? {
             out.gauge(
                 format!("node_memory_{key}"),
                 format!("Memory information field {key}."),
                 &[],
                 value,
             );
-            seen += 1;
-        }
-        if seen == 0 {
-            return Err(anyhow!("parsing {}: no fields found", path.display()));
         }
         Ok(())
     }
+}
+
+/// Every line as (metric name suffix, value in bytes or as given).
+pub fn parse_meminfo(text: &str, path: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut fields = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = parts.first() else { continue };
+        let key = first.strip_suffix(':').ok_or_else(|| {
+            anyhow!(
+                "parsing {} line {}: no ':' after {first:?}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        // Active(anon) -> Active_anon
+        let key = key.replace('(', "_").replace(')', "");
+        let (value, key) = match parts.as_slice() {
+            [_, v] => (parse_f64(v, path, i + 1, &key)?, key),
+            [_, v, _unit] => (
+                parse_f64(v, path, i + 1, &key)? * 1024.0,
+                format!("{key}_bytes"),
+            ),
+            _ => {
+                return Err(anyhow!(
+                    "parsing {} line {}: unexpected format {line:?}",
+                    path.display(),
+                    i + 1
+                ))
+            }
+        };
+        fields.push((sanitize_name(&key), value));
+    }
+    if fields.is_empty() {
+        return Err(anyhow!("parsing {}: no fields found", path.display()));
+    }
+    Ok(fields)
 }

@@ -79,13 +79,15 @@ pub fn parse_netstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<
                     out.push((proto, name, parse_f64(v, path, j + 1, name)?));
                 }
                 (None, None) => break,
-                _ => return Err(anyhow!(
+                _ => {
+                    return Err(anyhow!(
                     "parsing {} lines {}-{}: {proto} has {} names but a different number of values",
                     path.display(),
                     i + 1,
                     j + 1,
                     header.split_whitespace().count() - 1,
-                )),
+                ))
+                }
             }
         }
         if out.len() == start {
