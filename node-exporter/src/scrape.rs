@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(success(&set, "slow"), Some(0.0));
 
         // Once it has finished, it runs again normally.
-        tokio::time::sleep(Duration::from_millis(3000)).await;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
         let set = s.scrape(|n| n == "slow", Duration::from_secs(5)).await;
         assert_eq!(success(&set, "slow"), Some(1.0));
     }
