@@ -1,0 +1,46 @@
+//! Every /proc and /sys parser, in one table, so that the fuzz target
+//! (`fuzz/fuzz_targets/parsers.rs`) and the mutation test
+//! (`tests/parsers_never_panic.rs`) exercise all of them. A collector whose
+//! parser is not listed here is not fuzzed: add it when you add a parser.
+
+use std::path::Path;
+
+use crate::collectors::*;
+
+/// (name, a call that parses `text` and throws the result away).
+pub type ParserEntry = (&'static str, fn(&str));
+
+pub static PARSERS: &[ParserEntry] = &[
+    ("cpu", |t| drop(cpu::parse_cpu_lines(t, Path::new("stat")))),
+    ("loadavg", |t| {
+        drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
+    }),
+    ("meminfo", |t| {
+        drop(meminfo::parse_meminfo(t, Path::new("meminfo")))
+    }),
+    ("stat", |t| drop(stat::parse_stat(t, Path::new("stat")))),
+    ("vmstat", |t| {
+        drop(vmstat::parse_vmstat(t, Path::new("vmstat")))
+    }),
+    ("netstat", |t| {
+        drop(netstat::parse_netstat(t, Path::new("netstat")))
+    }),
+    ("snmp6", |t| {
+        drop(netstat::parse_snmp6(t, Path::new("snmp6")))
+    }),
+    ("sockstat", |t| {
+        drop(sockstat::parse_sockstat(t, Path::new("sockstat")))
+    }),
+    ("file-nr", |t| {
+        drop(filefd::parse_file_nr(t, Path::new("file-nr")))
+    }),
+    ("conntrack", |t| {
+        drop(conntrack::parse_conntrack_stat(
+            t,
+            Path::new("nf_conntrack"),
+        ))
+    }),
+    ("pressure", |t| {
+        drop(pressure::parse_psi(t, Path::new("pressure")))
+    }),
+];
