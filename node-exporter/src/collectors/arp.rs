@@ -69,15 +69,17 @@ pub fn parse_arp<'a>(text: &'a str, path: &Path) -> anyhow::Result<BTreeMap<&'a 
                 line.trim()
             )
         };
-        let (Some(_hw_type), Some(flags), Some(mac), Some(_mask), Some(device), None) = (
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-        ) else {
+        let (Some(_hw_type), Some(flags), Some(c4), Some(c5)) =
+            (cols.next(), cols.next(), cols.next(), cols.next())
+        else {
             return Err(bad("expected 6 columns"));
+        };
+        // A device without a link-layer address prints an empty (blank
+        // padded) hardware address column: 5 columns, the 4th the mask "*".
+        let (mac, device) = match (c4, cols.next(), cols.next()) {
+            ("*", None, None) => ("", c5),
+            (mac, Some(device), None) => (mac, device),
+            _ => return Err(bad("expected 6 columns")),
         };
         if ip.parse::<std::net::Ipv4Addr>().is_err() {
             return Err(bad("bad IP address"));
@@ -88,7 +90,7 @@ pub fn parse_arp<'a>(text: &'a str, path: &Path) -> anyhow::Result<BTreeMap<&'a 
         if !flags_ok {
             return Err(bad("bad flags"));
         }
-        if !valid_hw_addr(mac) {
+        if !mac.is_empty() && !valid_hw_addr(mac) {
             return Err(bad("bad hardware address"));
         }
         *out.entry(device).or_insert(0) += 1;
@@ -96,7 +98,8 @@ pub fn parse_arp<'a>(text: &'a str, path: &Path) -> anyhow::Result<BTreeMap<&'a 
     Ok(out)
 }
 
-/// `xx:xx:...` in hex pairs (6 bytes for Ethernet, 20 for InfiniBand).
+/// `xx:xx:...` in hex pairs (6 bytes for Ethernet; the kernel cuts longer
+/// ones, such as InfiniBand's 20, to 9).
 fn valid_hw_addr(s: &str) -> bool {
     !s.is_empty()
         && s.split(':')
@@ -144,6 +147,8 @@ mod tests {
 192.0.2.1        0x1         0x2         02:fc:00:00:00:05     *        eth0
 192.0.2.7        0x1         0x0         00:00:00:00:00:00     *        eth0
 10.0.0.2         0x1         0x6         52:54:00:12:34:56     *        br-lan.10
+10.9.0.1         0x20        0x2         80:00:02:08:fe:80:00:00:00     *        ib0
+10.8.0.1         0xfffe      0x2                               *        gre1
 ";
 
     #[test]
@@ -151,6 +156,8 @@ mod tests {
         let m = parse_arp(ARP, Path::new("arp")).unwrap();
         assert_eq!(m.get("eth0"), Some(&2));
         assert_eq!(m.get("br-lan.10"), Some(&1));
+        assert_eq!(m.get("ib0"), Some(&1), "InfiniBand address cut to 9 bytes");
+        assert_eq!(m.get("gre1"), Some(&1), "no hardware address");
         assert_eq!(
             parse_arp(
                 "IP address HW type Flags HW address Mask Device\n",
@@ -176,6 +183,7 @@ mod tests {
             "192.0.2 0x1 0x2 02:fc:00:00:00:05 * eth0",
             "192.0.2.1 0x1 2 02:fc:00:00:00:05 * eth0",
             "192.0.2.1 0x1 0x2 zz:fc:00:00:00:05 * eth0",
+            "192.0.2.1 0x1 0x2 02:fc:00:00:00:05 eth0",
         ] {
             assert!(parse_arp(&format!("{hdr}{bad}\n"), p).is_err(), "{bad}");
         }
