@@ -43,4 +43,29 @@ pub static PARSERS: &[ParserEntry] = &[
     ("pressure", |t| {
         drop(pressure::parse_psi(t, Path::new("pressure")))
     }),
+    ("schedstat", |t| {
+        drop(schedstat::parse_schedstat(t, Path::new("schedstat")))
+    }),
+    ("softnet", |t| {
+        drop(softnet::parse_softnet(t, Path::new("softnet_stat")))
+    }),
+    ("interrupts", |t| {
+        drop(interrupts::parse_interrupts(t, Path::new("interrupts")))
+    }),
+    ("processes", |t| {
+        drop(processes::parse_proc_stat(t, Path::new("1/stat")))
+    }),
+    ("tcpstat", |t| {
+        drop(tcpstat::parse_tcp(t, Path::new("net/tcp")))
+    }),
+    ("kernel_hung", |t| {
+        drop(kernel_hung::parse_hung_task_detect_count(
+            t,
+            Path::new("hung_task_detect_count"),
+        ))
+    }),
+    ("udp_queues", |t| {
+        drop(udp_queues::parse_udp(t, Path::new("net/udp")))
+    }),
+    ("arp", |t| drop(arp::parse_arp(t, Path::new("net/arp")))),
 ];
