@@ -169,20 +169,19 @@ fn unquote(value: &str) -> Result<String, String> {
 
 /// `^[0-9]+\.?[0-9]*` of VERSION_ID as a number.
 fn major_minor(version_id: &str) -> f64 {
-    let int_len = version_id
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(version_id.len());
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let int_len = digits(version_id);
     if int_len == 0 {
         return 0.0;
     }
     let mut end = int_len;
-    if version_id[end..].starts_with('.') {
-        end += 1;
-        end += version_id[end..]
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(version_id.len() - end);
+    let rest = version_id.get(end..).unwrap_or("");
+    if let Some(frac) = rest.strip_prefix('.') {
+        end += 1 + digits(frac);
     }
-    version_id[..end]
+    version_id
+        .get(..end)
+        .unwrap_or("")
         .trim_end_matches('.')
         .parse()
         .unwrap_or(0.0)
@@ -202,7 +201,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Parses SUPPORT_END (`YYYY-MM-DD`) to a Unix timestamp.
 fn parse_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    if b.len() != 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
