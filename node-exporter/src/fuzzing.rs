@@ -68,4 +68,19 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(udp_queues::parse_udp(t, Path::new("net/udp")))
     }),
     ("arp", |t| drop(arp::parse_arp(t, Path::new("net/arp")))),
+    ("cpufreq", |t| {
+        drop(cpufreq::parse_cpu_list(t, Path::new("online")))
+    }),
+    ("powersupply", |t| {
+        drop(powersupplyclass::parse_value(t, Path::new("capacity")))
+    }),
+    ("os-release", |t| {
+        drop(os::parse_os_release(t, Path::new("os-release")))
+    }),
+    ("textfile", |t| {
+        drop(textfile::parse_text(t, Path::new("x.prom")))
+    }),
+    ("hwmon-sensor-name", |t| {
+        drop(hwmon::explode_sensor_filename(t))
+    }),
 ];
