@@ -246,14 +246,36 @@ pub fn parse_udev_properties(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// node_exporter's device filter: excluded if the exclude regex matches, or
-/// if an include regex is set and does not match.
+/// node_exporter's device filter (`device_filter.go`): excluded if the
+/// exclude regex matches, or if an include regex is set and does not match.
+/// netdev uses it too.
 pub struct DeviceFilter {
     exclude: Option<Regex>,
     include: Option<Regex>,
 }
 
 impl DeviceFilter {
+    /// Compiles the two flags' values; an empty value is "not set".
+    pub fn new(
+        exclude_flag: &str,
+        exclude: &str,
+        include_flag: &str,
+        include: &str,
+    ) -> anyhow::Result<Self> {
+        let compile = |flag: &str, re: &str| -> anyhow::Result<Option<Regex>> {
+            if re.is_empty() {
+                return Ok(None);
+            }
+            Regex::new(re)
+                .map(Some)
+                .map_err(|e| anyhow!("--{flag}: invalid regular expression: {e}"))
+        };
+        Ok(DeviceFilter {
+            exclude: compile(exclude_flag, exclude)?,
+            include: compile(include_flag, include)?,
+        })
+    }
+
     pub fn ignored(&self, name: &str) -> bool {
         self.exclude.as_ref().is_some_and(|r| r.is_match(name))
             || self.include.as_ref().is_some_and(|r| !r.is_match(name))
@@ -279,18 +301,12 @@ fn device_filter(f: &Flags) -> anyhow::Result<DeviceFilter> {
     if !exclude.is_empty() && !include.is_empty() {
         anyhow::bail!("--collector.diskstats.device-exclude and --collector.diskstats.device-include are mutually exclusive");
     }
-    let compile = |flag: &str, re: &str| -> anyhow::Result<Option<Regex>> {
-        if re.is_empty() {
-            return Ok(None);
-        }
-        Regex::new(re)
-            .map(Some)
-            .map_err(|e| anyhow!("--{flag}: invalid regular expression: {e}"))
-    };
-    Ok(DeviceFilter {
-        exclude: compile("collector.diskstats.device-exclude", &exclude)?,
-        include: compile("collector.diskstats.device-include", &include)?,
-    })
+    DeviceFilter::new(
+        "collector.diskstats.device-exclude",
+        &exclude,
+        "collector.diskstats.device-include",
+        &include,
+    )
 }
 
 struct Diskstats {
