@@ -282,31 +282,41 @@ impl DeviceFilter {
     }
 }
 
-fn device_filter(f: &Flags) -> anyhow::Result<DeviceFilter> {
-    let mut exclude = f.string("collector.diskstats.device-exclude");
-    let old = f.string("collector.diskstats.ignored-devices");
-    let include = f.string("collector.diskstats.device-include");
-    // The flag parser cannot tell "left at default" from "given"; a value
-    // equal to the default is taken as not given.
-    let exclude_given = exclude != DEFAULT_DEVICE_EXCLUDE;
-    if !old.is_empty() {
-        if exclude_given {
-            anyhow::bail!("--collector.diskstats.ignored-devices and --collector.diskstats.device-exclude are mutually exclusive");
+impl DeviceFilter {
+    /// Builds the filter from an exclude flag with a default, its
+    /// deprecated spelling and an include flag, with node_exporter's rules:
+    /// the old flag stands in for an exclude left at its default, and an
+    /// include replaces an exclude left at its default (node_exporter
+    /// refuses that combination for diskstats, which is a known nuisance).
+    pub fn from_flags(
+        f: &Flags,
+        exclude_flag: &str,
+        default_exclude: &str,
+        old_flag: &str,
+        include_flag: &str,
+    ) -> anyhow::Result<Self> {
+        let mut exclude = f.string(exclude_flag);
+        let include = f.string(include_flag);
+        let old = f.string(old_flag);
+        // The flag parser cannot tell "left at default" from "given"; a
+        // value equal to the default is taken as not given.
+        let exclude_given = exclude != default_exclude;
+        if !old.is_empty() {
+            if exclude_given {
+                anyhow::bail!("--{old_flag} and --{exclude_flag} are mutually exclusive");
+            }
+            tracing::warn!(
+                "--{old_flag} is DEPRECATED and will be removed in 2.0.0, use --{exclude_flag}"
+            );
+            exclude = old;
+        } else if !include.is_empty() && !exclude_given {
+            exclude.clear();
         }
-        tracing::warn!("--collector.diskstats.ignored-devices is DEPRECATED and will be removed in 2.0.0, use --collector.diskstats.device-exclude");
-        exclude = old;
-    } else if !include.is_empty() && !exclude_given {
-        exclude.clear();
+        if !exclude.is_empty() && !include.is_empty() {
+            anyhow::bail!("--{exclude_flag} and --{include_flag} are mutually exclusive");
+        }
+        DeviceFilter::new(exclude_flag, &exclude, include_flag, &include)
     }
-    if !exclude.is_empty() && !include.is_empty() {
-        anyhow::bail!("--collector.diskstats.device-exclude and --collector.diskstats.device-include are mutually exclusive");
-    }
-    DeviceFilter::new(
-        "collector.diskstats.device-exclude",
-        &exclude,
-        "collector.diskstats.device-include",
-        &include,
-    )
 }
 
 struct Diskstats {
@@ -318,7 +328,13 @@ impl Diskstats {
     fn new(f: &Flags) -> anyhow::Result<Self> {
         Ok(Diskstats {
             paths: f.paths.clone(),
-            filter: device_filter(f)?,
+            filter: DeviceFilter::from_flags(
+                f,
+                "collector.diskstats.device-exclude",
+                DEFAULT_DEVICE_EXCLUDE,
+                "collector.diskstats.ignored-devices",
+                "collector.diskstats.device-include",
+            )?,
         })
     }
 
@@ -512,6 +528,43 @@ mod tests {
         for dev in ["sda", "nvme0n1", "vda", "dm-0", "md0", "mmcblk0p1", "sr0"] {
             assert!(!f.ignored(dev), "{dev}");
         }
+    }
+
+    fn filter(args: &[&str]) -> anyhow::Result<DeviceFilter> {
+        let f = crate::cli::parse(
+            std::iter::once("node-exporter")
+                .chain(args.iter().copied())
+                .map(String::from),
+        )
+        .unwrap();
+        DeviceFilter::from_flags(
+            &f,
+            "collector.diskstats.device-exclude",
+            DEFAULT_DEVICE_EXCLUDE,
+            "collector.diskstats.ignored-devices",
+            "collector.diskstats.device-include",
+        )
+    }
+
+    #[test]
+    fn include_replaces_the_default_exclude() {
+        let f = filter(&["--collector.diskstats.device-include=^sd"]).unwrap();
+        assert!(!f.ignored("sda1"), "the default exclude no longer applies");
+        assert!(f.ignored("vda"));
+        assert!(filter(&[
+            "--collector.diskstats.device-include=^sd",
+            "--collector.diskstats.device-exclude=^loop"
+        ])
+        .is_err());
+        let f = filter(&["--collector.diskstats.ignored-devices=^sr"]).unwrap();
+        assert!(f.ignored("sr0"));
+        assert!(!f.ignored("sda1"), "the old flag replaces the default");
+        assert!(filter(&[
+            "--collector.diskstats.ignored-devices=^sr",
+            "--collector.diskstats.device-exclude=^loop"
+        ])
+        .is_err());
+        assert!(filter(&["--collector.diskstats.device-exclude=("]).is_err());
     }
 
     #[test]

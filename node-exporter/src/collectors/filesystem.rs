@@ -458,41 +458,6 @@ impl Statter {
     }
 }
 
-/// node_exporter's include/exclude pair for mount points or fs types, with
-/// the deprecated `ignored-*` spelling. An exclude left at its default
-/// gives way to an include.
-fn filter_from_flags(
-    f: &Flags,
-    kind: &str,
-    old_name: &str,
-    default_exclude: &str,
-) -> anyhow::Result<DeviceFilter> {
-    let exclude_flag = format!("collector.filesystem.{kind}-exclude");
-    let include_flag = format!("collector.filesystem.{kind}-include");
-    let old_flag = format!("collector.filesystem.{old_name}");
-    let mut exclude = f.string(&exclude_flag);
-    let include = f.string(&include_flag);
-    let old = f.string(&old_flag);
-    // The flag parser cannot tell "left at default" from "given"; a value
-    // equal to the default is taken as not given.
-    let exclude_given = exclude != default_exclude;
-    if !old.is_empty() {
-        if exclude_given {
-            anyhow::bail!("--{old_flag} and --{exclude_flag} are mutually exclusive");
-        }
-        tracing::warn!(
-            "--{old_flag} is DEPRECATED and will be removed in 2.0.0, use --{exclude_flag}"
-        );
-        exclude = old;
-    } else if !include.is_empty() && !exclude_given {
-        exclude.clear();
-    }
-    if !exclude.is_empty() && !include.is_empty() {
-        anyhow::bail!("--{exclude_flag} and --{include_flag} are mutually exclusive");
-    }
-    DeviceFilter::new(&exclude_flag, &exclude, &include_flag, &include)
-}
-
 struct Filesystem {
     paths: Paths,
     mount_points: DeviceFilter,
@@ -508,13 +473,20 @@ impl Filesystem {
             .map_err(|_| anyhow!("--collector.filesystem.stat-workers: not a whole number"))?;
         Ok(Self::with_stat(
             f.paths.clone(),
-            filter_from_flags(
+            DeviceFilter::from_flags(
                 f,
-                "mount-points",
-                "ignored-mount-points",
+                "collector.filesystem.mount-points-exclude",
                 DEFAULT_MOUNT_POINTS_EXCLUDE,
+                "collector.filesystem.ignored-mount-points",
+                "collector.filesystem.mount-points-include",
             )?,
-            filter_from_flags(f, "fs-types", "ignored-fs-types", DEFAULT_FS_TYPES_EXCLUDE)?,
+            DeviceFilter::from_flags(
+                f,
+                "collector.filesystem.fs-types-exclude",
+                DEFAULT_FS_TYPES_EXCLUDE,
+                "collector.filesystem.ignored-fs-types",
+                "collector.filesystem.fs-types-include",
+            )?,
             f.duration("collector.filesystem.mount-timeout")?,
             usize::try_from(workers.max(1)).unwrap_or(1),
             Arc::new(statfs),
@@ -941,11 +913,10 @@ mod tests {
         v
     }
 
-    #[test]
-    fn rootfs_host_view_statfs_under_rootfs() {
-        let dir = tree(
-            "1 0 254:1 / / rw - ext4 /dev/vda1 rw\n2 1 254:2 / /boot rw - ext4 /dev/vda2 rw\n",
-        );
+    /// Runs one update with `--path.rootfs=/host`; returns the output and
+    /// the paths statfs was called on.
+    fn run_with_rootfs(mountinfo: &str) -> (MetricSet, Vec<PathBuf>) {
+        let dir = tree(mountinfo);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let fs = Filesystem::with_stat(
             Paths {
@@ -961,9 +932,17 @@ mod tests {
         );
         let mut out = MetricSet::new();
         fs.update(&mut out).unwrap();
-        assert_eq!(mountpoints(&out), ["/", "/boot"]);
         let mut paths = seen.lock().unwrap().clone();
         paths.sort();
+        (out, paths)
+    }
+
+    #[test]
+    fn rootfs_host_view_statfs_under_rootfs() {
+        let (out, paths) = run_with_rootfs(
+            "1 0 254:1 / / rw - ext4 /dev/vda1 rw\n2 1 254:2 / /boot rw - ext4 /dev/vda2 rw\n",
+        );
+        assert_eq!(mountpoints(&out), ["/", "/boot"]);
         assert_eq!(
             paths,
             [PathBuf::from("/host/"), PathBuf::from("/host/boot")]
@@ -972,29 +951,18 @@ mod tests {
 
     #[test]
     fn rootfs_container_view_strips_prefix_and_skips_container_mounts() {
-        let dir = tree(
+        let (out, paths) = run_with_rootfs(
             "1 0 0:90 / / rw - overlay overlay rw\n\
              2 1 254:1 / /host ro - ext4 /dev/vda1 rw\n\
              3 2 254:2 / /host/boot ro - ext4 /dev/vda2 rw\n\
              4 1 254:1 /var/lib/docker/containers/x/hosts /etc/hosts rw - ext4 /dev/vda1 rw\n\
              5 1 254:3 / /hostname-lookalike rw - ext4 /dev/vda3 rw\n",
         );
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let fs = Filesystem::with_stat(
-            Paths {
-                procfs: dir.path().join("proc"),
-                rootfs: "/host".into(),
-                ..Paths::default()
-            },
-            no_filter(),
-            no_filter(),
-            Duration::from_secs(1),
-            4,
-            recording_stat(&seen),
-        );
-        let mut out = MetricSet::new();
-        fs.update(&mut out).unwrap();
         assert_eq!(mountpoints(&out), ["/", "/boot"]);
+        assert_eq!(
+            paths,
+            [PathBuf::from("/host/"), PathBuf::from("/host/boot")]
+        );
         let (_, ro) = series(&out, "node_filesystem_readonly", "/boot").unwrap();
         assert_eq!(ro, 1.0);
     }

@@ -41,24 +41,104 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| Ok(Box::new(Netclass::new(f)?)),
 };
 
-/// Integer attributes: (sysfs file, metric suffix, is counter).
-const INT_ATTRS: [(&str, &str, bool); 16] = [
-    ("addr_assign_type", "address_assign_type", false),
-    ("carrier", "carrier", false),
-    ("carrier_changes", "carrier_changes_total", true),
-    ("carrier_up_count", "carrier_up_changes_total", true),
-    ("carrier_down_count", "carrier_down_changes_total", true),
-    ("dev_id", "device_id", false),
-    ("dormant", "dormant", false),
-    ("flags", "flags", false),
-    ("ifindex", "iface_id", false),
-    ("iflink", "iface_link", false),
-    ("link_mode", "iface_link_mode", false),
-    ("mtu", "mtu_bytes", false),
-    ("name_assign_type", "name_assign_type", false),
-    ("netdev_group", "net_dev_group", false),
-    ("tx_queue_len", "transmit_queue_length", false),
-    ("type", "protocol_type", false),
+/// Integer attributes: (sysfs file, metric, help, is counter).
+const INT_ATTRS: [(&str, &str, &str, bool); 16] = [
+    (
+        "addr_assign_type",
+        "node_network_address_assign_type",
+        "Network device property: address_assign_type",
+        false,
+    ),
+    (
+        "carrier",
+        "node_network_carrier",
+        "Network device property: carrier",
+        false,
+    ),
+    (
+        "carrier_changes",
+        "node_network_carrier_changes_total",
+        "Network device property: carrier_changes_total",
+        true,
+    ),
+    (
+        "carrier_up_count",
+        "node_network_carrier_up_changes_total",
+        "Network device property: carrier_up_changes_total",
+        true,
+    ),
+    (
+        "carrier_down_count",
+        "node_network_carrier_down_changes_total",
+        "Network device property: carrier_down_changes_total",
+        true,
+    ),
+    (
+        "dev_id",
+        "node_network_device_id",
+        "Network device property: device_id",
+        false,
+    ),
+    (
+        "dormant",
+        "node_network_dormant",
+        "Network device property: dormant",
+        false,
+    ),
+    (
+        "flags",
+        "node_network_flags",
+        "Network device property: flags",
+        false,
+    ),
+    (
+        "ifindex",
+        "node_network_iface_id",
+        "Network device property: iface_id",
+        false,
+    ),
+    (
+        "iflink",
+        "node_network_iface_link",
+        "Network device property: iface_link",
+        false,
+    ),
+    (
+        "link_mode",
+        "node_network_iface_link_mode",
+        "Network device property: iface_link_mode",
+        false,
+    ),
+    (
+        "mtu",
+        "node_network_mtu_bytes",
+        "Network device property: mtu_bytes",
+        false,
+    ),
+    (
+        "name_assign_type",
+        "node_network_name_assign_type",
+        "Network device property: name_assign_type",
+        false,
+    ),
+    (
+        "netdev_group",
+        "node_network_net_dev_group",
+        "Network device property: net_dev_group",
+        false,
+    ),
+    (
+        "tx_queue_len",
+        "node_network_transmit_queue_length",
+        "Network device property: transmit_queue_length",
+        false,
+    ),
+    (
+        "type",
+        "node_network_protocol_type",
+        "Network device property: protocol_type",
+        false,
+    ),
 ];
 
 /// IFF_UP in the `flags` attribute.
@@ -163,15 +243,13 @@ impl Collector for Netclass {
                 if operstate == "up" { 1.0 } else { 0.0 },
             );
             let mut flags = None;
-            for (file, suffix, counter) in INT_ATTRS {
+            for (file, name, help, counter) in INT_ATTRS {
                 let Some(v) = read_int(&base.join(file))? else {
                     continue;
                 };
                 if file == "flags" {
                     flags = Some(v);
                 }
-                let name = format!("node_network_{suffix}");
-                let help = format!("Network device property: {suffix}");
                 if counter {
                     out.counter(name, help, &labels, v as f64);
                 } else {

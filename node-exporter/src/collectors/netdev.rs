@@ -98,28 +98,20 @@ const PROC_COLUMNS: [&str; 16] = [
     "transmit_compressed",
 ];
 
-/// The same columns under node_exporter's default (legacy) names. The
+/// node_exporter's default (legacy) name of a /proc/net/dev column. The
 /// kernel already sums /proc/net/dev's columns exactly as `legacy()` sums
 /// the netlink counters (drop = dropped + missed, frame = frame + length +
-/// over + crc, carrier = carrier + aborted + window + heartbeat).
-const LEGACY_COLUMNS: [&str; 16] = [
-    "receive_bytes",
-    "receive_packets",
-    "receive_errs",
-    "receive_drop",
-    "receive_fifo",
-    "receive_frame",
-    "receive_compressed",
-    "receive_multicast",
-    "transmit_bytes",
-    "transmit_packets",
-    "transmit_errs",
-    "transmit_drop",
-    "transmit_fifo",
-    "transmit_colls",
-    "transmit_carrier",
-    "transmit_compressed",
-];
+/// over + crc, carrier = carrier + aborted + window + heartbeat), so only
+/// the names change.
+fn legacy_name(column: &'static str) -> &'static str {
+    match column {
+        "receive_errors" => "receive_errs",
+        "receive_dropped" => "receive_drop",
+        "transmit_errors" => "transmit_errs",
+        "transmit_dropped" => "transmit_drop",
+        other => other,
+    }
+}
 
 /// /sys/class/net/<dev>/statistics/<file> and node_exporter's name for the
 /// netlink counter it mirrors.
@@ -273,12 +265,14 @@ impl Collector for Netdev {
                     }
                 }
             } else {
-                let names = if self.detailed {
-                    &PROC_COLUMNS
-                } else {
-                    &LEGACY_COLUMNS
-                };
-                stats.extend(names.iter().copied().zip(line.values));
+                for (column, v) in PROC_COLUMNS.into_iter().zip(line.values) {
+                    let name = if self.detailed {
+                        column
+                    } else {
+                        legacy_name(column)
+                    };
+                    stats.push((name, v));
+                }
                 if self.netlink {
                     if let Some(v) = read_counter(&sys.join("rx_nohandler")) {
                         stats.push(("receive_nohandler", v));
@@ -541,45 +535,38 @@ mod fixture_tests {
     }
 
     #[test]
-    fn legacy_names_sum_as_netlink_legacy_does() {
-        let set = run(false, true);
-        let v = |n: &str| value(&set, n, "enp0s31f6");
-        // /proc/net/dev's drop is dropped + missed; frame is frame + crc + ...
-        assert_eq!(v("node_network_receive_drop_total"), Some(15.0));
-        assert_eq!(v("node_network_receive_frame_total"), Some(3.0));
-        assert_eq!(v("node_network_receive_nohandler_total"), Some(9.0));
-        // wg0 is in /proc/net/dev but not in the fixture's sysfs.
-        assert_eq!(
-            value(&set, "node_network_receive_bytes_total", "wg0"),
-            Some(u64::MAX as f64)
-        );
-        assert_eq!(
-            value(&set, "node_network_receive_nohandler_total", "wg0"),
-            None
-        );
-    }
-
-    #[test]
-    fn detailed_netlink_names_come_from_sysfs_statistics() {
-        let set = run(true, true);
-        let v = |n: &str| value(&set, n, "enp0s31f6");
-        assert_eq!(v("node_network_receive_dropped_total"), Some(3.0));
-        assert_eq!(v("node_network_receive_missed_errors_total"), Some(12.0));
-        assert_eq!(v("node_network_collisions_total"), Some(0.0));
-        assert_eq!(v("node_network_receive_drop_total"), None);
-        // Without sysfs statistics: the procfs names.
-        assert_eq!(
-            value(&set, "node_network_transmit_colls_total", "wg0"),
-            Some(0.0)
-        );
-    }
-
-    #[test]
-    fn detailed_procfs_names_without_netlink() {
-        let set = run(true, false);
-        let v = |n: &str| value(&set, n, "enp0s31f6");
-        assert_eq!(v("node_network_receive_dropped_total"), Some(15.0));
-        assert_eq!(v("node_network_receive_errors_total"), Some(4.0));
-        assert_eq!(v("node_network_receive_nohandler_total"), None);
+    fn names_and_sources_per_mode() {
+        // enp0s31f6's sysfs statistics: dropped 3 + missed 12, crc 3,
+        // nohandler 9; /proc/net/dev already sums drop = 15, frame = 3.
+        // wg0 is in /proc/net/dev only.
+        let none = None;
+        #[rustfmt::skip]
+        let cases = [
+            // (detailed, netlink, device, metric, value)
+            (false, true, "enp0s31f6", "receive_drop", Some(15.0)),
+            (false, true, "enp0s31f6", "receive_frame", Some(3.0)),
+            (false, true, "enp0s31f6", "receive_nohandler", Some(9.0)),
+            (false, true, "wg0", "receive_bytes", Some(u64::MAX as f64)),
+            (false, true, "wg0", "receive_nohandler", none),
+            (false, false, "enp0s31f6", "receive_nohandler", none),
+            (false, false, "enp0s31f6", "receive_errs", Some(4.0)),
+            (true, true, "enp0s31f6", "receive_dropped", Some(3.0)),
+            (true, true, "enp0s31f6", "receive_missed_errors", Some(12.0)),
+            (true, true, "enp0s31f6", "collisions", Some(0.0)),
+            (true, true, "enp0s31f6", "receive_drop", none),
+            (true, true, "wg0", "transmit_colls", Some(0.0)),
+            (true, false, "enp0s31f6", "receive_dropped", Some(15.0)),
+            (true, false, "enp0s31f6", "receive_errors", Some(4.0)),
+            (true, false, "enp0s31f6", "receive_nohandler", none),
+        ];
+        for (detailed, netlink, dev, metric, want) in cases {
+            let set = run(detailed, netlink);
+            let name = format!("node_network_{metric}_total");
+            assert_eq!(
+                value(&set, &name, dev),
+                want,
+                "detailed={detailed} netlink={netlink} {name}{{device={dev:?}}}"
+            );
+        }
     }
 }
