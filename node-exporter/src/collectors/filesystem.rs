@@ -487,7 +487,9 @@ impl Filesystem {
                 "collector.filesystem.ignored-fs-types",
                 "collector.filesystem.fs-types-include",
             )?,
-            f.duration("collector.filesystem.mount-timeout")?,
+            // A zero timeout would only make the wait loop spin.
+            f.duration("collector.filesystem.mount-timeout")?
+                .max(Duration::from_millis(1)),
             usize::try_from(workers.max(1)).unwrap_or(1),
             Arc::new(statfs),
         ))

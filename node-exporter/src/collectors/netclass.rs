@@ -36,6 +36,14 @@ pub const SPEC: CollectorSpec = CollectorSpec {
             false,
             "Accepted for compatibility; the attributes are always read from sysfs.",
         ));
+        v.extend(
+            bool_flag(
+                "collector.netclass_rtnl.with-stats",
+                false,
+                "Accepted for compatibility; has no effect (the netdev collector reports the statistics).",
+            )
+            .map(|a| a.hide(true)),
+        );
         v
     },
     build: |f| Ok(Box::new(Netclass::new(f)?)),
@@ -152,6 +160,14 @@ struct Netclass {
 
 impl Netclass {
     fn new(f: &Flags) -> anyhow::Result<Self> {
+        for flag in [
+            "collector.netclass.netlink",
+            "collector.netclass_rtnl.with-stats",
+        ] {
+            if f.bool(flag, false) {
+                tracing::warn!("--{flag} has no effect here: netclass reads sysfs, netdev reports the statistics");
+            }
+        }
         let ignored = f
             .regex("collector.netclass.ignored-devices")?
             .unwrap_or_else(|| Regex::new("^$").expect("constant regex"));
