@@ -1,10 +1,1000 @@
-//! PLACEHOLDER: to be written (the filesystem collector).
+//! `node_filesystem_*` for each mount of the host: mounts from
+//! <procfs>/1/mountinfo (else self/mountinfo, else the older /proc/mounts
+//! format), sizes from statfs(2).
+//!
+//! A statfs on a dead NFS server never returns. Each statfs therefore runs
+//! on a worker thread and the collector waits `--collector.filesystem.mount-timeout`
+//! for it; a mount whose statfs has not returned by then is recorded as stuck
+//! and reported with `node_filesystem_device_error{device_error="mountpoint timeout"} 1`.
+//! It is not statfs'd again until that thread comes back (node_exporter's
+//! `stuckMounts`), so a dead mount holds one thread, however many scrapes
+//! pass. The scrape itself never waits for it.
 
-use super::{no_flags, CollectorSpec};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use exporter_toolkit::exposition::MetricSet;
+
+use super::diskstats::DeviceFilter;
+use super::CollectorSpec;
+use crate::cli::{string_flag, Flags};
+use crate::collector::{Collector, NoData, Paths};
+
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "filesystem",
     default_enabled: true,
-    flags: no_flags,
-    build: |_| anyhow::bail!("the filesystem collector is not written yet"),
+    flags: || {
+        vec![
+            string_flag(
+                "collector.filesystem.mount-points-exclude",
+                DEFAULT_MOUNT_POINTS_EXCLUDE,
+                "Regexp of mount points to exclude for filesystem collector. (mutually exclusive to mount-points-include)",
+            ),
+            string_flag(
+                "collector.filesystem.ignored-mount-points",
+                "",
+                "Regexp of mount points to ignore for filesystem collector.",
+            )
+            .hide(true),
+            string_flag(
+                "collector.filesystem.mount-points-include",
+                "",
+                "Regexp of mount points to include for filesystem collector. (mutually exclusive to mount-points-exclude)",
+            ),
+            string_flag(
+                "collector.filesystem.fs-types-exclude",
+                DEFAULT_FS_TYPES_EXCLUDE,
+                "Regexp of filesystem types to exclude for filesystem collector. (mutually exclusive to fs-types-include)",
+            ),
+            string_flag(
+                "collector.filesystem.ignored-fs-types",
+                "",
+                "Regexp of filesystem types to ignore for filesystem collector.",
+            )
+            .hide(true),
+            string_flag(
+                "collector.filesystem.fs-types-include",
+                "",
+                "Regexp of filesystem types to include for filesystem collector. (mutually exclusive to fs-types-exclude)",
+            ),
+            string_flag(
+                "collector.filesystem.mount-timeout",
+                "5s",
+                "how long to wait for a mount to respond before marking it as stale",
+            )
+            .hide(true),
+            string_flag(
+                "collector.filesystem.stat-workers",
+                "4",
+                "how many stat calls to process simultaneously",
+            )
+            .hide(true),
+        ]
+    },
+    build: |f| Ok(Box::new(Filesystem::new(f)?)),
 };
+
+/// One line of mountinfo (or /proc/mounts), before filtering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    pub device: String,
+    /// With fstab's `\040` (space) and `\011` (tab) decoded, as node_exporter does.
+    pub mount_point: String,
+    pub fs_type: String,
+    /// `major:minor`; unknown in the /proc/mounts format.
+    pub major_minor: Option<(u32, u32)>,
+    /// "ro" among the mount options or the superblock options.
+    pub read_only: bool,
+}
+
+fn unescape_mount_point(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t")
+}
+
+fn has_ro(options: &str) -> bool {
+    options.split(',').any(|o| o == "ro")
+}
+
+/// Parses /proc/<pid>/mountinfo: `id parent major:minor root mountpoint
+/// options [optional...] - fstype source superoptions`.
+pub fn parse_mountinfo(text: &str, path: &Path) -> anyhow::Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |what: &str| {
+            anyhow!(
+                "parsing {} line {}: {what}: {line:?}",
+                path.display(),
+                i + 1
+            )
+        };
+        let fields: Vec<&str> = line.split(' ').collect();
+        let n = fields.len();
+        if n < 10 {
+            return Err(err("too few fields"));
+        }
+        let field = |idx: usize| fields.get(idx).copied().unwrap_or_default();
+        if field(n - 4) != "-" {
+            return Err(err("no '-' separator before the last three fields"));
+        }
+        let (major, minor) = field(2)
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .ok_or_else(|| err("malformed major:minor"))?;
+        out.push(Mount {
+            device: field(n - 2).to_string(),
+            mount_point: unescape_mount_point(field(4)),
+            fs_type: field(n - 3).to_string(),
+            major_minor: Some((major, minor)),
+            read_only: has_ro(field(5)) || has_ro(field(n - 1)),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses the /proc/mounts format: `source mountpoint fstype options 0 0`.
+pub fn parse_mounts(text: &str, path: &Path) -> anyhow::Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let [device, mount_point, fs_type, options, ..] = fields[..] else {
+            return Err(anyhow!(
+                "parsing {} line {}: expected at least 4 fields: {line:?}",
+                path.display(),
+                i + 1
+            ));
+        };
+        out.push(Mount {
+            device: device.to_string(),
+            mount_point: unescape_mount_point(mount_point),
+            fs_type: fs_type.to_string(),
+            major_minor: None,
+            read_only: has_ro(options),
+        });
+    }
+    Ok(out)
+}
+
+/// What statfs(2) says of a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u64,
+}
+
+/// The statfs call, swappable so that tests can make it hang. The error is
+/// an errno.
+pub type StatFn = Arc<dyn Fn(&Path) -> Result<FsStats, i32> + Send + Sync>;
+
+pub fn statfs(path: &Path) -> Result<FsStats, i32> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: a zeroed statfs is a valid out-buffer, `c` is NUL-terminated.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    Ok(FsStats {
+        blocks: buf.f_blocks as u64,
+        bfree: buf.f_bfree as u64,
+        bavail: buf.f_bavail as u64,
+        files: buf.f_files as u64,
+        ffree: buf.f_ffree as u64,
+        bsize: buf.f_bsize as u64,
+    })
+}
+
+/// An errno as Go's `syscall.Errno.Error()` spells it ("no such file or
+/// directory"): the C library's message with its first letter lowercased.
+pub fn go_errno_string(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    let s = match s.rfind(" (os error ") {
+        Some(i) => &s[..i],
+        None => &s,
+    };
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if a.is_ascii_uppercase() && b.is_ascii_lowercase() => {
+            format!("{}{}", a.to_ascii_lowercase(), &s[1..])
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// The statfs runner: stuck mount points and the threads behind them.
+struct Statter {
+    stat: StatFn,
+    timeout: Duration,
+    workers: usize,
+    /// Mount points whose statfs has not returned, with the token of the
+    /// task that owns the mark (only it may clear it).
+    stuck: Arc<Mutex<HashMap<String, u64>>>,
+    next_token: AtomicU64,
+    /// statfs threads alive now (tests watch it).
+    alive: Arc<AtomicUsize>,
+}
+
+enum Outcome {
+    Stats(FsStats),
+    Error(String),
+    /// No answer within the timeout (now or in an earlier scrape).
+    Stuck,
+}
+
+struct Task {
+    path: PathBuf,
+    mount_point: String,
+    token: u64,
+    /// Set, under the `stuck` lock, when statfs has returned.
+    done: AtomicBool,
+}
+
+struct Round {
+    queue: Mutex<VecDeque<usize>>,
+    tasks: Vec<Task>,
+    started: Mutex<Vec<Option<Instant>>>,
+}
+
+impl Statter {
+    /// statfs's each (path, mount point); returns one outcome per input, in
+    /// order, within about `timeout` per stuck batch of workers.
+    fn stat_all(&self, jobs: Vec<(PathBuf, String)>) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
+        let mut tasks = Vec::new();
+        let mut slot_of_task = Vec::new();
+        {
+            let stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
+            for (slot, (path, mount_point)) in jobs.into_iter().enumerate() {
+                if stuck.contains_key(&mount_point) {
+                    tracing::debug!(mountpoint = %mount_point, "Mount point is in an unresponsive state");
+                    outcomes.push(Some(Outcome::Stuck));
+                    continue;
+                }
+                outcomes.push(None);
+                slot_of_task.push(slot);
+                tasks.push(Task {
+                    path,
+                    mount_point,
+                    token: self.next_token.fetch_add(1, Ordering::Relaxed),
+                    done: AtomicBool::new(false),
+                });
+            }
+        }
+        let n = tasks.len();
+        if n > 0 {
+            let round = Arc::new(Round {
+                queue: Mutex::new((0..n).collect()),
+                started: Mutex::new(vec![None; n]),
+                tasks,
+            });
+            for (i, o) in self.run_round(&round).into_iter().enumerate() {
+                if let Some(slot) = slot_of_task.get(i) {
+                    outcomes[*slot] = Some(o);
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Stuck))
+            .collect()
+    }
+
+    fn spawn_worker(
+        &self,
+        round: &Arc<Round>,
+        tx: &mpsc::Sender<(usize, Result<FsStats, i32>)>,
+    ) -> bool {
+        let round = round.clone();
+        let tx = tx.clone();
+        let stat = self.stat.clone();
+        let stuck = self.stuck.clone();
+        let alive = self.alive.clone();
+        alive.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("statfs".into())
+            .spawn(move || {
+                loop {
+                    let next = round
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop_front();
+                    let Some(i) = next else { break };
+                    let Some(task) = round.tasks.get(i) else {
+                        break;
+                    };
+                    if let Some(s) = round
+                        .started
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(i)
+                    {
+                        *s = Some(Instant::now());
+                    }
+                    let result = stat(&task.path);
+                    {
+                        let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
+                        task.done.store(true, Ordering::SeqCst);
+                        if stuck.get(&task.mount_point) == Some(&task.token) {
+                            tracing::debug!(mountpoint = %task.mount_point, "Mount point has recovered, monitoring will resume");
+                            stuck.remove(&task.mount_point);
+                        }
+                    }
+                    if tx.send((i, result)).is_err() {
+                        // The scrape gave up on this statfs and moved on.
+                        break;
+                    }
+                }
+                alive.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.alive.fetch_sub(1, Ordering::SeqCst);
+        }
+        spawned.is_ok()
+    }
+
+    fn run_round(&self, round: &Arc<Round>) -> Vec<Outcome> {
+        let n = round.tasks.len();
+        let mut out: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+        // Kept here (not dropped) to start replacement workers.
+        let (tx, rx) = mpsc::channel();
+        let mut workers = 0;
+        for _ in 0..self.workers.clamp(1, n) {
+            if self.spawn_worker(round, &tx) {
+                workers += 1;
+            }
+        }
+        if workers == 0 {
+            return (0..n)
+                .map(|_| Outcome::Error("could not start a statfs thread".into()))
+                .collect();
+        }
+        let mut resolved = 0;
+        while resolved < n {
+            // Sleep until the earliest running statfs would time out.
+            let now = Instant::now();
+            let wait = {
+                let started = round.started.lock().unwrap_or_else(|e| e.into_inner());
+                started
+                    .iter()
+                    .zip(&out)
+                    .filter(|(_, o)| o.is_none())
+                    .filter_map(|(s, _)| *s)
+                    .map(|s| (s + self.timeout).saturating_duration_since(now))
+                    .min()
+                    .unwrap_or(self.timeout)
+            };
+            match rx.recv_timeout(wait) {
+                Ok((i, result)) => {
+                    if let Some(slot @ None) = out.get_mut(i) {
+                        resolved += 1;
+                        *slot = Some(match result {
+                            Ok(s) => Outcome::Stats(s),
+                            Err(errno) => Outcome::Error(go_errno_string(errno)),
+                        });
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    let overdue: Vec<usize> = {
+                        let started = round.started.lock().unwrap_or_else(|e| e.into_inner());
+                        (0..n)
+                            .filter(|&i| out.get(i).is_some_and(Option::is_none))
+                            .filter(|&i| {
+                                started
+                                    .get(i)
+                                    .copied()
+                                    .flatten()
+                                    .is_some_and(|s| now.duration_since(s) >= self.timeout)
+                            })
+                            .collect()
+                    };
+                    for i in overdue {
+                        let Some(task) = round.tasks.get(i) else {
+                            continue;
+                        };
+                        {
+                            let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
+                            if task.done.load(Ordering::SeqCst) {
+                                continue; // returned just now: its result is in the channel
+                            }
+                            tracing::debug!(mountpoint = %task.mount_point, "Mount point timed out, it is being labeled as stuck and will not be monitored");
+                            stuck.insert(task.mount_point.clone(), task.token);
+                        }
+                        out[i] = Some(Outcome::Stuck);
+                        resolved += 1;
+                        // That thread is lost to this round: replace it so
+                        // that the mounts queued behind it still get theirs.
+                        let queued = !round
+                            .queue
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty();
+                        if queued && !self.spawn_worker(round, &tx) {
+                            tracing::warn!("could not start a statfs thread");
+                            let rest: Vec<usize> = round
+                                .queue
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .drain(..)
+                                .collect();
+                            for j in rest {
+                                if let Some(slot @ None) = out.get_mut(j) {
+                                    *slot = Some(Outcome::Error(
+                                        "could not start a statfs thread".into(),
+                                    ));
+                                    resolved += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Outcome::Stuck))
+            .collect()
+    }
+}
+
+struct Filesystem {
+    paths: Paths,
+    mount_points: DeviceFilter,
+    fs_types: DeviceFilter,
+    statter: Statter,
+}
+
+impl Filesystem {
+    fn new(f: &Flags) -> anyhow::Result<Self> {
+        let workers: i64 = f
+            .string("collector.filesystem.stat-workers")
+            .parse()
+            .map_err(|_| anyhow!("--collector.filesystem.stat-workers: not a whole number"))?;
+        Ok(Self::with_stat(
+            f.paths.clone(),
+            DeviceFilter::from_flags(
+                f,
+                "collector.filesystem.mount-points-exclude",
+                DEFAULT_MOUNT_POINTS_EXCLUDE,
+                "collector.filesystem.ignored-mount-points",
+                "collector.filesystem.mount-points-include",
+            )?,
+            DeviceFilter::from_flags(
+                f,
+                "collector.filesystem.fs-types-exclude",
+                DEFAULT_FS_TYPES_EXCLUDE,
+                "collector.filesystem.ignored-fs-types",
+                "collector.filesystem.fs-types-include",
+            )?,
+            // A zero timeout would only make the wait loop spin.
+            f.duration("collector.filesystem.mount-timeout")?
+                .max(Duration::from_millis(1)),
+            usize::try_from(workers.max(1)).unwrap_or(1),
+            Arc::new(statfs),
+        ))
+    }
+
+    fn with_stat(
+        paths: Paths,
+        mount_points: DeviceFilter,
+        fs_types: DeviceFilter,
+        timeout: Duration,
+        workers: usize,
+        stat: StatFn,
+    ) -> Self {
+        Filesystem {
+            paths,
+            mount_points,
+            fs_types,
+            statter: Statter {
+                stat,
+                timeout,
+                workers,
+                stuck: Arc::new(Mutex::new(HashMap::new())),
+                next_token: AtomicU64::new(0),
+                alive: Arc::new(AtomicUsize::new(0)),
+            },
+        }
+    }
+
+    /// The host's mounts: PID 1's view, else ours (/proc/1 hidden by
+    /// hidepid), else the /proc/mounts format of old kernels.
+    fn read_mounts(&self) -> anyhow::Result<Vec<Mount>> {
+        for rel in ["1/mountinfo", "self/mountinfo"] {
+            let path = self.paths.proc(rel);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return parse_mountinfo(&text, &path),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    tracing::debug!(path = %path.display(), error = %e, "Reading mounts failed, falling back");
+                }
+                Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
+            }
+        }
+        let path = self.paths.proc("mounts");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_mounts(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NoData(format!(
+                "no mount table under {}",
+                self.paths.procfs.display()
+            ))
+            .into()),
+            Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// The mounts to report, as (mount, mount point label). With
+    /// `--path.rootfs` the label loses the rootfs prefix; when the mount
+    /// table is the container's own (it has mounts under rootfs), the
+    /// container's mounts outside rootfs are not the host's and are skipped.
+    fn selected_mounts(&self, mounts: Vec<Mount>) -> Vec<(Mount, String)> {
+        let prefix = self.paths.rootfs.to_string_lossy();
+        let prefix = prefix.trim_end_matches('/');
+        let under = |mp: &str| {
+            mp.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let container_view = !prefix.is_empty() && mounts.iter().any(|m| under(&m.mount_point));
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for m in mounts {
+            if container_view && !under(&m.mount_point) {
+                tracing::debug!(mountpoint = %m.mount_point, "Ignoring mount point outside the rootfs");
+                continue;
+            }
+            let mp = self.paths.strip_rootfs(&m.mount_point);
+            if self.mount_points.ignored(&mp) {
+                tracing::debug!(mountpoint = %mp, "Ignoring mount point");
+                continue;
+            }
+            if self.fs_types.ignored(&m.fs_type) {
+                tracing::debug!(r#type = %m.fs_type, "Ignoring fs type");
+                continue;
+            }
+            // The same filesystem mounted twice at one place is one series.
+            if !seen.insert((m.device.clone(), mp.clone(), m.fs_type.clone())) {
+                continue;
+            }
+            out.push((m, mp));
+        }
+        out
+    }
+}
+
+impl Collector for Filesystem {
+    fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+        let mounts = self.selected_mounts(self.read_mounts()?);
+        let jobs = mounts
+            .iter()
+            .map(|(_, mp)| (self.paths.rootfs_view(mp), mp.clone()))
+            .collect();
+        let outcomes = self.statter.stat_all(jobs);
+        let mut info_seen = HashSet::new();
+        for ((m, mp), outcome) in mounts.iter().zip(outcomes) {
+            let error = match &outcome {
+                Outcome::Stats(_) => String::new(),
+                Outcome::Error(e) => {
+                    tracing::debug!(mountpoint = %mp, error = %e, "Error on statfs() system call");
+                    e.clone()
+                }
+                Outcome::Stuck => "mountpoint timeout".to_string(),
+            };
+            let labels = [
+                ("device", m.device.as_str()),
+                ("mountpoint", mp.as_str()),
+                ("fstype", m.fs_type.as_str()),
+                ("device_error", error.as_str()),
+            ];
+            let gauge = |out: &mut MetricSet, name: &'static str, help: &'static str, v: f64| {
+                out.gauge(name, help, &labels, v)
+            };
+            gauge(
+                out,
+                "node_filesystem_device_error",
+                "Whether an error occurred while getting statistics for the given device.",
+                if error.is_empty() { 0.0 } else { 1.0 },
+            );
+            gauge(
+                out,
+                "node_filesystem_readonly",
+                "Filesystem read-only status.",
+                if m.read_only { 1.0 } else { 0.0 },
+            );
+            let Outcome::Stats(s) = outcome else { continue };
+            let bsize = s.bsize as f64;
+            gauge(
+                out,
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                s.blocks as f64 * bsize,
+            );
+            gauge(
+                out,
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                s.bfree as f64 * bsize,
+            );
+            gauge(
+                out,
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                s.bavail as f64 * bsize,
+            );
+            gauge(
+                out,
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                s.files as f64,
+            );
+            gauge(
+                out,
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                s.ffree as f64,
+            );
+            if let Some((major, minor)) = m.major_minor {
+                if info_seen.insert((m.device.as_str(), major, minor, mp.as_str())) {
+                    out.gauge(
+                        "node_filesystem_mount_info",
+                        "Filesystem mount information.",
+                        &[
+                            ("device", m.device.as_str()),
+                            ("major", &major.to_string()),
+                            ("minor", &minor.to_string()),
+                            ("mountpoint", mp.as_str()),
+                        ],
+                        1.0,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exporter_toolkit::exposition::Value;
+    use std::sync::Condvar;
+
+    type Labels = [(std::borrow::Cow<'static, str>, String)];
+
+    const MOUNTINFO: &str = "\
+22 27 0:21 / /proc rw,relatime shared:12 - proc proc rw
+26 1 254:1 / / rw,relatime shared:1 master:2 - ext4 /dev/vda1 rw,errors=remount-ro
+27 26 254:15 / /boot/efi rw,relatime shared:14 - vfat /dev/vda15 rw,fmask=0077
+28 26 8:17 / /mnt/backup\\040disk rw,relatime - ext4 /dev/sdb1 ro
+29 26 0:45 / /srv/nfs ro,relatime - nfs4 nas:/export rw,vers=4.2
+";
+
+    fn p() -> &'static Path {
+        Path::new("/proc/1/mountinfo")
+    }
+
+    #[test]
+    fn mountinfo_fields_escapes_and_readonly() {
+        let m = parse_mountinfo(MOUNTINFO, p()).unwrap();
+        assert_eq!(m.len(), 5);
+        assert_eq!(m[1].mount_point, "/");
+        assert_eq!(m[1].device, "/dev/vda1");
+        assert_eq!(m[1].fs_type, "ext4");
+        assert_eq!(m[1].major_minor, Some((254, 1)));
+        assert!(!m[1].read_only);
+        assert_eq!(m[3].mount_point, "/mnt/backup disk");
+        assert!(m[3].read_only, "ro superblock");
+        assert!(m[4].read_only, "ro mount option");
+    }
+
+    #[test]
+    fn malformed_mountinfo_lines_are_errors() {
+        for bad in [
+            "26 1 254:1 / / rw,relatime shared:1 ext4 /dev/vda1 rw",
+            "26 1 254:1 / / rw - ext4",
+            "26 1 x:1 / / rw,relatime - ext4 /dev/vda1 rw",
+        ] {
+            let e = parse_mountinfo(&format!("{bad}\n"), p()).unwrap_err();
+            assert!(e.to_string().contains("/proc/1/mountinfo line 1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn proc_mounts_format() {
+        let m = parse_mounts(
+            "/dev/vda1 / ext4 rw,relatime 0 0\nnas:/x /a\\040b nfs ro 0 0\n",
+            Path::new("/proc/mounts"),
+        )
+        .unwrap();
+        assert_eq!(m[1].mount_point, "/a b");
+        assert!(m[1].read_only);
+        assert_eq!(m[0].major_minor, None);
+        assert!(parse_mounts("/dev/vda1 /\n", Path::new("/proc/mounts")).is_err());
+    }
+
+    #[test]
+    fn errno_strings_as_go() {
+        assert_eq!(go_errno_string(libc::ENOENT), "no such file or directory");
+        assert_eq!(go_errno_string(libc::EACCES), "permission denied");
+        assert_eq!(go_errno_string(libc::EIO), "input/output error");
+    }
+
+    fn tree(mountinfo: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc/1")).unwrap();
+        std::fs::write(dir.path().join("proc/1/mountinfo"), mountinfo).unwrap();
+        dir
+    }
+
+    fn no_filter() -> DeviceFilter {
+        DeviceFilter::new("a", "", "b", "").unwrap()
+    }
+
+    fn series<'a>(set: &'a MetricSet, name: &str, mp: &str) -> Option<(&'a Labels, f64)> {
+        let f = set.families().iter().find(|f| f.name == name)?;
+        let s = f
+            .series
+            .iter()
+            .find(|s| s.labels.iter().any(|(k, v)| k == "mountpoint" && v == mp))?;
+        match s.value {
+            Value::Single(v) => Some((&s.labels, v)),
+            _ => None,
+        }
+    }
+
+    fn label<'a>(labels: &'a Labels, k: &str) -> &'a str {
+        labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    }
+
+    /// A statfs that hangs on paths ending in "hang" until released.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        cv: Condvar,
+        calls: Mutex<HashMap<PathBuf, usize>>,
+    }
+
+    impl Gate {
+        fn stat_fn(self: &Arc<Self>) -> StatFn {
+            let gate = self.clone();
+            Arc::new(move |path: &Path| {
+                *gate
+                    .calls
+                    .lock()
+                    .unwrap()
+                    .entry(path.to_path_buf())
+                    .or_default() += 1;
+                if path.ends_with("hang") {
+                    let mut open = gate.open.lock().unwrap();
+                    while !*open {
+                        open = gate.cv.wait(open).unwrap();
+                    }
+                }
+                Ok(FsStats {
+                    blocks: 100,
+                    bfree: 50,
+                    bavail: 40,
+                    files: 10,
+                    ffree: 5,
+                    bsize: 4096,
+                })
+            })
+        }
+        fn calls(&self, path: &str) -> usize {
+            self.calls
+                .lock()
+                .unwrap()
+                .get(Path::new(path))
+                .copied()
+                .unwrap_or(0)
+        }
+        fn release(&self) {
+            *self.open.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn hung_statfs_is_reported_stuck_and_not_retried_until_it_returns() {
+        // The hung mount comes first and there is one worker: the mounts
+        // behind it must still be statfs'd by a replacement worker.
+        let dir = tree(
+            "1 0 0:50 / /hang rw - nfs4 nas:/export rw\n\
+             2 0 254:1 / / rw - ext4 /dev/vda1 rw\n\
+             3 0 254:2 / /home rw - ext4 /dev/vda2 rw\n",
+        );
+        let gate = Arc::new(Gate::default());
+        let timeout = Duration::from_millis(200);
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                ..Paths::default()
+            },
+            no_filter(),
+            no_filter(),
+            timeout,
+            1,
+            gate.stat_fn(),
+        );
+        let alive = fs.statter.alive.clone();
+
+        for round in 1..=3 {
+            let start = Instant::now();
+            let mut out = MetricSet::new();
+            fs.update(&mut out).unwrap();
+            let took = start.elapsed();
+            assert!(
+                took < timeout + Duration::from_millis(500),
+                "round {round} took {took:?}"
+            );
+            let (labels, v) = series(&out, "node_filesystem_device_error", "/hang").unwrap();
+            assert_eq!(v, 1.0, "round {round}");
+            assert_eq!(label(labels, "device_error"), "mountpoint timeout");
+            assert!(series(&out, "node_filesystem_size_bytes", "/hang").is_none());
+            assert_eq!(
+                series(&out, "node_filesystem_size_bytes", "/home").map(|s| s.1),
+                Some(409600.0),
+                "round {round}"
+            );
+            assert_eq!(gate.calls("/hang"), 1, "round {round}: statfs retried");
+            // Only the hung thread outlives the round.
+            wait_for("round's workers to exit", || {
+                alive.load(Ordering::SeqCst) == 1
+            });
+        }
+        assert_eq!(gate.calls("/home"), 3);
+
+        gate.release();
+        wait_for("the hung thread to return", || {
+            alive.load(Ordering::SeqCst) == 0
+        });
+        let mut out = MetricSet::new();
+        fs.update(&mut out).unwrap();
+        assert_eq!(gate.calls("/hang"), 2, "statfs resumes once recovered");
+        let (labels, v) = series(&out, "node_filesystem_device_error", "/hang").unwrap();
+        assert_eq!((v, label(labels, "device_error")), (0.0, ""));
+        assert!(series(&out, "node_filesystem_size_bytes", "/hang").is_some());
+    }
+
+    fn recording_stat(seen: &Arc<Mutex<Vec<PathBuf>>>) -> StatFn {
+        let seen = seen.clone();
+        Arc::new(move |p: &Path| {
+            seen.lock().unwrap().push(p.to_path_buf());
+            Ok(FsStats::default())
+        })
+    }
+
+    fn mountpoints(out: &MetricSet) -> Vec<String> {
+        let f = out
+            .families()
+            .iter()
+            .find(|f| f.name == "node_filesystem_device_error")
+            .unwrap();
+        let mut v: Vec<String> = f
+            .series
+            .iter()
+            .map(|s| label(&s.labels, "mountpoint").to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Runs one update with `--path.rootfs=/host`; returns the output and
+    /// the paths statfs was called on.
+    fn run_with_rootfs(mountinfo: &str) -> (MetricSet, Vec<PathBuf>) {
+        let dir = tree(mountinfo);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                rootfs: "/host".into(),
+                ..Paths::default()
+            },
+            no_filter(),
+            no_filter(),
+            Duration::from_secs(1),
+            4,
+            recording_stat(&seen),
+        );
+        let mut out = MetricSet::new();
+        fs.update(&mut out).unwrap();
+        let mut paths = seen.lock().unwrap().clone();
+        paths.sort();
+        (out, paths)
+    }
+
+    #[test]
+    fn rootfs_host_view_statfs_under_rootfs() {
+        let (out, paths) = run_with_rootfs(
+            "1 0 254:1 / / rw - ext4 /dev/vda1 rw\n2 1 254:2 / /boot rw - ext4 /dev/vda2 rw\n",
+        );
+        assert_eq!(mountpoints(&out), ["/", "/boot"]);
+        assert_eq!(
+            paths,
+            [PathBuf::from("/host/"), PathBuf::from("/host/boot")]
+        );
+    }
+
+    #[test]
+    fn rootfs_container_view_strips_prefix_and_skips_container_mounts() {
+        let (out, paths) = run_with_rootfs(
+            "1 0 0:90 / / rw - overlay overlay rw\n\
+             2 1 254:1 / /host ro - ext4 /dev/vda1 rw\n\
+             3 2 254:2 / /host/boot ro - ext4 /dev/vda2 rw\n\
+             4 1 254:1 /var/lib/docker/containers/x/hosts /etc/hosts rw - ext4 /dev/vda1 rw\n\
+             5 1 254:3 / /hostname-lookalike rw - ext4 /dev/vda3 rw\n",
+        );
+        assert_eq!(mountpoints(&out), ["/", "/boot"]);
+        assert_eq!(
+            paths,
+            [PathBuf::from("/host/"), PathBuf::from("/host/boot")]
+        );
+        let (_, ro) = series(&out, "node_filesystem_readonly", "/boot").unwrap();
+        assert_eq!(ro, 1.0);
+    }
+
+    #[test]
+    fn duplicate_mounts_give_one_series_and_default_filters_apply() {
+        let dir = tree(
+            "1 0 254:1 / / rw - ext4 /dev/vda1 rw\n\
+             2 0 254:1 / / rw,noatime - ext4 /dev/vda1 rw\n\
+             3 0 0:5 / /dev/shm rw - tmpfs tmpfs rw\n\
+             4 0 0:6 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+             5 0 0:7 / /run rw - tmpfs tmpfs rw\n\
+             6 0 7:0 / /snap/core/1 ro - squashfs /dev/loop0 ro\n\
+             7 0 0:8 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw\n",
+        );
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                ..Paths::default()
+            },
+            DeviceFilter::new("a", DEFAULT_MOUNT_POINTS_EXCLUDE, "b", "").unwrap(),
+            DeviceFilter::new("a", DEFAULT_FS_TYPES_EXCLUDE, "b", "").unwrap(),
+            Duration::from_secs(1),
+            4,
+            recording_stat(&Arc::new(Mutex::new(Vec::new()))),
+        );
+        let mut out = MetricSet::new();
+        fs.update(&mut out).unwrap();
+        assert_eq!(mountpoints(&out), ["/", "/run"]);
+        // A duplicate series would fail the whole scrape.
+        out.finish().unwrap();
+    }
+}
