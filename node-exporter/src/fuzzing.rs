@@ -81,6 +81,22 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(textfile::parse_text(t, Path::new("x.prom")))
     }),
     ("hwmon-sensor-name", |t| {
-        drop(hwmon::explode_sensor_filename(t))
+        let _ = hwmon::explode_sensor_filename(t);
+    }),
+    ("diskstats", |t| {
+        drop(diskstats::parse_diskstats(t, Path::new("diskstats")))
+    }),
+    ("udev", |t| drop(diskstats::parse_udev_properties(t))),
+    ("mountinfo", |t| {
+        drop(filesystem::parse_mountinfo(t, Path::new("1/mountinfo")))
+    }),
+    ("mounts", |t| {
+        drop(filesystem::parse_mounts(t, Path::new("mounts")))
+    }),
+    ("netdev", |t| {
+        drop(netdev::parse_net_dev(t, Path::new("net/dev")))
+    }),
+    ("go-int", |t| {
+        let _ = netclass::parse_go_int(t);
     }),
 ];

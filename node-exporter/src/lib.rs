@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod collector;
 pub mod collectors;
+pub mod device_filter;
 pub mod fuzzing;
 pub mod handler;
 pub mod helpers;

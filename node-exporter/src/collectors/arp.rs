@@ -11,11 +11,11 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
-use regex::Regex;
 
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, Paths};
+use crate::device_filter::DeviceFilter;
 use crate::helpers::read_file;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
@@ -45,8 +45,11 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| {
         Ok(Box::new(Arp {
             paths: f.paths.clone(),
-            include: f.regex("collector.arp.device-include")?,
-            exclude: f.regex("collector.arp.device-exclude")?,
+            filter: DeviceFilter::from_flag_pair(
+                f,
+                "collector.arp.device-exclude",
+                "collector.arp.device-include",
+            )?,
         }))
     },
 };
@@ -108,15 +111,7 @@ fn valid_hw_addr(s: &str) -> bool {
 
 struct Arp {
     paths: Paths,
-    include: Option<Regex>,
-    exclude: Option<Regex>,
-}
-
-impl Arp {
-    fn ignored(&self, device: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(device))
-            || self.include.as_ref().is_some_and(|r| !r.is_match(device))
-    }
+    filter: DeviceFilter,
 }
 
 impl Collector for Arp {
@@ -124,7 +119,7 @@ impl Collector for Arp {
         let path = self.paths.proc("net/arp");
         let text = read_file(&path)?;
         for (device, n) in parse_arp(&text, &path)? {
-            if self.ignored(device) {
+            if self.filter.ignored(device) {
                 continue;
             }
             out.gauge(
@@ -141,6 +136,7 @@ impl Collector for Arp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     const ARP: &str =
         "IP address       HW type     Flags       HW address            Mask     Device
@@ -191,18 +187,10 @@ mod tests {
 
     #[test]
     fn include_and_exclude_filters() {
-        let c = Arp {
-            paths: Paths::default(),
-            include: Some(Regex::new("^eth").unwrap()),
-            exclude: None,
-        };
+        let c = DeviceFilter::from_regexes(None, Some(Regex::new("^eth").unwrap()));
         assert!(!c.ignored("eth0"));
         assert!(c.ignored("docker0"));
-        let c = Arp {
-            include: None,
-            exclude: Some(Regex::new("docker").unwrap()),
-            ..c
-        };
+        let c = DeviceFilter::from_regexes(Some(Regex::new("docker").unwrap()), None);
         assert!(c.ignored("docker0"));
         assert!(!c.ignored("eth0"));
     }

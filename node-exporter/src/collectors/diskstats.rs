@@ -10,11 +10,11 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
-use regex::Regex;
 
 use super::CollectorSpec;
 use crate::cli::{string_flag, Flags};
 use crate::collector::{Collector, Paths};
+use crate::device_filter::DeviceFilter;
 use crate::helpers::read_file;
 
 pub const DEFAULT_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
@@ -246,79 +246,6 @@ pub fn parse_udev_properties(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// node_exporter's device filter (`device_filter.go`): excluded if the
-/// exclude regex matches, or if an include regex is set and does not match.
-/// netdev uses it too.
-pub struct DeviceFilter {
-    exclude: Option<Regex>,
-    include: Option<Regex>,
-}
-
-impl DeviceFilter {
-    /// Compiles the two flags' values; an empty value is "not set".
-    pub fn new(
-        exclude_flag: &str,
-        exclude: &str,
-        include_flag: &str,
-        include: &str,
-    ) -> anyhow::Result<Self> {
-        let compile = |flag: &str, re: &str| -> anyhow::Result<Option<Regex>> {
-            if re.is_empty() {
-                return Ok(None);
-            }
-            Regex::new(re)
-                .map(Some)
-                .map_err(|e| anyhow!("--{flag}: invalid regular expression: {e}"))
-        };
-        Ok(DeviceFilter {
-            exclude: compile(exclude_flag, exclude)?,
-            include: compile(include_flag, include)?,
-        })
-    }
-
-    pub fn ignored(&self, name: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
-            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
-    }
-}
-
-impl DeviceFilter {
-    /// Builds the filter from an exclude flag with a default, its
-    /// deprecated spelling and an include flag, with node_exporter's rules:
-    /// the old flag stands in for an exclude left at its default, and an
-    /// include replaces an exclude left at its default (node_exporter
-    /// refuses that combination for diskstats, which is a known nuisance).
-    pub fn from_flags(
-        f: &Flags,
-        exclude_flag: &str,
-        default_exclude: &str,
-        old_flag: &str,
-        include_flag: &str,
-    ) -> anyhow::Result<Self> {
-        let mut exclude = f.string(exclude_flag);
-        let include = f.string(include_flag);
-        let old = f.string(old_flag);
-        // The flag parser cannot tell "left at default" from "given"; a
-        // value equal to the default is taken as not given.
-        let exclude_given = exclude != default_exclude;
-        if !old.is_empty() {
-            if exclude_given {
-                anyhow::bail!("--{old_flag} and --{exclude_flag} are mutually exclusive");
-            }
-            tracing::warn!(
-                "--{old_flag} is DEPRECATED and will be removed in 2.0.0, use --{exclude_flag}"
-            );
-            exclude = old;
-        } else if !include.is_empty() && !exclude_given {
-            exclude.clear();
-        }
-        if !exclude.is_empty() && !include.is_empty() {
-            anyhow::bail!("--{exclude_flag} and --{include_flag} are mutually exclusive");
-        }
-        DeviceFilter::new(exclude_flag, &exclude, include_flag, &include)
-    }
-}
-
 struct Diskstats {
     paths: Paths,
     filter: DeviceFilter,
@@ -464,6 +391,7 @@ impl Collector for Diskstats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     fn p() -> &'static Path {
         Path::new("/proc/diskstats")
@@ -510,10 +438,7 @@ mod tests {
 
     #[test]
     fn default_filter_drops_partitions_not_disks() {
-        let f = DeviceFilter {
-            exclude: Some(Regex::new(DEFAULT_DEVICE_EXCLUDE).unwrap()),
-            include: None,
-        };
+        let f = DeviceFilter::from_regexes(Some(Regex::new(DEFAULT_DEVICE_EXCLUDE).unwrap()), None);
         for dev in [
             "sda1",
             "nvme0n1p2",

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
-use super::diskstats::DeviceFilter;
 use super::CollectorSpec;
 use crate::cli::{string_flag, Flags};
 use crate::collector::{Collector, NoData, Paths};
+use crate::device_filter::DeviceFilter;
 
 pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
     "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::{MetricSet, MetricType, Value};
-use regex::Regex;
 
 use super::CollectorSpec;
 use crate::cli::string_flag;
 use crate::collector::{Collector, NoData, Paths};
+use crate::device_filter::DeviceFilter;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "hwmon",
@@ -53,36 +53,22 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| {
         Ok(Box::new(Hwmon {
             paths: f.paths.clone(),
-            chips: Filter {
-                exclude: f.regex("collector.hwmon.chip-exclude")?,
-                include: f.regex("collector.hwmon.chip-include")?,
-            },
-            sensors: Filter {
-                exclude: f.regex("collector.hwmon.sensor-exclude")?,
-                include: f.regex("collector.hwmon.sensor-include")?,
-            },
+            chips: DeviceFilter::from_regexes(
+                f.regex("collector.hwmon.chip-exclude")?,
+                f.regex("collector.hwmon.chip-include")?,
+            ),
+            sensors: DeviceFilter::from_regexes(
+                f.regex("collector.hwmon.sensor-exclude")?,
+                f.regex("collector.hwmon.sensor-include")?,
+            ),
         }))
     },
 };
 
-/// node_exporter's `deviceFilter`: excluded if the exclude pattern matches
-/// or an include pattern is given and does not match.
-struct Filter {
-    exclude: Option<Regex>,
-    include: Option<Regex>,
-}
-
-impl Filter {
-    fn ignored(&self, name: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
-            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
-    }
-}
-
 struct Hwmon {
     paths: Paths,
-    chips: Filter,
-    sensors: Filter,
+    chips: DeviceFilter,
+    sensors: DeviceFilter,
 }
 
 /// The sensor types node_exporter reads (the `<type>` of `<type><n>_<prop>`).
@@ -497,6 +483,7 @@ impl Collector for Hwmon {
 mod tests {
     use super::*;
     use exporter_toolkit::exposition::{encode, Format};
+    use regex::Regex;
 
     #[test]
     fn filenames_split_like_node_exporter() {
@@ -632,10 +619,7 @@ mod tests {
 
     #[test]
     fn sensor_filter_sees_chip_and_sensor() {
-        let f = Filter {
-            exclude: Some(Regex::new("platform_x_0;temp2").unwrap()),
-            include: None,
-        };
+        let f = DeviceFilter::from_regexes(Some(Regex::new("platform_x_0;temp2").unwrap()), None);
         let mut data = SensorData::new();
         data.insert("temp1".into(), sensor(&[("input", "1000")]));
         data.insert("temp2".into(), sensor(&[("input", "2000")]));
@@ -650,10 +634,7 @@ mod tests {
         let out = encode(&set.finish().unwrap(), Format::Text);
         assert!(out.contains("sensor=\"temp1\""));
         assert!(!out.contains("sensor=\"temp2\""));
-        let inc = Filter {
-            exclude: None,
-            include: Some(Regex::new("^platform_").unwrap()),
-        };
+        let inc = DeviceFilter::from_regexes(None, Some(Regex::new("^platform_").unwrap()));
         assert!(!inc.ignored("platform_coretemp_0"));
         assert!(inc.ignored("pci0000:00_0000:00:18_3"));
     }

@@ -12,11 +12,11 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
-use regex::Regex;
 
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, Paths};
+use crate::device_filter::DeviceFilter;
 use crate::helpers::read_file;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
@@ -45,8 +45,11 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| {
         Ok(Box::new(Interrupts {
             paths: f.paths.clone(),
-            include: f.regex("collector.interrupts.name-include")?,
-            exclude: f.regex("collector.interrupts.name-exclude")?,
+            filter: DeviceFilter::from_flag_pair(
+                f,
+                "collector.interrupts.name-exclude",
+                "collector.interrupts.name-include",
+            )?,
             include_zeros: f.bool("collector.interrupts.include-zeros", true),
         }))
     },
@@ -128,28 +131,15 @@ pub fn parse_interrupts<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<In
 
 struct Interrupts {
     paths: Paths,
-    include: Option<Regex>,
-    exclude: Option<Regex>,
+    filter: DeviceFilter,
     include_zeros: bool,
-}
-
-impl Interrupts {
-    fn ignored(&self, filter_name: &str) -> bool {
-        self.exclude
-            .as_ref()
-            .is_some_and(|r| r.is_match(filter_name))
-            || self
-                .include
-                .as_ref()
-                .is_some_and(|r| !r.is_match(filter_name))
-    }
 }
 
 impl Collector for Interrupts {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("interrupts");
         let text = read_file(&path)?;
-        let filtering = self.include.is_some() || self.exclude.is_some();
+        let filtering = self.filter.is_active();
         let mut filter_name = String::new();
         let mut cpu_labels: Vec<String> = Vec::new();
         for intr in parse_interrupts(&text, &path)? {
@@ -160,7 +150,7 @@ impl Collector for Interrupts {
                 filter_name.push_str(&intr.info);
                 filter_name.push(';');
                 filter_name.push_str(&intr.devices);
-                if self.ignored(&filter_name) {
+                if self.filter.ignored(&filter_name) {
                     continue;
                 }
             }
@@ -192,6 +182,7 @@ impl Collector for Interrupts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     const X86: &str = "           CPU0       CPU1       
   0:         22          0   IO-APIC   2-edge      timer
@@ -241,19 +232,10 @@ MIS:          0
 
     #[test]
     fn filters_match_name_info_and_devices() {
-        let c = Interrupts {
-            paths: Paths::default(),
-            include: None,
-            exclude: Some(Regex::new("virtio").unwrap()),
-            include_zeros: true,
-        };
+        let c = DeviceFilter::from_regexes(Some(Regex::new("virtio").unwrap()), None);
         assert!(c.ignored("28;PCI-MSIX-0000:00:01.0;0-edge virtio0-config"));
         assert!(!c.ignored("LOC;Local timer interrupts;"));
-        let c = Interrupts {
-            include: Some(Regex::new("^LOC;").unwrap()),
-            exclude: None,
-            ..c
-        };
+        let c = DeviceFilter::from_regexes(None, Some(Regex::new("^LOC;").unwrap()));
         assert!(!c.ignored("LOC;Local timer interrupts;"));
         assert!(c.ignored("NMI;Non-maskable interrupts;"));
     }

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
-use super::diskstats::DeviceFilter;
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, Paths};
+use crate::device_filter::DeviceFilter;
 use crate::helpers::read_file;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
