@@ -11,3 +11,5 @@ pub mod fuzzing;
 pub mod handler;
 pub mod helpers;
 pub mod scrape;
+#[cfg(test)]
+pub mod testutil;

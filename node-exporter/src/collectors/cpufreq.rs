@@ -310,13 +310,8 @@ impl Collector for Cpufreq {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::write;
     use exporter_toolkit::exposition::{encode, Format};
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
 
     fn collector(root: &Path) -> Cpufreq {
         Cpufreq {

@@ -278,13 +278,8 @@ impl Collector for PowerSupplyClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::write;
     use exporter_toolkit::exposition::{encode, Format};
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
 
     #[test]
     fn units_and_info_labels() {

@@ -184,12 +184,7 @@ impl Collector for ThermalZone {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::testutil::write;
 
     #[test]
     fn disabled_and_incomplete_zones_are_skipped() {

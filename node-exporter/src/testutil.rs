@@ -1,0 +1,18 @@
+//! Helpers for the collectors' unit tests.
+
+use std::path::Path;
+
+use exporter_toolkit::exposition::{encode, Format, MetricSet};
+
+/// Writes `text` to `root/rel`, creating directories.
+pub fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("a file path has a parent"))
+        .expect("creating fixture dirs");
+    std::fs::write(p, text).expect("writing fixture file");
+}
+
+/// The text exposition of a set, as a scrape would show it.
+pub fn render(set: MetricSet) -> String {
+    encode(&set.finish().expect("consistent metric set"), Format::Text)
+}
