@@ -366,6 +366,12 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
         f"CPU is counted in clock ticks of 1/{CLK_TCK} s over all {args.scrapes} scrapes "
         f"(ours {ours['cpu_total']:.2f} s, theirs {theirs['cpu_total']:.2f} s in total).",
     ]
+    ticks = min(ours["cpu_total"], theirs["cpu_total"]) * CLK_TCK
+    if ticks < 100:
+        out.append(
+            f"Only {ticks:.0f} ticks on the quieter side: the CPU ratio is coarse; "
+            "use a larger -n for a firmer one."
+        )
     return "\n".join(out) + "\n"
 
 

@@ -396,6 +396,11 @@ fn bad_web_config_is_a_clear_startup_error() {
             &["client_ca_file"],
         ),
         (
+            "sans-without-required-cert.yml",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n  client_allowed_sans: [a.example]\n",
+            &["client_allowed_sans", "RequireAndVerifyClientCert"],
+        ),
+        (
             "not-pem.yml",
             "tls_server_config:\n  cert_file: web.yml\n  key_file: server.key\n",
             &["cert_file"],
