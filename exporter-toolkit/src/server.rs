@@ -70,6 +70,7 @@ where
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let web = Arc::new(web);
+    let http2 = web.http2;
     let tls = web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut tasks = Vec::new();
     for listener in listeners {
@@ -102,8 +103,12 @@ where
                             Ok::<_, std::convert::Infallible>(guarded(&web, req, handler).await)
                         }
                     });
-                    let builder =
+                    let mut builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if !http2 {
+                        // `http_server_config.http2: false`.
+                        builder = builder.http1_only();
+                    }
                     let result = match tls {
                         Some(acceptor) => {
                             match tokio::time::timeout(

@@ -5,8 +5,11 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::web_config::TlsSettings;
 
@@ -46,6 +49,12 @@ pub fn server_config(t: &TlsSettings, base: &Path) -> Result<rustls::ServerConfi
     );
     let builder = match auth_type {
         "NoClientCert" | "RequestClientCert" | "RequireAnyClientCert" if !needs_ca => {
+            if t.client_allowed_sans.is_some() {
+                return Err(format!(
+                    "tls_server_config.client_allowed_sans requires client_auth_type \
+                     RequireAndVerifyClientCert, not {auth_type}"
+                ));
+            }
             if t.client_ca_file.is_some() || t.client_ca.is_some() {
                 return Err(format!(
                     "tls_server_config: client_ca_file is set but client_auth_type is {auth_type}; \
@@ -83,7 +92,21 @@ pub fn server_config(t: &TlsSettings, base: &Path) -> Result<rustls::ServerConfi
             let verifier = verifier
                 .build()
                 .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
+            match &t.client_allowed_sans {
+                Some(allowed) => {
+                    if auth_type != "RequireAndVerifyClientCert" {
+                        return Err(format!(
+                            "tls_server_config.client_allowed_sans requires client_auth_type \
+                             RequireAndVerifyClientCert, not {auth_type}"
+                        ));
+                    }
+                    builder.with_client_cert_verifier(Arc::new(AllowedSans {
+                        inner: verifier,
+                        allowed: allowed.clone(),
+                    }))
+                }
+                None => builder.with_client_cert_verifier(verifier),
+            }
         }
         other => {
             return Err(format!(
@@ -201,4 +224,88 @@ fn load_key(
     rustls_pemfile::private_key(&mut BufReader::new(pem.as_slice()))
         .map_err(|e| format!("tls_server_config.key_file: not PEM: {e}"))?
         .ok_or_else(|| "tls_server_config.key_file: no PEM private key found".to_string())
+}
+
+/// `client_allowed_sans`: after the CA check, the client certificate must
+/// carry one of these names among its DNS, IP address or URI subject
+/// alternative names, compared as exporter-toolkit does (exact strings; the
+/// IP in its usual text form). E-mail SANs are not read, so an e-mail entry
+/// never matches: the check fails closed.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl AllowedSans {
+    fn matches(&self, der: &CertificateDer<'_>) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return false;
+        };
+        let named = cert
+            .valid_dns_names()
+            .chain(cert.valid_uri_names())
+            .any(|n| self.allowed.iter().any(|a| a == n));
+        named
+            || self.allowed.iter().any(|a| {
+                a.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                    cert.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into()))
+                        .is_ok()
+                })
+            })
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.matches(end_entity) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

@@ -11,10 +11,11 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
-    #[error("reading web config {path}: {source}")]
+    // Not `source`: anyhow's `{:#}` would print the cause twice.
+    #[error("reading web config {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("parsing web config {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -72,15 +73,18 @@ struct BasicAuthUsers {
     /// bcrypt is deliberately slow (~50 ms at cost 10): remember verdicts, as
     /// exporter-toolkit does, so that a scrape every 15 s costs nothing.
     verdicts: Mutex<HashMap<(String, String), bool>>,
+    /// One bcrypt at a time, as exporter-toolkit: a flood of wrong
+    /// passwords then costs one core, not every blocking thread.
+    bcrypt: Mutex<()>,
 }
 
 const MAX_CACHED_VERDICTS: usize = 256;
 
 impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| WebConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
@@ -95,11 +99,19 @@ impl WebConfig {
             path: path.to_path_buf(),
             message,
         };
+        let http = raw.http_server_config.unwrap_or_default();
+        let http2 = http.http2.unwrap_or(true);
         let tls = match raw.tls_server_config {
-            Some(t) => Some(Arc::new(
-                crate::tls::server_config(&t.into(), base).map_err(invalid)?,
-            )),
-            None => None,
+            // As exporter-toolkit: a block that sets no certificate, key or
+            // client auth leaves TLS off.
+            Some(t) if t.enables_tls() => {
+                let mut cfg = crate::tls::server_config(&t.into(), base).map_err(invalid)?;
+                if !http2 {
+                    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+                }
+                Some(Arc::new(cfg))
+            }
+            _ => None,
         };
         for (user, hash) in &raw.basic_auth_users {
             if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
@@ -109,9 +121,9 @@ impl WebConfig {
                 )));
             }
         }
-        let http = raw.http_server_config.unwrap_or_default();
         let mut headers = Vec::new();
         for (k, v) in &http.headers {
+            check_header(k, v).map_err(invalid)?;
             let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 invalid(format!("http_server_config.headers: bad header name {k:?}"))
             })?;
@@ -125,10 +137,11 @@ impl WebConfig {
         Ok(WebConfig {
             tls,
             headers,
-            http2: http.http2.unwrap_or(true),
+            http2,
             users: Arc::new(BasicAuthUsers {
                 hashes: raw.basic_auth_users,
                 verdicts: Mutex::new(HashMap::new()),
+                bcrypt: Mutex::new(()),
             }),
         })
     }
@@ -156,6 +169,7 @@ impl WebConfig {
         {
             return v;
         }
+        let _one_at_a_time = self.users.bcrypt.lock();
         let verdict = match self.users.hashes.get(&user) {
             Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
             None => {
@@ -173,6 +187,36 @@ impl WebConfig {
         }
         verdict
     }
+}
+
+/// The only headers exporter-toolkit lets `http_server_config.headers` set,
+/// with the values it allows (empty: any).
+const EXTRA_HTTP_HEADERS: &[(&str, &[&str])] = &[
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
+];
+
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let Some((_, allowed)) = EXTRA_HTTP_HEADERS.iter().find(|(n, _)| *n == name) else {
+        return Err(format!(
+            "http_server_config.headers: HTTP header {name:?} can not be configured (allowed: {})",
+            EXTRA_HTTP_HEADERS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    if !allowed.is_empty() && !allowed.contains(&value) {
+        return Err(format!(
+            "http_server_config.headers: invalid value for {name}: {value:?}; expected one of: {}",
+            allowed.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// bcrypt("dummy") at cost 10.
@@ -207,19 +251,37 @@ pub struct TlsSettings {
     pub client_allowed_sans: Option<Vec<String>>,
 }
 
+impl RawTlsConfig {
+    /// exporter-toolkit's `TLSConfig.IsEnabled`.
+    /// Empty strings count as unset, as in Go.
+    fn enables_tls(&self) -> bool {
+        let path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let text = |t: &Option<String>| t.as_ref().is_some_and(|t| !t.is_empty());
+        path(&self.cert_file)
+            || text(&self.cert)
+            || path(&self.key_file)
+            || text(&self.key)
+            || path(&self.client_ca_file)
+            || text(&self.client_ca)
+            || text(&self.client_auth_type)
+    }
+}
+
 impl From<RawTlsConfig> for TlsSettings {
     fn from(r: RawTlsConfig) -> Self {
         let _ = r.prefer_server_cipher_suites; // Go-only knob; rustls always prefers the server's order.
+        let path = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        let text = |t: Option<String>| t.filter(|t| !t.is_empty());
         TlsSettings {
-            cert_file: r.cert_file,
-            key_file: r.key_file,
-            cert: r.cert,
-            key: r.key,
-            client_auth_type: r.client_auth_type,
-            client_ca_file: r.client_ca_file,
-            client_ca: r.client_ca,
-            min_version: r.min_version,
-            max_version: r.max_version,
+            cert_file: path(r.cert_file),
+            key_file: path(r.key_file),
+            cert: text(r.cert),
+            key: text(r.key),
+            client_auth_type: text(r.client_auth_type),
+            client_ca_file: path(r.client_ca_file),
+            client_ca: text(r.client_ca),
+            min_version: text(r.min_version),
+            max_version: text(r.max_version),
             cipher_suites: r.cipher_suites,
             curve_preferences: r.curve_preferences,
             client_allowed_sans: r.client_allowed_sans,

@@ -89,10 +89,17 @@ impl Exporter {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let resp = self.metrics_inner(req).await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // A bad collect[]/exclude[] (400) is refused before promhttp in
+        // node_exporter, so it is not counted under any code.
         match resp.status() {
-            StatusCode::OK => self.requests_200.fetch_add(1, Ordering::Relaxed),
-            _ => self.requests_500.fetch_add(1, Ordering::Relaxed),
-        };
+            StatusCode::OK => {
+                self.requests_200.fetch_add(1, Ordering::Relaxed);
+            }
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                self.requests_500.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         resp
     }
 
