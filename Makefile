@@ -49,7 +49,7 @@ build:
 ## bench: ours against Debian's node_exporter, same collectors, one run; writes BENCHMARKS.md
 bench: deps
 	$(CARGO) build --release -p node-exporter
-	python3 bench/compare.py --write BENCHMARKS.md
+	python3 bench/compare.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
 FUZZ_SECONDS ?= 60

@@ -52,7 +52,7 @@ pub fn collect(set: &mut MetricSet) -> Result<(), String> {
         &[],
         (stat.rss * procfs::page_size()) as f64,
     );
-    if let Ok(boot) = procfs::boot_time_secs() {
+    if let Some(boot) = boot_time() {
         set.gauge(
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
@@ -69,4 +69,10 @@ fn limit(v: LimitValue) -> f64 {
         LimitValue::Unlimited => u64::MAX as f64,
         LimitValue::Value(n) => n as f64,
     }
+}
+
+/// Boot time never changes: read /proc/stat for it once, not every scrape.
+fn boot_time() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| procfs::boot_time_secs().ok())
 }

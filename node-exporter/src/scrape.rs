@@ -1,19 +1,35 @@
-//! Runs the enabled collectors of one scrape concurrently, each with a time
-//! budget, and reports each one's outcome in `node_scrape_collector_*`.
+//! Runs the enabled collectors of one scrape, each with a time budget, and
+//! reports each one's outcome in `node_scrape_collector_*`.
 //!
-//! A collector that overruns its budget is reported failed and left to
-//! finish on its own thread; until it does, later scrapes report it failed
-//! at once instead of starting another copy, so a hung read (a dead NFS
-//! server, a stuck sysfs attribute) costs one thread, not one per scrape.
+//! Collectors are short file reads, so they run on two "lanes" (blocking
+//! threads) that drain one queue, not one thread each: that keeps a scrape to
+//! a couple of thread wake-ups and the process to a few threads. When the
+//! queue stops moving because a collector is stuck (a dead NFS server, a
+//! sysfs attribute that blocks), another lane is added every
+//! [`STALL_CHECK`], so one stuck collector delays the others by that much at
+//! most, and never past the budget.
+//!
+//! A collector that overruns its budget is reported failed and left to finish
+//! on its lane; until it does, later scrapes report it failed at once instead
+//! of starting another copy, so a hung read costs one thread, not one per
+//! scrape.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use exporter_toolkit::exposition::MetricSet;
+use tokio::sync::Notify;
 
 use crate::collector::Collector;
 use crate::helpers::is_no_data;
+
+/// Lanes started for every scrape (this is a 2-core class of machine; more
+/// lanes would only add wake-ups).
+const LANES: usize = 2;
+/// How long the queue may sit still before another lane is added.
+const STALL_CHECK: Duration = Duration::from_millis(50);
 
 pub struct Entry {
     pub name: &'static str,
@@ -23,6 +39,53 @@ pub struct Entry {
 
 pub struct Scraper {
     entries: Vec<Entry>,
+}
+
+type Outcome = (MetricSet, anyhow::Result<()>, Duration);
+
+/// One scrape's shared state between the scrape task and its lanes.
+struct Round {
+    jobs: Vec<(Arc<dyn Collector>, Arc<AtomicBool>)>,
+    queue: Mutex<VecDeque<usize>>,
+    results: Mutex<Vec<Option<Outcome>>>,
+    remaining: AtomicUsize,
+    all_done: Notify,
+}
+
+impl Round {
+    /// A lane: run queued collectors until the queue is empty.
+    fn lane(&self) {
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            let Some(i) = next else { return };
+            let Some((collector, in_flight)) = self.jobs.get(i) else {
+                return;
+            };
+            let start = Instant::now();
+            let mut set = MetricSet::new();
+            // A panic is a bug, but it must not take the scrape with it.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                collector.update(&mut set)
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("collector panicked")));
+            in_flight.store(false, Ordering::Release);
+            if let Some(slot) = self
+                .results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(i)
+            {
+                *slot = Some((set, result, start.elapsed()));
+            }
+            if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.all_done.notify_one();
+            }
+        }
+    }
 }
 
 impl Scraper {
@@ -46,9 +109,11 @@ impl Scraper {
     /// Runs the collectors `include` accepts and returns their metrics plus
     /// `node_scrape_collector_duration_seconds` / `_success`.
     pub async fn scrape(&self, include: impl Fn(&str) -> bool, budget: Duration) -> MetricSet {
+        let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
-        let mut running = Vec::new();
         let mut out = MetricSet::new();
+        let mut names = Vec::new();
+        let mut jobs = Vec::new();
         for e in self.entries.iter().filter(|e| include(e.name)) {
             if e.in_flight.swap(true, Ordering::AcqRel) {
                 tracing::error!(
@@ -58,31 +123,72 @@ impl Scraper {
                 report(&mut out, e.name, 0.0, false);
                 continue;
             }
-            let collector = e.collector.clone();
-            let in_flight = e.in_flight.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                let start = Instant::now();
-                let mut set = MetricSet::new();
-                // A panic is a bug, but it must not take the scrape with it.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    collector.update(&mut set)
-                }))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("collector panicked")));
-                in_flight.store(false, Ordering::Release);
-                (set, result, start.elapsed())
-            });
-            running.push((e.name, Instant::now(), task));
+            names.push(e.name);
+            jobs.push((e.collector.clone(), e.in_flight.clone()));
         }
-        for (name, started, task) in running {
-            match tokio::time::timeout_at(deadline, task).await {
-                Ok(Ok((set, Ok(()), elapsed))) => match out.merge(set) {
+        if jobs.is_empty() {
+            return out;
+        }
+        let n = jobs.len();
+        let round = Arc::new(Round {
+            jobs,
+            queue: Mutex::new((0..n).collect()),
+            results: Mutex::new((0..n).map(|_| None).collect()),
+            remaining: AtomicUsize::new(n),
+            all_done: Notify::new(),
+        });
+        for _ in 0..LANES.min(n) {
+            let r = round.clone();
+            tokio::task::spawn_blocking(move || r.lane());
+        }
+        loop {
+            let wake = deadline.min(tokio::time::Instant::now() + STALL_CHECK);
+            if tokio::time::timeout_at(wake, round.all_done.notified())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            let queued = !round
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if queued {
+                let r = round.clone();
+                tokio::task::spawn_blocking(move || r.lane());
+            }
+        }
+        // Collectors that never started are taken back, so that no lane runs
+        // them after the scrape has answered.
+        let never_started: Vec<usize> = round
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for &i in &never_started {
+            if let Some((_, in_flight)) = round.jobs.get(i) {
+                in_flight.store(false, Ordering::Release);
+            }
+        }
+        let results: Vec<Option<Outcome>> = {
+            let mut r = round.results.lock().unwrap_or_else(|e| e.into_inner());
+            r.iter_mut().map(Option::take).collect()
+        };
+        for (name, result) in names.into_iter().zip(results) {
+            match result {
+                Some((set, Ok(()), elapsed)) => match out.merge(set) {
                     Ok(()) => report(&mut out, name, elapsed.as_secs_f64(), true),
                     Err(e) => {
                         tracing::error!(collector = name, error = %e, "collector failed");
                         report(&mut out, name, elapsed.as_secs_f64(), false);
                     }
                 },
-                Ok(Ok((set, Err(err), elapsed))) => {
+                Some((set, Err(err), elapsed)) => {
                     let secs = elapsed.as_secs_f64();
                     // Like node_exporter, keep what the collector emitted
                     // before it failed (e.g. the PSI files it could read).
@@ -101,11 +207,7 @@ impl Scraper {
                     }
                     report(&mut out, name, secs, false);
                 }
-                Ok(Err(join_err)) => {
-                    tracing::error!(collector = name, error = %join_err, "collector failed");
-                    report(&mut out, name, started.elapsed().as_secs_f64(), false);
-                }
-                Err(_) => {
+                None => {
                     let secs = started.elapsed().as_secs_f64();
                     tracing::error!(
                         collector = name,
@@ -179,6 +281,21 @@ mod tests {
                 exporter_toolkit::exposition::Value::Single(v) => Some(v),
                 _ => None,
             })
+    }
+
+    /// Both lanes stuck on hung collectors: the collector queued behind
+    /// them still runs, on a lane added for the stall, well within budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stuck_collectors_do_not_starve_the_queue() {
+        let s = Scraper::new(vec![
+            ("hung1", Box::new(Sleepy(Duration::from_millis(3000)))),
+            ("hung2", Box::new(Sleepy(Duration::from_millis(3000)))),
+            ("quick", Box::new(Quick)),
+        ]);
+        let set = s.scrape(|_| true, Duration::from_millis(1500)).await;
+        assert_eq!(success(&set, "quick"), Some(1.0));
+        assert_eq!(success(&set, "hung1"), Some(0.0));
+        assert_eq!(success(&set, "hung2"), Some(0.0));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

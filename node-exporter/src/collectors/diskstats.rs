@@ -267,7 +267,7 @@ impl Diskstats {
 
     fn udev_properties(&self, major: u32, minor: u32) -> HashMap<String, String> {
         let path = self.paths.udev_data.join(format!("b{major}:{minor}"));
-        match std::fs::read_to_string(&path) {
+        match crate::helpers::read_to_string(&path) {
             Ok(text) => parse_udev_properties(&text),
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "Failed to parse udev info");
@@ -283,7 +283,7 @@ impl Diskstats {
             .join("block")
             .join(device)
             .join("queue/rotational");
-        match std::fs::read_to_string(path) {
+        match crate::helpers::read_to_string(path) {
             Ok(s) if s.trim() == "1" => "1",
             _ => "0",
         }

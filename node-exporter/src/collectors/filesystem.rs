@@ -310,43 +310,54 @@ impl Statter {
         let stuck = self.stuck.clone();
         let alive = self.alive.clone();
         alive.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name("statfs".into())
-            .spawn(move || {
-                loop {
-                    let next = round
-                        .queue
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .pop_front();
-                    let Some(i) = next else { break };
-                    let Some(task) = round.tasks.get(i) else {
-                        break;
-                    };
-                    if let Some(s) = round
-                        .started
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_mut(i)
-                    {
-                        *s = Some(Instant::now());
-                    }
-                    let result = stat(&task.path);
-                    {
-                        let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
-                        task.done.store(true, Ordering::SeqCst);
-                        if stuck.get(&task.mount_point) == Some(&task.token) {
-                            tracing::debug!(mountpoint = %task.mount_point, "Mount point has recovered, monitoring will resume");
-                            stuck.remove(&task.mount_point);
-                        }
-                    }
-                    if tx.send((i, result)).is_err() {
-                        // The scrape gave up on this statfs and moved on.
-                        break;
+        let work = move || {
+            loop {
+                let next = round
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_front();
+                let Some(i) = next else { break };
+                let Some(task) = round.tasks.get(i) else {
+                    break;
+                };
+                if let Some(s) = round
+                    .started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(i)
+                {
+                    *s = Some(Instant::now());
+                }
+                let result = stat(&task.path);
+                {
+                    let mut stuck = stuck.lock().unwrap_or_else(|e| e.into_inner());
+                    task.done.store(true, Ordering::SeqCst);
+                    if stuck.get(&task.mount_point) == Some(&task.token) {
+                        tracing::debug!(mountpoint = %task.mount_point, "Mount point has recovered, monitoring will resume");
+                        stuck.remove(&task.mount_point);
                     }
                 }
-                alive.fetch_sub(1, Ordering::SeqCst);
-            });
+                if tx.send((i, result)).is_err() {
+                    // The scrape gave up on this statfs and moved on.
+                    break;
+                }
+            }
+            alive.fetch_sub(1, Ordering::SeqCst);
+        };
+        // Inside the exporter, reuse the runtime's idle blocking threads
+        // rather than creating threads on every scrape; unit tests without a
+        // runtime get a plain thread.
+        let spawned = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                drop(handle.spawn_blocking(work));
+                Ok(())
+            }
+            Err(_) => std::thread::Builder::new()
+                .name("statfs".into())
+                .spawn(work)
+                .map(drop),
+        };
         if spawned.is_err() {
             self.alive.fetch_sub(1, Ordering::SeqCst);
         }
@@ -523,7 +534,7 @@ impl Filesystem {
     fn read_mounts(&self) -> anyhow::Result<Vec<Mount>> {
         for rel in ["1/mountinfo", "self/mountinfo"] {
             let path = self.paths.proc(rel);
-            match std::fs::read_to_string(&path) {
+            match crate::helpers::read_to_string(&path) {
                 Ok(text) => return parse_mountinfo(&text, &path),
                 Err(e)
                     if matches!(
@@ -537,7 +548,7 @@ impl Filesystem {
             }
         }
         let path = self.paths.proc("mounts");
-        match std::fs::read_to_string(&path) {
+        match crate::helpers::read_to_string(&path) {
             Ok(text) => parse_mounts(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NoData(format!(
                 "no mount table under {}",

@@ -197,7 +197,7 @@ pub fn chip_name(dir: &Path) -> anyhow::Result<String> {
             _ => {}
         }
     }
-    if let Ok(name) = std::fs::read_to_string(dir.join("name")) {
+    if let Ok(name) = crate::helpers::read_to_string(dir.join("name")) {
         let name = clean_name(&name);
         if !name.is_empty() {
             return Ok(name);
@@ -217,7 +217,7 @@ pub fn chip_name(dir: &Path) -> anyhow::Result<String> {
 
 /// The human-readable chip type from the `name` file, if any.
 fn human_chip_name(dir: &Path) -> Option<String> {
-    let name = clean_name(&std::fs::read_to_string(dir.join("name")).ok()?);
+    let name = clean_name(&crate::helpers::read_to_string(dir.join("name")).ok()?);
     (!name.is_empty()).then_some(name)
 }
 

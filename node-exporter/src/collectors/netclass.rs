@@ -183,7 +183,7 @@ impl Netclass {
 /// value for this interface (missing, EINVAL, EOPNOTSUPP, EACCES), as
 /// procfs' `ParseNetClassAttribute` skips them.
 pub fn read_attribute(path: &Path) -> anyhow::Result<Option<String>> {
-    match std::fs::read(path) {
+    match crate::helpers::read_bytes(path) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
         Err(e) if skippable(&e) => Ok(None),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),

@@ -242,7 +242,11 @@ impl Netdev {
 /// A sysfs counter, or None if the kernel does not have it (or the device
 /// is not in this sysfs' network namespace).
 fn read_counter(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::helpers::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Collector for Netdev {
@@ -283,7 +287,7 @@ impl Collector for Netdev {
             let mut labels: Vec<(&str, &str)> = vec![("device", dev)];
             if self.label_ifalias {
                 let p = self.paths.sysfs.join("class/net").join(dev).join("ifalias");
-                ifalias = std::fs::read_to_string(p).unwrap_or_default();
+                ifalias = crate::helpers::read_to_string(p).unwrap_or_default();
                 labels.push(("ifalias", ifalias.trim()));
             }
             for &(key, v) in &stats {

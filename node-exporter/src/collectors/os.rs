@@ -282,7 +282,7 @@ impl Os {
                     return Ok(c.release.clone());
                 }
             }
-            let text = std::fs::read_to_string(&path)
+            let text = crate::helpers::read_to_string(&path)
                 .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
             let release = parse_os_release(&text, &path)?;
             *cache = Some(Cached {

@@ -79,7 +79,7 @@ pub fn parse_psi(text: &str, path: &Path) -> anyhow::Result<Psi> {
 /// Reads a PSI file; `None` when the kernel has no such resource. A kernel
 /// built with PSI but booted without it (`psi=0`) answers EOPNOTSUPP.
 fn read_psi(path: &Path) -> anyhow::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    match crate::helpers::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(NoData(format!(
