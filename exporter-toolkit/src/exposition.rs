@@ -118,7 +118,7 @@ impl MetricSet {
         &mut self,
         name: impl Into<Str>,
         help: impl Into<Str>,
-        labels: &[(&str, &str)],
+        labels: &[(&'static str, &str)],
         value: f64,
     ) {
         self.push(name, help, MetricType::Gauge, labels, Value::Single(value));
@@ -128,7 +128,7 @@ impl MetricSet {
         &mut self,
         name: impl Into<Str>,
         help: impl Into<Str>,
-        labels: &[(&str, &str)],
+        labels: &[(&'static str, &str)],
         value: f64,
     ) {
         self.push(
@@ -144,7 +144,7 @@ impl MetricSet {
         &mut self,
         name: impl Into<Str>,
         help: impl Into<Str>,
-        labels: &[(&str, &str)],
+        labels: &[(&'static str, &str)],
         value: f64,
     ) {
         self.push(
@@ -163,12 +163,12 @@ impl MetricSet {
         name: impl Into<Str>,
         help: impl Into<Str>,
         kind: MetricType,
-        labels: &[(&str, &str)],
+        labels: &[(&'static str, &str)],
         value: Value,
     ) {
         let mut owned: Vec<(Str, String)> = labels
             .iter()
-            .map(|(k, v)| (Cow::Owned((*k).to_string()), (*v).to_string()))
+            .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
             .collect();
         owned.sort_by(|a, b| a.0.cmp(&b.0));
         let series = Series {
@@ -393,13 +393,10 @@ fn encode_openmetrics(out: &mut String, families: &[Family]) {
         out.push(' ');
         out.push_str(f.kind.openmetrics_name());
         out.push('\n');
+        let counter_name = is_counter.then(|| format!("{base}_total"));
+        let name = counter_name.as_deref().unwrap_or(&f.name);
         for s in &f.series {
-            if is_counter {
-                let name = format!("{base}_total");
-                write_series(out, &name, s, true);
-            } else {
-                write_series(out, &f.name, s, true);
-            }
+            write_series(out, name, s, true);
         }
     }
     out.push_str("# EOF\n");
@@ -412,7 +409,16 @@ fn write_series(out: &mut String, name: &str, s: &Series, om: bool) {
             out.push_str(name);
             write_labels(out, &s.labels, None);
             out.push(' ');
-            out.push_str(&fmt(*v));
+            // The hot path: integers (most counters) skip the general
+            // formatter and its allocation.
+            if v.fract() == 0.0 && v.abs() < 1e6 {
+                let _ = write!(out, "{}", *v as i64);
+                if om {
+                    out.push_str(".0");
+                }
+            } else {
+                out.push_str(&fmt(*v));
+            }
             out.push('\n');
         }
         Value::Histogram {
@@ -537,7 +543,8 @@ pub fn format_float(v: f64) -> String {
         return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+        // client_golang special-cases zero, so -0 is written "0" too.
+        return "0".to_string();
     }
     // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x".
     let sci = format!("{v:e}");

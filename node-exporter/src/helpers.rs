@@ -103,3 +103,84 @@ pub fn is_no_data(err: &anyhow::Error) -> bool {
 
 /// The kernel's USER_HZ, which /proc/stat and friends count in.
 pub const USER_HZ: f64 = 100.0;
+
+/// Files kept open between scrapes and re-read with `pread` at offset 0:
+/// /proc and /sys generate their content afresh on every read from the
+/// start, and skipping the open/close (a path walk through kernfs each) more
+/// than halves the cost of reading many small attributes, as netclass does.
+/// A read error (e.g. ENODEV once the device is gone) drops the kept file
+/// and the read is retried once with a fresh open.
+#[derive(Default)]
+pub struct OpenFiles {
+    files: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::fs::File>>,
+}
+
+impl OpenFiles {
+    pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = files.get(path) {
+            match pread_all(f) {
+                Ok(v) => return Ok(v),
+                Err(_) => {
+                    files.remove(path);
+                }
+            }
+        }
+        let f = std::fs::File::open(path)?;
+        let v = pread_all(&f)?;
+        files.insert(path.to_path_buf(), f);
+        Ok(v)
+    }
+
+    /// Closes the files `keep` rejects (devices that went away).
+    pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.retain(|p, _| keep(p));
+    }
+}
+
+fn pread_all(f: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if buf.len() as u64 >= MAX_FILE_BYTES {
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_files_see_new_content_and_survive_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("attr");
+        std::fs::write(&p, "1\n").unwrap();
+        let files = OpenFiles::default();
+        assert_eq!(files.read(&p).unwrap(), b"1\n");
+        // Rewritten in place: the kept file reads the new content.
+        std::fs::write(&p, "22\n").unwrap();
+        assert_eq!(files.read(&p).unwrap(), b"22\n");
+        // Removed: the kept file still reads; then retain() drops it and
+        // the next read reports the file missing.
+        std::fs::remove_file(&p).unwrap();
+        files.retain(|_| false);
+        assert!(files.read(&p).is_err());
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 10_000]).unwrap();
+        assert_eq!(files.read(&big).unwrap().len(), 10_000);
+    }
+}

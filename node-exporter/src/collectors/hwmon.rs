@@ -221,7 +221,7 @@ fn human_chip_name(dir: &Path) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-fn gauge(out: &mut MetricSet, name: String, help: String, labels: &[(&str, &str)], v: f64) {
+fn gauge(out: &mut MetricSet, name: String, help: String, labels: &[(&'static str, &str)], v: f64) {
     out.push(name, help, MetricType::Gauge, labels, Value::Single(v));
 }
 
@@ -325,7 +325,7 @@ fn emit_element(
     kind: &str,
     element: &str,
     v: f64,
-    labels: &[(&str, &str)],
+    labels: &[(&'static str, &str)],
     props: &BTreeMap<String, String>,
 ) {
     if element == "fault" || element == "alarm" {

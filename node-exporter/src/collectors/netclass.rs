@@ -16,6 +16,7 @@ use regex::Regex;
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, NoData, Paths};
+use crate::helpers::OpenFiles;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "netclass",
@@ -156,6 +157,8 @@ struct Netclass {
     paths: Paths,
     ignored: Regex,
     ignore_invalid_speed: bool,
+    /// ~25 attributes per interface, every scrape: kept open.
+    files: OpenFiles,
 }
 
 impl Netclass {
@@ -175,6 +178,7 @@ impl Netclass {
             paths: f.paths.clone(),
             ignored,
             ignore_invalid_speed: f.bool("collector.netclass.ignore-invalid-speed", false),
+            files: OpenFiles::default(),
         })
     }
 }
@@ -182,8 +186,8 @@ impl Netclass {
 /// Reads one sysfs attribute, trimmed. `Ok(None)` when the kernel has no
 /// value for this interface (missing, EINVAL, EOPNOTSUPP, EACCES), as
 /// procfs' `ParseNetClassAttribute` skips them.
-pub fn read_attribute(path: &Path) -> anyhow::Result<Option<String>> {
-    match crate::helpers::read_bytes(path) {
+pub fn read_attribute(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<String>> {
+    match files.read(path) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
         Err(e) if skippable(&e) => Ok(None),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
@@ -219,8 +223,8 @@ pub fn parse_go_int(s: &str) -> Option<i64> {
     i64::try_from(if neg { -v } else { v }).ok()
 }
 
-fn read_int(path: &Path) -> anyhow::Result<Option<i64>> {
-    let Some(s) = read_attribute(path)? else {
+fn read_int(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<i64>> {
+    let Some(s) = read_attribute(files, path)? else {
         return Ok(None);
     };
     parse_go_int(&s)
@@ -246,10 +250,18 @@ impl Collector for Netclass {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         devices.sort();
+        // Close what was kept open for interfaces that are gone.
+        self.files.retain(|p| {
+            p.strip_prefix(&dir)
+                .ok()
+                .and_then(|rel| rel.iter().next())
+                .is_some_and(|d| devices.iter().any(|x| std::ffi::OsStr::new(x) == d))
+        });
         for dev in devices.iter().filter(|d| !self.ignored.is_match(d)) {
             let base = dir.join(dev);
-            let text =
-                |attr: &str| -> anyhow::Result<Option<String>> { read_attribute(&base.join(attr)) };
+            let text = |attr: &str| -> anyhow::Result<Option<String>> {
+                read_attribute(&self.files, &base.join(attr))
+            };
             let labels = [("device", dev.as_str())];
             let operstate = text("operstate")?.unwrap_or_default();
             out.gauge(
@@ -260,7 +272,7 @@ impl Collector for Netclass {
             );
             let mut flags = None;
             for (file, name, help, counter) in INT_ATTRS {
-                let Some(v) = read_int(&base.join(file))? else {
+                let Some(v) = read_int(&self.files, &base.join(file))? else {
                     continue;
                 };
                 if file == "flags" {
@@ -272,7 +284,7 @@ impl Collector for Netclass {
                     out.gauge(name, help, &labels, v as f64);
                 }
             }
-            if let Some(speed) = read_int(&base.join("speed"))? {
+            if let Some(speed) = read_int(&self.files, &base.join("speed"))? {
                 // Some drivers report -1 for an unknown speed.
                 if speed >= 0 || !self.ignore_invalid_speed {
                     let bytes = speed.saturating_mul(1000 * 1000) / 8;
@@ -355,9 +367,13 @@ mod tests {
             paths: Paths::default(),
             ignored: Regex::new("^$").unwrap(),
             ignore_invalid_speed: false,
+            files: OpenFiles::default(),
         };
-        let mut out = MetricSet::new();
-        c.update(&mut out).unwrap();
-        assert!(out.families().iter().any(|f| f.name == "node_network_up"));
+        // Twice: the second update reads through the files kept open.
+        for _ in 0..2 {
+            let mut out = MetricSet::new();
+            c.update(&mut out).unwrap();
+            assert!(out.families().iter().any(|f| f.name == "node_network_up"));
+        }
     }
 }
