@@ -46,6 +46,22 @@ pub fn read_bytes(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
+/// [`read_file`] for the fixed files a collector reads on every scrape
+/// (/proc/meminfo, /proc/stat, ...): they stay open and are re-read with
+/// `pread`, which saves a path walk per file per scrape. Only for a bounded
+/// set of paths: never for per-process or per-file paths that come and go.
+pub fn read_kept(path: &Path) -> anyhow::Result<String> {
+    static KEPT: std::sync::OnceLock<OpenFiles> = std::sync::OnceLock::new();
+    match KEPT.get_or_init(OpenFiles::default).read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| anyhow!("reading {}: not UTF-8 text", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(NoData(format!("{} does not exist", path.display())).into())
+        }
+        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
 /// Reads a file holding one value (sysfs attributes), trimmed.
 pub fn read_trimmed(path: &Path) -> anyhow::Result<String> {
     Ok(read_file(path)?.trim().to_string())
@@ -112,30 +128,55 @@ pub const USER_HZ: f64 = 100.0;
 /// and the read is retried once with a fresh open.
 #[derive(Default)]
 pub struct OpenFiles {
-    files: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::fs::File>>,
+    /// The lock is held only to look up or insert, never during I/O: a read
+    /// that hangs must not block the other collectors' reads.
+    files: std::sync::Mutex<
+        std::collections::HashMap<std::path::PathBuf, std::sync::Arc<std::fs::File>>,
+    >,
 }
 
 impl OpenFiles {
     pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = files.get(path) {
-            match pread_all(f) {
+        let kept = self.lock().get(path).cloned();
+        if let Some(f) = kept {
+            match pread_all(&f) {
                 Ok(v) => return Ok(v),
                 Err(_) => {
-                    files.remove(path);
+                    self.lock().remove(path);
                 }
             }
         }
-        let f = std::fs::File::open(path)?;
-        let v = pread_all(&f)?;
-        files.insert(path.to_path_buf(), f);
-        Ok(v)
+        let mut f = std::fs::File::open(path)?;
+        match pread_all(&f) {
+            Ok(v) => {
+                self.lock()
+                    .insert(path.to_path_buf(), std::sync::Arc::new(f));
+                Ok(v)
+            }
+            // Not seekable (a FIFO standing in for the file): read it the
+            // ordinary way, and do not keep it.
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                use std::io::Read;
+                let mut v = Vec::new();
+                (&mut f).take(MAX_FILE_BYTES).read_to_end(&mut v)?;
+                Ok(v)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Closes the files `keep` rejects (devices that went away).
     pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        files.retain(|p, _| keep(p));
+        self.lock().retain(|p, _| keep(p));
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<std::path::PathBuf, std::sync::Arc<std::fs::File>>,
+    > {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -16,7 +16,7 @@ use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, Paths};
 use crate::device_filter::DeviceFilter;
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "arp",
@@ -117,7 +117,7 @@ struct Arp {
 impl Collector for Arp {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/arp");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         for (device, n) in parse_arp(&text, &path)? {
             if self.filter.ignored(device) {
                 continue;

@@ -11,7 +11,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{is_no_data, read_file, read_u64};
+use crate::helpers::{is_no_data, read_kept, read_u64};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "conntrack",
@@ -140,7 +140,7 @@ impl Collector for Conntrack {
         let stat_path = self.paths.proc("net/stat/nf_conntrack");
         // Without the per-CPU statistics file, the table size is still worth
         // reporting.
-        let stats = match read_file(&stat_path) {
+        let stats = match read_kept(&stat_path) {
             Ok(text) => Some(parse_conntrack_stat(&text, &stat_path)?),
             Err(e) if is_no_data(&e) => {
                 tracing::debug!(error = %e, "conntrack statistics unavailable");

@@ -13,7 +13,7 @@ use exporter_toolkit::exposition::MetricSet;
 use super::CollectorSpec;
 use crate::cli::bool_flag;
 use crate::collector::{Collector, Paths};
-use crate::helpers::{parse_f64, read_file, USER_HZ};
+use crate::helpers::{parse_f64, read_kept, USER_HZ};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "cpu",
@@ -49,7 +49,7 @@ struct Cpu {
 impl Collector for Cpu {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("stat");
-        let cpus = parse_cpu_lines(&read_file(&path)?, &path)?;
+        let cpus = parse_cpu_lines(&read_kept(&path)?, &path)?;
         let mut last = self
             .last
             .lock()

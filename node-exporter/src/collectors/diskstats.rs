@@ -15,7 +15,7 @@ use super::CollectorSpec;
 use crate::cli::{string_flag, Flags};
 use crate::collector::{Collector, Paths};
 use crate::device_filter::DeviceFilter;
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const DEFAULT_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
 
@@ -293,7 +293,7 @@ impl Diskstats {
 impl Collector for Diskstats {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("diskstats");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         for disk in parse_diskstats(&text, &path)? {
             let dev = disk.device.as_str();
             if self.filter.ignored(dev) {

@@ -9,7 +9,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{parse_f64, read_file};
+use crate::helpers::{parse_f64, read_kept};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "filefd",
@@ -44,7 +44,7 @@ struct Filefd {
 impl Collector for Filefd {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("sys/fs/file-nr");
-        let (allocated, maximum) = parse_file_nr(&read_file(&path)?, &path)?;
+        let (allocated, maximum) = parse_file_nr(&read_kept(&path)?, &path)?;
         out.gauge(
             "node_filefd_allocated",
             "File descriptor statistics: allocated.",

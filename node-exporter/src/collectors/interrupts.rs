@@ -17,7 +17,7 @@ use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, Paths};
 use crate::device_filter::DeviceFilter;
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "interrupts",
@@ -138,7 +138,7 @@ struct Interrupts {
 impl Collector for Interrupts {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("interrupts");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         let filtering = self.filter.is_active();
         let mut filter_name = String::new();
         let mut cpu_labels: Vec<String> = Vec::new();

@@ -11,7 +11,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "kernel_hung",
@@ -42,7 +42,7 @@ struct KernelHung {
 impl Collector for KernelHung {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("sys/kernel/hung_task_detect_count");
-        let n = parse_hung_task_detect_count(&read_file(&path)?, &path)?;
+        let n = parse_hung_task_detect_count(&read_kept(&path)?, &path)?;
         out.counter(
             "node_kernel_hung_tasks_total",
             "Total number of tasks that have been detected as hung since the system booted.",

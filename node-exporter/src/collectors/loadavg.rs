@@ -7,7 +7,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{parse_f64, read_file};
+use crate::helpers::{parse_f64, read_kept};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "loadavg",
@@ -27,7 +27,7 @@ struct Loadavg {
 impl Collector for Loadavg {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("loadavg");
-        let loads = parse_loadavg(&read_file(&path)?, &path)?;
+        let loads = parse_loadavg(&read_kept(&path)?, &path)?;
         let names = [
             ("node_load1", "1m load average."),
             ("node_load5", "5m load average."),

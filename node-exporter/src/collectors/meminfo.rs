@@ -9,7 +9,7 @@ use exporter_toolkit::exposition::{sanitize_name, MetricSet};
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{parse_f64, read_file};
+use crate::helpers::{parse_f64, read_kept};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "meminfo",
@@ -29,7 +29,7 @@ struct Meminfo {
 impl Collector for Meminfo {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("meminfo");
-        for (key, value) in parse_meminfo(&read_file(&path)?, &path)? {
+        for (key, value) in parse_meminfo(&read_kept(&path)?, &path)? {
             out.gauge(
                 format!("node_memory_{key}"),
                 format!("Memory information field {key}."),

@@ -22,7 +22,7 @@ use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, Paths};
 use crate::device_filter::DeviceFilter;
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "netdev",
@@ -252,7 +252,7 @@ fn read_counter(path: &Path) -> Option<u64> {
 impl Collector for Netdev {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/dev");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         let mut stats: Vec<(&str, u64)> = Vec::with_capacity(NETLINK_STATS.len());
         for line in parse_net_dev(&text, &path)? {
             let dev = line.device.as_str();

@@ -11,7 +11,7 @@ use regex::Regex;
 use super::CollectorSpec;
 use crate::cli::string_flag;
 use crate::collector::{Collector, Paths};
-use crate::helpers::{is_no_data, parse_f64, read_file};
+use crate::helpers::{is_no_data, parse_f64, read_kept};
 
 const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
@@ -150,14 +150,14 @@ impl Netstat {
 impl Collector for Netstat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let netstat_path = self.paths.proc("net/netstat");
-        let netstat_text = read_file(&netstat_path)?;
+        let netstat_text = read_kept(&netstat_path)?;
         let netstat = parse_netstat(&netstat_text, &netstat_path)?;
         let snmp_path = self.paths.proc("net/snmp");
-        let snmp_text = read_file(&snmp_path)?;
+        let snmp_text = read_kept(&snmp_path)?;
         let snmp = parse_netstat(&snmp_text, &snmp_path)?;
         // No snmp6 when IPv6 is disabled.
         let snmp6_path = self.paths.proc("net/snmp6");
-        let snmp6_text = match read_file(&snmp6_path) {
+        let snmp6_text = match read_kept(&snmp6_path) {
             Ok(t) => t,
             Err(e) if is_no_data(&e) => String::new(),
             Err(e) => return Err(e),

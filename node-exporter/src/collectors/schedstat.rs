@@ -12,7 +12,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "schedstat",
@@ -89,7 +89,7 @@ struct Schedstat {
 impl Collector for Schedstat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("schedstat");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         for c in parse_schedstat(&text, &path)? {
             let labels = [("cpu", c.cpu)];
             out.counter(

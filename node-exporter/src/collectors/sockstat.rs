@@ -10,7 +10,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, NoData, Paths};
-use crate::helpers::{is_no_data, read_file};
+use crate::helpers::{is_no_data, read_kept};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "sockstat",
@@ -161,7 +161,7 @@ impl Collector for Sockstat {
         let mut found = false;
         for (rel, ipv6) in [("net/sockstat", false), ("net/sockstat6", true)] {
             let path = self.paths.proc(rel);
-            let text = match read_file(&path) {
+            let text = match read_kept(&path) {
                 Ok(t) => t,
                 // IPv4 or IPv6 disabled on this kernel.
                 Err(e) if is_no_data(&e) => continue,

@@ -14,7 +14,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "softnet",
@@ -96,7 +96,7 @@ struct Softnet {
 impl Collector for Softnet {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/softnet_stat");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         let stats = parse_softnet(&text, &path)?;
         let mut seen = std::collections::HashSet::with_capacity(stats.len());
         for s in &stats {

@@ -12,7 +12,7 @@ use exporter_toolkit::exposition::MetricSet;
 use super::CollectorSpec;
 use crate::cli::bool_flag;
 use crate::collector::{Collector, Paths};
-use crate::helpers::read_file;
+use crate::helpers::read_kept;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "stat",
@@ -140,7 +140,7 @@ struct Stat {
 impl Collector for Stat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("stat");
-        let stat = parse_stat(&read_file(&path)?, &path)?;
+        let stat = parse_stat(&read_kept(&path)?, &path)?;
         out.counter(
             "node_intr_total",
             "Total number of interrupts serviced.",

@@ -11,7 +11,7 @@ use regex::Regex;
 use super::CollectorSpec;
 use crate::cli::string_flag;
 use crate::collector::{Collector, Paths};
-use crate::helpers::{parse_f64, read_file};
+use crate::helpers::{parse_f64, read_kept};
 
 const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
@@ -65,7 +65,7 @@ struct Vmstat {
 impl Collector for Vmstat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("vmstat");
-        let text = read_file(&path)?;
+        let text = read_kept(&path)?;
         for (name, value) in parse_vmstat(&text, &path)? {
             if self.fields.as_ref().is_some_and(|re| !re.is_match(name)) {
                 continue;
