@@ -41,7 +41,7 @@ lint:
 
 ## unit: every Rust test; the end-to-end tests need the binaries built first
 unit: build
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 build:
 	$(CARGO) build --workspace
