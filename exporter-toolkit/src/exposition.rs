@@ -318,22 +318,34 @@ pub enum Format {
 }
 
 impl Format {
-    /// Picks the format from an `Accept` header the way client_golang's
-    /// `expfmt.Negotiate` does for the formats we offer.
+    /// Picks the format from an `Accept` header as client_golang's
+    /// `expfmt.Negotiate` does for the formats we offer: the supported media
+    /// type with the highest q-value wins, the first listed on a tie, and
+    /// text 0.0.4 when nothing we offer is asked for.
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Text;
         };
+        let mut best: Option<(f32, Format)> = None;
         for part in accept.split(',') {
-            let media = part.split(';').next().unwrap_or("").trim();
-            if media.eq_ignore_ascii_case("application/openmetrics-text") {
-                return Format::OpenMetrics;
-            }
-            if media.eq_ignore_ascii_case("text/plain") {
-                return Format::Text;
+            let mut params = part.split(';');
+            let media = params.next().unwrap_or("").trim();
+            let format = if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                Format::OpenMetrics
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                Format::Text
+            } else {
+                continue;
+            };
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, format));
             }
         }
-        Format::Text
+        best.map_or(Format::Text, |(_, f)| f)
     }
 
     pub fn content_type(self) -> &'static str {
@@ -728,6 +740,17 @@ mod tests {
         );
         assert_eq!(
             Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
+        // q-values decide, not the order.
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=1"
+            )),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0,*/*;q=0.1")),
             Format::Text
         );
     }
