@@ -62,6 +62,18 @@ pub fn read_kept(path: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// Reads a sysfs attribute with a single read(2), trimmed: sysfs hands out
+/// a whole attribute per read, and a second read would only find EOF.
+pub fn read_sysfs_attr(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let n = f.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
+        .trim()
+        .to_string())
+}
+
 /// Reads a file holding one value (sysfs attributes), trimmed.
 pub fn read_trimmed(path: &Path) -> anyhow::Result<String> {
     Ok(read_file(path)?.trim().to_string())

@@ -9,7 +9,6 @@
 //! machines the CPUs are read by a few threads at once, as node_exporter
 //! reads them in parallel.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -17,6 +16,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, NoData, Paths};
+use crate::helpers::read_sysfs_attr;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "cpufreq",
@@ -49,17 +49,6 @@ pub struct CpufreqStats {
     pub scaling_max: Option<u64>,
     pub governor: String,
     pub available_governors: String,
-}
-
-/// Reads a sysfs attribute with a single read(2): sysfs hands out a whole
-/// attribute per read, and a second read would only find EOF.
-fn read_attr(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
-        .trim()
-        .to_string())
 }
 
 /// Attribute errors that mean "this attribute is not available here":
@@ -110,7 +99,7 @@ pub fn parse_cpu_list(text: &str, path: &Path) -> anyhow::Result<Vec<u32>> {
 
 fn read_khz(dir: &Path, name: &str) -> anyhow::Result<Option<u64>> {
     let path = dir.join(name);
-    match read_attr(&path) {
+    match read_sysfs_attr(&path) {
         Ok(s) => parse_khz(&s, &path).map(Some),
         Err(e) if unavailable(&e) => Ok(None),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
@@ -119,7 +108,7 @@ fn read_khz(dir: &Path, name: &str) -> anyhow::Result<Option<u64>> {
 
 fn read_string(dir: &Path, name: &str) -> anyhow::Result<String> {
     let path = dir.join(name);
-    match read_attr(&path) {
+    match read_sysfs_attr(&path) {
         Ok(s) => Ok(s),
         Err(e) if unavailable(&e) => Ok(String::new()),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
@@ -156,7 +145,7 @@ impl Cpufreq {
         let base = self.paths.sys("devices/system/cpu");
         let names = crate::helpers::read_dir_names(&base)?;
         let offline_path = base.join("offline");
-        let offline = match read_attr(&offline_path) {
+        let offline = match read_sysfs_attr(&offline_path) {
             Ok(s) => parse_cpu_list(&s, &offline_path)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(anyhow!("reading {}: {e}", offline_path.display())),

@@ -3,7 +3,6 @@
 //! Wh, Ah and W; temperatures (tenths of °C) become °C; string attributes
 //! go into the labels of `node_power_supply_info`.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -173,15 +172,7 @@ pub fn parse_value(text: &str, path: &Path) -> anyhow::Result<i64> {
 /// Reads a sysfs attribute with a single read(2), trimmed. `None` for the
 /// errors procfs skips: missing, not supported, no such device, invalid.
 fn read_attr(path: &Path) -> anyhow::Result<Option<String>> {
-    let read = || -> std::io::Result<String> {
-        let mut f = std::fs::File::open(path)?;
-        let mut buf = [0u8; 4096];
-        let n = f.read(&mut buf)?;
-        Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
-            .trim()
-            .to_string())
-    };
-    match read() {
+    match crate::helpers::read_sysfs_attr(path) {
         Ok(s) => Ok(Some(s)),
         Err(e)
             if e.kind() == std::io::ErrorKind::NotFound

@@ -7,7 +7,6 @@
 //! skipped, and so is a cooling device with an unreadable attribute; a
 //! value that is not a number fails the collector.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -15,6 +14,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
+use crate::helpers::read_sysfs_attr;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "thermal_zone",
@@ -29,16 +29,6 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 
 struct ThermalZone {
     paths: Paths,
-}
-
-/// Reads a sysfs attribute with a single read(2), trimmed.
-fn read_attr(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
-        .trim()
-        .to_string())
 }
 
 /// Parses an integer attribute (millidegrees Celsius, or a cooling state),
@@ -76,7 +66,7 @@ fn read_attrs<const N: usize>(dir: &Path, names: [&str; N]) -> Option<[String; N
     let mut out: [String; N] = std::array::from_fn(|_| String::new());
     for (slot, name) in out.iter_mut().zip(names) {
         let path = dir.join(name);
-        match read_attr(&path) {
+        match read_sysfs_attr(&path) {
             Ok(v) => *slot = v,
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "skipping thermal entry");
@@ -96,7 +86,7 @@ pub struct Zone {
 
 /// Reads one thermal zone; `None` if it is disabled or unreadable.
 fn read_zone(dir: &Path, zone: &str) -> anyhow::Result<Option<Zone>> {
-    match read_attr(&dir.join("mode")) {
+    match read_sysfs_attr(&dir.join("mode")) {
         Ok(mode) if mode == "disabled" => return Ok(None),
         Ok(_) => {}
         Err(e)
