@@ -194,9 +194,6 @@ impl MetricSet {
     /// Families already present must have the same type; their series are
     /// appended, and a repeated label set is an error.
     pub fn add_family(&mut self, mut family: Family) -> Result<(), ConsistencyError> {
-        if !valid_metric_name(&family.name) {
-            return Err(ConsistencyError::InvalidName(family.name.into_owned()));
-        }
         for s in &mut family.series {
             for (k, _) in &s.labels {
                 if !valid_label_name(k) {
@@ -207,6 +204,25 @@ impl MetricSet {
                 }
             }
             s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        self.insert_family(family)
+    }
+
+    /// Moves every family of `other` into this set. Series added with
+    /// [`push`](Self::push) already have sorted, static label names, so only
+    /// the family names (built from /proc keys by some collectors) are
+    /// checked. Collectors own disjoint metric names, so a conflict cannot
+    /// happen in practice; it is reported rather than hidden.
+    pub fn merge(&mut self, other: MetricSet) -> Result<(), ConsistencyError> {
+        for family in other.families {
+            self.insert_family(family)?;
+        }
+        Ok(())
+    }
+
+    fn insert_family(&mut self, mut family: Family) -> Result<(), ConsistencyError> {
+        if !valid_metric_name(&family.name) {
+            return Err(ConsistencyError::InvalidName(family.name.into_owned()));
         }
         match self.index.get(&family.name) {
             Some(&i) => {
@@ -224,16 +240,6 @@ impl MetricSet {
                 self.index.insert(family.name.clone(), self.families.len());
                 self.families.push(family);
             }
-        }
-        Ok(())
-    }
-
-    /// Moves every family of `other` into this set. Collectors own disjoint
-    /// metric names, so this cannot conflict in practice; a conflict is
-    /// reported rather than hidden.
-    pub fn merge(&mut self, other: MetricSet) -> Result<(), ConsistencyError> {
-        for family in other.families {
-            self.add_family(family)?;
         }
         Ok(())
     }
@@ -709,6 +715,36 @@ mod tests {
             a.merge(b),
             Err(ConsistencyError::TypeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn untrusted_families_are_validated() {
+        let family = |name: &str, label: &str| Family {
+            name: Cow::Owned(name.to_string()),
+            help: "h".into(),
+            kind: MetricType::Gauge,
+            series: vec![Series {
+                labels: vec![(Cow::Owned(label.to_string()), "v".into())],
+                value: Value::Single(1.0),
+            }],
+        };
+        let mut set = MetricSet::new();
+        assert!(matches!(
+            set.add_family(family("ok_name", "bad-label")),
+            Err(ConsistencyError::InvalidLabel { .. })
+        ));
+        assert!(matches!(
+            set.add_family(family("bad name", "ok")),
+            Err(ConsistencyError::InvalidName(_))
+        ));
+        // A collector's dynamic family name is checked on merge too.
+        let mut other = MetricSet::new();
+        other.gauge("node_memory_Weird(x)", "h", &[], 1.0);
+        assert!(matches!(
+            set.merge(other),
+            Err(ConsistencyError::InvalidName(_))
+        ));
+        assert!(set.add_family(family("ok_name", "ok")).is_ok());
     }
 
     #[test]

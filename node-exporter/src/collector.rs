@@ -57,12 +57,6 @@ impl Paths {
     pub fn root(&self, abs: &str) -> PathBuf {
         self.rootfs.join(abs.trim_start_matches('/'))
     }
-    /// Maps a mount point as seen by the host back to this process' view,
-    /// for `statfs` when running in a container with the host's / mounted
-    /// at `--path.rootfs`.
-    pub fn rootfs_view(&self, mount_point: &str) -> PathBuf {
-        self.root(mount_point)
-    }
     /// Removes the `--path.rootfs` prefix from a mount point, so labels show
     /// the host's view (node_exporter's `rootfsStripPrefix`).
     pub fn strip_rootfs(&self, mount_point: &str) -> String {

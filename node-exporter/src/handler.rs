@@ -2,7 +2,6 @@
 //! with node_exporter's `collect[]` / `exclude[]` filters, content
 //! negotiation (text 0.0.4 or OpenMetrics), gzip, and `--web.max-requests`.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,9 +107,8 @@ impl Exporter {
             Ok(x) => x,
             Err(msg) => return text_response(StatusCode::BAD_REQUEST, msg),
         };
-        let known: BTreeSet<&str> = self.scraper.names().collect();
         for name in collect.iter().chain(exclude.iter()) {
-            if !known.contains(name.as_str()) {
+            if !self.scraper.names().any(|n| n == name) {
                 return text_response(
                     StatusCode::BAD_REQUEST,
                     format!(

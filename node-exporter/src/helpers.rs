@@ -11,12 +11,15 @@ use crate::collector::NoData;
 /// Reads a whole file; "not found" becomes [`NoData`] so that a kernel
 /// without the feature is a quiet failure, not an error.
 pub fn read_file(path: &Path) -> anyhow::Result<String> {
-    match read_to_string(path) {
-        Ok(s) => Ok(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(NoData(format!("{} does not exist", path.display())).into())
-        }
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    read_to_string(path).map_err(|e| read_error(path, e))
+}
+
+/// "Not found" is [`NoData`]; any other error names the file.
+fn read_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        NoData(format!("{} does not exist", path.display())).into()
+    } else {
+        anyhow!("reading {}: {e}", path.display())
     }
 }
 
@@ -36,30 +39,17 @@ pub fn read_to_string(path: impl AsRef<Path>) -> std::io::Result<String> {
     Ok(s)
 }
 
-/// Bytes version of [`read_to_string`], for files that may not be UTF-8.
-pub fn read_bytes(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut v = Vec::with_capacity(256);
-    std::fs::File::open(path.as_ref())?
-        .take(MAX_FILE_BYTES)
-        .read_to_end(&mut v)?;
-    Ok(v)
-}
-
 /// [`read_file`] for the fixed files a collector reads on every scrape
 /// (/proc/meminfo, /proc/stat, ...): they stay open and are re-read with
 /// `pread`, which saves a path walk per file per scrape. Only for a bounded
 /// set of paths: never for per-process or per-file paths that come and go.
 pub fn read_kept(path: &Path) -> anyhow::Result<String> {
     static KEPT: std::sync::OnceLock<OpenFiles> = std::sync::OnceLock::new();
-    match KEPT.get_or_init(OpenFiles::default).read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| anyhow!("reading {}: not UTF-8 text", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(NoData(format!("{} does not exist", path.display())).into())
-        }
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-    }
+    let bytes = KEPT
+        .get_or_init(OpenFiles::default)
+        .read(path)
+        .map_err(|e| read_error(path, e))?;
+    String::from_utf8(bytes).map_err(|_| anyhow!("reading {}: not UTF-8 text", path.display()))
 }
 
 /// Reads a sysfs attribute with a single read(2), trimmed: sysfs hands out
@@ -87,12 +77,6 @@ pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
             path.display()
         )
     })
-}
-
-pub fn read_i64(path: &Path) -> anyhow::Result<i64> {
-    let s = read_trimmed(path)?;
-    s.parse()
-        .with_context(|| format!("parsing {}: {s:?} is not an integer", path.display()))
 }
 
 /// Parses a number field of a /proc or /sys file, naming the file, the line

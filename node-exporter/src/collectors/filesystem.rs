@@ -602,7 +602,7 @@ impl Collector for Filesystem {
         let mounts = self.selected_mounts(self.read_mounts()?);
         let jobs = mounts
             .iter()
-            .map(|(_, mp)| (self.paths.rootfs_view(mp), mp.clone()))
+            .map(|(_, mp)| (self.paths.root(mp), mp.clone()))
             .collect();
         let outcomes = self.statter.stat_all(jobs);
         let mut info_seen = HashSet::new();
