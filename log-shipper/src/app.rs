@@ -1,0 +1,1 @@
+//! Wires config, discovery, tailers, pipelines, clients and positions.

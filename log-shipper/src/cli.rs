@@ -1,0 +1,1 @@
+//! promtail's command line (one dash or two). Owner: config work.

@@ -1,0 +1,1 @@
+//! The Loki push client. Owner: delivery work.

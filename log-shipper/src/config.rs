@@ -1,0 +1,1 @@
+//! promtail's YAML config. Owner: config work.

@@ -1,0 +1,1 @@
+//! Pipeline stages with promtail's semantics. Owner: pipeline work.

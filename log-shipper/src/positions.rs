@@ -1,0 +1,1 @@
+//! The positions file (promtail's format). Owner: delivery work.

@@ -1,0 +1,1 @@
+//! Prometheus relabeling. Owner: config work.

@@ -1,0 +1,1 @@
+//! HTTP: /metrics, /ready, /targets, POST /reload.

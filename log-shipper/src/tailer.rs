@@ -1,0 +1,1 @@
+//! File tailing by identity (device, inode). Owner: delivery work.
