@@ -642,6 +642,15 @@ impl Config {
                     "scrape_configs[{i}]: job_name is required"
                 )));
             }
+            for (j, sd) in sc.file_sd_configs.iter().enumerate() {
+                for f in &sd.files {
+                    crate::discovery::file_sd::validate_pattern(f).map_err(|e| {
+                        ConfigError::new(format!(
+                            "scrape_configs[{i}].file_sd_configs[{j}].files: {e}"
+                        ))
+                    })?;
+                }
+            }
             if !jobs.insert(sc.job_name.as_str()) {
                 return Err(ConfigError::new(format!(
                     "scrape_configs[{i}]: found multiple scrape configs with job name {:?}",
