@@ -684,15 +684,92 @@ impl Config {
         Ok(())
     }
 
+    /// Everything `--check-config` checks beyond parsing: every pipeline
+    /// builds (unsupported stages are reported) and every static `__path__`
+    /// glob is well formed.
+    pub fn check_all(&self) -> Result<(), ConfigError> {
+        for (i, sc) in self.scrape_configs.iter().enumerate() {
+            crate::pipeline::Pipeline::new(&sc.pipeline_stages, &sc.job_name)?;
+            for (j, st) in sc.static_configs.iter().enumerate() {
+                for key in ["__path__", "__path_exclude__"] {
+                    if let Some(glob) = st.labels.get(key) {
+                        check_glob(glob).map_err(|e| {
+                            ConfigError::new(format!(
+                                "scrape_configs[{i}].static_configs[{j}].labels.{key}: {e}"
+                            ))
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The config as YAML, every default filled in (for -print-config-stderr).
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
 }
 
+/// A `__path__` glob (doublestar syntax: `*`, `**`, `?`, `[...]`, `{a,b}`)
+/// must have balanced brackets and braces.
+pub fn check_glob(glob: &str) -> Result<(), String> {
+    if glob.is_empty() {
+        return Err("empty glob".into());
+    }
+    let mut braces = 0i32;
+    let mut in_class = false;
+    let mut chars = glob.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class => braces += 1,
+            '}' if !in_class => {
+                braces -= 1;
+                if braces < 0 {
+                    return Err(format!("{glob:?}: unbalanced '}}'"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if in_class {
+        return Err(format!("{glob:?}: unterminated '['"));
+    }
+    if braces != 0 {
+        return Err(format!("{glob:?}: unterminated '{{'"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_all_builds_pipelines_and_checks_globs() {
+        let c = from_str("scrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {__path__: '/var/log/{a,b/*.log'}\n").unwrap();
+        let e = c.check_all().unwrap_err();
+        assert!(
+            e.message.contains("__path__") && e.message.contains("unterminated"),
+            "{e}"
+        );
+        let c = from_str(
+            "scrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - docker: {}\n",
+        )
+        .unwrap();
+        let e = c.check_all().unwrap_err();
+        assert!(
+            e.message.contains("pipeline_stages[0].docker")
+                && e.message.contains("not supported yet"),
+            "{e}"
+        );
+        assert!(check_glob("/var/log/**/{nginx,apache}/*.log").is_ok());
+    }
 
     #[test]
     fn defaults_are_promtails() {

@@ -132,15 +132,16 @@ pub fn spawn(sc: &ScrapeConfig) -> Discovery {
         groups.extend(files.groups());
         resolve(&job, &groups, &rules)
     };
+    // Watch before the first read, so no change falls between the two.
+    let changes = (!files.is_empty()).then(|| files.watch());
     files.refresh();
     let (tx, rx) = watch::channel(compute(&files));
     let task = tokio::spawn(async move {
-        if files.is_empty() {
+        let Some(mut changes) = changes else {
             // Static only: nothing changes; live as long as a subscriber does.
             tx.closed().await;
             return;
-        }
-        let mut changes = files.watch();
+        };
         loop {
             tokio::select! {
                 _ = tx.closed() => return,
