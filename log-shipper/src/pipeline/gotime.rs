@@ -482,10 +482,24 @@ fn parse_parts(layout: &Layout, value: &str) -> Option<Parts> {
 
 /// Parses `value` with `layout`. Without a zone in the value, the time is
 /// in `loc` (UTC by default), as ParseInLocation. A layout without a year
-/// gives year 0, as Go does; the caller decides what year that means.
-pub fn parse(layout: &Layout, value: &str, loc: Location) -> Option<DateTime<FixedOffset>> {
+/// gives year 0, as Go does, unless `now` (year, month) is given: then, as
+/// promtail, the current year, or the one before / after across new year.
+pub fn parse(
+    layout: &Layout,
+    value: &str,
+    loc: Location,
+    now: Option<(i32, u32)>,
+) -> Option<DateTime<FixedOffset>> {
     let p = parse_parts(layout, value)?;
-    let year = p.year.unwrap_or(0);
+    let year = match (p.year, now) {
+        (Some(y), _) => y,
+        (None, None) => 0,
+        (None, Some((year, month))) => match (p.month.unwrap_or(1), month) {
+            (12, 1) => year - 1,
+            (1, 12) => year + 1,
+            _ => year,
+        },
+    };
     let mut hour = p.hour;
     match p.pm {
         Some(true) if hour < 12 => hour += 12,
@@ -531,7 +545,7 @@ mod tests {
     use super::*;
 
     fn utc(layout: &str, v: &str) -> Option<String> {
-        parse(&Layout::new(layout), v, Location::Utc)
+        parse(&Layout::new(layout), v, Location::Utc, None)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     }
 
@@ -597,10 +611,14 @@ mod tests {
             &Layout::new("2006-01-02 15:04:05"),
             "2024-07-01 12:00:00",
             Location::Named(tz),
+            None,
         )
         .unwrap();
         assert_eq!(t.to_rfc3339(), "2024-07-01T12:00:00+02:00");
         let l = Layout::new("Jan _2 15:04:05");
         assert!(!l.has_year);
+        // A year-less time takes the zone's offset of the year it lands in.
+        let t = parse(&l, "Jul  1 12:00:00", Location::Named(tz), Some((2024, 6))).unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-07-01T12:00:00+02:00");
     }
 }

@@ -80,23 +80,11 @@ impl Format {
             Format::UnixMs => from_nanos(v.parse::<i64>().ok()? as i128 * 1_000_000),
             Format::UnixUs => from_nanos(v.parse::<i64>().ok()? as i128 * 1_000),
             Format::UnixNs => from_nanos(v.parse::<i64>().ok()? as i128),
-            Format::Named(l) => to_system(gotime::parse(l, v, Location::Utc)?),
+            Format::Named(l) => to_system(gotime::parse(l, v, Location::Utc, None)?),
             Format::Custom(l, loc) => {
-                let t = gotime::parse(l, v, *loc)?;
-                if l.has_year {
-                    return to_system(t);
-                }
                 // promtail: a year-less time is in the current year, except
                 // across new year (December lines read in January and back).
-                if t.year() != 0 {
-                    return None;
-                }
-                let year = match (t.month(), now.month()) {
-                    (12, 1) => now.year() - 1,
-                    (1, 12) => now.year() + 1,
-                    _ => now.year(),
-                };
-                to_system(t.with_year(year)?)
+                to_system(gotime::parse(l, v, *loc, Some((now.year(), now.month())))?)
             }
         }
     }
