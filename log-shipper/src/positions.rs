@@ -244,6 +244,25 @@ impl Positions {
         }
     }
 
+    /// A saved file position whose identity is device `dev`, inode `ino`
+    /// (a file rotated to another name while we were not running).
+    pub fn find_identity(&self, dev: u64, ino: u64) -> Option<(String, SavedPosition)> {
+        self.slots().iter().find_map(|(k, slot)| match slot {
+            Slot::File {
+                offset,
+                identity: Some(id),
+                progress,
+            } if id.dev == dev && id.ino == ino => Some((
+                k.clone(),
+                SavedPosition {
+                    offset: progress.as_ref().map_or(*offset, |p| p.committed()),
+                    identity: Some(id.clone()),
+                },
+            )),
+            _ => None,
+        })
+    }
+
     /// A journal cursor (or other non-offset value).
     pub fn get_raw(&self, key: &str) -> Option<String> {
         match self.slots().get(key)? {
