@@ -86,6 +86,17 @@ impl FileIdentity {
         })
     }
 
+    /// The identity of an empty file `(dev, ino)`: matches that inode with
+    /// any content, and grows as the file is read again.
+    pub fn empty(dev: u64, ino: u64) -> FileIdentity {
+        FileIdentity {
+            dev,
+            ino,
+            fp_len: 0,
+            fp: fnv1a(&[]),
+        }
+    }
+
     /// Whether `file` is (still) the file this identity was taken of: same
     /// device and inode, and the bytes fingerprinted then are unchanged.
     pub fn matches(&self, file: &std::fs::File) -> bool {

@@ -34,6 +34,11 @@ fn tailer_settings() -> TailerSettings {
 
 impl Harness {
     fn new() -> Harness {
+        // Logs of the shipper in the test output (shown for failures).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing::Level::DEBUG)
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
         Harness {
@@ -194,6 +199,8 @@ async fn rotation_by_rename_20_times_under_writes_exactly_once() {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
+            // Rotated about every 50 ms, logrotate's way.
+            std::thread::sleep(Duration::from_millis(30));
             std::fs::rename(logs.join("app.log"), logs.join(format!("app.log.{rot}"))).unwrap();
             // Late writes to the old file before the app reopens.
             for _ in 0..5 {

@@ -136,6 +136,7 @@ impl Open {
             .track(&t.key, identity.clone(), Arc::clone(&progress));
         t.status.set_progress(Arc::clone(&progress));
         let gzip = t.path.extension().is_some_and(|e| e == "gz");
+        tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
         Some(Open {
             file: Some((file, permit)),
             identity,
@@ -176,9 +177,14 @@ impl Open {
                 self.flush_partial(t, m).await;
             }
             if self.gzip {
-                // Compressed files are read once; done when all is acked.
-                if self.progress.in_flight() == 0 {
-                    break;
+                // Compressed files are read once. The tailer stays (with
+                // the file closed) while the file exists, so it is not
+                // found and read again.
+                if self.gzip_done && self.progress.in_flight() == 0 {
+                    self.file = None;
+                    if matches!(self.path_state(t), PathState::Replaced) {
+                        break;
+                    }
                 }
             } else if rotated {
                 // Late writes to the old file are still read above; stop
@@ -211,6 +217,7 @@ impl Open {
                             // after all of it was read and acknowledged.
                             break;
                         }
+                        tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
                         rotated = true;
                         let _ = t.events.send(TailerEvent::Rotated);
                         continue;
@@ -219,6 +226,7 @@ impl Open {
             }
             tokio::time::sleep(t.settings.poll_interval).await;
         }
+        tracing::debug!(path = %t.path.display(), offset = self.offset, "done with file");
         let _ = t.events.send(TailerEvent::Ended {
             key: t.dev_ino,
             identity: self.identity.clone(),
@@ -265,11 +273,8 @@ impl Open {
         tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
         self.splitter.reset();
         self.offset = 0;
-        if let Some((f, _)) = &self.file {
-            if let Ok(id) = FileIdentity::of(f) {
-                self.identity = id;
-            }
-        }
+        // Fingerprinted again as it is read (the file may be closed now).
+        self.identity = FileIdentity::empty(t.dev_ino.0, t.dev_ino.1);
         self.progress = Progress::new(0);
         t.positions
             .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));

@@ -81,6 +81,11 @@ impl PathGlob {
         }
     }
 
+    /// Whether matches can be deeper than one directory below [`Self::base`].
+    pub fn recursive(&self) -> bool {
+        !self.literal && self.max_depth != Some(1)
+    }
+
     /// Every regular file (or symlink to one) matching now, sorted.
     pub fn expand(&self, exclude: Option<&PathGlob>) -> Vec<PathBuf> {
         let mut out = Vec::new();

@@ -283,6 +283,70 @@ impl Drop for FileTargetManager {
     }
 }
 
+/// inotify watches on the glob base directories (one per directory, not
+/// per file, so thousands of files cost few watches). When watches run
+/// out, the periodic sync and the tailers' polling still find everything.
+struct DirWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: Vec<PathBuf>,
+}
+
+impl DirWatcher {
+    fn new(tx: mpsc::UnboundedSender<()>) -> DirWatcher {
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev {
+                use notify::EventKind::*;
+                if matches!(
+                    ev.kind,
+                    Create(_) | Modify(notify::event::ModifyKind::Name(_)) | Remove(_)
+                ) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        match watcher {
+            Ok(w) => DirWatcher {
+                watcher: Some(w),
+                watched: Vec::new(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot use inotify; finding files by polling only");
+                DirWatcher {
+                    watcher: None,
+                    watched: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn watch<'a>(&mut self, globs: impl Iterator<Item = &'a PathGlob>) {
+        use notify::Watcher;
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        for dir in self.watched.drain(..) {
+            let _ = w.unwatch(&dir);
+        }
+        for g in globs {
+            let dir = g.base().to_path_buf();
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            let mode = if g.recursive() {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            match w.watch(&dir, mode) {
+                Ok(()) => self.watched.push(dir),
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), error = %e, "not watching directory; polling it")
+                }
+            }
+        }
+    }
+}
+
 struct RunningTailer {
     task: JoinHandle<()>,
     status: Arc<TailerStatus>,
@@ -304,15 +368,22 @@ struct JobRunner {
 impl JobRunner {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<JobCommand>) {
         let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (fs_tx, mut fs_events) = mpsc::unbounded_channel::<()>();
+        let mut watcher = DirWatcher::new(fs_tx);
         let mut tick = tokio::time::interval(self.settings.sync_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a rotation the new file may not exist yet: look again at
+        // every poll until then (inotify usually tells us first).
+        let mut fast_until: Option<tokio::time::Instant> = None;
         loop {
+            let fast = fast_until.filter(|t| *t > tokio::time::Instant::now());
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(JobCommand::Update(targets, out)) => {
                         self.targets = targets;
                         self.out = Some(out);
                         self.stop_unmatched();
+                        watcher.watch(self.targets.iter().map(|t| &t.glob));
                     }
                     None => break,
                 },
@@ -320,10 +391,17 @@ impl JobRunner {
                     Some(TailerEvent::Ended { key, identity, offset }) => {
                         self.tailers.remove(&key);
                         self.ended.insert(key, (identity, offset));
-                        // Look again at once: a rotated path has a new file.
                     }
-                    Some(TailerEvent::Rotated) | None => {}
+                    Some(TailerEvent::Rotated) => {
+                        fast_until = Some(tokio::time::Instant::now() + self.settings.sync_period);
+                    }
+                    None => {}
                 },
+                Some(()) = fs_events.recv() => {
+                    // Coalesce a burst of events into one sync.
+                    while fs_events.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(self.settings.poll_interval), if fast.is_some() => {}
                 _ = tick.tick() => {}
             }
             self.sync(&events_tx);
@@ -404,6 +482,12 @@ impl JobRunner {
     /// plausible, else the start.
     fn start_offset(&self, path: &PathBuf, key: (u64, u64), len: u64) -> u64 {
         let file = std::fs::File::open(path).ok();
+        // Offsets of .gz files count decompressed bytes.
+        let len = if path.extension().is_some_and(|e| e == "gz") {
+            u64::MAX
+        } else {
+            len
+        };
         let same =
             |id: &crate::positions::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         if let Some((id, offset)) = self.ended.get(&key) {
