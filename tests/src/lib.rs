@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod exporters;
 pub mod exposition;
 pub mod http;
+pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
 
