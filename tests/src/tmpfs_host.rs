@@ -3,8 +3,9 @@
 //! temp directory, and reports only that filesystem. Nothing is mounted in
 //! the machine's own namespace, so other tests and programs never see the
 //! disk, and it vanishes with the exporter even if the test is killed
-//! (`--kill-child`, and the namespace dies with its last process). Needs
-//! root (CAP_SYS_ADMIN), as `make test` runs here and in CI.
+//! (`--kill-child`, and the namespace dies with its last process). As root
+//! that is all; as another user, a user namespace (`--map-root-user`) lets
+//! it mount the tmpfs, where the kernel allows unprivileged user namespaces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,9 @@ impl TmpfsHost {
     /// `mountpoint` (an existing empty directory).
     pub fn start(addr: &str, mountpoint: &Path) -> TmpfsHost {
         let mut cmd = Command::new("unshare");
+        if !running_as_root() {
+            cmd.args(["--user", "--map-root-user"]);
+        }
         cmd.args([
             "--mount",
             "--pid",
@@ -102,4 +106,16 @@ impl TmpfsHost {
     pub fn log_tail(&self, n: usize) -> String {
         self.process.log_tail(n)
     }
+}
+
+/// Effective uid 0, from /proc/self/status (`Uid: real effective ...`).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
