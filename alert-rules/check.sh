@@ -3,29 +3,31 @@
 # running Prometheus (the end-to-end test in tests/ does that).
 set -euo pipefail
 cd "$(dirname "$0")"
+# The Debian python3 that `make deps` gives python3-jinja2 and python3-yaml.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 echo "== promtool check rules"
 promtool check rules rules/*.yml
 echo "== promtool test rules"
 promtool test rules tests/*.yml
 echo "== labels, annotations, runbook entries, test coverage"
-./lint.py rules tests RUNBOOK.md
+"$PYTHON" lint.py rules tests RUNBOOK.md
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "== the example config is what the template renders"
-alertmanager/render.py alertmanager/example-vars.yml "$work/example"
+"$PYTHON" alertmanager/render.py alertmanager/example-vars.yml "$work/example"
 diff -u alertmanager/alertmanager.example.yml "$work/example/alertmanager.yml" || {
   echo "alertmanager/alertmanager.example.yml is stale: regenerate it with" >&2
-  echo "  alertmanager/render.py alertmanager/example-vars.yml DIR && cp DIR/alertmanager.yml alertmanager/alertmanager.example.yml" >&2
+  echo "  $PYTHON alertmanager/render.py alertmanager/example-vars.yml DIR && cp DIR/alertmanager.yml alertmanager/alertmanager.example.yml" >&2
   exit 1
 }
 
 # amtool loads the templates too, so render them where the config says.
 check_config() { # name, extra render.py args...
   local dir="$work/$1"; shift
-  alertmanager/render.py alertmanager/example-vars.yml "$dir" \
+  "$PYTHON" alertmanager/render.py alertmanager/example-vars.yml "$dir" \
     -e alertmanager_templates_dir="$dir/templates" "$@"
   amtool check-config "$dir/alertmanager.yml"
 }

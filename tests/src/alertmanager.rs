@@ -24,11 +24,25 @@ pub fn alertmanager_binary() -> PathBuf {
     find_program("ALERTMANAGER_BIN", &candidates, HOW_TO_INSTALL)
 }
 
+/// `$PYTHON`, else Debian's python3 (which `make deps` gives python3-jinja2
+/// and python3-yaml), else `python3` on `$PATH`.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYTHON") {
+        return PathBuf::from(p);
+    }
+    let debian = PathBuf::from("/usr/bin/python3");
+    if debian.is_file() {
+        debian
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// Renders the config template into `dir` with `vars` (name, value) on top
 /// of the example variables, as the Ansible role would with its own.
 pub fn render_config(dir: &Path, vars: &[(&str, &str)]) {
     let am = workspace_root().join("alert-rules/alertmanager");
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(python());
     cmd.arg(am.join("render.py"))
         .arg(am.join("example-vars.yml"))
         .arg(dir)
