@@ -8,11 +8,13 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Debian packages the tests run for real (Prometheus, promtool, Debian's
 # node_exporter to compare against, Alertmanager and amtool).
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates
+# alert-rules/alertmanager/render.py renders the Alertmanager template as Ansible does.
+APT_PACKAGES += python3-jinja2 python3-yaml
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps build lint unit e2e bench fuzz clean
+.PHONY: run test deps build lint unit e2e bench fuzz clean rules-test
 
 ## run: build and run the exporter on $(LISTEN) with the default collectors
 run:
@@ -20,7 +22,7 @@ run:
 	./target/release/node-exporter --web.listen-address=$(LISTEN)
 
 ## test: install what the tests need, then lint and run every test of every part
-test: deps lint unit
+test: deps lint unit rules-test
 
 ## deps: idempotent; apt-get only runs when a package is missing
 deps:
@@ -45,6 +47,10 @@ unit: build
 
 build:
 	$(CARGO) build --workspace
+
+## rules-test: promtool check/test of alert-rules/, lint, amtool check-config and routes tests
+rules-test: deps
+	alert-rules/check.sh
 
 ## bench: ours against Debian's node_exporter, same collectors, one run; writes BENCHMARKS.md
 bench: deps
