@@ -373,26 +373,59 @@ impl Positions {
         write_atomically(path, yaml.as_bytes())
     }
 
-    /// Saves every `sync_period` until the returned task is aborted (the
-    /// caller saves once more on shutdown with [`Positions::save`]).
+    /// Saves soon after delivery moves a position (checked every
+    /// [`SAVE_CHECK`]), and at least every `sync_period`, until the task is
+    /// aborted (the caller saves once more on shutdown). promtail only saves
+    /// every `sync_period`, so a crash re-sends up to that much; saving on
+    /// change bounds it to what was in flight.
     pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(me.settings.sync_period.max(Duration::from_millis(10)));
+            let period = me.settings.sync_period.max(Duration::from_millis(10));
+            let mut tick = tokio::time::interval(period.min(SAVE_CHECK));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            let mut saved = me.fingerprint();
+            let mut last_save = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
+                let now = me.fingerprint();
+                if now == saved && last_save.elapsed() < period {
+                    continue;
+                }
                 let m = Arc::clone(&me);
                 let r = tokio::task::spawn_blocking(move || m.save()).await;
                 if let Ok(Err(e)) = r {
                     tracing::error!(file = %me.settings.filename.display(), error = %e, "error writing positions file");
                 }
+                saved = now;
+                last_save = tokio::time::Instant::now();
             }
         })
     }
+
+    /// Changes whenever a saved value would: positions, keys, raw values.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (k, slot) in self.slots().iter() {
+            k.hash(&mut h);
+            match slot {
+                Slot::File {
+                    offset, progress, ..
+                } => progress
+                    .as_ref()
+                    .map_or(*offset, |p| p.committed())
+                    .hash(&mut h),
+                Slot::Raw(v) => v.hash(&mut h),
+            }
+        }
+        h.finish()
+    }
 }
+
+/// How often delivered progress is checked for a save.
+const SAVE_CHECK: Duration = Duration::from_millis(200);
 
 /// promtail's file may be empty (written before any target existed).
 fn parse_positions(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {

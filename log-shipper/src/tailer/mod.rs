@@ -352,6 +352,15 @@ struct RunningTailer {
     status: Arc<TailerStatus>,
 }
 
+/// A job task aborted mid-loop drops its tailers without reaching its own
+/// cleanup: stop them here, or they would keep reading into a pipeline
+/// that is shutting down.
+impl Drop for RunningTailer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct JobRunner {
     settings: Arc<TailerSettings>,
     positions: Arc<Positions>,
