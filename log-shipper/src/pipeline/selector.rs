@@ -176,7 +176,7 @@ impl Parser<'_> {
                 };
                 let value = self.string()?;
                 let anchored = |v: &str| {
-                    Regex::new(&format!("^(?s:{v})$"))
+                    Regex::new(&format!("^(?s:{})$", crate::relabel::go_regex_syntax(v)))
                         .map_err(|e| format!("invalid regex {v:?}: {e}"))
                 };
                 let op = match op {
@@ -213,11 +213,15 @@ impl Parser<'_> {
                 LineFilter::NotContains(self.string()?)
             } else if self.eat("|~") {
                 let v = self.string()?;
-                LineFilter::Regex(Regex::new(&v).map_err(|e| format!("invalid regex {v:?}: {e}"))?)
+                LineFilter::Regex(
+                    Regex::new(&crate::relabel::go_regex_syntax(&v))
+                        .map_err(|e| format!("invalid regex {v:?}: {e}"))?,
+                )
             } else if self.eat("!~") {
                 let v = self.string()?;
                 LineFilter::NotRegex(
-                    Regex::new(&v).map_err(|e| format!("invalid regex {v:?}: {e}"))?,
+                    Regex::new(&crate::relabel::go_regex_syntax(&v))
+                        .map_err(|e| format!("invalid regex {v:?}: {e}"))?,
                 )
             } else {
                 return self.err("expected a line filter (|=, !=, |~, !~)");

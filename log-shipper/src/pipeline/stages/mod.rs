@@ -61,7 +61,7 @@ impl fmt::Debug for GoRegex {
 
 impl GoRegex {
     pub fn new(source: &str) -> Result<GoRegex, String> {
-        ::regex::Regex::new(source)
+        ::regex::Regex::new(&crate::relabel::go_regex_syntax(source))
             .map(|re| GoRegex {
                 source: source.to_string(),
                 re,
@@ -100,11 +100,7 @@ impl OneOrMany {
     }
 }
 
-pub(crate) fn valid_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
+pub(crate) use crate::relabel::valid_label_name;
 
 #[cfg(test)]
 pub(crate) mod testutil {
