@@ -3,7 +3,7 @@
 # security group rules and instances.
 
 mock_provider "aws" {
-  source = "./tests/aws-mock"
+  source = "../../tests/aws-mock"
 }
 
 variables {
