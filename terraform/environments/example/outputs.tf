@@ -68,3 +68,8 @@ output "vpc_id" {
   description = "ID of the VPC."
   value       = module.network.vpc_id
 }
+
+output "instances" {
+  description = "Every server's aws_instance, every attribute (for audits and the tests)."
+  value       = { for name, m in module.server : name => m.instance }
+}
