@@ -41,6 +41,10 @@ check "operator_cidrs must not contain 0.0.0.0/0 (or any /0): the exporters and 
   -var 'operator_cidrs=["203.0.113.7/32","0.0.0.0/0"]'
 check 'operator_cidrs must be IPv4 networks in CIDR notation with no host bits set, such as 203.0.113.7/32 or 198.51.100.0/24 (got ["203.0.113.7/24"]).' \
   -var 'operator_cidrs=["203.0.113.7/24"]'
+check "operator_cidrs must hold at least one address, or nobody can reach the servers over SSH." \
+  -var 'operator_cidrs=[]'
+check 'grafana_allowed_cidrs must be IPv4 networks in CIDR notation with no host bits set, such as 0.0.0.0/0 or 198.51.100.0/24 (got ["everyone"]).' \
+  -var 'grafana_allowed_cidrs=["everyone"]'
 check 'vpc_cidr must be an IPv4 network in CIDR notation with no host bits set, such as 10.42.0.0/16 (got "10.42.1.0/16").' \
   -var 'vpc_cidr=10.42.1.0/16'
 check "every subnets[*].cidr must lie inside vpc_cidr (10.42.0.0/16)." \

@@ -35,33 +35,18 @@ variable "subnets" {
   default     = { a = { cidr = "10.42.1.0/24" } }
 }
 
+# operator_cidrs and grafana_allowed_cidrs are validated where they are used,
+# in modules/monitoring_firewall (refusing 0.0.0.0/0 for operators, and any
+# value that is not an IPv4 network); the error names the variable and rule.
 variable "operator_cidrs" {
   type        = list(string)
   description = "The technicians' public addresses (IPv4 CIDR, e.g. 203.0.113.7/32): SSH everywhere, and every exporter and monitoring port. 0.0.0.0/0 is refused."
-
-  validation {
-    condition     = length(var.operator_cidrs) > 0
-    error_message = "operator_cidrs must hold at least one address, or nobody can reach the servers over SSH."
-  }
-  validation {
-    condition     = alltrue([for c in var.operator_cidrs : can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/[0-9]+$", c)) && try(cidrhost(c, 0) == split("/", c)[0], false)])
-    error_message = "operator_cidrs must be IPv4 networks in CIDR notation with no host bits set, such as 203.0.113.7/32 or 198.51.100.0/24 (got ${jsonencode(var.operator_cidrs)})."
-  }
-  validation {
-    condition     = alltrue([for c in var.operator_cidrs : !can(regex("/0$", c))])
-    error_message = "operator_cidrs must not contain 0.0.0.0/0 (or any /0): the exporters and Prometheus would be open to the whole internet."
-  }
 }
 
 variable "grafana_allowed_cidrs" {
   type        = list(string)
   description = "Who besides the operators may open Grafana (IPv4 CIDR); [\"0.0.0.0/0\"] for everyone. Empty: operators only."
   default     = []
-
-  validation {
-    condition     = alltrue([for c in var.grafana_allowed_cidrs : can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/[0-9]+$", c)) && try(cidrhost(c, 0) == split("/", c)[0], false)])
-    error_message = "grafana_allowed_cidrs must be IPv4 networks in CIDR notation with no host bits set, such as 0.0.0.0/0 or 198.51.100.0/24 (got ${jsonencode(var.grafana_allowed_cidrs)})."
-  }
 }
 
 variable "ssh_public_key" {

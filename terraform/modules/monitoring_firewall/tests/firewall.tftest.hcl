@@ -86,6 +86,38 @@ run "operator_cidrs_rejects_the_whole_internet" {
   expect_failures = [var.operator_cidrs]
 }
 
+run "operator_cidrs_rejects_a_non_cidr" {
+  command = plan
+  variables {
+    operator_cidrs = ["203.0.113.7"]
+  }
+  expect_failures = [var.operator_cidrs]
+}
+
+run "operator_cidrs_rejects_host_bits" {
+  command = plan
+  variables {
+    operator_cidrs = ["203.0.113.7/24"]
+  }
+  expect_failures = [var.operator_cidrs]
+}
+
+run "operator_cidrs_rejects_empty" {
+  command = plan
+  variables {
+    operator_cidrs = []
+  }
+  expect_failures = [var.operator_cidrs]
+}
+
+run "grafana_allowed_cidrs_rejects_a_non_cidr" {
+  command = plan
+  variables {
+    grafana_allowed_cidrs = ["everyone"]
+  }
+  expect_failures = [var.grafana_allowed_cidrs]
+}
+
 run "ports_must_differ" {
   command = plan
   variables {
