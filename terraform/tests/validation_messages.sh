@@ -50,9 +50,9 @@ check 'vpc_cidr must be an IPv4 network in CIDR notation with no host bits set, 
 check "every subnets[*].cidr must lie inside vpc_cidr (10.42.0.0/16)." \
   -var 'subnets={a={cidr="10.43.1.0/24"}}'
 check "each of prometheus, alertmanager, grafana and loki must run on exactly one of monitoring_servers." \
-  -var 'monitoring_servers={monitoring={components=["prometheus","grafana","loki"]}}'
-check "a name is used in both monitoring_servers and app_servers: monitoring." \
-  -var 'app_servers={monitoring={}}'
+  -var 'monitoring_servers={monitoring-1={components=["prometheus","grafana","loki"]}}'
+check "a name is used in both monitoring_servers and app_servers: monitoring-1." \
+  -var 'app_servers={monitoring-1={}}'
 check "app_servers[*].public_tcp_ports must not include SSH or a monitoring port (9093, 3000, 9080, 3100, 9100, 9090, 22)" \
   -var 'app_servers={web-1={public_tcp_ports=[443,9100]}}'
 check "ssh_public_key must be one OpenSSH public key line" \

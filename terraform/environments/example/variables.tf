@@ -92,6 +92,10 @@ variable "app_servers" {
     error_message = "app_servers names must be hostnames: lower-case letters, digits and '-', starting with a letter (got ${jsonencode(keys(var.app_servers))})."
   }
   validation {
+    condition     = length(setintersection(keys(var.app_servers), ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki"])) == 0
+    error_message = "app_servers names must differ from the Ansible group names (app_servers, monitoring, prometheus, alertmanager, grafana, loki): a host and a group of one name make Ansible patterns ambiguous."
+  }
+  validation {
     condition     = alltrue([for s in values(var.app_servers) : s.subnet == null || contains(keys(var.subnets), coalesce(s.subnet, "-"))])
     error_message = "app_servers[*].subnet must name one of the subnets (${join(", ", keys(var.subnets))})."
   }
@@ -109,14 +113,18 @@ variable "monitoring_servers" {
     subnet              = optional(string)
     root_volume_size_gb = optional(number, 40)
   }))
-  description = "Monitoring servers by name and the components each runs (prometheus, alertmanager, grafana, loki). Default: one server running all four; give each its own entry to split them."
+  description = "Monitoring servers by name and the components each runs (prometheus, alertmanager, grafana, loki). Default: one server, monitoring-1, running all four; give each its own entry to split them. Names must differ from the group names."
   default = {
-    monitoring = { components = ["prometheus", "alertmanager", "grafana", "loki"] }
+    monitoring-1 = { components = ["prometheus", "alertmanager", "grafana", "loki"] }
   }
 
   validation {
     condition     = alltrue([for name in keys(var.monitoring_servers) : can(regex("^[a-z][a-z0-9-]{0,62}$", name))])
     error_message = "monitoring_servers names must be hostnames: lower-case letters, digits and '-', starting with a letter."
+  }
+  validation {
+    condition     = length(setintersection(keys(var.monitoring_servers), ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki"])) == 0
+    error_message = "monitoring_servers names must differ from the Ansible group names (monitoring, prometheus, alertmanager, grafana, loki): name them e.g. prometheus-1."
   }
   validation {
     condition     = alltrue(flatten([for s in values(var.monitoring_servers) : [for c in s.components : contains(["prometheus", "alertmanager", "grafana", "loki"], c)]]))

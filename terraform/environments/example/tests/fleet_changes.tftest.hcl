@@ -21,7 +21,7 @@ run "two_app_servers" {
   command = apply
 
   assert {
-    condition     = toset(keys(output.servers)) == toset(["web-1", "web-2", "monitoring"])
+    condition     = toset(keys(output.servers)) == toset(["web-1", "web-2", "monitoring-1"])
     error_message = "expected web-1, web-2 and the monitoring server"
   }
 }
@@ -81,7 +81,7 @@ run "removing_a_server_removes_only_that_one" {
   }
 
   assert {
-    condition     = toset(keys(output.servers)) == toset(["web-2", "web-3", "monitoring"])
+    condition     = toset(keys(output.servers)) == toset(["web-2", "web-3", "monitoring-1"])
     error_message = "web-1 should be gone and nothing else"
   }
   assert {

@@ -17,9 +17,9 @@ run "one_monitoring_server_is_in_every_monitoring_group" {
   assert {
     condition = alltrue([
       for g in ["monitoring", "prometheus", "alertmanager", "grafana", "loki"] :
-      output.ansible_inventory[g].hosts == tolist(["monitoring"])
+      output.ansible_inventory[g].hosts == tolist(["monitoring-1"])
     ])
-    error_message = "the monitoring server should be the only host of monitoring, prometheus, alertmanager, grafana and loki"
+    error_message = "monitoring-1 should be the only host of monitoring, prometheus, alertmanager, grafana and loki"
   }
   assert {
     condition     = output.ansible_inventory.app_servers.hosts == tolist(["web-1"])
@@ -52,11 +52,11 @@ run "one_monitoring_server_is_in_every_monitoring_group" {
   }
   # One server carries every component's group, and the tags name its groups.
   assert {
-    condition     = length(module.server["monitoring"].security_group_ids) == 5
+    condition     = length(module.server["monitoring-1"].security_group_ids) == 5
     error_message = "the monitoring server should carry the fleet group and the four component groups"
   }
   assert {
-    condition     = module.server["monitoring"].instance.tags["AnsibleGroups"] == "monitoring,prometheus,alertmanager,grafana,loki" && module.server["web-1"].instance.tags["AnsibleGroups"] == "app_servers"
+    condition     = module.server["monitoring-1"].instance.tags["AnsibleGroups"] == "monitoring,prometheus,alertmanager,grafana,loki" && module.server["web-1"].instance.tags["AnsibleGroups"] == "app_servers"
     error_message = "the AnsibleGroups tags (for the aws_ec2 inventory plugin) are wrong"
   }
 }

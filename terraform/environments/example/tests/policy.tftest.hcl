@@ -43,7 +43,7 @@ run "exporter_and_shipper_admit_only_prometheus_and_operators" {
   }
   # The only group that Prometheus' rules trust is carried by the Prometheus host alone.
   assert {
-    condition     = [for name, m in module.server : name if contains(m.security_group_ids, output.security_group_ids["prometheus"])] == ["monitoring"]
+    condition     = [for name, m in module.server : name if contains(m.security_group_ids, output.security_group_ids["prometheus"])] == ["monitoring-1"]
     error_message = "the prometheus security group is on a server that does not run Prometheus"
   }
   # No rule anywhere is all-protocols (which would open every port).
@@ -114,7 +114,7 @@ run "only_grafana_and_app_ports_face_the_internet" {
   }
   # The application's own ports exist only where asked for.
   assert {
-    condition     = length(output.public_ingress_rules["web-1"]) == 0 && length(output.public_ingress_rules["monitoring"]) == 0
+    condition     = length(output.public_ingress_rules["web-1"]) == 0 && length(output.public_ingress_rules["monitoring-1"]) == 0
     error_message = "a server without public_tcp_ports got public rules"
   }
   assert {

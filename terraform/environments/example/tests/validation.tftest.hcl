@@ -63,7 +63,7 @@ run "app_servers_may_not_open_a_monitoring_port" {
 run "monitoring_servers_need_every_component" {
   command = plan
   variables {
-    monitoring_servers = { monitoring = { components = ["prometheus", "alertmanager", "grafana"] } }
+    monitoring_servers = { monitoring-1 = { components = ["prometheus", "alertmanager", "grafana"] } }
   }
   expect_failures = [var.monitoring_servers]
 }
@@ -82,7 +82,7 @@ run "monitoring_servers_run_a_component_once" {
 run "monitoring_servers_reject_an_unknown_component" {
   command = plan
   variables {
-    monitoring_servers = { monitoring = { components = ["prometheus", "alertmanager", "grafana", "loki", "elasticsearch"] } }
+    monitoring_servers = { monitoring-1 = { components = ["prometheus", "alertmanager", "grafana", "loki", "elasticsearch"] } }
   }
   expect_failures = [var.monitoring_servers]
 }
@@ -90,7 +90,18 @@ run "monitoring_servers_reject_an_unknown_component" {
 run "a_name_is_either_app_or_monitoring" {
   command = plan
   variables {
-    app_servers = { monitoring = {} }
+    app_servers = { monitoring-1 = {} }
+  }
+  expect_failures = [var.monitoring_servers]
+}
+
+run "a_server_may_not_be_named_like_a_group" {
+  command = plan
+  variables {
+    monitoring_servers = {
+      prometheus   = { components = ["prometheus"] }
+      alertmanager = { components = ["alertmanager", "grafana", "loki"] }
+    }
   }
   expect_failures = [var.monitoring_servers]
 }
