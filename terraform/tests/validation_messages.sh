@@ -37,6 +37,7 @@ run_case() {
 }
 
 check ""
+check "" -var-file=terraform.tfvars.example
 check "operator_cidrs must not contain 0.0.0.0/0 (or any /0): the exporters and Prometheus would be open to the whole internet." \
   -var 'operator_cidrs=["203.0.113.7/32","0.0.0.0/0"]'
 check 'operator_cidrs must be IPv4 networks in CIDR notation with no host bits set, such as 203.0.113.7/32 or 198.51.100.0/24 (got ["203.0.113.7/24"]).' \
