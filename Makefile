@@ -6,8 +6,9 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Debian packages the tests run for real (Prometheus, promtool, Debian's
-# node_exporter to compare against, Alertmanager and amtool).
-APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates
+# node_exporter to compare against, Alertmanager and amtool; busybox-static
+# for the docker collector's test image).
+APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates busybox-static
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
