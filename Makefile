@@ -47,10 +47,11 @@ unit: build
 build:
 	$(CARGO) build --workspace
 
-## bench: ours against Debian's node_exporter, same collectors, one run; writes BENCHMARKS.md
+## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count; writes BENCHMARKS.md
 bench: deps
 	$(CARGO) build --release -p node-exporter
 	python3 bench/compare.py --output BENCHMARKS.md
+	python3 bench/containers.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
 FUZZ_SECONDS ?= 60
