@@ -6,8 +6,9 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Debian packages the tests run for real (Prometheus, promtool, Debian's
-# node_exporter to compare against, Alertmanager and amtool).
-APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates
+# node_exporter to compare against, Alertmanager and amtool; busybox-static
+# for the docker collector's test image).
+APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates busybox-static
 # alert-rules/alertmanager/render.py renders the Alertmanager template as Ansible does.
 APT_PACKAGES += python3-jinja2 python3-yaml
 
@@ -60,6 +61,7 @@ build:
 ## rules-test: promtool check/test of alert-rules/, lint, amtool check-config and routes tests
 rules-test: deps
 	alert-rules/check.sh
+
 ## terraform-test: fmt, init (providers from the local mirror only), validate and
 ## `terraform test` (mock AWS provider) for every root and module, validation
 ## messages, checkov. No AWS account or network needed.
@@ -78,10 +80,11 @@ terraform-test:
 	terraform/tests/validation_messages.sh
 	python3 -m checkov.main -d terraform --quiet --compact --skip-download
 
-## bench: ours against Debian's node_exporter, same collectors, one run; writes BENCHMARKS.md
+## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count; writes BENCHMARKS.md
 bench: deps
 	$(CARGO) build --release -p node-exporter
 	python3 bench/compare.py --output BENCHMARKS.md
+	python3 bench/containers.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
 FUZZ_SECONDS ?= 60
