@@ -13,6 +13,7 @@
 pub mod dashboard;
 pub mod exporters;
 pub mod exposition;
+pub mod grafana;
 pub mod http;
 pub mod process;
 pub mod prometheus;
