@@ -15,8 +15,10 @@ pub mod exporters;
 pub mod exposition;
 pub mod grafana;
 pub mod http;
+pub mod logql;
 pub mod process;
 pub mod prometheus;
+pub mod shipper_labels;
 
 /// Fails with every problem listed, one per line, so that a single run
 /// shows all that remains to be done.
