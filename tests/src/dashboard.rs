@@ -480,6 +480,11 @@ impl Evaluation {
     fn ask(&self, prom: &Prometheus, expr: &str) -> Answer {
         let result = substitute(expr, &self.vars).and_then(|q| prom.query(&q));
         match result {
+            // A panel whose every value is NaN (0/0) shows "NaN", no data.
+            Ok(series) if !series.is_empty() && series.iter().all(|s| s.value.is_nan()) => Answer {
+                answered: false,
+                note: "every value is NaN".into(),
+            },
             Ok(series) => Answer {
                 answered: !series.is_empty(),
                 note: String::new(),
