@@ -627,6 +627,14 @@ pub fn lint_dashboard(
             }
         }
     }
+    // Readers (and the data test's table) tell panels apart by title.
+    let mut titles = BTreeSet::new();
+    for p in all_panels.iter().filter(|p| p["type"] != "row") {
+        let title = p["title"].as_str().unwrap_or("");
+        if !titles.insert(title) {
+            problem(format!("two panels are titled {title:?}"));
+        }
+    }
     for (where_, panels) in &layouts {
         for overlap in overlaps(panels) {
             problem(format!("in {where_}: {overlap}"));
@@ -904,7 +912,8 @@ mod tests {
              "targets": [{"refId": "A", "expr": "up{instance=\"$instance\"}"}, {"refId": "A", "expr": "up"}]},
             {"id": 1, "type": "timeserie", "title": "b", "gridPos": {"x": 6, "y": 2, "w": 20, "h": 4},
              "datasource": {"type": "loki", "uid": "${ds}"},
-             "links": [{"url": "/d/gone/x"}]}
+             "links": [{"url": "/d/gone/x"}]},
+            {"id": 4, "type": "text", "title": "a", "gridPos": {"x": 0, "y": 9, "w": 4, "h": 4}}
         ]));
         let expect = [
             "prom-elsewhere\" is not provisioned",
@@ -914,6 +923,7 @@ mod tests {
             "through $ds, a prometheus variable",
             "outside the 24-column grid",
             "panel 1 \"a\" overlaps panel 1 \"b\"",
+            "two panels are titled \"a\"",
             "$instance is used",
             "uid \"gone\"",
         ];
