@@ -136,7 +136,11 @@ fn alert_rule_files() -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+            // Rule files only: promtool test files and Alertmanager
+            // configs live there too.
+            let is_rules = std::fs::read_to_string(&p)
+                .is_ok_and(|t| t.lines().any(|l| l.starts_with("groups:")));
+            if p.extension().is_some_and(|x| x == "yml" || x == "yaml") && is_rules {
                 files.push(p);
             }
         }
