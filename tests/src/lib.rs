@@ -16,6 +16,7 @@ pub mod exposition;
 pub mod grafana;
 pub mod http;
 pub mod logql;
+pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
 pub mod shipper_labels;
