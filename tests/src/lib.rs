@@ -16,11 +16,14 @@ pub mod alertmanager;
 pub mod dashboard;
 pub mod exporters;
 pub mod exposition;
+pub mod grafana;
 pub mod http;
+pub mod logql;
 pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
 pub mod rules;
+pub mod shipper_labels;
 pub mod slack;
 pub mod tmpfs_host;
 

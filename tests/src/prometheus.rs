@@ -65,7 +65,7 @@ impl Prometheus {
     /// Starts Prometheus scraping each target every [`SCRAPE_INTERVAL`] and
     /// waits until it is ready to answer queries.
     pub fn start(targets: &[ScrapeTarget]) -> Prometheus {
-        Prometheus::start_with_rules(targets, &[], None)
+        Prometheus::start_full(targets, "", &[], None)
     }
 
     /// As [`Prometheus::start`], also evaluating `rule_files` every
@@ -73,6 +73,26 @@ impl Prometheus {
     /// `alertmanager` (`host:port`).
     pub fn start_with_rules(
         targets: &[ScrapeTarget],
+        rule_files: &[PathBuf],
+        alertmanager: Option<&str>,
+    ) -> Prometheus {
+        Prometheus::start_full(targets, "", rule_files, alertmanager)
+    }
+
+    /// [`Prometheus::start`], plus `extra_scrape_configs` (YAML list items,
+    /// indented as under `scrape_configs:`) and `rule_files` evaluated every
+    /// [`SCRAPE_INTERVAL`].
+    pub fn start_with(
+        targets: &[ScrapeTarget],
+        extra_scrape_configs: &str,
+        rule_files: &[PathBuf],
+    ) -> Prometheus {
+        Prometheus::start_full(targets, extra_scrape_configs, rule_files, None)
+    }
+
+    fn start_full(
+        targets: &[ScrapeTarget],
+        extra_scrape_configs: &str,
         rule_files: &[PathBuf],
         alertmanager: Option<&str>,
     ) -> Prometheus {
@@ -99,6 +119,7 @@ impl Prometheus {
                 t.job, t.address
             ));
         }
+        config.push_str(extra_scrape_configs);
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, &config).expect("writing prometheus.yml");
         let addr = format!("127.0.0.1:{}", free_port());
