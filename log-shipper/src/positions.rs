@@ -86,6 +86,18 @@ impl FileIdentity {
         })
     }
 
+    /// Whether `file` starts with the bytes fingerprinted here, whatever
+    /// its inode: a copy (logrotate's copytruncate). Never for an empty
+    /// fingerprint.
+    pub fn same_head(&self, file: &std::fs::File) -> bool {
+        use std::os::unix::fs::FileExt;
+        if self.fp_len == 0 {
+            return false;
+        }
+        let mut head = vec![0u8; self.fp_len as usize];
+        file.read_exact_at(&mut head, 0).is_ok() && fnv1a(&head) == self.fp
+    }
+
     /// The identity of an empty file `(dev, ino)`: matches that inode with
     /// any content, and grows as the file is read again.
     pub fn empty(dev: u64, ino: u64) -> FileIdentity {

@@ -29,6 +29,10 @@ use crate::positions::{FileIdentity, Positions};
 pub enum TailerEvent {
     /// The path now names another file (or none): look for the new one now.
     Rotated,
+    /// The file was truncated after `offset` bytes whose head is
+    /// `identity`: a copy of it appearing now (copytruncate) continues
+    /// from there.
+    Truncated { head: Vec<u8>, offset: u64 },
     /// The tailer is finished with this file (rotated away or deleted, and
     /// everything read is acknowledged): `offset` is where it stopped, so
     /// the file is never read twice if it shows up under another name.
@@ -46,6 +50,8 @@ pub struct TailerStatus {
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
     progress: Mutex<Arc<Progress>>,
+    /// The first bytes of the file (up to 1 KiB), to recognise its copies.
+    head: Mutex<Vec<u8>>,
 }
 
 impl TailerStatus {
@@ -57,6 +63,16 @@ impl TailerStatus {
     }
     fn set_progress(&self, p: Arc<Progress>) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+    /// The first bytes of the file as last read.
+    pub fn head(&self) -> Vec<u8> {
+        self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set_head(&self, file: Option<&std::fs::File>) {
+        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let n = file.map_or(0, |f| read_head(f, &mut head));
+        head.truncate(n);
+        *self.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
     }
 }
 
@@ -81,6 +97,7 @@ impl Tailer {
             read_offset: AtomicU64::new(start),
             size: AtomicU64::new(0),
             progress: Mutex::new(Progress::new(start)),
+            head: Mutex::new(Vec::new()),
         })
     }
 
@@ -135,6 +152,7 @@ impl Open {
         t.positions
             .track(&t.key, identity.clone(), Arc::clone(&progress));
         t.status.set_progress(Arc::clone(&progress));
+        t.status.set_head(Some(&file));
         let gzip = t.path.extension().is_some_and(|e| e == "gz");
         tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
         Some(Open {
@@ -258,6 +276,7 @@ impl Open {
             if let Ok(id) = FileIdentity::of(f) {
                 if id.fp_len > self.identity.fp_len {
                     self.identity = id;
+                    t.status.set_head(Some(f));
                     t.positions
                         .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
                 }
@@ -271,9 +290,15 @@ impl Open {
     /// the old one.
     fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
         tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
+        let _ = t.events.send(TailerEvent::Truncated {
+            head: t.status.head(),
+            offset: self.offset,
+        });
         self.splitter.reset();
         self.offset = 0;
         // Fingerprinted again as it is read (the file may be closed now).
+        // The status keeps the old head until the new content replaces it:
+        // a copy found before the job hears of this truncation is held.
         self.identity = FileIdentity::empty(t.dev_ino.0, t.dev_ino.1);
         self.progress = Progress::new(0);
         t.positions
@@ -338,6 +363,15 @@ impl Open {
             let Some((file, _)) = &self.file else {
                 return total;
             };
+            // Replaced content (copytruncate refilled past our offset) is
+            // not read as a continuation: the caller starts over.
+            if total == 0
+                && self.offset > 0
+                && self.identity.fp_len > 0
+                && !self.identity.matches(file)
+            {
+                return 0;
+            }
             if let Some(data) = next_data(file, self.offset) {
                 if data > self.offset {
                     // A hole (sparse file): nothing to read there.
@@ -498,6 +532,20 @@ fn make_entry(
             None
         }
     }
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file`.
+pub fn read_head(file: &std::fs::File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// The next offset holding data at or after `offset` (SEEK_DATA), so the

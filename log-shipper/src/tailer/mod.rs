@@ -211,6 +211,8 @@ impl FileTargetManager {
                 out: None,
                 tailers: HashMap::new(),
                 ended: HashMap::new(),
+                truncated: Vec::new(),
+                held_copies: HashMap::new(),
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -281,6 +283,12 @@ impl Drop for FileTargetManager {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Both non-empty and equal over the shorter one's length.
+fn same_prefix(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    n > 0 && a[..n] == b[..n]
 }
 
 /// inotify watches on the glob base directories (one per directory, not
@@ -363,6 +371,12 @@ struct JobRunner {
     /// Files finished with (rotated away, deleted): where we stopped, so a
     /// rotated file showing up under a matching name is not read again.
     ended: HashMap<(u64, u64), (crate::positions::FileIdentity, u64)>,
+    /// Heads of files truncated lately and how far they had been read:
+    /// their copies (copytruncate) continue from there.
+    truncated: Vec<(Vec<u8>, u64, tokio::time::Instant)>,
+    /// New files whose head is that of a file being tailed: copies being
+    /// made by copytruncate, held back until the original is truncated.
+    held_copies: HashMap<(u64, u64), tokio::time::Instant>,
 }
 
 impl JobRunner {
@@ -376,7 +390,10 @@ impl JobRunner {
         // every poll until then (inotify usually tells us first).
         let mut fast_until: Option<tokio::time::Instant> = None;
         loop {
-            let fast = fast_until.filter(|t| *t > tokio::time::Instant::now());
+            let fast = fast_until
+                .filter(|t| *t > tokio::time::Instant::now())
+                .is_some()
+                || !self.held_copies.is_empty();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(JobCommand::Update(targets, out)) => {
@@ -387,27 +404,51 @@ impl JobRunner {
                     }
                     None => break,
                 },
-                ev = events.recv() => match ev {
-                    Some(TailerEvent::Ended { key, identity, offset }) => {
-                        self.tailers.remove(&key);
-                        self.ended.insert(key, (identity, offset));
+                ev = events.recv() => {
+                    if let Some(ev) = ev {
+                        self.handle_event(ev, &mut fast_until);
                     }
-                    Some(TailerEvent::Rotated) => {
-                        fast_until = Some(tokio::time::Instant::now() + self.settings.sync_period);
-                    }
-                    None => {}
-                },
+                }
                 Some(()) = fs_events.recv() => {
                     // Coalesce a burst of events into one sync.
                     while fs_events.try_recv().is_ok() {}
                 }
-                _ = tokio::time::sleep(self.settings.poll_interval), if fast.is_some() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval), if fast => {}
                 _ = tick.tick() => {}
+            }
+            // Every truncation and end reported so far is known before
+            // new files are judged (a copy must meet its original's record).
+            while let Ok(ev) = events.try_recv() {
+                self.handle_event(ev, &mut fast_until);
             }
             self.sync(&events_tx);
         }
         for (_, t) in self.tailers.drain() {
             t.task.abort();
+        }
+    }
+
+    fn handle_event(&mut self, ev: TailerEvent, fast_until: &mut Option<tokio::time::Instant>) {
+        let now = tokio::time::Instant::now();
+        match ev {
+            TailerEvent::Ended {
+                key,
+                identity,
+                offset,
+            } => {
+                self.tailers.remove(&key);
+                self.ended.insert(key, (identity, offset));
+            }
+            TailerEvent::Truncated { head, offset } => {
+                let keep = self.settings.sync_period * 6;
+                self.truncated
+                    .retain(|(_, _, at)| now.duration_since(*at) < keep);
+                self.truncated.push((head, offset, now));
+                *fast_until = Some(now + self.settings.sync_period);
+            }
+            TailerEvent::Rotated => {
+                *fast_until = Some(now + self.settings.sync_period);
+            }
         }
     }
 
@@ -442,7 +483,9 @@ impl JobRunner {
                 if self.tailers.contains_key(&key) {
                     continue;
                 }
-                let start = self.start_offset(&path, key, meta.len());
+                let Some(start) = self.start_offset(&path, key, meta.len()) else {
+                    continue;
+                };
                 let path_str = path.to_string_lossy().into_owned();
                 let mut labels = self.targets[ti].labels.clone();
                 labels.insert(FILENAME_LABEL.to_string(), path_str.clone());
@@ -479,8 +522,9 @@ impl JobRunner {
 
     /// Where to start reading a newly found file: where we stopped if we
     /// knew this file (by identity), promtail's saved offset if it is
-    /// plausible, else the start.
-    fn start_offset(&self, path: &PathBuf, key: (u64, u64), len: u64) -> u64 {
+    /// plausible, where its original was truncated for a copytruncate
+    /// copy, else the start. `None`: not yet (a copy being made).
+    fn start_offset(&mut self, path: &PathBuf, key: (u64, u64), len: u64) -> Option<u64> {
         let file = std::fs::File::open(path).ok();
         // Offsets of .gz files count decompressed bytes.
         let len = if path.extension().is_some_and(|e| e == "gz") {
@@ -492,26 +536,61 @@ impl JobRunner {
             |id: &crate::positions::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         if let Some((id, offset)) = self.ended.get(&key) {
             if same(id) && *offset <= len {
-                return *offset;
+                return Some(*offset);
             }
         }
         let key_str = path.to_string_lossy();
         if let Some(saved) = self.positions.get(&key_str) {
             match &saved.identity {
                 Some(id) if (id.dev, id.ino) == key && same(id) && saved.offset <= len => {
-                    return saved.offset
+                    return Some(saved.offset)
                 }
                 Some(_) => {}
                 // promtail's own position (path only): promtail's rule.
-                None if saved.offset <= len => return saved.offset,
-                None => return 0,
+                None if saved.offset <= len => return Some(saved.offset),
+                None => return Some(0),
             }
         }
         if let Some((_, saved)) = self.positions.find_identity(key.0, key.1) {
             if saved.identity.as_ref().is_some_and(same) && saved.offset <= len {
-                return saved.offset;
+                return Some(saved.offset);
             }
         }
-        0
+        let f = file.as_ref()?;
+        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let n = file::read_head(f, &mut head);
+        head.truncate(n);
+        let now = tokio::time::Instant::now();
+        let deadline_passed = {
+            let since = *self.held_copies.entry(key).or_insert(now);
+            now.duration_since(since) >= self.settings.sync_period * 3
+        };
+        // A copy of a file truncated lately (copytruncate): continue where
+        // the original was truncated, once the copy is complete.
+        if let Some((_, offset, _)) = self
+            .truncated
+            .iter()
+            .rev()
+            .find(|(h, _, _)| same_prefix(h, &head))
+        {
+            if *offset <= len || deadline_passed {
+                self.held_copies.remove(&key);
+                return Some((*offset).min(len));
+            }
+            return None;
+        }
+        // Maybe a copy being made of a file being tailed (still empty, or
+        // starting with its bytes): wait for the original's truncation,
+        // for a few syncs at most; then it is a file of its own.
+        let maybe_copy = self.tailers.values().any(|t| {
+            let h = t.status.head();
+            !h.is_empty() && (head.is_empty() || same_prefix(&h, &head))
+        });
+        if maybe_copy && !deadline_passed {
+            return None;
+        }
+        tracing::debug!(path = %path.display(), "new file: reading it from its start");
+        self.held_copies.remove(&key);
+        Some(0)
     }
 }
