@@ -52,6 +52,8 @@ pub struct TailerStatus {
     progress: Mutex<Arc<Progress>>,
     /// The first bytes of the file (up to 1 KiB), to recognise its copies.
     head: Mutex<Vec<u8>>,
+    /// Set when the tailer is finished with the file.
+    pub done: tokio::sync::watch::Sender<bool>,
 }
 
 impl TailerStatus {
@@ -88,6 +90,8 @@ pub struct Tailer {
     pub out: mpsc::Sender<Entry>,
     pub events: mpsc::UnboundedSender<TailerEvent>,
     pub status: Arc<TailerStatus>,
+    /// The tailer of the file rotated away from this path, to finish first.
+    pub after: Option<Arc<TailerStatus>>,
 }
 
 impl Tailer {
@@ -98,17 +102,29 @@ impl Tailer {
             size: AtomicU64::new(0),
             progress: Mutex::new(Progress::new(start)),
             head: Mutex::new(Vec::new()),
+            done: tokio::sync::watch::channel(false).0,
         })
     }
 
     pub async fn run(self) {
         let metrics = super::metrics::file(&self.key);
-        let mut state = match Open::new(&self).await {
-            Some(s) => s,
-            None => return,
-        };
-        state.run(&self, &metrics).await;
-        self.positions.untrack(&self.key, &state.progress);
+        if let Some(mut state) = Open::new(&self).await {
+            // Opened (so a rename cannot take it away); a file rotated away
+            // from the same path is finished first, so the stream's entries
+            // stay in order.
+            if let Some(before) = &self.after {
+                let mut done = before.done.subscribe();
+                let _ = done.wait_for(|d| *d).await;
+            }
+            self.positions.track(
+                &self.key,
+                state.identity.clone(),
+                Arc::clone(&state.progress),
+            );
+            state.run(&self, &metrics).await;
+            self.positions.untrack(&self.key, &state.progress);
+        }
+        self.status.done.send_replace(true);
     }
 }
 
@@ -149,8 +165,6 @@ impl Open {
         }
         let identity = FileIdentity::of(&file).ok()?;
         let progress = Progress::new(t.start);
-        t.positions
-            .track(&t.key, identity.clone(), Arc::clone(&progress));
         t.status.set_progress(Arc::clone(&progress));
         t.status.set_head(Some(&file));
         let gzip = t.path.extension().is_some_and(|e| e == "gz");
@@ -290,9 +304,10 @@ impl Open {
     /// the old one.
     fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
         tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
+        // A copy continues at the start of the line we had not finished.
         let _ = t.events.send(TailerEvent::Truncated {
             head: t.status.head(),
-            offset: self.offset,
+            offset: self.offset - self.splitter.partial_len(),
         });
         self.splitter.reset();
         self.offset = 0;

@@ -54,6 +54,11 @@ impl LineSplitter {
         self.partial_len > 0
     }
 
+    /// Bytes of the line waiting for its newline.
+    pub fn partial_len(&self) -> u64 {
+        self.partial_len
+    }
+
     /// Forgets a partial line (the file was truncated or replaced).
     pub fn reset(&mut self) {
         self.partial.clear();

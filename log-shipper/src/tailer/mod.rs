@@ -213,6 +213,7 @@ impl FileTargetManager {
                 ended: HashMap::new(),
                 truncated: Vec::new(),
                 held_copies: HashMap::new(),
+                latest_by_path: HashMap::new(),
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -377,6 +378,8 @@ struct JobRunner {
     /// New files whose head is that of a file being tailed: copies being
     /// made by copytruncate, held back until the original is truncated.
     held_copies: HashMap<(u64, u64), tokio::time::Instant>,
+    /// The newest tailer started for each path.
+    latest_by_path: HashMap<String, Arc<TailerStatus>>,
 }
 
 impl JobRunner {
@@ -471,6 +474,7 @@ impl JobRunner {
     fn sync(&mut self, events: &mpsc::UnboundedSender<TailerEvent>) {
         let Some(out) = self.out.clone() else { return };
         self.tailers.retain(|_, t| !t.task.is_finished());
+        self.latest_by_path.retain(|_, s| !*s.done.borrow());
         for ti in 0..self.targets.len() {
             let paths = self.targets[ti]
                 .glob
@@ -483,16 +487,23 @@ impl JobRunner {
                 if self.tailers.contains_key(&key) {
                     continue;
                 }
+                let path_str = path.to_string_lossy().into_owned();
+                // The file rotated away from this path is finished first:
+                // one stream's entries stay in order.
+                let after = self
+                    .latest_by_path
+                    .get(&path_str)
+                    .filter(|s| !*s.done.borrow())
+                    .cloned();
                 let Some(start) = self.start_offset(&path, key, meta.len()) else {
                     continue;
                 };
-                let path_str = path.to_string_lossy().into_owned();
                 let mut labels = self.targets[ti].labels.clone();
                 labels.insert(FILENAME_LABEL.to_string(), path_str.clone());
                 let status = Tailer::status(&path_str, start);
                 let tailer = Tailer {
                     path: path.clone(),
-                    key: path_str,
+                    key: path_str.clone(),
                     labels,
                     dev_ino: key,
                     start,
@@ -502,7 +513,10 @@ impl JobRunner {
                     out: out.clone(),
                     events: events.clone(),
                     status: Arc::clone(&status),
+                    after,
                 };
+                self.latest_by_path
+                    .insert(path_str.clone(), Arc::clone(&status));
                 let task = tokio::spawn(tailer.run());
                 self.tailers.insert(key, RunningTailer { task, status });
             }
