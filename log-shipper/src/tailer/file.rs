@@ -87,6 +87,8 @@ pub struct Tailer {
     pub settings: Arc<TailerSettings>,
     pub positions: Arc<Positions>,
     pub fd_budget: Arc<Semaphore>,
+    /// Chunks of this job being read or sent at once.
+    pub read_budget: Arc<Semaphore>,
     pub out: mpsc::Sender<Entry>,
     pub events: mpsc::UnboundedSender<TailerEvent>,
     pub status: Arc<TailerStatus>,
@@ -182,7 +184,7 @@ impl Open {
             last_data: Instant::now(),
             gzip,
             gzip_done: false,
-            buf: vec![0; t.settings.read_chunk.max(4096)],
+            buf: Vec::new(),
         })
     }
 
@@ -371,13 +373,24 @@ impl Open {
     }
 
     /// Reads from the offset to the end of the file, chunk by chunk,
-    /// skipping holes of sparse files. Returns the bytes read.
+    /// skipping holes of sparse files. Returns the bytes read. The read
+    /// buffer exists only while there is something to read, so thousands
+    /// of idle files cost no buffers.
     async fn read_available(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
+        let total = self.read_available_inner(t, m).await;
+        self.buf = Vec::new();
+        total
+    }
+
+    async fn read_available_inner(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
         let mut total = 0;
         loop {
             let Some((file, _)) = &self.file else {
                 return total;
             };
+            if file.metadata().map_or(true, |md| md.len() <= self.offset) {
+                return total;
+            }
             // Replaced content (copytruncate refilled past our offset) is
             // not read as a continuation: the caller starts over.
             if total == 0
@@ -399,9 +412,18 @@ impl Open {
                 // Only holes up to the end.
                 return total;
             }
+            // At most a few chunks of a job are in memory at once (read,
+            // or waiting in front of a full channel): memory stays bounded
+            // whatever the number of files.
+            let Ok(_reading) = t.read_budget.acquire().await else {
+                return total;
+            };
             let Some((file, _)) = &self.file else {
                 return total;
             };
+            if self.buf.is_empty() {
+                self.buf = vec![0; t.settings.read_chunk.max(4096)];
+            }
             let n = match file.read_at(&mut self.buf, self.offset) {
                 Ok(0) => return total,
                 Ok(n) => n,
@@ -433,7 +455,11 @@ impl Open {
         let mut skip = self.offset;
         let mut pos = 0u64;
         let mut total = 0;
+        self.buf = vec![0; t.settings.read_chunk.max(4096)];
         loop {
+            let Ok(_reading) = t.read_budget.acquire().await else {
+                return total;
+            };
             let n = match dec.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -457,6 +483,7 @@ impl Open {
                 }
             }
         }
+        self.buf = Vec::new();
         self.offset = self.offset.max(pos);
         if self.splitter.has_partial() {
             self.flush_partial(t, m).await;

@@ -52,6 +52,9 @@ pub struct TailerSettings {
     pub max_open_files: usize,
     /// A file with nothing new and nothing in flight this long is closed.
     pub idle_close: Duration,
+    /// Chunks a job reads (or holds in front of its full channel) at once:
+    /// with `read_chunk`, bounds the memory of a backlog.
+    pub max_concurrent_reads: usize,
 }
 
 impl Default for TailerSettings {
@@ -65,6 +68,7 @@ impl Default for TailerSettings {
             read_chunk: 256 * 1024,
             max_open_files: default_max_open_files(),
             idle_close: Duration::from_secs(10),
+            max_concurrent_reads: 4,
         }
     }
 }
@@ -206,6 +210,7 @@ impl FileTargetManager {
                 settings: Arc::clone(&self.settings),
                 positions: Arc::clone(&self.positions),
                 fd_budget: Arc::clone(&self.fd_budget),
+                read_budget: Arc::new(Semaphore::new(self.settings.max_concurrent_reads.max(1))),
                 view: Arc::clone(&state),
                 targets: Vec::new(),
                 out: None,
@@ -365,6 +370,7 @@ struct JobRunner {
     settings: Arc<TailerSettings>,
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
+    read_budget: Arc<Semaphore>,
     view: Arc<Mutex<JobView>>,
     targets: Vec<Target>,
     out: Option<mpsc::Sender<Entry>>,
@@ -510,6 +516,7 @@ impl JobRunner {
                     settings: Arc::clone(&self.settings),
                     positions: Arc::clone(&self.positions),
                     fd_budget: Arc::clone(&self.fd_budget),
+                    read_budget: Arc::clone(&self.read_budget),
                     out: out.clone(),
                     events: events.clone(),
                     status: Arc::clone(&status),
