@@ -528,6 +528,41 @@ async fn restart_resumes_from_positions_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_while_stopped_reads_the_rest_of_the_old_file_first() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let first = numbered("first", 0..100);
+    write_lines(&log, &first);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(100, 10).await;
+    h.stop().await;
+    h.positions.save().unwrap();
+    // While we are stopped: more lines, then logrotate renames the file
+    // and the application starts a new one.
+    let rest = numbered("rest", 0..50);
+    write_lines(&log, &rest);
+    std::fs::rename(&log, h.logs().join("app.log.1")).unwrap();
+    let new = numbered("new", 0..30);
+    write_lines(&log, &new);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("app.log", tailer_settings());
+    h.wait_lines(180, 10).await;
+    let mut all = first;
+    all.extend(rest);
+    all.extend(new);
+    h.assert_exactly_once(&all);
+    let streams = h.receiver.streams();
+    assert_eq!(
+        streams.len(),
+        1,
+        "the rest of the old file keeps its labels"
+    );
+    let lines: Vec<_> = streams[0].entries.iter().map(|e| e.line.clone()).collect();
+    assert_eq!(lines, all, "old file first, then the new one");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparse_files_and_gzip_rotated_files() {
     let mut h = Harness::new();
     let sparse = h.logs().join("lastlog.log");

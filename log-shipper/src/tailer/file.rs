@@ -94,6 +94,8 @@ pub struct Tailer {
     pub status: Arc<TailerStatus>,
     /// The tailer of the file rotated away from this path, to finish first.
     pub after: Option<Arc<TailerStatus>>,
+    /// The file was rotated away already: read it to its end, then stop.
+    pub draining: bool,
 }
 
 impl Tailer {
@@ -189,7 +191,7 @@ impl Open {
     }
 
     async fn run(&mut self, t: &Tailer, m: &ActiveFile) {
-        let mut rotated = false;
+        let mut rotated = t.draining;
         loop {
             let read = if self.gzip {
                 if self.gzip_done {

@@ -219,6 +219,7 @@ impl FileTargetManager {
                 truncated: Vec::new(),
                 held_copies: HashMap::new(),
                 latest_by_path: HashMap::new(),
+                recovered: Default::default(),
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -361,6 +362,20 @@ impl DirWatcher {
     }
 }
 
+/// What a tailer is started with.
+struct Spawn {
+    /// The file read.
+    path: PathBuf,
+    /// Its positions key and `filename` (the path the target matched).
+    key: String,
+    labels: LabelSet,
+    dev_ino: (u64, u64),
+    start: u64,
+    after: Option<Arc<TailerStatus>>,
+    /// Already rotated away: read to the end, then done.
+    draining: bool,
+}
+
 struct RunningTailer {
     task: JoinHandle<()>,
     status: Arc<TailerStatus>,
@@ -386,6 +401,8 @@ struct JobRunner {
     held_copies: HashMap<(u64, u64), tokio::time::Instant>,
     /// The newest tailer started for each path.
     latest_by_path: HashMap<String, Arc<TailerStatus>>,
+    /// Old files looked for once (rotated while we were not running).
+    recovered: std::collections::HashSet<(u64, u64)>,
 }
 
 impl JobRunner {
@@ -494,6 +511,12 @@ impl JobRunner {
                     continue;
                 }
                 let path_str = path.to_string_lossy().into_owned();
+                let labels = {
+                    let mut l = self.targets[ti].labels.clone();
+                    l.insert(FILENAME_LABEL.to_string(), path_str.clone());
+                    l
+                };
+                self.recover_rotated_while_down(&path_str, key, &labels, &out, events);
                 // The file rotated away from this path is finished first:
                 // one stream's entries stay in order.
                 let after = self
@@ -504,28 +527,16 @@ impl JobRunner {
                 let Some(start) = self.start_offset(&path, key, meta.len()) else {
                     continue;
                 };
-                let mut labels = self.targets[ti].labels.clone();
-                labels.insert(FILENAME_LABEL.to_string(), path_str.clone());
-                let status = Tailer::status(&path_str, start);
-                let tailer = Tailer {
+                let spawn = Spawn {
                     path: path.clone(),
-                    key: path_str.clone(),
+                    key: path_str,
                     labels,
                     dev_ino: key,
                     start,
-                    settings: Arc::clone(&self.settings),
-                    positions: Arc::clone(&self.positions),
-                    fd_budget: Arc::clone(&self.fd_budget),
-                    read_budget: Arc::clone(&self.read_budget),
-                    out: out.clone(),
-                    events: events.clone(),
-                    status: Arc::clone(&status),
                     after,
+                    draining: false,
                 };
-                self.latest_by_path
-                    .insert(path_str.clone(), Arc::clone(&status));
-                let task = tokio::spawn(tailer.run());
-                self.tailers.insert(key, RunningTailer { task, status });
+                self.spawn(spawn, &out, events);
             }
         }
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -539,6 +550,91 @@ impl JobRunner {
             .values()
             .map(|t| Arc::clone(&t.status))
             .collect();
+    }
+
+    fn spawn(
+        &mut self,
+        s: Spawn,
+        out: &mpsc::Sender<Entry>,
+        events: &mpsc::UnboundedSender<TailerEvent>,
+    ) {
+        let status = Tailer::status(&s.key, s.start);
+        self.latest_by_path
+            .insert(s.key.clone(), Arc::clone(&status));
+        let tailer = Tailer {
+            path: s.path,
+            key: s.key,
+            labels: s.labels,
+            dev_ino: s.dev_ino,
+            start: s.start,
+            settings: Arc::clone(&self.settings),
+            positions: Arc::clone(&self.positions),
+            fd_budget: Arc::clone(&self.fd_budget),
+            read_budget: Arc::clone(&self.read_budget),
+            out: out.clone(),
+            events: events.clone(),
+            status: Arc::clone(&status),
+            after: s.after,
+            draining: s.draining,
+        };
+        let task = tokio::spawn(tailer.run());
+        self.tailers
+            .insert(s.dev_ino, RunningTailer { task, status });
+    }
+
+    /// The saved position of `path` belongs to another file (rotated while
+    /// we were not running): if that file is still in the same directory
+    /// under another name, what was not delivered from it is read first,
+    /// labelled as before.
+    fn recover_rotated_while_down(
+        &mut self,
+        path: &str,
+        key: (u64, u64),
+        labels: &LabelSet,
+        out: &mpsc::Sender<Entry>,
+        events: &mpsc::UnboundedSender<TailerEvent>,
+    ) {
+        let Some(saved) = self.positions.get(path) else {
+            return;
+        };
+        let Some(id) = saved.identity else { return };
+        let old = (id.dev, id.ino);
+        if old == key || self.tailers.contains_key(&old) || !self.recovered.insert(old) {
+            return;
+        }
+        let Some(dir) = std::path::Path::new(path).parent() else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if (meta.dev(), meta.ino()) != old || meta.len() <= saved.offset {
+                continue;
+            }
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            if !id.matches(&f) {
+                continue;
+            }
+            tracing::info!(path, rotated_to = %e.path().display(), offset = saved.offset, "reading the rest of a file rotated while we were not running");
+            self.spawn(
+                Spawn {
+                    path: e.path(),
+                    key: path.to_string(),
+                    labels: labels.clone(),
+                    dev_ino: old,
+                    start: saved.offset,
+                    after: None,
+                    draining: true,
+                },
+                out,
+                events,
+            );
+            return;
+        }
     }
 
     /// Where to start reading a newly found file: where we stopped if we
