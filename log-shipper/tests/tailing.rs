@@ -375,6 +375,21 @@ async fn partial_lines_crlf_binary_junk_and_an_empty_file() {
         .map(|s| (s.labels["filename"].clone(), s.entries.len()))
         .collect();
     assert_eq!(by_file[&logs.join("crlf.log").display().to_string()], 2);
+    let mut set = exporter_toolkit::exposition::MetricSet::new();
+    log_shipper::tailer::collect(&mut set);
+    let text = exporter_toolkit::exposition::encode(
+        &set.finish().unwrap(),
+        exporter_toolkit::exposition::Format::Text,
+    );
+    let crlf = logs.join("crlf.log").display().to_string();
+    for want in [
+        format!("promtail_read_lines_total{{path=\"{crlf}\"}} 2"),
+        format!("promtail_read_bytes_total{{path=\"{crlf}\"}} 10"),
+        format!("promtail_file_bytes_total{{path=\"{crlf}\"}} 10"),
+    ] {
+        assert!(text.contains(&want), "{want} not in:\n{text}");
+    }
+    assert!(text.contains("# TYPE promtail_files_active_total gauge"));
     assert!(h
         .receiver
         .streams()
