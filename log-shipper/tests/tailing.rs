@@ -611,3 +611,39 @@ async fn sparse_files_and_gzip_rotated_files() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_output_channel_restarts_tailers_from_the_delivered_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered("a", 0..10));
+    let positions = Positions::load(PositionsSettings {
+        filename: dir.path().join("positions.yaml"),
+        ..Default::default()
+    });
+    let manager = FileTargetManager::new(tailer_settings(), positions);
+    let mut target = LabelSet::new();
+    target.insert("__path__".into(), log.display().to_string());
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel(100);
+    manager.update("j", vec![target.clone()], tx1).unwrap();
+    for want in numbered("a", 0..10) {
+        let e = rx1.recv().await.unwrap();
+        assert_eq!(e.line, want);
+        assert_eq!(e.labels["filename"], log.display().to_string());
+        e.complete();
+    }
+    // A reload: the job's pipeline (and channel) is replaced.
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel(100);
+    manager.update("j", vec![target], tx2).unwrap();
+    drop(rx1);
+    write_lines(&log, &numbered("b", 0..5));
+    for want in numbered("b", 0..5) {
+        let e = tokio::time::timeout(Duration::from_secs(5), rx2.recv())
+            .await
+            .expect("lines after the reload")
+            .unwrap();
+        assert_eq!(e.line, want);
+        e.complete();
+    }
+    manager.stop();
+}

@@ -144,6 +144,8 @@ struct Open {
     gzip: bool,
     gzip_done: bool,
     buf: Vec<u8>,
+    /// The job's channel is closed.
+    closed: bool,
 }
 
 enum PathState {
@@ -187,12 +189,20 @@ impl Open {
             gzip,
             gzip_done: false,
             buf: Vec::new(),
+            closed: false,
         })
     }
 
     async fn run(&mut self, t: &Tailer, m: &ActiveFile) {
         let mut rotated = t.draining;
         loop {
+            if self.closed {
+                // The job's channel is gone (a reload): stop here; what was
+                // not delivered is read again by the next tailer of this
+                // file, from the saved position.
+                tracing::debug!(path = %t.path.display(), "output closed, tailer stops");
+                return;
+            }
             let read = if self.gzip {
                 if self.gzip_done {
                     0
@@ -517,6 +527,7 @@ impl Open {
         t.status.read_offset.store(self.offset, Ordering::Relaxed);
         for e in entries {
             if t.out.send(e).await.is_err() {
+                self.closed = true;
                 return false;
             }
         }
@@ -535,7 +546,9 @@ impl Open {
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         for e in entries {
-            let _ = t.out.send(e).await;
+            if t.out.send(e).await.is_err() {
+                self.closed = true;
+            }
         }
     }
 }

@@ -424,6 +424,14 @@ impl JobRunner {
                 cmd = commands.recv() => match cmd {
                     Some(JobCommand::Update(targets, out)) => {
                         self.targets = targets;
+                        if self.out.as_ref().is_some_and(|o| !o.same_channel(&out)) {
+                            // A new pipeline: tailers start again from the
+                            // positions (what is in flight may come twice).
+                            for (_, t) in self.tailers.drain() {
+                                t.task.abort();
+                            }
+                            self.latest_by_path.clear();
+                        }
                         self.out = Some(out);
                         self.stop_unmatched();
                         watcher.watch(self.targets.iter().map(|t| &t.glob));
