@@ -578,6 +578,35 @@ async fn a_rotation_while_stopped_reads_the_rest_of_the_old_file_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_is_followed_and_repointing_it_is_a_rotation() {
+    let mut h = Harness::new();
+    let data = h.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let link = h.logs().join("current.log");
+    let one = numbered("one", 0..50);
+    write_lines(&data.join("app-1.log"), &one);
+    std::os::unix::fs::symlink(data.join("app-1.log"), &link).unwrap();
+    h.start("*.log", tailer_settings());
+    h.wait_lines(50, 10).await;
+    let late = numbered("late", 0..5);
+    write_lines(&data.join("app-1.log"), &late);
+    let two = numbered("two", 0..20);
+    write_lines(&data.join("app-2.log"), &two);
+    let tmp = h.logs().join("current.tmp");
+    std::os::unix::fs::symlink(data.join("app-2.log"), &tmp).unwrap();
+    std::fs::rename(&tmp, &link).unwrap();
+    let mut all = one;
+    all.extend(late);
+    all.extend(two);
+    h.wait_lines(all.len(), 10).await;
+    h.assert_exactly_once(&all);
+    let streams = h.receiver.streams();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].labels["filename"], link.display().to_string());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparse_files_and_gzip_rotated_files() {
     let mut h = Harness::new();
     let sparse = h.logs().join("lastlog.log");
