@@ -114,29 +114,37 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    /// Every expected line arrived at least once, and at most
-    /// `max_duplicates` lines more than once.
-    fn assert_nothing_lost(&self, expected: &[String], max_duplicates: usize) {
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    /// Lines expected but not received, and lines received more often
+    /// than expected (or not at all expected).
+    fn compare(&self, expected: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         for l in expected {
-            *counts.entry(l).or_default() += 1;
+            *counts.entry(l.clone()).or_default() += 1;
         }
-        let got = self.lines();
-        for l in &got {
+        for l in self.lines() {
             *counts.entry(l).or_default() -= 1;
         }
-        let missing: Vec<_> = counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(l, _)| *l)
-            .collect();
+        let pick = |keep: fn(i64) -> bool| -> Vec<String> {
+            counts
+                .iter()
+                .filter(|(_, c)| keep(**c))
+                .map(|(l, _)| l.clone())
+                .collect()
+        };
+        (pick(|c| c > 0), pick(|c| c < 0))
+    }
+
+    /// Every expected line arrived at least once, and at most
+    /// `max_duplicates` more lines than expected arrived.
+    fn assert_nothing_lost(&self, expected: &[String], max_duplicates: usize) {
+        let (missing, _) = self.compare(expected);
         assert!(
             missing.is_empty(),
             "{} lines lost: first {:?}",
             missing.len(),
             &missing[..missing.len().min(5)]
         );
-        let duplicates = got.len() - expected.len();
+        let duplicates = self.receiver.entry_count() - expected.len();
         assert!(
             duplicates <= max_duplicates,
             "{duplicates} duplicates (at most {max_duplicates} allowed)"
@@ -149,32 +157,15 @@ impl Harness {
     }
 
     fn assert_exactly_once(&self, expected: &[String]) {
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for l in expected {
-            *counts.entry(l).or_default() += 1;
-        }
-        let got = self.lines();
-        for l in &got {
-            *counts.entry(l).or_default() -= 1;
-        }
-        let missing: Vec<_> = counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(l, _)| *l)
-            .collect();
-        let extra: Vec<_> = counts
-            .iter()
-            .filter(|(_, c)| **c < 0)
-            .map(|(l, _)| *l)
-            .collect();
+        let (missing, extra) = self.compare(expected);
         assert!(
             missing.is_empty() && extra.is_empty(),
             "{} missing (first {:?}), {} duplicated/unexpected (first {:?}), {} received",
             missing.len(),
-            missing.iter().take(5).collect::<Vec<_>>(),
+            &missing[..missing.len().min(5)],
             extra.len(),
-            extra.iter().take(5).collect::<Vec<_>>(),
-            got.len()
+            &extra[..extra.len().min(5)],
+            self.receiver.entry_count()
         );
         assert!(
             self.receiver.problems().is_empty(),

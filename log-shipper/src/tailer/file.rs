@@ -22,7 +22,7 @@ use super::metrics::ActiveFile;
 use super::TailerSettings;
 use crate::ack::Progress;
 use crate::entry::{Entry, LabelSet};
-use crate::positions::{FileIdentity, Positions};
+use crate::positions::{read_head, FileIdentity, Positions};
 
 /// What the job hears from its tailers.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl TailerStatus {
     }
     fn set_head(&self, file: Option<&std::fs::File>) {
         let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
-        let n = file.map_or(0, |f| read_head(f, &mut head));
+        let n = file.map_or(0, |f| read_head(f, &mut head).unwrap_or(0));
         head.truncate(n);
         *self.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
     }
@@ -146,6 +146,8 @@ struct Open {
     buf: Vec<u8>,
     /// The job's channel is closed.
     closed: bool,
+    /// The file's own path when `path` is a symlink to it.
+    real_path: Option<PathBuf>,
 }
 
 enum PathState {
@@ -190,6 +192,7 @@ impl Open {
             gzip_done: false,
             buf: Vec::new(),
             closed: false,
+            real_path: std::fs::canonicalize(&t.path).ok(),
         })
     }
 
@@ -336,8 +339,13 @@ impl Open {
         t.status.read_offset.store(0, Ordering::Relaxed);
     }
 
+    /// Closes an idle file when descriptors run short (less than a
+    /// quarter of the budget left): a closed file renamed out of its
+    /// directory could no longer be drained, so files stay open otherwise.
     fn maybe_close_idle(&mut self, t: &Tailer) {
+        let short = t.fd_budget.available_permits() < t.settings.max_open_files.max(4) / 4;
         if self.file.is_some()
+            && short
             && !self.splitter.has_partial()
             && self.last_data.elapsed() >= t.settings.idle_close
             && self.progress.in_flight() == 0
@@ -363,6 +371,18 @@ impl Open {
     /// the same directory (renamed by rotation) to read what was appended
     /// before the rename.
     async fn reopen_moved(&mut self, t: &Tailer) -> bool {
+        // A symlinked log: the file itself is where the link pointed.
+        if let Some(real) = &self.real_path {
+            if std::fs::metadata(real).is_ok_and(|m| (m.dev(), m.ino()) == t.dev_ino) {
+                let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
+                    return false;
+                };
+                if let Ok(f) = std::fs::File::open(real) {
+                    self.file = Some((f, permit));
+                    return true;
+                }
+            }
+        }
         let Some(dir) = t.path.parent() else {
             return false;
         };
@@ -589,20 +609,6 @@ fn make_entry(
             None
         }
     }
-}
-
-/// Reads up to `buf.len()` bytes from the start of `file`.
-pub fn read_head(file: &std::fs::File, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    n
 }
 
 /// The next offset holding data at or after `offset` (SEEK_DATA), so the

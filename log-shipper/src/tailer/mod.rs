@@ -683,7 +683,7 @@ impl JobRunner {
         }
         let f = file.as_ref()?;
         let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
-        let n = file::read_head(f, &mut head);
+        let n = crate::positions::read_head(f, &mut head).unwrap_or(0);
         head.truncate(n);
         let now = tokio::time::Instant::now();
         let deadline_passed = {
