@@ -667,3 +667,53 @@ async fn a_new_output_channel_restarts_tailers_from_the_delivered_position() {
     }
     manager.stop();
 }
+
+/// A crash as kill -9 leaves it: nothing is flushed or saved on the way
+/// out; the next start has only the positions file last synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_under_steady_writes_lose_nothing() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            let mut all = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..100 {
+                    let l = format!("steady line {}", all.len());
+                    writeln!(f, "{l}").unwrap();
+                    all.push(l);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            all
+        })
+    };
+    let settings = h.positions.settings().clone();
+    for _crash in 0..5 {
+        h.positions = Positions::load(settings.clone());
+        let sync = h.positions.spawn_sync();
+        h.start("app.log", tailer_settings());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // kill -9: no final save, no flush, unsent entries never acked.
+        sync.abort();
+        h.manager.take().unwrap().stop();
+        h.client.take().unwrap().stop(Duration::ZERO).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let expected = writer.join().unwrap();
+    h.positions = Positions::load(settings);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(expected.len(), 30).await;
+    // Each crash re-sends what was accepted since the last sync of the
+    // positions (sync_period 100 ms here) plus what was in flight
+    // (batch_wait 50 ms): about 150 ms of writes of every 400 ms run.
+    h.assert_nothing_lost(&expected, expected.len() / 2);
+    h.stop().await;
+}
