@@ -166,6 +166,30 @@ mod tests {
     }
 
     #[test]
+    fn bad_docker_blocks_are_named_in_the_error() {
+        let err = |yaml: &str| crate::config::from_str(yaml).unwrap_err().message;
+        let e = err("scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - refresh_interval: 5s\n");
+        assert_eq!(e, "scrape_configs[0].docker_sd_configs[0]: host missing");
+        let e = err(
+            "scrape_configs:\n  - job_name: e\n    docker_events:\n      host: /run/docker.sock\n",
+        );
+        assert!(
+            e.starts_with("scrape_configs[0].docker_events: host \"/run/docker.sock\""),
+            "{e}"
+        );
+        let e = err("scrape_configs:\n  - job_name: e\n    docker_events:\n      hots: x\n");
+        assert!(e.contains("hots"), "{e}");
+        let ok = crate::config::from_str(
+            "scrape_configs:\n  - job_name: e\n    docker_events:\n      labels: {job: docker_events}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.scrape_configs[0].docker_events.as_ref().unwrap().host,
+            "unix:///var/run/docker.sock"
+        );
+    }
+
+    #[test]
     fn hosts() {
         assert!(check_host("unix:///var/run/docker.sock").is_ok());
         assert!(check_host("tcp://127.0.0.1:2375").is_ok());
