@@ -376,48 +376,59 @@ async fn tail(
     read_to: Arc<AtomicU64>,
     tx: mpsc::Sender<Entry>,
 ) {
-    let after = read_to.load(Ordering::Acquire);
-    let since = i32::try_from(after / 1_000_000_000).unwrap_or(i32::MAX);
-    let opts = LogsOptionsBuilder::new()
-        .follow(true)
-        .stdout(true)
-        .stderr(true)
-        .timestamps(true)
-        .since(since)
-        .build();
-    let mut logs = docker.logs(&id, Some(opts));
+    // The Engine timestamp of the last part read; what is at or before it
+    // was delivered (or read) already.
+    let mut consumed = read_to.load(Ordering::Acquire);
     let mut parts: [Partial; 2] = Default::default();
-    while let Some(item) = logs.next().await {
-        let (i, message) = match item {
-            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => (0, message),
-            Ok(LogOutput::StdErr { message }) => (1, message),
-            Ok(LogOutput::StdIn { .. }) => continue,
-            Err(e) => {
-                tracing::warn!(container = %id, error = %e, "reading the container's logs stopped");
-                break;
+    // Following ends when the container stops, and may end before the
+    // Engine wrote the container's last, unterminated line: one more read
+    // without following picks up whatever came after.
+    for follow in [true, false] {
+        // The parts of one long line share a timestamp: compare with where
+        // this pass started, not with the part before.
+        let after = consumed;
+        let since = i32::try_from(consumed / 1_000_000_000).unwrap_or(i32::MAX);
+        let opts = LogsOptionsBuilder::new()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(since)
+            .build();
+        let mut logs = docker.logs(&id, Some(opts));
+        while let Some(item) = logs.next().await {
+            let (i, message) = match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => (0, message),
+                Ok(LogOutput::StdErr { message }) => (1, message),
+                Ok(LogOutput::StdIn { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "reading the container's logs stopped");
+                    break;
+                }
+            };
+            let Some((ts, payload)) = split_timestamp(&message) else {
+                PARSING_ERRORS.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(container = %id, "could not find the timestamp of a log line; skipping it");
+                continue;
+            };
+            if ts <= after {
+                continue;
             }
-        };
-        let Some((ts, payload)) = split_timestamp(&message) else {
-            PARSING_ERRORS.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(container = %id, "could not find the timestamp of a log line; skipping it");
-            continue;
-        };
-        if ts <= after {
-            continue; // delivered (or read) before
-        }
-        let part = &mut parts[i];
-        if part.bytes.is_empty() {
-            part.first_ts = ts;
-        }
-        part.last_ts = ts;
-        let complete = payload.ends_with(b"\n");
-        let room = MAX_LINE.saturating_sub(part.bytes.len());
-        part.bytes
-            .extend_from_slice(&payload[..payload.len().min(room)]);
-        if (complete || part.bytes.len() >= MAX_LINE)
-            && !send(&mut parts, i, &labels, &progress, &read_to, &tx).await
-        {
-            return;
+            consumed = consumed.max(ts);
+            let part = &mut parts[i];
+            if part.bytes.is_empty() {
+                part.first_ts = ts;
+            }
+            part.last_ts = ts;
+            let complete = payload.ends_with(b"\n");
+            let room = MAX_LINE.saturating_sub(part.bytes.len());
+            part.bytes
+                .extend_from_slice(&payload[..payload.len().min(room)]);
+            if (complete || part.bytes.len() >= MAX_LINE)
+                && !send(&mut parts, i, &labels, &progress, &read_to, &tx).await
+            {
+                return;
+            }
         }
     }
     // The stream ended: a last line without its newline is complete too.
