@@ -333,6 +333,59 @@ fn start_shipper(dir: &Path, receiver: &LokiReceiver) -> (Process, String) {
     (process, addr)
 }
 
+/// What the panels should show of the scene this test set up, beyond
+/// "some data": both probes succeed (the HTTPS one through the test CA,
+/// with its certificate's expiry), the container runs healthy under its
+/// 64 MiB limit, and the shipper read and sent the lines written.
+/// Returns what differs.
+fn scene_as_set_up(prom: &Prometheus, https_url: &str, container: Option<&str>) -> Vec<String> {
+    let mut checks: Vec<(String, String, Box<dyn Fn(&[f64]) -> bool>)> = vec![
+        (
+            "both probes succeed".into(),
+            r#"probe_success{job="probe"}"#.into(),
+            Box::new(|v| v.len() == 2 && v.iter().all(|x| *x == 1.0)),
+        ),
+        (
+            "the HTTPS site's certificate expiry is known".into(),
+            format!(r#"probe_ssl_earliest_cert_expiry{{job="probe",instance="{https_url}"}} - time()"#),
+            Box::new(|v| v.len() == 1 && v[0] > 86400.0),
+        ),
+        (
+            "the shipper read and sent the 20 lines".into(),
+            r#"sum(promtail_read_lines_total{job="log-shipper"}) >= 20 and sum(promtail_sent_entries_total{job="log-shipper"}) >= 20"#
+                .into(),
+            Box::new(|v| v.len() == 1),
+        ),
+    ];
+    if let Some(c) = container {
+        checks.push((
+            format!("container {c} runs healthy"),
+            format!(r#"container_docker_health_status{{job="node",name="{c}",status="healthy"}}"#),
+            Box::new(|v| v == [1.0]),
+        ));
+        checks.push((
+            format!("container {c} is limited to 64 MiB and uses some of it"),
+            format!(
+                r#"container_memory_working_set_bytes{{job="node",name="{c}"}} / container_spec_memory_limit_bytes{{job="node",name="{c}"}}"#
+            ),
+            Box::new(|v| v.len() == 1 && v[0] > 0.1 && v[0] < 1.0),
+        ));
+    }
+    let mut problems = Vec::new();
+    for (what, query, ok) in &checks {
+        let mut last = Vec::new();
+        // The health check and the probes settle within a few seconds.
+        let settled = wait_until(what, Duration::from_secs(15), || {
+            last = prom.query(query)?.iter().map(|s| s.value).collect();
+            Ok(ok(&last))
+        });
+        if settled.is_err() {
+            problems.push(format!("the test scene: not {what}: {query} -> {last:?}"));
+        }
+    }
+    problems
+}
+
 #[test]
 fn every_panel_of_our_dashboards_returns_data() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -398,6 +451,8 @@ fn every_panel_of_our_dashboards_returns_data() {
     }
 
     let mut verdicts = Verdicts::default();
+    let https_url = format!("https://{}/metrics", https.addr);
+    verdicts.problems = scene_as_set_up(&prom, &https_url, docker.then_some(container.as_str()));
     let mut seen_keys: BTreeSet<(String, String)> = BTreeSet::new();
     for (file, presets) in DASHBOARDS {
         let path = dashboards_dir().join(file);
