@@ -339,36 +339,38 @@ fn start_shipper(dir: &Path, receiver: &LokiReceiver) -> (Process, String) {
 /// 64 MiB limit, and the shipper read and sent the lines written.
 /// Returns what differs.
 fn scene_as_set_up(prom: &Prometheus, https_url: &str, container: Option<&str>) -> Vec<String> {
-    let mut checks: Vec<(String, String, Box<dyn Fn(&[f64]) -> bool>)> = vec![
+    // (what, query, whether its values are right)
+    type Check = (String, String, fn(&[f64]) -> bool);
+    let mut checks: Vec<Check> = vec![
         (
             "both probes succeed".into(),
             r#"probe_success{job="probe"}"#.into(),
-            Box::new(|v| v.len() == 2 && v.iter().all(|x| *x == 1.0)),
+            |v| v.len() == 2 && v.iter().all(|x| *x == 1.0),
         ),
         (
             "the HTTPS site's certificate expiry is known".into(),
             format!(r#"probe_ssl_earliest_cert_expiry{{job="probe",instance="{https_url}"}} - time()"#),
-            Box::new(|v| v.len() == 1 && v[0] > 86400.0),
+            |v| v.len() == 1 && v[0] > 86400.0,
         ),
         (
             "the shipper read and sent the 20 lines".into(),
             r#"sum(promtail_read_lines_total{job="log-shipper"}) >= 20 and sum(promtail_sent_entries_total{job="log-shipper"}) >= 20"#
                 .into(),
-            Box::new(|v| v.len() == 1),
+            |v| v.len() == 1,
         ),
     ];
     if let Some(c) = container {
         checks.push((
             format!("container {c} runs healthy"),
             format!(r#"container_docker_health_status{{job="node",name="{c}",status="healthy"}}"#),
-            Box::new(|v| v == [1.0]),
+            |v| v == [1.0],
         ));
         checks.push((
             format!("container {c} is limited to 64 MiB and uses some of it"),
             format!(
                 r#"container_memory_working_set_bytes{{job="node",name="{c}"}} / container_spec_memory_limit_bytes{{job="node",name="{c}"}}"#
             ),
-            Box::new(|v| v.len() == 1 && v[0] > 0.1 && v[0] < 1.0),
+            |v| v.len() == 1 && v[0] > 0.1 && v[0] < 1.0,
         ));
     }
     let mut problems = Vec::new();
