@@ -24,6 +24,7 @@ pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
 pub mod rules;
+pub mod shipper;
 pub mod shipper_labels;
 pub mod slack;
 pub mod tmpfs_host;

@@ -14,14 +14,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e_tests::loki_receiver::{LokiReceiver, Mode};
-use e2e_tests::process::{find_program, free_port, wait_until, workspace_root, Process};
+use e2e_tests::process::{free_port, wait_until, Process};
 
 fn shipper_bin() -> PathBuf {
-    find_program(
-        "LOG_SHIPPER_BIN",
-        &[workspace_root().join("target/debug/log-shipper")],
-        "build it with `cargo build -p log-shipper`",
-    )
+    e2e_tests::shipper::binary()
 }
 
 /// A test's temp dir, Loki test receiver and shipper HTTP port.
