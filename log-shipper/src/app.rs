@@ -59,6 +59,9 @@ pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.validate()?;
     cfg.check_all()?;
+    for sc in &cfg.scrape_configs {
+        crate::sources::journal::check(sc).map_err(ConfigError::new)?;
+    }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
     }
@@ -180,6 +183,7 @@ pub struct Shipper {
     dry_run: Option<JoinHandle<()>>,
     positions: Arc<Positions>,
     positions_sync: Option<JoinHandle<()>>,
+    journals: Vec<crate::sources::journal::JournalTarget>,
 }
 
 impl Shipper {
@@ -233,17 +237,30 @@ impl Shipper {
         ));
         let mut discoveries = Vec::new();
         let mut pipelines = Vec::new();
+        let mut journals = Vec::new();
         for sc in &cfg.scrape_configs {
-            if !sc.docker_sd_configs.is_empty() || sc.journal.is_some() {
-                tracing::warn!(job = %sc.job_name, "docker_sd_configs and journal sources are not implemented yet; this job ships only its file targets");
+            if !sc.docker_sd_configs.is_empty() {
+                tracing::warn!(job = %sc.job_name, "docker_sd_configs are not implemented yet; this job ships only its file targets");
             }
-            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+            let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
+            if !has_files && sc.journal.is_none() {
                 continue;
             }
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
             pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
+            if sc.journal.is_some() {
+                let positions = Arc::clone(&positions);
+                journals.push(crate::sources::journal::JournalTarget::start(
+                    sc,
+                    positions,
+                    job_tx.clone(),
+                )?);
+            }
+            if !has_files {
+                continue;
+            }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&manager);
             let job = sc.job_name.clone();
@@ -274,6 +291,7 @@ impl Shipper {
             dry_run: dry_run_task,
             positions,
             positions_sync,
+            journals,
         })
     }
 
@@ -326,6 +344,9 @@ impl Shipper {
             let _ = d.await;
         }
         self.manager.stop();
+        for j in &self.journals {
+            j.stop();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
             let abort = p.abort_handle();
@@ -345,6 +366,9 @@ impl Shipper {
         }
         if let Some(d) = self.dry_run {
             let _ = d.await;
+        }
+        for j in &self.journals {
+            j.save_cursor();
         }
         if let Some(s) = self.positions_sync {
             s.abort();

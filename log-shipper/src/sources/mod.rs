@@ -1,0 +1,3 @@
+//! Log sources other than files.
+
+pub mod journal;
