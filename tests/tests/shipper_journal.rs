@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e_tests::loki_receiver::{LokiReceiver, ReceivedStream};
+use e2e_tests::loki_receiver::{LokiReceiver, Mode, ReceivedStream};
 use e2e_tests::process::{find_program, free_port, wait_until, workspace_root, Process};
 use serde_yaml_ng::Value as Yaml;
 
@@ -123,7 +123,7 @@ fn service_entry(
 /// The shipper config: promtail's format around one journal scrape config.
 fn config(dir: &Path, receiver: &LokiReceiver, port: u16, scrape: &str) -> String {
     format!(
-        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n\
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  graceful_shutdown_timeout: 3s\n\
 positions:\n  filename: {pos}\n\
 clients:\n  - url: {url}\n    batchwait: 200ms\n\
 scrape_configs:\n{scrape}",
@@ -326,6 +326,142 @@ fn journal_restarts_from_its_cursor_without_loss_or_repeat() {
             .join("\n")
     );
     drop(shipper);
+}
+
+/// A journal scrape config reading `jdir`, labelled job="journal".
+fn plain_job(jdir: &Path) -> String {
+    format!(
+        "  - job_name: systemd\n    journal:\n      path: {}\n      labels:\n        job: journal\n",
+        jdir.display()
+    )
+}
+
+fn assert_each_once(receiver: &LokiReceiver, want: &[String]) {
+    let c = counts(receiver);
+    let repeated: Vec<_> = c.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "sent twice: {repeated:?}");
+    assert_eq!(c.len(), want.len(), "{:?}", c.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn the_cursor_moves_only_past_what_loki_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("journal");
+    let mut journal = Journal::new(&jdir, "host");
+    let receiver = LokiReceiver::start();
+    receiver.set_mode(Mode::Status(500));
+    let port = free_port();
+    journal.append(&lines_entries(now_us() - 5_000_000, 0..20));
+    let cfg = dir.path().join("shipper.yaml");
+    std::fs::write(&cfg, config(dir.path(), &receiver, port, &plain_job(&jdir))).unwrap();
+
+    // Loki fails every push: the entries are read, never accepted.
+    let shipper = start_shipper(&cfg, port);
+    wait_until("a push was tried", Duration::from_secs(20), || {
+        Ok(receiver.requests() > 0)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(30)));
+    stop_shipper(shipper);
+    let positions = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap_or_default();
+    assert!(
+        !positions.contains("journal-systemd"),
+        "no cursor may be saved for entries Loki refused:\n{positions}"
+    );
+
+    // Once Loki accepts, a restart delivers all of them, once.
+    receiver.set_mode(Mode::Accept);
+    let shipper = start_shipper(&cfg, port);
+    wait_for_lines(&receiver, &numbered(0..20), &shipper);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_each_once(&receiver, &numbered(0..20));
+}
+
+/// The journalctl processes `pid` started.
+fn journalctl_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+            if comm.trim() == "journalctl" {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_dead_journalctl_is_restarted_from_the_last_entry_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("journal");
+    let mut journal = Journal::new(&jdir, "host");
+    let receiver = LokiReceiver::start();
+    let port = free_port();
+    let base = now_us() - 5_000_000;
+    journal.append(&lines_entries(base, 0..10));
+    let cfg = dir.path().join("shipper.yaml");
+    std::fs::write(&cfg, config(dir.path(), &receiver, port, &plain_job(&jdir))).unwrap();
+    let shipper = start_shipper(&cfg, port);
+    wait_for_lines(&receiver, &numbered(0..10), &shipper);
+
+    let victims = journalctl_children(shipper.id());
+    assert_eq!(victims.len(), 1, "one journalctl per journal job");
+    let killed = Command::new("kill")
+        .args(["-KILL", &victims[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    journal.append(&lines_entries(base, 10..20));
+    wait_for_lines(&receiver, &numbered(0..20), &shipper);
+    let now = journalctl_children(shipper.id());
+    assert!(
+        now.len() == 1 && now[0] != victims[0],
+        "a new journalctl runs: {now:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_each_once(&receiver, &numbered(0..20));
+
+    // kill -9 of the shipper itself: the cursor saved soon after delivery
+    // means a restart reads on from there.
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(shipper);
+    journal.append(&lines_entries(base, 20..30));
+    let shipper = start_shipper(&cfg, port);
+    wait_for_lines(&receiver, &numbered(0..30), &shipper);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_each_once(&receiver, &numbered(0..30));
+}
+
+#[test]
+fn check_config_names_a_bad_journal_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = LokiReceiver::start();
+    let scrape = "  - job_name: auth\n    journal:\n      matches: _SYSTEMD_UNIT=ssh.service /usr/sbin/sshd\n      labels:\n        job: auth\n";
+    let cfg = dir.path().join("shipper.yaml");
+    std::fs::write(&cfg, config(dir.path(), &receiver, free_port(), scrape)).unwrap();
+    let out = Command::new(shipper_bin())
+        .arg(format!("-config.file={}", cfg.display()))
+        .arg("-check-config")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("journal.matches") && said.contains("\"/usr/sbin/sshd\" is not FIELD=value"),
+        "{said}"
+    );
 }
 
 #[test]
