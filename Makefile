@@ -11,6 +11,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates busybox-static
 # alert-rules/alertmanager/render.py renders the Alertmanager template as Ansible does.
 APT_PACKAGES += python3-jinja2 python3-yaml
+# systemd-journal-remote writes the journal files the log-shipper's journal tests read.
+APT_PACKAGES += systemd-journal-remote
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

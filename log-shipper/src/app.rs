@@ -60,6 +60,9 @@ pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.validate()?;
     cfg.check_all()?;
+    for sc in &cfg.scrape_configs {
+        crate::sources::journal::check(sc).map_err(ConfigError::new)?;
+    }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
     }
@@ -182,6 +185,7 @@ pub struct Shipper {
     positions: Arc<Positions>,
     positions_sync: Option<JoinHandle<()>>,
     docker: Vec<DockerSources>,
+    journals: Vec<crate::sources::journal::JournalTarget>,
 }
 
 impl Shipper {
@@ -236,12 +240,11 @@ impl Shipper {
         let mut discoveries = Vec::new();
         let mut pipelines = Vec::new();
         let mut docker = Vec::new();
+        let mut journals = Vec::new();
         for sc in &cfg.scrape_configs {
-            if sc.journal.is_some() {
-                tracing::warn!(job = %sc.job_name, "the journal source is not implemented yet; this job ships only its other sources");
-            }
+            let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
-            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() && !has_docker {
+            if !has_files && !has_docker && sc.journal.is_none() {
                 continue;
             }
             let pipeline =
@@ -249,7 +252,15 @@ impl Shipper {
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
             pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
             docker.extend(DockerSources::start(sc, &job_tx, &positions));
-            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+            if sc.journal.is_some() {
+                let positions = Arc::clone(&positions);
+                journals.push(crate::sources::journal::JournalTarget::start(
+                    sc,
+                    positions,
+                    job_tx.clone(),
+                )?);
+            }
+            if !has_files {
                 continue;
             }
             let mut discovery = crate::discovery::spawn(sc);
@@ -283,6 +294,7 @@ impl Shipper {
             positions,
             positions_sync,
             docker,
+            journals,
         })
     }
 
@@ -336,6 +348,9 @@ impl Shipper {
         }
         self.manager.stop();
         self.docker.iter().for_each(DockerSources::stop_reading);
+        for j in &self.journals {
+            j.stop();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
             let abort = p.abort_handle();
@@ -357,6 +372,9 @@ impl Shipper {
             let _ = d.await;
         }
         self.docker.iter().for_each(DockerSources::flush);
+        for j in &self.journals {
+            j.save_cursor();
+        }
         if let Some(s) = self.positions_sync {
             s.abort();
             let positions = Arc::clone(&self.positions);
