@@ -8,11 +8,13 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Debian packages the tests run for real (Prometheus, promtool, Debian's
 # node_exporter to compare against, Alertmanager and amtool).
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates
+# debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
+APT_PACKAGES += debootstrap
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps build lint unit e2e bench fuzz clean
+.PHONY: run test deps build lint unit e2e bench fuzz clean ansible-lint ansible-test
 
 ## run: build and run the exporter on $(LISTEN) with the default collectors
 run:
@@ -20,7 +22,7 @@ run:
 	./target/release/node-exporter --web.listen-address=$(LISTEN)
 
 ## test: install what the tests need, then lint and run every test of every part
-test: deps lint unit
+test: deps lint unit ansible-test
 
 ## deps: idempotent; apt-get only runs when a package is missing
 deps:
@@ -34,6 +36,7 @@ deps:
 	else echo "system packages present: $(APT_PACKAGES)"; fi
 	@command -v rustfmt >/dev/null || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null || rustup component add clippy
+	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements-dev.txt
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -58,3 +61,16 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# Python tools from requirements-dev.txt live next to the python3 that pip used.
+PY_SCRIPTS := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
+
+## ansible-lint: the playbook parses and every role passes ansible-lint's production profile
+ansible-lint:
+	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-playbook --syntax-check site.yml
+	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-lint --profile production
+
+## ansible-test: site.yml deployed to Debian 12 containers running systemd, checked from outside
+ansible-test: ansible-lint
+	$(CARGO) build -p node-exporter
+	PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py
