@@ -6,15 +6,18 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Debian packages the tests run for real (Prometheus, promtool, Debian's
-# node_exporter to compare against, Alertmanager and amtool).
-APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates
+# node_exporter to compare against, Alertmanager and amtool; busybox-static
+# for the docker collector's test image).
+APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates busybox-static
+# alert-rules/alertmanager/render.py renders the Alertmanager template as Ansible does.
+APT_PACKAGES += python3-jinja2 python3-yaml
 # debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
 APT_PACKAGES += debootstrap
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps build lint unit e2e bench fuzz clean ansible-lint ansible-test
+.PHONY: run test deps build lint unit e2e bench fuzz clean rules-test terraform-test ansible-lint ansible-test
 
 ## run: build and run the exporter on $(LISTEN) with the default collectors
 run:
@@ -22,7 +25,7 @@ run:
 	./target/release/node-exporter --web.listen-address=$(LISTEN)
 
 ## test: install what the tests need, then lint and run every test of every part
-test: deps lint unit ansible-test
+test: deps lint unit rules-test terraform-test ansible-test
 
 ## deps: idempotent; apt-get only runs when a package is missing
 deps:
@@ -36,7 +39,15 @@ deps:
 	else echo "system packages present: $(APT_PACKAGES)"; fi
 	@command -v rustfmt >/dev/null || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null || rustup component add clippy
-	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements-dev.txt
+	@# Python tools (checkov, ...): pip runs only when one is missing or the file changed.
+	@mkdir -p .tmp; \
+	names=$$(sed -e 's/#.*//' -e 's/[=<>!~;[ ].*//' requirements-dev.txt | grep -v '^$$'); \
+	if cmp -s requirements-dev.txt .tmp/requirements-dev.installed && \
+	   python3 -c 'import importlib.metadata as m, sys; [m.version(n) for n in sys.argv[1:]]' $$names 2>/dev/null; then \
+	  echo "python packages present:" $$names; \
+	else \
+	  python3 -m pip install --disable-pip-version-check --root-user-action=ignore -q -r requirements-dev.txt && cp requirements-dev.txt .tmp/requirements-dev.installed; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -49,10 +60,33 @@ unit: build
 build:
 	$(CARGO) build --workspace
 
-## bench: ours against Debian's node_exporter, same collectors, one run; writes BENCHMARKS.md
+## rules-test: promtool check/test of alert-rules/, lint, amtool check-config and routes tests
+rules-test: deps
+	alert-rules/check.sh
+
+## terraform-test: fmt, init (providers from the local mirror only), validate and
+## `terraform test` (mock AWS provider) for every root and module, validation
+## messages, checkov. No AWS account or network needed.
+TF_DIRS := $(wildcard terraform/environments/*) $(wildcard terraform/modules/*)
+terraform-test:
+	@command -v terraform >/dev/null || { echo "terraform not found: install Terraform >= 1.9 (/usr/local/bin/terraform)"; exit 1; }
+	@test -d /opt/tf-plugins || { echo "/opt/tf-plugins (the local provider mirror) is missing"; exit 1; }
+	set -eu; export TF_CLI_CONFIG_FILE=$(CURDIR)/terraform/terraformrc TF_IN_AUTOMATION=1; \
+	terraform fmt -check -recursive terraform; \
+	for d in $(TF_DIRS); do \
+	  echo "== $$d"; \
+	  out=$$(terraform -chdir=$$d init -backend=false -input=false -no-color 2>&1) || { echo "$$out"; exit 1; }; \
+	  terraform -chdir=$$d validate -no-color; \
+	  if [ -d $$d/tests ]; then terraform -chdir=$$d test -no-color; fi; \
+	done; \
+	terraform/tests/validation_messages.sh
+	python3 -m checkov.main -d terraform --quiet --compact --skip-download
+
+## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count; writes BENCHMARKS.md
 bench: deps
 	$(CARGO) build --release -p node-exporter
 	python3 bench/compare.py --output BENCHMARKS.md
+	python3 bench/containers.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
 FUZZ_SECONDS ?= 60

@@ -1,1 +1,404 @@
-//! Wires config, discovery, tailers, pipelines, clients and positions.
+//! Wires one loaded config into running parts: per scrape config a
+//! discovery feeding the file target manager, whose tailers send into the
+//! job's pipeline, whose output goes to the clients (fanned out when there
+//! are several, each entry completing only when every client accepted it).
+//! A reload stops one [`Shipper`] and starts the next.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::client::{self, BackoffSettings, BasicAuth, Client, ClientSettings, TlsSettings};
+use crate::config::{ClientConfig, Config, ConfigError};
+use crate::entry::Entry;
+use crate::pipeline::Pipeline;
+use crate::positions::{Positions, PositionsSettings};
+use crate::server::TargetView;
+use crate::tailer::{FileTargetManager, TailerSettings};
+
+/// Entries a job's channel holds before its tailers wait (backpressure).
+const JOB_QUEUE: usize = 4096;
+/// Entries taken from a job's channel per pipeline pass.
+const PIPELINE_BATCH: usize = 512;
+
+static RELOAD_SUCCESS: AtomicU64 = AtomicU64::new(0);
+static RELOAD_FAIL: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a reload the way promtail's `promtail_config_reload_*` do.
+pub fn count_reload(ok: bool) {
+    if ok {
+        RELOAD_SUCCESS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        RELOAD_FAIL.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
+    set.counter(
+        "promtail_config_reload_success_total",
+        "Number of reload success times.",
+        &[],
+        RELOAD_SUCCESS.load(Ordering::Relaxed) as f64,
+    );
+    set.counter(
+        "promtail_config_reload_fail_total",
+        "Number of reload fail times.",
+        &[],
+        RELOAD_FAIL.load(Ordering::Relaxed) as f64,
+    );
+}
+
+/// Everything `--check-config` verifies and a start or reload needs:
+/// the config parses (done by the caller), every pipeline builds, every
+/// glob is well formed, every client's settings are complete (files for
+/// passwords and certificates readable).
+pub fn check(cfg: &Config) -> Result<(), ConfigError> {
+    cfg.validate()?;
+    cfg.check_all()?;
+    for (i, c) in cfg.clients.iter().enumerate() {
+        client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
+    }
+    Ok(())
+}
+
+/// promtail's `clients` entry as the client's runtime settings.
+pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
+    let read = |what: &str, path: &str| -> Result<String, String> {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| format!("{what} {path:?}: {e}"))
+    };
+    let basic_auth = match &c.basic_auth {
+        None => None,
+        Some(b) => Some(BasicAuth {
+            username: if b.username_file.is_empty() {
+                b.username.clone()
+            } else {
+                read("basic_auth.username_file", &b.username_file)?
+            },
+            password: if b.password_file.is_empty() {
+                b.password.clone()
+            } else {
+                read("basic_auth.password_file", &b.password_file)?
+            },
+        }),
+    };
+    let mut bearer_token = (!c.bearer_token.is_empty()).then(|| c.bearer_token.clone());
+    let mut bearer_token_file =
+        (!c.bearer_token_file.is_empty()).then(|| Path::new(&c.bearer_token_file).to_path_buf());
+    if let Some(a) = &c.authorization {
+        if !a.kind.is_empty() && !a.kind.eq_ignore_ascii_case("bearer") {
+            return Err(format!(
+                "authorization.type {:?}: only Bearer is supported",
+                a.kind
+            ));
+        }
+        if !a.credentials.is_empty() {
+            bearer_token = Some(a.credentials.clone());
+        }
+        if !a.credentials_file.is_empty() {
+            bearer_token_file = Some(Path::new(&a.credentials_file).to_path_buf());
+        }
+    }
+    if c.oauth2.is_some() {
+        return Err("oauth2 is not supported; use basic_auth or a bearer token".into());
+    }
+    if !c.proxy_url.is_empty() {
+        return Err("proxy_url is not supported".into());
+    }
+    let t = &c.tls_config;
+    for (key, inline) in [("ca", &t.ca), ("cert", &t.cert), ("key", &t.key)] {
+        if !inline.is_empty() {
+            return Err(format!(
+                "tls_config.{key}: inline PEM is not supported; use {key}_file"
+            ));
+        }
+    }
+    let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
+    for (key, p) in [
+        ("ca_file", &t.ca_file),
+        ("cert_file", &t.cert_file),
+        ("key_file", &t.key_file),
+    ] {
+        if !p.is_empty() {
+            std::fs::metadata(p).map_err(|e| format!("tls_config.{key} {p:?}: {e}"))?;
+        }
+    }
+    if !c.headers.is_empty() {
+        tracing::warn!(url = %c.url, "clients.headers are not sent by this shipper");
+    }
+    Ok(ClientSettings {
+        url: c.url.clone(),
+        tenant_id: (!c.tenant_id.is_empty()).then(|| c.tenant_id.clone()),
+        batch_wait: c.batchwait.get(),
+        batch_size: usize::try_from(c.batchsize.0).unwrap_or(usize::MAX),
+        timeout: c.timeout.get(),
+        basic_auth,
+        bearer_token,
+        bearer_token_file,
+        tls: TlsSettings {
+            ca_file: path(&t.ca_file),
+            cert_file: path(&t.cert_file),
+            key_file: path(&t.key_file),
+            server_name: (!t.server_name.is_empty()).then(|| t.server_name.clone()),
+            insecure_skip_verify: t.insecure_skip_verify,
+        },
+        backoff: BackoffSettings {
+            min_period: c.backoff_config.min_period.get(),
+            max_period: c.backoff_config.max_period.get(),
+            max_retries: c.backoff_config.max_retries,
+        },
+        external_labels: c
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..ClientSettings::default()
+    })
+}
+
+fn tailer_settings(cfg: &Config) -> TailerSettings {
+    TailerSettings {
+        sync_period: cfg.target_config.sync_period.get(),
+        max_line_size: usize::try_from(cfg.limits_config.max_line_size.0).unwrap_or(usize::MAX),
+        max_line_size_truncate: cfg.limits_config.max_line_size_truncate,
+        ..TailerSettings::default()
+    }
+}
+
+/// One running config.
+pub struct Shipper {
+    manager: Arc<FileTargetManager>,
+    discoveries: Vec<JoinHandle<()>>,
+    pipelines: Vec<JoinHandle<()>>,
+    fanout: Option<JoinHandle<()>>,
+    clients: Vec<Client>,
+    dry_run: Option<JoinHandle<()>>,
+    positions: Arc<Positions>,
+    positions_sync: Option<JoinHandle<()>>,
+}
+
+impl Shipper {
+    /// Starts everything `cfg` describes (call inside a tokio runtime, after
+    /// [`check`]). In a dry run entries are printed to stdout, not pushed,
+    /// and positions are read but never written.
+    pub fn start(cfg: &Config, dry_run: bool) -> Result<Shipper, String> {
+        let positions = Positions::load(PositionsSettings {
+            filename: cfg.positions.filename.clone(),
+            sync_period: cfg.positions.sync_period.get(),
+            ignore_invalid_yaml: cfg.positions.ignore_invalid_yaml,
+            read_only: dry_run,
+        });
+        let positions_sync = (!dry_run).then(|| positions.spawn_sync());
+
+        // Where pipelines send: one client directly, or a fan-out task.
+        let mut clients = Vec::new();
+        let mut dry_run_task = None;
+        let output: mpsc::Sender<Entry>;
+        let mut fanout = None;
+        if dry_run {
+            let external = cfg
+                .clients
+                .first()
+                .map(|c| c.external_labels.clone().into_iter().collect())
+                .unwrap_or_default();
+            let (tx, task) = client::dry_run::start(std::io::stdout(), external, JOB_QUEUE);
+            output = tx;
+            dry_run_task = Some(task);
+        } else {
+            if cfg.clients.is_empty() {
+                return Err("no clients configured: set clients[].url or -client.url".into());
+            }
+            for (i, c) in cfg.clients.iter().enumerate() {
+                let settings = client_settings(c).map_err(|e| format!("clients[{i}]: {e}"))?;
+                clients.push(Client::start(settings)?);
+            }
+            if clients.len() == 1 {
+                output = clients[0].sender();
+            } else {
+                let (tx, rx) = mpsc::channel(JOB_QUEUE);
+                let senders = clients.iter().map(Client::sender).collect();
+                fanout = Some(tokio::spawn(fan_out(rx, senders)));
+                output = tx;
+            }
+        }
+
+        let manager = Arc::new(FileTargetManager::new(
+            tailer_settings(cfg),
+            Arc::clone(&positions),
+        ));
+        let mut discoveries = Vec::new();
+        let mut pipelines = Vec::new();
+        for sc in &cfg.scrape_configs {
+            if !sc.docker_sd_configs.is_empty() || sc.journal.is_some() {
+                tracing::warn!(job = %sc.job_name, "docker_sd_configs and journal sources are not implemented yet; this job ships only its file targets");
+            }
+            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+                continue;
+            }
+            let pipeline =
+                Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
+            let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
+            pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
+            let mut discovery = crate::discovery::spawn(sc);
+            let manager = Arc::clone(&manager);
+            let job = sc.job_name.clone();
+            discoveries.push(tokio::spawn(async move {
+                loop {
+                    let targets = discovery
+                        .targets
+                        .borrow_and_update()
+                        .iter()
+                        .map(|t| t.labels.clone())
+                        .collect();
+                    if let Err(e) = manager.update(&job, targets, job_tx.clone()) {
+                        tracing::error!(job = %job, error = %e, "bad target");
+                    }
+                    if discovery.targets.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(output);
+        Ok(Shipper {
+            manager,
+            discoveries,
+            pipelines,
+            fanout,
+            clients,
+            dry_run: dry_run_task,
+            positions,
+            positions_sync,
+        })
+    }
+
+    /// What `/targets` shows.
+    pub fn targets(&self) -> Vec<TargetView> {
+        let mut out = Vec::new();
+        for t in self.manager.snapshot() {
+            let labels: std::collections::BTreeMap<String, String> = t
+                .labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if t.files.is_empty() {
+                out.push(TargetView {
+                    job: t.job.clone(),
+                    path: t.labels.get("__path__").cloned().unwrap_or_default(),
+                    labels: labels.clone(),
+                    read_bytes: 0,
+                    size_bytes: 0,
+                    acked_position: 0,
+                    ready: false,
+                });
+            }
+            for f in t.files {
+                let mut labels = labels.clone();
+                labels.insert("filename".into(), f.path.clone());
+                out.push(TargetView {
+                    job: t.job.clone(),
+                    path: f.path,
+                    labels,
+                    read_bytes: f.read_offset,
+                    size_bytes: f.size,
+                    acked_position: f.committed,
+                    ready: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// Stops reading, delivers what was read for up to `grace`, then saves
+    /// positions: only what Loki accepted is recorded, the rest is read
+    /// again on the next start.
+    pub async fn stop(self, grace: Duration) {
+        for d in &self.discoveries {
+            d.abort();
+        }
+        for d in self.discoveries {
+            let _ = d.await;
+        }
+        self.manager.stop();
+        let deadline = tokio::time::Instant::now() + grace;
+        for p in self.pipelines {
+            let abort = p.abort_handle();
+            if tokio::time::timeout_at(deadline, p).await.is_err() {
+                abort.abort();
+            }
+        }
+        if let Some(f) = self.fanout {
+            let abort = f.abort_handle();
+            if tokio::time::timeout_at(deadline, f).await.is_err() {
+                abort.abort();
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        for c in self.clients {
+            c.stop(left.max(Duration::from_millis(100))).await;
+        }
+        if let Some(d) = self.dry_run {
+            let _ = d.await;
+        }
+        if let Some(s) = self.positions_sync {
+            s.abort();
+            let positions = Arc::clone(&self.positions);
+            match tokio::task::spawn_blocking(move || positions.save()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "error writing positions file"),
+                Err(e) => tracing::error!(error = %e, "error writing positions file"),
+            }
+        }
+    }
+}
+
+/// A job's pipeline: takes what its tailers read, runs the stages, passes
+/// the survivors on. Waiting on `out` is what stops the tailers when Loki
+/// is slow.
+async fn run_pipeline(
+    mut pipeline: Pipeline,
+    mut rx: mpsc::Receiver<Entry>,
+    out: mpsc::Sender<Entry>,
+) {
+    let mut input = Vec::with_capacity(PIPELINE_BATCH);
+    let mut output = Vec::with_capacity(PIPELINE_BATCH);
+    while rx.recv_many(&mut input, PIPELINE_BATCH).await > 0 {
+        for e in input.drain(..) {
+            pipeline.process(e, &mut output);
+        }
+        for e in output.drain(..) {
+            if out.send(e).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Several clients: every entry goes to each, and its ack is split so the
+/// source's position moves only once all of them accepted it.
+async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>>) {
+    while let Some(mut e) = rx.recv().await {
+        let mut acks: Vec<Option<crate::ack::Ack>> = match e.ack.take() {
+            Some(a) => a.split(clients.len()).into_iter().map(Some).collect(),
+            None => clients.iter().map(|_| None).collect(),
+        };
+        for (i, c) in clients.iter().enumerate() {
+            let copy = Entry {
+                labels: e.labels.clone(),
+                timestamp: e.timestamp,
+                line: e.line.clone(),
+                structured_metadata: e.structured_metadata.clone(),
+                ack: acks[i].take(),
+            };
+            if c.send(copy).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,4 +1,201 @@
-fn main() {
-    eprintln!("log-shipper: not wired yet");
-    std::process::exit(2);
+//! log-shipper: promtail's command line and config, shipping to Loki.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use log_shipper::app::{self, Shipper};
+use log_shipper::cli::{self, Cli};
+use log_shipper::config::{self, Config};
+use log_shipper::server::{self, ServerState};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}\n{}", cli::usage());
+            return ExitCode::from(2);
+        }
+    };
+    if cli.help {
+        print!("{}", cli::usage());
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!(
+            "log-shipper, version {} (promtail-compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.print_config_stderr {
+        eprintln!("{}", cfg.to_yaml());
+    }
+    if cli.check_syntax {
+        println!("Valid config file! No syntax issues found");
+        return ExitCode::SUCCESS;
+    }
+    if cli.check_config {
+        return match app::check(&cfg) {
+            Ok(()) => {
+                println!("Valid config file! No issues found");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The flag wins when given; otherwise the config's server.log_level.
+    let level = if cli.log_level != "info" {
+        cli.log_level.clone()
+    } else {
+        cfg.server.log_level.clone()
+    };
+    let format = if cli.log_format != "logfmt" {
+        cli.log_format.clone()
+    } else {
+        cfg.server.log_format.clone()
+    };
+    if let Err(e) = exporter_toolkit::logging::init(&level, &format) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = app::check(&cfg) {
+        tracing::error!(error = %e, "invalid config");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let Some(path) = &cli.config_file else {
+        return Err("-config.file is required".into());
+    };
+    let mut cfg = config::load(path, cli.config_expand_env).map_err(|e| e.to_string())?;
+    cli.apply_overrides(&mut cfg);
+    Ok(cfg)
+}
+
+async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
+    let grace = cfg.server.graceful_shutdown_timeout.get();
+    let shipper = Arc::new(Mutex::new(Some(Shipper::start(&cfg, cli.dry_run)?)));
+    let mut running_cfg = cfg.clone();
+    let (reload_tx, mut reload_rx) = mpsc::channel::<server::ReloadReply>(4);
+    let state = Arc::new(ServerState {
+        ready: Default::default(),
+        targets: {
+            let shipper = Arc::clone(&shipper);
+            Box::new(move || {
+                shipper
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(Shipper::targets)
+                    .unwrap_or_default()
+            })
+        },
+        reload: reload_tx,
+        collect: Box::new(log_shipper::metrics::collect),
+    });
+    if !cfg.server.disable {
+        let address = format!(
+            "{}:{}",
+            cfg.server.http_listen_address, cfg.server.http_listen_port
+        );
+        let address = if cfg.server.http_listen_address.is_empty() {
+            format!(":{}", cfg.server.http_listen_port)
+        } else {
+            address
+        };
+        let listeners = exporter_toolkit::server::bind(&[address]).await?;
+        let state = Arc::clone(&state);
+        tokio::spawn(exporter_toolkit::server::serve(
+            listeners,
+            Default::default(),
+            move |req| server::handle(Arc::clone(&state), req),
+        ));
+    }
+    state.ready.store(true, Ordering::Relaxed);
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        let reply = tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => None,
+            Some(r) = reload_rx.recv() => Some(r),
+        };
+        let result = reload(&cli, &shipper, &mut running_cfg, grace).await;
+        app::count_reload(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!("config reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload failed; keeping the running config"),
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+    tracing::info!("shutting down: delivering what was read, then saving positions");
+    state.ready.store(false, Ordering::Relaxed);
+    let current = shipper.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(s) = current {
+        s.stop(grace).await;
+    }
+    Ok(())
+}
+
+/// Re-reads the config file; only a config that passes every check
+/// replaces the running one.
+async fn reload(
+    cli: &Cli,
+    shipper: &Arc<Mutex<Option<Shipper>>>,
+    running: &mut Config,
+    grace: Duration,
+) -> Result<(), String> {
+    let cfg = load(cli)?;
+    app::check(&cfg).map_err(|e| e.to_string())?;
+    let old = shipper.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(old) = old {
+        old.stop(grace).await;
+    }
+    let (new, result) = match Shipper::start(&cfg, cli.dry_run) {
+        Ok(s) => {
+            *running = cfg;
+            (s, Ok(()))
+        }
+        // Checked but failed to start (a port, a file): back to the old one.
+        Err(e) => (Shipper::start(running, cli.dry_run)?, Err(e)),
+    };
+    *shipper.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
+    result
 }

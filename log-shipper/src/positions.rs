@@ -1,1 +1,648 @@
-//! The positions file (promtail's format). Owner: delivery work.
+//! The positions file in promtail's format, so a promtail user keeps their
+//! offsets: `positions: {"/var/log/a.log": "1234", "journal-<job>": "<cursor>"}`.
+//!
+//! promtail keys a file only by its path, so a rotated file whose path is
+//! reused, or a file truncated while nobody watched, is misread. We also
+//! keep each file's identity (device, inode, and a hash of its first bytes)
+//! in a side file, `<filename>.identity.yaml`, which promtail never reads;
+//! the positions file itself stays exactly promtail's (promtail reads it
+//! strictly, so no extra key can go there).
+//!
+//! Saving is atomic (temp file, fsync, rename, fsync of the directory) and
+//! only ever writes what the sources' [`Progress`] says Loki accepted. A
+//! corrupt or truncated file never blocks start-up: it is reported, kept
+//! as `<filename>.corrupt`, and we start from empty (re-reading is a
+//! duplicate, never a loss).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ack::Progress;
+
+/// `positions` of promtail's config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionsSettings {
+    pub filename: PathBuf,
+    pub sync_period: Duration,
+    /// promtail's option: an unreadable file is ignored quietly (logged at
+    /// debug instead of error). Either way we start empty.
+    pub ignore_invalid_yaml: bool,
+    /// Dry run: read positions, never write them.
+    pub read_only: bool,
+}
+
+impl Default for PositionsSettings {
+    fn default() -> Self {
+        PositionsSettings {
+            filename: PathBuf::from("/var/log/positions.yaml"),
+            sync_period: Duration::from_secs(10),
+            ignore_invalid_yaml: false,
+            read_only: false,
+        }
+    }
+}
+
+/// Which file a position belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    /// How many leading bytes the fingerprint covers (at most
+    /// [`FINGERPRINT_BYTES`]; fewer for a shorter file).
+    pub fp_len: u64,
+    /// FNV-1a 64 of those bytes, so a reused inode is not mistaken for the
+    /// old file.
+    pub fp: u64,
+}
+
+pub const FINGERPRINT_BYTES: usize = 1024;
+
+impl FileIdentity {
+    /// The identity of an open file (reads up to 1 KiB at offset 0 with
+    /// pread, leaving the file's cursor alone).
+    pub fn of(file: &std::fs::File) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let meta = file.metadata()?;
+        let mut head = [0u8; FINGERPRINT_BYTES];
+        let mut n = 0;
+        while n < head.len() {
+            match file.read_at(&mut head[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            fp_len: n as u64,
+            fp: fnv1a(&head[..n]),
+        })
+    }
+
+    /// The identity of an empty file `(dev, ino)`: matches that inode with
+    /// any content, and grows as the file is read again.
+    pub fn empty(dev: u64, ino: u64) -> FileIdentity {
+        FileIdentity {
+            dev,
+            ino,
+            fp_len: 0,
+            fp: fnv1a(&[]),
+        }
+    }
+
+    /// Whether `file` is (still) the file this identity was taken of: same
+    /// device and inode, and the bytes fingerprinted then are unchanged.
+    pub fn matches(&self, file: &std::fs::File) -> bool {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        if meta.dev() != self.dev || meta.ino() != self.ino || meta.len() < self.fp_len {
+            return false;
+        }
+        let mut head = vec![0u8; self.fp_len as usize];
+        file.read_exact_at(&mut head, 0).is_ok() && fnv1a(&head) == self.fp
+    }
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &x in b {
+        h ^= x as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// promtail's file: `positions:` mapping keys to strings.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionsFile {
+    #[serde(default)]
+    positions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    #[serde(default)]
+    files: BTreeMap<String, IdentityRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityRecord {
+    /// The offset saved with this identity: the identity applies only
+    /// while the positions file says the same (both files are not written
+    /// atomically together).
+    offset: u64,
+    #[serde(flatten)]
+    identity: FileIdentity,
+}
+
+/// A saved position of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedPosition {
+    pub offset: u64,
+    /// `None` for a position written by promtail (path only).
+    pub identity: Option<FileIdentity>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    File {
+        offset: u64,
+        identity: Option<FileIdentity>,
+        /// A live source: its committed offset is read at every sync.
+        progress: Option<Arc<Progress>>,
+    },
+    /// A journal cursor or any value that is not an offset.
+    Raw(String),
+}
+
+/// The positions of every source, saved periodically.
+#[derive(Debug)]
+pub struct Positions {
+    settings: PositionsSettings,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    /// Serialises saves (the sync loop and a final save on shutdown).
+    save_lock: Mutex<()>,
+}
+
+impl Positions {
+    /// Reads the positions file (and our identity side file). Never fails:
+    /// a missing file is an empty start, a corrupt one is reported, backed
+    /// up and ignored.
+    pub fn load(settings: PositionsSettings) -> Arc<Positions> {
+        let mut slots = BTreeMap::new();
+        let path = &settings.filename;
+        match std::fs::read(path) {
+            Ok(bytes) => match parse_positions(&bytes) {
+                Ok(map) => {
+                    let ids = read_identities(&identity_path(path));
+                    for (k, v) in map {
+                        let slot = match v.trim().parse::<u64>() {
+                            Ok(offset) => Slot::File {
+                                offset,
+                                identity: ids
+                                    .get(&k)
+                                    .filter(|r| r.offset == offset)
+                                    .map(|r| r.identity.clone()),
+                                progress: None,
+                            },
+                            Err(_) => Slot::Raw(v),
+                        };
+                        slots.insert(k, slot);
+                    }
+                }
+                Err(e) => {
+                    let backup = with_suffix(path, ".corrupt");
+                    let kept = std::fs::copy(path, &backup).is_ok();
+                    if settings.ignore_invalid_yaml {
+                        tracing::debug!(file = %path.display(), error = %e, "ignoring invalid positions file");
+                    } else {
+                        tracing::error!(
+                            file = %path.display(),
+                            error = %e,
+                            backup = %if kept { backup.display().to_string() } else { "(could not copy)".into() },
+                            "invalid yaml positions file: starting with no positions, files are read again from their start"
+                        );
+                    }
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "reading the positions file: starting with no positions");
+            }
+        }
+        Arc::new(Positions {
+            settings,
+            slots: Mutex::new(slots),
+            save_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn settings(&self) -> &PositionsSettings {
+        &self.settings
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The saved position of a file (live sources: their committed offset).
+    pub fn get(&self, path: &str) -> Option<SavedPosition> {
+        match self.slots().get(path)? {
+            Slot::File {
+                offset,
+                identity,
+                progress,
+            } => Some(SavedPosition {
+                offset: progress.as_ref().map_or(*offset, |p| p.committed()),
+                identity: identity.clone(),
+            }),
+            Slot::Raw(v) => {
+                tracing::warn!(key = path, value = %v, "positions: value is not a file offset");
+                None
+            }
+        }
+    }
+
+    /// A saved file position whose identity is device `dev`, inode `ino`
+    /// (a file rotated to another name while we were not running).
+    pub fn find_identity(&self, dev: u64, ino: u64) -> Option<(String, SavedPosition)> {
+        self.slots().iter().find_map(|(k, slot)| match slot {
+            Slot::File {
+                offset,
+                identity: Some(id),
+                progress,
+            } if id.dev == dev && id.ino == ino => Some((
+                k.clone(),
+                SavedPosition {
+                    offset: progress.as_ref().map_or(*offset, |p| p.committed()),
+                    identity: Some(id.clone()),
+                },
+            )),
+            _ => None,
+        })
+    }
+
+    /// A journal cursor (or other non-offset value).
+    pub fn get_raw(&self, key: &str) -> Option<String> {
+        match self.slots().get(key)? {
+            Slot::Raw(v) => Some(v.clone()),
+            Slot::File { offset, .. } => Some(offset.to_string()),
+        }
+    }
+
+    pub fn put_raw(&self, key: &str, value: String) {
+        self.slots().insert(key.to_string(), Slot::Raw(value));
+    }
+
+    /// Sets a file's position outright (no live source).
+    pub fn put(&self, path: &str, offset: u64, identity: Option<FileIdentity>) {
+        self.slots().insert(
+            path.to_string(),
+            Slot::File {
+                offset,
+                identity,
+                progress: None,
+            },
+        );
+    }
+
+    /// Makes `progress` the live source of `path`'s position: each save
+    /// writes its committed offset.
+    pub fn track(&self, path: &str, identity: FileIdentity, progress: Arc<Progress>) {
+        self.slots().insert(
+            path.to_string(),
+            Slot::File {
+                offset: progress.committed(),
+                identity: Some(identity),
+                progress: Some(progress),
+            },
+        );
+    }
+
+    /// Stops following a live source, keeping its last committed offset.
+    /// Only if `progress` is the one tracked (a newer file may own the path).
+    pub fn untrack(&self, path: &str, progress: &Arc<Progress>) {
+        if let Some(Slot::File {
+            offset,
+            progress: p,
+            ..
+        }) = self.slots().get_mut(path)
+        {
+            if p.as_ref().is_some_and(|p| Arc::ptr_eq(p, progress)) {
+                *offset = progress.committed();
+                *p = None;
+            }
+        }
+    }
+
+    /// Forgets a position (a file gone for good).
+    pub fn remove(&self, path: &str) {
+        self.slots().remove(path);
+    }
+
+    /// Saves every position now (atomically). Read-only positions do nothing.
+    pub fn save(&self) -> std::io::Result<()> {
+        if self.settings.read_only {
+            return Ok(());
+        }
+        let _guard = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = PositionsFile::default();
+        let mut ids = IdentityFile::default();
+        for (k, slot) in self.slots().iter_mut() {
+            match slot {
+                Slot::File {
+                    offset,
+                    identity,
+                    progress,
+                } => {
+                    if let Some(p) = progress {
+                        *offset = p.committed();
+                    }
+                    file.positions.insert(k.clone(), offset.to_string());
+                    if let Some(id) = identity {
+                        ids.files.insert(
+                            k.clone(),
+                            IdentityRecord {
+                                offset: *offset,
+                                identity: id.clone(),
+                            },
+                        );
+                    }
+                }
+                Slot::Raw(v) => {
+                    file.positions.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let path = &self.settings.filename;
+        let ids_yaml = serde_yaml_ng::to_string(&ids).map_err(std::io::Error::other)?;
+        write_atomically(&identity_path(path), ids_yaml.as_bytes())?;
+        let yaml = serde_yaml_ng::to_string(&file).map_err(std::io::Error::other)?;
+        write_atomically(path, yaml.as_bytes())
+    }
+
+    /// Saves soon after delivery moves a position (checked every
+    /// [`SAVE_CHECK`]), and at least every `sync_period`, until the task is
+    /// aborted (the caller saves once more on shutdown). promtail only saves
+    /// every `sync_period`, so a crash re-sends up to that much; saving on
+    /// change bounds it to what was in flight.
+    pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let period = me.settings.sync_period.max(Duration::from_millis(10));
+            let mut tick = tokio::time::interval(period.min(SAVE_CHECK));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut saved = me.fingerprint();
+            let mut last_save = tokio::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let now = me.fingerprint();
+                if now == saved && last_save.elapsed() < period {
+                    continue;
+                }
+                let m = Arc::clone(&me);
+                let r = tokio::task::spawn_blocking(move || m.save()).await;
+                if let Ok(Err(e)) = r {
+                    tracing::error!(file = %me.settings.filename.display(), error = %e, "error writing positions file");
+                }
+                saved = now;
+                last_save = tokio::time::Instant::now();
+            }
+        })
+    }
+
+    /// Changes whenever a saved value would: positions, keys, raw values.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (k, slot) in self.slots().iter() {
+            k.hash(&mut h);
+            match slot {
+                Slot::File {
+                    offset, progress, ..
+                } => progress
+                    .as_ref()
+                    .map_or(*offset, |p| p.committed())
+                    .hash(&mut h),
+                Slot::Raw(v) => v.hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+}
+
+/// How often delivered progress is checked for a save.
+const SAVE_CHECK: Duration = Duration::from_millis(200);
+
+/// promtail's file may be empty (written before any target existed).
+fn parse_positions(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(BTreeMap::new());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let f: PositionsFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    Ok(f.positions)
+}
+
+fn read_identities(path: &Path) -> BTreeMap<String, IdentityRecord> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    match serde_yaml_ng::from_str::<IdentityFile>(&text) {
+        Ok(f) => f.files,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring the file identities: positions apply by path only");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Where our file identities are kept, beside the positions file.
+pub fn identity_path(positions: &Path) -> PathBuf {
+    with_suffix(positions, ".identity.yaml")
+}
+
+/// Temp file in the same directory, fsync, rename over, fsync the
+/// directory: after a crash the file is the old one or the new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let tmp = with_suffix(path, ".tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(&dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path) -> PositionsSettings {
+        PositionsSettings {
+            filename: dir.join("positions.yaml"),
+            sync_period: Duration::from_millis(50),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reads_a_plain_promtail_file_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("positions.yaml"),
+            "positions:\n  /var/log/syslog: \"1234\"\n  journal-systemd: s=abc;i=12;b=x\n",
+        )
+        .unwrap();
+        let p = Positions::load(settings(d.path()));
+        assert_eq!(
+            p.get("/var/log/syslog"),
+            Some(SavedPosition {
+                offset: 1234,
+                identity: None
+            })
+        );
+        assert_eq!(
+            p.get_raw("journal-systemd").as_deref(),
+            Some("s=abc;i=12;b=x")
+        );
+        assert_eq!(p.get("/nope"), None);
+    }
+
+    #[test]
+    fn saves_atomically_what_progress_committed_and_promtail_can_read_it() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("a.log");
+        std::fs::write(&log, "one\ntwo\n").unwrap();
+        let id = FileIdentity::of(&std::fs::File::open(&log).unwrap()).unwrap();
+        let p = Positions::load(settings(d.path()));
+        let progress = Progress::new(0);
+        p.track(log.to_str().unwrap(), id.clone(), Arc::clone(&progress));
+        p.put_raw("journal-j", "cursor=1".into());
+        let a = progress.track(4);
+        let _b = progress.track(8);
+        a.complete();
+        p.save().unwrap();
+        let text = std::fs::read_to_string(d.path().join("positions.yaml")).unwrap();
+        // promtail's own reading: a strict `positions:` map of strings.
+        let parsed: PositionsFile = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(parsed.positions[log.to_str().unwrap()], "4");
+        assert_eq!(parsed.positions["journal-j"], "cursor=1");
+        assert!(!d.path().join("positions.yaml.tmp").exists());
+
+        let again = Positions::load(settings(d.path()));
+        let saved = again.get(log.to_str().unwrap()).unwrap();
+        assert_eq!(saved.offset, 4);
+        assert_eq!(saved.identity.as_ref(), Some(&id));
+        assert!(id.matches(&std::fs::File::open(&log).unwrap()));
+    }
+
+    #[test]
+    fn an_identity_recognises_a_reused_path_and_a_rewritten_head() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("a.log");
+        std::fs::write(&log, "first file\n").unwrap();
+        let id = FileIdentity::of(&std::fs::File::open(&log).unwrap()).unwrap();
+        std::fs::rename(&log, d.path().join("a.log.1")).unwrap();
+        std::fs::write(&log, "second file\n").unwrap();
+        assert!(
+            !id.matches(&std::fs::File::open(&log).unwrap()),
+            "new inode"
+        );
+        let old = std::fs::File::open(d.path().join("a.log.1")).unwrap();
+        assert!(id.matches(&old));
+        std::fs::write(d.path().join("a.log.1"), "FIRST file\n").unwrap();
+        assert!(!id.matches(&old), "same inode, other content");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_kept_and_never_blocks() {
+        for (ignore, content) in [
+            (false, "positions:\n  /a: \"12"),
+            (true, "\u{0}\u{1}garbage: ["),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("positions.yaml"), content).unwrap();
+            let mut s = settings(d.path());
+            s.ignore_invalid_yaml = ignore;
+            let p = Positions::load(s);
+            assert_eq!(p.get("/a"), None);
+            assert_eq!(
+                std::fs::read_to_string(d.path().join("positions.yaml.corrupt")).unwrap(),
+                content
+            );
+            p.put("/b", 3, None);
+            p.save().unwrap();
+            assert_eq!(
+                Positions::load(settings(d.path()))
+                    .get("/b")
+                    .unwrap()
+                    .offset,
+                3
+            );
+        }
+    }
+
+    #[test]
+    fn a_stale_identity_is_not_applied() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Positions::load(settings(d.path()));
+        let id = FileIdentity {
+            dev: 1,
+            ino: 2,
+            fp_len: 0,
+            fp: fnv1a(b""),
+        };
+        p.put("/a", 10, Some(id));
+        p.save().unwrap();
+        // promtail (or an older us) wrote another offset since.
+        std::fs::write(
+            d.path().join("positions.yaml"),
+            "positions:\n  /a: \"20\"\n",
+        )
+        .unwrap();
+        let again = Positions::load(settings(d.path()));
+        assert_eq!(
+            again.get("/a"),
+            Some(SavedPosition {
+                offset: 20,
+                identity: None
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn syncs_periodically_and_read_only_never_writes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Positions::load(settings(d.path()));
+        let task = p.spawn_sync();
+        p.put("/x", 7, None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        task.abort();
+        assert_eq!(
+            Positions::load(settings(d.path()))
+                .get("/x")
+                .unwrap()
+                .offset,
+            7
+        );
+
+        let d = tempfile::tempdir().unwrap();
+        let mut s = settings(d.path());
+        s.read_only = true;
+        let p = Positions::load(s);
+        p.put("/x", 7, None);
+        p.save().unwrap();
+        assert!(!d.path().join("positions.yaml").exists());
+    }
+}

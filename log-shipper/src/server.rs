@@ -1,1 +1,142 @@
-//! HTTP: /metrics, /ready, /targets, POST /reload.
+//! HTTP, as promtail serves it: `/metrics`, `/ready`, `/targets`,
+//! `POST /reload`, and a small landing page. The app owns what is served;
+//! this module only routes and formats.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use exporter_toolkit::exposition::{self, Format, MetricSet};
+use exporter_toolkit::server::{text_response, Body};
+use http::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// One tailed source as `/targets` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetView {
+    pub job: String,
+    /// The file (or stream) being read.
+    pub path: String,
+    /// Labels its lines are sent with.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Bytes read so far / size of the file, where known.
+    pub read_bytes: u64,
+    pub size_bytes: u64,
+    /// Position saved (acknowledged by Loki).
+    pub acked_position: u64,
+    pub ready: bool,
+}
+
+pub type ReloadReply = oneshot::Sender<Result<(), String>>;
+
+/// What the HTTP handlers need from the running shipper.
+pub struct ServerState {
+    pub ready: AtomicBool,
+    pub targets: Box<dyn Fn() -> Vec<TargetView> + Send + Sync>,
+    pub reload: mpsc::Sender<ReloadReply>,
+    pub collect: Box<dyn Fn(&mut MetricSet) + Send + Sync>,
+}
+
+pub async fn handle<B>(state: Arc<ServerState>, req: Request<B>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics(&state, &req),
+        (&Method::GET | &Method::HEAD, "/ready") => {
+            if state.ready.load(Ordering::Relaxed) {
+                text_response(StatusCode::OK, "Ready\n")
+            } else {
+                text_response(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/targets") => targets(&state, &req),
+        (&Method::POST, "/reload") => reload(&state).await,
+        (_, "/reload") => text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This endpoint requires a POST request.\n",
+        ),
+        (&Method::GET | &Method::HEAD, "/") => text_response(
+            StatusCode::OK,
+            "log-shipper (promtail-compatible)\n\n/metrics  self-metrics\n/ready    200 when running\n/targets  what is tailed (?format=json)\nPOST /reload  re-read the config\n",
+        ),
+        _ => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
+    }
+}
+
+fn metrics<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
+    let mut set = MetricSet::new();
+    (state.collect)(&mut set);
+    let format = Format::negotiate(
+        req.headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let families = match set.finish() {
+        Ok(f) => f,
+        Err(e) => {
+            return text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("inconsistent metrics: {e}\n"),
+            )
+        }
+    };
+    let mut resp = text_response(StatusCode::OK, exposition::encode(&families, format));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(format.content_type()),
+    );
+    resp
+}
+
+fn targets<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
+    let mut list = (state.targets)();
+    list.sort_by(|a, b| (&a.job, &a.path).cmp(&(&b.job, &b.path)));
+    let json = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
+    if json {
+        let body = serde_json::to_string_pretty(&list).unwrap_or_else(|e| e.to_string());
+        let mut resp = text_response(StatusCode::OK, body);
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return resp;
+    }
+    let mut out = String::new();
+    let mut job = None;
+    for t in &list {
+        if job != Some(&t.job) {
+            out.push_str(&format!("{}\n", t.job));
+            job = Some(&t.job);
+        }
+        let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        out.push_str(&format!(
+            "  {} {} read={}/{} acked={} {{{}}}\n",
+            if t.ready { "ready  " } else { "waiting" },
+            t.path,
+            t.read_bytes,
+            t.size_bytes,
+            t.acked_position,
+            labels.join(", ")
+        ));
+    }
+    if list.is_empty() {
+        out.push_str("no targets\n");
+    }
+    text_response(StatusCode::OK, out)
+}
+
+async fn reload(state: &ServerState) -> Response<Body> {
+    let (tx, rx) = oneshot::channel();
+    if state.reload.send(tx).await.is_err() {
+        return text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    match rx.await {
+        Ok(Ok(())) => text_response(StatusCode::OK, "config reloaded\n"),
+        Ok(Err(e)) => text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
+        Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+    }
+}

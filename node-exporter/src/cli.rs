@@ -175,6 +175,11 @@ pub fn command() -> Command {
             false,
             "Exclude metrics about the exporter itself (promhttp_*, process_*).",
         ))
+        .arg(string_flag(
+            "probe.config.file",
+            "",
+            "blackbox_exporter modules file; serves /probe?target=...&module=... (off without it).",
+        ))
         .arg(string_flag("path.procfs", "/proc", "procfs mountpoint."))
         .arg(string_flag("path.sysfs", "/sys", "sysfs mountpoint."))
         .arg(string_flag("path.rootfs", "/", "rootfs mountpoint."))

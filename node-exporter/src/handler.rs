@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use exporter_toolkit::exposition::{encode, Format, MetricSet};
 use exporter_toolkit::server::{text_response, Body};
 
+use crate::probe::Prober;
 use crate::scrape::Scraper;
 
 pub struct Exporter {
@@ -30,6 +31,8 @@ pub struct Exporter {
     in_flight: AtomicU64,
     errors_encoding: AtomicU64,
     errors_gathering: AtomicU64,
+    /// `/probe`, when `--probe.config.file` is given.
+    prober: Option<Prober>,
 }
 
 impl Exporter {
@@ -52,7 +55,14 @@ impl Exporter {
             in_flight: AtomicU64::new(0),
             errors_encoding: AtomicU64::new(0),
             errors_gathering: AtomicU64::new(0),
+            prober: None,
         }
+    }
+
+    /// Serves blackbox-style probes on `/probe` too.
+    pub fn with_prober(mut self, prober: Prober) -> Exporter {
+        self.prober = Some(prober);
+        self
     }
 
     pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body> {
@@ -62,6 +72,9 @@ impl Exporter {
                 return text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
             }
             return self.metrics(&req).await;
+        }
+        if path == "/probe" {
+            return self.probe(&req).await;
         }
         if path == "/" && self.telemetry_path != "/" {
             return landing_page(&self.telemetry_path);
@@ -183,6 +196,48 @@ impl Exporter {
             header::HeaderValue::from_static("Accept-Encoding"),
         );
         resp
+    }
+
+    async fn probe<B>(&self, req: &Request<B>) -> Response<Body> {
+        let Some(prober) = &self.prober else {
+            return text_response(
+                StatusCode::NOT_FOUND,
+                "probing is off: start the exporter with --probe.config.file\n",
+            );
+        };
+        let mut target = None;
+        let mut module = None;
+        for pair in req.uri().query().unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match percent_decode(k).as_str() {
+                "target" => target = Some(percent_decode(v)),
+                "module" => module = Some(percent_decode(v)),
+                _ => {}
+            }
+        }
+        let scrape_timeout = req
+            .headers()
+            .get("X-Prometheus-Scrape-Timeout-Seconds")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok());
+        match prober
+            .probe(target.as_deref(), module.as_deref(), scrape_timeout)
+            .await
+        {
+            Err(bad) => text_response(StatusCode::BAD_REQUEST, bad.0),
+            Ok(set) => match set.finish() {
+                Ok(families) => {
+                    let mut r =
+                        Response::new(Full::new(Bytes::from(encode(&families, Format::Text))));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static(Format::Text.content_type()),
+                    );
+                    r
+                }
+                Err(e) => text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            },
+        }
     }
 
     fn exporter_self_metrics(&self, set: &mut MetricSet) {

@@ -31,13 +31,22 @@ fn run() -> anyhow::Result<()> {
         "" => exporter_toolkit::web_config::WebConfig::default(),
         path => exporter_toolkit::web_config::WebConfig::load(std::path::Path::new(path))?,
     };
-    let exporter = Arc::new(Exporter::new(
+    let exporter = Exporter::new(
         Scraper::new(collectors),
         flags.string("web.telemetry-path"),
         !flags.bool("web.disable-exporter-metrics", false),
         flags.duration("collector.timeout")?,
         flags.usize("web.max-requests")?,
-    ));
+    );
+    let exporter = match flags.string("probe.config.file").as_str() {
+        "" => exporter,
+        path => {
+            let modules = node_exporter::probe::Modules::load(std::path::Path::new(path))?;
+            tracing::info!(modules = modules.modules.len(), "Loaded probe modules");
+            exporter.with_prober(node_exporter::probe::Prober::new(modules))
+        }
+    };
+    let exporter = Arc::new(exporter);
     let addresses = flags.strings("web.listen-address");
 
     // Two workers are plenty: collectors run on the blocking pool, and the

@@ -172,6 +172,12 @@ impl Exporter {
         }
     }
 
+    /// Starts our exporter as a user would: its default collectors, plus
+    /// `args`; `Err` carries its log when it does not come up.
+    pub fn ours_with_args(args: &[String]) -> Result<Exporter, String> {
+        Exporter::start("node-exporter", &our_binary(), args)
+    }
+
     /// Starts the reference node_exporter with `collectors`, less those it
     /// does not have ([`OURS_ONLY_COLLECTORS`]).
     pub fn reference(collectors: &[String], textfile_dir: &Path) -> Exporter {

@@ -53,3 +53,26 @@ pub fn get(url: &str, query: &[(&str, &str)], accept: Option<&str>) -> Result<Re
         body,
     })
 }
+
+/// POST a JSON body; like [`get`], a non-2xx status is a value, not an error.
+pub fn post_json(url: &str, body: &str) -> Result<Response, String> {
+    let resp = match agent()
+        .post(url)
+        .set("Content-Type", "application/json")
+        .send_string(body)
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("POST {url}: {e}")),
+    };
+    let status = resp.status();
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    let body = resp
+        .into_string()
+        .map_err(|e| format!("POST {url}: reading the body: {e}"))?;
+    Ok(Response {
+        status,
+        content_type,
+        body,
+    })
+}

@@ -9,13 +9,23 @@
 //!   real programs (default: `$PATH`, then `/usr/bin`).
 //! - `DASHBOARD_JSON`: the "Node Exporter Full" dashboard to check.
 //! - `E2E_COLLECTORS=cpu,meminfo`: compare only these collectors.
+//! - `ALERTMANAGER_BIN`: the real Alertmanager (default: `$PATH`, then
+//!   Debian's `/usr/bin/prometheus-alertmanager`).
 
+pub mod alertmanager;
 pub mod dashboard;
 pub mod exporters;
 pub mod exposition;
+pub mod grafana;
 pub mod http;
+pub mod logql;
+pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
+pub mod rules;
+pub mod shipper_labels;
+pub mod slack;
+pub mod tmpfs_host;
 
 /// Fails with every problem listed, one per line, so that a single run
 /// shows all that remains to be done.

@@ -36,6 +36,11 @@ impl Process {
         }
     }
 
+    /// The OS process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

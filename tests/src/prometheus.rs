@@ -65,18 +65,61 @@ impl Prometheus {
     /// Starts Prometheus scraping each target every [`SCRAPE_INTERVAL`] and
     /// waits until it is ready to answer queries.
     pub fn start(targets: &[ScrapeTarget]) -> Prometheus {
+        Prometheus::start_full(targets, "", &[], None)
+    }
+
+    /// As [`Prometheus::start`], also evaluating `rule_files` every
+    /// [`SCRAPE_INTERVAL`] and sending alerts to the Alertmanager at
+    /// `alertmanager` (`host:port`).
+    pub fn start_with_rules(
+        targets: &[ScrapeTarget],
+        rule_files: &[PathBuf],
+        alertmanager: Option<&str>,
+    ) -> Prometheus {
+        Prometheus::start_full(targets, "", rule_files, alertmanager)
+    }
+
+    /// [`Prometheus::start`], plus `extra_scrape_configs` (YAML list items,
+    /// indented as under `scrape_configs:`) and `rule_files` evaluated every
+    /// [`SCRAPE_INTERVAL`].
+    pub fn start_with(
+        targets: &[ScrapeTarget],
+        extra_scrape_configs: &str,
+        rule_files: &[PathBuf],
+    ) -> Prometheus {
+        Prometheus::start_full(targets, extra_scrape_configs, rule_files, None)
+    }
+
+    fn start_full(
+        targets: &[ScrapeTarget],
+        extra_scrape_configs: &str,
+        rule_files: &[PathBuf],
+        alertmanager: Option<&str>,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().expect("creating a temp dir");
         let secs = SCRAPE_INTERVAL.as_secs();
         let mut config = format!(
-            "global:\n  scrape_interval: {secs}s\n  scrape_timeout: {secs}s\n  evaluation_interval: {secs}s\n\
-             scrape_configs:\n"
+            "global:\n  scrape_interval: {secs}s\n  scrape_timeout: {secs}s\n  evaluation_interval: {secs}s\n"
         );
+        if !rule_files.is_empty() {
+            config.push_str("rule_files:\n");
+            for f in rule_files {
+                config.push_str(&format!("  - {:?}\n", f.display().to_string()));
+            }
+        }
+        if let Some(am) = alertmanager {
+            config.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{am:?}]\n"
+            ));
+        }
+        config.push_str("scrape_configs:\n");
         for t in targets {
             config.push_str(&format!(
                 "  - job_name: {:?}\n    static_configs:\n      - targets: [{:?}]\n",
                 t.job, t.address
             ));
         }
+        config.push_str(extra_scrape_configs);
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, &config).expect("writing prometheus.yml");
         let addr = format!("127.0.0.1:{}", free_port());

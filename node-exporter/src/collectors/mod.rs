@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod cpu;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod docker;
 pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
@@ -61,6 +62,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     cpu::SPEC,
     cpufreq::SPEC,
     diskstats::SPEC,
+    docker::SPEC,
     entropy::SPEC,
     filefd::SPEC,
     filesystem::SPEC,

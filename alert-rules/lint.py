@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Checks what promtool does not: every alert has the labels and annotations
+operators rely on, a runbook entry, and promtool tests that show it firing
+(for each severity it has) and staying quiet; recording rules follow the
+level:metric:operations convention. Prints every problem, exits 1 if any.
+
+    lint.py RULES_DIR TESTS_DIR RUNBOOK.md
+"""
+import pathlib
+import re
+import sys
+
+import yaml
+
+SEVERITIES = {"info", "warning", "critical"}
+RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-z0-9_]+$")
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^a-z0-9_ -]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def main(rules_dir: str, tests_dir: str, runbook: str) -> int:
+    problems = []
+    anchors = {anchor(m.group(1)) for m in
+               re.finditer(r"^#+ (.+)$", pathlib.Path(runbook).read_text(), re.M)}
+
+    alerts = {}  # alertname -> set of severities
+    for path in sorted(pathlib.Path(rules_dir).glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule:
+                    if not RECORD_NAME.match(rule["record"]):
+                        problems.append(f"{path}: recording rule {rule['record']}: "
+                                        "name is not level:metric:operations")
+                    continue
+                name = rule["alert"]
+                where = f"{path}: alert {name}"
+                sev = rule.get("labels", {}).get("severity")
+                if sev not in SEVERITIES:
+                    problems.append(f"{where}: severity {sev!r} is not one of {sorted(SEVERITIES)}")
+                alerts.setdefault(name, set()).add(sev)
+                if not rule.get("for"):
+                    problems.append(f"{where}: no `for:`; a single bad sample would page")
+                ann = rule.get("annotations", {})
+                for key in ("summary", "description", "runbook_url"):
+                    if not ann.get(key):
+                        problems.append(f"{where}: no {key} annotation")
+                if "$labels.instance" not in ann.get("description", ""):
+                    problems.append(f"{where}: the description does not name the instance")
+                url = ann.get("runbook_url", "")
+                want = f"alert-rules/RUNBOOK.md#{name.lower()}"
+                if url != want:
+                    problems.append(f"{where}: runbook_url is {url!r}, expected {want!r}")
+                if name.lower() not in anchors:
+                    problems.append(f"{where}: no '## {name}' section in {runbook}")
+
+    fired = {}  # alertname -> severities some test expects to fire
+    quiet = set()  # alertnames some test expects to stay quiet at some time
+    for path in sorted(pathlib.Path(tests_dir).glob("*.yml")):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                name = case["alertname"]
+                exp = case.get("exp_alerts") or []
+                if not exp:
+                    quiet.add(name)
+                for a in exp:
+                    fired.setdefault(name, set()).add(a.get("exp_labels", {}).get("severity"))
+                    missing = {"summary", "description", "runbook_url"} - set(a.get("exp_annotations", {}))
+                    if missing:
+                        problems.append(f"{path}: {name}: expected alert does not check {sorted(missing)}")
+    for name, sevs in sorted(alerts.items()):
+        untested = sevs - fired.get(name, set())
+        if untested:
+            problems.append(f"{name}: no promtool test shows it firing with severity {sorted(untested)}")
+        if name not in quiet:
+            problems.append(f"{name}: no promtool test shows it staying quiet (exp_alerts: [])")
+    for name in sorted(set(fired) - set(alerts)):
+        problems.append(f"tests expect alert {name}, which no rule defines")
+
+    for p in problems:
+        print(f"lint: {p}", file=sys.stderr)
+    if not problems:
+        print(f"lint: {len(alerts)} alerts: labels, annotations, runbook entries and tests complete")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    sys.exit(main(*sys.argv[1:]))

@@ -1,1 +1,0 @@
-//! The Loki push client. Owner: delivery work.

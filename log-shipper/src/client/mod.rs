@@ -1,0 +1,515 @@
+//! The Loki push client: batches entries per tenant by size (`batchsize`)
+//! and age (`batchwait`), groups them into streams by label set (entries
+//! keep their order), pushes protobuf + snappy to `/loki/api/v1/push`, and
+//! retries 429, 5xx and network errors with exponential backoff and jitter.
+//!
+//! An entry's ack is completed only when Loki accepted its batch, or when
+//! the batch is dropped on purpose and counted (a 4xx other than 429, or
+//! retries exhausted). A batch being retried blocks the client's loop, so
+//! its bounded input channel fills and the sources stop reading: the files
+//! are the buffer. On shutdown unsent entries are simply not acked, so
+//! their positions are not saved and they are read again on the next start.
+
+pub mod dry_run;
+pub mod metrics;
+pub mod proto;
+pub mod transport;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::ack::Ack;
+use crate::entry::{Entry, LabelSet};
+pub use metrics::{collect, DropReason};
+pub use transport::{Endpoint, TlsSettings};
+
+/// The label a pipeline (the `tenant` stage) sets to send an entry to
+/// another tenant than the client's `tenant_id`.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+
+/// Retries, as promtail's `backoff_config`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackoffSettings {
+    pub min_period: Duration,
+    pub max_period: Duration,
+    /// 0 retries forever (as dskit's backoff does).
+    pub max_retries: u32,
+}
+
+impl Default for BackoffSettings {
+    fn default() -> Self {
+        BackoffSettings {
+            min_period: Duration::from_millis(500),
+            max_period: Duration::from_secs(300),
+            max_retries: 10,
+        }
+    }
+}
+
+/// `basic_auth` with the password already read from `password_file`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// One client's runtime settings (the lead converts promtail's YAML
+/// `clients` entry into this).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientSettings {
+    pub url: String,
+    pub tenant_id: Option<String>,
+    pub batch_wait: Duration,
+    /// Bytes of lines (and structured metadata) per batch.
+    pub batch_size: usize,
+    pub timeout: Duration,
+    pub basic_auth: Option<BasicAuth>,
+    pub bearer_token: Option<String>,
+    /// Read at every request, so a rotated token is picked up.
+    pub bearer_token_file: Option<PathBuf>,
+    pub tls: TlsSettings,
+    pub backoff: BackoffSettings,
+    /// Added to every stream; an entry's own label of the same name wins.
+    pub external_labels: LabelSet,
+    /// Entries the input channel holds before senders wait.
+    pub queue_capacity: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            url: String::new(),
+            tenant_id: None,
+            batch_wait: Duration::from_secs(1),
+            batch_size: 1024 * 1024,
+            timeout: Duration::from_secs(10),
+            basic_auth: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            tls: TlsSettings::default(),
+            backoff: BackoffSettings::default(),
+            external_labels: LabelSet::new(),
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+/// A running client.
+pub struct Client {
+    tx: mpsc::Sender<Entry>,
+    closing: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    metrics: Arc<metrics::ClientMetrics>,
+}
+
+impl Client {
+    /// Checks the settings and starts the client's task (call inside a
+    /// tokio runtime). Errors name the setting.
+    pub fn start(settings: ClientSettings) -> Result<Client, String> {
+        let endpoint = Endpoint::parse(&settings.url)?;
+        if settings.basic_auth.is_some()
+            && (settings.bearer_token.is_some() || settings.bearer_token_file.is_some())
+        {
+            return Err(format!(
+                "client {}: at most one of basic_auth, bearer_token & bearer_token_file must be configured",
+                settings.url
+            ));
+        }
+        if settings.bearer_token.is_some() && settings.bearer_token_file.is_some() {
+            return Err(format!(
+                "client {}: at most one of bearer_token & bearer_token_file must be configured",
+                settings.url
+            ));
+        }
+        let metrics = metrics::for_host(&endpoint.authority);
+        let transport = transport::Transport::new(endpoint, &settings.tls)
+            .map_err(|e| format!("client {}: {e}", settings.url))?;
+        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let (closing, closing_rx) = watch::channel(false);
+        let worker = Worker {
+            settings,
+            transport,
+            metrics: Arc::clone(&metrics),
+            batches: HashMap::new(),
+            closing: closing_rx,
+        };
+        let task = tokio::spawn(worker.run(rx));
+        Ok(Client {
+            tx,
+            closing,
+            task,
+            metrics,
+        })
+    }
+
+    /// Where sources (pipelines) send entries; waits when the queue is full.
+    pub fn sender(&self) -> mpsc::Sender<Entry> {
+        self.tx.clone()
+    }
+
+    pub fn metrics(&self) -> &metrics::ClientMetrics {
+        &self.metrics
+    }
+
+    /// Stops taking entries, sends what is queued and batched (with
+    /// retries) for up to `grace`, then gives up: whatever was not accepted
+    /// stays unacknowledged and is read again on the next start.
+    pub async fn stop(self, grace: Duration) {
+        let Client {
+            tx,
+            closing,
+            mut task,
+            ..
+        } = self;
+        drop(tx);
+        closing.send_replace(true);
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Entries of one tenant waiting to be sent.
+struct Batch {
+    streams: Vec<proto::Stream>,
+    /// Label set -> index in `streams`.
+    index: HashMap<LabelSet, usize>,
+    /// The stream of the last entry: consecutive entries from one file
+    /// share a label set, so most entries skip the hash lookup.
+    last: Option<(LabelSet, usize)>,
+    acks: Vec<Ack>,
+    bytes: usize,
+    entries: usize,
+    created: Instant,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            streams: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+            acks: Vec::new(),
+            bytes: 0,
+            entries: 0,
+            created: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, labels: LabelSet, entry: proto::Entry, size: usize, ack: Option<Ack>) {
+        let i = match &self.last {
+            Some((l, i)) if *l == labels => *i,
+            _ => {
+                let i = match self.index.get(&labels) {
+                    Some(i) => *i,
+                    None => {
+                        self.streams.push(proto::Stream {
+                            labels: proto::labels_string(&labels),
+                            entries: Vec::new(),
+                            hash: 0,
+                        });
+                        let i = self.streams.len() - 1;
+                        self.index.insert(labels.clone(), i);
+                        i
+                    }
+                };
+                self.last = Some((labels, i));
+                i
+            }
+        };
+        self.streams[i].entries.push(entry);
+        if let Some(a) = ack {
+            self.acks.push(a);
+        }
+        self.bytes += size;
+        self.entries += 1;
+    }
+}
+
+/// The size promtail counts against `batchsize`: the line and the
+/// structured metadata.
+fn entry_size(e: &Entry) -> usize {
+    e.line.len()
+        + e.structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+struct Worker {
+    settings: ClientSettings,
+    transport: transport::Transport,
+    metrics: Arc<metrics::ClientMetrics>,
+    batches: HashMap<Option<String>, Batch>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
+        let mut closing = self.closing.clone();
+        loop {
+            let oldest = self.batches.values().map(|b| b.created).min();
+            let deadline =
+                oldest.map(|c| tokio::time::Instant::from_std(c + self.settings.batch_wait));
+            tokio::select! {
+                entry = rx.recv() => match entry {
+                    Some(e) => self.add(e).await,
+                    None => break,
+                },
+                _ = sleep_until_opt(deadline) => self.send_due().await,
+                _ = closing.changed() => {
+                    // Take what is queued, refuse more, then flush below.
+                    rx.close();
+                }
+            }
+        }
+        let tenants: Vec<_> = self.batches.keys().cloned().collect();
+        for t in tenants {
+            if let Some(b) = self.batches.remove(&t) {
+                self.send_batch(t, b).await;
+            }
+        }
+    }
+
+    async fn add(&mut self, mut e: Entry) {
+        let tenant = e
+            .labels
+            .remove(TENANT_LABEL)
+            .or_else(|| self.settings.tenant_id.clone());
+        // Internal labels (`__path__`, `__meta_*`...) are never sent.
+        e.labels.retain(|k, _| !k.starts_with("__"));
+        for (k, v) in &self.settings.external_labels {
+            if !e.labels.contains_key(k) {
+                e.labels.insert(k.clone(), v.clone());
+            }
+        }
+        let size = entry_size(&e);
+        if e.labels.is_empty() {
+            tracing::warn!(line = %truncate(&e.line, 200), "dropping an entry without labels: Loki rejects streams without labels");
+            self.metrics.dropped(DropReason::StreamLimited, 1, size);
+            e.complete();
+            return;
+        }
+        // A full batch goes before the entry that would overflow it.
+        let full = self
+            .batches
+            .get(&tenant)
+            .is_some_and(|b| b.entries > 0 && b.bytes + size > self.settings.batch_size);
+        if full {
+            if let Some(b) = self.batches.remove(&tenant) {
+                self.send_batch(tenant.clone(), b).await;
+            }
+        }
+        let entry = proto::Entry {
+            timestamp: Some(proto::Timestamp::from_system(e.timestamp)),
+            line: std::mem::take(&mut e.line),
+            structured_metadata: std::mem::take(&mut e.structured_metadata)
+                .into_iter()
+                .map(|(name, value)| proto::LabelPair { name, value })
+                .collect(),
+        };
+        let ack = e.ack.take();
+        self.batches.entry(tenant).or_insert_with(Batch::new).add(
+            std::mem::take(&mut e.labels),
+            entry,
+            size,
+            ack,
+        );
+    }
+
+    async fn send_due(&mut self) {
+        let wait = self.settings.batch_wait;
+        let due: Vec<_> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.created.elapsed() >= wait)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in due {
+            if let Some(b) = self.batches.remove(&t) {
+                self.send_batch(t, b).await;
+            }
+        }
+    }
+
+    fn headers(&self, tenant: &Option<String>) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("content-type", "application/x-protobuf".to_string()),
+            (
+                "user-agent",
+                format!("log-shipper/{}", env!("CARGO_PKG_VERSION")),
+            ),
+        ];
+        if let Some(t) = tenant {
+            h.push(("x-scope-orgid", t.clone()));
+        }
+        if let Some(b) = &self.settings.basic_auth {
+            h.push((
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", b.username, b.password))
+                ),
+            ));
+        } else if let Some(t) = &self.settings.bearer_token {
+            h.push(("authorization", format!("Bearer {t}")));
+        } else if let Some(f) = &self.settings.bearer_token_file {
+            match std::fs::read_to_string(f) {
+                Ok(t) => h.push(("authorization", format!("Bearer {}", t.trim()))),
+                Err(e) => {
+                    tracing::error!(file = %f.display(), error = %e, "reading bearer_token_file")
+                }
+            }
+        }
+        h
+    }
+
+    /// Sends one batch until it is accepted or dropped on purpose; both
+    /// complete its acks. Cancelled (by `Client::stop`'s grace running out)
+    /// it completes nothing.
+    async fn send_batch(&mut self, tenant: Option<String>, batch: Batch) {
+        let Batch {
+            streams,
+            acks,
+            bytes,
+            entries,
+            ..
+        } = batch;
+        let raw = proto::PushRequest { streams }.encode_to_vec();
+        let body = Bytes::from(
+            snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .unwrap_or_default(),
+        );
+        drop(raw);
+        self.metrics.encoded(body.len());
+        let headers = self.headers(&tenant);
+        let backoff = self.settings.backoff.clone();
+        let mut delay = backoff.min_period;
+        let mut retries = 0u32;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .transport
+                .post(body.clone(), &headers, self.settings.timeout)
+                .await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let (status, reason) = match &result {
+                Ok(a) => (Some(a.status), a.body.clone()),
+                Err(e) => (None, e.clone()),
+            };
+            self.metrics.request(status, elapsed);
+            match status {
+                Some(s) if (200..300).contains(&s) => {
+                    self.metrics.sent(entries, bytes);
+                    acks.into_iter().for_each(Ack::complete);
+                    return;
+                }
+                Some(s) if s != 429 && s / 100 != 5 => {
+                    tracing::error!(
+                        host = %self.transport.endpoint().authority,
+                        status = s,
+                        tenant = tenant.as_deref().unwrap_or(""),
+                        entries,
+                        error = %reason,
+                        "final error sending batch: Loki rejected it, dropping it"
+                    );
+                    self.metrics
+                        .dropped(DropReason::IngesterError, entries, bytes);
+                    acks.into_iter().for_each(Ack::complete);
+                    return;
+                }
+                _ => {}
+            }
+            if backoff.max_retries != 0 && retries >= backoff.max_retries {
+                let reason_label = if status == Some(429) {
+                    DropReason::RateLimited
+                } else {
+                    DropReason::IngesterError
+                };
+                tracing::error!(
+                    host = %self.transport.endpoint().authority,
+                    status = status.map_or_else(|| "failed".to_string(), |s| s.to_string()),
+                    tenant = tenant.as_deref().unwrap_or(""),
+                    entries,
+                    retries,
+                    error = %reason,
+                    "final error sending batch: retries exhausted, dropping it"
+                );
+                self.metrics.dropped(reason_label, entries, bytes);
+                acks.into_iter().for_each(Ack::complete);
+                return;
+            }
+            tracing::warn!(
+                host = %self.transport.endpoint().authority,
+                status = status.map_or_else(|| "failed".to_string(), |s| s.to_string()),
+                error = %reason,
+                retry_in = ?delay,
+                "error sending batch, will retry"
+            );
+            self.metrics.retried();
+            retries += 1;
+            tokio::time::sleep(jitter(delay)).await;
+            delay = (delay * 2).min(backoff.max_period);
+        }
+    }
+}
+
+/// A delay in [d/2, d]: clients that failed together do not retry together.
+fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + Duration::from_nanos(fastrand::u64(
+        0..=half.as_nanos().min(u64::MAX as u128) as u64,
+    ))
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Labels of an entry as they are sent, for `/targets`-style displays and
+/// the dry-run printer.
+pub fn sent_labels(labels: &LabelSet, external: &BTreeMap<String, String>) -> LabelSet {
+    let mut out: LabelSet = labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in external {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_and_whole() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(100));
+            assert!(j >= Duration::from_millis(50) && j <= Duration::from_millis(100));
+        }
+    }
+}

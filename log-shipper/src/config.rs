@@ -1,1 +1,0 @@
-//! promtail's YAML config. Owner: config work.

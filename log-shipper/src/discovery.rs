@@ -1,1 +1,0 @@
-//! Targets from static_configs and file_sd_configs. Owner: config work.

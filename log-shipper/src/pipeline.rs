@@ -1,1 +1,0 @@
-//! Pipeline stages with promtail's semantics. Owner: pipeline work.

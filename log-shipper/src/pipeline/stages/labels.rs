@@ -1,0 +1,200 @@
+//! The label stages: `labels` (from the extracted map), `static_labels`,
+//! `labeldrop` and `labelallow`.
+
+use std::collections::BTreeMap;
+
+use super::valid_label_name;
+use crate::entry::{Entry, LabelSet};
+use crate::pipeline::{Extracted, Flow, Stage};
+
+/// label name -> extracted source (empty: the same name).
+pub type LabelsConfig = BTreeMap<String, Option<String>>;
+/// label name -> value.
+pub type StaticLabelsConfig = BTreeMap<String, Option<String>>;
+
+fn check_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), String> {
+    for n in names {
+        if !valid_label_name(n) {
+            return Err(format!("invalid label name {n:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Sets a label, reusing the value buffer when the label exists.
+fn set_label(labels: &mut LabelSet, name: &str, value: &str) {
+    match labels.get_mut(name) {
+        Some(v) => {
+            v.clear();
+            v.push_str(value);
+        }
+        None => {
+            labels.insert(name.to_string(), value.to_string());
+        }
+    }
+}
+
+pub struct LabelsStage {
+    /// (label, source)
+    pairs: Vec<(String, String)>,
+}
+
+impl LabelsStage {
+    pub fn new(c: &LabelsConfig) -> Result<Self, String> {
+        if c.is_empty() {
+            return Err("labels stage requires at least one label".into());
+        }
+        check_names(c.keys())?;
+        Ok(LabelsStage {
+            pairs: c
+                .iter()
+                .map(|(l, s)| {
+                    let src = s.as_deref().filter(|s| !s.is_empty()).unwrap_or(l);
+                    (l.clone(), src.to_string())
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Stage for LabelsStage {
+    fn name(&self) -> &'static str {
+        "labels"
+    }
+
+    fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
+        for (label, src) in &self.pairs {
+            // Absent or null sources set nothing; an empty value is no label in Loki.
+            if let Some(v) = x.get_str(src) {
+                if !v.is_empty() {
+                    set_label(&mut entry.labels, label, v);
+                }
+            }
+        }
+        Flow::Keep
+    }
+}
+
+pub struct StaticLabelsStage {
+    pairs: Vec<(String, String)>,
+}
+
+impl StaticLabelsStage {
+    pub fn new(c: &StaticLabelsConfig) -> Result<Self, String> {
+        if c.is_empty() {
+            return Err("static_labels requires at least one label".into());
+        }
+        check_names(c.keys())?;
+        Ok(StaticLabelsStage {
+            pairs: c
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_ref()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (k.clone(), v.clone()))
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Stage for StaticLabelsStage {
+    fn name(&self) -> &'static str {
+        "static_labels"
+    }
+
+    fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
+        for (k, v) in &self.pairs {
+            set_label(&mut entry.labels, k, v);
+        }
+        Flow::Keep
+    }
+}
+
+pub struct LabelDropStage {
+    names: Vec<String>,
+}
+
+impl LabelDropStage {
+    pub fn new(c: &[String]) -> Result<Self, String> {
+        if c.is_empty() {
+            return Err("labeldrop requires at least one label".into());
+        }
+        check_names(c.iter())?;
+        Ok(LabelDropStage { names: c.to_vec() })
+    }
+}
+
+impl Stage for LabelDropStage {
+    fn name(&self) -> &'static str {
+        "labeldrop"
+    }
+
+    fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
+        for n in &self.names {
+            entry.labels.remove(n);
+        }
+        Flow::Keep
+    }
+}
+
+pub struct LabelAllowStage {
+    names: Vec<String>,
+}
+
+impl LabelAllowStage {
+    pub fn new(c: &[String]) -> Result<Self, String> {
+        if c.is_empty() {
+            return Err("labelallow requires at least one label".into());
+        }
+        check_names(c.iter())?;
+        Ok(LabelAllowStage { names: c.to_vec() })
+    }
+}
+
+impl Stage for LabelAllowStage {
+    fn name(&self) -> &'static str {
+        "labelallow"
+    }
+
+    fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
+        entry
+            .labels
+            .retain(|k, _| self.names.iter().any(|n| n == k));
+        Flow::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::stages::testutil::*;
+    use crate::relabel::labels;
+
+    #[test]
+    fn static_drop_allow() {
+        let mut p = pipeline(
+            "- static_labels:\n    env: prod\n    team: web\n- labeldrop: [filename]\n- labelallow: [env, job, host]\n",
+        );
+        let e = run(
+            &mut p,
+            labels([("job", "a"), ("filename", "/x"), ("pod", "p")]),
+            "l",
+        )
+        .unwrap();
+        assert_eq!(e.labels, labels([("env", "prod"), ("job", "a")]));
+    }
+
+    #[test]
+    fn labels_come_from_extracted_which_starts_with_labels() {
+        // promtail seeds the extracted map with the entry's labels.
+        let mut p = pipeline("- labels:\n    source_file: filename\n");
+        let e = run(&mut p, labels([("filename", "/var/log/a.log")]), "l").unwrap();
+        assert_eq!(e.labels["source_file"], "/var/log/a.log");
+    }
+
+    #[test]
+    fn invalid_label_names_are_refused() {
+        assert!(build_err("- labels:\n    bad-name:\n").contains("invalid label name"));
+        assert!(build_err("- labeldrop: []\n").contains("at least one"));
+    }
+}

@@ -1,1 +1,0 @@
-//! File tailing by identity (device, inode). Owner: delivery work.

@@ -1,0 +1,520 @@
+//! One tailer per file identity (device, inode): reads what is appended in
+//! large chunks with pread, splits lines, and sends entries with acks into
+//! the job's bounded channel (awaiting there is the backpressure).
+//!
+//! It follows the file, not the path: when the path is renamed away or
+//! deleted it reads the old file to its end, tells the job to pick up the
+//! new file, and keeps the old one open until everything read from it is
+//! acknowledged. A file that shrinks (truncation, copytruncate) or whose
+//! first bytes change is read again from its start. Idle files are closed
+//! to stay within the descriptor budget and reopened when they grow.
+
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::lines::{LineSplitter, Piece};
+use super::metrics::ActiveFile;
+use super::TailerSettings;
+use crate::ack::Progress;
+use crate::entry::{Entry, LabelSet};
+use crate::positions::{FileIdentity, Positions};
+
+/// What the job hears from its tailers.
+#[derive(Debug)]
+pub enum TailerEvent {
+    /// The path now names another file (or none): look for the new one now.
+    Rotated,
+    /// The tailer is finished with this file (rotated away or deleted, and
+    /// everything read is acknowledged): `offset` is where it stopped, so
+    /// the file is never read twice if it shows up under another name.
+    Ended {
+        key: (u64, u64),
+        identity: FileIdentity,
+        offset: u64,
+    },
+}
+
+/// What `/targets` shows of a tailed file.
+#[derive(Debug)]
+pub struct TailerStatus {
+    pub path: String,
+    pub read_offset: AtomicU64,
+    pub size: AtomicU64,
+    progress: Mutex<Arc<Progress>>,
+}
+
+impl TailerStatus {
+    pub fn committed(&self) -> u64 {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .committed()
+    }
+    fn set_progress(&self, p: Arc<Progress>) {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+}
+
+pub struct Tailer {
+    pub path: PathBuf,
+    pub key: String,
+    pub labels: LabelSet,
+    pub dev_ino: (u64, u64),
+    pub start: u64,
+    pub settings: Arc<TailerSettings>,
+    pub positions: Arc<Positions>,
+    pub fd_budget: Arc<Semaphore>,
+    pub out: mpsc::Sender<Entry>,
+    pub events: mpsc::UnboundedSender<TailerEvent>,
+    pub status: Arc<TailerStatus>,
+}
+
+impl Tailer {
+    pub fn status(path: &str, start: u64) -> Arc<TailerStatus> {
+        Arc::new(TailerStatus {
+            path: path.to_string(),
+            read_offset: AtomicU64::new(start),
+            size: AtomicU64::new(0),
+            progress: Mutex::new(Progress::new(start)),
+        })
+    }
+
+    pub async fn run(self) {
+        let metrics = super::metrics::file(&self.key);
+        let mut state = match Open::new(&self).await {
+            Some(s) => s,
+            None => return,
+        };
+        state.run(&self, &metrics).await;
+        self.positions.untrack(&self.key, &state.progress);
+    }
+}
+
+struct Open {
+    file: Option<(std::fs::File, OwnedSemaphorePermit)>,
+    identity: FileIdentity,
+    offset: u64,
+    progress: Arc<Progress>,
+    splitter: LineSplitter,
+    /// When the partial line last grew.
+    partial_since: Instant,
+    last_data: Instant,
+    gzip: bool,
+    gzip_done: bool,
+    buf: Vec<u8>,
+}
+
+enum PathState {
+    Same { len: u64 },
+    Replaced,
+}
+
+impl Open {
+    async fn new(t: &Tailer) -> Option<Open> {
+        let permit = Arc::clone(&t.fd_budget).acquire_owned().await.ok()?;
+        let file = match std::fs::File::open(&t.path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %t.path.display(), error = %e, "cannot open file to tail");
+                return None;
+            }
+        };
+        let meta = file.metadata().ok()?;
+        if (meta.dev(), meta.ino()) != t.dev_ino {
+            // Replaced between discovery and now; the next sync finds it.
+            let _ = t.events.send(TailerEvent::Rotated);
+            return None;
+        }
+        let identity = FileIdentity::of(&file).ok()?;
+        let progress = Progress::new(t.start);
+        t.positions
+            .track(&t.key, identity.clone(), Arc::clone(&progress));
+        t.status.set_progress(Arc::clone(&progress));
+        let gzip = t.path.extension().is_some_and(|e| e == "gz");
+        tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
+        Some(Open {
+            file: Some((file, permit)),
+            identity,
+            offset: t.start,
+            progress,
+            splitter: LineSplitter::new(
+                t.settings.max_line_size,
+                t.settings.max_line_size_truncate,
+            ),
+            partial_since: Instant::now(),
+            last_data: Instant::now(),
+            gzip,
+            gzip_done: false,
+            buf: vec![0; t.settings.read_chunk.max(4096)],
+        })
+    }
+
+    async fn run(&mut self, t: &Tailer, m: &ActiveFile) {
+        let mut rotated = false;
+        loop {
+            let read = if self.gzip {
+                if self.gzip_done {
+                    0
+                } else {
+                    self.read_gzip(t, m).await
+                }
+            } else {
+                self.read_available(t, m).await
+            };
+            if read > 0 {
+                self.last_data = Instant::now();
+                continue;
+            }
+            // At the end of what is there.
+            if self.splitter.has_partial()
+                && (rotated || self.partial_since.elapsed() >= t.settings.flush_timeout)
+            {
+                self.flush_partial(t, m).await;
+            }
+            if self.gzip {
+                // Compressed files are read once. The tailer stays (with
+                // the file closed) while the file exists, so it is not
+                // found and read again.
+                if self.gzip_done && self.progress.in_flight() == 0 {
+                    self.file = None;
+                    if matches!(self.path_state(t), PathState::Replaced) {
+                        break;
+                    }
+                }
+            } else if rotated {
+                // Late writes to the old file are still read above; stop
+                // once all is acked and the writer has moved on.
+                if self.progress.in_flight() == 0
+                    && self.last_data.elapsed() >= t.settings.poll_interval * 2
+                {
+                    break;
+                }
+            } else {
+                match self.path_state(t) {
+                    PathState::Same { len } => {
+                        m.0.file_bytes.store(len, Ordering::Relaxed);
+                        t.status.size.store(len, Ordering::Relaxed);
+                        if len < self.offset || !self.head_unchanged(t) {
+                            self.restart_from_zero(t, len);
+                            continue;
+                        }
+                        if self.file.is_none() && len > self.offset {
+                            if !self.reopen(t).await {
+                                break;
+                            }
+                            continue;
+                        }
+                        self.maybe_close_idle(t);
+                    }
+                    PathState::Replaced => {
+                        if self.file.is_none() && !self.reopen_moved(t).await {
+                            // Deleted (or moved out of reach) while closed,
+                            // after all of it was read and acknowledged.
+                            break;
+                        }
+                        tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
+                        rotated = true;
+                        let _ = t.events.send(TailerEvent::Rotated);
+                        continue;
+                    }
+                }
+            }
+            tokio::time::sleep(t.settings.poll_interval).await;
+        }
+        tracing::debug!(path = %t.path.display(), offset = self.offset, "done with file");
+        let _ = t.events.send(TailerEvent::Ended {
+            key: t.dev_ino,
+            identity: self.identity.clone(),
+            offset: self.offset,
+        });
+    }
+
+    /// What the path names now.
+    fn path_state(&self, t: &Tailer) -> PathState {
+        match std::fs::metadata(&t.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == t.dev_ino => {
+                PathState::Same { len: meta.len() }
+            }
+            _ => PathState::Replaced,
+        }
+    }
+
+    /// The first bytes fingerprinted are still there (no truncate-and-rewrite
+    /// past our offset). Checked only while the file is open: one pread.
+    fn head_unchanged(&mut self, t: &Tailer) -> bool {
+        let Some((f, _)) = &self.file else {
+            return true;
+        };
+        if !self.identity.matches(f) {
+            return false;
+        }
+        // A short file: the fingerprint grows with it.
+        if (self.identity.fp_len as usize) < crate::positions::FINGERPRINT_BYTES {
+            if let Ok(id) = FileIdentity::of(f) {
+                if id.fp_len > self.identity.fp_len {
+                    self.identity = id;
+                    t.positions
+                        .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+                }
+            }
+        }
+        true
+    }
+
+    /// Truncated (or rewritten) in place: start over at 0 with a fresh
+    /// progress; entries of the old content still in flight complete on
+    /// the old one.
+    fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
+        tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
+        self.splitter.reset();
+        self.offset = 0;
+        // Fingerprinted again as it is read (the file may be closed now).
+        self.identity = FileIdentity::empty(t.dev_ino.0, t.dev_ino.1);
+        self.progress = Progress::new(0);
+        t.positions
+            .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+        t.status.set_progress(Arc::clone(&self.progress));
+        t.status.read_offset.store(0, Ordering::Relaxed);
+    }
+
+    fn maybe_close_idle(&mut self, t: &Tailer) {
+        if self.file.is_some()
+            && !self.splitter.has_partial()
+            && self.last_data.elapsed() >= t.settings.idle_close
+            && self.progress.in_flight() == 0
+        {
+            self.file = None;
+        }
+    }
+
+    async fn reopen(&mut self, t: &Tailer) -> bool {
+        let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
+            return false;
+        };
+        match std::fs::File::open(&t.path) {
+            Ok(f) if f.metadata().is_ok_and(|m| (m.dev(), m.ino()) == t.dev_ino) => {
+                self.file = Some((f, permit));
+                true
+            }
+            _ => self.reopen_moved(t).await,
+        }
+    }
+
+    /// The path was replaced while our file was closed: find our inode in
+    /// the same directory (renamed by rotation) to read what was appended
+    /// before the rename.
+    async fn reopen_moved(&mut self, t: &Tailer) -> bool {
+        let Some(dir) = t.path.parent() else {
+            return false;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if (meta.dev(), meta.ino()) == t.dev_ino && meta.is_file() {
+                let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
+                    return false;
+                };
+                if let Ok(f) = std::fs::File::open(e.path()) {
+                    self.file = Some((f, permit));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Reads from the offset to the end of the file, chunk by chunk,
+    /// skipping holes of sparse files. Returns the bytes read.
+    async fn read_available(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
+        let mut total = 0;
+        loop {
+            let Some((file, _)) = &self.file else {
+                return total;
+            };
+            if let Some(data) = next_data(file, self.offset) {
+                if data > self.offset {
+                    // A hole (sparse file): nothing to read there.
+                    if self.splitter.has_partial() {
+                        self.flush_partial(t, m).await;
+                    }
+                    self.offset = data;
+                }
+            } else if file.metadata().is_ok_and(|md| md.len() > self.offset) {
+                // Only holes up to the end.
+                return total;
+            }
+            let Some((file, _)) = &self.file else {
+                return total;
+            };
+            let n = match file.read_at(&mut self.buf, self.offset) {
+                Ok(0) => return total,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(path = %t.path.display(), error = %e, "reading file");
+                    return total;
+                }
+            };
+            let chunk = std::mem::take(&mut self.buf);
+            let ok = self.emit_chunk(t, m, &chunk[..n]).await;
+            self.buf = chunk;
+            total += n as u64;
+            if !ok {
+                return total;
+            }
+        }
+    }
+
+    /// A `.gz` file: decompressed once from the start, skipping what was
+    /// already shipped (offsets count decompressed bytes).
+    async fn read_gzip(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
+        use std::io::Read;
+        let Some((file, _)) = &self.file else {
+            return 0;
+        };
+        let Ok(f) = file.try_clone() else { return 0 };
+        let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+        let mut skip = self.offset;
+        let mut pos = 0u64;
+        let mut total = 0;
+        loop {
+            let n = match dec.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(path = %t.path.display(), error = %e, "decompressing gzip file; keeping what was read");
+                    break;
+                }
+            };
+            let start = (skip.min(n as u64)) as usize;
+            skip -= start as u64;
+            pos += n as u64;
+            if start < n {
+                let chunk = std::mem::take(&mut self.buf);
+                self.offset = pos - (n - start) as u64;
+                let ok = self.emit_chunk(t, m, &chunk[start..n]).await;
+                self.buf = chunk;
+                total += (n - start) as u64;
+                if !ok {
+                    return total;
+                }
+            }
+        }
+        self.offset = self.offset.max(pos);
+        if self.splitter.has_partial() {
+            self.flush_partial(t, m).await;
+        }
+        self.gzip_done = true;
+        total.max(1)
+    }
+
+    /// Splits a chunk at `self.offset` into entries and sends them; false
+    /// when the job's channel is closed.
+    async fn emit_chunk(&mut self, t: &Tailer, m: &ActiveFile, chunk: &[u8]) -> bool {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let had_partial = self.splitter.has_partial();
+        let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
+        self.splitter.push(chunk, self.offset, |piece| {
+            if let Some(e) = make_entry(piece, progress, labels, now, fm) {
+                entries.push(e);
+            }
+        });
+        self.offset += chunk.len() as u64;
+        if self.splitter.has_partial() && (!had_partial || !entries.is_empty()) {
+            self.partial_since = Instant::now();
+        }
+        m.0.read_bytes
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        m.0.read_lines
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        t.status.read_offset.store(self.offset, Ordering::Relaxed);
+        for e in entries {
+            if t.out.send(e).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile) {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
+        self.splitter.flush(self.offset, |piece| {
+            if let Some(e) = make_entry(piece, progress, labels, now, fm) {
+                entries.push(e);
+            }
+        });
+        m.0.read_lines
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        for e in entries {
+            let _ = t.out.send(e).await;
+        }
+    }
+}
+
+fn make_entry(
+    piece: Piece<'_>,
+    progress: &Arc<Progress>,
+    labels: &LabelSet,
+    now: SystemTime,
+    m: &super::metrics::FileMetrics,
+) -> Option<Entry> {
+    match piece {
+        Piece::Line {
+            bytes,
+            end,
+            truncated,
+        } => {
+            if truncated {
+                m.truncated_lines.fetch_add(1, Ordering::Relaxed);
+            }
+            let line = match bytes {
+                std::borrow::Cow::Owned(v) => String::from_utf8(v)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+            };
+            Some(Entry {
+                labels: labels.clone(),
+                timestamp: now,
+                line,
+                structured_metadata: Vec::new(),
+                ack: Some(progress.track(end)),
+            })
+        }
+        Piece::Dropped { end, len } => {
+            m.dropped_lines.fetch_add(1, Ordering::Relaxed);
+            m.dropped_bytes.fetch_add(len, Ordering::Relaxed);
+            progress.track(end).complete();
+            None
+        }
+    }
+}
+
+/// The next offset holding data at or after `offset` (SEEK_DATA), so the
+/// holes of sparse files such as lastlog are skipped rather than read as
+/// zeros. `None` when there is no data after `offset` or the filesystem
+/// cannot say (then the caller reads normally).
+fn next_data(file: &std::fs::File, offset: u64) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: lseek on a descriptor we own; we only read with pread, so
+    // moving the file's cursor changes nothing.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), offset as libc::off_t, libc::SEEK_DATA) };
+    if r < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENXIO) {
+            return None;
+        }
+        return Some(offset);
+    }
+    Some(r as u64)
+}

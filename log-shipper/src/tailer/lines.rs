@@ -1,0 +1,229 @@
+//! Splits bytes read from a file into lines without a syscall or a copy
+//! per line: the newline search is memchr over a whole chunk, and only a
+//! line cut by the chunk's end is kept (in `partial`) for the next chunk.
+
+use std::borrow::Cow;
+
+/// What the splitter hands out, with the file offset just after it (the
+/// position to save once it is delivered).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A line without its `\n` / `\r\n`; `truncated` when it was longer
+    /// than the limit and cut to it.
+    Line {
+        bytes: Cow<'a, [u8]>,
+        end: u64,
+        truncated: bool,
+    },
+    /// A line longer than the limit, dropped as configured.
+    Dropped { end: u64, len: u64 },
+}
+
+/// A safety net when no `max_line_size` is set: a "line" of binary junk
+/// without newlines must not grow memory without bound.
+pub const HARD_MAX_LINE: usize = 64 * 1024 * 1024;
+
+#[derive(Debug)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    /// Bytes of the current line seen so far (kept or not).
+    partial_len: u64,
+    max: usize,
+    truncate: bool,
+}
+
+impl LineSplitter {
+    /// `max` 0 means no limit (but [`HARD_MAX_LINE`]); over the limit a
+    /// line is cut (`truncate`) or dropped.
+    pub fn new(max: usize, truncate: bool) -> Self {
+        let (max, truncate) = if max == 0 {
+            (HARD_MAX_LINE, true)
+        } else {
+            (max, truncate)
+        };
+        LineSplitter {
+            partial: Vec::new(),
+            partial_len: 0,
+            max,
+            truncate,
+        }
+    }
+
+    /// Whether part of a line is waiting for its newline.
+    pub fn has_partial(&self) -> bool {
+        self.partial_len > 0
+    }
+
+    /// Forgets a partial line (the file was truncated or replaced).
+    pub fn reset(&mut self) {
+        self.partial.clear();
+        self.partial_len = 0;
+    }
+
+    /// Feeds `chunk`, which starts at file offset `offset`, calling `emit`
+    /// for every complete line.
+    pub fn push(&mut self, chunk: &[u8], offset: u64, mut emit: impl FnMut(Piece<'_>)) {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let end = offset + nl as u64 + 1;
+            let piece = &chunk[start..nl];
+            if self.partial_len == 0 {
+                if piece.len() <= self.max {
+                    emit(Piece::Line {
+                        bytes: Cow::Borrowed(strip_cr(piece)),
+                        end,
+                        truncated: false,
+                    });
+                } else {
+                    emit(self.over_limit(&piece[..self.max], piece.len() as u64, end));
+                }
+            } else {
+                self.append(piece);
+                let len = self.partial_len;
+                let kept = std::mem::take(&mut self.partial);
+                self.partial_len = 0;
+                if len as usize <= self.max {
+                    let mut kept = kept;
+                    if kept.last() == Some(&b'\r') {
+                        kept.pop();
+                    }
+                    emit(Piece::Line {
+                        bytes: Cow::Owned(kept),
+                        end,
+                        truncated: false,
+                    });
+                } else {
+                    emit(self.over_limit(&kept, len, end));
+                }
+            }
+            start = nl + 1;
+        }
+        if start < chunk.len() {
+            self.append(&chunk[start..]);
+        }
+    }
+
+    /// Emits the partial line as if its newline had come (the flush
+    /// timeout), ending at `end`.
+    pub fn flush(&mut self, end: u64, mut emit: impl FnMut(Piece<'_>)) {
+        if self.partial_len == 0 {
+            return;
+        }
+        let len = self.partial_len;
+        let kept = std::mem::take(&mut self.partial);
+        self.partial_len = 0;
+        if len as usize <= self.max {
+            emit(Piece::Line {
+                bytes: Cow::Owned(kept),
+                end,
+                truncated: false,
+            });
+        } else {
+            emit(self.over_limit(&kept, len, end));
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        let new_len = self.partial_len + bytes.len() as u64;
+        if self.truncate || new_len <= self.max as u64 {
+            // Keep at most `max` bytes: the rest of a long line is cut.
+            let room = self.max.saturating_sub(self.partial.len());
+            self.partial
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        } else {
+            // Dropping: nothing of this line is kept.
+            self.partial = Vec::new();
+        }
+        self.partial_len = new_len;
+    }
+
+    fn over_limit<'a>(&self, head: &'a [u8], len: u64, end: u64) -> Piece<'a> {
+        if self.truncate {
+            Piece::Line {
+                bytes: Cow::Borrowed(&head[..head.len().min(self.max)]),
+                end,
+                truncated: true,
+            }
+        } else {
+            Piece::Dropped { end, len }
+        }
+    }
+}
+
+fn strip_cr(b: &[u8]) -> &[u8] {
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(s: &mut LineSplitter, chunks: &[&[u8]]) -> Vec<(String, u64, &'static str)> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        for c in chunks {
+            s.push(c, off, |p| {
+                out.push(match p {
+                    Piece::Line {
+                        bytes,
+                        end,
+                        truncated,
+                    } => (
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                        end,
+                        if truncated { "cut" } else { "" },
+                    ),
+                    Piece::Dropped { end, .. } => (String::new(), end, "dropped"),
+                })
+            });
+            off += c.len() as u64;
+        }
+        out
+    }
+
+    #[test]
+    fn splits_across_chunks_with_crlf_and_offsets() {
+        let mut s = LineSplitter::new(0, false);
+        let got = collect(&mut s, &[b"a\r\nbb", b"b\nc", b"c\r", b"\n\npart"]);
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), 3, ""),
+                ("bbb".into(), 7, ""),
+                ("cc".into(), 11, ""),
+                ("".into(), 12, "")
+            ]
+        );
+        assert!(s.has_partial());
+        let mut flushed = Vec::new();
+        s.flush(16, |p| flushed.push(format!("{p:?}")));
+        assert_eq!(flushed.len(), 1);
+        assert!(flushed[0].contains("end: 16"));
+        assert!(!s.has_partial());
+    }
+
+    #[test]
+    fn truncates_or_drops_long_lines_even_across_chunks() {
+        let mut s = LineSplitter::new(4, true);
+        let got = collect(&mut s, &[b"123456789\nab", b"cdefgh", b"ij\nok\n"]);
+        assert_eq!(
+            got,
+            vec![
+                ("1234".into(), 10, "cut"),
+                ("abcd".into(), 21, "cut"),
+                ("ok".into(), 24, "")
+            ]
+        );
+        let mut s = LineSplitter::new(4, false);
+        let got = collect(&mut s, &[b"123456789\nab", b"cdefgh", b"ij\nok\n"]);
+        assert_eq!(
+            got,
+            vec![
+                ("".into(), 10, "dropped"),
+                ("".into(), 21, "dropped"),
+                ("ok".into(), 24, "")
+            ]
+        );
+        assert!(s.partial.capacity() < 64, "a dropped line is not buffered");
+    }
+}

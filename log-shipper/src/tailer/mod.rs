@@ -1,0 +1,526 @@
+//! The file target manager: per job, expands each target's `__path__` glob
+//! (minus `__path_exclude__`) every `sync_period`, when a tailer reports a
+//! rotation, and when the targets change; keeps one tailer per file
+//! identity (device, inode), so a rotated file still matching the glob is
+//! not read twice and a reused path is not mistaken for the old file.
+//!
+//! Each job has its own output channel (the lead puts the job's pipeline
+//! behind it). Entries carry the target's labels without the `__`
+//! internals, plus `filename` as promtail adds it.
+
+pub mod file;
+pub mod glob;
+pub mod lines;
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::entry::{Entry, LabelSet};
+use crate::positions::Positions;
+use file::{Tailer, TailerEvent, TailerStatus};
+use glob::PathGlob;
+pub use metrics::collect;
+
+pub const PATH_LABEL: &str = "__path__";
+pub const PATH_EXCLUDE_LABEL: &str = "__path_exclude__";
+pub const FILENAME_LABEL: &str = "filename";
+
+/// Runtime settings (from `target_config` and `limits_config`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TailerSettings {
+    /// `target_config.sync_period`: how often globs are expanded again.
+    pub sync_period: Duration,
+    /// How often an idle file is checked for growth, rotation, truncation.
+    pub poll_interval: Duration,
+    /// A last line without its newline is sent after this long.
+    pub flush_timeout: Duration,
+    /// `limits_config.max_line_size` (bytes, 0 = no limit).
+    pub max_line_size: usize,
+    /// `limits_config.max_line_size_truncate`: cut long lines instead of
+    /// dropping them.
+    pub max_line_size_truncate: bool,
+    /// Bytes per read.
+    pub read_chunk: usize,
+    /// Files held open at once; others wait (idle files are closed).
+    pub max_open_files: usize,
+    /// A file with nothing new and nothing in flight this long is closed.
+    pub idle_close: Duration,
+}
+
+impl Default for TailerSettings {
+    fn default() -> Self {
+        TailerSettings {
+            sync_period: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(250),
+            flush_timeout: Duration::from_secs(5),
+            max_line_size: 0,
+            max_line_size_truncate: false,
+            read_chunk: 256 * 1024,
+            max_open_files: default_max_open_files(),
+            idle_close: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Half of the soft RLIMIT_NOFILE (the rest is for sockets and the like).
+fn default_max_open_files() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if ok && lim.rlim_cur != libc::RLIM_INFINITY {
+        ((lim.rlim_cur / 2) as usize).clamp(16, 65_536)
+    } else {
+        512
+    }
+}
+
+/// One target of a job, as `/targets` shows it.
+#[derive(Clone, Debug)]
+pub struct TargetSnapshot {
+    pub job: String,
+    /// The target's labels (before internals are removed).
+    pub labels: LabelSet,
+    pub files: Vec<FileSnapshot>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileSnapshot {
+    pub path: String,
+    /// Bytes read so far.
+    pub read_offset: u64,
+    /// Bytes acknowledged by Loki (what positions save).
+    pub committed: u64,
+    pub size: u64,
+}
+
+struct Target {
+    raw: LabelSet,
+    labels: LabelSet,
+    glob: PathGlob,
+    exclude: Option<PathGlob>,
+}
+
+enum JobCommand {
+    Update(Vec<Target>, mpsc::Sender<Entry>),
+}
+
+struct Job {
+    commands: mpsc::UnboundedSender<JobCommand>,
+    task: JoinHandle<()>,
+    state: Arc<Mutex<JobView>>,
+}
+
+/// What the job task shares with `snapshot()`.
+#[derive(Default)]
+struct JobView {
+    targets: Vec<(LabelSet, String)>,
+    files: Vec<Arc<TailerStatus>>,
+}
+
+pub struct FileTargetManager {
+    settings: Arc<TailerSettings>,
+    positions: Arc<Positions>,
+    fd_budget: Arc<Semaphore>,
+    jobs: Mutex<BTreeMap<String, Job>>,
+}
+
+impl FileTargetManager {
+    pub fn new(settings: TailerSettings, positions: Arc<Positions>) -> FileTargetManager {
+        let fd_budget = Arc::new(Semaphore::new(settings.max_open_files.max(1)));
+        FileTargetManager {
+            settings: Arc::new(settings),
+            positions,
+            fd_budget,
+            jobs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets the targets of `job` (label sets with `__path__`), whose
+    /// entries go to `out`. An empty list stops the job. Call inside a
+    /// tokio runtime. A target with a bad glob is an error naming it; the
+    /// others still apply.
+    pub fn update(
+        &self,
+        job: &str,
+        targets: Vec<LabelSet>,
+        out: mpsc::Sender<Entry>,
+    ) -> Result<(), String> {
+        let mut errors = Vec::new();
+        let mut parsed = Vec::new();
+        for raw in targets {
+            let Some(pattern) = raw.get(PATH_LABEL) else {
+                errors.push(format!(
+                    "job {job}: target {raw:?} has no {PATH_LABEL} label"
+                ));
+                continue;
+            };
+            let glob = match PathGlob::new(pattern) {
+                Ok(g) => g,
+                Err(e) => {
+                    errors.push(format!("job {job}: {e}"));
+                    continue;
+                }
+            };
+            let exclude = match raw.get(PATH_EXCLUDE_LABEL).map(|p| PathGlob::new(p)) {
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => {
+                    errors.push(format!("job {job}: {PATH_EXCLUDE_LABEL}: {e}"));
+                    continue;
+                }
+                None => None,
+            };
+            let labels = raw
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            parsed.push(Target {
+                raw,
+                labels,
+                glob,
+                exclude,
+            });
+        }
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if parsed.is_empty() {
+            if let Some(j) = jobs.remove(job) {
+                j.task.abort();
+            }
+        } else if let Some(j) = jobs.get(job).filter(|j| !j.task.is_finished()) {
+            let _ = j.commands.send(JobCommand::Update(parsed, out));
+        } else {
+            let (commands, rx) = mpsc::unbounded_channel();
+            let _ = commands.send(JobCommand::Update(parsed, out));
+            let state = Arc::new(Mutex::new(JobView::default()));
+            let runner = JobRunner {
+                settings: Arc::clone(&self.settings),
+                positions: Arc::clone(&self.positions),
+                fd_budget: Arc::clone(&self.fd_budget),
+                view: Arc::clone(&state),
+                targets: Vec::new(),
+                out: None,
+                tailers: HashMap::new(),
+                ended: HashMap::new(),
+            };
+            let task = tokio::spawn(runner.run(rx));
+            jobs.insert(
+                job.to_string(),
+                Job {
+                    commands,
+                    task,
+                    state,
+                },
+            );
+        }
+        let active: usize = jobs
+            .values()
+            .map(|j| j.state.lock().map(|s| s.targets.len()).unwrap_or(0))
+            .sum();
+        metrics::set_targets_active(active as u64);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// The jobs, their targets and the files tailed (for `/targets`).
+    pub fn snapshot(&self) -> Vec<TargetSnapshot> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (name, job) in jobs.iter() {
+            let view = job.state.lock().unwrap_or_else(|e| e.into_inner());
+            for (labels, pattern) in &view.targets {
+                let glob = PathGlob::new(pattern).ok();
+                let files = view
+                    .files
+                    .iter()
+                    .filter(|f| {
+                        glob.as_ref()
+                            .is_some_and(|g| g.is_match(std::path::Path::new(&f.path)))
+                    })
+                    .map(|f| FileSnapshot {
+                        path: f.path.clone(),
+                        read_offset: f.read_offset.load(std::sync::atomic::Ordering::Relaxed),
+                        committed: f.committed(),
+                        size: f.size.load(std::sync::atomic::Ordering::Relaxed),
+                    })
+                    .collect();
+                out.push(TargetSnapshot {
+                    job: name.clone(),
+                    labels: labels.clone(),
+                    files,
+                });
+            }
+        }
+        out
+    }
+
+    /// Stops every tailer. Nothing is acknowledged by stopping: what was
+    /// read but not delivered is read again on the next start.
+    pub fn stop(&self) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, j) in std::mem::take(&mut *jobs) {
+            j.task.abort();
+        }
+        metrics::set_targets_active(0);
+    }
+}
+
+impl Drop for FileTargetManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// inotify watches on the glob base directories (one per directory, not
+/// per file, so thousands of files cost few watches). When watches run
+/// out, the periodic sync and the tailers' polling still find everything.
+struct DirWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: Vec<PathBuf>,
+}
+
+impl DirWatcher {
+    fn new(tx: mpsc::UnboundedSender<()>) -> DirWatcher {
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev {
+                use notify::EventKind::*;
+                if matches!(
+                    ev.kind,
+                    Create(_) | Modify(notify::event::ModifyKind::Name(_)) | Remove(_)
+                ) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        match watcher {
+            Ok(w) => DirWatcher {
+                watcher: Some(w),
+                watched: Vec::new(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot use inotify; finding files by polling only");
+                DirWatcher {
+                    watcher: None,
+                    watched: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn watch<'a>(&mut self, globs: impl Iterator<Item = &'a PathGlob>) {
+        use notify::Watcher;
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        for dir in self.watched.drain(..) {
+            let _ = w.unwatch(&dir);
+        }
+        for g in globs {
+            let dir = g.base().to_path_buf();
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            let mode = if g.recursive() {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            match w.watch(&dir, mode) {
+                Ok(()) => self.watched.push(dir),
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), error = %e, "not watching directory; polling it")
+                }
+            }
+        }
+    }
+}
+
+struct RunningTailer {
+    task: JoinHandle<()>,
+    status: Arc<TailerStatus>,
+}
+
+/// A job task aborted mid-loop drops its tailers without reaching its own
+/// cleanup: stop them here, or they would keep reading into a pipeline
+/// that is shutting down.
+impl Drop for RunningTailer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct JobRunner {
+    settings: Arc<TailerSettings>,
+    positions: Arc<Positions>,
+    fd_budget: Arc<Semaphore>,
+    view: Arc<Mutex<JobView>>,
+    targets: Vec<Target>,
+    out: Option<mpsc::Sender<Entry>>,
+    tailers: HashMap<(u64, u64), RunningTailer>,
+    /// Files finished with (rotated away, deleted): where we stopped, so a
+    /// rotated file showing up under a matching name is not read again.
+    ended: HashMap<(u64, u64), (crate::positions::FileIdentity, u64)>,
+}
+
+impl JobRunner {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<JobCommand>) {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (fs_tx, mut fs_events) = mpsc::unbounded_channel::<()>();
+        let mut watcher = DirWatcher::new(fs_tx);
+        let mut tick = tokio::time::interval(self.settings.sync_period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a rotation the new file may not exist yet: look again at
+        // every poll until then (inotify usually tells us first).
+        let mut fast_until: Option<tokio::time::Instant> = None;
+        loop {
+            let fast = fast_until.filter(|t| *t > tokio::time::Instant::now());
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(JobCommand::Update(targets, out)) => {
+                        self.targets = targets;
+                        self.out = Some(out);
+                        self.stop_unmatched();
+                        watcher.watch(self.targets.iter().map(|t| &t.glob));
+                    }
+                    None => break,
+                },
+                ev = events.recv() => match ev {
+                    Some(TailerEvent::Ended { key, identity, offset }) => {
+                        self.tailers.remove(&key);
+                        self.ended.insert(key, (identity, offset));
+                    }
+                    Some(TailerEvent::Rotated) => {
+                        fast_until = Some(tokio::time::Instant::now() + self.settings.sync_period);
+                    }
+                    None => {}
+                },
+                Some(()) = fs_events.recv() => {
+                    // Coalesce a burst of events into one sync.
+                    while fs_events.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(self.settings.poll_interval), if fast.is_some() => {}
+                _ = tick.tick() => {}
+            }
+            self.sync(&events_tx);
+        }
+        for (_, t) in self.tailers.drain() {
+            t.task.abort();
+        }
+    }
+
+    /// Tailers of files no target matches any more are stopped (their
+    /// positions stay).
+    fn stop_unmatched(&mut self) {
+        let targets = &self.targets;
+        self.tailers.retain(|_, t| {
+            let p = std::path::Path::new(&t.status.path);
+            let keep = targets.iter().any(|tg| {
+                tg.glob.is_match(p) && !tg.exclude.as_ref().is_some_and(|e| e.is_match(p))
+            });
+            if !keep {
+                t.task.abort();
+            }
+            keep
+        });
+    }
+
+    fn sync(&mut self, events: &mpsc::UnboundedSender<TailerEvent>) {
+        let Some(out) = self.out.clone() else { return };
+        self.tailers.retain(|_, t| !t.task.is_finished());
+        for ti in 0..self.targets.len() {
+            let paths = self.targets[ti]
+                .glob
+                .expand(self.targets[ti].exclude.as_ref());
+            for path in paths {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let key = (meta.dev(), meta.ino());
+                if self.tailers.contains_key(&key) {
+                    continue;
+                }
+                let start = self.start_offset(&path, key, meta.len());
+                let path_str = path.to_string_lossy().into_owned();
+                let mut labels = self.targets[ti].labels.clone();
+                labels.insert(FILENAME_LABEL.to_string(), path_str.clone());
+                let status = Tailer::status(&path_str, start);
+                let tailer = Tailer {
+                    path: path.clone(),
+                    key: path_str,
+                    labels,
+                    dev_ino: key,
+                    start,
+                    settings: Arc::clone(&self.settings),
+                    positions: Arc::clone(&self.positions),
+                    fd_budget: Arc::clone(&self.fd_budget),
+                    out: out.clone(),
+                    events: events.clone(),
+                    status: Arc::clone(&status),
+                };
+                let task = tokio::spawn(tailer.run());
+                self.tailers.insert(key, RunningTailer { task, status });
+            }
+        }
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        view.targets = self
+            .targets
+            .iter()
+            .map(|t| (t.raw.clone(), t.glob.pattern().to_string()))
+            .collect();
+        view.files = self
+            .tailers
+            .values()
+            .map(|t| Arc::clone(&t.status))
+            .collect();
+    }
+
+    /// Where to start reading a newly found file: where we stopped if we
+    /// knew this file (by identity), promtail's saved offset if it is
+    /// plausible, else the start.
+    fn start_offset(&self, path: &PathBuf, key: (u64, u64), len: u64) -> u64 {
+        let file = std::fs::File::open(path).ok();
+        // Offsets of .gz files count decompressed bytes.
+        let len = if path.extension().is_some_and(|e| e == "gz") {
+            u64::MAX
+        } else {
+            len
+        };
+        let same =
+            |id: &crate::positions::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
+        if let Some((id, offset)) = self.ended.get(&key) {
+            if same(id) && *offset <= len {
+                return *offset;
+            }
+        }
+        let key_str = path.to_string_lossy();
+        if let Some(saved) = self.positions.get(&key_str) {
+            match &saved.identity {
+                Some(id) if (id.dev, id.ino) == key && same(id) && saved.offset <= len => {
+                    return saved.offset
+                }
+                Some(_) => {}
+                // promtail's own position (path only): promtail's rule.
+                None if saved.offset <= len => return saved.offset,
+                None => return 0,
+            }
+        }
+        if let Some((_, saved)) = self.positions.find_identity(key.0, key.1) {
+            if saved.identity.as_ref().is_some_and(same) && saved.offset <= len {
+                return saved.offset;
+            }
+        }
+        0
+    }
+}

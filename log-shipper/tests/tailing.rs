@@ -1,0 +1,480 @@
+//! Tailer -> client -> Loki test receiver, file scenarios from issue 3:
+//! every line arrives exactly once unless a test says otherwise, and
+//! positions never pass what Loki has not accepted.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::loki_receiver::{LokiReceiver, Mode};
+use log_shipper::client::{BackoffSettings, Client, ClientSettings};
+use log_shipper::entry::LabelSet;
+use log_shipper::positions::{Positions, PositionsSettings};
+use log_shipper::tailer::{FileTargetManager, TailerSettings};
+
+struct Harness {
+    dir: tempfile::TempDir,
+    receiver: LokiReceiver,
+    positions: Arc<Positions>,
+    manager: Option<FileTargetManager>,
+    client: Option<Client>,
+}
+
+fn tailer_settings() -> TailerSettings {
+    TailerSettings {
+        sync_period: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        flush_timeout: Duration::from_millis(500),
+        idle_close: Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        // Logs of the shipper in the test output (shown for failures).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing::Level::DEBUG)
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        Harness {
+            receiver: LokiReceiver::start(),
+            positions: Positions::load(PositionsSettings {
+                filename: dir.path().join("positions.yaml"),
+                sync_period: Duration::from_millis(100),
+                ..Default::default()
+            }),
+            dir,
+            manager: None,
+            client: None,
+        }
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// Starts the client and tails `glob` (relative to logs/).
+    fn start(&mut self, glob: &str, settings: TailerSettings) {
+        let client = Client::start(ClientSettings {
+            url: self.receiver.push_url(),
+            batch_wait: Duration::from_millis(50),
+            batch_size: 256 * 1024,
+            queue_capacity: 1000,
+            backoff: BackoffSettings {
+                min_period: Duration::from_millis(20),
+                max_period: Duration::from_millis(200),
+                max_retries: 0,
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let manager = FileTargetManager::new(settings, Arc::clone(&self.positions));
+        let mut target = LabelSet::new();
+        target.insert("job".into(), "test".into());
+        target.insert(
+            "__path__".into(),
+            format!("{}/{glob}", self.logs().display()),
+        );
+        manager
+            .update("test", vec![target], client.sender())
+            .unwrap();
+        self.manager = Some(manager);
+        self.client = Some(client);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(m) = self.manager.take() {
+            m.stop();
+        }
+        if let Some(c) = self.client.take() {
+            c.stop(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.receiver.lines()
+    }
+
+    async fn wait_lines(&self, n: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.receiver.entry_count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {} of {n} lines arrived",
+                self.receiver.entry_count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Anything extra (a duplicate) would come right behind.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    fn assert_exactly_once(&self, expected: &[String]) {
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in expected {
+            *counts.entry(l).or_default() += 1;
+        }
+        let got = self.lines();
+        for l in &got {
+            *counts.entry(l).or_default() -= 1;
+        }
+        let missing: Vec<_> = counts
+            .iter()
+            .filter(|(_, c)| **c > 0)
+            .map(|(l, _)| *l)
+            .collect();
+        let extra: Vec<_> = counts
+            .iter()
+            .filter(|(_, c)| **c < 0)
+            .map(|(l, _)| *l)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{} missing (first {:?}), {} duplicated/unexpected (first {:?}), {} received",
+            missing.len(),
+            missing.iter().take(5).collect::<Vec<_>>(),
+            extra.len(),
+            extra.iter().take(5).collect::<Vec<_>>(),
+            got.len()
+        );
+        assert!(
+            self.receiver.problems().is_empty(),
+            "{:?}",
+            self.receiver.problems()
+        );
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix} line {i}")).collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    append(path, &text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_by_rename_20_times_under_writes_exactly_once() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    write_lines(&log, &numbered("pre", 0..10));
+    h.start("app.log", tailer_settings());
+    let logs = h.logs();
+    // The writer keeps its file open and reopens after each rotation, as
+    // an application signalled by logrotate does.
+    let writer = std::thread::spawn(move || {
+        let mut all = numbered("pre", 0..10);
+        let mut n = 0;
+        for rot in 0..20 {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logs.join("app.log"))
+                .unwrap();
+            for _ in 0..200 {
+                let l = format!("w line {n}");
+                writeln!(f, "{l}").unwrap();
+                all.push(l);
+                n += 1;
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            // Rotated about every 50 ms, logrotate's way.
+            std::thread::sleep(Duration::from_millis(30));
+            std::fs::rename(logs.join("app.log"), logs.join(format!("app.log.{rot}"))).unwrap();
+            // Late writes to the old file before the app reopens.
+            for _ in 0..5 {
+                let l = format!("w line {n}");
+                writeln!(f, "{l}").unwrap();
+                all.push(l);
+                n += 1;
+            }
+        }
+        all
+    });
+    let expected = writer.join().unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_and_delete_recreate_start_over() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let mut expected = numbered("a", 0..100);
+    write_lines(&log, &expected);
+    h.start("*.log", tailer_settings());
+    h.wait_lines(100, 10).await;
+    // Truncated in place.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = numbered("b", 0..10);
+    write_lines(&log, &b);
+    expected.extend(b);
+    h.wait_lines(110, 10).await;
+    // Deleted and created again.
+    std::fs::remove_file(&log).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = numbered("c", 0..20);
+    write_lines(&log, &c);
+    expected.extend(c);
+    h.wait_lines(130, 10).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_lines_crlf_binary_junk_and_an_empty_file() {
+    let mut h = Harness::new();
+    let logs = h.logs();
+    std::fs::write(logs.join("empty.log"), b"").unwrap();
+    std::fs::write(logs.join("crlf.log"), b"one\r\ntwo\r\n").unwrap();
+    let mut junk = Vec::new();
+    let mut rng = 12345u64;
+    for _ in 0..20_000 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        junk.push((rng >> 33) as u8);
+    }
+    junk.push(b'\n');
+    std::fs::write(logs.join("junk.log"), &junk).unwrap();
+    let junk_lines: Vec<String> = junk[..junk.len() - 1]
+        .split(|b| *b == b'\n')
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    append(&logs.join("partial.log"), "held ");
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&logs.join("partial.log"), "together\nflushed-after-timeout");
+    let mut expected = vec!["one".to_string(), "two".to_string()];
+    expected.extend(junk_lines);
+    expected.push("held together".into());
+    expected.push("flushed-after-timeout".into());
+    h.wait_lines(expected.len(), 10).await;
+    h.assert_exactly_once(&expected);
+    // The rest of a flushed line comes as a line of its own.
+    append(&logs.join("partial.log"), " tail\n");
+    append(&logs.join("empty.log"), "now not empty\n");
+    expected.push(" tail".into());
+    expected.push("now not empty".into());
+    h.wait_lines(expected.len(), 10).await;
+    h.assert_exactly_once(&expected);
+    let by_file: BTreeMap<String, usize> = h
+        .receiver
+        .streams()
+        .iter()
+        .map(|s| (s.labels["filename"].clone(), s.entries.len()))
+        .collect();
+    assert_eq!(by_file[&logs.join("crlf.log").display().to_string()], 2);
+    assert!(h
+        .receiver
+        .streams()
+        .iter()
+        .all(|s| s.labels["job"] == "test"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_files_within_a_small_descriptor_budget() {
+    let mut h = Harness::new();
+    let mut expected = Vec::new();
+    for d in 0..20 {
+        let dir = h.logs().join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            let lines = numbered(&format!("{d}/{f}"), 0..3);
+            write_lines(&dir.join(format!("f{f}.log")), &lines);
+            expected.extend(lines);
+        }
+    }
+    let settings = TailerSettings {
+        max_open_files: 64,
+        idle_close: Duration::from_millis(50),
+        ..tailer_settings()
+    };
+    h.start("**/*.log", settings);
+    h.wait_lines(expected.len(), 60).await;
+    h.assert_exactly_once(&expected);
+    let files: usize = h
+        .manager
+        .as_ref()
+        .unwrap()
+        .snapshot()
+        .iter()
+        .map(|t| t.files.len())
+        .sum();
+    assert_eq!(files, 2000);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5_mib_line_and_long_lines_truncated_or_dropped() {
+    let mut h = Harness::new();
+    let big = "x".repeat(5 * 1024 * 1024);
+    write_lines(&h.logs().join("big.log"), &[big.clone(), "after".into()]);
+    h.start("big.log", tailer_settings());
+    h.wait_lines(2, 20).await;
+    h.assert_exactly_once(&[big, "after".into()]);
+    h.stop().await;
+
+    for truncate in [true, false] {
+        let mut h = Harness::new();
+        write_lines(
+            &h.logs().join("a.log"),
+            &["short".into(), "y".repeat(100), "end".into()],
+        );
+        h.start(
+            "a.log",
+            TailerSettings {
+                max_line_size: 10,
+                max_line_size_truncate: truncate,
+                ..tailer_settings()
+            },
+        );
+        let mut expected: Vec<String> = vec!["short".into(), "end".into()];
+        if truncate {
+            expected.push("y".repeat(10));
+        }
+        h.wait_lines(expected.len(), 10).await;
+        h.assert_exactly_once(&expected);
+        // A dropped line is done with: the position passes it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let path = h.logs().join("a.log").display().to_string();
+        assert_eq!(h.positions.get(&path).unwrap().offset, 6 + 101 + 4);
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_while_being_read_is_read_to_its_end() {
+    let mut h = Harness::new();
+    let log = h.logs().join("gone.log");
+    let expected = numbered("g", 0..100_000);
+    write_lines(&log, &expected);
+    h.start("gone.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::fs::remove_file(&log).unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_down_429_500_then_back_loses_nothing_and_positions_wait() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    h.receiver.set_mode(Mode::Down);
+    h.start("app.log", tailer_settings());
+    let mut expected = Vec::new();
+    for (i, mode) in [Mode::Down, Mode::Status(429), Mode::Status(500)]
+        .into_iter()
+        .enumerate()
+    {
+        h.receiver.set_mode(mode);
+        let lines = numbered(&format!("phase{i}"), 0..2000);
+        write_lines(&log, &lines);
+        expected.extend(lines);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        h.positions.save().unwrap();
+        let saved = std::fs::read_to_string(h.dir.path().join("positions.yaml")).unwrap();
+        let acked_bytes: usize = h.lines().iter().map(|l| l.len() + 1).sum();
+        let path = log.display().to_string();
+        assert_eq!(
+            h.positions.get(&path).map_or(0, |p| p.offset) as usize,
+            acked_bytes,
+            "{mode:?}: positions follow only what Loki accepted\n{saved}"
+        );
+    }
+    h.receiver.set_mode(Mode::Accept);
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(
+        h.positions.get(&log.display().to_string()).unwrap().offset,
+        size
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_from_positions_without_duplicates() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let first = numbered("first", 0..500);
+    write_lines(&log, &first);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(500, 10).await;
+    h.stop().await;
+    h.positions.save().unwrap();
+    let second = numbered("second", 0..500);
+    write_lines(&log, &second);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("app.log", tailer_settings());
+    h.wait_lines(1000, 10).await;
+    let mut all = first;
+    all.extend(second);
+    h.assert_exactly_once(&all);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparse_files_and_gzip_rotated_files() {
+    let mut h = Harness::new();
+    let sparse = h.logs().join("lastlog.log");
+    {
+        let f = std::fs::File::create(&sparse).unwrap();
+        f.set_len(8 * 1024 * 1024 * 1024).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_at(b"after the hole\n", 8 * 1024 * 1024 * 1024)
+            .unwrap();
+    }
+    let gz = h.logs().join("old.log.1.gz");
+    {
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        for l in numbered("gz", 0..1000) {
+            writeln!(enc, "{l}").unwrap();
+        }
+        enc.finish().unwrap();
+    }
+    let started = Instant::now();
+    h.start("*.{log,gz}", tailer_settings());
+    let mut expected = numbered("gz", 0..1000);
+    expected.push("after the hole".into());
+    h.wait_lines(expected.len(), 20).await;
+    h.assert_exactly_once(&expected);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "8 GiB of hole were not read"
+    );
+    h.stop().await;
+}

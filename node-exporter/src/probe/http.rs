@@ -1,0 +1,585 @@
+//! blackbox_exporter's http prober: one request (and its redirects), timed
+//! by phase (resolve, connect, tls, processing, transfer, summed over the
+//! redirect chain), then checked against the module's expectations. Each
+//! hop is done by hand (lookup, TCP, rustls, one HTTP/1.1 exchange) so that
+//! every phase is measured where it happens.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use exporter_toolkit::exposition::MetricSet;
+use http::{header, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::config::{Http, TlsConfig};
+
+/// Go's http.Client gives up after 10 redirects; so does blackbox.
+const MAX_REDIRECTS: usize = 10;
+/// The most of a body read for the regexp checks.
+const MAX_BODY: usize = 16 << 20;
+const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
+
+#[derive(Default)]
+struct Timings {
+    /// Seconds, in [`PHASES`] order.
+    phases: [f64; 5],
+}
+
+/// What the final response was.
+struct Outcome {
+    status: u16,
+    version: f64,
+    content_length: f64,
+    body: Bytes,
+    headers: http::HeaderMap,
+    redirects: usize,
+    tls: Option<TlsInfo>,
+}
+
+struct TlsInfo {
+    earliest_expiry: Option<f64>,
+    version: String,
+}
+
+/// Probes `target` and writes blackbox's `probe_http_*` (and `probe_ssl_*`)
+/// metrics; returns whether the probe succeeded. Failures are logged at
+/// debug level with why, as blackbox does.
+pub async fn probe(target: &str, module: &Http, out: &mut MetricSet) -> bool {
+    let mut timings = Timings::default();
+    let result = run(target, module, &mut timings, out).await;
+    for (phase, secs) in PHASES.iter().zip(timings.phases) {
+        out.gauge(
+            "probe_http_duration_seconds",
+            "Duration of http request by phase, summed over all redirects",
+            &[("phase", phase)],
+            secs,
+        );
+    }
+    match result {
+        Ok(outcome) => check(&outcome, module, out),
+        Err(e) => {
+            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            for (name, help) in [
+                ("probe_http_status_code", "Response HTTP status code"),
+                (
+                    "probe_http_content_length",
+                    "Length of http content response",
+                ),
+                ("probe_http_redirects", "The number of redirects"),
+                (
+                    "probe_http_ssl",
+                    "Indicates if SSL was used for the final redirect",
+                ),
+                (
+                    "probe_http_version",
+                    "Returns the version of HTTP of the probe response",
+                ),
+                (
+                    "probe_failed_due_to_regex",
+                    "Indicates if probe failed due to regex",
+                ),
+            ] {
+                out.gauge(name, help, &[], 0.0);
+            }
+            false
+        }
+    }
+}
+
+async fn run(
+    target: &str,
+    m: &Http,
+    t: &mut Timings,
+    out: &mut MetricSet,
+) -> anyhow::Result<Outcome> {
+    let mut url: Uri = if target.contains("://") {
+        target.parse()
+    } else {
+        format!("http://{target}").parse()
+    }
+    .map_err(|e| anyhow!("target {target:?} is not a URL: {e}"))?;
+    let mut method = m.method.clone();
+    let mut body = m.body.clone().unwrap_or_default();
+    let mut redirects = 0;
+    let mut dns_reported = false;
+    loop {
+        let hop = hop(&url, &method, &body, m, t, out, &mut dns_reported).await?;
+        let status = hop.status;
+        let location = hop
+            .headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        if m.follow_redirects && (300..400).contains(&status) && status != 304 {
+            if let Some(loc) = location {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    bail!("stopped after {MAX_REDIRECTS} redirects");
+                }
+                url = resolve_location(&url, &loc)?;
+                // As Go's client: 301/302/303 turn a POST into a GET.
+                if status == 303
+                    || ((status == 301 || status == 302) && method == http::Method::POST)
+                {
+                    method = http::Method::GET;
+                    body.clear();
+                }
+                continue;
+            }
+        }
+        return Ok(Outcome { redirects, ..hop });
+    }
+}
+
+/// One request/response over a fresh connection.
+async fn hop(
+    url: &Uri,
+    method: &http::Method,
+    body: &str,
+    m: &Http,
+    t: &mut Timings,
+    out: &mut MetricSet,
+    dns_reported: &mut bool,
+) -> anyhow::Result<Outcome> {
+    let https = match url.scheme_str() {
+        Some("https") => true,
+        Some("http") | None => false,
+        Some(s) => bail!("unsupported scheme {s:?} in {url}"),
+    };
+    let host = url.host().ok_or_else(|| anyhow!("no host in {url}"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+
+    let start = Instant::now();
+    let addr = resolve(&host, port, m).await?;
+    let secs = start.elapsed().as_secs_f64();
+    t.phases[0] += secs;
+    if !*dns_reported {
+        *dns_reported = true;
+        out.gauge(
+            "probe_dns_lookup_time_seconds",
+            "Returns the time taken for probe dns lookup in seconds",
+            &[],
+            secs,
+        );
+        out.gauge(
+            "probe_ip_protocol",
+            "Specifies whether probe ip protocol is IP4 or IP6",
+            &[],
+            if addr.is_ipv4() { 4.0 } else { 6.0 },
+        );
+    }
+
+    let start = Instant::now();
+    let tcp = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    t.phases[1] += start.elapsed().as_secs_f64();
+
+    let authority = url
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or(host.clone());
+    let path = url.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut req = Request::builder().method(method.clone()).uri(path);
+    let mut has_host = false;
+    for (k, v) in &m.headers {
+        has_host |= *k == header::HOST;
+        req = req.header(k, v);
+    }
+    if !has_host {
+        req = req.header(header::HOST, authority);
+    }
+    if !m.headers.iter().any(|(k, _)| *k == header::USER_AGENT) {
+        req = req.header(
+            header::USER_AGENT,
+            concat!("node-exporter-probe/", env!("CARGO_PKG_VERSION")),
+        );
+    }
+    if let Some(auth) = &m.basic_auth {
+        let creds = format!(
+            "{}:{}",
+            auth.username,
+            auth.password.as_deref().unwrap_or("")
+        );
+        req = req.header(
+            header::AUTHORIZATION,
+            format!("Basic {}", base64(creds.as_bytes())),
+        );
+    } else if let Some(token) = &m.bearer_token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .context("building the request")?;
+
+    if https {
+        let start = Instant::now();
+        let config = tls_config(&m.tls)?;
+        let name = m.tls.server_name.clone().unwrap_or(host.clone());
+        let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| anyhow!("{name:?} is not a valid TLS server name"))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .context("TLS handshake")?;
+        t.phases[2] += start.elapsed().as_secs_f64();
+        let (_, session) = tls.get_ref();
+        let info = TlsInfo {
+            earliest_expiry: session.peer_certificates().and_then(earliest_expiry),
+            version: match session.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".into(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".into(),
+                Some(v) => format!("{v:?}"),
+                None => "unknown".into(),
+            },
+        };
+        let mut o = exchange(TokioIo::new(tls), req, t).await?;
+        o.tls = Some(info);
+        Ok(o)
+    } else {
+        exchange(TokioIo::new(tcp), req, t).await
+    }
+}
+
+async fn exchange<S>(
+    io: TokioIo<S>,
+    req: Request<Full<Bytes>>,
+    t: &mut Timings,
+) -> anyhow::Result<Outcome>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let start = Instant::now();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .context("HTTP handshake")?;
+    let conn = tokio::spawn(conn);
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("sending the request")?;
+    t.phases[3] += start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let status = resp.status().as_u16();
+    let version = match resp.version() {
+        http::Version::HTTP_10 => 1.0,
+        http::Version::HTTP_2 => 2.0,
+        _ => 1.1,
+    };
+    let headers = resp.headers().clone();
+    // Go reports -1 when the server sent no Content-Length.
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(-1.0);
+    let mut body = Vec::new();
+    let mut incoming = resp.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.context("reading the response body")?;
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    t.phases[4] += start.elapsed().as_secs_f64();
+    conn.abort();
+    Ok(Outcome {
+        status,
+        version,
+        content_length,
+        body: Bytes::from(body),
+        headers,
+        redirects: 0,
+        tls: None,
+    })
+}
+
+/// The first address of the preferred family, else (with fallback) any.
+async fn resolve(host: &str, port: u16, m: &Http) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .collect();
+    let want_v4 = m.preferred_ip_protocol == "ip4";
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == want_v4)
+        .or_else(|| addrs.first().filter(|_| m.ip_protocol_fallback))
+        .copied()
+        .ok_or_else(|| anyhow!("resolving {host}: no {} address", m.preferred_ip_protocol))
+}
+
+fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
+    out.gauge(
+        "probe_http_status_code",
+        "Response HTTP status code",
+        &[],
+        o.status as f64,
+    );
+    out.gauge(
+        "probe_http_content_length",
+        "Length of http content response",
+        &[],
+        o.content_length,
+    );
+    out.gauge(
+        "probe_http_uncompressed_body_length",
+        "Length of uncompressed response body",
+        &[],
+        o.body.len() as f64,
+    );
+    out.gauge(
+        "probe_http_redirects",
+        "The number of redirects",
+        &[],
+        o.redirects as f64,
+    );
+    out.gauge(
+        "probe_http_ssl",
+        "Indicates if SSL was used for the final redirect",
+        &[],
+        if o.tls.is_some() { 1.0 } else { 0.0 },
+    );
+    out.gauge(
+        "probe_http_version",
+        "Returns the version of HTTP of the probe response",
+        &[],
+        o.version,
+    );
+    if let Some(tls) = &o.tls {
+        if let Some(expiry) = tls.earliest_expiry {
+            out.gauge(
+                "probe_ssl_earliest_cert_expiry",
+                "Returns last SSL chain expiry in unixtime",
+                &[],
+                expiry,
+            );
+        }
+        out.gauge(
+            "probe_tls_version_info",
+            "Returns the TLS version used or NaN when unknown",
+            &[("version", &tls.version)],
+            1.0,
+        );
+    }
+    let mut ok = if m.valid_status_codes.is_empty() {
+        (200..300).contains(&o.status)
+    } else {
+        m.valid_status_codes.contains(&o.status)
+    };
+    if !m.valid_http_versions.is_empty() {
+        let v = if o.version == 2.0 {
+            "HTTP/2.0".to_string()
+        } else {
+            format!("HTTP/{:.1}", o.version)
+        };
+        ok &= m
+            .valid_http_versions
+            .iter()
+            .any(|w| *w == v || (w == "HTTP/2" && v == "HTTP/2.0"));
+    }
+    let ssl = o.tls.is_some();
+    ok &= !(m.fail_if_ssl && ssl || m.fail_if_not_ssl && !ssl);
+    let text = String::from_utf8_lossy(&o.body);
+    let mut regex_failed = m.fail_if_body_matches.iter().any(|r| r.is_match(&text))
+        || m.fail_if_body_not_matches
+            .iter()
+            .any(|r| !r.is_match(&text));
+    let values = |h: &str| -> Vec<String> {
+        o.headers
+            .get_all(h)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    for hm in &m.fail_if_header_matches {
+        let vs = values(&hm.header);
+        regex_failed |=
+            (vs.is_empty() && !hm.allow_missing) || vs.iter().any(|v| hm.regexp.is_match(v));
+    }
+    for hm in &m.fail_if_header_not_matches {
+        let vs = values(&hm.header);
+        regex_failed |= (vs.is_empty() && !hm.allow_missing)
+            || (!vs.is_empty() && !vs.iter().any(|v| hm.regexp.is_match(v)));
+    }
+    out.gauge(
+        "probe_failed_due_to_regex",
+        "Indicates if probe failed due to regex",
+        &[],
+        if regex_failed { 1.0 } else { 0.0 },
+    );
+    ok && !regex_failed
+}
+
+/// A `Location` against the URL it came from (absolute, scheme-relative,
+/// absolute-path or relative-path).
+fn resolve_location(base: &Uri, loc: &str) -> anyhow::Result<Uri> {
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    let s = if loc.contains("://") {
+        loc.to_string()
+    } else if let Some(rest) = loc.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if loc.starts_with('/') {
+        format!("{scheme}://{authority}{loc}")
+    } else {
+        let dir = base.path().rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        format!("{scheme}://{authority}{dir}/{loc}")
+    };
+    s.parse()
+        .map_err(|e| anyhow!("redirect to {loc:?}: not a URL: {e}"))
+}
+
+fn tls_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = if c.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = c
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| SYSTEM_ROOTS.to_string());
+        let pem =
+            std::fs::read(&ca).with_context(|| format!("tls_config.ca_file: reading {ca}"))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.with_context(|| format!("tls_config.ca_file: parsing {ca}"))?;
+            let _ = roots.add(cert);
+        }
+        builder.with_root_certificates(roots)
+    };
+    match (&c.cert_file, &c.key_file) {
+        (Some(cert), Some(key)) => {
+            let certs = std::fs::read(cert)
+                .with_context(|| format!("tls_config.cert_file: reading {cert}"))?;
+            let certs = rustls_pemfile::certs(&mut certs.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("tls_config.cert_file: parsing {cert}"))?;
+            let keyb = std::fs::read(key)
+                .with_context(|| format!("tls_config.key_file: reading {key}"))?;
+            let key = rustls_pemfile::private_key(&mut keyb.as_slice())
+                .with_context(|| format!("tls_config.key_file: parsing {key}"))?
+                .ok_or_else(|| anyhow!("tls_config.key_file {key}: no private key"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .context("tls_config: client certificate")
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Debian's CA bundle (package ca-certificates).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// `insecure_skip_verify`: any certificate, but handshake signatures are
+/// still checked so the session is what it claims to be.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The earliest `notAfter` of the peer's chain, in Unix seconds.
+fn earliest_expiry(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<f64> {
+    chain
+        .iter()
+        .filter_map(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp() as f64)
+        .reduce(f64::min)
+}
+
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_like_a_browser() {
+        let base: Uri = "http://a:8080/x/y?q=1".parse().unwrap();
+        assert_eq!(resolve_location(&base, "/z").unwrap(), "http://a:8080/z");
+        assert_eq!(resolve_location(&base, "z").unwrap(), "http://a:8080/x/z");
+        assert_eq!(resolve_location(&base, "//b/c").unwrap(), "http://b/c");
+        assert_eq!(resolve_location(&base, "https://c/").unwrap(), "https://c/");
+    }
+
+    #[test]
+    fn basic_auth_encoding() {
+        assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+    }
+}

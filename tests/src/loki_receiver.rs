@@ -1,0 +1,772 @@
+//! A Loki test receiver: the one test double the project allows.
+//!
+//! It serves `POST /loki/api/v1/push` on a loopback port and decodes the
+//! real wire format independently of the shipper's own encoder: snappy
+//! (block format) compressed protobuf `logproto.PushRequest`, or JSON
+//! (`{"streams":[{"stream":{..},"values":[["ns","line",{..}]]}]}`) as Loki
+//! accepts it. It answers as Loki does (204 on success, 400 with Loki's
+//! message for a bad body), or as a test tells it to (429, 500, hang, down),
+//! keeps what arrived per stream, and reports problems a real Loki would
+//! reject or a user would notice (entries out of timestamp order, a missing
+//! tenant).
+//!
+//! The server runs on its own thread with its own runtime, so blocking
+//! tests and async tests can both use it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+/// How the receiver answers pushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Store the entries and answer 204, as Loki does.
+    Accept,
+    /// Answer every push with this status (429, 500, 400...) and store nothing.
+    Status(u16),
+    /// Read the request and never answer it (until the mode changes, when
+    /// the connection is closed without a response).
+    Hang,
+    /// Connection refused: the listener is closed (and open connections
+    /// dropped); it is bound again on the same port when the mode changes.
+    Down,
+}
+
+/// One entry as it arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEntry {
+    /// Nanoseconds since the Unix epoch.
+    pub timestamp_ns: i128,
+    pub line: String,
+    pub structured_metadata: Vec<(String, String)>,
+}
+
+/// The entries of one stream (one tenant and label set), in arrival order.
+#[derive(Clone, Debug, Default)]
+pub struct ReceivedStream {
+    pub tenant: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub entries: Vec<ReceivedEntry>,
+}
+
+#[derive(Default)]
+struct Store {
+    /// Keyed by (tenant, canonical labels `{a="b", c="d"}`).
+    streams: BTreeMap<(Option<String>, String), ReceivedStream>,
+    requests: u64,
+    accepted_requests: u64,
+    rejected_bad_body: u64,
+    problems: Vec<String>,
+    required_tenant: Option<String>,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    mode: watch::Sender<Mode>,
+}
+
+/// A running receiver; stopped when dropped.
+pub struct LokiReceiver {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LokiReceiver {
+    /// Starts a receiver on a free loopback port, accepting pushes.
+    pub fn start() -> LokiReceiver {
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        std_listener
+            .set_nonblocking(true)
+            .expect("setting the listener non-blocking");
+        let addr = std_listener.local_addr().expect("listener address");
+        let (mode, _) = watch::channel(Mode::Accept);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::default()),
+            mode,
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("loki-receiver".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building the receiver's runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(std_listener)
+                        .expect("registering the listener");
+                    tokio::select! {
+                        _ = serve(for_thread, listener, addr) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+            })
+            .expect("starting the receiver thread");
+        LokiReceiver {
+            shared,
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The push URL to give a client.
+    pub fn push_url(&self) -> String {
+        format!("http://{}/loki/api/v1/push", self.addr)
+    }
+
+    /// Changes how pushes are answered. Going down or coming back up waits
+    /// (up to 5 s) until the port refuses or accepts connections.
+    pub fn set_mode(&self, mode: Mode) {
+        let old = self.shared.mode.send_replace(mode);
+        let down = mode == Mode::Down;
+        if down == (old == Mode::Down) {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let refused =
+                std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200))
+                    .is_err();
+            if refused == down {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.shared.mode.borrow()
+    }
+
+    /// Pushes without this `X-Scope-OrgID` are answered 401 "no org id" (as
+    /// a Loki with auth_enabled does) and reported as problems.
+    pub fn require_tenant(&self, tenant: Option<&str>) {
+        self.store().required_tenant = tenant.map(str::to_string);
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.shared.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Push requests received (any outcome).
+    pub fn requests(&self) -> u64 {
+        self.store().requests
+    }
+
+    /// Push requests answered 204.
+    pub fn accepted_requests(&self) -> u64 {
+        self.store().accepted_requests
+    }
+
+    /// Push requests answered 400 because the body could not be decoded.
+    pub fn bad_requests(&self) -> u64 {
+        self.store().rejected_bad_body
+    }
+
+    /// Every stream received, by tenant and label set.
+    pub fn streams(&self) -> Vec<ReceivedStream> {
+        self.store().streams.values().cloned().collect()
+    }
+
+    /// Every line received, stream by stream, in arrival order.
+    pub fn lines(&self) -> Vec<String> {
+        self.store()
+            .streams
+            .values()
+            .flat_map(|s| s.entries.iter().map(|e| e.line.clone()))
+            .collect()
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.store().streams.values().map(|s| s.entries.len()).sum()
+    }
+
+    /// What a real Loki would have rejected or a user would notice:
+    /// entries older than the one before in the same stream, pushes without
+    /// the required tenant. Empty when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        self.store().problems.clone()
+    }
+
+    /// Forgets every entry and counter (the mode stays).
+    pub fn clear(&self) {
+        let mut s = self.store();
+        let required = s.required_tenant.take();
+        *s = Store::default();
+        s.required_tenant = required;
+    }
+
+    /// Waits until at least `n` entries arrived; false on timeout.
+    pub fn wait_for_entries(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.entry_count() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LokiReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Released hanging requests let the runtime finish quickly.
+        self.shared.mode.send_replace(Mode::Accept);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Accepts connections while the mode is not `Down`; while it is, the
+/// listener is closed (connection refused) and every open connection is
+/// dropped, then the same port is bound again.
+async fn serve(shared: Arc<Shared>, mut listener: tokio::net::TcpListener, addr: SocketAddr) {
+    let mut mode_rx = shared.mode.subscribe();
+    loop {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            if *mode_rx.borrow_and_update() == Mode::Down {
+                break;
+            }
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(Arc::clone(&shared), req)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                changed = mode_rx.changed() => {
+                    if changed.is_err() { return; }
+                }
+                _ = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        connections.abort_all();
+        drop(listener);
+        while *mode_rx.borrow_and_update() == Mode::Down {
+            if mode_rx.changed().await.is_err() {
+                return;
+            }
+        }
+        listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                // The old socket may linger a moment; the port is ours.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: u16, body: &str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+/// An error makes hyper close the connection without a response.
+#[derive(Debug)]
+struct Hangup;
+impl std::fmt::Display for Hangup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hung request released without a response")
+    }
+}
+impl std::error::Error for Hangup {}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Hangup> {
+    let path = req.uri().path().to_string();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET", "/ready") => return Ok(reply(200, "ready\n")),
+        ("POST", "/loki/api/v1/push") => {}
+        _ => return Ok(reply(404, "404 page not found\n")),
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let tenant = header("x-scope-orgid");
+    let content_type = header("content-type").unwrap_or_default();
+    let content_encoding = header("content-encoding").unwrap_or_default();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Hangup),
+    };
+    let mode = *shared.mode.borrow();
+    {
+        let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.requests += 1;
+        if let Some(required) = &store.required_tenant {
+            if tenant.as_deref() != Some(required.as_str()) {
+                let problem = format!("push with X-Scope-OrgID {tenant:?}, expected {required:?}");
+                store.problems.push(problem);
+                return Ok(reply(401, "no org id\n"));
+            }
+        }
+    }
+    match mode {
+        Mode::Accept => {}
+        Mode::Status(code) => return Ok(reply(code, &status_message(code))),
+        Mode::Hang | Mode::Down => {
+            let mut rx = shared.mode.subscribe();
+            while matches!(*rx.borrow_and_update(), Mode::Hang) {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            return Err(Hangup);
+        }
+    }
+    let decoded = if content_type.starts_with("application/json") {
+        if !content_encoding.is_empty() && content_encoding != "identity" {
+            Err(format!(
+                "unsupported content encoding {content_encoding:?} in the test receiver"
+            ))
+        } else {
+            decode_json(&body)
+        }
+    } else {
+        decode_protobuf(&body)
+    };
+    let streams = match decoded {
+        Ok(s) => s,
+        Err(message) => {
+            shared
+                .store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .rejected_bad_body += 1;
+            return Ok(reply(400, &format!("{message}\n")));
+        }
+    };
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    store.accepted_requests += 1;
+    for (labels, entries) in streams {
+        let key = (tenant.clone(), canonical(&labels));
+        let Store {
+            streams, problems, ..
+        } = &mut *store;
+        let stream = streams
+            .entry(key.clone())
+            .or_insert_with(|| ReceivedStream {
+                tenant: tenant.clone(),
+                labels,
+                entries: Vec::new(),
+            });
+        for e in entries {
+            if let Some(last) = stream.entries.last() {
+                if e.timestamp_ns < last.timestamp_ns {
+                    problems.push(format!(
+                        "stream {}: entry {:?} at {} ns arrived after {:?} at {} ns",
+                        key.1, e.line, e.timestamp_ns, last.line, last.timestamp_ns
+                    ));
+                }
+            }
+            stream.entries.push(e);
+        }
+    }
+    Ok(reply(204, ""))
+}
+
+fn status_message(code: u16) -> String {
+    match code {
+        429 => "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '1' lines totaling '10' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n".into(),
+        500 => "rpc error: code = Unavailable desc = no healthy ingesters\n".into(),
+        c => format!("status {c} set by the test\n"),
+    }
+}
+
+type Decoded = Vec<(BTreeMap<String, String>, Vec<ReceivedEntry>)>;
+
+/// `logproto.PushRequest` as Loki's push.proto defines it (field numbers
+/// are the wire contract).
+mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PushRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub streams: Vec<Stream>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Stream {
+        #[prost(string, tag = "1")]
+        pub labels: String,
+        #[prost(message, repeated, tag = "2")]
+        pub entries: Vec<Entry>,
+        #[prost(uint64, tag = "3")]
+        pub hash: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Entry {
+        #[prost(message, optional, tag = "1")]
+        pub timestamp: Option<Timestamp>,
+        #[prost(string, tag = "2")]
+        pub line: String,
+        #[prost(message, repeated, tag = "3")]
+        pub structured_metadata: Vec<LabelPair>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LabelPair {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Timestamp {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+}
+
+fn decode_protobuf(body: &[u8]) -> Result<Decoded, String> {
+    use prost::Message;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| format!("snappy: {e}"))?;
+    let req = proto::PushRequest::decode(raw.as_slice()).map_err(|e| format!("proto: {e}"))?;
+    let mut out = Vec::new();
+    for s in req.streams {
+        let labels = parse_labels(&s.labels)
+            .map_err(|e| format!("error parsing labels '{}' with error: {e}", s.labels))?;
+        if labels.is_empty() {
+            return Err("error at least one label pair is required per stream".into());
+        }
+        let entries = s
+            .entries
+            .into_iter()
+            .map(|e| {
+                let ts = e.timestamp.unwrap_or_default();
+                ReceivedEntry {
+                    timestamp_ns: ts.seconds as i128 * 1_000_000_000 + ts.nanos as i128,
+                    line: e.line,
+                    structured_metadata: e
+                        .structured_metadata
+                        .into_iter()
+                        .map(|p| (p.name, p.value))
+                        .collect(),
+                }
+            })
+            .collect();
+        out.push((labels, entries));
+    }
+    Ok(out)
+}
+
+fn decode_json(body: &[u8]) -> Result<Decoded, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("loghttp.PushRequest: {e}"))?;
+    let bad = |what: &str| format!("loghttp.PushRequest: {what}");
+    let streams = v
+        .get("streams")
+        .and_then(|s| s.as_array())
+        .ok_or_else(|| bad("missing \"streams\" array"))?;
+    let mut out = Vec::new();
+    for s in streams {
+        let labels: BTreeMap<String, String> = s
+            .get("stream")
+            .and_then(|l| l.as_object())
+            .ok_or_else(|| bad("stream without a \"stream\" object"))?
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.as_str()
+                        .ok_or_else(|| bad("label value is not a string"))?
+                        .to_string(),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        if labels.is_empty() {
+            return Err("error at least one label pair is required per stream".into());
+        }
+        let mut entries = Vec::new();
+        for value in s
+            .get("values")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| bad("stream without a \"values\" array"))?
+        {
+            let arr = value
+                .as_array()
+                .ok_or_else(|| bad("value is not an array"))?;
+            let ts: i128 = arr
+                .first()
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| bad("timestamp is not a string of nanoseconds"))?;
+            let line = arr
+                .get(1)
+                .and_then(|l| l.as_str())
+                .ok_or_else(|| bad("line is not a string"))?
+                .to_string();
+            let structured_metadata = match arr.get(2).and_then(|m| m.as_object()) {
+                Some(m) => m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            entries.push(ReceivedEntry {
+                timestamp_ns: ts,
+                line,
+                structured_metadata,
+            });
+        }
+        out.push((labels, entries));
+    }
+    Ok(out)
+}
+
+/// Parses a LogQL stream selector of equality matchers, `{a="b", c="d"}`,
+/// as Loki reads a push's `labels` string.
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let s = s.trim();
+    let inner = s
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| "expected a selector in braces".to_string())?;
+    let mut out = BTreeMap::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut name = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                name.push(c);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!(
+                "invalid label name near {:?}",
+                chars.collect::<String>()
+            ));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!("expected = after label {name}"));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('"') {
+            return Err(format!(
+                "unexpected identifier for label {name}, expected string"
+            ));
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                None => return Err(format!("unterminated string for label {name}")),
+                Some('"') => break,
+                Some('\\') => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('t') => value.push('\t'),
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    Some(c) => {
+                        value.push('\\');
+                        value.push(c)
+                    }
+                    None => return Err(format!("unterminated string for label {name}")),
+                },
+                Some(c) => value.push(c),
+            }
+        }
+        if out.insert(name.clone(), value).is_some() {
+            return Err(format!("duplicate label name {name}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `{a="b", c="d"}` with names sorted, as Loki prints a stream.
+pub fn canonical(labels: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn push_body(labels: &str, lines: &[(i64, &str)]) -> Vec<u8> {
+        let req = proto::PushRequest {
+            streams: vec![proto::Stream {
+                labels: labels.into(),
+                entries: lines
+                    .iter()
+                    .map(|(ts, l)| proto::Entry {
+                        timestamp: Some(proto::Timestamp {
+                            seconds: *ts,
+                            nanos: 5,
+                        }),
+                        line: (*l).into(),
+                        structured_metadata: vec![proto::LabelPair {
+                            name: "trace_id".into(),
+                            value: "abc".into(),
+                        }],
+                    })
+                    .collect(),
+                hash: 0,
+            }],
+        };
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap()
+    }
+
+    fn post(url: &str, ct: &str, body: &[u8]) -> (u16, String) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(2))
+            .build();
+        match agent.post(url).set("Content-Type", ct).send_bytes(body) {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    #[test]
+    fn decodes_protobuf_snappy_and_reports_order_violations() {
+        let r = LokiReceiver::start();
+        let body = push_body(
+            r#"{job="varlogs", filename="/var/log/a \"b\".log"}"#,
+            &[(10, "one"), (11, "two")],
+        );
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 204);
+        let streams = r.streams();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].labels["filename"], "/var/log/a \"b\".log");
+        assert_eq!(streams[0].entries[1].timestamp_ns, 11_000_000_005);
+        assert_eq!(
+            streams[0].entries[0].structured_metadata,
+            vec![("trace_id".into(), "abc".into())]
+        );
+        assert!(r.problems().is_empty());
+        let older = push_body(
+            r#"{filename="/var/log/a \"b\".log", job="varlogs"}"#,
+            &[(9, "late")],
+        );
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &older).0, 204);
+        assert_eq!(
+            r.streams().len(),
+            1,
+            "same labels in another order are one stream"
+        );
+        let problems = r.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("\"late\""), "{problems:?}");
+        assert_eq!(r.lines(), vec!["one", "two", "late"]);
+    }
+
+    #[test]
+    fn accepts_json_and_rejects_bad_bodies_like_loki() {
+        let r = LokiReceiver::start();
+        let json = br#"{"streams":[{"stream":{"job":"j"},"values":[["1700000000000000001","hello",{"k":"v"}]]}]}"#;
+        assert_eq!(post(&r.push_url(), "application/json", json).0, 204);
+        assert_eq!(
+            r.streams()[0].entries[0].timestamp_ns,
+            1_700_000_000_000_000_001
+        );
+        let (code, msg) = post(&r.push_url(), "application/x-protobuf", b"not snappy");
+        assert_eq!(code, 400);
+        assert!(msg.starts_with("snappy:"), "{msg}");
+        let (code, msg) = post(
+            &r.push_url(),
+            "application/x-protobuf",
+            &push_body("{job=bare}", &[(1, "x")]),
+        );
+        assert_eq!(code, 400);
+        assert!(msg.contains("error parsing labels '{job=bare}'"), "{msg}");
+        assert_eq!(r.bad_requests(), 2);
+        assert_eq!(r.requests(), 3);
+    }
+
+    #[test]
+    fn answers_as_told_and_goes_down_and_up_on_the_same_port() {
+        let r = LokiReceiver::start();
+        let body = push_body(r#"{job="j"}"#, &[(1, "x")]);
+        r.set_mode(Mode::Status(429));
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 429);
+        r.set_mode(Mode::Status(500));
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 500);
+        r.set_mode(Mode::Down);
+        let refused = std::net::TcpStream::connect(r.addr());
+        assert!(refused.is_err(), "connect should be refused while down");
+        r.set_mode(Mode::Hang);
+        let started = Instant::now();
+        let (code, _) = post(&r.push_url(), "application/x-protobuf", &body);
+        assert_eq!(code, 0, "a hung request times out at the client");
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        r.set_mode(Mode::Accept);
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 204);
+        assert_eq!(r.entry_count(), 1);
+        assert_eq!(
+            crate::http::get(&format!("{}/ready", r.base_url()), &[], None)
+                .unwrap()
+                .status,
+            200
+        );
+    }
+
+    #[test]
+    fn checks_the_tenant() {
+        let r = LokiReceiver::start();
+        r.require_tenant(Some("team-a"));
+        let body = push_body(r#"{job="j"}"#, &[(1, "x")]);
+        let (code, msg) = post(&r.push_url(), "application/x-protobuf", &body);
+        assert_eq!((code, msg.as_str()), (401, "no org id\n"));
+        assert_eq!(r.problems().len(), 1);
+    }
+}
