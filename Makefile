@@ -106,5 +106,6 @@ ansible-lint:
 
 ## ansible-test: site.yml deployed to Debian 12 containers running systemd, checked from outside
 ansible-test: ansible-lint
-	$(CARGO) build -p node-exporter
+	$(CARGO) build -p node-exporter -p log-shipper
+	$(CARGO) build -p e2e-tests --example loki_receiver
 	PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py

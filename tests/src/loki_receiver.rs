@@ -84,8 +84,15 @@ pub struct LokiReceiver {
 impl LokiReceiver {
     /// Starts a receiver on a free loopback port, accepting pushes.
     pub fn start() -> LokiReceiver {
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts a receiver on `addr` (port 0: a free one), accepting pushes;
+    /// e.g. on the gateway of a test's own Docker network, for shippers in
+    /// its containers.
+    pub fn start_on(addr: SocketAddr) -> LokiReceiver {
+        let std_listener = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"));
         std_listener
             .set_nonblocking(true)
             .expect("setting the listener non-blocking");
