@@ -284,6 +284,7 @@ def main():
 
         group_vars = {
             "ansible_connection": "community.docker.docker",
+            "ansible_python_interpreter": "/usr/bin/python3",
             "ansible_become": False,
             "operator_cidrs": [f"{gw}/32"],
             "node_exporter_binary_src": stripped_copy(node_exporter, work),
