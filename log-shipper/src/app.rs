@@ -18,6 +18,7 @@ use crate::entry::Entry;
 use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsSettings};
 use crate::server::TargetView;
+use crate::sources::docker::DockerSources;
 use crate::tailer::{FileTargetManager, TailerSettings};
 
 /// Entries a job's channel holds before its tailers wait (backpressure).
@@ -180,6 +181,7 @@ pub struct Shipper {
     dry_run: Option<JoinHandle<()>>,
     positions: Arc<Positions>,
     positions_sync: Option<JoinHandle<()>>,
+    docker: Vec<DockerSources>,
 }
 
 impl Shipper {
@@ -233,17 +235,23 @@ impl Shipper {
         ));
         let mut discoveries = Vec::new();
         let mut pipelines = Vec::new();
+        let mut docker = Vec::new();
         for sc in &cfg.scrape_configs {
-            if !sc.docker_sd_configs.is_empty() || sc.journal.is_some() {
-                tracing::warn!(job = %sc.job_name, "docker_sd_configs and journal sources are not implemented yet; this job ships only its file targets");
+            if sc.journal.is_some() {
+                tracing::warn!(job = %sc.job_name, "the journal source is not implemented yet; this job ships only its other sources");
             }
-            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+            let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
+            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() && !has_docker {
                 continue;
             }
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
             pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
+            docker.extend(DockerSources::start(sc, &job_tx, &positions));
+            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+                continue;
+            }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&manager);
             let job = sc.job_name.clone();
@@ -274,6 +282,7 @@ impl Shipper {
             dry_run: dry_run_task,
             positions,
             positions_sync,
+            docker,
         })
     }
 
@@ -326,6 +335,7 @@ impl Shipper {
             let _ = d.await;
         }
         self.manager.stop();
+        self.docker.iter().for_each(DockerSources::stop_reading);
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
             let abort = p.abort_handle();
@@ -346,6 +356,7 @@ impl Shipper {
         if let Some(d) = self.dry_run {
             let _ = d.await;
         }
+        self.docker.iter().for_each(DockerSources::flush);
         if let Some(s) = self.positions_sync {
             s.abort();
             let positions = Arc::clone(&self.positions);

@@ -19,6 +19,7 @@ pub mod relabel;
 
 pub mod client;
 pub mod positions;
+pub mod sources;
 pub mod tailer;
 
 pub mod app;

@@ -26,4 +26,5 @@ pub fn collect(set: &mut MetricSet) {
     crate::pipeline::collect(set);
     crate::tailer::collect(set);
     crate::client::collect(set);
+    crate::sources::docker::collect(set);
 }

@@ -14,6 +14,7 @@
 
 pub mod alertmanager;
 pub mod dashboard;
+pub mod docker_engine;
 pub mod exporters;
 pub mod exposition;
 pub mod grafana;

@@ -73,10 +73,53 @@ struct Shared {
     mode: watch::Sender<Mode>,
 }
 
+/// HTTPS for the receiver: its certificate and key (PEM), and the CA
+/// (PEM) client certificates must be signed by, if any.
+#[derive(Clone, Debug)]
+pub struct ReceiverTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: Option<String>,
+}
+
+fn tls_acceptor(t: &ReceiverTls) -> tokio_rustls::TlsAcceptor {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut t.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("receiver certificate PEM");
+    let key = rustls_pemfile::private_key(&mut t.key_pem.as_bytes())
+        .expect("receiver key PEM")
+        .expect("a private key in the receiver key PEM");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions");
+    let builder = match &t.client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut ca.as_bytes()) {
+                roots.add(c.expect("client CA PEM")).expect("client CA");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .expect("receiver certificate and key");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 /// A running receiver; stopped when dropped.
 pub struct LokiReceiver {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    https: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -84,13 +127,24 @@ pub struct LokiReceiver {
 impl LokiReceiver {
     /// Starts a receiver on a free loopback port, accepting pushes.
     pub fn start() -> LokiReceiver {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), None)
     }
 
     /// Starts a receiver on `addr` (port 0: a free one), accepting pushes;
     /// e.g. on the gateway of a test's own Docker network, for shippers in
     /// its containers.
     pub fn start_on(addr: SocketAddr) -> LokiReceiver {
+        Self::start_with(addr, None)
+    }
+
+    /// The same over HTTPS.
+    pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), Some(tls))
+    }
+
+    fn start_with(addr: SocketAddr, tls: Option<ReceiverTls>) -> LokiReceiver {
+        let https = tls.is_some();
+        let acceptor = tls.as_ref().map(tls_acceptor);
         let std_listener = std::net::TcpListener::bind(addr)
             .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"));
         std_listener
@@ -115,7 +169,7 @@ impl LokiReceiver {
                     let listener = tokio::net::TcpListener::from_std(std_listener)
                         .expect("registering the listener");
                     tokio::select! {
-                        _ = serve(for_thread, listener, addr) => {}
+                        _ = serve(for_thread, listener, addr, acceptor) => {}
                         _ = stop_rx => {}
                     }
                 });
@@ -124,6 +178,7 @@ impl LokiReceiver {
         LokiReceiver {
             shared,
             addr,
+            https,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -133,14 +188,15 @@ impl LokiReceiver {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The push URL to give a client.
     pub fn push_url(&self) -> String {
-        format!("http://{}/loki/api/v1/push", self.addr)
+        format!("{}/loki/api/v1/push", self.base_url())
     }
 
     /// Changes how pushes are answered. Going down or coming back up waits
@@ -256,7 +312,12 @@ impl Drop for LokiReceiver {
 /// Accepts connections while the mode is not `Down`; while it is, the
 /// listener is closed (connection refused) and every open connection is
 /// dropped, then the same port is bound again.
-async fn serve(shared: Arc<Shared>, mut listener: tokio::net::TcpListener, addr: SocketAddr) {
+async fn serve(
+    shared: Arc<Shared>,
+    mut listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut mode_rx = shared.mode.subscribe();
     loop {
         let mut connections = tokio::task::JoinSet::new();
@@ -268,13 +329,23 @@ async fn serve(shared: Arc<Shared>, mut listener: tokio::net::TcpListener, addr:
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let shared = Arc::clone(&shared);
+                    let tls = tls.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             handle(Arc::clone(&shared), req)
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(acceptor) => {
+                                // A failed handshake is the client's error to see.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                        }
                     });
                 }
                 changed = mode_rx.changed() => {

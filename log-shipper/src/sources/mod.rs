@@ -1,0 +1,4 @@
+pub mod docker;
+pub mod docker_engine;
+pub mod docker_events;
+pub mod docker_sd;
