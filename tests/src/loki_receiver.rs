@@ -127,19 +127,26 @@ pub struct LokiReceiver {
 impl LokiReceiver {
     /// Starts a receiver on a free loopback port, accepting pushes.
     pub fn start() -> LokiReceiver {
-        Self::start_with(None)
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    }
+
+    /// Starts a receiver on `addr` (port 0: a free one), accepting pushes;
+    /// e.g. on the gateway of a test's own Docker network, for shippers in
+    /// its containers.
+    pub fn start_on(addr: SocketAddr) -> LokiReceiver {
+        Self::start_with(addr, None)
     }
 
     /// The same over HTTPS.
     pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
-        Self::start_with(Some(tls))
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), Some(tls))
     }
 
-    fn start_with(tls: Option<ReceiverTls>) -> LokiReceiver {
+    fn start_with(addr: SocketAddr, tls: Option<ReceiverTls>) -> LokiReceiver {
         let https = tls.is_some();
         let acceptor = tls.as_ref().map(tls_acceptor);
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        let std_listener = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"));
         std_listener
             .set_nonblocking(true)
             .expect("setting the listener non-blocking");
