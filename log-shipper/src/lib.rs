@@ -23,5 +23,6 @@ pub mod sources;
 pub mod tailer;
 
 pub mod app;
+pub mod limits;
 pub mod metrics;
 pub mod server;
