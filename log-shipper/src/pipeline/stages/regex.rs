@@ -35,11 +35,7 @@ impl RegexStage {
             return Err("empty source".into());
         }
         let re = c.expression.re.clone();
-        let names = re
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
-            .collect();
+        let names = super::named_groups(&re);
         Ok(RegexStage {
             locs: re.capture_locations(),
             re,
