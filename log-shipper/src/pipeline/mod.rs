@@ -8,6 +8,7 @@
 //! [`StageConfig`], its config struct and a [`Stage`] implementation.
 
 pub mod extracted;
+pub mod fastcap;
 pub mod gotime;
 pub mod selector;
 pub mod stages;
