@@ -37,8 +37,9 @@ impl CharClass {
     }
 }
 
+/// The length of a UTF-8 sequence from its first byte.
 #[inline]
-fn utf8_len(first: u8) -> usize {
+pub(crate) fn utf8_len(first: u8) -> usize {
     match first {
         0..=0x7f => 1,
         0xc0..=0xdf => 2,

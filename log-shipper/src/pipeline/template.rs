@@ -16,6 +16,8 @@ use std::sync::Mutex;
 
 use sha2::Digest as _;
 
+use super::fastcap::utf8_len;
+
 /// The data a template runs on: string values by key (`.key`).
 pub trait Data {
     fn get(&self, key: &str) -> Option<&str>;
@@ -512,15 +514,6 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
         }
     }
     Ok(out)
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
 }
 
 fn parse_pipe(s: &str) -> Result<Pipe, String> {
