@@ -487,6 +487,22 @@ mod tests {
     }
 
     #[test]
+    fn idle_series_are_removed_after_max_idle_duration() {
+        let mut p = pipeline(
+            "- metrics:\n    t2_idle_total:\n      type: Counter\n      max_idle_duration: 1s\n      config:\n        match_all: true\n        action: inc\n",
+        );
+        run(&mut p, labels([("job", "idle")]), "x").unwrap();
+        assert!(exposed().contains("promtail_custom_t2_idle_total{job=\"idle\"} 1"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(
+            !exposed().contains("t2_idle_total"),
+            "idle series still exposed"
+        );
+        run(&mut p, labels([("job", "idle")]), "x").unwrap();
+        assert!(exposed().contains("promtail_custom_t2_idle_total{job=\"idle\"} 1"));
+    }
+
+    #[test]
     fn config_errors_name_the_metric() {
         let e = build_err("- metrics:\n    m1:\n      type: Counter\n      config: {}\n");
         assert!(e.contains("m1") && e.contains("inc"), "{e}");
