@@ -49,6 +49,7 @@ impl Progress {
                 progress: Arc::clone(self),
                 seq,
                 remaining: AtomicUsize::new(1),
+                merged: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -106,6 +107,9 @@ struct AckShared {
     seq: u64,
     /// How many holders (clients) must still complete it.
     remaining: AtomicUsize,
+    /// Acks of entries folded into this one (a multiline block's lines),
+    /// completed with it.
+    merged: Mutex<Vec<Ack>>,
 }
 
 /// A token for one entry. Dropping it without [`Ack::complete`] leaves the
@@ -121,7 +125,24 @@ impl Ack {
     pub fn complete(self) {
         if self.shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.progress.complete(self.shared.seq);
+            let merged =
+                std::mem::take(&mut *self.shared.merged.lock().unwrap_or_else(|e| e.into_inner()));
+            for a in merged {
+                a.complete();
+            }
         }
+    }
+
+    /// Folds `other` into this ack: completing the result completes both.
+    /// Stages that join entries (multiline, cri partial lines) use it so the
+    /// joined entry stands for every line in it.
+    pub fn merge(self, other: Ack) -> Ack {
+        self.shared
+            .merged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(other);
+        self
     }
 
     /// Turns this ack into `n` shares (one per client the entry fans out to);
@@ -180,5 +201,21 @@ mod tests {
         assert_eq!(p.committed(), 7);
         p.track(8).split(0);
         assert_eq!(p.committed(), 8);
+    }
+
+    #[test]
+    fn a_merged_ack_completes_every_entry_in_it() {
+        let p = Progress::new(0);
+        let a = p.track(5);
+        let b = p.track(9);
+        let c = p.track(12);
+        let joined = a.merge(b).merge(c);
+        assert_eq!(p.committed(), 0);
+        let mut shares = joined.split(2);
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 0, "one client of two is not enough");
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 12);
+        assert_eq!(p.in_flight(), 0);
     }
 }

@@ -389,7 +389,8 @@ impl Shipper {
 
 /// A job's pipeline: takes what its tailers read, runs the stages, passes
 /// the survivors on. Waiting on `out` is what stops the tailers when Loki
-/// is slow.
+/// is slow. Buffering stages (multiline) are flushed when their deadline
+/// passes and when the job's channel closes.
 async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<Entry>,
@@ -397,14 +398,33 @@ async fn run_pipeline(
 ) {
     let mut input = Vec::with_capacity(PIPELINE_BATCH);
     let mut output = Vec::with_capacity(PIPELINE_BATCH);
-    while rx.recv_many(&mut input, PIPELINE_BATCH).await > 0 {
-        for e in input.drain(..) {
-            pipeline.process(e, &mut output);
+    loop {
+        let deadline = pipeline.next_deadline();
+        let received = tokio::select! {
+            n = rx.recv_many(&mut input, PIPELINE_BATCH) => Some(n),
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        match received {
+            Some(0) => pipeline.flush_all(&mut output),
+            Some(_) => {
+                for e in input.drain(..) {
+                    pipeline.process(e, &mut output);
+                }
+            }
+            None => pipeline.flush_due(std::time::Instant::now(), &mut output),
         }
         for e in output.drain(..) {
             if out.send(e).await.is_err() {
                 return;
             }
+        }
+        if received == Some(0) {
+            return;
         }
     }
 }

@@ -785,13 +785,12 @@ mod tests {
             e.message.contains("__path__") && e.message.contains("unterminated"),
             "{e}"
         );
-        let c = from_str(
-            "scrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - docker: {}\n",
-        )
-        .unwrap();
+        let c =
+            from_str("scrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - geoip: {}\n")
+                .unwrap();
         let e = c.check_all().unwrap_err();
         assert!(
-            e.message.contains("pipeline_stages[0].docker")
+            e.message.contains("pipeline_stages[0].geoip")
                 && e.message.contains("not supported yet"),
             "{e}"
         );
