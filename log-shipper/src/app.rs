@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::client::{self, BackoffSettings, BasicAuth, Client, ClientSettings, TlsSettings};
 use crate::config::{ClientConfig, Config, ConfigError};
 use crate::entry::Entry;
+use crate::limits::ReadlineLimit;
 use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsSettings};
 use crate::server::TargetView;
@@ -239,6 +240,8 @@ impl Shipper {
         ));
         let mut discoveries = Vec::new();
         let mut pipelines = Vec::new();
+        // One bucket for every line read, whichever job it belongs to.
+        let readline = ReadlineLimit::from_config(&cfg.limits_config);
         let mut docker = Vec::new();
         let mut journals = Vec::new();
         for sc in &cfg.scrape_configs {
@@ -250,7 +253,12 @@ impl Shipper {
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
-            pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
+            pipelines.push(tokio::spawn(run_pipeline(
+                pipeline,
+                job_rx,
+                output.clone(),
+                readline.clone(),
+            )));
             docker.extend(DockerSources::start(sc, &job_tx, &positions));
             if sc.journal.is_some() {
                 let positions = Arc::clone(&positions);
@@ -395,6 +403,7 @@ async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<Entry>,
     out: mpsc::Sender<Entry>,
+    readline: Option<Arc<ReadlineLimit>>,
 ) {
     let mut input = Vec::with_capacity(PIPELINE_BATCH);
     let mut output = Vec::with_capacity(PIPELINE_BATCH);
@@ -413,6 +422,13 @@ async fn run_pipeline(
             Some(0) => pipeline.flush_all(&mut output),
             Some(_) => {
                 for e in input.drain(..) {
+                    if let Some(limit) = &readline {
+                        if !admit(limit).await {
+                            limit.dropped.inc();
+                            e.complete();
+                            continue;
+                        }
+                    }
                     pipeline.process(e, &mut output);
                 }
             }
@@ -427,6 +443,18 @@ async fn run_pipeline(
             return;
         }
     }
+}
+
+/// `readline_rate`: true when the line may go on; over the rate, waits for
+/// a token, or says no when the config drops such lines.
+async fn admit(limit: &ReadlineLimit) -> bool {
+    while let Some(wait) = limit.take() {
+        if limit.drop {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    true
 }
 
 /// Several clients: every entry goes to each, and its ack is split so the

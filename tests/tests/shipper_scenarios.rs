@@ -488,3 +488,49 @@ fn check_config_names_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn readline_rate_drops_or_waits_as_configured() {
+    for drop in [true, false] {
+        let setup = Setup::new();
+        let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
+        let log = dir.path().join("app.log");
+        let lines: String = (0..60).map(|n| format!("rate-{n:08}\n")).collect();
+        std::fs::write(&log, lines).unwrap();
+        let cfg = setup.write_config("", &file_job("app", &log));
+        let limits = format!(
+            "limits_config:\n  readline_rate_enabled: true\n  readline_rate: 20\n  readline_burst: 10\n  readline_rate_drop: {drop}\n"
+        );
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&limits);
+        std::fs::write(&cfg, text).unwrap();
+        let started = Instant::now();
+        let shipper = start_shipper(&cfg, port);
+        if drop {
+            // The burst goes at once; the rest arrives faster than the rate
+            // allows and is dropped, counted, and not read again.
+            wait_until("the drops are counted", Duration::from_secs(15), || {
+                Ok(get(port, "/metrics")?.1.lines().any(|l| {
+                    l.starts_with("logentry_dropped_lines_total{reason=\"readline_rate_limited\"}")
+                        && !l.ends_with(" 0")
+                }))
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(20)));
+            std::thread::sleep(Duration::from_secs(1));
+            let n = receiver.entry_count();
+            assert!(
+                (10..60).contains(&n),
+                "{n} of 60 lines passed a 10-line burst at 20/s"
+            );
+        } else {
+            // Waiting: everything arrives, no faster than the rate allows.
+            let missing = expect_all(receiver, "rate", 60, Duration::from_secs(20), &shipper);
+            assert_eq!(missing, 0, "duplicates");
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(2000),
+                "60 lines at 20/s after a burst of 10 took only {took:?}"
+            );
+        }
+    }
+}
