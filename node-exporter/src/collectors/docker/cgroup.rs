@@ -67,8 +67,10 @@ impl Hierarchy {
         if let Some(pid) = pid.filter(|p| *p > 0) {
             if let Ok(text) = read_to_string(procfs.join(pid.to_string()).join("cgroup")) {
                 if let Some(p) = self.path_in_proc_cgroup(&text) {
-                    if p.contains(id) && self.dir("memory", &p).exists() {
-                        return Some(p);
+                    if let Some(p) = container_level(&p, id) {
+                        if self.dir("memory", &p).exists() {
+                            return Some(p);
+                        }
                     }
                 }
             }
@@ -419,8 +421,39 @@ pub fn device_name(sysfs: &Path, dev: &str) -> String {
         .unwrap_or_else(|| dev.to_string())
 }
 
+/// The container's own cgroup from its init process' cgroup: the path up
+/// to the component naming the container. A container running systemd puts
+/// its init in a child (`/docker/<id>/init.scope`), which holds almost none
+/// of the container's usage; cAdvisor reports the container's cgroup.
+fn container_level(path: &str, id: &str) -> Option<String> {
+    let mut end = 0;
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        end = path[end..]
+            .find(component)
+            .map(|i| end + i + component.len())?;
+        if component.contains(id) {
+            return Some(path[..end].to_string());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_systemd_container_is_read_at_its_own_cgroup_not_init_scope() {
+        let id = "0123abcd";
+        assert_eq!(
+            container_level("/docker/0123abcd/init.scope", id).as_deref(),
+            Some("/docker/0123abcd")
+        );
+        assert_eq!(
+            container_level("/system.slice/docker-0123abcd.scope", id).as_deref(),
+            Some("/system.slice/docker-0123abcd.scope")
+        );
+        assert_eq!(container_level("/user.slice", id), None);
+    }
     use super::*;
 
     fn fixture(version: &str) -> Hierarchy {
