@@ -17,10 +17,12 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: run test deps build lint unit e2e bench fuzz clean rules-test terraform-test
 
-## run: build and run the exporter on $(LISTEN) with the default collectors
+## run: build and run the suite on this machine: node-exporter on $(LISTEN),
+## log-shipper on :9080, and (when installed) Prometheus with our rules and
+## Alertmanager; Ctrl-C stops them all
 run:
-	$(CARGO) build --release -p node-exporter
-	./target/release/node-exporter --web.listen-address=$(LISTEN)
+	$(CARGO) build --release -p node-exporter -p log-shipper
+	LISTEN=$(LISTEN) scripts/run-local.sh
 
 ## test: install what the tests need, then lint and run every test of every part
 test: deps lint unit rules-test terraform-test

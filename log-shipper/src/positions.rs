@@ -66,24 +66,28 @@ impl FileIdentity {
     /// The identity of an open file (reads up to 1 KiB at offset 0 with
     /// pread, leaving the file's cursor alone).
     pub fn of(file: &std::fs::File) -> std::io::Result<FileIdentity> {
-        use std::os::unix::fs::{FileExt, MetadataExt};
+        use std::os::unix::fs::MetadataExt;
         let meta = file.metadata()?;
         let mut head = [0u8; FINGERPRINT_BYTES];
-        let mut n = 0;
-        while n < head.len() {
-            match file.read_at(&mut head[n..], n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = read_head(file, &mut head)?;
         Ok(FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
             fp_len: n as u64,
             fp: fnv1a(&head[..n]),
         })
+    }
+
+    /// Whether `file` starts with the bytes fingerprinted here, whatever
+    /// its inode: a copy (logrotate's copytruncate). Never for an empty
+    /// fingerprint.
+    pub fn same_head(&self, file: &std::fs::File) -> bool {
+        use std::os::unix::fs::FileExt;
+        if self.fp_len == 0 {
+            return false;
+        }
+        let mut head = vec![0u8; self.fp_len as usize];
+        file.read_exact_at(&mut head, 0).is_ok() && fnv1a(&head) == self.fp
     }
 
     /// The identity of an empty file `(dev, ino)`: matches that inode with
@@ -110,6 +114,22 @@ impl FileIdentity {
         let mut head = vec![0u8; self.fp_len as usize];
         file.read_exact_at(&mut head, 0).is_ok() && fnv1a(&head) == self.fp
     }
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file` (pread: the
+/// file's cursor is left alone).
+pub fn read_head(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 fn fnv1a(b: &[u8]) -> u64 {

@@ -114,33 +114,58 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    fn assert_exactly_once(&self, expected: &[String]) {
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    /// Lines expected but not received, and lines received more often
+    /// than expected (or not at all expected).
+    fn compare(&self, expected: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         for l in expected {
-            *counts.entry(l).or_default() += 1;
+            *counts.entry(l.clone()).or_default() += 1;
         }
-        let got = self.lines();
-        for l in &got {
+        for l in self.lines() {
             *counts.entry(l).or_default() -= 1;
         }
-        let missing: Vec<_> = counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(l, _)| *l)
-            .collect();
-        let extra: Vec<_> = counts
-            .iter()
-            .filter(|(_, c)| **c < 0)
-            .map(|(l, _)| *l)
-            .collect();
+        let pick = |keep: fn(i64) -> bool| -> Vec<String> {
+            counts
+                .iter()
+                .filter(|(_, c)| keep(**c))
+                .map(|(l, _)| l.clone())
+                .collect()
+        };
+        (pick(|c| c > 0), pick(|c| c < 0))
+    }
+
+    /// Every expected line arrived at least once, and at most
+    /// `max_duplicates` more lines than expected arrived.
+    fn assert_nothing_lost(&self, expected: &[String], max_duplicates: usize) {
+        let (missing, _) = self.compare(expected);
+        assert!(
+            missing.is_empty(),
+            "{} lines lost: first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        let duplicates = self.receiver.entry_count() - expected.len();
+        assert!(
+            duplicates <= max_duplicates,
+            "{duplicates} duplicates (at most {max_duplicates} allowed)"
+        );
+        assert!(
+            self.receiver.problems().is_empty(),
+            "{:?}",
+            self.receiver.problems()
+        );
+    }
+
+    fn assert_exactly_once(&self, expected: &[String]) {
+        let (missing, extra) = self.compare(expected);
         assert!(
             missing.is_empty() && extra.is_empty(),
             "{} missing (first {:?}), {} duplicated/unexpected (first {:?}), {} received",
             missing.len(),
-            missing.iter().take(5).collect::<Vec<_>>(),
+            &missing[..missing.len().min(5)],
             extra.len(),
-            extra.iter().take(5).collect::<Vec<_>>(),
-            got.len()
+            &extra[..extra.len().min(5)],
+            self.receiver.entry_count()
         );
         assert!(
             self.receiver.problems().is_empty(),
@@ -219,6 +244,55 @@ async fn rotation_by_rename_20_times_under_writes_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_20_times_under_writes_loses_nothing() {
+    let mut h = Harness::new();
+    // The copies match the glob too, as with `/var/log/app.log*`: what
+    // was not read from the original before the truncation is read from
+    // its copy, from where the original was truncated. A copy made while
+    // the original was refilled before the tailer noticed can be read from
+    // its start: duplicates, never a loss.
+    h.start("app.log*", tailer_settings());
+    let logs = h.logs();
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("app.log"))
+            .unwrap();
+        let mut n = 0;
+        for rot in 0..20 {
+            for _ in 0..200 {
+                let l = format!("w line {n}");
+                writeln!(f, "{l}").unwrap();
+                all.push(l);
+                n += 1;
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            // logrotate's copytruncate: copy, then truncate in place; the
+            // writer keeps its O_APPEND descriptor.
+            std::fs::copy(logs.join("app.log"), logs.join(format!("app.log.{rot}"))).unwrap();
+            f.set_len(0).unwrap();
+        }
+        for _ in 0..10 {
+            let l = format!("w line {n}");
+            writeln!(f, "{l}").unwrap();
+            all.push(l);
+            n += 1;
+        }
+        all
+    });
+    let expected = writer.join().unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    // At most two of the 20 rounds (200 lines each) read twice.
+    h.assert_nothing_lost(&expected, 400);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncation_and_delete_recreate_start_over() {
     let mut h = Harness::new();
     let log = h.logs().join("app.log");
@@ -292,6 +366,21 @@ async fn partial_lines_crlf_binary_junk_and_an_empty_file() {
         .map(|s| (s.labels["filename"].clone(), s.entries.len()))
         .collect();
     assert_eq!(by_file[&logs.join("crlf.log").display().to_string()], 2);
+    let mut set = exporter_toolkit::exposition::MetricSet::new();
+    log_shipper::tailer::collect(&mut set);
+    let text = exporter_toolkit::exposition::encode(
+        &set.finish().unwrap(),
+        exporter_toolkit::exposition::Format::Text,
+    );
+    let crlf = logs.join("crlf.log").display().to_string();
+    for want in [
+        format!("promtail_read_lines_total{{path=\"{crlf}\"}} 2"),
+        format!("promtail_read_bytes_total{{path=\"{crlf}\"}} 10"),
+        format!("promtail_file_bytes_total{{path=\"{crlf}\"}} 10"),
+    ] {
+        assert!(text.contains(&want), "{want} not in:\n{text}");
+    }
+    assert!(text.contains("# TYPE promtail_files_active_total gauge"));
     assert!(h
         .receiver
         .streams()
@@ -445,6 +534,70 @@ async fn restart_resumes_from_positions_without_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_while_stopped_reads_the_rest_of_the_old_file_first() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let first = numbered("first", 0..100);
+    write_lines(&log, &first);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(100, 10).await;
+    h.stop().await;
+    h.positions.save().unwrap();
+    // While we are stopped: more lines, then logrotate renames the file
+    // and the application starts a new one.
+    let rest = numbered("rest", 0..50);
+    write_lines(&log, &rest);
+    std::fs::rename(&log, h.logs().join("app.log.1")).unwrap();
+    let new = numbered("new", 0..30);
+    write_lines(&log, &new);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("app.log", tailer_settings());
+    h.wait_lines(180, 10).await;
+    let mut all = first;
+    all.extend(rest);
+    all.extend(new);
+    h.assert_exactly_once(&all);
+    let streams = h.receiver.streams();
+    assert_eq!(
+        streams.len(),
+        1,
+        "the rest of the old file keeps its labels"
+    );
+    let lines: Vec<_> = streams[0].entries.iter().map(|e| e.line.clone()).collect();
+    assert_eq!(lines, all, "old file first, then the new one");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_is_followed_and_repointing_it_is_a_rotation() {
+    let mut h = Harness::new();
+    let data = h.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let link = h.logs().join("current.log");
+    let one = numbered("one", 0..50);
+    write_lines(&data.join("app-1.log"), &one);
+    std::os::unix::fs::symlink(data.join("app-1.log"), &link).unwrap();
+    h.start("*.log", tailer_settings());
+    h.wait_lines(50, 10).await;
+    let late = numbered("late", 0..5);
+    write_lines(&data.join("app-1.log"), &late);
+    let two = numbered("two", 0..20);
+    write_lines(&data.join("app-2.log"), &two);
+    let tmp = h.logs().join("current.tmp");
+    std::os::unix::fs::symlink(data.join("app-2.log"), &tmp).unwrap();
+    std::fs::rename(&tmp, &link).unwrap();
+    let mut all = one;
+    all.extend(late);
+    all.extend(two);
+    h.wait_lines(all.len(), 10).await;
+    h.assert_exactly_once(&all);
+    let streams = h.receiver.streams();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].labels["filename"], link.display().to_string());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparse_files_and_gzip_rotated_files() {
     let mut h = Harness::new();
     let sparse = h.logs().join("lastlog.log");
@@ -476,5 +629,91 @@ async fn sparse_files_and_gzip_rotated_files() {
         started.elapsed() < Duration::from_secs(10),
         "8 GiB of hole were not read"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_output_channel_restarts_tailers_from_the_delivered_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered("a", 0..10));
+    let positions = Positions::load(PositionsSettings {
+        filename: dir.path().join("positions.yaml"),
+        ..Default::default()
+    });
+    let manager = FileTargetManager::new(tailer_settings(), positions);
+    let mut target = LabelSet::new();
+    target.insert("__path__".into(), log.display().to_string());
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel(100);
+    manager.update("j", vec![target.clone()], tx1).unwrap();
+    for want in numbered("a", 0..10) {
+        let e = rx1.recv().await.unwrap();
+        assert_eq!(e.line, want);
+        assert_eq!(e.labels["filename"], log.display().to_string());
+        e.complete();
+    }
+    // A reload: the job's pipeline (and channel) is replaced.
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel(100);
+    manager.update("j", vec![target], tx2).unwrap();
+    drop(rx1);
+    write_lines(&log, &numbered("b", 0..5));
+    for want in numbered("b", 0..5) {
+        let e = tokio::time::timeout(Duration::from_secs(5), rx2.recv())
+            .await
+            .expect("lines after the reload")
+            .unwrap();
+        assert_eq!(e.line, want);
+        e.complete();
+    }
+    manager.stop();
+}
+
+/// A crash as kill -9 leaves it: nothing is flushed or saved on the way
+/// out; the next start has only the positions file last synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_under_steady_writes_lose_nothing() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            let mut all = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..100 {
+                    let l = format!("steady line {}", all.len());
+                    writeln!(f, "{l}").unwrap();
+                    all.push(l);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            all
+        })
+    };
+    let settings = h.positions.settings().clone();
+    for _crash in 0..5 {
+        h.positions = Positions::load(settings.clone());
+        let sync = h.positions.spawn_sync();
+        h.start("app.log", tailer_settings());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // kill -9: no final save, no flush, unsent entries never acked.
+        sync.abort();
+        h.manager.take().unwrap().stop();
+        h.client.take().unwrap().stop(Duration::ZERO).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let expected = writer.join().unwrap();
+    h.positions = Positions::load(settings);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(expected.len(), 30).await;
+    // Each crash re-sends what was accepted since the last sync of the
+    // positions (sync_period 100 ms here) plus what was in flight
+    // (batch_wait 50 ms): about 150 ms of writes of every 400 ms run.
+    h.assert_nothing_lost(&expected, expected.len() / 2);
     h.stop().await;
 }

@@ -74,6 +74,8 @@ pub struct Options {
     /// since the epoch, when the line was written) adds one latency sample:
     /// the time from then until the push is acknowledged.
     pub latency_marker: Option<String>,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<ReceiverTls>,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             keep_entries: true,
             latency_marker: None,
+            tls: None,
         }
     }
 }
@@ -129,10 +132,53 @@ struct Shared {
     latency_marker: Option<Vec<u8>>,
 }
 
+/// HTTPS for the receiver: its certificate and key (PEM), and the CA
+/// (PEM) client certificates must be signed by, if any.
+#[derive(Clone, Debug)]
+pub struct ReceiverTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: Option<String>,
+}
+
+fn tls_acceptor(t: &ReceiverTls) -> tokio_rustls::TlsAcceptor {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut t.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("receiver certificate PEM");
+    let key = rustls_pemfile::private_key(&mut t.key_pem.as_bytes())
+        .expect("receiver key PEM")
+        .expect("a private key in the receiver key PEM");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions");
+    let builder = match &t.client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut ca.as_bytes()) {
+                roots.add(c.expect("client CA PEM")).expect("client CA");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .expect("receiver certificate and key");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 /// A running receiver; stopped when dropped.
 pub struct LokiReceiver {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    https: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -144,9 +190,20 @@ impl LokiReceiver {
         LokiReceiver::start_with(Options::default()).expect("binding a loopback port")
     }
 
+    /// The same over HTTPS.
+    pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            tls: Some(tls),
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
+    }
+
     /// Starts a receiver as `options` say; fails when the address cannot
     /// be bound.
     pub fn start_with(options: Options) -> std::io::Result<LokiReceiver> {
+        let https = options.tls.is_some();
+        let acceptor = options.tls.as_ref().map(tls_acceptor);
         let std_listener = std::net::TcpListener::bind(options.listen)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -173,7 +230,7 @@ impl LokiReceiver {
                     let listener = tokio::net::TcpListener::from_std(std_listener)
                         .expect("registering the listener");
                     tokio::select! {
-                        _ = serve(for_thread, listener, addr) => {}
+                        _ = serve(for_thread, listener, addr, acceptor) => {}
                         _ = stop_rx => {}
                     }
                 });
@@ -182,6 +239,7 @@ impl LokiReceiver {
         Ok(LokiReceiver {
             shared,
             addr,
+            https,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -191,14 +249,15 @@ impl LokiReceiver {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The push URL to give a client.
     pub fn push_url(&self) -> String {
-        format!("http://{}/loki/api/v1/push", self.addr)
+        format!("{}/loki/api/v1/push", self.base_url())
     }
 
     /// Changes how pushes are answered. Going down or coming back up waits
@@ -334,7 +393,12 @@ impl Drop for LokiReceiver {
 /// Accepts connections while the mode is not `Down`; while it is, the
 /// listener is closed (connection refused) and every open connection is
 /// dropped, then the same port is bound again.
-async fn serve(shared: Arc<Shared>, mut listener: tokio::net::TcpListener, addr: SocketAddr) {
+async fn serve(
+    shared: Arc<Shared>,
+    mut listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut mode_rx = shared.mode.subscribe();
     loop {
         let mut connections = tokio::task::JoinSet::new();
@@ -346,13 +410,23 @@ async fn serve(shared: Arc<Shared>, mut listener: tokio::net::TcpListener, addr:
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let shared = Arc::clone(&shared);
+                    let tls = tls.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             handle(Arc::clone(&shared), req)
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(acceptor) => {
+                                // A failed handshake is the client's error to see.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                        }
                     });
                 }
                 changed = mode_rx.changed() => {

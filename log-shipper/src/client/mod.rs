@@ -97,7 +97,7 @@ impl Default for ClientSettings {
             tls: TlsSettings::default(),
             backoff: BackoffSettings::default(),
             external_labels: LabelSet::new(),
-            queue_capacity: 10_000,
+            queue_capacity: 2048,
         }
     }
 }

@@ -22,13 +22,17 @@ use super::metrics::ActiveFile;
 use super::TailerSettings;
 use crate::ack::Progress;
 use crate::entry::{Entry, LabelSet};
-use crate::positions::{FileIdentity, Positions};
+use crate::positions::{read_head, FileIdentity, Positions};
 
 /// What the job hears from its tailers.
 #[derive(Debug)]
 pub enum TailerEvent {
     /// The path now names another file (or none): look for the new one now.
     Rotated,
+    /// The file was truncated after `offset` bytes whose head is
+    /// `identity`: a copy of it appearing now (copytruncate) continues
+    /// from there.
+    Truncated { head: Vec<u8>, offset: u64 },
     /// The tailer is finished with this file (rotated away or deleted, and
     /// everything read is acknowledged): `offset` is where it stopped, so
     /// the file is never read twice if it shows up under another name.
@@ -46,6 +50,10 @@ pub struct TailerStatus {
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
     progress: Mutex<Arc<Progress>>,
+    /// The first bytes of the file (up to 1 KiB), to recognise its copies.
+    head: Mutex<Vec<u8>>,
+    /// Set when the tailer is finished with the file.
+    pub done: tokio::sync::watch::Sender<bool>,
 }
 
 impl TailerStatus {
@@ -58,6 +66,16 @@ impl TailerStatus {
     fn set_progress(&self, p: Arc<Progress>) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
+    /// The first bytes of the file as last read.
+    pub fn head(&self) -> Vec<u8> {
+        self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set_head(&self, file: Option<&std::fs::File>) {
+        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let n = file.map_or(0, |f| read_head(f, &mut head).unwrap_or(0));
+        head.truncate(n);
+        *self.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
+    }
 }
 
 pub struct Tailer {
@@ -69,9 +87,15 @@ pub struct Tailer {
     pub settings: Arc<TailerSettings>,
     pub positions: Arc<Positions>,
     pub fd_budget: Arc<Semaphore>,
+    /// Chunks of this job being read or sent at once.
+    pub read_budget: Arc<Semaphore>,
     pub out: mpsc::Sender<Entry>,
     pub events: mpsc::UnboundedSender<TailerEvent>,
     pub status: Arc<TailerStatus>,
+    /// The tailer of the file rotated away from this path, to finish first.
+    pub after: Option<Arc<TailerStatus>>,
+    /// The file was rotated away already: read it to its end, then stop.
+    pub draining: bool,
 }
 
 impl Tailer {
@@ -81,17 +105,30 @@ impl Tailer {
             read_offset: AtomicU64::new(start),
             size: AtomicU64::new(0),
             progress: Mutex::new(Progress::new(start)),
+            head: Mutex::new(Vec::new()),
+            done: tokio::sync::watch::channel(false).0,
         })
     }
 
     pub async fn run(self) {
         let metrics = super::metrics::file(&self.key);
-        let mut state = match Open::new(&self).await {
-            Some(s) => s,
-            None => return,
-        };
-        state.run(&self, &metrics).await;
-        self.positions.untrack(&self.key, &state.progress);
+        if let Some(mut state) = Open::new(&self).await {
+            // Opened (so a rename cannot take it away); a file rotated away
+            // from the same path is finished first, so the stream's entries
+            // stay in order.
+            if let Some(before) = &self.after {
+                let mut done = before.done.subscribe();
+                let _ = done.wait_for(|d| *d).await;
+            }
+            self.positions.track(
+                &self.key,
+                state.identity.clone(),
+                Arc::clone(&state.progress),
+            );
+            state.run(&self, &metrics).await;
+            self.positions.untrack(&self.key, &state.progress);
+        }
+        self.status.done.send_replace(true);
     }
 }
 
@@ -107,6 +144,10 @@ struct Open {
     gzip: bool,
     gzip_done: bool,
     buf: Vec<u8>,
+    /// The job's channel is closed.
+    closed: bool,
+    /// The file's own path when `path` is a symlink to it.
+    real_path: Option<PathBuf>,
 }
 
 enum PathState {
@@ -132,9 +173,8 @@ impl Open {
         }
         let identity = FileIdentity::of(&file).ok()?;
         let progress = Progress::new(t.start);
-        t.positions
-            .track(&t.key, identity.clone(), Arc::clone(&progress));
         t.status.set_progress(Arc::clone(&progress));
+        t.status.set_head(Some(&file));
         let gzip = t.path.extension().is_some_and(|e| e == "gz");
         tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
         Some(Open {
@@ -150,13 +190,22 @@ impl Open {
             last_data: Instant::now(),
             gzip,
             gzip_done: false,
-            buf: vec![0; t.settings.read_chunk.max(4096)],
+            buf: Vec::new(),
+            closed: false,
+            real_path: std::fs::canonicalize(&t.path).ok(),
         })
     }
 
     async fn run(&mut self, t: &Tailer, m: &ActiveFile) {
-        let mut rotated = false;
+        let mut rotated = t.draining;
         loop {
+            if self.closed {
+                // The job's channel is gone (a reload): stop here; what was
+                // not delivered is read again by the next tailer of this
+                // file, from the saved position.
+                tracing::debug!(path = %t.path.display(), "output closed, tailer stops");
+                return;
+            }
             let read = if self.gzip {
                 if self.gzip_done {
                     0
@@ -258,6 +307,7 @@ impl Open {
             if let Ok(id) = FileIdentity::of(f) {
                 if id.fp_len > self.identity.fp_len {
                     self.identity = id;
+                    t.status.set_head(Some(f));
                     t.positions
                         .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
                 }
@@ -271,9 +321,16 @@ impl Open {
     /// the old one.
     fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
         tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
+        // A copy continues at the start of the line we had not finished.
+        let _ = t.events.send(TailerEvent::Truncated {
+            head: t.status.head(),
+            offset: self.offset - self.splitter.partial_len(),
+        });
         self.splitter.reset();
         self.offset = 0;
         // Fingerprinted again as it is read (the file may be closed now).
+        // The status keeps the old head until the new content replaces it:
+        // a copy found before the job hears of this truncation is held.
         self.identity = FileIdentity::empty(t.dev_ino.0, t.dev_ino.1);
         self.progress = Progress::new(0);
         t.positions
@@ -282,8 +339,13 @@ impl Open {
         t.status.read_offset.store(0, Ordering::Relaxed);
     }
 
+    /// Closes an idle file when descriptors run short (less than a
+    /// quarter of the budget left): a closed file renamed out of its
+    /// directory could no longer be drained, so files stay open otherwise.
     fn maybe_close_idle(&mut self, t: &Tailer) {
+        let short = t.fd_budget.available_permits() < t.settings.max_open_files.max(4) / 4;
         if self.file.is_some()
+            && short
             && !self.splitter.has_partial()
             && self.last_data.elapsed() >= t.settings.idle_close
             && self.progress.in_flight() == 0
@@ -309,6 +371,18 @@ impl Open {
     /// the same directory (renamed by rotation) to read what was appended
     /// before the rename.
     async fn reopen_moved(&mut self, t: &Tailer) -> bool {
+        // A symlinked log: the file itself is where the link pointed.
+        if let Some(real) = &self.real_path {
+            if std::fs::metadata(real).is_ok_and(|m| (m.dev(), m.ino()) == t.dev_ino) {
+                let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
+                    return false;
+                };
+                if let Ok(f) = std::fs::File::open(real) {
+                    self.file = Some((f, permit));
+                    return true;
+                }
+            }
+        }
         let Some(dir) = t.path.parent() else {
             return false;
         };
@@ -331,13 +405,33 @@ impl Open {
     }
 
     /// Reads from the offset to the end of the file, chunk by chunk,
-    /// skipping holes of sparse files. Returns the bytes read.
+    /// skipping holes of sparse files. Returns the bytes read. The read
+    /// buffer exists only while there is something to read, so thousands
+    /// of idle files cost no buffers.
     async fn read_available(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
+        let total = self.read_available_inner(t, m).await;
+        self.buf = Vec::new();
+        total
+    }
+
+    async fn read_available_inner(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
         let mut total = 0;
         loop {
             let Some((file, _)) = &self.file else {
                 return total;
             };
+            if file.metadata().map_or(true, |md| md.len() <= self.offset) {
+                return total;
+            }
+            // Replaced content (copytruncate refilled past our offset) is
+            // not read as a continuation: the caller starts over.
+            if total == 0
+                && self.offset > 0
+                && self.identity.fp_len > 0
+                && !self.identity.matches(file)
+            {
+                return 0;
+            }
             if let Some(data) = next_data(file, self.offset) {
                 if data > self.offset {
                     // A hole (sparse file): nothing to read there.
@@ -350,9 +444,18 @@ impl Open {
                 // Only holes up to the end.
                 return total;
             }
+            // At most a few chunks of a job are in memory at once (read,
+            // or waiting in front of a full channel): memory stays bounded
+            // whatever the number of files.
+            let Ok(_reading) = t.read_budget.acquire().await else {
+                return total;
+            };
             let Some((file, _)) = &self.file else {
                 return total;
             };
+            if self.buf.is_empty() {
+                self.buf = vec![0; t.settings.read_chunk.max(4096)];
+            }
             let n = match file.read_at(&mut self.buf, self.offset) {
                 Ok(0) => return total,
                 Ok(n) => n,
@@ -384,7 +487,11 @@ impl Open {
         let mut skip = self.offset;
         let mut pos = 0u64;
         let mut total = 0;
+        self.buf = vec![0; t.settings.read_chunk.max(4096)];
         loop {
+            let Ok(_reading) = t.read_budget.acquire().await else {
+                return total;
+            };
             let n = match dec.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -408,6 +515,7 @@ impl Open {
                 }
             }
         }
+        self.buf = Vec::new();
         self.offset = self.offset.max(pos);
         if self.splitter.has_partial() {
             self.flush_partial(t, m).await;
@@ -439,6 +547,7 @@ impl Open {
         t.status.read_offset.store(self.offset, Ordering::Relaxed);
         for e in entries {
             if t.out.send(e).await.is_err() {
+                self.closed = true;
                 return false;
             }
         }
@@ -457,7 +566,9 @@ impl Open {
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         for e in entries {
-            let _ = t.out.send(e).await;
+            if t.out.send(e).await.is_err() {
+                self.closed = true;
+            }
         }
     }
 }

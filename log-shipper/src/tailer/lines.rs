@@ -54,6 +54,11 @@ impl LineSplitter {
         self.partial_len > 0
     }
 
+    /// Bytes of the line waiting for its newline.
+    pub fn partial_len(&self) -> u64 {
+        self.partial_len
+    }
+
     /// Forgets a partial line (the file was truncated or replaced).
     pub fn reset(&mut self) {
         self.partial.clear();
@@ -79,22 +84,7 @@ impl LineSplitter {
                 }
             } else {
                 self.append(piece);
-                let len = self.partial_len;
-                let kept = std::mem::take(&mut self.partial);
-                self.partial_len = 0;
-                if len as usize <= self.max {
-                    let mut kept = kept;
-                    if kept.last() == Some(&b'\r') {
-                        kept.pop();
-                    }
-                    emit(Piece::Line {
-                        bytes: Cow::Owned(kept),
-                        end,
-                        truncated: false,
-                    });
-                } else {
-                    emit(self.over_limit(&kept, len, end));
-                }
+                emit(self.take_partial(end, true));
             }
             start = nl + 1;
         }
@@ -109,17 +99,32 @@ impl LineSplitter {
         if self.partial_len == 0 {
             return;
         }
+        emit(self.take_partial(end, false));
+    }
+
+    /// The kept line as a piece ending at `end` (without a trailing `\r`
+    /// when it ended at a newline).
+    fn take_partial(&mut self, end: u64, at_newline: bool) -> Piece<'static> {
         let len = self.partial_len;
-        let kept = std::mem::take(&mut self.partial);
+        let mut kept = std::mem::take(&mut self.partial);
         self.partial_len = 0;
-        if len as usize <= self.max {
-            emit(Piece::Line {
-                bytes: Cow::Owned(kept),
-                end,
-                truncated: false,
-            });
-        } else {
-            emit(self.over_limit(&kept, len, end));
+        if len as usize > self.max {
+            return match self.over_limit(&kept, len, end) {
+                Piece::Line { bytes, end, .. } => Piece::Line {
+                    bytes: Cow::Owned(bytes.into_owned()),
+                    end,
+                    truncated: true,
+                },
+                Piece::Dropped { end, len } => Piece::Dropped { end, len },
+            };
+        }
+        if at_newline && kept.last() == Some(&b'\r') {
+            kept.pop();
+        }
+        Piece::Line {
+            bytes: Cow::Owned(kept),
+            end,
+            truncated: false,
         }
     }
 

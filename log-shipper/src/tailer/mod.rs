@@ -52,6 +52,9 @@ pub struct TailerSettings {
     pub max_open_files: usize,
     /// A file with nothing new and nothing in flight this long is closed.
     pub idle_close: Duration,
+    /// Chunks a job reads (or holds in front of its full channel) at once:
+    /// with `read_chunk`, bounds the memory of a backlog.
+    pub max_concurrent_reads: usize,
 }
 
 impl Default for TailerSettings {
@@ -65,6 +68,7 @@ impl Default for TailerSettings {
             read_chunk: 256 * 1024,
             max_open_files: default_max_open_files(),
             idle_close: Duration::from_secs(10),
+            max_concurrent_reads: 4,
         }
     }
 }
@@ -206,11 +210,16 @@ impl FileTargetManager {
                 settings: Arc::clone(&self.settings),
                 positions: Arc::clone(&self.positions),
                 fd_budget: Arc::clone(&self.fd_budget),
+                read_budget: Arc::new(Semaphore::new(self.settings.max_concurrent_reads.max(1))),
                 view: Arc::clone(&state),
                 targets: Vec::new(),
                 out: None,
                 tailers: HashMap::new(),
                 ended: HashMap::new(),
+                truncated: Vec::new(),
+                held_copies: HashMap::new(),
+                latest_by_path: HashMap::new(),
+                recovered: Default::default(),
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -283,6 +292,12 @@ impl Drop for FileTargetManager {
     }
 }
 
+/// Both non-empty and equal over the shorter one's length.
+fn same_prefix(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    n > 0 && a[..n] == b[..n]
+}
+
 /// inotify watches on the glob base directories (one per directory, not
 /// per file, so thousands of files cost few watches). When watches run
 /// out, the periodic sync and the tailers' polling still find everything.
@@ -347,6 +362,20 @@ impl DirWatcher {
     }
 }
 
+/// What a tailer is started with.
+struct Spawn {
+    /// The file read.
+    path: PathBuf,
+    /// Its positions key and `filename` (the path the target matched).
+    key: String,
+    labels: LabelSet,
+    dev_ino: (u64, u64),
+    start: u64,
+    after: Option<Arc<TailerStatus>>,
+    /// Already rotated away: read to the end, then done.
+    draining: bool,
+}
+
 struct RunningTailer {
     task: JoinHandle<()>,
     status: Arc<TailerStatus>,
@@ -365,6 +394,7 @@ struct JobRunner {
     settings: Arc<TailerSettings>,
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
+    read_budget: Arc<Semaphore>,
     view: Arc<Mutex<JobView>>,
     targets: Vec<Target>,
     out: Option<mpsc::Sender<Entry>>,
@@ -372,6 +402,16 @@ struct JobRunner {
     /// Files finished with (rotated away, deleted): where we stopped, so a
     /// rotated file showing up under a matching name is not read again.
     ended: HashMap<(u64, u64), (crate::positions::FileIdentity, u64)>,
+    /// Heads of files truncated lately and how far they had been read:
+    /// their copies (copytruncate) continue from there.
+    truncated: Vec<(Vec<u8>, u64, tokio::time::Instant)>,
+    /// New files whose head is that of a file being tailed: copies being
+    /// made by copytruncate, held back until the original is truncated.
+    held_copies: HashMap<(u64, u64), tokio::time::Instant>,
+    /// The newest tailer started for each path.
+    latest_by_path: HashMap<String, Arc<TailerStatus>>,
+    /// Old files looked for once (rotated while we were not running).
+    recovered: std::collections::HashSet<(u64, u64)>,
 }
 
 impl JobRunner {
@@ -385,38 +425,73 @@ impl JobRunner {
         // every poll until then (inotify usually tells us first).
         let mut fast_until: Option<tokio::time::Instant> = None;
         loop {
-            let fast = fast_until.filter(|t| *t > tokio::time::Instant::now());
+            let fast = fast_until
+                .filter(|t| *t > tokio::time::Instant::now())
+                .is_some()
+                || !self.held_copies.is_empty();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(JobCommand::Update(targets, out)) => {
                         self.targets = targets;
+                        if self.out.as_ref().is_some_and(|o| !o.same_channel(&out)) {
+                            // A new pipeline: tailers start again from the
+                            // positions (what is in flight may come twice).
+                            for (_, t) in self.tailers.drain() {
+                                t.task.abort();
+                            }
+                            self.latest_by_path.clear();
+                        }
                         self.out = Some(out);
                         self.stop_unmatched();
                         watcher.watch(self.targets.iter().map(|t| &t.glob));
                     }
                     None => break,
                 },
-                ev = events.recv() => match ev {
-                    Some(TailerEvent::Ended { key, identity, offset }) => {
-                        self.tailers.remove(&key);
-                        self.ended.insert(key, (identity, offset));
+                ev = events.recv() => {
+                    if let Some(ev) = ev {
+                        self.handle_event(ev, &mut fast_until);
                     }
-                    Some(TailerEvent::Rotated) => {
-                        fast_until = Some(tokio::time::Instant::now() + self.settings.sync_period);
-                    }
-                    None => {}
-                },
+                }
                 Some(()) = fs_events.recv() => {
                     // Coalesce a burst of events into one sync.
                     while fs_events.try_recv().is_ok() {}
                 }
-                _ = tokio::time::sleep(self.settings.poll_interval), if fast.is_some() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval), if fast => {}
                 _ = tick.tick() => {}
+            }
+            // Every truncation and end reported so far is known before
+            // new files are judged (a copy must meet its original's record).
+            while let Ok(ev) = events.try_recv() {
+                self.handle_event(ev, &mut fast_until);
             }
             self.sync(&events_tx);
         }
         for (_, t) in self.tailers.drain() {
             t.task.abort();
+        }
+    }
+
+    fn handle_event(&mut self, ev: TailerEvent, fast_until: &mut Option<tokio::time::Instant>) {
+        let now = tokio::time::Instant::now();
+        match ev {
+            TailerEvent::Ended {
+                key,
+                identity,
+                offset,
+            } => {
+                self.tailers.remove(&key);
+                self.ended.insert(key, (identity, offset));
+            }
+            TailerEvent::Truncated { head, offset } => {
+                let keep = self.settings.sync_period * 6;
+                self.truncated
+                    .retain(|(_, _, at)| now.duration_since(*at) < keep);
+                self.truncated.push((head, offset, now));
+                *fast_until = Some(now + self.settings.sync_period);
+            }
+            TailerEvent::Rotated => {
+                *fast_until = Some(now + self.settings.sync_period);
+            }
         }
     }
 
@@ -439,6 +514,7 @@ impl JobRunner {
     fn sync(&mut self, events: &mpsc::UnboundedSender<TailerEvent>) {
         let Some(out) = self.out.clone() else { return };
         self.tailers.retain(|_, t| !t.task.is_finished());
+        self.latest_by_path.retain(|_, s| !*s.done.borrow());
         for ti in 0..self.targets.len() {
             let paths = self.targets[ti]
                 .glob
@@ -451,26 +527,33 @@ impl JobRunner {
                 if self.tailers.contains_key(&key) {
                     continue;
                 }
-                let start = self.start_offset(&path, key, meta.len());
                 let path_str = path.to_string_lossy().into_owned();
-                let mut labels = self.targets[ti].labels.clone();
-                labels.insert(FILENAME_LABEL.to_string(), path_str.clone());
-                let status = Tailer::status(&path_str, start);
-                let tailer = Tailer {
+                let labels = {
+                    let mut l = self.targets[ti].labels.clone();
+                    l.insert(FILENAME_LABEL.to_string(), path_str.clone());
+                    l
+                };
+                self.recover_rotated_while_down(&path_str, key, &labels, &out, events);
+                // The file rotated away from this path is finished first:
+                // one stream's entries stay in order.
+                let after = self
+                    .latest_by_path
+                    .get(&path_str)
+                    .filter(|s| !*s.done.borrow())
+                    .cloned();
+                let Some(start) = self.start_offset(&path, key, meta.len()) else {
+                    continue;
+                };
+                let spawn = Spawn {
                     path: path.clone(),
                     key: path_str,
                     labels,
                     dev_ino: key,
                     start,
-                    settings: Arc::clone(&self.settings),
-                    positions: Arc::clone(&self.positions),
-                    fd_budget: Arc::clone(&self.fd_budget),
-                    out: out.clone(),
-                    events: events.clone(),
-                    status: Arc::clone(&status),
+                    after,
+                    draining: false,
                 };
-                let task = tokio::spawn(tailer.run());
-                self.tailers.insert(key, RunningTailer { task, status });
+                self.spawn(spawn, &out, events);
             }
         }
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -486,10 +569,96 @@ impl JobRunner {
             .collect();
     }
 
+    fn spawn(
+        &mut self,
+        s: Spawn,
+        out: &mpsc::Sender<Entry>,
+        events: &mpsc::UnboundedSender<TailerEvent>,
+    ) {
+        let status = Tailer::status(&s.key, s.start);
+        self.latest_by_path
+            .insert(s.key.clone(), Arc::clone(&status));
+        let tailer = Tailer {
+            path: s.path,
+            key: s.key,
+            labels: s.labels,
+            dev_ino: s.dev_ino,
+            start: s.start,
+            settings: Arc::clone(&self.settings),
+            positions: Arc::clone(&self.positions),
+            fd_budget: Arc::clone(&self.fd_budget),
+            read_budget: Arc::clone(&self.read_budget),
+            out: out.clone(),
+            events: events.clone(),
+            status: Arc::clone(&status),
+            after: s.after,
+            draining: s.draining,
+        };
+        let task = tokio::spawn(tailer.run());
+        self.tailers
+            .insert(s.dev_ino, RunningTailer { task, status });
+    }
+
+    /// The saved position of `path` belongs to another file (rotated while
+    /// we were not running): if that file is still in the same directory
+    /// under another name, what was not delivered from it is read first,
+    /// labelled as before.
+    fn recover_rotated_while_down(
+        &mut self,
+        path: &str,
+        key: (u64, u64),
+        labels: &LabelSet,
+        out: &mpsc::Sender<Entry>,
+        events: &mpsc::UnboundedSender<TailerEvent>,
+    ) {
+        let Some(saved) = self.positions.get(path) else {
+            return;
+        };
+        let Some(id) = saved.identity else { return };
+        let old = (id.dev, id.ino);
+        if old == key || self.tailers.contains_key(&old) || !self.recovered.insert(old) {
+            return;
+        }
+        let Some(dir) = std::path::Path::new(path).parent() else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if (meta.dev(), meta.ino()) != old || meta.len() <= saved.offset {
+                continue;
+            }
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            if !id.matches(&f) {
+                continue;
+            }
+            tracing::info!(path, rotated_to = %e.path().display(), offset = saved.offset, "reading the rest of a file rotated while we were not running");
+            self.spawn(
+                Spawn {
+                    path: e.path(),
+                    key: path.to_string(),
+                    labels: labels.clone(),
+                    dev_ino: old,
+                    start: saved.offset,
+                    after: None,
+                    draining: true,
+                },
+                out,
+                events,
+            );
+            return;
+        }
+    }
+
     /// Where to start reading a newly found file: where we stopped if we
     /// knew this file (by identity), promtail's saved offset if it is
-    /// plausible, else the start.
-    fn start_offset(&self, path: &PathBuf, key: (u64, u64), len: u64) -> u64 {
+    /// plausible, where its original was truncated for a copytruncate
+    /// copy, else the start. `None`: not yet (a copy being made).
+    fn start_offset(&mut self, path: &PathBuf, key: (u64, u64), len: u64) -> Option<u64> {
         let file = std::fs::File::open(path).ok();
         // Offsets of .gz files count decompressed bytes.
         let len = if path.extension().is_some_and(|e| e == "gz") {
@@ -501,26 +670,61 @@ impl JobRunner {
             |id: &crate::positions::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         if let Some((id, offset)) = self.ended.get(&key) {
             if same(id) && *offset <= len {
-                return *offset;
+                return Some(*offset);
             }
         }
         let key_str = path.to_string_lossy();
         if let Some(saved) = self.positions.get(&key_str) {
             match &saved.identity {
                 Some(id) if (id.dev, id.ino) == key && same(id) && saved.offset <= len => {
-                    return saved.offset
+                    return Some(saved.offset)
                 }
                 Some(_) => {}
                 // promtail's own position (path only): promtail's rule.
-                None if saved.offset <= len => return saved.offset,
-                None => return 0,
+                None if saved.offset <= len => return Some(saved.offset),
+                None => return Some(0),
             }
         }
         if let Some((_, saved)) = self.positions.find_identity(key.0, key.1) {
             if saved.identity.as_ref().is_some_and(same) && saved.offset <= len {
-                return saved.offset;
+                return Some(saved.offset);
             }
         }
-        0
+        let f = file.as_ref()?;
+        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let n = crate::positions::read_head(f, &mut head).unwrap_or(0);
+        head.truncate(n);
+        let now = tokio::time::Instant::now();
+        let deadline_passed = {
+            let since = *self.held_copies.entry(key).or_insert(now);
+            now.duration_since(since) >= self.settings.sync_period * 3
+        };
+        // A copy of a file truncated lately (copytruncate): continue where
+        // the original was truncated, once the copy is complete.
+        if let Some((_, offset, _)) = self
+            .truncated
+            .iter()
+            .rev()
+            .find(|(h, _, _)| same_prefix(h, &head))
+        {
+            if *offset <= len || deadline_passed {
+                self.held_copies.remove(&key);
+                return Some((*offset).min(len));
+            }
+            return None;
+        }
+        // Maybe a copy being made of a file being tailed (still empty, or
+        // starting with its bytes): wait for the original's truncation,
+        // for a few syncs at most; then it is a file of its own.
+        let maybe_copy = self.tailers.values().any(|t| {
+            let h = t.status.head();
+            !h.is_empty() && (head.is_empty() || same_prefix(&h, &head))
+        });
+        if maybe_copy && !deadline_passed {
+            return None;
+        }
+        tracing::debug!(path = %path.display(), "new file: reading it from its start");
+        self.held_copies.remove(&key);
+        Some(0)
     }
 }
