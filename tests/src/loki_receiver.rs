@@ -552,9 +552,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
     store.counts.accepted_requests += 1;
     store.counts.body_bytes += body.len() as u64;
     let room = MAX_LATENCY_SAMPLES.saturating_sub(store.latencies_us.len());
-    store
-        .latencies_us
-        .extend(latencies.into_iter().take(room));
+    store.latencies_us.extend(latencies.into_iter().take(room));
     for (labels, entries) in streams {
         let key = (tenant.clone(), canonical(&labels));
         let Store {
@@ -567,11 +565,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
         counts.entries += entries.len() as u64;
         counts.line_bytes += entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
         if !shared.keep_entries {
-            streams.entry(key.clone()).or_insert_with(|| ReceivedStream {
-                tenant: tenant.clone(),
-                labels,
-                entries: Vec::new(),
-            });
+            streams
+                .entry(key.clone())
+                .or_insert_with(|| ReceivedStream {
+                    tenant: tenant.clone(),
+                    labels,
+                    entries: Vec::new(),
+                });
             let last = last_ts.entry(key.clone()).or_insert(i128::MIN);
             for e in entries {
                 if e.timestamp_ns < *last && problems.len() < MAX_PROBLEMS_COUNTING {
@@ -617,7 +617,10 @@ fn unix_nanos() -> i128 {
 fn written_ns(line: &[u8], marker: &[u8]) -> Option<i128> {
     let at = line.windows(marker.len()).position(|w| w == marker)? + marker.len();
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&line[at..at + digits]).ok()?.parse().ok()
+    std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn status_message(code: u16) -> String {
