@@ -401,8 +401,11 @@ def files_case(args, root, receiver):
     work = fresh_workdir(root, "files")
     per_file = 100
     paths = [os.path.join(work, "logs", f"app-{i:04d}.log") for i in range(args.files)]
+    # Each file its own lines: identical files would look like copies of
+    # one another (copytruncate detection compares their first bytes).
     for i, p in enumerate(paths):
-        write_file(p, plain_lines, per_file)
+        with open(p, "w") as f:
+            f.write(plain_lines(i * per_file, per_file))
     n = per_file * args.files
     receiver.reset()
     shipper = Shipper(args.shipper, config_path("plain.yaml"), work, receiver.push_url)
