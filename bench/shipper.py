@@ -603,7 +603,7 @@ def render(args, command, versions, res):
         if key in res:
             r = res[key]
             notes.append(
-                f"- ({label}) {r['lines']:,} lines ({r['bytes'] / MIB:.0f} MiB, {r['streams']} streams) written before the "
+                f"- ({label}) {r['lines']:,} lines ({r['bytes'] / MIB:.0f} MiB, {r['streams']} stream{'s' if r['streams'] != 1 else ''}) written before the "
                 f"start and shipped from the file's beginning; rates over the middle 80 % "
                 f"({r['cpu_ticks']:.0f} CPU ticks of 1/{compare.CLK_TCK} s); whole run {r['total_wall']:.1f} s wall, "
                 f"{r['total_cpu']:.1f} s CPU incl. start-up and the last batchwait; the receiver used "
