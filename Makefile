@@ -11,11 +11,15 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager ca-certificates busybox-static
 # alert-rules/alertmanager/render.py renders the Alertmanager template as Ansible does.
 APT_PACKAGES += python3-jinja2 python3-yaml
+# systemd-journal-remote writes the journal files the log-shipper's journal tests read.
+APT_PACKAGES += systemd-journal-remote
+# debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
+APT_PACKAGES += debootstrap
 
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps build lint unit e2e bench fuzz clean rules-test terraform-test
+.PHONY: run test deps build lint unit e2e bench fuzz clean rules-test terraform-test ansible-lint ansible-test
 
 ## run: build and run the suite on this machine: node-exporter on $(LISTEN),
 ## log-shipper on :9080, and (when installed) Prometheus with our rules and
@@ -25,7 +29,7 @@ run:
 	LISTEN=$(LISTEN) scripts/run-local.sh
 
 ## test: install what the tests need, then lint and run every test of every part
-test: deps lint unit rules-test terraform-test
+test: deps lint unit rules-test terraform-test ansible-test
 
 ## deps: idempotent; apt-get only runs when a package is missing
 deps:
@@ -89,7 +93,7 @@ bench: deps
 	python3 bench/compare.py --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md
 	$(CARGO) build --release -p log-shipper
-	$(CARGO) build --release -p e2e-tests --example loki_receiver
+	$(CARGO) build --release -p e2e-tests --example loki_bench_receiver
 	python3 bench/shipper.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
@@ -99,3 +103,17 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# Python tools from requirements-dev.txt live next to the python3 that pip used.
+PY_SCRIPTS := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
+
+## ansible-lint: the playbook parses and every role passes ansible-lint's production profile
+ansible-lint:
+	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-playbook --syntax-check site.yml
+	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-lint --profile production
+
+## ansible-test: site.yml deployed to Debian 12 containers running systemd, checked from outside
+ansible-test: ansible-lint
+	$(CARGO) build -p node-exporter -p log-shipper
+	$(CARGO) build -p e2e-tests --example loki_receiver
+	PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py

@@ -4,7 +4,7 @@
 The shipper runs with a promtail-format config file from bench/shipper/
 (plain.yaml, nginx.yaml; `-config.expand-env=true` fills in the paths and
 ports) and pushes protobuf + snappy to the test receiver
-(`tests/examples/loki_receiver.rs`, counting mode), which decodes every push
+(`tests/examples/loki_bench_receiver.rs`, counting mode), which decodes every push
 and reports counts, order problems and latencies on its control port.
 Measured:
 
@@ -26,7 +26,7 @@ stream. Writes its own marked section of BENCHMARKS.md. Python standard
 library; `make bench` builds the binaries first; by hand:
 
     cargo build --release -p log-shipper
-    cargo build --release -p e2e-tests --example loki_receiver
+    cargo build --release -p e2e-tests --example loki_bench_receiver
     python3 bench/shipper.py --outage-seconds 60     # a quick run
 """
 
@@ -75,7 +75,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shipper", default=release_bin("log-shipper"), help="default: %(default)s")
     p.add_argument(
-        "--receiver", default=release_bin("examples", "loki_receiver"), help="default: %(default)s"
+        "--receiver", default=release_bin("examples", "loki_bench_receiver"), help="default: %(default)s"
     )
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
     p.add_argument("--plain-lines", type=int, default=4_000_000, help="lines in case a (default: %(default)s)")
@@ -537,7 +537,7 @@ def render(args, command, versions, res):
         f"- command: `{command}` (`make bench` runs it with the defaults)",
         f"- shipper: `{args.shipper}` ({versions['shipper']}), configs `bench/shipper/plain.yaml` and "
         "`bench/shipper/nginx.yaml` (promtail's format, `-config.expand-env=true`); receiver: "
-        "`tests/examples/loki_receiver.rs` (decodes every protobuf+snappy push, checks order, counts), "
+        "`tests/examples/loki_bench_receiver.rs` (decodes every protobuf+snappy push, checks order, counts), "
         "on loopback, on the same 2 CPUs",
         "- every case checks that exactly the lines written arrived, each stream in order",
         "- promtail cannot be downloaded here, so its column is the issue's reference figures "
@@ -640,7 +640,7 @@ def main(argv):
     command = "python3 bench/shipper.py" + ("" if not argv else " " + shlex.join(argv))
     for what, b, hint in (
         ("shipper", args.shipper, "cargo build --release -p log-shipper"),
-        ("receiver", args.receiver, "cargo build --release -p e2e-tests --example loki_receiver"),
+        ("receiver", args.receiver, "cargo build --release -p e2e-tests --example loki_bench_receiver"),
     ):
         if not os.access(b, os.X_OK):
             die(f"{b} is not an executable ({what}); build it with `{hint}`")

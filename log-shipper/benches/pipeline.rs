@@ -37,6 +37,17 @@ fn nginx(c: &mut Criterion) {
             black_box(out.pop());
         })
     });
+    // The same pipeline a stage at a time, to see where the time goes.
+    let all: Vec<StageConfig> = serde_yaml_ng::from_str(STAGES).unwrap();
+    for (name, n) in [("regex_only", 1), ("regex_labels", 2)] {
+        let mut p = Pipeline::new(&all[..n], "nginx").unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                p.process(Entry::new(target.clone(), LINE.to_string()), &mut out);
+                black_box(out.pop());
+            })
+        });
+    }
     let mut plain = Pipeline::new(&[], "plain").unwrap();
     g.bench_function("no_stages", |b| {
         b.iter(|| {

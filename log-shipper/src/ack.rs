@@ -7,7 +7,7 @@
 //! prefix of completed entries: whatever is still in flight is read again
 //! after a crash, never skipped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The delivery state of one source (one file).
@@ -26,15 +26,29 @@ struct ProgressInner {
     /// (no allocation per entry).
     in_flight: VecDeque<(u64, u32)>,
     committed: u64,
+    /// Acks folded into an entry (a multiline block's other lines), by the
+    /// entry's sequence number: completed when it is. Empty unless a stage
+    /// joins entries.
+    merged: HashMap<u64, Vec<Ack>>,
 }
 
 impl ProgressInner {
-    fn complete(&mut self, seq: u64) {
+    /// Completes one holder's share of `seq`; returns the acks merged into
+    /// it once it is done, for the caller to complete without this lock
+    /// (they may belong to this same source).
+    #[must_use]
+    fn complete(&mut self, seq: u64) -> Vec<Ack> {
+        let mut due = Vec::new();
         let Some(i) = seq.checked_sub(self.base) else {
-            return;
+            return due;
         };
         if let Some(slot) = self.in_flight.get_mut(i as usize) {
-            slot.1 = slot.1.saturating_sub(1);
+            if slot.1 > 0 {
+                slot.1 -= 1;
+                if slot.1 == 0 && !self.merged.is_empty() {
+                    due = self.merged.remove(&seq).unwrap_or_default();
+                }
+            }
         }
         // Advance over the completed prefix.
         while let Some(&(end, 0)) = self.in_flight.front() {
@@ -42,6 +56,7 @@ impl ProgressInner {
             self.base += 1;
             self.committed = end;
         }
+        due
     }
 }
 
@@ -53,6 +68,7 @@ impl Progress {
                 base: 0,
                 in_flight: VecDeque::new(),
                 committed: start,
+                merged: HashMap::new(),
             }),
         })
     }
@@ -109,20 +125,38 @@ pub struct Ack {
 impl Ack {
     /// Completes this holder's share; the entry is done when every share is.
     pub fn complete(self) {
-        self.progress.lock().complete(self.seq);
+        let due = self.progress.lock().complete(self.seq);
+        Ack::complete_all(due);
+    }
+
+    /// Folds `other` into this ack: completing the result completes both.
+    /// Stages that join entries (multiline, cri partial lines) use it so the
+    /// joined entry stands for every line in it.
+    pub fn merge(self, other: Ack) -> Ack {
+        self.progress
+            .lock()
+            .merged
+            .entry(self.seq)
+            .or_default()
+            .push(other);
+        self
     }
 
     /// Completes many acks (a delivered batch), taking each source's lock
     /// once per run of acks of that source rather than once per ack.
     pub fn complete_all(acks: Vec<Ack>) {
+        let mut due = Vec::new();
         let mut i = 0;
         while i < acks.len() {
             let progress = Arc::clone(&acks[i].progress);
             let mut inner = progress.lock();
             while i < acks.len() && Arc::ptr_eq(&progress, &acks[i].progress) {
-                inner.complete(acks[i].seq);
+                due.extend(inner.complete(acks[i].seq));
                 i += 1;
             }
+        }
+        if !due.is_empty() {
+            Ack::complete_all(due);
         }
     }
 
@@ -190,6 +224,31 @@ mod tests {
         assert_eq!((q.committed(), q.in_flight()), (101, 1));
         late.complete();
         assert_eq!(q.committed(), 102);
+    }
+
+    #[test]
+    fn a_merged_ack_completes_every_entry_in_it() {
+        let p = Progress::new(0);
+        let a = p.track(5);
+        let b = p.track(9);
+        let c = p.track(12);
+        let joined = a.merge(b).merge(c);
+        assert_eq!(p.committed(), 0);
+        let mut shares = joined.split(2);
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 0, "one client of two is not enough");
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 12);
+        assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn merged_acks_complete_through_complete_all_too() {
+        let p = Progress::new(0);
+        let joined = p.track(3).merge(p.track(7));
+        let other = p.track(9);
+        Ack::complete_all(vec![joined, other]);
+        assert_eq!((p.committed(), p.in_flight()), (9, 0));
     }
 
     #[test]

@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 use crate::client::{self, BackoffSettings, BasicAuth, Client, ClientSettings, TlsSettings};
 use crate::config::{ClientConfig, Config, ConfigError};
 use crate::entry::Entry;
+use crate::limits::ReadlineLimit;
 use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsSettings};
 use crate::server::TargetView;
+use crate::sources::docker::DockerSources;
 use crate::tailer::{FileTargetManager, TailerSettings};
 
 /// Entries a job's channel holds before its tailers wait (backpressure).
@@ -59,6 +61,9 @@ pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.validate()?;
     cfg.check_all()?;
+    for sc in &cfg.scrape_configs {
+        crate::sources::journal::check(sc).map_err(ConfigError::new)?;
+    }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
     }
@@ -180,6 +185,8 @@ pub struct Shipper {
     dry_run: Option<JoinHandle<()>>,
     positions: Arc<Positions>,
     positions_sync: Option<JoinHandle<()>>,
+    docker: Vec<DockerSources>,
+    journals: Vec<crate::sources::journal::JournalTarget>,
 }
 
 impl Shipper {
@@ -233,17 +240,37 @@ impl Shipper {
         ));
         let mut discoveries = Vec::new();
         let mut pipelines = Vec::new();
+        // One bucket for every line read, whichever job it belongs to.
+        let readline = ReadlineLimit::from_config(&cfg.limits_config);
+        let mut docker = Vec::new();
+        let mut journals = Vec::new();
         for sc in &cfg.scrape_configs {
-            if !sc.docker_sd_configs.is_empty() || sc.journal.is_some() {
-                tracing::warn!(job = %sc.job_name, "docker_sd_configs and journal sources are not implemented yet; this job ships only its file targets");
-            }
-            if sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+            let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
+            let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
+            if !has_files && !has_docker && sc.journal.is_none() {
                 continue;
             }
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
-            pipelines.push(tokio::spawn(run_pipeline(pipeline, job_rx, output.clone())));
+            pipelines.push(tokio::spawn(run_pipeline(
+                pipeline,
+                job_rx,
+                output.clone(),
+                readline.clone(),
+            )));
+            docker.extend(DockerSources::start(sc, &job_tx, &positions));
+            if sc.journal.is_some() {
+                let positions = Arc::clone(&positions);
+                journals.push(crate::sources::journal::JournalTarget::start(
+                    sc,
+                    positions,
+                    job_tx.clone(),
+                )?);
+            }
+            if !has_files {
+                continue;
+            }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&manager);
             let job = sc.job_name.clone();
@@ -274,6 +301,8 @@ impl Shipper {
             dry_run: dry_run_task,
             positions,
             positions_sync,
+            docker,
+            journals,
         })
     }
 
@@ -326,6 +355,10 @@ impl Shipper {
             let _ = d.await;
         }
         self.manager.stop();
+        self.docker.iter().for_each(DockerSources::stop_reading);
+        for j in &self.journals {
+            j.stop();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
             let abort = p.abort_handle();
@@ -346,6 +379,10 @@ impl Shipper {
         if let Some(d) = self.dry_run {
             let _ = d.await;
         }
+        self.docker.iter().for_each(DockerSources::flush);
+        for j in &self.journals {
+            j.save_cursor();
+        }
         if let Some(s) = self.positions_sync {
             s.abort();
             let positions = Arc::clone(&self.positions);
@@ -360,24 +397,64 @@ impl Shipper {
 
 /// A job's pipeline: takes what its tailers read, runs the stages, passes
 /// the survivors on. Waiting on `out` is what stops the tailers when Loki
-/// is slow.
+/// is slow. Buffering stages (multiline) are flushed when their deadline
+/// passes and when the job's channel closes.
 async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<Entry>,
     out: mpsc::Sender<Entry>,
+    readline: Option<Arc<ReadlineLimit>>,
 ) {
     let mut input = Vec::with_capacity(PIPELINE_BATCH);
     let mut output = Vec::with_capacity(PIPELINE_BATCH);
-    while rx.recv_many(&mut input, PIPELINE_BATCH).await > 0 {
-        for e in input.drain(..) {
-            pipeline.process(e, &mut output);
+    loop {
+        let deadline = pipeline.next_deadline();
+        let received = tokio::select! {
+            n = rx.recv_many(&mut input, PIPELINE_BATCH) => Some(n),
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        match received {
+            Some(0) => pipeline.flush_all(&mut output),
+            Some(_) => {
+                for e in input.drain(..) {
+                    if let Some(limit) = &readline {
+                        if !admit(limit).await {
+                            limit.dropped.inc();
+                            e.complete();
+                            continue;
+                        }
+                    }
+                    pipeline.process(e, &mut output);
+                }
+            }
+            None => pipeline.flush_due(std::time::Instant::now(), &mut output),
         }
         for e in output.drain(..) {
             if out.send(e).await.is_err() {
                 return;
             }
         }
+        if received == Some(0) {
+            return;
+        }
     }
+}
+
+/// `readline_rate`: true when the line may go on; over the rate, waits for
+/// a token, or says no when the config drops such lines.
+async fn admit(limit: &ReadlineLimit) -> bool {
+    while let Some(wait) = limit.take() {
+        if limit.drop {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    true
 }
 
 /// Several clients: every entry goes to each, and its ack is split so the

@@ -19,8 +19,10 @@ pub mod relabel;
 
 pub mod client;
 pub mod positions;
+pub mod sources;
 pub mod tailer;
 
 pub mod app;
+pub mod limits;
 pub mod metrics;
 pub mod server;

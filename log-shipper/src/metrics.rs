@@ -25,5 +25,7 @@ pub fn collect(set: &mut MetricSet) {
     crate::discovery::collect(set);
     crate::pipeline::collect(set);
     crate::tailer::collect(set);
+    crate::sources::journal::collect(set);
     crate::client::collect(set);
+    crate::sources::docker::collect(set);
 }

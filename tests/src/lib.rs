@@ -14,6 +14,7 @@
 
 pub mod alertmanager;
 pub mod dashboard;
+pub mod docker_engine;
 pub mod exporters;
 pub mod exposition;
 pub mod grafana;
@@ -23,6 +24,7 @@ pub mod loki_receiver;
 pub mod process;
 pub mod prometheus;
 pub mod rules;
+pub mod shipper;
 pub mod shipper_labels;
 pub mod slack;
 pub mod tmpfs_host;

@@ -190,6 +190,17 @@ impl LokiReceiver {
         LokiReceiver::start_with(Options::default()).expect("binding a loopback port")
     }
 
+    /// Starts a receiver on `addr` (port 0: a free one), accepting pushes;
+    /// e.g. on the gateway of a test's own Docker network, for shippers in
+    /// its containers.
+    pub fn start_on(addr: SocketAddr) -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            listen: addr,
+            ..Options::default()
+        })
+        .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"))
+    }
+
     /// The same over HTTPS.
     pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
         LokiReceiver::start_with(Options {

@@ -1,5 +1,5 @@
 //! The Loki test receiver as the process `bench/shipper.py` runs
-//! (`tests/examples/loki_receiver.rs`, built by `cargo test`): it counts
+//! (`tests/examples/loki_bench_receiver.rs`, built by `cargo test`): it counts
 //! pushes, times lines carrying a write time, and obeys its control port.
 
 use std::io::{BufRead, BufReader};
@@ -25,7 +25,7 @@ fn start() -> Receiver {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug/examples/loki_receiver");
+    let bin = target.join("debug/examples/loki_bench_receiver");
     assert!(
         bin.exists(),
         "{} is missing: `cargo test -p e2e-tests` builds it",

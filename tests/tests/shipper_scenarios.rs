@@ -14,14 +14,41 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use e2e_tests::loki_receiver::{LokiReceiver, Mode};
-use e2e_tests::process::{find_program, free_port, wait_until, workspace_root, Process};
+use e2e_tests::process::{free_port, wait_until, Process};
 
 fn shipper_bin() -> PathBuf {
-    find_program(
-        "LOG_SHIPPER_BIN",
-        &[workspace_root().join("target/debug/log-shipper")],
-        "build it with `cargo build -p log-shipper`",
-    )
+    e2e_tests::shipper::binary()
+}
+
+/// A test's temp dir, Loki test receiver and shipper HTTP port.
+struct Setup {
+    dir: tempfile::TempDir,
+    receiver: LokiReceiver,
+    port: u16,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            receiver: LokiReceiver::start(),
+            port: free_port(),
+        }
+    }
+
+    /// Writes (or rewrites) `config.yaml` and returns its path.
+    fn write_config(&self, extra_client: &str, scrape: &str) -> PathBuf {
+        let path = self.dir.path().join("config.yaml");
+        let text = config(
+            self.dir.path(),
+            &self.receiver,
+            self.port,
+            extra_client,
+            scrape,
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
 }
 
 /// A shipper config in promtail's format; `extra_client` is added to the
@@ -189,23 +216,11 @@ fn kill_delays(n: usize) -> (u64, Vec<Duration>) {
 
 #[test]
 fn kill_9_under_steady_writes_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = LokiReceiver::start();
-    let port = free_port();
+    let setup = Setup::new();
+    let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
     let log = dir.path().join("app.log");
     std::fs::write(&log, "").unwrap();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        config(
-            dir.path(),
-            &receiver,
-            port,
-            "",
-            &file_job("app", &dir.path().join("*.log")),
-        ),
-    )
-    .unwrap();
+    let cfg = setup.write_config("", &file_job("app", &dir.path().join("*.log")));
 
     let rate = 300;
     let writer = Writer::start(log.clone(), "kill", rate);
@@ -219,13 +234,7 @@ fn kill_9_under_steady_writes_loses_nothing() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let written = writer.finish();
-    let duplicates = expect_all(
-        &receiver,
-        "kill",
-        written,
-        Duration::from_secs(60),
-        &shipper,
-    );
+    let duplicates = expect_all(receiver, "kill", written, Duration::from_secs(60), &shipper);
     // What may come twice is what was read but not yet saved as delivered
     // when the process died: at most about one batch window per kill.
     let allowed = delays.len() * rate as usize * 2;
@@ -243,26 +252,14 @@ fn kill_9_under_steady_writes_loses_nothing() {
 
 #[test]
 fn loki_down_then_rate_limited_loses_nothing_and_memory_stays_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = LokiReceiver::start();
-    let port = free_port();
+    let setup = Setup::new();
+    let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
     let log = dir.path().join("app.log");
     std::fs::write(&log, "").unwrap();
-    let cfg = dir.path().join("config.yaml");
     // Retry until delivered (max_retries 0) with a short ceiling, so the
     // test does not wait minutes for the next attempt once Loki is back.
     let backoff = "    backoff_config:\n      min_period: 100ms\n      max_period: 2s\n      max_retries: 0\n";
-    std::fs::write(
-        &cfg,
-        config(
-            dir.path(),
-            &receiver,
-            port,
-            backoff,
-            &file_job("app", &dir.path().join("*.log")),
-        ),
-    )
-    .unwrap();
+    let cfg = setup.write_config(backoff, &file_job("app", &dir.path().join("*.log")));
     let shipper = start_shipper(&cfg, port);
     let writer = Writer::start(log.clone(), "outage", 500);
     std::thread::sleep(Duration::from_secs(2));
@@ -284,7 +281,7 @@ fn loki_down_then_rate_limited_loses_nothing_and_memory_stays_bounded() {
     sample(Instant::now() + Duration::from_secs(2));
     let written = writer.finish();
     let duplicates = expect_all(
-        &receiver,
+        receiver,
         "outage",
         written,
         Duration::from_secs(60),
@@ -310,9 +307,8 @@ fn loki_down_then_rate_limited_loses_nothing_and_memory_stays_bounded() {
 
 #[test]
 fn file_sd_targets_come_and_go_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = LokiReceiver::start();
-    let port = free_port();
+    let setup = Setup::new();
+    let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
     let sd = dir.path().join("targets.yaml");
     let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     std::fs::write(&a, "a-00000000\n").unwrap();
@@ -328,8 +324,7 @@ fn file_sd_targets_come_and_go_while_running() {
         "  - job_name: sd\n    file_sd_configs:\n      - files: [{}]\n        refresh_interval: 1s\n",
         sd.display()
     );
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(&cfg, config(dir.path(), &receiver, port, "", &scrape)).unwrap();
+    let cfg = setup.write_config("", &scrape);
     let shipper = start_shipper(&cfg, port);
     let has = |line: &str| receiver.lines().iter().any(|l| l == line);
     wait_until("a's line arrives", Duration::from_secs(15), || {
@@ -371,18 +366,12 @@ fn file_sd_targets_come_and_go_while_running() {
 
 #[test]
 fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = LokiReceiver::start();
-    let port = free_port();
+    let setup = Setup::new();
+    let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
     let (one, two) = (dir.path().join("one.log"), dir.path().join("two.log"));
     std::fs::write(&one, "one-00000000\n").unwrap();
     std::fs::write(&two, "two-00000000\n").unwrap();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        config(dir.path(), &receiver, port, "", &file_job("one", &one)),
-    )
-    .unwrap();
+    let cfg = setup.write_config("", &file_job("one", &one));
     let shipper = start_shipper(&cfg, port);
     let has = |line: &str| receiver.lines().iter().any(|l| l == line);
     wait_until("one's line", Duration::from_secs(15), || {
@@ -405,17 +394,10 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
     );
 
     // A good one applies, by POST /reload.
-    std::fs::write(
-        &cfg,
-        config(
-            dir.path(),
-            &receiver,
-            port,
-            "",
-            &format!("{}{}", file_job("one", &one), file_job("two", &two)),
-        ),
-    )
-    .unwrap();
+    setup.write_config(
+        "",
+        &format!("{}{}", file_job("one", &one), file_job("two", &two)),
+    );
     let r = ureq::post(&format!("http://127.0.0.1:{port}/reload"))
         .call()
         .unwrap();
@@ -454,7 +436,7 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
         metrics.contains("promtail_config_reload_fail_total 1"),
         "{metrics}"
     );
-    let counts = received_counts(&receiver);
+    let counts = received_counts(receiver);
     for l in ["one-00000000", "two-00000000", "one-00000001"] {
         assert_eq!(counts.get(l), Some(&1), "{l} must arrive exactly once");
     }
@@ -462,17 +444,11 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
 
 #[test]
 fn dry_run_prints_what_it_would_push_and_pushes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let receiver = LokiReceiver::start();
-    let port = free_port();
+    let setup = Setup::new();
+    let (dir, receiver) = (&setup.dir, &setup.receiver);
     let log = dir.path().join("app.log");
     std::fs::write(&log, "hello dry run\n").unwrap();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
-        config(dir.path(), &receiver, port, "", &file_job("app", &log)),
-    )
-    .unwrap();
+    let cfg = setup.write_config("", &file_job("app", &log));
     let mut cmd = Command::new(shipper_bin());
     cmd.arg(format!("-config.file={}", cfg.display()))
         .arg("-dry-run");
@@ -511,4 +487,50 @@ fn check_config_names_file_line_and_key() {
         err.contains("bad.yaml") && err.contains("bachsize") && err.contains('6'),
         "{err}"
     );
+}
+
+#[test]
+fn readline_rate_drops_or_waits_as_configured() {
+    for drop in [true, false] {
+        let setup = Setup::new();
+        let (dir, receiver, port) = (&setup.dir, &setup.receiver, setup.port);
+        let log = dir.path().join("app.log");
+        let lines: String = (0..60).map(|n| format!("rate-{n:08}\n")).collect();
+        std::fs::write(&log, lines).unwrap();
+        let cfg = setup.write_config("", &file_job("app", &log));
+        let limits = format!(
+            "limits_config:\n  readline_rate_enabled: true\n  readline_rate: 20\n  readline_burst: 10\n  readline_rate_drop: {drop}\n"
+        );
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&limits);
+        std::fs::write(&cfg, text).unwrap();
+        let started = Instant::now();
+        let shipper = start_shipper(&cfg, port);
+        if drop {
+            // The burst goes at once; the rest arrives faster than the rate
+            // allows and is dropped, counted, and not read again.
+            wait_until("the drops are counted", Duration::from_secs(15), || {
+                Ok(get(port, "/metrics")?.1.lines().any(|l| {
+                    l.starts_with("logentry_dropped_lines_total{reason=\"readline_rate_limited\"}")
+                        && !l.ends_with(" 0")
+                }))
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(20)));
+            std::thread::sleep(Duration::from_secs(1));
+            let n = receiver.entry_count();
+            assert!(
+                (10..60).contains(&n),
+                "{n} of 60 lines passed a 10-line burst at 20/s"
+            );
+        } else {
+            // Waiting: everything arrives, no faster than the rate allows.
+            let missing = expect_all(receiver, "rate", 60, Duration::from_secs(20), &shipper);
+            assert_eq!(missing, 0, "duplicates");
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(2000),
+                "60 lines at 20/s after a burst of 10 took only {took:?}"
+            );
+        }
+    }
 }

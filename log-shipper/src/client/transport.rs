@@ -2,7 +2,7 @@
 //! TLS (rustls). A client sends one batch at a time (as promtail does), so
 //! one connection is all it needs; it is reopened after any error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 /// `tls_config` of a client, as promtail (Prometheus' common config) names it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -230,129 +230,14 @@ impl Transport {
     }
 }
 
-fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("tls_config.{what} {}: {e}", path.display()))
-}
-
-fn load_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = read_file(what, path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls_config.{what} {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_config.{what} {}: no PEM certificate found",
-            path.display()
-        ));
-    }
-    Ok(certs)
-}
-
-/// The system's CA bundle when no ca_file is given (Debian's and Red
-/// Hat's locations, as Go's crypto/x509 looks for them).
-const SYSTEM_CA_FILES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
+/// The client side of `tls_config` (the server name is used when connecting).
 pub fn client_tls_config(t: &TlsSettings) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls_config: {e}"))?;
-    let builder = if t.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &t.ca_file {
-            Some(ca) => {
-                for c in load_certs("ca_file", ca)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
-                }
-            }
-            None => {
-                for f in SYSTEM_CA_FILES {
-                    if let Ok(certs) = load_certs("ca_file", Path::new(f)) {
-                        roots.add_parsable_certificates(certs);
-                        break;
-                    }
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    match (&t.cert_file, &t.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = load_certs("cert_file", cert)?;
-            let pem = read_file("key_file", key)?;
-            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pem.as_slice())
-                .map_err(|e| format!("tls_config.key_file {}: {e}", key.display()))?
-                .ok_or_else(|| {
-                    format!(
-                        "tls_config.key_file {}: no PEM private key found",
-                        key.display()
-                    )
-                })?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err("tls_config: cert_file and key_file must be given together".into()),
-    }
-}
-
-/// `insecure_skip_verify: true`: any certificate is accepted (signatures of
-/// the handshake are still checked).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+    })
 }
 
 #[cfg(test)]

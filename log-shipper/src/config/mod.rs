@@ -404,11 +404,14 @@ pub struct ScrapeConfig {
     pub file_sd_configs: Vec<FileSdConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub relabel_configs: Vec<RelabelConfig>,
-    /// Parsed and kept: the Docker and journal sources are a later issue.
+    /// Containers' logs (`sources::docker`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub docker_sd_configs: Vec<DockerSdConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalConfig>,
+    /// Our extension: the Docker Engine's event stream as log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_events: Option<DockerEventsConfig>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub encoding: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -465,7 +468,7 @@ impl Default for FileSdConfig {
     }
 }
 
-/// Prometheus' docker_sd_config, as promtail takes it (kept for issue 6).
+/// Prometheus' docker_sd_config, as promtail takes it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerSdConfig {
@@ -522,6 +525,29 @@ impl Default for DockerSdConfig {
 pub struct DockerFilter {
     pub name: String,
     pub values: Vec<String>,
+}
+
+/// Our extension (not in promtail): the Engine's events as JSON lines,
+/// labelled `type` and `action` (see `sources::docker_events`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerEventsConfig {
+    pub host: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The Engine's event filters (`type`, `event`, `container`, `label`...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<DockerFilter>,
+}
+
+impl Default for DockerEventsConfig {
+    fn default() -> Self {
+        DockerEventsConfig {
+            host: "unix:///var/run/docker.sock".into(),
+            labels: BTreeMap::new(),
+            filters: Vec::new(),
+        }
+    }
 }
 
 /// promtail's journal scrape block (kept for the journal source).
@@ -651,6 +677,7 @@ impl Config {
                     })?;
                 }
             }
+            crate::sources::docker_engine::validate(i, sc)?;
             if !jobs.insert(sc.job_name.as_str()) {
                 return Err(ConfigError::new(format!(
                     "scrape_configs[{i}]: found multiple scrape configs with job name {:?}",
@@ -758,13 +785,12 @@ mod tests {
             e.message.contains("__path__") && e.message.contains("unterminated"),
             "{e}"
         );
-        let c = from_str(
-            "scrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - docker: {}\n",
-        )
-        .unwrap();
+        let c =
+            from_str("scrape_configs:\n  - job_name: a\n    pipeline_stages:\n      - geoip: {}\n")
+                .unwrap();
         let e = c.check_all().unwrap_err();
         assert!(
-            e.message.contains("pipeline_stages[0].docker")
+            e.message.contains("pipeline_stages[0].geoip")
                 && e.message.contains("not supported yet"),
             "{e}"
         );

@@ -18,14 +18,14 @@ pub enum Kind {
     Json,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Slot {
     key: String,
     value: String,
     kind: Option<Kind>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Extracted {
     slots: Vec<Slot>,
     len: usize,
@@ -91,6 +91,14 @@ impl Extracted {
         s.kind = Some(kind);
         s.value.clear();
         &mut s.value
+    }
+
+    /// Removes `key` (the slot's buffers move to the end for reuse).
+    pub fn remove(&mut self, key: &str) {
+        if let Some(i) = self.find(key) {
+            self.slots[i..self.len].rotate_left(1);
+            self.len -= 1;
+        }
     }
 
     pub fn set(&mut self, key: &str, kind: Kind, value: &str) {

@@ -8,19 +8,23 @@
 //! [`StageConfig`], its config struct and a [`Stage`] implementation.
 
 pub mod extracted;
+pub mod fastcap;
 pub mod gotime;
 pub mod selector;
 pub mod stages;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::ack::Ack;
 use crate::config::{ConfigError, Opaque};
 use crate::entry::Entry;
 pub use extracted::{Extracted, Kind};
@@ -40,6 +44,18 @@ pub enum StageConfig {
     Output(OutputConfig),
     Drop(DropConfig),
     Match(MatchConfig),
+    Docker(DockerConfig),
+    Cri(CriConfig),
+    Multiline(MultilineConfig),
+    Replace(ReplaceConfig),
+    Template(TemplateConfig),
+    Metrics(MetricsConfig),
+    Limit(LimitConfig),
+    Tenant(TenantConfig),
+    StructuredMetadata(StructuredMetadataConfig),
+    Pack(PackConfig),
+    Decolorize(DecolorizeConfig),
+    Sampling(SamplingConfig),
     /// A stage promtail has that is not built yet (issue 6): kept so the
     /// config loads and prints; building a pipeline with it is an error.
     Unimplemented {
@@ -49,24 +65,7 @@ pub enum StageConfig {
 }
 
 /// promtail's stage names that we parse but do not run yet.
-const LATER_STAGES: &[&str] = &[
-    "docker",
-    "cri",
-    "multiline",
-    "replace",
-    "template",
-    "metrics",
-    "limit",
-    "tenant",
-    "structured_metadata",
-    "pack",
-    "decolorize",
-    "sampling",
-    "geoip",
-    "eventlogmessage",
-    "luhn",
-    "non_indexed_labels",
-];
+const LATER_STAGES: &[&str] = &["geoip", "eventlogmessage", "luhn", "non_indexed_labels"];
 
 const STAGE_NAMES: &[&str] = &[
     "regex",
@@ -80,6 +79,18 @@ const STAGE_NAMES: &[&str] = &[
     "output",
     "drop",
     "match",
+    "docker",
+    "cri",
+    "multiline",
+    "replace",
+    "template",
+    "metrics",
+    "limit",
+    "tenant",
+    "structured_metadata",
+    "pack",
+    "decolorize",
+    "sampling",
 ];
 
 impl StageConfig {
@@ -96,6 +107,18 @@ impl StageConfig {
             StageConfig::Output(_) => "output",
             StageConfig::Drop(_) => "drop",
             StageConfig::Match(_) => "match",
+            StageConfig::Docker(_) => "docker",
+            StageConfig::Cri(_) => "cri",
+            StageConfig::Multiline(_) => "multiline",
+            StageConfig::Replace(_) => "replace",
+            StageConfig::Template(_) => "template",
+            StageConfig::Metrics(_) => "metrics",
+            StageConfig::Limit(_) => "limit",
+            StageConfig::Tenant(_) => "tenant",
+            StageConfig::StructuredMetadata(_) => "structured_metadata",
+            StageConfig::Pack(_) => "pack",
+            StageConfig::Decolorize(_) => "decolorize",
+            StageConfig::Sampling(_) => "sampling",
             StageConfig::Unimplemented { kind, .. } => kind,
         }
     }
@@ -125,6 +148,26 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "output" => StageConfig::Output(map.next_value()?),
                     "drop" => StageConfig::Drop(map.next_value()?),
                     "match" => StageConfig::Match(map.next_value()?),
+                    "docker" => StageConfig::Docker(
+                        map.next_value::<Option<DockerConfig>>()?
+                            .unwrap_or_default(),
+                    ),
+                    "cri" => {
+                        StageConfig::Cri(map.next_value::<Option<CriConfig>>()?.unwrap_or_default())
+                    }
+                    "multiline" => StageConfig::Multiline(map.next_value()?),
+                    "replace" => StageConfig::Replace(map.next_value()?),
+                    "template" => StageConfig::Template(map.next_value()?),
+                    "metrics" => StageConfig::Metrics(map.next_value()?),
+                    "limit" => StageConfig::Limit(map.next_value()?),
+                    "tenant" => StageConfig::Tenant(map.next_value()?),
+                    "structured_metadata" => StageConfig::StructuredMetadata(map.next_value()?),
+                    "pack" => StageConfig::Pack(map.next_value()?),
+                    "decolorize" => StageConfig::Decolorize(
+                        map.next_value::<Option<DecolorizeConfig>>()?
+                            .unwrap_or_default(),
+                    ),
+                    "sampling" => StageConfig::Sampling(map.next_value()?),
                     k if LATER_STAGES.contains(&k) => StageConfig::Unimplemented {
                         kind: kind.clone(),
                         config: map.next_value()?,
@@ -168,6 +211,18 @@ impl Serialize for StageConfig {
             StageConfig::Output(c) => m.serialize_entry("output", c)?,
             StageConfig::Drop(c) => m.serialize_entry("drop", c)?,
             StageConfig::Match(c) => m.serialize_entry("match", c)?,
+            StageConfig::Docker(c) => m.serialize_entry("docker", c)?,
+            StageConfig::Cri(c) => m.serialize_entry("cri", c)?,
+            StageConfig::Multiline(c) => m.serialize_entry("multiline", c)?,
+            StageConfig::Replace(c) => m.serialize_entry("replace", c)?,
+            StageConfig::Template(c) => m.serialize_entry("template", c)?,
+            StageConfig::Metrics(c) => m.serialize_entry("metrics", c)?,
+            StageConfig::Limit(c) => m.serialize_entry("limit", c)?,
+            StageConfig::Tenant(c) => m.serialize_entry("tenant", c)?,
+            StageConfig::StructuredMetadata(c) => m.serialize_entry("structured_metadata", c)?,
+            StageConfig::Pack(c) => m.serialize_entry("pack", c)?,
+            StageConfig::Decolorize(c) => m.serialize_entry("decolorize", c)?,
+            StageConfig::Sampling(c) => m.serialize_entry("sampling", c)?,
             StageConfig::Unimplemented { kind, config } => m.serialize_entry(kind, config)?,
         }
         m.end()
@@ -180,13 +235,59 @@ pub enum Flow {
     Keep,
     /// The stage counted the drop; the pipeline completes the entry.
     Drop,
+    /// A buffering stage took the entry (its line, labels and ack) to hand
+    /// it on later, joined with others, from [`Stage::drain_released`].
+    Held,
+}
+
+/// An entry a buffering stage hands on, with the extracted map it had.
+#[derive(Debug)]
+pub struct Released {
+    pub entry: Entry,
+    pub extracted: Extracted,
 }
 
 /// One running stage. `process` is called once per entry, in order.
-/// (Buffering stages such as multiline will add a flush hook here.)
+/// Buffering stages (multiline, cri) return [`Flow::Held`], hand out what
+/// they finished holding through `drain_released`, and are flushed by time
+/// (`flush`, at `next_deadline`) and when the pipeline stops.
 pub trait Stage: Send {
     fn name(&self) -> &'static str;
     fn process(&mut self, entry: &mut Entry, extracted: &mut Extracted) -> Flow;
+
+    /// True for stages that hold entries; only these are asked to release.
+    fn buffers(&self) -> bool {
+        false
+    }
+    /// Moves the entries this stage finished holding to `out`, oldest first.
+    fn drain_released(&mut self, _out: &mut Vec<Released>) {}
+    /// Releases what is due at `now` (everything when `all`).
+    fn flush(&mut self, _now: Instant, _all: bool) {}
+    /// When `flush` next has something to release.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// Moves an entry's contents out, leaving an empty shell without ack (for
+/// stages that hold entries).
+pub fn take_entry(entry: &mut Entry) -> Entry {
+    Entry {
+        labels: std::mem::take(&mut entry.labels),
+        timestamp: entry.timestamp,
+        line: std::mem::take(&mut entry.line),
+        structured_metadata: std::mem::take(&mut entry.structured_metadata),
+        ack: entry.ack.take(),
+    }
+}
+
+/// The ack of an entry joined from two: completing it completes both.
+pub fn join_acks(a: Option<Ack>, b: Option<Ack>) -> Option<Ack> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.merge(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// The running pipeline of one scrape config.
@@ -194,6 +295,7 @@ pub struct Pipeline {
     job: String,
     stages: Vec<Box<dyn Stage>>,
     extracted: Extracted,
+    released: Vec<Released>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -214,6 +316,7 @@ impl Pipeline {
             stages: build_stages(stages, "pipeline_stages")
                 .map_err(|e| e.at(&format!("scrape_configs (job {job:?})")))?,
             extracted: Extracted::default(),
+            released: Vec::new(),
         })
     }
 
@@ -225,33 +328,98 @@ impl Pipeline {
         self.stages.is_empty()
     }
 
-    /// Runs `entry` through every stage; pushes it to `out` unless a stage
-    /// dropped it, in which case its ack is completed here.
+    /// Runs `entry` through every stage; pushes what comes out to `out`
+    /// (nothing when a stage dropped or holds it; a dropped entry's ack is
+    /// completed here; entries a buffering stage let go come first).
     pub fn process(&mut self, mut entry: Entry, out: &mut Vec<Entry>) {
         if self.stages.is_empty() {
             out.push(entry);
             return;
         }
         self.extracted.reset_from_labels(&entry.labels);
-        if run_stages(&mut self.stages, &mut entry, &mut self.extracted) == Flow::Drop {
-            entry.complete();
-            return;
+        let flow = run_stages(
+            &mut self.stages,
+            &mut entry,
+            &mut self.extracted,
+            &mut self.released,
+        );
+        out.extend(self.released.drain(..).map(|r| r.entry));
+        match flow {
+            Flow::Keep => out.push(entry),
+            Flow::Drop => entry.complete(),
+            Flow::Held => {}
         }
-        out.push(entry);
+    }
+
+    /// Lets buffering stages release what is due at `now` (a multiline
+    /// block whose `max_wait_time` passed) and runs it through the rest.
+    pub fn flush_due(&mut self, now: Instant, out: &mut Vec<Entry>) {
+        flush_stages(&mut self.stages, now, false, &mut self.released);
+        out.extend(self.released.drain(..).map(|r| r.entry));
+    }
+
+    /// Releases everything held (the pipeline is stopping).
+    pub fn flush_all(&mut self, out: &mut Vec<Entry>) {
+        flush_stages(&mut self.stages, Instant::now(), true, &mut self.released);
+        out.extend(self.released.drain(..).map(|r| r.entry));
+    }
+
+    /// When [`Pipeline::flush_due`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        next_deadline(&self.stages)
     }
 }
 
+/// Runs one entry through `stages`. Entries that buffering stages release
+/// on the way and that pass every later stage are pushed to `done`.
 pub(crate) fn run_stages(
     stages: &mut [Box<dyn Stage>],
     entry: &mut Entry,
     x: &mut Extracted,
+    done: &mut Vec<Released>,
 ) -> Flow {
-    for stage in stages {
-        if stage.process(entry, x) == Flow::Drop {
-            return Flow::Drop;
+    for i in 0..stages.len() {
+        let flow = stages[i].process(entry, x);
+        if stages[i].buffers() {
+            continue_released(stages, i, done);
+        }
+        if flow != Flow::Keep {
+            return flow;
         }
     }
     Flow::Keep
+}
+
+/// Runs what stage `i` released through the stages after it.
+fn continue_released(stages: &mut [Box<dyn Stage>], i: usize, done: &mut Vec<Released>) {
+    let mut released = Vec::new();
+    stages[i].drain_released(&mut released);
+    let rest = &mut stages[i + 1..];
+    for mut r in released {
+        match run_stages(rest, &mut r.entry, &mut r.extracted, done) {
+            Flow::Keep => done.push(r),
+            Flow::Drop => r.entry.complete(),
+            Flow::Held => {}
+        }
+    }
+}
+
+pub(crate) fn flush_stages(
+    stages: &mut [Box<dyn Stage>],
+    now: Instant,
+    all: bool,
+    done: &mut Vec<Released>,
+) {
+    for i in 0..stages.len() {
+        if stages[i].buffers() {
+            stages[i].flush(now, all);
+            continue_released(stages, i, done);
+        }
+    }
+}
+
+pub(crate) fn next_deadline(stages: &[Box<dyn Stage>]) -> Option<Instant> {
+    stages.iter().filter_map(|s| s.next_deadline()).min()
 }
 
 pub(crate) fn build_stages(
@@ -294,8 +462,9 @@ fn dropped_registry() -> &'static Mutex<BTreeMap<String, Arc<AtomicU64>>> {
     REG.get_or_init(Default::default)
 }
 
-/// Adds the pipeline's self-metrics to `set`.
+/// Adds the pipeline's self-metrics and the `metrics` stages' metrics to `set`.
 pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
+    stages::metrics::collect(set);
     let reg = dropped_registry().lock().unwrap_or_else(|e| e.into_inner());
     for (reason, count) in reg.iter() {
         set.counter(

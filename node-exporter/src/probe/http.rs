@@ -441,96 +441,13 @@ fn resolve_location(base: &Uri, loc: &str) -> anyhow::Result<Uri> {
 }
 
 fn tls_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?;
-    let builder = if c.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = c
-            .ca_file
-            .clone()
-            .unwrap_or_else(|| SYSTEM_ROOTS.to_string());
-        let pem =
-            std::fs::read(&ca).with_context(|| format!("tls_config.ca_file: reading {ca}"))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.with_context(|| format!("tls_config.ca_file: parsing {ca}"))?;
-            let _ = roots.add(cert);
-        }
-        builder.with_root_certificates(roots)
-    };
-    match (&c.cert_file, &c.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = std::fs::read(cert)
-                .with_context(|| format!("tls_config.cert_file: reading {cert}"))?;
-            let certs = rustls_pemfile::certs(&mut certs.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("tls_config.cert_file: parsing {cert}"))?;
-            let keyb = std::fs::read(key)
-                .with_context(|| format!("tls_config.key_file: reading {key}"))?;
-            let key = rustls_pemfile::private_key(&mut keyb.as_slice())
-                .with_context(|| format!("tls_config.key_file: parsing {key}"))?
-                .ok_or_else(|| anyhow!("tls_config.key_file {key}: no private key"))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .context("tls_config: client certificate")
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// Debian's CA bundle (package ca-certificates).
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// `insecure_skip_verify`: any certificate, but handshake signatures are
-/// still checked so the session is what it claims to be.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
+        ca_file: c.ca_file.as_ref().map(Into::into),
+        cert_file: c.cert_file.as_ref().map(Into::into),
+        key_file: c.key_file.as_ref().map(Into::into),
+        insecure_skip_verify: c.insecure_skip_verify,
+    })
+    .map_err(anyhow::Error::msg)
 }
 
 /// The earliest `notAfter` of the peer's chain, in Unix seconds.
@@ -543,24 +460,8 @@ fn earliest_expiry(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<f6
 }
 
 fn base64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 #[cfg(test)]

@@ -46,15 +46,19 @@ impl LabelsStage {
         }
         check_names(c.keys())?;
         Ok(LabelsStage {
-            pairs: c
-                .iter()
-                .map(|(l, s)| {
-                    let src = s.as_deref().filter(|s| !s.is_empty()).unwrap_or(l);
-                    (l.clone(), src.to_string())
-                })
-                .collect(),
+            pairs: name_source_pairs(c),
         })
     }
+}
+
+/// (name, extracted source) from a `labels`-style map (no source: the name).
+pub(crate) fn name_source_pairs(c: &LabelsConfig) -> Vec<(String, String)> {
+    c.iter()
+        .map(|(l, s)| {
+            let src = s.as_deref().filter(|s| !s.is_empty()).unwrap_or(l);
+            (l.clone(), src.to_string())
+        })
+        .collect()
 }
 
 impl Stage for LabelsStage {

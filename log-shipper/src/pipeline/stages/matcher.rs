@@ -6,7 +6,12 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::entry::Entry;
 use crate::pipeline::selector::Selector;
-use crate::pipeline::{build_stages, run_stages, DropCounter, Extracted, Flow, Stage, StageConfig};
+use std::time::Instant;
+
+use crate::pipeline::{
+    build_stages, flush_stages, next_deadline, run_stages, DropCounter, Extracted, Flow, Released,
+    Stage, StageConfig,
+};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +56,9 @@ enum Action {
 pub struct MatchStage {
     selector: Selector,
     action: Action,
+    /// Nested buffering stages (multiline under a selector) make this one.
+    buffers: bool,
+    released: Vec<Released>,
 }
 
 impl MatchStage {
@@ -81,9 +89,12 @@ impl MatchStage {
                 ))
             }
         };
+        let buffers = matches!(&action, Action::Run(st) if st.iter().any(|s| s.buffers()));
         Ok(MatchStage {
             selector: c.selector.parsed.clone(),
             action,
+            buffers,
+            released: Vec::new(),
         })
     }
 }
@@ -102,7 +113,28 @@ impl Stage for MatchStage {
                 c.inc();
                 Flow::Drop
             }
-            Action::Run(stages) => run_stages(stages, entry, x),
+            Action::Run(stages) => run_stages(stages, entry, x, &mut self.released),
+        }
+    }
+
+    fn buffers(&self) -> bool {
+        self.buffers
+    }
+
+    fn drain_released(&mut self, out: &mut Vec<Released>) {
+        out.append(&mut self.released);
+    }
+
+    fn flush(&mut self, now: Instant, all: bool) {
+        if let Action::Run(stages) = &mut self.action {
+            flush_stages(stages, now, all, &mut self.released);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match &self.action {
+            Action::Run(stages) => next_deadline(stages),
+            Action::Drop(_) => None,
         }
     }
 }

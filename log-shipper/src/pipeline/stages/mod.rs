@@ -1,13 +1,25 @@
 //! One module per stage. Configs validate what they can while the YAML is
 //! read (regexes, JMESPath, selectors), so those errors carry a line number.
 
+pub mod cri;
+pub mod decolorize;
+pub mod docker;
 pub mod drop;
 pub mod json;
 pub mod labels;
+pub mod limit;
 pub mod logfmt;
 pub mod matcher;
+pub mod metrics;
+pub mod multiline;
 pub mod output;
+pub mod pack;
 pub mod regex;
+pub mod replace;
+pub mod sampling;
+pub mod structured_metadata;
+pub mod template;
+pub mod tenant;
 pub mod timestamp;
 
 use std::fmt;
@@ -15,13 +27,25 @@ use std::fmt;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+pub use self::cri::CriConfig;
+pub use self::decolorize::DecolorizeConfig;
+pub use self::docker::DockerConfig;
 pub use self::drop::DropConfig;
 pub use self::json::JsonConfig;
 pub use self::labels::{LabelsConfig, StaticLabelsConfig};
+pub use self::limit::LimitConfig;
 pub use self::logfmt::LogfmtConfig;
 pub use self::matcher::MatchConfig;
+pub use self::metrics::MetricsConfig;
+pub use self::multiline::MultilineConfig;
 pub use self::output::OutputConfig;
+pub use self::pack::PackConfig;
 pub use self::regex::RegexConfig;
+pub use self::replace::ReplaceConfig;
+pub use self::sampling::SamplingConfig;
+pub use self::structured_metadata::StructuredMetadataConfig;
+pub use self::template::TemplateConfig;
+pub use self::tenant::TenantConfig;
 pub use self::timestamp::TimestampConfig;
 use super::{Stage, StageConfig};
 
@@ -39,6 +63,20 @@ pub fn build(config: &StageConfig) -> Result<Box<dyn Stage>, String> {
         StageConfig::Output(c) => Box::new(self::output::OutputStage::new(c)?),
         StageConfig::Drop(c) => Box::new(self::drop::DropStage::new(c)?),
         StageConfig::Match(c) => Box::new(self::matcher::MatchStage::new(c)?),
+        StageConfig::Docker(c) => Box::new(self::docker::DockerStage::new(c)?),
+        StageConfig::Cri(c) => Box::new(self::cri::CriStage::new(c)?),
+        StageConfig::Multiline(c) => Box::new(self::multiline::MultilineStage::new(c)?),
+        StageConfig::Replace(c) => Box::new(self::replace::ReplaceStage::new(c)?),
+        StageConfig::Template(c) => Box::new(self::template::TemplateStage::new(c)?),
+        StageConfig::Metrics(c) => Box::new(self::metrics::MetricsStage::new(c)?),
+        StageConfig::Limit(c) => Box::new(self::limit::LimitStage::new(c)?),
+        StageConfig::Tenant(c) => Box::new(self::tenant::TenantStage::new(c)?),
+        StageConfig::StructuredMetadata(c) => {
+            Box::new(self::structured_metadata::StructuredMetadataStage::new(c)?)
+        }
+        StageConfig::Pack(c) => Box::new(self::pack::PackStage::new(c)?),
+        StageConfig::Decolorize(c) => Box::new(self::decolorize::DecolorizeStage::new(c)?),
+        StageConfig::Sampling(c) => Box::new(self::sampling::SamplingStage::new(c)?),
         StageConfig::Unimplemented { kind, .. } => {
             return Err(format!("the {kind} stage is not supported yet"))
         }
@@ -101,6 +139,14 @@ impl OneOrMany {
 }
 
 pub(crate) use crate::relabel::valid_label_name;
+
+/// (group index, name) of a regex's named groups.
+pub(crate) fn named_groups(re: &::regex::Regex) -> Vec<(usize, String)> {
+    re.capture_names()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+        .collect()
+}
 
 #[cfg(test)]
 pub(crate) mod testutil {

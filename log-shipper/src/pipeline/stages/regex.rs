@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GoRegex;
 use crate::entry::Entry;
+use crate::pipeline::fastcap::FastCaptures;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -19,6 +20,9 @@ pub struct RegexConfig {
 pub struct RegexStage {
     re: ::regex::Regex,
     locs: CaptureLocations,
+    /// The fast capture matcher, for the regexes it takes.
+    fast: Option<FastCaptures>,
+    slots: Vec<Option<(usize, usize)>>,
     /// (group index, name) of the named groups.
     names: Vec<(usize, String)>,
     source: Option<String>,
@@ -35,13 +39,12 @@ impl RegexStage {
             return Err("empty source".into());
         }
         let re = c.expression.re.clone();
-        let names = re
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
-            .collect();
+        let names = super::named_groups(&re);
+        let fast = FastCaptures::new(&crate::relabel::go_regex_syntax(&c.expression.source));
         Ok(RegexStage {
             locs: re.capture_locations(),
+            fast,
+            slots: Vec::new(),
             re,
             names,
             source: c.source.clone(),
@@ -67,11 +70,25 @@ impl Stage for RegexStage {
                 None => return Flow::Keep,
             },
         };
+        if let Some(found) = self
+            .fast
+            .as_ref()
+            .and_then(|f| f.captures(input, &mut self.slots))
+        {
+            if !found {
+                return Flow::Keep;
+            }
+            for (i, name) in &self.names {
+                // An unmatched group is "" in Go's FindStringSubmatch.
+                let v = self.slots[*i].map_or("", |(s, e)| &input[s..e]);
+                x.set(name, Kind::Str, v);
+            }
+            return Flow::Keep;
+        }
         if self.re.captures_read(&mut self.locs, input).is_none() {
             return Flow::Keep;
         }
         for (i, name) in &self.names {
-            // An unmatched group is "" in Go's FindStringSubmatch.
             let v = self.locs.get(*i).map_or("", |(s, e)| &input[s..e]);
             x.set(name, Kind::Str, v);
         }

@@ -1,0 +1,87 @@
+//! `structured_metadata`: like `labels`, but the values go into Loki's
+//! structured metadata (not indexed): the place for high-cardinality
+//! fields such as a user, a client address or a trace id.
+
+use super::labels::LabelsConfig;
+use super::valid_label_name;
+use crate::entry::Entry;
+use crate::pipeline::{Extracted, Flow, Stage};
+
+pub type StructuredMetadataConfig = LabelsConfig;
+
+pub struct StructuredMetadataStage {
+    /// (name, extracted source)
+    pairs: Vec<(String, String)>,
+}
+
+impl StructuredMetadataStage {
+    pub fn new(c: &StructuredMetadataConfig) -> Result<Self, String> {
+        if c.is_empty() {
+            return Err("structured_metadata stage requires at least one entry".into());
+        }
+        for n in c.keys() {
+            if !valid_label_name(n) {
+                return Err(format!("invalid structured metadata name {n:?}"));
+            }
+        }
+        Ok(StructuredMetadataStage {
+            pairs: super::labels::name_source_pairs(c),
+        })
+    }
+}
+
+impl Stage for StructuredMetadataStage {
+    fn name(&self) -> &'static str {
+        "structured_metadata"
+    }
+
+    fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
+        for (name, src) in &self.pairs {
+            let Some(v) = x.get_str(src).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            match entry
+                .structured_metadata
+                .iter_mut()
+                .find(|(k, _)| k == name)
+            {
+                Some(slot) => {
+                    slot.1.clear();
+                    slot.1.push_str(v);
+                }
+                None => entry
+                    .structured_metadata
+                    .push((name.clone(), v.to_string())),
+            }
+        }
+        Flow::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::stages::testutil::*;
+    use crate::relabel::labels;
+
+    #[test]
+    fn promtail_documented_example() {
+        // docs: trace id from a logfmt line into structured metadata.
+        let mut p = pipeline(
+            "- logfmt:\n    mapping:\n      traceID: traceID\n      usr: usr\n- structured_metadata:\n    traceID:\n    user: usr\n",
+        );
+        let e = run(
+            &mut p,
+            labels([("job", "s")]),
+            "level=info traceID=0242ac120002 usr=bob msg=hi",
+        )
+        .unwrap();
+        assert_eq!(
+            e.structured_metadata,
+            vec![
+                ("traceID".to_string(), "0242ac120002".to_string()),
+                ("user".to_string(), "bob".to_string())
+            ]
+        );
+        assert_eq!(e.labels, labels([("job", "s")]), "no new stream label");
+    }
+}
