@@ -86,11 +86,15 @@ terraform-test:
 	terraform/tests/validation_messages.sh
 	python3 -m checkov.main -d terraform --quiet --compact --skip-download
 
-## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count; writes BENCHMARKS.md
+## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count;
+## log-shipper throughput, latency and memory into the Loki test receiver (bench/shipper.py, ~15 min); writes BENCHMARKS.md
 bench: deps
 	$(CARGO) build --release -p node-exporter
 	python3 bench/compare.py --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md
+	$(CARGO) build --release -p log-shipper
+	$(CARGO) build --release -p e2e-tests --example loki_bench_receiver
+	python3 bench/shipper.py --output BENCHMARKS.md
 
 ## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
 FUZZ_SECONDS ?= 60

@@ -375,15 +375,22 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
     return "\n".join(out) + "\n"
 
 
-def write_section(path, section):
-    block = f"{SECTION_START}\n{section}{SECTION_END}\n"
+def write_section(path, section, start=None, end=None):
+    """Writes `section` between the markers `start` and `end` (by default
+    compare.py's own), replacing what was there and keeping the rest of the
+    file; appended at the end when the markers are not in the file yet.
+    containers.py and shipper.py write their sections with their markers."""
+    start = start or SECTION_START
+    end = end or SECTION_END
+    block = f"{start}\n{section}{end}\n"
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
-        if SECTION_START in text and SECTION_END in text:
-            head, rest = text.split(SECTION_START, 1)
-            _, tail = rest.split(SECTION_END, 1)
-            text = head + block + tail.lstrip("\n")
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            tail = tail.lstrip("\n")
+            text = head + block + ("\n" + tail if tail else "")
         else:
             text = text.rstrip("\n") + "\n\n" + block
     else:

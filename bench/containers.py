@@ -167,8 +167,7 @@ def main(argv):
     section = render(args, res)
     print(section)
     if not args.no_write:
-        compare.SECTION_START, compare.SECTION_END = SECTION_START, SECTION_END
-        compare.write_section(args.output, section)
+        compare.write_section(args.output, section, SECTION_START, SECTION_END)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@
 //! prefix of completed entries: whatever is still in flight is read again
 //! after a crash, never skipped.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The delivery state of one source (one file).
 #[derive(Debug)]
@@ -19,10 +18,46 @@ pub struct Progress {
 
 #[derive(Debug)]
 struct ProgressInner {
-    next_seq: u64,
-    /// seq -> (position after the entry, completed?) for entries in flight.
-    in_flight: BTreeMap<u64, (u64, bool)>,
+    /// Sequence number of `in_flight[0]`.
+    base: u64,
+    /// Entries in flight, in source order: (position after the entry,
+    /// holders that must still complete it; 0 once done). Sequence numbers
+    /// are consecutive, so a queue indexed by `seq - base` is all it takes
+    /// (no allocation per entry).
+    in_flight: VecDeque<(u64, u32)>,
     committed: u64,
+    /// Acks folded into an entry (a multiline block's other lines), by the
+    /// entry's sequence number: completed when it is. Empty unless a stage
+    /// joins entries.
+    merged: HashMap<u64, Vec<Ack>>,
+}
+
+impl ProgressInner {
+    /// Completes one holder's share of `seq`; returns the acks merged into
+    /// it once it is done, for the caller to complete without this lock
+    /// (they may belong to this same source).
+    #[must_use]
+    fn complete(&mut self, seq: u64) -> Vec<Ack> {
+        let mut due = Vec::new();
+        let Some(i) = seq.checked_sub(self.base) else {
+            return due;
+        };
+        if let Some(slot) = self.in_flight.get_mut(i as usize) {
+            if slot.1 > 0 {
+                slot.1 -= 1;
+                if slot.1 == 0 && !self.merged.is_empty() {
+                    due = self.merged.remove(&seq).unwrap_or_default();
+                }
+            }
+        }
+        // Advance over the completed prefix.
+        while let Some(&(end, 0)) = self.in_flight.front() {
+            self.in_flight.pop_front();
+            self.base += 1;
+            self.committed = end;
+        }
+        due
+    }
 }
 
 impl Progress {
@@ -30,27 +65,27 @@ impl Progress {
     pub fn new(start: u64) -> Arc<Self> {
         Arc::new(Progress {
             inner: Mutex::new(ProgressInner {
-                next_seq: 0,
-                in_flight: BTreeMap::new(),
+                base: 0,
+                in_flight: VecDeque::new(),
                 committed: start,
+                merged: HashMap::new(),
             }),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ProgressInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers the next entry, which ends at `end`, and returns its ack.
     /// Entries must be registered in the order of the source.
     pub fn track(self: &Arc<Self>, end: u64) -> Ack {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.in_flight.insert(seq, (end, false));
+        let mut inner = self.lock();
+        let seq = inner.base + inner.in_flight.len() as u64;
+        inner.in_flight.push_back((end, 1));
         Ack {
-            shared: Arc::new(AckShared {
-                progress: Arc::clone(self),
-                seq,
-                remaining: AtomicUsize::new(1),
-                merged: Mutex::new(Vec::new()),
-            }),
+            progress: Arc::clone(self),
+            seq,
         }
     }
 
@@ -58,7 +93,7 @@ impl Progress {
     /// (e.g. a truncated file starting over at 0, or bytes skipped as a
     /// partial line was flushed). Returns false, changing nothing, otherwise.
     pub fn reset_if_idle(&self, position: u64) -> bool {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.lock();
         if inner.in_flight.is_empty() {
             inner.committed = position;
             true
@@ -69,47 +104,13 @@ impl Progress {
 
     /// The position up to which every entry is completed.
     pub fn committed(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .committed
+        self.lock().committed
     }
 
     /// How many entries are read but not yet completed.
     pub fn in_flight(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .in_flight
-            .len()
+        self.lock().in_flight.len()
     }
-
-    fn complete(&self, seq: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = inner.in_flight.get_mut(&seq) {
-            slot.1 = true;
-        }
-        // Advance over the completed prefix.
-        while let Some(entry) = inner.in_flight.first_entry() {
-            let (end, done) = *entry.get();
-            if !done {
-                break;
-            }
-            entry.remove();
-            inner.committed = end;
-        }
-    }
-}
-
-#[derive(Debug)]
-struct AckShared {
-    progress: Arc<Progress>,
-    seq: u64,
-    /// How many holders (clients) must still complete it.
-    remaining: AtomicUsize,
-    /// Acks of entries folded into this one (a multiline block's lines),
-    /// completed with it.
-    merged: Mutex<Vec<Ack>>,
 }
 
 /// A token for one entry. Dropping it without [`Ack::complete`] leaves the
@@ -117,32 +118,46 @@ struct AckShared {
 /// can cause a duplicate, never a loss.
 #[derive(Debug)]
 pub struct Ack {
-    shared: Arc<AckShared>,
+    progress: Arc<Progress>,
+    seq: u64,
 }
 
 impl Ack {
     /// Completes this holder's share; the entry is done when every share is.
     pub fn complete(self) {
-        if self.shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.progress.complete(self.shared.seq);
-            let merged =
-                std::mem::take(&mut *self.shared.merged.lock().unwrap_or_else(|e| e.into_inner()));
-            for a in merged {
-                a.complete();
-            }
-        }
+        let due = self.progress.lock().complete(self.seq);
+        Ack::complete_all(due);
     }
 
     /// Folds `other` into this ack: completing the result completes both.
     /// Stages that join entries (multiline, cri partial lines) use it so the
     /// joined entry stands for every line in it.
     pub fn merge(self, other: Ack) -> Ack {
-        self.shared
-            .merged
+        self.progress
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .merged
+            .entry(self.seq)
+            .or_default()
             .push(other);
         self
+    }
+
+    /// Completes many acks (a delivered batch), taking each source's lock
+    /// once per run of acks of that source rather than once per ack.
+    pub fn complete_all(acks: Vec<Ack>) {
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < acks.len() {
+            let progress = Arc::clone(&acks[i].progress);
+            let mut inner = progress.lock();
+            while i < acks.len() && Arc::ptr_eq(&progress, &acks[i].progress) {
+                due.extend(inner.complete(acks[i].seq));
+                i += 1;
+            }
+        }
+        if !due.is_empty() {
+            Ack::complete_all(due);
+        }
     }
 
     /// Turns this ack into `n` shares (one per client the entry fans out to);
@@ -152,10 +167,18 @@ impl Ack {
             self.complete();
             return Vec::new();
         }
-        self.shared.remaining.fetch_add(n - 1, Ordering::AcqRel);
+        {
+            let mut inner = self.progress.lock();
+            if let Some(i) = self.seq.checked_sub(inner.base) {
+                if let Some(slot) = inner.in_flight.get_mut(i as usize) {
+                    slot.1 = slot.1.saturating_add(n as u32 - 1);
+                }
+            }
+        }
         (0..n)
             .map(|_| Ack {
-                shared: Arc::clone(&self.shared),
+                progress: Arc::clone(&self.progress),
+                seq: self.seq,
             })
             .collect()
     }
@@ -192,15 +215,15 @@ mod tests {
     }
 
     #[test]
-    fn split_waits_for_every_share() {
-        let p = Progress::new(0);
-        let mut shares = p.track(7).split(2);
-        shares.pop().unwrap().complete();
-        assert_eq!(p.committed(), 0);
-        shares.pop().unwrap().complete();
-        assert_eq!(p.committed(), 7);
-        p.track(8).split(0);
-        assert_eq!(p.committed(), 8);
+    fn complete_all_handles_runs_of_several_sources() {
+        let (p, q) = (Progress::new(0), Progress::new(100));
+        let acks = vec![p.track(1), p.track(2), q.track(101), p.track(3)];
+        let late = q.track(102);
+        Ack::complete_all(acks);
+        assert_eq!((p.committed(), p.in_flight()), (3, 0));
+        assert_eq!((q.committed(), q.in_flight()), (101, 1));
+        late.complete();
+        assert_eq!(q.committed(), 102);
     }
 
     #[test]
@@ -217,5 +240,26 @@ mod tests {
         shares.pop().unwrap().complete();
         assert_eq!(p.committed(), 12);
         assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn merged_acks_complete_through_complete_all_too() {
+        let p = Progress::new(0);
+        let joined = p.track(3).merge(p.track(7));
+        let other = p.track(9);
+        Ack::complete_all(vec![joined, other]);
+        assert_eq!((p.committed(), p.in_flight()), (9, 0));
+    }
+
+    #[test]
+    fn split_waits_for_every_share() {
+        let p = Progress::new(0);
+        let mut shares = p.track(7).split(2);
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 0);
+        shares.pop().unwrap().complete();
+        assert_eq!(p.committed(), 7);
+        p.track(8).split(0);
+        assert_eq!(p.committed(), 8);
     }
 }

@@ -23,7 +23,7 @@ use crate::sources::docker::DockerSources;
 use crate::tailer::{FileTargetManager, TailerSettings};
 
 /// Entries a job's channel holds before its tailers wait (backpressure).
-const JOB_QUEUE: usize = 4096;
+const JOB_QUEUE: usize = 1024;
 /// Entries taken from a job's channel per pipeline pass.
 const PIPELINE_BATCH: usize = 512;
 

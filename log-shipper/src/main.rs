@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = match Cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => {
@@ -198,4 +199,21 @@ async fn reload(
     };
     *shipper.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
     result
+}
+
+/// glibc gives each thread that allocates its own arena, and memory freed
+/// into one arena is not reused by the others: entries are made on one
+/// worker thread and freed on another, so every arena grows to the peak
+/// backlog. One arena keeps resident memory about a quarter lower and
+/// costs no measurable CPU here (bench/shipper.py). `MALLOC_ARENA_MAX` in
+/// the environment still wins.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread
+        // exists; mallopt only changes allocator tuning.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
 }

@@ -12,6 +12,12 @@
 //!
 //! The server runs on its own thread with its own runtime, so blocking
 //! tests and async tests can both use it.
+//!
+//! For benchmarks (`tests/examples/loki_receiver.rs`) it has a counting
+//! mode ([`Options::keep_entries`] false): entries are decoded and checked
+//! as always but only counted, so memory stays flat over millions of lines,
+//! and each entry's write-to-acknowledge latency can be taken from a
+//! timestamp the writer put in the line ([`Options::latency_marker`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,20 +63,73 @@ pub struct ReceivedStream {
     pub entries: Vec<ReceivedEntry>,
 }
 
+/// How a receiver keeps what arrives.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where pushes are served (`127.0.0.1:0`: a free loopback port).
+    pub listen: SocketAddr,
+    /// Keep every entry (tests), or only count them (benchmarks).
+    pub keep_entries: bool,
+    /// When set, a line holding this marker followed by digits (nanoseconds
+    /// since the epoch, when the line was written) adds one latency sample:
+    /// the time from then until the push is acknowledged.
+    pub latency_marker: Option<String>,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<ReceiverTls>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            keep_entries: true,
+            latency_marker: None,
+            tls: None,
+        }
+    }
+}
+
+/// Counters of a receiver, also kept in counting mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub requests: u64,
+    pub accepted_requests: u64,
+    pub rejected_bad_body: u64,
+    pub entries: u64,
+    /// Bytes of lines accepted.
+    pub line_bytes: u64,
+    /// Bytes of push bodies accepted, as sent (compressed).
+    pub body_bytes: u64,
+    pub streams: usize,
+    pub problems: usize,
+    /// Write-to-acknowledge latencies measured (see [`Options::latency_marker`]).
+    pub latency_samples: usize,
+}
+
+/// Problems kept in counting mode: enough to say what went wrong.
+const MAX_PROBLEMS_COUNTING: usize = 100;
+/// Latency samples kept at most (a sample is 4 bytes).
+const MAX_LATENCY_SAMPLES: usize = 20_000_000;
+
 #[derive(Default)]
 struct Store {
     /// Keyed by (tenant, canonical labels `{a="b", c="d"}`).
     streams: BTreeMap<(Option<String>, String), ReceivedStream>,
-    requests: u64,
-    accepted_requests: u64,
-    rejected_bad_body: u64,
+    /// In counting mode: the newest timestamp of each stream (entries are
+    /// not kept, but their order is still checked).
+    last_ts: BTreeMap<(Option<String>, String), i128>,
+    counts: Counts,
     problems: Vec<String>,
     required_tenant: Option<String>,
+    /// Write-to-acknowledge latencies, microseconds.
+    latencies_us: Vec<u32>,
 }
 
 struct Shared {
     store: Mutex<Store>,
     mode: watch::Sender<Mode>,
+    keep_entries: bool,
+    latency_marker: Option<Vec<u8>>,
 }
 
 /// HTTPS for the receiver: its certificate and key (PEM), and the CA
@@ -125,36 +184,49 @@ pub struct LokiReceiver {
 }
 
 impl LokiReceiver {
-    /// Starts a receiver on a free loopback port, accepting pushes.
+    /// Starts a receiver on a free loopback port, accepting pushes and
+    /// keeping every entry.
     pub fn start() -> LokiReceiver {
-        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+        LokiReceiver::start_with(Options::default()).expect("binding a loopback port")
     }
 
     /// Starts a receiver on `addr` (port 0: a free one), accepting pushes;
     /// e.g. on the gateway of a test's own Docker network, for shippers in
     /// its containers.
     pub fn start_on(addr: SocketAddr) -> LokiReceiver {
-        Self::start_with(addr, None)
+        LokiReceiver::start_with(Options {
+            listen: addr,
+            ..Options::default()
+        })
+        .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"))
     }
 
     /// The same over HTTPS.
     pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
-        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), Some(tls))
+        LokiReceiver::start_with(Options {
+            tls: Some(tls),
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
     }
 
-    fn start_with(addr: SocketAddr, tls: Option<ReceiverTls>) -> LokiReceiver {
-        let https = tls.is_some();
-        let acceptor = tls.as_ref().map(tls_acceptor);
-        let std_listener = std::net::TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"));
-        std_listener
-            .set_nonblocking(true)
-            .expect("setting the listener non-blocking");
-        let addr = std_listener.local_addr().expect("listener address");
+    /// Starts a receiver as `options` say; fails when the address cannot
+    /// be bound.
+    pub fn start_with(options: Options) -> std::io::Result<LokiReceiver> {
+        let https = options.tls.is_some();
+        let acceptor = options.tls.as_ref().map(tls_acceptor);
+        let std_listener = std::net::TcpListener::bind(options.listen)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
         let (mode, _) = watch::channel(Mode::Accept);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             mode,
+            keep_entries: options.keep_entries,
+            latency_marker: options
+                .latency_marker
+                .filter(|m| !m.is_empty())
+                .map(String::into_bytes),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let for_thread = Arc::clone(&shared);
@@ -175,13 +247,13 @@ impl LokiReceiver {
                 });
             })
             .expect("starting the receiver thread");
-        LokiReceiver {
+        Ok(LokiReceiver {
             shared,
             addr,
             https,
             stop: Some(stop_tx),
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -235,17 +307,36 @@ impl LokiReceiver {
 
     /// Push requests received (any outcome).
     pub fn requests(&self) -> u64 {
-        self.store().requests
+        self.store().counts.requests
     }
 
     /// Push requests answered 204.
     pub fn accepted_requests(&self) -> u64 {
-        self.store().accepted_requests
+        self.store().counts.accepted_requests
     }
 
     /// Push requests answered 400 because the body could not be decoded.
     pub fn bad_requests(&self) -> u64 {
-        self.store().rejected_bad_body
+        self.store().counts.rejected_bad_body
+    }
+
+    /// Every counter at once (the same in both modes).
+    pub fn counts(&self) -> Counts {
+        let s = self.store();
+        Counts {
+            streams: s.streams.len(),
+            problems: s.problems.len(),
+            latency_samples: s.latencies_us.len(),
+            ..s.counts.clone()
+        }
+    }
+
+    /// Write-to-acknowledge latencies measured so far, in microseconds,
+    /// sorted.
+    pub fn latencies_us(&self) -> Vec<u32> {
+        let mut l = self.store().latencies_us.clone();
+        l.sort_unstable();
+        l
     }
 
     /// Every stream received, by tenant and label set.
@@ -262,8 +353,9 @@ impl LokiReceiver {
             .collect()
     }
 
+    /// Entries accepted (also in counting mode).
     pub fn entry_count(&self) -> usize {
-        self.store().streams.values().map(|s| s.entries.len()).sum()
+        self.store().counts.entries as usize
     }
 
     /// What a real Loki would have rejected or a user would notice:
@@ -412,7 +504,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
     let mode = *shared.mode.borrow();
     {
         let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-        store.requests += 1;
+        store.counts.requests += 1;
         if let Some(required) = &store.required_tenant {
             if tenant.as_deref() != Some(required.as_str()) {
                 let problem = format!("push with X-Scope-OrgID {tenant:?}, expected {required:?}");
@@ -452,17 +544,57 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
                 .store
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .counts
                 .rejected_bad_body += 1;
             return Ok(reply(400, &format!("{message}\n")));
         }
     };
+    let acked_ns = unix_nanos();
+    let latencies: Vec<u32> = match &shared.latency_marker {
+        Some(marker) => streams
+            .iter()
+            .flat_map(|(_, entries)| entries.iter())
+            .filter_map(|e| written_ns(e.line.as_bytes(), marker))
+            .map(|w| ((acked_ns - w).max(0) / 1000).min(u32::MAX as i128) as u32)
+            .collect(),
+        None => Vec::new(),
+    };
     let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-    store.accepted_requests += 1;
+    store.counts.accepted_requests += 1;
+    store.counts.body_bytes += body.len() as u64;
+    let room = MAX_LATENCY_SAMPLES.saturating_sub(store.latencies_us.len());
+    store.latencies_us.extend(latencies.into_iter().take(room));
     for (labels, entries) in streams {
         let key = (tenant.clone(), canonical(&labels));
         let Store {
-            streams, problems, ..
+            streams,
+            problems,
+            counts,
+            last_ts,
+            ..
         } = &mut *store;
+        counts.entries += entries.len() as u64;
+        counts.line_bytes += entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
+        if !shared.keep_entries {
+            streams
+                .entry(key.clone())
+                .or_insert_with(|| ReceivedStream {
+                    tenant: tenant.clone(),
+                    labels,
+                    entries: Vec::new(),
+                });
+            let last = last_ts.entry(key.clone()).or_insert(i128::MIN);
+            for e in entries {
+                if e.timestamp_ns < *last && problems.len() < MAX_PROBLEMS_COUNTING {
+                    problems.push(format!(
+                        "stream {}: entry {:?} at {} ns arrived after one at {} ns",
+                        key.1, e.line, e.timestamp_ns, *last
+                    ));
+                }
+                *last = (*last).max(e.timestamp_ns);
+            }
+            continue;
+        }
         let stream = streams
             .entry(key.clone())
             .or_insert_with(|| ReceivedStream {
@@ -483,6 +615,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
         }
     }
     Ok(reply(204, ""))
+}
+
+fn unix_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// The digits after `marker` in `line`, as nanoseconds since the epoch.
+fn written_ns(line: &[u8], marker: &[u8]) -> Option<i128> {
+    let at = line.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn status_message(code: u16) -> String {
@@ -836,6 +985,30 @@ mod tests {
                 .status,
             200
         );
+    }
+
+    #[test]
+    fn counting_mode_counts_checks_order_and_measures_latency() {
+        let r = LokiReceiver::start_with(Options {
+            keep_entries: false,
+            latency_marker: Some("wts=".into()),
+            ..Options::default()
+        })
+        .unwrap();
+        let written = unix_nanos() - 250_000_000;
+        let line = format!("GET / wts={written} done");
+        let body = push_body(r#"{job="j"}"#, &[(10, line.as_str()), (11, "no marker")]);
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 204);
+        let older = push_body(r#"{job="j"}"#, &[(9, "late")]);
+        assert_eq!(post(&r.push_url(), "application/x-protobuf", &older).0, 204);
+        let c = r.counts();
+        assert_eq!((c.entries, c.streams, c.accepted_requests), (3, 1, 2));
+        assert_eq!(c.line_bytes, (line.len() + "no marker".len() + 4) as u64);
+        assert!(r.lines().is_empty(), "counting mode keeps no entries");
+        assert_eq!(r.problems().len(), 1, "{:?}", r.problems());
+        let lat = r.latencies_us();
+        assert_eq!(lat.len(), 1, "only the line with the marker is timed");
+        assert!((250_000..5_000_000).contains(&lat[0]), "{lat:?}");
     }
 
     #[test]

@@ -412,7 +412,7 @@ impl Worker {
             match status {
                 Some(s) if (200..300).contains(&s) => {
                     self.metrics.sent(entries, bytes);
-                    acks.into_iter().for_each(Ack::complete);
+                    Ack::complete_all(acks);
                     return;
                 }
                 Some(s) if s != 429 && s / 100 != 5 => {
@@ -426,7 +426,7 @@ impl Worker {
                     );
                     self.metrics
                         .dropped(DropReason::IngesterError, entries, bytes);
-                    acks.into_iter().for_each(Ack::complete);
+                    Ack::complete_all(acks);
                     return;
                 }
                 _ => {}
@@ -447,7 +447,7 @@ impl Worker {
                     "final error sending batch: retries exhausted, dropping it"
                 );
                 self.metrics.dropped(reason_label, entries, bytes);
-                acks.into_iter().for_each(Ack::complete);
+                Ack::complete_all(acks);
                 return;
             }
             tracing::warn!(

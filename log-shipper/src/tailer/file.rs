@@ -24,6 +24,9 @@ use crate::ack::Progress;
 use crate::entry::{Entry, LabelSet};
 use crate::positions::{read_head, FileIdentity, Positions};
 
+/// Bytes of a read chunk turned into entries before they are sent.
+const EMIT_SLICE: usize = 32 * 1024;
+
 /// What the job hears from its tailers.
 #[derive(Debug)]
 pub enum TailerEvent {
@@ -527,8 +530,26 @@ impl Open {
     /// Splits a chunk at `self.offset` into entries and sends them; false
     /// when the job's channel is closed.
     async fn emit_chunk(&mut self, t: &Tailer, m: &ActiveFile, chunk: &[u8]) -> bool {
-        let now = SystemTime::now();
+        // A read chunk holds thousands of lines; made into entries all at
+        // once they would weigh megabytes (an entry carries its own label
+        // set). Slices of EMIT_SLICE bytes keep that to a few hundred.
         let mut entries = Vec::new();
+        for slice in chunk.chunks(EMIT_SLICE) {
+            if !self.emit_slice(t, m, slice, &mut entries).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn emit_slice(
+        &mut self,
+        t: &Tailer,
+        m: &ActiveFile,
+        chunk: &[u8],
+        entries: &mut Vec<Entry>,
+    ) -> bool {
+        let now = SystemTime::now();
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
@@ -545,7 +566,7 @@ impl Open {
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         t.status.read_offset.store(self.offset, Ordering::Relaxed);
-        for e in entries {
+        for e in entries.drain(..) {
             if t.out.send(e).await.is_err() {
                 self.closed = true;
                 return false;
