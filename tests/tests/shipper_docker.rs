@@ -161,13 +161,18 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     let shipper = start_shipper(&cfg, port);
 
     // A counts its runs in its own filesystem, so a restart prints new lines.
+    // Its third run, printed while the shipper is down, stays up a while so
+    // the restarted shipper finds it running (discovery lists running
+    // containers, as promtail's does; a container that came and went while
+    // the shipper was down is not shipped).
     let a = scene.name("a");
     scene.run(
         "a",
         &["--label", &label],
         "n=$(cat /tmp/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/runs; \
          i=0; while [ $i -lt 40 ]; do echo \"a run $n out $i\"; echo \"a run $n err $i\" >&2; \
-         i=$((i+1)); sleep 0.02; done",
+         i=$((i+1)); sleep 0.02; done; \
+         [ $n -eq 3 ] && sleep 5; true",
     );
     // B prints until stopped.
     let b = scene.name("b");
