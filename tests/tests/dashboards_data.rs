@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use e2e_tests::assert_no_problems;
@@ -290,10 +289,10 @@ fn start_container(scene: &mut Scene) -> String {
 fn start_shipper(dir: &Path, receiver: &LokiReceiver) -> (Process, String) {
     let log = dir.join("app.log");
     std::fs::write(&log, "").expect("creating the tailed log");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let (host, port) = addr.split_once(':').expect("host:port");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
     let config = format!(
-        "server:\n  http_listen_address: {host}\n  http_listen_port: {port}\n\
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n\
          positions:\n  filename: {positions:?}\n\
          clients:\n  - url: {url}\n    batchwait: 200ms\n\
          scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [localhost]\n\
@@ -304,18 +303,7 @@ fn start_shipper(dir: &Path, receiver: &LokiReceiver) -> (Process, String) {
     );
     let config_path = dir.join("log-shipper.yml");
     std::fs::write(&config_path, &config).expect("writing the shipper config");
-    let mut cmd = Command::new(e2e_tests::shipper::binary());
-    cmd.arg(format!("-config.file={}", config_path.display()));
-    let process = Process::spawn("log-shipper", cmd, tempfile::tempdir().expect("a temp dir"));
-    let ready = wait_until("the log-shipper ready", Duration::from_secs(20), || {
-        Ok(
-            e2e_tests::http::get(&format!("http://{addr}/ready"), &[], None)
-                .is_ok_and(|r| r.status == 200),
-        )
-    });
-    if let Err(e) = ready {
-        panic!("{e}\nconfig:\n{config}\n{}", process.log_tail(30));
-    }
+    let process = e2e_tests::shipper::start(&config_path, port, &[], &[]);
     // Lines written now are read, sent and acknowledged: every counter
     // and the request histogram have series.
     let lines: String = (0..20)

@@ -15,15 +15,8 @@ use std::time::Duration;
 
 use e2e_tests::docker_engine::{docker, engine_available, Scene};
 use e2e_tests::loki_receiver::LokiReceiver;
-use e2e_tests::process::{find_program, free_port, wait_until, workspace_root, Process};
-
-fn shipper_bin() -> PathBuf {
-    find_program(
-        "LOG_SHIPPER_BIN",
-        &[workspace_root().join("target/debug/log-shipper")],
-        "build it with `cargo build -p log-shipper`",
-    )
-}
+use e2e_tests::process::{free_port, wait_until, Process};
+use e2e_tests::shipper;
 
 fn write_config(dir: &Path, receiver: &LokiReceiver, port: u16, scrape: &str) -> PathBuf {
     let path = dir.join("config.yaml");
@@ -40,37 +33,6 @@ scrape_configs:\n{scrape}",
     )
     .unwrap();
     path
-}
-
-fn start_shipper(config: &Path, port: u16) -> Process {
-    let mut cmd = Command::new(shipper_bin());
-    cmd.arg(format!("-config.file={}", config.display()));
-    let p = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    wait_until(
-        "the shipper answers /ready",
-        Duration::from_secs(20),
-        || {
-            Ok(ureq::get(&format!("http://127.0.0.1:{port}/ready"))
-                .call()
-                .is_ok())
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(30)));
-    p
-}
-
-/// SIGTERM, then waits for a clean exit (positions saved).
-fn stop_shipper(mut p: Process) {
-    Command::new("kill")
-        .args(["-TERM", &p.id().to_string()])
-        .status()
-        .unwrap();
-    wait_until("the shipper exits", Duration::from_secs(20), || {
-        Ok(p.exit_status().is_some())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(30)));
-    let status = p.exit_status().unwrap();
-    assert!(status.success(), "{status}\n{}", p.log_tail(30));
 }
 
 /// What the Engine holds for a container, per stream: (stream, line) counts.
@@ -158,7 +120,7 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
         ),
     );
     let label = format!("e2e.test={tag}");
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(&cfg, port, &[], &[]);
 
     // A counts its runs in its own filesystem, so a restart prints new lines.
     // Its third run, printed while the shipper is down, stays up a while so
@@ -208,7 +170,7 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     );
 
     // The shipper restarts while B keeps printing and A runs a third time.
-    stop_shipper(shipper);
+    shipper::stop(shipper);
     docker(&["start", &a]).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let positions = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap();
@@ -216,7 +178,7 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
         positions.contains(&format!("cursor-{b_id}")),
         "positions keep a cursor per container:\n{positions}"
     );
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(&cfg, port, &[], &[]);
     wait_exited(&a);
     expect_same(
         &receiver,
@@ -271,7 +233,7 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(30)));
-    stop_shipper(shipper);
+    shipper::stop(shipper);
 }
 
 /// The events of one container, as (action label, JSON line) pairs.
@@ -313,7 +275,7 @@ fn docker_events_report_the_life_of_a_container_once_across_a_restart() {
             "  - job_name: docker_events\n    docker_events:\n      host: unix:///var/run/docker.sock\n      labels:\n        job: docker_events\n      filters:\n        - name: label\n          values: [e2e.test={tag}]\n"
         ),
     );
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(&cfg, port, &[], &[]);
     let c = scene.name("c");
     scene.run("c", &["--label", &format!("e2e.test={tag}")], "sleep 30");
     docker(&["restart", "-t", "0", &c]).unwrap();
@@ -333,9 +295,9 @@ fn docker_events_report_the_life_of_a_container_once_across_a_restart() {
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", actions(&receiver), shipper.log_tail(30)));
 
     // Events while the shipper is down arrive after it restarts, once.
-    stop_shipper(shipper);
+    shipper::stop(shipper);
     docker(&["rm", "-f", &c]).unwrap();
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(&cfg, port, &[], &[]);
     wait_until("destroy arrives", Duration::from_secs(20), || {
         Ok(actions(&receiver).iter().any(|a| a == "destroy"))
     })
@@ -361,5 +323,5 @@ fn docker_events_report_the_life_of_a_container_once_across_a_restart() {
     assert!(first("create") < first("start") && first("die") < first("restart"));
     assert!(first("restart") < first("destroy"), "{order:?}");
     assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
-    stop_shipper(shipper);
+    shipper::stop(shipper);
 }

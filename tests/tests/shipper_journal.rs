@@ -14,15 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e_tests::loki_receiver::{LokiReceiver, Mode, ReceivedStream};
 use e2e_tests::process::{find_program, free_port, wait_until, workspace_root, Process};
+use e2e_tests::shipper;
 use serde_yaml_ng::Value as Yaml;
-
-fn shipper_bin() -> PathBuf {
-    find_program(
-        "LOG_SHIPPER_BIN",
-        &[workspace_root().join("target/debug/log-shipper")],
-        "build it with `cargo build -p log-shipper`",
-    )
-}
 
 fn journal_remote_bin() -> PathBuf {
     find_program(
@@ -132,38 +125,6 @@ scrape_configs:\n{scrape}",
     )
 }
 
-fn start_shipper(config: &Path, port: u16) -> Process {
-    let mut cmd = Command::new(shipper_bin());
-    cmd.arg(format!("-config.file={}", config.display()))
-        .arg("-config.expand-env=true")
-        .env("HOSTNAME", "testhost");
-    let p = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    wait_until(
-        "the shipper answers /ready",
-        Duration::from_secs(20),
-        || {
-            Ok(ureq::get(&format!("http://127.0.0.1:{port}/ready"))
-                .call()
-                .is_ok())
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(30)));
-    p
-}
-
-/// SIGTERM, then waits for a clean exit (positions saved).
-fn stop_shipper(mut p: Process) {
-    let status = Command::new("kill")
-        .args(["-TERM", &p.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_until("the shipper exits", Duration::from_secs(20), || {
-        Ok(p.exit_status().is_some())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(30)));
-}
-
 fn counts(receiver: &LokiReceiver) -> HashMap<String, usize> {
     let mut c = HashMap::new();
     for l in receiver.lines() {
@@ -253,7 +214,12 @@ fn journal_restarts_from_its_cursor_without_loss_or_repeat() {
     let cfg = dir.path().join("shipper.yaml");
     std::fs::write(&cfg, config(dir.path(), &receiver, port, &scrape)).unwrap();
 
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_for_lines(&receiver, &numbered(0..40), &shipper);
 
     // Labels from the journal fields, the entry's own time.
@@ -287,7 +253,7 @@ fn journal_restarts_from_its_cursor_without_loss_or_repeat() {
 
     // A clean stop records the cursor of the last delivered entry (the
     // 41st entry of the file) under promtail's key.
-    stop_shipper(shipper);
+    shipper::stop(shipper);
     let positions = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap();
     let yaml: Yaml = serde_yaml_ng::from_str(&positions).unwrap();
     let cursor = yaml["positions"]["journal-systemd"]
@@ -300,7 +266,12 @@ fn journal_restarts_from_its_cursor_without_loss_or_repeat() {
 
     // Written while stopped, then while running again: each arrives once.
     journal.append(&lines_entries(base, 40..70));
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_for_lines(&receiver, &numbered(0..70), &shipper);
     journal.append(&lines_entries(base, 70..80));
     wait_for_lines(&receiver, &numbered(0..80), &shipper);
@@ -356,12 +327,17 @@ fn the_cursor_moves_only_past_what_loki_accepted() {
     std::fs::write(&cfg, config(dir.path(), &receiver, port, &plain_job(&jdir))).unwrap();
 
     // Loki fails every push: the entries are read, never accepted.
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_until("a push was tried", Duration::from_secs(20), || {
         Ok(receiver.requests() > 0)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(30)));
-    stop_shipper(shipper);
+    shipper::stop(shipper);
     let positions = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap_or_default();
     assert!(
         !positions.contains("journal-systemd"),
@@ -370,7 +346,12 @@ fn the_cursor_moves_only_past_what_loki_accepted() {
 
     // Once Loki accepts, a restart delivers all of them, once.
     receiver.set_mode(Mode::Accept);
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_for_lines(&receiver, &numbered(0..20), &shipper);
     std::thread::sleep(Duration::from_millis(1000));
     assert_each_once(&receiver, &numbered(0..20));
@@ -409,7 +390,12 @@ fn a_dead_journalctl_is_restarted_from_the_last_entry_read() {
     journal.append(&lines_entries(base, 0..10));
     let cfg = dir.path().join("shipper.yaml");
     std::fs::write(&cfg, config(dir.path(), &receiver, port, &plain_job(&jdir))).unwrap();
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_for_lines(&receiver, &numbered(0..10), &shipper);
 
     let victims = journalctl_children(shipper.id());
@@ -434,7 +420,12 @@ fn a_dead_journalctl_is_restarted_from_the_last_entry_read() {
     std::thread::sleep(Duration::from_millis(1000));
     drop(shipper);
     journal.append(&lines_entries(base, 20..30));
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     wait_for_lines(&receiver, &numbered(0..30), &shipper);
     std::thread::sleep(Duration::from_millis(1000));
     assert_each_once(&receiver, &numbered(0..30));
@@ -447,7 +438,7 @@ fn check_config_names_a_bad_journal_match() {
     let scrape = "  - job_name: auth\n    journal:\n      matches: _SYSTEMD_UNIT=ssh.service /usr/sbin/sshd\n      labels:\n        job: auth\n";
     let cfg = dir.path().join("shipper.yaml");
     std::fs::write(&cfg, config(dir.path(), &receiver, free_port(), scrape)).unwrap();
-    let out = Command::new(shipper_bin())
+    let out = Command::new(shipper::binary())
         .arg(format!("-config.file={}", cfg.display()))
         .arg("-check-config")
         .output()
@@ -480,7 +471,12 @@ fn journal_json_lines_carry_every_field() {
     );
     let cfg = dir.path().join("shipper.yaml");
     std::fs::write(&cfg, config(dir.path(), &receiver, port, &scrape)).unwrap();
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     assert!(
         receiver.wait_for_entries(1, Duration::from_secs(30)),
         "{}",
@@ -573,7 +569,12 @@ fn auth_journal_example_labels_ssh_and_sudo_events() {
         .collect();
     journal.append(&entries);
     let cfg = auth_example_config(dir.path(), &jdir, &receiver, port);
-    let shipper = start_shipper(&cfg, port);
+    let shipper = shipper::start(
+        &cfg,
+        port,
+        &["-config.expand-env=true"],
+        &[("HOSTNAME", "testhost")],
+    );
     // Everything but cron (not matched by `matches`).
     assert!(
         receiver.wait_for_entries(6, Duration::from_secs(30)),

@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 use e2e_tests::loki_receiver::{LokiReceiver, Mode};
 use e2e_tests::process::{free_port, wait_until, Process};
 
-fn shipper_bin() -> PathBuf {
-    e2e_tests::shipper::binary()
-}
-
 /// A test's temp dir, Loki test receiver and shipper HTTP port.
 struct Setup {
     dir: tempfile::TempDir,
@@ -76,19 +72,6 @@ fn file_job(job: &str, glob: &Path) -> String {
         "  - job_name: {job}\n    static_configs:\n      - targets: [localhost]\n        labels:\n          job: {job}\n          __path__: {}\n",
         glob.display()
     )
-}
-
-fn start_shipper(config_path: &Path, port: u16) -> Process {
-    let mut cmd = Command::new(shipper_bin());
-    cmd.arg(format!("-config.file={}", config_path.display()));
-    let p = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    wait_until(
-        "the shipper answers /ready",
-        Duration::from_secs(20),
-        || Ok(get(port, "/ready").is_ok_and(|(s, _)| s == 200)),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(30)));
-    p
 }
 
 fn get(port: u16, path: &str) -> Result<(u16, String), String> {
@@ -226,11 +209,11 @@ fn kill_9_under_steady_writes_loses_nothing() {
     let writer = Writer::start(log.clone(), "kill", rate);
     let (seed, delays) = kill_delays(6);
     eprintln!("kill schedule seed {seed}: {delays:?}");
-    let mut shipper = start_shipper(&cfg, port);
+    let mut shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
     for d in &delays {
         std::thread::sleep(*d);
         drop(shipper); // SIGKILL, no chance to flush or save
-        shipper = start_shipper(&cfg, port);
+        shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
     }
     std::thread::sleep(Duration::from_millis(500));
     let written = writer.finish();
@@ -260,7 +243,7 @@ fn loki_down_then_rate_limited_loses_nothing_and_memory_stays_bounded() {
     // test does not wait minutes for the next attempt once Loki is back.
     let backoff = "    backoff_config:\n      min_period: 100ms\n      max_period: 2s\n      max_retries: 0\n";
     let cfg = setup.write_config(backoff, &file_job("app", &dir.path().join("*.log")));
-    let shipper = start_shipper(&cfg, port);
+    let shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
     let writer = Writer::start(log.clone(), "outage", 500);
     std::thread::sleep(Duration::from_secs(2));
 
@@ -325,7 +308,7 @@ fn file_sd_targets_come_and_go_while_running() {
         sd.display()
     );
     let cfg = setup.write_config("", &scrape);
-    let shipper = start_shipper(&cfg, port);
+    let shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
     let has = |line: &str| receiver.lines().iter().any(|l| l == line);
     wait_until("a's line arrives", Duration::from_secs(15), || {
         Ok(has("a-00000000"))
@@ -372,7 +355,7 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
     std::fs::write(&one, "one-00000000\n").unwrap();
     std::fs::write(&two, "two-00000000\n").unwrap();
     let cfg = setup.write_config("", &file_job("one", &one));
-    let shipper = start_shipper(&cfg, port);
+    let shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
     let has = |line: &str| receiver.lines().iter().any(|l| l == line);
     wait_until("one's line", Duration::from_secs(15), || {
         Ok(has("one-00000000"))
@@ -449,7 +432,7 @@ fn dry_run_prints_what_it_would_push_and_pushes_nothing() {
     let log = dir.path().join("app.log");
     std::fs::write(&log, "hello dry run\n").unwrap();
     let cfg = setup.write_config("", &file_job("app", &log));
-    let mut cmd = Command::new(shipper_bin());
+    let mut cmd = Command::new(e2e_tests::shipper::binary());
     cmd.arg(format!("-config.file={}", cfg.display()))
         .arg("-dry-run");
     let p = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
@@ -476,7 +459,7 @@ fn check_config_names_file_line_and_key() {
         "server:\n  http_listen_port: 9080\nclients:\n  - url: http://localhost:3100/loki/api/v1/push\n    batchwait: 1s\n    bachsize: 10\n",
     )
     .unwrap();
-    let out = Command::new(shipper_bin())
+    let out = Command::new(e2e_tests::shipper::binary())
         .arg(format!("-config.file={}", cfg.display()))
         .arg("--check-config")
         .output()
@@ -505,7 +488,7 @@ fn readline_rate_drops_or_waits_as_configured() {
         text.push_str(&limits);
         std::fs::write(&cfg, text).unwrap();
         let started = Instant::now();
-        let shipper = start_shipper(&cfg, port);
+        let shipper = e2e_tests::shipper::start(&cfg, port, &[], &[]);
         if drop {
             // The burst goes at once; the rest arrives faster than the rate
             // allows and is dropped, counted, and not read again.
