@@ -200,13 +200,39 @@ impl Shipper {
             ignore_invalid_yaml: cfg.positions.ignore_invalid_yaml,
             read_only: dry_run,
         });
-        let positions_sync = (!dry_run).then(|| positions.spawn_sync());
+        let mut shipper = Shipper {
+            manager: Arc::new(FileTargetManager::new(
+                tailer_settings(cfg),
+                Arc::clone(&positions),
+            )),
+            discoveries: Vec::new(),
+            pipelines: Vec::new(),
+            fanout: None,
+            clients: Vec::new(),
+            dry_run: None,
+            positions,
+            positions_sync: None,
+            docker: Vec::new(),
+            journals: Vec::new(),
+        };
+        match shipper.start_parts(cfg, dry_run) {
+            Ok(()) => {
+                if !dry_run {
+                    shipper.positions_sync = Some(shipper.positions.spawn_sync());
+                }
+                Ok(shipper)
+            }
+            Err(e) => {
+                shipper.abort();
+                Err(e)
+            }
+        }
+    }
 
+    /// Starts the clients, then per scrape config its pipeline and sources.
+    fn start_parts(&mut self, cfg: &Config, dry_run: bool) -> Result<(), String> {
         // Where pipelines send: one client directly, or a fan-out task.
-        let mut clients = Vec::new();
-        let mut dry_run_task = None;
         let output: mpsc::Sender<Entry>;
-        let mut fanout = None;
         if dry_run {
             let external = cfg
                 .clients
@@ -215,35 +241,27 @@ impl Shipper {
                 .unwrap_or_default();
             let (tx, task) = client::dry_run::start(std::io::stdout(), external, JOB_QUEUE);
             output = tx;
-            dry_run_task = Some(task);
+            self.dry_run = Some(task);
         } else {
             if cfg.clients.is_empty() {
                 return Err("no clients configured: set clients[].url or -client.url".into());
             }
             for (i, c) in cfg.clients.iter().enumerate() {
                 let settings = client_settings(c).map_err(|e| format!("clients[{i}]: {e}"))?;
-                clients.push(Client::start(settings)?);
+                self.clients.push(Client::start(settings)?);
             }
-            if clients.len() == 1 {
-                output = clients[0].sender();
+            if self.clients.len() == 1 {
+                output = self.clients[0].sender();
             } else {
                 let (tx, rx) = mpsc::channel(JOB_QUEUE);
-                let senders = clients.iter().map(Client::sender).collect();
-                fanout = Some(tokio::spawn(fan_out(rx, senders)));
+                let senders = self.clients.iter().map(Client::sender).collect();
+                self.fanout = Some(tokio::spawn(fan_out(rx, senders)));
                 output = tx;
             }
         }
 
-        let manager = Arc::new(FileTargetManager::new(
-            tailer_settings(cfg),
-            Arc::clone(&positions),
-        ));
-        let mut discoveries = Vec::new();
-        let mut pipelines = Vec::new();
         // One bucket for every line read, whichever job it belongs to.
         let readline = ReadlineLimit::from_config(&cfg.limits_config);
-        let mut docker = Vec::new();
-        let mut journals = Vec::new();
         for sc in &cfg.scrape_configs {
             let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
@@ -253,28 +271,29 @@ impl Shipper {
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
-            pipelines.push(tokio::spawn(run_pipeline(
+            self.pipelines.push(tokio::spawn(run_pipeline(
                 pipeline,
                 job_rx,
                 output.clone(),
                 readline.clone(),
             )));
-            docker.extend(DockerSources::start(sc, &job_tx, &positions));
+            self.docker
+                .extend(DockerSources::start(sc, &job_tx, &self.positions));
             if sc.journal.is_some() {
-                let positions = Arc::clone(&positions);
-                journals.push(crate::sources::journal::JournalTarget::start(
-                    sc,
-                    positions,
-                    job_tx.clone(),
-                )?);
+                self.journals
+                    .push(crate::sources::journal::JournalTarget::start(
+                        sc,
+                        Arc::clone(&self.positions),
+                        job_tx.clone(),
+                    )?);
             }
             if !has_files {
                 continue;
             }
             let mut discovery = crate::discovery::spawn(sc);
-            let manager = Arc::clone(&manager);
+            let manager = Arc::clone(&self.manager);
             let job = sc.job_name.clone();
-            discoveries.push(tokio::spawn(async move {
+            self.discoveries.push(tokio::spawn(async move {
                 loop {
                     let targets = discovery
                         .targets
@@ -291,19 +310,27 @@ impl Shipper {
                 }
             }));
         }
-        drop(output);
-        Ok(Shipper {
-            manager,
-            discoveries,
-            pipelines,
-            fanout,
-            clients,
-            dry_run: dry_run_task,
-            positions,
-            positions_sync,
-            docker,
-            journals,
-        })
+        Ok(())
+    }
+
+    /// Undoes a start that failed half-way, at once: nothing it started may
+    /// go on reading, pushing or saving positions (a reload then starts the
+    /// previous config again over the same files).
+    fn abort(self) {
+        for task in self.discoveries.iter().chain(&self.pipelines) {
+            task.abort();
+        }
+        if let Some(f) = &self.fanout {
+            f.abort();
+        }
+        if let Some(d) = &self.dry_run {
+            d.abort();
+        }
+        self.manager.stop();
+        self.docker.iter().for_each(DockerSources::stop_reading);
+        for j in &self.journals {
+            j.stop();
+        }
     }
 
     /// What `/targets` shows.

@@ -376,6 +376,36 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
         "the error names the key: {body}"
     );
 
+    // One that passes the checks but cannot start (a CA file that is no
+    // certificate) is undone at once: the old config is running again and
+    // ships each line once.
+    let garbage = dir.path().join("not-a-ca.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let second_client = format!(
+        "  - url: https://127.0.0.1:1/loki/api/v1/push\n    tls_config:\n      ca_file: {}\n",
+        garbage.display()
+    );
+    setup.write_config(&second_client, &file_job("one", &one));
+    let r = ureq::post(&format!("http://127.0.0.1:{port}/reload")).call();
+    let (status, body) = match r {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("ca_file"),
+        "the error names the setting: {body}"
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&one).unwrap();
+    writeln!(f, "one-after-failed-start").unwrap();
+    wait_until(
+        "the old config ships again",
+        Duration::from_secs(15),
+        || Ok(has("one-after-failed-start")),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(30)));
+
     // A good one applies, by POST /reload.
     setup.write_config(
         "",
@@ -416,11 +446,16 @@ fn reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("promtail_config_reload_fail_total 1"),
+        metrics.contains("promtail_config_reload_fail_total 2"),
         "{metrics}"
     );
     let counts = received_counts(receiver);
-    for l in ["one-00000000", "two-00000000", "one-00000001"] {
+    for l in [
+        "one-00000000",
+        "two-00000000",
+        "one-after-failed-start",
+        "one-00000001",
+    ] {
         assert_eq!(counts.get(l), Some(&1), "{l} must arrive exactly once");
     }
 }
