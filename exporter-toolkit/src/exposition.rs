@@ -9,7 +9,6 @@
 //! values, floats in Go's shortest `%g` form.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -98,7 +97,7 @@ pub enum ConsistencyError {
 #[derive(Default, Debug, Clone)]
 pub struct MetricSet {
     families: Vec<Family>,
-    index: HashMap<Str, usize>,
+    index: rustc_hash::FxHashMap<Str, usize>,
 }
 
 impl MetricSet {
@@ -434,8 +433,10 @@ fn write_series(out: &mut String, name: &str, s: &Series, om: bool) {
                 if om {
                     out.push_str(".0");
                 }
+            } else if om {
+                write_float_om(out, *v);
             } else {
-                out.push_str(&fmt(*v));
+                write_float(out, *v);
             }
             out.push('\n');
         }
@@ -515,12 +516,16 @@ fn write_labels(out: &mut String, labels: &[(Str, String)], extra: Option<(&str,
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
+        if !v.contains(['\\', '"', '\n']) {
+            out.push_str(v);
+        } else {
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
             }
         }
         out.push('"');
@@ -529,6 +534,10 @@ fn write_labels(out: &mut String, labels: &[(Str, String)], extra: Option<(&str,
 }
 
 fn escape_help(out: &mut String, help: &str) {
+    if !help.contains(['\\', '\n']) {
+        out.push_str(help);
+        return;
+    }
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -554,22 +563,39 @@ fn escape_help_openmetrics(out: &mut String, help: &str) {
 /// form when the decimal exponent is < -4 or >= 6 (Go fixes the threshold at
 /// 6 for shortest output, hence `8.253652992e+09` for 8 GiB of memory).
 pub fn format_float(v: f64) -> String {
+    let mut out = String::with_capacity(24);
+    write_float(&mut out, v);
+    out
+}
+
+/// [`format_float`] written onto `out`, without allocating: a scrape
+/// writes hundreds of non-integer samples.
+pub fn write_float(out: &mut String, v: f64) {
     if v.is_nan() {
-        return "NaN".to_string();
+        out.push_str("NaN");
+        return;
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
     }
     if v == 0.0 {
         // client_golang special-cases zero, so -0 is written "0" too.
-        return "0".to_string();
+        out.push('0');
+        return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x".
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x"
+    // (at most 17 digits and a 3-digit exponent).
+    let mut sci = StackStr::<40>::new();
+    let _ = write!(sci, "{v:e}");
+    let sci = sci.as_str();
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let mut out = String::with_capacity(24);
+    let mut digits = StackStr::<32>::new();
+    for c in mantissa.chars().filter(char::is_ascii_digit) {
+        let _ = digits.write_char(c);
+    }
+    let digits = digits.as_str();
     if v < 0.0 {
         out.push('-');
     }
@@ -587,11 +613,11 @@ pub fn format_float(v: f64) -> String {
         for _ in 0..(-exp - 1) {
             out.push('0');
         }
-        out.push_str(&digits);
+        out.push_str(digits);
     } else {
         let int_len = (exp + 1) as usize;
         if digits.len() <= int_len {
-            out.push_str(&digits);
+            out.push_str(digits);
             for _ in digits.len()..int_len {
                 out.push('0');
             }
@@ -601,7 +627,50 @@ pub fn format_float(v: f64) -> String {
             out.push_str(&digits[int_len..]);
         }
     }
-    out
+}
+
+/// [`format_float_om`] written onto `out`.
+fn write_float_om(out: &mut String, v: f64) {
+    let start = out.len();
+    write_float(out, v);
+    if out[start..]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-')
+    {
+        out.push_str(".0");
+    }
+}
+
+/// A string in a fixed buffer on the stack, for formatting numbers
+/// without allocating; a write past its end fails.
+struct StackStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackStr<N> {
+    fn new() -> Self {
+        StackStr {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackStr<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > N {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// OpenMetrics floats as client_golang writes them: like [`format_float`],

@@ -44,12 +44,27 @@ pub fn read_to_string(path: impl AsRef<Path>) -> std::io::Result<String> {
 /// `pread`, which saves a path walk per file per scrape. Only for a bounded
 /// set of paths: never for per-process or per-file paths that come and go.
 pub fn read_kept(path: &Path) -> anyhow::Result<String> {
-    static KEPT: std::sync::OnceLock<OpenFiles> = std::sync::OnceLock::new();
-    let bytes = KEPT
-        .get_or_init(OpenFiles::default)
-        .read(path)
-        .map_err(|e| read_error(path, e))?;
+    let bytes = read_kept_bytes(path).map_err(|e| read_error(path, e))?;
     String::from_utf8(bytes).map_err(|_| anyhow!("reading {}: not UTF-8 text", path.display()))
+}
+
+/// [`read_kept`] with the I/O error as it is, for callers that tell
+/// errors apart (EOPNOTSUPP of a disabled PSI, ...).
+pub fn read_kept_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    static KEPT: std::sync::OnceLock<OpenFiles> = std::sync::OnceLock::new();
+    KEPT.get_or_init(OpenFiles::default).read(path)
+}
+
+/// [`read_u64`] of a fixed file kept open (see [`read_kept`]).
+pub fn read_kept_u64(path: &Path) -> anyhow::Result<u64> {
+    let s = read_kept(path)?;
+    let s = s.trim();
+    s.parse().with_context(|| {
+        format!(
+            "parsing {}: {s:?} is not an unsigned integer",
+            path.display()
+        )
+    })
 }
 
 /// Reads a sysfs attribute with a single read(2), trimmed: sysfs hands out
@@ -120,33 +135,41 @@ pub const USER_HZ: f64 = 100.0;
 /// /proc and /sys generate their content afresh on every read from the
 /// start, and skipping the open/close (a path walk through kernfs each) more
 /// than halves the cost of reading many small attributes, as netclass does.
-/// A read error (e.g. ENODEV once the device is gone) drops the kept file
-/// and the read is retried once with a fresh open.
+/// A file whose read fails because it is gone (ENODEV once the device is
+/// removed) is dropped and the read retried once with a fresh open; one that
+/// only has no value now (EINVAL: the speed of a link that is down) stays
+/// open, so the next scrape does not open it again.
 #[derive(Default)]
 pub struct OpenFiles {
     /// The lock is held only to look up or insert, never during I/O: a read
     /// that hangs must not block the other collectors' reads.
-    files: std::sync::Mutex<
-        std::collections::HashMap<std::path::PathBuf, std::sync::Arc<std::fs::File>>,
-    >,
+    files: std::sync::Mutex<rustc_hash::FxHashMap<std::path::PathBuf, std::sync::Arc<Kept>>>,
+}
+
+struct Kept {
+    file: std::fs::File,
+    /// A sysfs attribute: the kernel hands out all of it (at most a page)
+    /// in one read, so no second read is needed to see the end.
+    sysfs: bool,
 }
 
 impl OpenFiles {
     pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         let kept = self.lock().get(path).cloned();
-        if let Some(f) = kept {
-            match pread_all(&f) {
+        if let Some(k) = kept {
+            match pread_all(&k.file, k.sysfs) {
                 Ok(v) => return Ok(v),
+                Err(e) if !is_gone(&e) => return Err(e),
                 Err(_) => {
                     self.lock().remove(path);
                 }
             }
         }
-        let mut f = std::fs::File::open(path)?;
-        match pread_all(&f) {
+        let mut file = std::fs::File::open(path)?;
+        let sysfs = is_sysfs(&file);
+        match pread_all(&file, sysfs) {
             Ok(v) => {
-                self.lock()
-                    .insert(path.to_path_buf(), std::sync::Arc::new(f));
+                self.keep(path, Kept { file, sysfs });
                 Ok(v)
             }
             // Not seekable (a FIFO standing in for the file): read it the
@@ -154,11 +177,21 @@ impl OpenFiles {
             Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
                 use std::io::Read;
                 let mut v = Vec::new();
-                (&mut f).take(MAX_FILE_BYTES).read_to_end(&mut v)?;
+                (&mut file).take(MAX_FILE_BYTES).read_to_end(&mut v)?;
                 Ok(v)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                if !is_gone(&e) {
+                    self.keep(path, Kept { file, sysfs });
+                }
+                Err(e)
+            }
         }
+    }
+
+    fn keep(&self, path: &Path, kept: Kept) {
+        self.lock()
+            .insert(path.to_path_buf(), std::sync::Arc::new(kept));
     }
 
     /// Closes the files `keep` rejects (devices that went away).
@@ -168,18 +201,44 @@ impl OpenFiles {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<std::path::PathBuf, std::sync::Arc<std::fs::File>>,
-    > {
+    ) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<std::path::PathBuf, std::sync::Arc<Kept>>>
+    {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-fn pread_all(f: &std::fs::File) -> std::io::Result<Vec<u8>> {
+/// Errors that mean the open file no longer stands for the path.
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODEV | libc::ENOENT | libc::ESTALE | libc::EBADF | libc::ENXIO)
+    )
+}
+
+fn is_sysfs(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    // SAFETY: a zeroed statfs is a valid out-buffer for a descriptor we own.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::fstatfs(f.as_raw_fd(), &mut buf) == 0 && buf.f_type as i64 == SYSFS_MAGIC }
+}
+
+/// Reads the whole file with pread from offset 0. Most files fit in one
+/// page: they are read into a buffer on the stack and copied out at their
+/// size, so a scrape's ~200 reads leave no page-sized allocations behind
+/// for the allocator to hand back to the kernel and fault in again.
+fn pread_all(f: &std::fs::File, sysfs: bool) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 4096];
+    let mut page = [0u8; 4096];
     let mut len = 0;
+    while len < page.len() {
+        let n = f.read_at(&mut page[len..], len as u64)?;
+        len += n;
+        if n == 0 || (sysfs && len < page.len()) {
+            return Ok(page[..len].to_vec());
+        }
+    }
+    let mut buf = page.to_vec();
     loop {
         if len == buf.len() {
             if buf.len() as u64 >= MAX_FILE_BYTES {

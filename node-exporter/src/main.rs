@@ -4,6 +4,11 @@ use node_exporter::cli;
 use node_exporter::handler::Exporter;
 use node_exporter::scrape::Scraper;
 
+/// See the musl dependency in Cargo.toml.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("node-exporter: {e:#}");
@@ -12,6 +17,7 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
+    no_error_backtraces();
     limit_malloc_arenas();
     let flags = match cli::parse(std::env::args()) {
         Ok(f) => f,
@@ -86,6 +92,17 @@ async fn shutdown_signal() {
 /// glibc gives each thread that allocates its own arena (up to 8 per core),
 /// each keeping freed memory resident. The exporter allocates little, from a
 /// few threads: one arena keeps its resident memory low at no measurable cost.
+/// A collector error is an expected condition (a file this kernel lacks),
+/// reported every scrape: with `RUST_BACKTRACE` set, anyhow would walk the
+/// stack for each one. Panics keep their backtraces; `RUST_LIB_BACKTRACE`
+/// set by the user still wins.
+fn no_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // Called first thing in main, before any other thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator tunable; called before any

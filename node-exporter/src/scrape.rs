@@ -1,8 +1,8 @@
 //! Runs the enabled collectors of one scrape, each with a time budget, and
 //! reports each one's outcome in `node_scrape_collector_*`.
 //!
-//! Collectors are short file reads, so they run on two "lanes" (blocking
-//! threads) that drain one queue, not one thread each: that keeps a scrape to
+//! Collectors are short file reads, so they run on one "lane" (a blocking
+//! thread) that drains a queue, not one thread each: that keeps a scrape to
 //! a couple of thread wake-ups and the process to a few threads. When the
 //! queue stops moving because a collector is stuck (a dead NFS server, a
 //! sysfs attribute that blocks), another lane is added every
@@ -25,9 +25,10 @@ use tokio::sync::Notify;
 use crate::collector::Collector;
 use crate::helpers::is_no_data;
 
-/// Lanes started for every scrape (this is a 2-core class of machine; more
-/// lanes would only add wake-ups).
-const LANES: usize = 2;
+/// Lanes started for every scrape: collectors are file reads of tens of
+/// microseconds, so one lane is fastest (one thread wake-up per scrape);
+/// more join only when the queue stops moving.
+const LANES: usize = 1;
 /// How long the queue may sit still before another lane is added.
 const STALL_CHECK: Duration = Duration::from_millis(50);
 

@@ -53,8 +53,14 @@ pub struct TailerStatus {
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
     progress: Mutex<Arc<Progress>>,
-    /// The first bytes of the file (up to 1 KiB), to recognise its copies.
+    /// The first bytes of the file (up to 1 KiB) as far as they were read,
+    /// to recognise its copies. After a truncation it keeps the old
+    /// content's until the new content is read.
     head: Mutex<Vec<u8>>,
+    /// The head of the content before the last truncation, until the next
+    /// one: a copy of it found before the job has heard of the truncation
+    /// is held back, even when the new content is already being read.
+    old_head: Mutex<Vec<u8>>,
     /// Set when the tailer is finished with the file.
     pub done: tokio::sync::watch::Sender<bool>,
 }
@@ -69,15 +75,21 @@ impl TailerStatus {
     fn set_progress(&self, p: Arc<Progress>) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
-    /// The first bytes of the file as last read.
+    /// The first bytes of the file as far as they were read.
     pub fn head(&self) -> Vec<u8> {
         self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-    fn set_head(&self, file: Option<&std::fs::File>) {
-        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
-        let n = file.map_or(0, |f| read_head(f, &mut head).unwrap_or(0));
-        head.truncate(n);
-        *self.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
+    /// The head of the content before the last truncation.
+    pub fn old_head(&self) -> Vec<u8> {
+        self.old_head
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    fn set_head(&self, head: &[u8]) {
+        let mut h = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        h.clear();
+        h.extend_from_slice(head);
     }
 }
 
@@ -109,6 +121,7 @@ impl Tailer {
             size: AtomicU64::new(0),
             progress: Mutex::new(Progress::new(start)),
             head: Mutex::new(Vec::new()),
+            old_head: Mutex::new(Vec::new()),
             done: tokio::sync::watch::channel(false).0,
         })
     }
@@ -151,6 +164,10 @@ struct Open {
     closed: bool,
     /// The file's own path when `path` is a symlink to it.
     real_path: Option<PathBuf>,
+    /// The first bytes of the current content (up to 1 KiB) as far as
+    /// they were read: a copy of the file continues after them
+    /// (copytruncate), so they are published before they are sent.
+    head: Vec<u8>,
 }
 
 enum PathState {
@@ -177,7 +194,11 @@ impl Open {
         let identity = FileIdentity::of(&file).ok()?;
         let progress = Progress::new(t.start);
         t.status.set_progress(Arc::clone(&progress));
-        t.status.set_head(Some(&file));
+        // What lies before the start was read before (saved position).
+        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let n = read_head(&file, &mut head).unwrap_or(0);
+        head.truncate(n.min(usize::try_from(t.start).unwrap_or(usize::MAX)));
+        t.status.set_head(&head);
         let gzip = t.path.extension().is_some_and(|e| e == "gz");
         tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
         Some(Open {
@@ -196,6 +217,7 @@ impl Open {
             buf: Vec::new(),
             closed: false,
             real_path: std::fs::canonicalize(&t.path).ok(),
+            head,
         })
     }
 
@@ -310,7 +332,6 @@ impl Open {
             if let Ok(id) = FileIdentity::of(f) {
                 if id.fp_len > self.identity.fp_len {
                     self.identity = id;
-                    t.status.set_head(Some(f));
                     t.positions
                         .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
                 }
@@ -325,8 +346,9 @@ impl Open {
     fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
         tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
         // A copy continues at the start of the line we had not finished.
+        *t.status.old_head.lock().unwrap_or_else(|e| e.into_inner()) = self.head.clone();
         let _ = t.events.send(TailerEvent::Truncated {
-            head: t.status.head(),
+            head: std::mem::take(&mut self.head),
             offset: self.offset - self.splitter.partial_len(),
         });
         self.splitter.reset();
@@ -549,7 +571,8 @@ impl Open {
         chunk: &[u8],
         entries: &mut Vec<Entry>,
     ) -> bool {
-        let now = SystemTime::now();
+        let now = read_time();
+        self.note_head(t, chunk);
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
@@ -575,8 +598,21 @@ impl Open {
         true
     }
 
+    /// Keeps the first bytes read of the current content, and publishes
+    /// them before the entries made of them are sent: the job holds back a
+    /// copy of what we are reading rather than read it from its start.
+    fn note_head(&mut self, t: &Tailer, chunk: &[u8]) {
+        let fp = crate::positions::FINGERPRINT_BYTES;
+        if self.offset as usize != self.head.len() || self.head.len() >= fp {
+            return;
+        }
+        let take = chunk.len().min(fp - self.head.len());
+        self.head.extend_from_slice(&chunk[..take]);
+        t.status.set_head(&self.head);
+    }
+
     async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile) {
-        let now = SystemTime::now();
+        let now = read_time();
         let mut entries = Vec::new();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.flush(self.offset, |piece| {
@@ -592,6 +628,19 @@ impl Open {
             }
         }
     }
+}
+
+/// The timestamp of entries read now: the wall clock, but never earlier
+/// than one given before, so that a stream's entries stay in order when
+/// the clock is stepped back (NTP) or one file's tailer hands over to the
+/// next file's.
+fn read_time() -> SystemTime {
+    static LAST_NANOS: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let prev = LAST_NANOS.fetch_max(now, Ordering::Relaxed);
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(now.max(prev))
 }
 
 fn make_entry(

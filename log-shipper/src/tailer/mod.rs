@@ -292,6 +292,23 @@ impl Drop for FileTargetManager {
     }
 }
 
+/// The first bytes (up to 1 KiB) of the file at `path` if it is still the
+/// file `(dev, ino)`; empty otherwise.
+fn head_of(path: &str, (dev, ino): (u64, u64)) -> Vec<u8> {
+    let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+    let n = std::fs::File::open(path)
+        .and_then(|f| {
+            let m = f.metadata()?;
+            if (m.dev(), m.ino()) != (dev, ino) {
+                return Ok(0);
+            }
+            crate::positions::read_head(&f, &mut head)
+        })
+        .unwrap_or(0);
+    head.truncate(n);
+    head
+}
+
 /// Both non-empty and equal over the shorter one's length.
 fn same_prefix(a: &[u8], b: &[u8]) -> bool {
     let n = a.len().min(b.len());
@@ -715,11 +732,22 @@ impl JobRunner {
         }
         // Maybe a copy being made of a file being tailed (still empty, or
         // starting with its bytes): wait for the original's truncation,
-        // for a few syncs at most; then it is a file of its own.
-        let maybe_copy = self.tailers.values().any(|t| {
-            let h = t.status.head();
-            !h.is_empty() && (head.is_empty() || same_prefix(&h, &head))
-        });
+        // for a few syncs at most; then it is a file of its own. A tailer
+        // near the start of its file may read what it has not read yet
+        // before the truncation, so its file's own head counts too.
+        // An empty file may be a copy that has not been written yet: it
+        // has nothing to read anyway.
+        let maybe_copy = (head.is_empty() && !self.tailers.is_empty())
+            || self.tailers.iter().any(|(&tailed, t)| {
+                let read = t
+                    .status
+                    .read_offset
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                same_prefix(&t.status.head(), &head)
+                    || same_prefix(&t.status.old_head(), &head)
+                    || (read < crate::positions::FINGERPRINT_BYTES as u64
+                        && same_prefix(&head_of(&t.status.path, tailed), &head))
+            });
         if maybe_copy && !deadline_passed {
             return None;
         }

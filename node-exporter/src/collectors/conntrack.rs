@@ -11,7 +11,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{is_no_data, read_kept, read_u64};
+use crate::helpers::{is_no_data, read_kept, read_kept_u64};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "conntrack",
@@ -135,8 +135,8 @@ struct Conntrack {
 
 impl Collector for Conntrack {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        let count = read_u64(&self.paths.proc("sys/net/netfilter/nf_conntrack_count"))?;
-        let max = read_u64(&self.paths.proc("sys/net/netfilter/nf_conntrack_max"))?;
+        let count = read_kept_u64(&self.paths.proc("sys/net/netfilter/nf_conntrack_count"))?;
+        let max = read_kept_u64(&self.paths.proc("sys/net/netfilter/nf_conntrack_max"))?;
         let stat_path = self.paths.proc("net/stat/nf_conntrack");
         // Without the per-CPU statistics file, the table size is still worth
         // reporting.

@@ -5,7 +5,7 @@ use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::read_u64;
+use crate::helpers::read_kept_u64;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "entropy",
@@ -24,8 +24,8 @@ struct Entropy {
 
 impl Collector for Entropy {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        let avail = read_u64(&self.paths.proc("sys/kernel/random/entropy_avail"))?;
-        let pool = read_u64(&self.paths.proc("sys/kernel/random/poolsize"))?;
+        let avail = read_kept_u64(&self.paths.proc("sys/kernel/random/entropy_avail"))?;
+        let pool = read_kept_u64(&self.paths.proc("sys/kernel/random/poolsize"))?;
         out.gauge(
             "node_entropy_available_bits",
             "Bits of available entropy.",

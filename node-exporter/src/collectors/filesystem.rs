@@ -221,6 +221,9 @@ pub fn go_errno_string(errno: i32) -> String {
     }
 }
 
+/// How long the statfs queue may sit still before another worker joins.
+const STAT_STALL: Duration = Duration::from_millis(10);
+
 /// The statfs runner: stuck mount points and the threads behind them.
 struct Statter {
     stat: StatFn,
@@ -369,12 +372,11 @@ impl Statter {
         let mut out: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
         // Kept here (not dropped) to start replacement workers.
         let (tx, rx) = mpsc::channel();
-        let mut workers = 0;
-        for _ in 0..self.workers.clamp(1, n) {
-            if self.spawn_worker(round, &tx) {
-                workers += 1;
-            }
-        }
+        // One worker does a scrape's statfs calls (microseconds each);
+        // more, up to --collector.filesystem.stat-workers, join only when
+        // the queue stops moving, which saves thread wake-ups per scrape.
+        let max_workers = self.workers.clamp(1, n);
+        let mut workers = usize::from(self.spawn_worker(round, &tx));
         if workers == 0 {
             return (0..n)
                 .map(|_| Outcome::Error("could not start a statfs thread".into()))
@@ -395,6 +397,15 @@ impl Statter {
                     .min()
                     .unwrap_or(self.timeout)
             };
+            let queued = || {
+                !round
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+            };
+            let may_add = workers < max_workers && queued();
+            let wait = if may_add { wait.min(STAT_STALL) } else { wait };
             match rx.recv_timeout(wait) {
                 Ok((i, result)) => {
                     if let Some(slot @ None) = out.get_mut(i) {
@@ -406,6 +417,9 @@ impl Statter {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if may_add && queued() && self.spawn_worker(round, &tx) {
+                        workers += 1;
+                    }
                     let now = Instant::now();
                     let overdue: Vec<usize> = {
                         let started = round.started.lock().unwrap_or_else(|e| e.into_inner());

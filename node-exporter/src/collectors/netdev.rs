@@ -190,6 +190,8 @@ struct Netdev {
     detailed: bool,
     netlink: bool,
     label_ifalias: bool,
+    /// The sysfs counters read on every scrape, kept open.
+    files: crate::helpers::OpenFiles,
 }
 
 impl Netdev {
@@ -227,6 +229,7 @@ impl Netdev {
             detailed: f.bool("collector.netdev.enable-detailed-metrics", false),
             netlink: f.bool("collector.netdev.netlink", true),
             label_ifalias: f.bool("collector.netdev.label-ifalias", false),
+            files: Default::default(),
         })
     }
 
@@ -241,8 +244,8 @@ impl Netdev {
 
 /// A sysfs counter, or None if the kernel does not have it (or the device
 /// is not in this sysfs' network namespace).
-fn read_counter(path: &Path) -> Option<u64> {
-    crate::helpers::read_to_string(path)
+fn read_counter(files: &crate::helpers::OpenFiles, path: &Path) -> Option<u64> {
+    std::str::from_utf8(&files.read(path).ok()?)
         .ok()?
         .trim()
         .parse()
@@ -254,7 +257,16 @@ impl Collector for Netdev {
         let path = self.paths.proc("net/dev");
         let text = read_kept(&path)?;
         let mut stats: Vec<(&str, u64)> = Vec::with_capacity(NETLINK_STATS.len());
-        for line in parse_net_dev(&text, &path)? {
+        let lines = parse_net_dev(&text, &path)?;
+        // Close the counters of devices that are gone.
+        let class_net = self.paths.sysfs.join("class/net");
+        self.files.retain(|p| {
+            p.strip_prefix(&class_net)
+                .ok()
+                .and_then(|rel| rel.iter().next())
+                .is_some_and(|d| lines.iter().any(|l| std::ffi::OsStr::new(&l.device) == d))
+        });
+        for line in lines {
             let dev = line.device.as_str();
             if self.filter.ignored(dev) {
                 tracing::debug!(device = dev, "Ignoring device");
@@ -264,7 +276,7 @@ impl Collector for Netdev {
             let sys = self.statistics_dir(dev);
             if self.netlink && self.detailed && sys.is_dir() {
                 for (file, name) in NETLINK_STATS {
-                    if let Some(v) = read_counter(&sys.join(file)) {
+                    if let Some(v) = read_counter(&self.files, &sys.join(file)) {
                         stats.push((name, v));
                     }
                 }
@@ -278,7 +290,7 @@ impl Collector for Netdev {
                     stats.push((name, v));
                 }
                 if self.netlink {
-                    if let Some(v) = read_counter(&sys.join("rx_nohandler")) {
+                    if let Some(v) = read_counter(&self.files, &sys.join("rx_nohandler")) {
                         stats.push(("receive_nohandler", v));
                     }
                 }
@@ -520,6 +532,7 @@ mod fixture_tests {
             detailed,
             netlink,
             label_ifalias: false,
+            files: Default::default(),
         };
         let mut out = MetricSet::new();
         c.update(&mut out).unwrap();

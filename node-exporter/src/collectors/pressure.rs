@@ -79,8 +79,10 @@ pub fn parse_psi(text: &str, path: &Path) -> anyhow::Result<Psi> {
 /// Reads a PSI file; `None` when the kernel has no such resource. A kernel
 /// built with PSI but booted without it (`psi=0`) answers EOPNOTSUPP.
 fn read_psi(path: &Path) -> anyhow::Result<Option<String>> {
-    match crate::helpers::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
+    match crate::helpers::read_kept_bytes(path) {
+        Ok(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| anyhow!("reading {}: not UTF-8 text", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(NoData(format!(
             "{}: pressure information is disabled, add psi=1 to the kernel command line to enable it",

@@ -96,7 +96,7 @@ pub fn for_each_socket(path: &Path, mut each: impl FnMut(u8, u64, u64)) -> anyho
         }
         Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
     };
-    let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
+    let mut reader = std::io::BufReader::with_capacity(16 * 1024, file);
     let mut line = String::with_capacity(256);
     let mut lineno = 0;
     loop {

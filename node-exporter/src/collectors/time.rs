@@ -67,7 +67,7 @@ pub fn parse_clocksource(
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
-    crate::helpers::read_to_string(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))
+    crate::helpers::read_kept(path)
 }
 
 /// The time zone abbreviation and UTC offset in seconds for `secs`.
