@@ -21,7 +21,7 @@ workspace root (replaced on each run, the rest of the file kept).
 Python 3 standard library only. `make bench` builds the release binary first;
 by hand:
 
-    cargo build --release -p node-exporter && python3 bench/compare.py
+    make release && python3 bench/compare.py
 """
 
 import argparse
@@ -57,7 +57,8 @@ def default_ours():
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     if not os.path.isabs(target):
         target = os.path.join(ROOT, target)
-    return os.path.join(target, "release", "node-exporter")
+    # The static build (`make release`), which is what we ship.
+    return os.path.join(target, "x86_64-unknown-linux-musl", "release", "node-exporter")
 
 
 def parse_args(argv):
@@ -409,7 +410,7 @@ def main(argv):
     for label, b in (("ours", args.ours), ("theirs", args.theirs)):
         if not os.access(b, os.X_OK):
             hint = (
-                "build it with `cargo build --release -p node-exporter`"
+                "build it with `make release`"
                 if label == "ours"
                 else "install it with `apt-get install prometheus-node-exporter`"
             )

@@ -13,7 +13,7 @@ Containers are removed afterwards.
 Writes its own marked section of BENCHMARKS.md. Python standard library;
 reuses bench/compare.py's helpers. `make bench` runs it after compare.py:
 
-    cargo build --release -p node-exporter && python3 bench/containers.py
+    make release && python3 bench/containers.py
 """
 
 import argparse
@@ -155,7 +155,7 @@ def main(argv):
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     if not os.path.exists(args.ours):
-        compare.die(f"{args.ours} not found: cargo build --release -p node-exporter")
+        compare.die(f"{args.ours} not found: make release")
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         compare.die("docker info failed: no Docker Engine to measure against")
     ensure_image()

@@ -29,7 +29,7 @@ start() { # name, command...
   echo "started $name (pid $!, log $RUN/$name.log)"
 }
 
-start node-exporter "$BIN/node-exporter" --web.listen-address="$LISTEN"
+start node-exporter "${NODE_EXPORTER:-$BIN/node-exporter}" --web.listen-address="$LISTEN"
 
 cat >"$RUN/log-shipper.yaml" <<YAML
 server:

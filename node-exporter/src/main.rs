@@ -55,11 +55,11 @@ fn run() -> anyhow::Result<()> {
     let exporter = Arc::new(exporter);
     let addresses = flags.strings("web.listen-address");
 
-    // Two workers are plenty: collectors run on the blocking pool, and the
-    // reactor only moves bytes. Idle blocking threads linger long enough to
+    // One thread serves HTTP: collectors run on the blocking pool, and the
+    // reactor only moves bytes, so a second worker would only add thread
+    // wake-ups to every scrape. Idle blocking threads linger long enough to
     // be reused by the next scrape instead of being respawned every time.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .thread_keep_alive(std::time::Duration::from_secs(60))
         .enable_all()
         .build()?;

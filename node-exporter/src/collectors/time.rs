@@ -72,7 +72,9 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// The time zone abbreviation and UTC offset in seconds for `secs`.
 fn zone(secs: i64) -> anyhow::Result<(String, i64)> {
-    let t: libc::time_t = secs as libc::time_t;
+    // libc's `time_t` (64-bit with glibc and musl >= 1.2), by inference: the
+    // alias itself is deprecated on musl.
+    let t = secs as _;
     // SAFETY: tm is plain data; localtime_r fills it and is thread-safe.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the duration of the call.
