@@ -123,6 +123,50 @@ pub fn read_dir_names(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Metric names and help texts made from keys the kernel hands out (netstat
+/// fields, meminfo and vmstat lines, ...), made once per key and kept for the
+/// life of the process: the keys are the same on every scrape, and
+/// formatting (and regexp-filtering) hundreds of them anew was a tenth of a
+/// scrape's CPU. Bounded: past [`KeyNames::MAX_KEYS`] distinct keys, names
+/// are made per call and not kept.
+#[derive(Default)]
+pub struct KeyNames {
+    /// `None`: the key is filtered out.
+    names: std::sync::Mutex<rustc_hash::FxHashMap<String, Option<(&'static str, &'static str)>>>,
+}
+
+impl KeyNames {
+    /// Far more distinct keys than any kernel has.
+    pub const MAX_KEYS: usize = 4096;
+
+    /// The (name, help) of `key`: `make()` the first time (`None` to skip
+    /// the key), the kept ones afterwards.
+    pub fn get(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Option<(String, String)>,
+    ) -> Option<(
+        exporter_toolkit::exposition::Str,
+        exporter_toolkit::exposition::Str,
+    )> {
+        use std::borrow::Cow;
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = names.get(key) {
+            return kept.map(|(n, h)| (Cow::Borrowed(n), Cow::Borrowed(h)));
+        }
+        let made = make();
+        if names.len() >= Self::MAX_KEYS {
+            return made.map(|(n, h)| (Cow::Owned(n), Cow::Owned(h)));
+        }
+        // Kept for the process' life (bounded above), so they can be
+        // handed out as `&'static str` without copying on every scrape.
+        let kept: Option<(&'static str, &'static str)> =
+            made.map(|(n, h)| (&*n.leak(), &*h.leak()));
+        names.insert(key.to_string(), kept);
+        kept.map(|(n, h)| (Cow::Borrowed(n), Cow::Borrowed(h)))
+    }
+}
+
 /// Whether an error is only "this system has no such data".
 pub fn is_no_data(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NoData>().is_some()
@@ -144,6 +188,8 @@ pub struct OpenFiles {
     /// The lock is held only to look up or insert, never during I/O: a read
     /// that hangs must not block the other collectors' reads.
     files: std::sync::Mutex<rustc_hash::FxHashMap<std::path::PathBuf, std::sync::Arc<Kept>>>,
+    /// The devices [`keep_devices`](Self::keep_devices) was given last.
+    devices: std::sync::Mutex<Vec<String>>,
 }
 
 struct Kept {
@@ -197,6 +243,24 @@ impl OpenFiles {
     /// Closes the files `keep` rejects (devices that went away).
     pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
         self.lock().retain(|p, _| keep(p));
+    }
+
+    /// Closes the files under `dir/<device>/` of devices not in `devices`.
+    /// Nothing to do while the devices are those of the last call.
+    pub fn keep_devices(&self, dir: &Path, devices: &[&str]) {
+        {
+            let mut last = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+            if last.iter().map(String::as_str).eq(devices.iter().copied()) {
+                return;
+            }
+            *last = devices.iter().map(|d| d.to_string()).collect();
+        }
+        self.retain(|p| {
+            p.strip_prefix(dir)
+                .ok()
+                .and_then(|rel| rel.iter().next())
+                .is_some_and(|d| devices.iter().any(|x| std::ffi::OsStr::new(x) == d))
+        });
     }
 
     fn lock(
@@ -259,6 +323,49 @@ fn pread_all(f: &std::fs::File, sysfs: bool) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_names_are_made_once_per_key_and_filtered_keys_stay_out() {
+        let names = KeyNames::default();
+        let made = std::cell::Cell::new(0);
+        let make = |key: &str| {
+            made.set(made.get() + 1);
+            (key != "skip").then(|| (format!("node_x_{key}"), format!("help {key}")))
+        };
+        for _ in 0..3 {
+            let (n, h) = names.get("a", || make("a")).unwrap();
+            assert_eq!((n.as_ref(), h.as_ref()), ("node_x_a", "help a"));
+            assert!(names.get("skip", || make("skip")).is_none());
+        }
+        assert_eq!(made.get(), 2, "made again on a later scrape");
+    }
+
+    #[test]
+    fn files_of_devices_that_went_away_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        for dev in ["eth0", "eth1"] {
+            std::fs::create_dir(dir.path().join(dev)).unwrap();
+            std::fs::write(dir.path().join(dev).join("mtu"), "1500\n").unwrap();
+        }
+        let files = OpenFiles::default();
+        files.keep_devices(dir.path(), &["eth0", "eth1"]);
+        for dev in ["eth0", "eth1"] {
+            assert_eq!(
+                files.read(&dir.path().join(dev).join("mtu")).unwrap(),
+                b"1500\n"
+            );
+        }
+        // eth1 is removed: its kept file would still read until closed.
+        std::fs::remove_dir_all(dir.path().join("eth1")).unwrap();
+        files.keep_devices(dir.path(), &["eth0", "eth1"]);
+        assert!(
+            files.read(&dir.path().join("eth1/mtu")).is_ok(),
+            "same devices: nothing closed"
+        );
+        files.keep_devices(dir.path(), &["eth0"]);
+        assert!(files.read(&dir.path().join("eth1/mtu")).is_err());
+        assert!(files.read(&dir.path().join("eth0/mtu")).is_ok());
+    }
 
     #[test]
     fn open_files_see_new_content_and_survive_replacement() {

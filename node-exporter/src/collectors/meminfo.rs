@@ -18,24 +18,29 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| {
         Ok(Box::new(Meminfo {
             paths: f.paths.clone(),
+            names: Default::default(),
         }))
     },
 };
 
 struct Meminfo {
     paths: Paths,
+    /// Per line: its metric name and help.
+    names: crate::helpers::KeyNames,
 }
 
 impl Collector for Meminfo {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("meminfo");
         for (key, value) in parse_meminfo(&read_kept(&path)?, &path)? {
-            out.gauge(
-                format!("node_memory_{key}"),
-                format!("Memory information field {key}."),
-                &[],
-                value,
-            );
+            if let Some((name, help)) = self.names.get(&key, || {
+                Some((
+                    format!("node_memory_{key}"),
+                    format!("Memory information field {key}."),
+                ))
+            }) {
+                out.gauge(name, help, &[], value);
+            }
         }
         Ok(())
     }

@@ -251,12 +251,8 @@ impl Collector for Netclass {
             .collect();
         devices.sort();
         // Close what was kept open for interfaces that are gone.
-        self.files.retain(|p| {
-            p.strip_prefix(&dir)
-                .ok()
-                .and_then(|rel| rel.iter().next())
-                .is_some_and(|d| devices.iter().any(|x| std::ffi::OsStr::new(x) == d))
-        });
+        let names: Vec<&str> = devices.iter().map(String::as_str).collect();
+        self.files.keep_devices(&dir, &names);
         for dev in devices.iter().filter(|d| !self.ignored.is_match(d)) {
             let base = dir.join(dev);
             let text = |attr: &str| -> anyhow::Result<Option<String>> {

@@ -192,6 +192,8 @@ struct Netdev {
     label_ifalias: bool,
     /// The sysfs counters read on every scrape, kept open.
     files: crate::helpers::OpenFiles,
+    /// Per statistic: its metric name and help.
+    names: crate::helpers::KeyNames,
 }
 
 impl Netdev {
@@ -230,6 +232,7 @@ impl Netdev {
             netlink: f.bool("collector.netdev.netlink", true),
             label_ifalias: f.bool("collector.netdev.label-ifalias", false),
             files: Default::default(),
+            names: Default::default(),
         })
     }
 
@@ -260,12 +263,8 @@ impl Collector for Netdev {
         let lines = parse_net_dev(&text, &path)?;
         // Close the counters of devices that are gone.
         let class_net = self.paths.sysfs.join("class/net");
-        self.files.retain(|p| {
-            p.strip_prefix(&class_net)
-                .ok()
-                .and_then(|rel| rel.iter().next())
-                .is_some_and(|d| lines.iter().any(|l| std::ffi::OsStr::new(&l.device) == d))
-        });
+        let names: Vec<&str> = lines.iter().map(|l| l.device.as_str()).collect();
+        self.files.keep_devices(&class_net, &names);
         for line in lines {
             let dev = line.device.as_str();
             if self.filter.ignored(dev) {
@@ -303,12 +302,14 @@ impl Collector for Netdev {
                 labels.push(("ifalias", ifalias.trim()));
             }
             for &(key, v) in &stats {
-                out.counter(
-                    format!("node_network_{key}_total"),
-                    format!("Network device statistic {key}."),
-                    &labels,
-                    v as f64,
-                );
+                if let Some((name, help)) = self.names.get(key, || {
+                    Some((
+                        format!("node_network_{key}_total"),
+                        format!("Network device statistic {key}."),
+                    ))
+                }) {
+                    out.counter(name, help, &labels, v as f64);
+                }
             }
         }
         if self.address_info {
@@ -533,6 +534,7 @@ mod fixture_tests {
             netlink,
             label_ifalias: false,
             files: Default::default(),
+            names: Default::default(),
         };
         let mut out = MetricSet::new();
         c.update(&mut out).unwrap();

@@ -29,7 +29,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         Ok(Box::new(Netstat {
             paths: f.paths.clone(),
             fields: f.regex("collector.netstat.fields")?,
-            selected: Default::default(),
+            names: Default::default(),
         }))
     },
 };
@@ -126,46 +126,29 @@ struct Netstat {
     paths: Paths,
     /// `None`: an empty `--collector.netstat.fields`, which matches everything.
     fields: Option<Regex>,
-    /// The regexp's verdict per field, remembered: the kernel's field
-    /// names are the same on every scrape, and matching some 400 of them
-    /// anew each time was a tenth of a scrape's CPU.
-    selected: std::sync::Mutex<rustc_hash::FxHashMap<String, bool>>,
+    /// Per field: filtered out, or its metric name and help.
+    names: crate::helpers::KeyNames,
 }
 
-/// More distinct field names than any kernel has: past it the verdicts
-/// are forgotten rather than kept growing.
-const MAX_REMEMBERED_FIELDS: usize = 4096;
-
 impl Netstat {
-    fn is_selected(&self, key: &str) -> bool {
-        let Some(re) = &self.fields else { return true };
-        let mut selected = self.selected.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&verdict) = selected.get(key) {
-            return verdict;
-        }
-        if selected.len() >= MAX_REMEMBERED_FIELDS {
-            selected.clear();
-        }
-        let verdict = re.is_match(key);
-        selected.insert(key.to_string(), verdict);
-        verdict
-    }
-
     fn emit(&self, stats: &[Stat<'_>], key: &mut String, out: &mut MetricSet) {
         for &(proto, name, value) in stats {
             key.clear();
             key.push_str(proto);
             key.push('_');
             key.push_str(name);
-            if !self.is_selected(key) {
+            let Some((metric, help)) = self.names.get(key, || {
+                if self.fields.as_ref().is_some_and(|re| !re.is_match(key)) {
+                    return None;
+                }
+                Some((
+                    sanitize_name(&format!("node_netstat_{key}")),
+                    format!("Statistic {proto}{name}."),
+                ))
+            }) else {
                 continue;
-            }
-            out.untyped(
-                sanitize_name(&format!("node_netstat_{key}")),
-                format!("Statistic {proto}{name}."),
-                &[],
-                value,
-            );
+            };
+            out.untyped(metric, help, &[], value);
         }
     }
 }

@@ -29,6 +29,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         Ok(Box::new(Vmstat {
             paths: f.paths.clone(),
             fields: f.regex("collector.vmstat.fields")?,
+            names: Default::default(),
         }))
     },
 };
@@ -60,6 +61,8 @@ struct Vmstat {
     paths: Paths,
     /// `None`: an empty `--collector.vmstat.fields`, which matches everything.
     fields: Option<Regex>,
+    /// Per line: filtered out, or its metric name and help.
+    names: crate::helpers::KeyNames,
 }
 
 impl Collector for Vmstat {
@@ -67,15 +70,18 @@ impl Collector for Vmstat {
         let path = self.paths.proc("vmstat");
         let text = read_kept(&path)?;
         for (name, value) in parse_vmstat(&text, &path)? {
-            if self.fields.as_ref().is_some_and(|re| !re.is_match(name)) {
+            let Some((metric, help)) = self.names.get(name, || {
+                if self.fields.as_ref().is_some_and(|re| !re.is_match(name)) {
+                    return None;
+                }
+                Some((
+                    sanitize_name(&format!("node_vmstat_{name}")),
+                    format!("/proc/vmstat information field {name}."),
+                ))
+            }) else {
                 continue;
-            }
-            out.untyped(
-                sanitize_name(&format!("node_vmstat_{name}")),
-                format!("/proc/vmstat information field {name}."),
-                &[],
-                value,
-            );
+            };
+            out.untyped(metric, help, &[], value);
         }
         Ok(())
     }
