@@ -133,8 +133,13 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
             std::fs::metadata(p).map_err(|e| format!("tls_config.{key} {p:?}: {e}"))?;
         }
     }
-    if !c.headers.is_empty() {
-        tracing::warn!(url = %c.url, "clients.headers are not sent by this shipper");
+    let mut headers = Vec::new();
+    for (name, value) in &c.headers {
+        let n = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("headers: {name:?} is not a header name: {e}"))?;
+        http::HeaderValue::from_str(value)
+            .map_err(|e| format!("headers.{name}: not a header value: {e}"))?;
+        headers.push((n.as_str().to_string(), value.clone()));
     }
     Ok(ClientSettings {
         url: c.url.clone(),
@@ -162,6 +167,7 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        headers,
         ..ClientSettings::default()
     })
 }
@@ -247,7 +253,9 @@ impl Shipper {
                 return Err("no clients configured: set clients[].url or -client.url".into());
             }
             for (i, c) in cfg.clients.iter().enumerate() {
-                let settings = client_settings(c).map_err(|e| format!("clients[{i}]: {e}"))?;
+                let mut settings = client_settings(c).map_err(|e| format!("clients[{i}]: {e}"))?;
+                settings.max_streams =
+                    usize::try_from(cfg.limits_config.max_streams).unwrap_or(usize::MAX);
                 self.clients.push(Client::start(settings)?);
             }
             if self.clients.len() == 1 {

@@ -167,6 +167,74 @@ async fn retries_429_500_down_and_hang_without_losing_or_acking_early() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_headers_are_sent_but_never_replace_the_shippers_own() {
+    let r = LokiReceiver::start();
+    let mut s = settings(&r);
+    s.tenant_id = Some("team-a".into());
+    s.headers = vec![
+        ("x-custom".into(), "yes".into()),
+        ("x-scope-orgid".into(), "forged".into()),
+        ("content-type".into(), "text/plain".into()),
+    ];
+    let client = Client::start(s).unwrap();
+    let p = Progress::new(0);
+    send_lines(&client, &p, &labels(&[("job", "j")]), 0, 3).await;
+    wait_until("3 entries", Duration::from_secs(5), || r.entry_count() == 3).await;
+    let h = r.last_headers();
+    let get = |name: &str| -> Vec<&str> {
+        h.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(get("x-custom"), ["yes"], "{h:?}");
+    assert_eq!(get("x-scope-orgid"), ["team-a"], "{h:?}");
+    assert_eq!(get("content-type"), ["application/x-protobuf"], "{h:?}");
+    client.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_streams_past_max_streams_are_dropped_and_acked() {
+    let r = LokiReceiver::start();
+    let mut s = settings(&r);
+    s.max_streams = 2;
+    s.batch_wait = Duration::from_millis(300);
+    let client = Client::start(s).unwrap();
+    let p = Progress::new(0);
+    // Three streams in one batch: the third one's entries are dropped.
+    send_lines(&client, &p, &labels(&[("job", "a")]), 0, 5).await;
+    send_lines(&client, &p, &labels(&[("job", "b")]), 5, 5).await;
+    send_lines(&client, &p, &labels(&[("job", "c")]), 10, 5).await;
+    send_lines(&client, &p, &labels(&[("job", "a")]), 15, 5).await;
+    wait_until("every entry acked", Duration::from_secs(5), || {
+        p.committed() == 20
+    })
+    .await;
+    wait_until("15 entries", Duration::from_secs(5), || {
+        r.entry_count() == 15
+    })
+    .await;
+    let mut jobs: Vec<_> = r
+        .streams()
+        .iter()
+        .map(|st| (st.labels["job"].clone(), st.entries.len()))
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs, [("a".to_string(), 10), ("b".to_string(), 5)]);
+    assert_eq!(
+        client.metrics().dropped_entries(DropReason::StreamLimited),
+        5
+    );
+    // A new batch has room for the stream again.
+    send_lines(&client, &p, &labels(&[("job", "c")]), 20, 2).await;
+    wait_until("17 entries", Duration::from_secs(5), || {
+        r.entry_count() == 17
+    })
+    .await;
+    client.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_drops_the_batch_and_counts_it() {
     let r = LokiReceiver::start();
     let mut s = settings(&r);

@@ -123,6 +123,8 @@ struct Store {
     required_tenant: Option<String>,
     /// Write-to-acknowledge latencies, microseconds.
     latencies_us: Vec<u32>,
+    /// The headers of the last push, names in lower case.
+    last_headers: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -365,6 +367,12 @@ impl LokiReceiver {
         self.store().problems.clone()
     }
 
+    /// The headers of the last push request (names in lower case), in the
+    /// order they came.
+    pub fn last_headers(&self) -> Vec<(String, String)> {
+        self.store().last_headers.clone()
+    }
+
     /// Forgets every entry and counter (the mode stays).
     pub fn clear(&self) {
         let mut s = self.store();
@@ -495,6 +503,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
             .map(str::to_string)
     };
     let tenant = header("x-scope-orgid");
+    shared
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .last_headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
     let content_type = header("content-type").unwrap_or_default();
     let content_encoding = header("content-encoding").unwrap_or_default();
     let body = match req.into_body().collect().await {

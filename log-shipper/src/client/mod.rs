@@ -81,6 +81,14 @@ pub struct ClientSettings {
     pub external_labels: LabelSet,
     /// Entries the input channel holds before senders wait.
     pub queue_capacity: usize,
+    /// `headers`: sent with every push, except where the shipper sets the
+    /// header itself (content type, user agent, tenant, authorization),
+    /// as promtail does. Names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// `limits_config.max_streams`: streams per batch of a tenant; entries
+    /// of further streams are dropped (`reason="stream_limited"`), as
+    /// promtail does. 0: no limit.
+    pub max_streams: usize,
 }
 
 impl Default for ClientSettings {
@@ -98,6 +106,8 @@ impl Default for ClientSettings {
             backoff: BackoffSettings::default(),
             external_labels: LabelSet::new(),
             queue_capacity: 2048,
+            headers: Vec::new(),
+            max_streams: 0,
         }
     }
 }
@@ -190,6 +200,8 @@ struct Batch {
     bytes: usize,
     entries: usize,
     created: Instant,
+    /// Entries dropped by `max_streams` (logged once per batch).
+    stream_limited: usize,
 }
 
 impl Batch {
@@ -202,7 +214,16 @@ impl Batch {
             bytes: 0,
             entries: 0,
             created: Instant::now(),
+            stream_limited: 0,
         }
+    }
+
+    /// Whether an entry of `labels` would start a stream past `max`.
+    fn over_stream_limit(&self, labels: &LabelSet, max: usize) -> bool {
+        max > 0
+            && self.streams.len() >= max
+            && self.last.as_ref().is_none_or(|(l, _)| l != labels)
+            && !self.index.contains_key(labels)
     }
 
     fn add(&mut self, labels: LabelSet, entry: proto::Entry, size: usize, ack: Option<Ack>) {
@@ -317,13 +338,19 @@ impl Worker {
                 .map(|(name, value)| proto::LabelPair { name, value })
                 .collect(),
         };
+        let max_streams = self.settings.max_streams;
+        let batch = self.batches.entry(tenant).or_insert_with(Batch::new);
+        if batch.over_stream_limit(&e.labels, max_streams) {
+            if batch.stream_limited == 0 {
+                tracing::warn!(max_streams, labels = ?e.labels, "dropping entries of streams past limits_config.max_streams in this batch");
+            }
+            batch.stream_limited += 1;
+            self.metrics.dropped(DropReason::StreamLimited, 1, size);
+            e.complete();
+            return;
+        }
         let ack = e.ack.take();
-        self.batches.entry(tenant).or_insert_with(Batch::new).add(
-            std::mem::take(&mut e.labels),
-            entry,
-            size,
-            ack,
-        );
+        batch.add(std::mem::take(&mut e.labels), entry, size, ack);
     }
 
     async fn send_due(&mut self) {
@@ -341,20 +368,23 @@ impl Worker {
         }
     }
 
-    fn headers(&self, tenant: &Option<String>) -> Vec<(&'static str, String)> {
+    fn headers(&self, tenant: &Option<String>) -> Vec<(String, String)> {
         let mut h = vec![
-            ("content-type", "application/x-protobuf".to_string()),
             (
-                "user-agent",
+                "content-type".to_string(),
+                "application/x-protobuf".to_string(),
+            ),
+            (
+                "user-agent".to_string(),
                 format!("log-shipper/{}", env!("CARGO_PKG_VERSION")),
             ),
         ];
         if let Some(t) = tenant {
-            h.push(("x-scope-orgid", t.clone()));
+            h.push(("x-scope-orgid".to_string(), t.clone()));
         }
         if let Some(b) = &self.settings.basic_auth {
             h.push((
-                "authorization",
+                "authorization".to_string(),
                 format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD
@@ -362,14 +392,21 @@ impl Worker {
                 ),
             ));
         } else if let Some(t) = &self.settings.bearer_token {
-            h.push(("authorization", format!("Bearer {t}")));
+            h.push(("authorization".to_string(), format!("Bearer {t}")));
         } else if let Some(f) = &self.settings.bearer_token_file {
             match std::fs::read_to_string(f) {
-                Ok(t) => h.push(("authorization", format!("Bearer {}", t.trim()))),
+                Ok(t) => h.push(("authorization".to_string(), format!("Bearer {}", t.trim()))),
                 Err(e) => {
                     tracing::error!(file = %f.display(), error = %e, "reading bearer_token_file")
                 }
             }
+        }
+        for (name, value) in &self.settings.headers {
+            if h.iter().any(|(n, _)| n == name) || name == "authorization" {
+                tracing::debug!(header = %name, "custom header set by the shipper itself, skipping");
+                continue;
+            }
+            h.push((name.clone(), value.clone()));
         }
         h
     }

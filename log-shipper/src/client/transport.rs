@@ -160,7 +160,7 @@ impl Transport {
     pub async fn post(
         &mut self,
         body: Bytes,
-        headers: &[(&'static str, String)],
+        headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<Answer, String> {
         match tokio::time::timeout(timeout, self.post_inner(body, headers)).await {
@@ -190,7 +190,7 @@ impl Transport {
     async fn post_inner(
         &mut self,
         body: Bytes,
-        headers: &[(&'static str, String)],
+        headers: &[(String, String)],
     ) -> Result<Answer, String> {
         let reusable = match &mut self.conn {
             Some(c) => c.ready().await.is_ok(),
@@ -206,7 +206,7 @@ impl Transport {
         let mut req = hyper::Request::post(self.endpoint.path.as_str())
             .header(hyper::header::HOST, self.endpoint.authority.as_str());
         for (k, v) in headers {
-            req = req.header(*k, v.as_str());
+            req = req.header(k.as_str(), v.as_str());
         }
         let req = req
             .body(Full::new(body))
