@@ -2,7 +2,7 @@
 //! exposes, read through the `procfs` crate from the real /proc (not from
 //! `--path.procfs`, which may point at another host's tree).
 
-use procfs::process::{LimitValue, Process};
+use procfs::process::Process;
 
 use crate::exposition::MetricSet;
 
@@ -26,18 +26,30 @@ pub fn collect(set: &mut MetricSet) -> Result<(), String> {
             n as f64,
         );
     }
-    if let Ok(limits) = me.limits() {
+    // The soft limits /proc/self/limits shows, without reading and parsing
+    // that file on every scrape.
+    let mut fds = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let mut address_space = fds;
+    // SAFETY: getrlimit only writes the structs we pass.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut fds) == 0
+            && libc::getrlimit(libc::RLIMIT_AS, &mut address_space) == 0
+    };
+    if ok {
         set.gauge(
             "process_max_fds",
             "Maximum number of open file descriptors.",
             &[],
-            limit(limits.max_open_files.soft_limit),
+            soft_limit(&fds),
         );
         set.gauge(
             "process_virtual_memory_max_bytes",
             "Maximum amount of virtual memory available in bytes.",
             &[],
-            limit(limits.max_address_space.soft_limit),
+            soft_limit(&address_space),
         );
     }
     set.gauge(
@@ -63,11 +75,13 @@ pub fn collect(set: &mut MetricSet) -> Result<(), String> {
     Ok(())
 }
 
-fn limit(v: LimitValue) -> f64 {
-    match v {
-        // RLIM_INFINITY, as client_golang reports it.
-        LimitValue::Unlimited => u64::MAX as f64,
-        LimitValue::Value(n) => n as f64,
+/// A soft limit as client_golang reports it: RLIM_INFINITY is the
+/// largest u64.
+fn soft_limit(l: &libc::rlimit) -> f64 {
+    if l.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX as f64
+    } else {
+        l.rlim_cur as f64
     }
 }
 
