@@ -15,8 +15,6 @@ APT_PACKAGES += python3-jinja2 python3-yaml
 APT_PACKAGES += systemd-journal-remote
 # debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
 APT_PACKAGES += debootstrap
-# musl-tools: the C compiler wrapper for the static node-exporter (`make release`).
-APT_PACKAGES += musl-tools
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the
@@ -27,7 +25,7 @@ STATIC_EXPORTER := target/$(STATIC_TARGET)/release/node-exporter
 LISTEN ?= 127.0.0.1:9100
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test deps build release static-test lint unit e2e bench fuzz clean rules-test terraform-test ansible-lint ansible-test
+.PHONY: run test deps toolchain static-exporter build release static-test lint unit e2e bench fuzz clean rules-test terraform-test ansible-lint ansible-test
 
 ## run: build and run the suite on this machine: node-exporter on $(LISTEN),
 ## log-shipper on :9080, and (when installed) Prometheus with our rules and
@@ -39,7 +37,7 @@ run: release
 test: deps lint unit static-test rules-test terraform-test ansible-test
 
 ## deps: idempotent; apt-get only runs when a package is missing
-deps:
+deps: toolchain
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -50,7 +48,6 @@ deps:
 	else echo "system packages present: $(APT_PACKAGES)"; fi
 	@command -v rustfmt >/dev/null || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null || rustup component add clippy
-	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
 	@# Python tools (checkov, ...): pip runs only when one is missing or the file changed.
 	@mkdir -p .tmp; \
 	names=$$(sed -e 's/#.*//' -e 's/[=<>!~;[ ].*//' requirements-dev.txt | grep -v '^$$'); \
@@ -72,15 +69,23 @@ unit: build
 build:
 	$(CARGO) build --workspace
 
+## toolchain: what the static build needs: the rustup target and musl's
+## compiler wrapper (Debian's musl-tools, for ring's C code)
+toolchain:
+	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
+	@command -v musl-gcc >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends musl-tools; }
+
+static-exporter: toolchain
+	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
+
 ## release: the binaries to deploy: node-exporter static ($(STATIC_EXPORTER)),
 ## log-shipper in target/release
-release:
-	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
+release: static-exporter
 	$(CARGO) build --release -p log-shipper
 
 ## static-test: the static node-exporter against Debian's node_exporter and a real Prometheus
-static-test: deps
-	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
+static-test: deps static-exporter
 	NODE_EXPORTER_BIN=$(CURDIR)/$(STATIC_EXPORTER) $(CARGO) test -p e2e-tests --test compat_node_exporter --test prometheus_scrape
 
 ## rules-test: promtool check/test of alert-rules/, lint, amtool check-config and routes tests
@@ -107,8 +112,7 @@ terraform-test:
 
 ## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count;
 ## log-shipper throughput, latency and memory into the Loki test receiver (bench/shipper.py, ~15 min); writes BENCHMARKS.md
-bench: deps
-	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
+bench: deps static-exporter
 	python3 bench/compare.py --ours $(STATIC_EXPORTER) --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md
 	$(CARGO) build --release -p log-shipper
@@ -132,8 +136,7 @@ ansible-lint:
 	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-lint --profile production
 
 ## ansible-test: site.yml deployed to Debian 12 containers running systemd, checked from outside
-ansible-test: ansible-lint
-	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
+ansible-test: ansible-lint static-exporter
 	$(CARGO) build -p log-shipper
 	$(CARGO) build -p e2e-tests --example loki_receiver
 	NODE_EXPORTER_BIN=$(CURDIR)/$(STATIC_EXPORTER) PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py

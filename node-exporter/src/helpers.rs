@@ -57,14 +57,7 @@ pub fn read_kept_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// [`read_u64`] of a fixed file kept open (see [`read_kept`]).
 pub fn read_kept_u64(path: &Path) -> anyhow::Result<u64> {
-    let s = read_kept(path)?;
-    let s = s.trim();
-    s.parse().with_context(|| {
-        format!(
-            "parsing {}: {s:?} is not an unsigned integer",
-            path.display()
-        )
-    })
+    parse_u64_file(&read_kept(path)?, path)
 }
 
 /// Reads a sysfs attribute with a single read(2), trimmed: sysfs hands out
@@ -79,13 +72,13 @@ pub fn read_sysfs_attr(path: &Path) -> std::io::Result<String> {
         .to_string())
 }
 
-/// Reads a file holding one value (sysfs attributes), trimmed.
-pub fn read_trimmed(path: &Path) -> anyhow::Result<String> {
-    Ok(read_file(path)?.trim().to_string())
+pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
+    parse_u64_file(&read_file(path)?, path)
 }
 
-pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
-    let s = read_trimmed(path)?;
+/// A file's whole content as one unsigned integer, naming the file on error.
+fn parse_u64_file(text: &str, path: &Path) -> anyhow::Result<u64> {
+    let s = text.trim();
     s.parse().with_context(|| {
         format!(
             "parsing {}: {s:?} is not an unsigned integer",

@@ -450,12 +450,7 @@ impl Statter {
                         resolved += 1;
                         // That thread is lost to this round: replace it so
                         // that the mounts queued behind it still get theirs.
-                        let queued = !round
-                            .queue
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .is_empty();
-                        if queued && !self.spawn_worker(round, &tx) {
+                        if queued() && !self.spawn_worker(round, &tx) {
                             tracing::warn!("could not start a statfs thread");
                             let rest: Vec<usize> = round
                                 .queue
