@@ -244,9 +244,13 @@ impl Open {
                 self.last_data = Instant::now();
                 continue;
             }
-            // At the end of what is there.
-            if self.splitter.has_partial()
-                && (rotated || self.partial_since.elapsed() >= t.settings.flush_timeout)
+            // At the end of what is there. A rotated file's last line is
+            // flushed below, once its writer has moved on: a writer may
+            // still be completing it (the newline of a line written in
+            // two parts).
+            if !rotated
+                && self.splitter.has_partial()
+                && self.partial_since.elapsed() >= t.settings.flush_timeout
             {
                 self.flush_partial(t, m).await;
             }
@@ -262,11 +266,15 @@ impl Open {
                 }
             } else if rotated {
                 // Late writes to the old file are still read above; stop
-                // once all is acked and the writer has moved on.
-                if self.progress.in_flight() == 0
-                    && self.last_data.elapsed() >= t.settings.poll_interval * 2
-                {
-                    break;
+                // once the writer has moved on and all is acked.
+                if self.last_data.elapsed() >= t.settings.poll_interval * 2 {
+                    if self.splitter.has_partial() {
+                        self.flush_partial(t, m).await;
+                        continue;
+                    }
+                    if self.progress.in_flight() == 0 {
+                        break;
+                    }
                 }
             } else {
                 match self.path_state(t) {

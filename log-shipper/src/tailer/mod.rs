@@ -736,7 +736,10 @@ impl JobRunner {
         // near the start of its file may read what it has not read yet
         // before the truncation, so its file's own head counts too.
         // An empty file may be a copy that has not been written yet: it
-        // has nothing to read anyway.
+        // has nothing to read anyway. Files are opened for their heads only
+        // in the new file's own directory (where logrotate puts copies), so
+        // thousands of small files elsewhere cost nothing here.
+        let dir = path.parent();
         let maybe_copy = (head.is_empty() && !self.tailers.is_empty())
             || self.tailers.iter().any(|(&tailed, t)| {
                 let read = t
@@ -746,6 +749,7 @@ impl JobRunner {
                 same_prefix(&t.status.head(), &head)
                     || same_prefix(&t.status.old_head(), &head)
                     || (read < crate::positions::FINGERPRINT_BYTES as u64
+                        && std::path::Path::new(&t.status.path).parent() == dir
                         && same_prefix(&head_of(&t.status.path, tailed), &head))
             });
         if maybe_copy && !deadline_passed {
