@@ -579,15 +579,15 @@ impl Open {
         chunk: &[u8],
         entries: &mut Vec<Entry>,
     ) -> bool {
-        let now = read_time();
         self.note_head(t, chunk);
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, now, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm) {
                 entries.push(e);
             }
         });
+        stamp(entries);
         self.offset += chunk.len() as u64;
         if self.splitter.has_partial() && (!had_partial || !entries.is_empty()) {
             self.partial_since = Instant::now();
@@ -620,14 +620,14 @@ impl Open {
     }
 
     async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile) {
-        let now = read_time();
         let mut entries = Vec::new();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.flush(self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, now, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm) {
                 entries.push(e);
             }
         });
+        stamp(&mut entries);
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         for e in entries {
@@ -638,24 +638,44 @@ impl Open {
     }
 }
 
-/// The timestamp of entries read now: the wall clock, but never earlier
-/// than one given before, so that a stream's entries stay in order when
-/// the clock is stepped back (NTP) or one file's tailer hands over to the
-/// next file's.
-fn read_time() -> SystemTime {
+/// Stamps entries just read with the time they were read, each its own
+/// nanosecond: Loki stores an entry identical in stream, timestamp and line
+/// once, so repeated lines must not share a timestamp (promtail stamps each
+/// line as it reads it). Stamps are strictly increasing across the process,
+/// so a stream's entries stay in order even when the clock is stepped back
+/// (NTP) or one file's tailer hands over to the next file's.
+fn stamp(entries: &mut [Entry]) {
+    if entries.is_empty() {
+        return;
+    }
+    let first = read_times(entries.len() as u64);
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.timestamp = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(first + i as u64);
+    }
+}
+
+/// Reserves `n` consecutive nanosecond timestamps, the first of them the
+/// wall clock's now unless that is not after the last one given.
+pub(crate) fn read_times(n: u64) -> u64 {
     static LAST_NANOS: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let prev = LAST_NANOS.fetch_max(now, Ordering::Relaxed);
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(now.max(prev))
+    let mut prev = LAST_NANOS.load(Ordering::Relaxed);
+    loop {
+        let first = now.max(prev.saturating_add(1));
+        let last = first.saturating_add(n.saturating_sub(1));
+        match LAST_NANOS.compare_exchange_weak(prev, last, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return first,
+            Err(p) => prev = p,
+        }
+    }
 }
 
 fn make_entry(
     piece: Piece<'_>,
     progress: &Arc<Progress>,
     labels: &LabelSet,
-    now: SystemTime,
     m: &super::metrics::FileMetrics,
 ) -> Option<Entry> {
     match piece {
@@ -674,7 +694,7 @@ fn make_entry(
             };
             Some(Entry {
                 labels: labels.clone(),
-                timestamp: now,
+                timestamp: SystemTime::UNIX_EPOCH,
                 line,
                 structured_metadata: Vec::new(),
                 ack: Some(progress.track(end)),
@@ -706,4 +726,31 @@ fn next_data(file: &std::fs::File, offset: u64) -> Option<u64> {
         return Some(offset);
     }
     Some(r as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_read_gets_its_own_increasing_timestamp() {
+        let mut entries: Vec<Entry> = (0..1000)
+            .map(|_| Entry::new(LabelSet::new(), "same line".into()))
+            .collect();
+        stamp(&mut entries[..600]);
+        stamp(&mut entries[600..]);
+        for w in entries.windows(2) {
+            assert!(
+                w[0].timestamp < w[1].timestamp,
+                "stamps must strictly increase"
+            );
+        }
+        let again = read_times(1);
+        let last = entries[999]
+            .timestamp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(again > last, "later reads come after");
+    }
 }
