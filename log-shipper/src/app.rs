@@ -20,7 +20,7 @@ use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsSettings};
 use crate::server::TargetView;
 use crate::sources::docker::DockerSources;
-use crate::tailer::{FileTargetManager, TailerSettings};
+use crate::sources::file::{FileTargetManager, TailerSettings};
 
 /// Entries a job's channel holds before its tailers wait (backpressure).
 const JOB_QUEUE: usize = 1024;

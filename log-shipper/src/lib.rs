@@ -1,6 +1,6 @@
 //! log-shipper: a promtail-compatible log shipper for Loki.
 //!
-//! Data flows one way: a source (`tailer`) reads lines into [`entry::Entry`]s,
+//! Data flows one way: a source (`sources`: files, Docker, the journal) reads lines into [`entry::Entry`]s,
 //! each carrying an [`ack::Ack`] for the bytes it came from; the scrape
 //! config's `pipeline` transforms or drops them; the `client` batches and
 //! pushes them to Loki and completes their acks once Loki accepted them;
@@ -20,7 +20,6 @@ pub mod relabel;
 pub mod client;
 pub mod positions;
 pub mod sources;
-pub mod tailer;
 
 pub mod app;
 pub mod limits;

@@ -24,7 +24,7 @@ pub fn collect(set: &mut MetricSet) {
     crate::app::collect(set);
     crate::discovery::collect(set);
     crate::pipeline::collect(set);
-    crate::tailer::collect(set);
+    crate::sources::file::collect(set);
     crate::sources::journal::collect(set);
     crate::client::collect(set);
     crate::sources::docker::collect(set);

@@ -10,7 +10,7 @@ use e2e_tests::loki_receiver::{LokiReceiver, Mode};
 use log_shipper::client::{BackoffSettings, Client, ClientSettings};
 use log_shipper::entry::LabelSet;
 use log_shipper::positions::{Positions, PositionsSettings};
-use log_shipper::tailer::{FileTargetManager, TailerSettings};
+use log_shipper::sources::file::{FileTargetManager, TailerSettings};
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

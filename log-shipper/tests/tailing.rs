@@ -12,7 +12,7 @@ use e2e_tests::loki_receiver::{LokiReceiver, Mode};
 use log_shipper::client::{BackoffSettings, Client, ClientSettings};
 use log_shipper::entry::LabelSet;
 use log_shipper::positions::{Positions, PositionsSettings};
-use log_shipper::tailer::{FileTargetManager, TailerSettings};
+use log_shipper::sources::file::{FileTargetManager, TailerSettings};
 
 struct Harness {
     dir: tempfile::TempDir,
@@ -403,7 +403,7 @@ async fn partial_lines_crlf_binary_junk_and_an_empty_file() {
         .collect();
     assert_eq!(by_file[&logs.join("crlf.log").display().to_string()], 2);
     let mut set = exporter_toolkit::exposition::MetricSet::new();
-    log_shipper::tailer::collect(&mut set);
+    log_shipper::sources::file::collect(&mut set);
     let text = exporter_toolkit::exposition::encode(
         &set.finish().unwrap(),
         exporter_toolkit::exposition::Format::Text,

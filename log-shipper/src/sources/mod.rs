@@ -1,7 +1,8 @@
-//! Log sources other than files.
+//! Log sources: files, Docker containers and events, the systemd journal.
 
 pub mod docker;
 pub mod docker_engine;
 pub mod docker_events;
 pub mod docker_sd;
+pub mod file;
 pub mod journal;

@@ -17,12 +17,13 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::identity::{read_head, FileIdentity};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::ActiveFile;
 use super::TailerSettings;
 use crate::ack::Progress;
 use crate::entry::{Entry, LabelSet};
-use crate::positions::{read_head, FileIdentity, Positions};
+use crate::positions::Positions;
 
 /// Bytes of a read chunk turned into entries before they are sent.
 const EMIT_SLICE: usize = 32 * 1024;
@@ -195,7 +196,7 @@ impl Open {
         let progress = Progress::new(t.start);
         t.status.set_progress(Arc::clone(&progress));
         // What lies before the start was read before (saved position).
-        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+        let mut head = vec![0u8; super::identity::FINGERPRINT_BYTES];
         let n = read_head(&file, &mut head).unwrap_or(0);
         head.truncate(n.min(usize::try_from(t.start).unwrap_or(usize::MAX)));
         t.status.set_head(&head);
@@ -336,7 +337,7 @@ impl Open {
             return false;
         }
         // A short file: the fingerprint grows with it.
-        if (self.identity.fp_len as usize) < crate::positions::FINGERPRINT_BYTES {
+        if (self.identity.fp_len as usize) < super::identity::FINGERPRINT_BYTES {
             if let Ok(id) = FileIdentity::of(f) {
                 if id.fp_len > self.identity.fp_len {
                     self.identity = id;
@@ -610,7 +611,7 @@ impl Open {
     /// them before the entries made of them are sent: the job holds back a
     /// copy of what we are reading rather than read it from its start.
     fn note_head(&mut self, t: &Tailer, chunk: &[u8]) {
-        let fp = crate::positions::FINGERPRINT_BYTES;
+        let fp = super::identity::FINGERPRINT_BYTES;
         if self.offset as usize != self.head.len() || self.head.len() >= fp {
             return;
         }

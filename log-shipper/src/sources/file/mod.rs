@@ -8,10 +8,11 @@
 //! behind it). Entries carry the target's labels without the `__`
 //! internals, plus `filename` as promtail adds it.
 
-pub mod file;
 pub mod glob;
+pub mod identity;
 pub mod lines;
 pub mod metrics;
+pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -24,9 +25,9 @@ use tokio::task::JoinHandle;
 
 use crate::entry::{Entry, LabelSet};
 use crate::positions::Positions;
-use file::{Tailer, TailerEvent, TailerStatus};
 use glob::PathGlob;
 pub use metrics::collect;
+use watcher::{Tailer, TailerEvent, TailerStatus};
 
 pub const PATH_LABEL: &str = "__path__";
 pub const PATH_EXCLUDE_LABEL: &str = "__path_exclude__";
@@ -295,14 +296,14 @@ impl Drop for FileTargetManager {
 /// The first bytes (up to 1 KiB) of the file at `path` if it is still the
 /// file `(dev, ino)`; empty otherwise.
 fn head_of(path: &str, (dev, ino): (u64, u64)) -> Vec<u8> {
-    let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
+    let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
     let n = std::fs::File::open(path)
         .and_then(|f| {
             let m = f.metadata()?;
             if (m.dev(), m.ino()) != (dev, ino) {
                 return Ok(0);
             }
-            crate::positions::read_head(&f, &mut head)
+            identity::read_head(&f, &mut head)
         })
         .unwrap_or(0);
     head.truncate(n);
@@ -418,7 +419,7 @@ struct JobRunner {
     tailers: HashMap<(u64, u64), RunningTailer>,
     /// Files finished with (rotated away, deleted): where we stopped, so a
     /// rotated file showing up under a matching name is not read again.
-    ended: HashMap<(u64, u64), (crate::positions::FileIdentity, u64)>,
+    ended: HashMap<(u64, u64), (identity::FileIdentity, u64)>,
     /// Heads of files truncated lately and how far they had been read:
     /// their copies (copytruncate) continue from there.
     truncated: Vec<(Vec<u8>, u64, tokio::time::Instant)>,
@@ -683,8 +684,7 @@ impl JobRunner {
         } else {
             len
         };
-        let same =
-            |id: &crate::positions::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
+        let same = |id: &identity::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         if let Some((id, offset)) = self.ended.get(&key) {
             if same(id) && *offset <= len {
                 return Some(*offset);
@@ -708,8 +708,8 @@ impl JobRunner {
             }
         }
         let f = file.as_ref()?;
-        let mut head = vec![0u8; crate::positions::FINGERPRINT_BYTES];
-        let n = crate::positions::read_head(f, &mut head).unwrap_or(0);
+        let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
+        let n = identity::read_head(f, &mut head).unwrap_or(0);
         head.truncate(n);
         let now = tokio::time::Instant::now();
         let deadline_passed = {
@@ -748,7 +748,7 @@ impl JobRunner {
                     .load(std::sync::atomic::Ordering::Relaxed);
                 same_prefix(&t.status.head(), &head)
                     || same_prefix(&t.status.old_head(), &head)
-                    || (read < crate::positions::FINGERPRINT_BYTES as u64
+                    || (read < identity::FINGERPRINT_BYTES as u64
                         && std::path::Path::new(&t.status.path).parent() == dir
                         && same_prefix(&head_of(&t.status.path, tailed), &head))
             });
