@@ -753,3 +753,182 @@ async fn crashes_under_steady_writes_lose_nothing() {
     h.assert_nothing_lost(&expected, expected.len() / 2);
     h.stop().await;
 }
+
+/// logrotate's copytruncate as a writer sees it: copy the file to `copy`,
+/// then truncate it in place (the writer keeps its O_APPEND descriptor).
+fn copytruncate(log: &Path, copy: &Path) {
+    std::fs::copy(log, copy).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_whose_copies_the_glob_does_not_match_exactly_once() {
+    // `*.log`, like /var/log/nginx/*.log: the copies (app.log.N) are never
+    // matched; what was not read before each truncation is found in them.
+    let mut h = Harness::new();
+    h.start("*.log", tailer_settings());
+    let logs = h.logs();
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("app.log"))
+            .unwrap();
+        let mut n = 0;
+        for rot in 0..20 {
+            for _ in 0..300 {
+                let l = format!("w line {n}");
+                writeln!(f, "{l}").unwrap();
+                all.push(l);
+                n += 1;
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            }
+            copytruncate(&logs.join("app.log"), &logs.join(format!("app.log.{rot}")));
+        }
+        for _ in 0..10 {
+            let l = format!("w line {n}");
+            writeln!(f, "{l}").unwrap();
+            all.push(l);
+            n += 1;
+        }
+        all
+    });
+    let expected = writer.join().unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_while_loki_is_down_keeps_every_copy_until_shipped() {
+    // Loki is down: the tailer stops reading, the file is truncated three
+    // times, and each copy is overwritten by the next one (`rotate 1`):
+    // each copy must be found and held open while it exists.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.receiver.set_mode(Mode::Down);
+    let mut expected = Vec::new();
+    for gen in 0..4 {
+        let lines = numbered(&format!("g{gen}"), 0..3000);
+        write_lines(&log, &lines);
+        expected.extend(lines);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if gen < 3 {
+            let copy = h.logs().join("app.log.1");
+            let _ = std::fs::remove_file(&copy);
+            copytruncate(&log, &copy);
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    h.receiver.set_mode(Mode::Accept);
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_then_copytruncate_a_second_later_with_loki_down() {
+    // The new live file after a rename rotation is empty: it must be read
+    // (watched) at once, so its truncation a second later finds its copy.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let mut expected = numbered("before", 0..500);
+    write_lines(&log, &expected);
+    h.start("*.log", tailer_settings());
+    h.wait_lines(expected.len(), 10).await;
+    h.receiver.set_mode(Mode::Down);
+    std::fs::rename(&log, h.logs().join("app.log.1")).unwrap();
+    std::fs::write(&log, b"").unwrap();
+    let fresh = numbered("fresh", 0..800);
+    write_lines(&log, &fresh);
+    expected.extend(fresh);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    copytruncate(&log, &h.logs().join("app.log.2"));
+    let after = numbered("after", 0..100);
+    write_lines(&log, &after);
+    expected.extend(after);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.receiver.set_mode(Mode::Accept);
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncation_without_a_copy_is_counted_never_silent() {
+    // Truncated with nothing copied while Loki was down: the unread bytes
+    // are gone, and the metric says how many.
+    let mut h = Harness::new();
+    let log = h.logs().join("gone.log");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = numbered("kept", 0..10);
+    write_lines(&log, &first);
+    h.wait_lines(first.len(), 10).await;
+    h.receiver.set_mode(Mode::Down);
+    // Enough to fill the job's channel and the client's queue: the tailer
+    // waits with unread bytes in the file.
+    let lost = numbered("lost", 0..200_000);
+    write_lines(&log, &lost);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let after = numbered("after", 0..10);
+    write_lines(&log, &after);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.receiver.set_mode(Mode::Accept);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let unread = loop {
+        let mut set = exporter_toolkit::exposition::MetricSet::new();
+        log_shipper::sources::file::collect(&mut set);
+        let text = exporter_toolkit::exposition::encode(
+            &set.finish().unwrap(),
+            exporter_toolkit::exposition::Format::Text,
+        );
+        let want = format!(
+            "promtail_dropped_bytes_total{{path=\"{}\",reason=\"truncated_unread\"}} ",
+            log.display()
+        );
+        if let Some(line) = text.lines().find(|l| l.starts_with(&want)) {
+            break line[want.len()..].parse::<f64>().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no truncated_unread count:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let received = h.lines();
+    let delivered_lost = received.iter().filter(|l| l.starts_with("lost")).count();
+    let undelivered = lost.len() - delivered_lost;
+    // Every undelivered line is counted (at least its bytes), none twice.
+    assert!(
+        unread >= (undelivered * "lost line 100000\n".len() / 2) as f64 && undelivered > 0,
+        "{undelivered} lines never delivered, {unread} bytes counted"
+    );
+    let total_bytes: usize = lost.iter().map(|l| l.len() + 1).sum();
+    assert!(unread <= total_bytes as f64);
+    // The new content is read after that.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !after.iter().all(|a| h.lines().contains(a)) {
+        assert!(Instant::now() < deadline, "the new content never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.stop().await;
+}

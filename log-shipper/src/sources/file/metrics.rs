@@ -16,6 +16,9 @@ pub struct FileMetrics {
     pub truncated_bytes: AtomicU64,
     pub dropped_lines: AtomicU64,
     pub dropped_bytes: AtomicU64,
+    /// Bytes of a truncated file that were never read and whose copy was
+    /// not found (`reason="truncated_unread"`).
+    pub truncated_unread_bytes: AtomicU64,
     /// How many tailers use it (a file is tailed once per job).
     active: AtomicU64,
 }
@@ -120,6 +123,17 @@ pub fn collect(set: &mut MetricSet) {
                 "Bytes of lines not sent because they were longer than max_line_size.",
                 &[("path", p), ("reason", "line_too_long")],
                 load(&m.dropped_bytes),
+            );
+        }
+        let unread = load(&m.truncated_unread_bytes);
+        if unread > 0.0 {
+            // promtail's family (the client's, by host) with our reason: a
+            // file truncated before it was read, its copy not found.
+            set.counter(
+                "promtail_dropped_bytes_total",
+                "Number of bytes dropped because failed to be sent to the ingester after all retries.",
+                &[("path", p), ("reason", "truncated_unread")],
+                unread,
             );
         }
     }

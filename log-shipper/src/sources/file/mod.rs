@@ -8,10 +8,12 @@
 //! behind it). Entries carry the target's labels without the `__`
 //! internals, plus `filename` as promtail adds it.
 
+pub mod copies;
 pub mod glob;
 pub mod identity;
 pub mod lines;
 pub mod metrics;
+pub mod start;
 pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,10 +29,14 @@ use crate::entry::{Entry, LabelSet};
 use crate::positions::Positions;
 use glob::PathGlob;
 pub use metrics::collect;
-use watcher::{Tailer, TailerEvent, TailerStatus};
+use watcher::{Claims, CopyCheck, Tailer, TailerEvent, TailerStatus};
 
 pub const PATH_LABEL: &str = "__path__";
 pub const PATH_EXCLUDE_LABEL: &str = "__path_exclude__";
+/// Where logrotate puts rotated files when not beside the file (its
+/// `olddir`): copies of truncated files are looked for there too.
+/// Absolute, or relative to the file's directory.
+pub const ROTATED_DIR_LABEL: &str = "__rotated_dir__";
 pub const FILENAME_LABEL: &str = "filename";
 
 /// Runtime settings (from `target_config` and `limits_config`).
@@ -111,6 +117,7 @@ pub struct FileSnapshot {
 struct Target {
     raw: LabelSet,
     labels: LabelSet,
+    rotated_dir: Option<String>,
     glob: PathGlob,
     exclude: Option<PathGlob>,
 }
@@ -190,6 +197,7 @@ impl FileTargetManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             parsed.push(Target {
+                rotated_dir: raw.get(ROTATED_DIR_LABEL).cloned(),
                 raw,
                 labels,
                 glob,
@@ -217,8 +225,8 @@ impl FileTargetManager {
                 out: None,
                 tailers: HashMap::new(),
                 ended: HashMap::new(),
-                truncated: Vec::new(),
-                held_copies: HashMap::new(),
+                claims: Claims::default(),
+                deferred: HashMap::new(),
                 latest_by_path: HashMap::new(),
                 recovered: Default::default(),
             };
@@ -291,6 +299,31 @@ impl Drop for FileTargetManager {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether the new file `path`, starting with `head`, looks like a copy of
+/// content one of `watched` holds: its published heads, or the first bytes
+/// on disk of a file in the same directory (where copies are made) whose
+/// watcher may not have read that far. Files are opened only there and
+/// only while their watcher is within their first KiB, so thousands of
+/// files elsewhere cost nothing here.
+fn looks_like_copy<'a>(
+    watched: impl Iterator<Item = &'a Arc<TailerStatus>>,
+    head: &[u8],
+    own: (u64, u64),
+    path: &std::path::Path,
+) -> bool {
+    if head.is_empty() {
+        return false;
+    }
+    let dir = path.parent();
+    watched.filter(|s| s.dev_ino != own).any(|s| {
+        s.shares_head(head)
+            || (s.read_offset.load(std::sync::atomic::Ordering::Relaxed)
+                < identity::FINGERPRINT_BYTES as u64
+                && std::path::Path::new(&s.path).parent() == dir
+                && same_prefix(&head_of(&s.path, s.dev_ino), head))
+    })
 }
 
 /// The first bytes (up to 1 KiB) of the file at `path` if it is still the
@@ -389,6 +422,11 @@ struct Spawn {
     labels: LabelSet,
     dev_ino: (u64, u64),
     start: u64,
+    /// Truncated while we were away: the copy with this head first.
+    copy_first: Option<copies::Head>,
+    copy_dirs: Vec<PathBuf>,
+    /// Read from its start: check its first bytes before sending them.
+    check_copy: bool,
     after: Option<Arc<TailerStatus>>,
     /// Already rotated away: read to the end, then done.
     draining: bool,
@@ -420,12 +458,12 @@ struct JobRunner {
     /// Files finished with (rotated away, deleted): where we stopped, so a
     /// rotated file showing up under a matching name is not read again.
     ended: HashMap<(u64, u64), (identity::FileIdentity, u64)>,
-    /// Heads of files truncated lately and how far they had been read:
-    /// their copies (copytruncate) continue from there.
-    truncated: Vec<(Vec<u8>, u64, tokio::time::Instant)>,
-    /// New files whose head is that of a file being tailed: copies being
-    /// made by copytruncate, held back until the original is truncated.
-    held_copies: HashMap<(u64, u64), tokio::time::Instant>,
+    /// Copies of truncated files the watchers took: never read as files
+    /// of their own.
+    claims: Claims,
+    /// New files that start like content a watcher holds (probably its
+    /// copy, about to be claimed), held back since then.
+    deferred: HashMap<(u64, u64), tokio::time::Instant>,
     /// The newest tailer started for each path.
     latest_by_path: HashMap<String, Arc<TailerStatus>>,
     /// Old files looked for once (rotated while we were not running).
@@ -446,7 +484,7 @@ impl JobRunner {
             let fast = fast_until
                 .filter(|t| *t > tokio::time::Instant::now())
                 .is_some()
-                || !self.held_copies.is_empty();
+                || !self.deferred.is_empty();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(JobCommand::Update(targets, out)) => {
@@ -490,7 +528,6 @@ impl JobRunner {
     }
 
     fn handle_event(&mut self, ev: TailerEvent, fast_until: &mut Option<tokio::time::Instant>) {
-        let now = tokio::time::Instant::now();
         match ev {
             TailerEvent::Ended {
                 key,
@@ -500,15 +537,8 @@ impl JobRunner {
                 self.tailers.remove(&key);
                 self.ended.insert(key, (identity, offset));
             }
-            TailerEvent::Truncated { head, offset } => {
-                let keep = self.settings.sync_period * 6;
-                self.truncated
-                    .retain(|(_, _, at)| now.duration_since(*at) < keep);
-                self.truncated.push((head, offset, now));
-                *fast_until = Some(now + self.settings.sync_period);
-            }
             TailerEvent::Rotated => {
-                *fast_until = Some(now + self.settings.sync_period);
+                *fast_until = Some(tokio::time::Instant::now() + self.settings.sync_period);
             }
         }
     }
@@ -533,6 +563,8 @@ impl JobRunner {
         let Some(out) = self.out.clone() else { return };
         self.tailers.retain(|_, t| !t.task.is_finished());
         self.latest_by_path.retain(|_, s| !*s.done.borrow());
+        self.prune_claims();
+        let mut seen = std::collections::HashSet::new();
         for ti in 0..self.targets.len() {
             let paths = self.targets[ti]
                 .glob
@@ -542,6 +574,7 @@ impl JobRunner {
                     continue;
                 };
                 let key = (meta.dev(), meta.ino());
+                seen.insert(key);
                 if self.tailers.contains_key(&key) {
                     continue;
                 }
@@ -559,21 +592,28 @@ impl JobRunner {
                     .get(&path_str)
                     .filter(|s| !*s.done.borrow())
                     .cloned();
-                let Some(start) = self.start_offset(&path, key, meta.len()) else {
-                    continue;
+                let (decision, copy_head, waited) = self.start_of(&path, key, meta.len());
+                let (start, copy_first) = match decision {
+                    start::Start::Skip | start::Start::Wait => continue,
+                    start::Start::At(offset) => (offset, None),
+                    start::Start::CopyFirst(offset) => (offset, copy_head),
                 };
                 let spawn = Spawn {
+                    copy_dirs: copies::dirs_of(&path, self.targets[ti].rotated_dir.as_deref()),
                     path: path.clone(),
                     key: path_str,
                     labels,
                     dev_ino: key,
                     start,
+                    copy_first,
+                    check_copy: start == 0 && !waited,
                     after,
                     draining: false,
                 };
                 self.spawn(spawn, &out, events);
             }
         }
+        self.deferred.retain(|k, _| seen.contains(k));
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         view.targets = self
             .targets
@@ -593,7 +633,24 @@ impl JobRunner {
         out: &mpsc::Sender<Entry>,
         events: &mpsc::UnboundedSender<TailerEvent>,
     ) {
-        let status = Tailer::status(&s.key, s.start);
+        let status = Tailer::status(&s.key, s.dev_ino, s.start);
+        let check_copy: Option<CopyCheck> = s.check_copy.then(|| {
+            let (view, claims) = (Arc::clone(&self.view), Arc::clone(&self.claims));
+            Arc::new(
+                move |head: &[u8], own: (u64, u64), path: &std::path::Path| {
+                    // Claimed already: its watcher read it (or is reading it).
+                    if claims
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(&own)
+                    {
+                        return true;
+                    }
+                    let view = view.lock().unwrap_or_else(|e| e.into_inner());
+                    looks_like_copy(view.files.iter(), head, own, path)
+                },
+            ) as CopyCheck
+        });
         self.latest_by_path
             .insert(s.key.clone(), Arc::clone(&status));
         let tailer = Tailer {
@@ -602,6 +659,10 @@ impl JobRunner {
             labels: s.labels,
             dev_ino: s.dev_ino,
             start: s.start,
+            copy_first: s.copy_first,
+            copy_dirs: s.copy_dirs,
+            claims: Arc::clone(&self.claims),
+            check_copy,
             settings: Arc::clone(&self.settings),
             positions: Arc::clone(&self.positions),
             fd_budget: Arc::clone(&self.fd_budget),
@@ -662,6 +723,9 @@ impl JobRunner {
                     labels: labels.clone(),
                     dev_ino: old,
                     start: saved.offset,
+                    copy_first: None,
+                    copy_dirs: Vec::new(),
+                    check_copy: false,
                     after: None,
                     draining: true,
                 },
@@ -672,91 +736,101 @@ impl JobRunner {
         }
     }
 
-    /// Where to start reading a newly found file: where we stopped if we
-    /// knew this file (by identity), promtail's saved offset if it is
-    /// plausible, where its original was truncated for a copytruncate
-    /// copy, else the start. `None`: not yet (a copy being made).
-    fn start_offset(&mut self, path: &PathBuf, key: (u64, u64), len: u64) -> Option<u64> {
+    /// Copies claimed by watchers are remembered while they exist under
+    /// the name they were found by (an inode freed and reused by another
+    /// file must not be skipped).
+    fn prune_claims(&mut self) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        claims.retain(|&(dev, ino), path| {
+            std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+        });
+    }
+
+    /// Where to start reading a newly found file: the facts gathered here,
+    /// the decision in [`start::decide`]; with it, the head of the copy to
+    /// read first when the file was truncated while we were away.
+    fn start_of(
+        &mut self,
+        path: &std::path::Path,
+        key: (u64, u64),
+        len: u64,
+    ) -> (start::Start, Option<copies::Head>, bool) {
         let file = std::fs::File::open(path).ok();
-        // Offsets of .gz files count decompressed bytes.
-        let len = if path.extension().is_some_and(|e| e == "gz") {
-            u64::MAX
-        } else {
-            len
-        };
         let same = |id: &identity::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
+        let mut facts = start::Facts {
+            // Offsets of .gz files count decompressed bytes.
+            len: if path.extension().is_some_and(|e| e == "gz") {
+                u64::MAX
+            } else {
+                len
+            },
+            claimed: self
+                .claims
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&key),
+            ..Default::default()
+        };
         if let Some((id, offset)) = self.ended.get(&key) {
-            if same(id) && *offset <= len {
-                return Some(*offset);
+            if same(id) {
+                facts.ended_at = Some(*offset);
             }
         }
+        let mut copy_head = None;
         let key_str = path.to_string_lossy();
         if let Some(saved) = self.positions.get(&key_str) {
-            match &saved.identity {
-                Some(id) if (id.dev, id.ino) == key && same(id) && saved.offset <= len => {
-                    return Some(saved.offset)
+            let owner = match &saved.identity {
+                Some(id) if (id.dev, id.ino) == key => {
+                    copy_head = Some(copies::Head {
+                        len: id.fp_len as usize,
+                        hash: id.fp,
+                    });
+                    if same(id) {
+                        start::Owner::ThisFile
+                    } else {
+                        start::Owner::ThisInodeNewContent
+                    }
                 }
-                Some(_) => {}
-                // promtail's own position (path only): promtail's rule.
-                None if saved.offset <= len => return Some(saved.offset),
-                None => return Some(0),
-            }
+                Some(_) => start::Owner::OtherFile,
+                None => start::Owner::PathOnly,
+            };
+            facts.saved = Some(start::Saved {
+                offset: saved.offset,
+                owner,
+            });
         }
         if let Some((_, saved)) = self.positions.find_identity(key.0, key.1) {
-            if saved.identity.as_ref().is_some_and(same) && saved.offset <= len {
-                return Some(saved.offset);
+            if saved.identity.as_ref().is_some_and(same) {
+                facts.saved_elsewhere = Some(saved.offset);
             }
         }
-        let f = file.as_ref()?;
-        let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
-        let n = identity::read_head(f, &mut head).unwrap_or(0);
-        head.truncate(n);
-        let now = tokio::time::Instant::now();
-        let deadline_passed = {
-            let since = *self.held_copies.entry(key).or_insert(now);
-            now.duration_since(since) >= self.settings.sync_period * 3
-        };
-        // A copy of a file truncated lately (copytruncate): continue where
-        // the original was truncated, once the copy is complete.
-        if let Some((_, offset, _)) = self
-            .truncated
-            .iter()
-            .rev()
-            .find(|(h, _, _)| same_prefix(h, &head))
-        {
-            if *offset <= len || deadline_passed {
-                self.held_copies.remove(&key);
-                return Some((*offset).min(len));
+        // Starts like content a watcher holds: probably its copy.
+        if len > 0 && !facts.claimed {
+            if let Some(f) = &file {
+                let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
+                let n = identity::read_head(f, &mut head).unwrap_or(0);
+                head.truncate(n);
+                let now = tokio::time::Instant::now();
+                if looks_like_copy(self.tailers.values().map(|t| &t.status), &head, key, path) {
+                    let since = *self.deferred.entry(key).or_insert(now);
+                    facts.looks_like_copy_for = Some(now.duration_since(since));
+                } else {
+                    self.deferred.remove(&key);
+                }
             }
-            return None;
         }
-        // Maybe a copy being made of a file being tailed (still empty, or
-        // starting with its bytes): wait for the original's truncation,
-        // for a few syncs at most; then it is a file of its own. A tailer
-        // near the start of its file may read what it has not read yet
-        // before the truncation, so its file's own head counts too.
-        // An empty file may be a copy that has not been written yet: it
-        // has nothing to read anyway. Files are opened for their heads only
-        // in the new file's own directory (where logrotate puts copies), so
-        // thousands of small files elsewhere cost nothing here.
-        let dir = path.parent();
-        let maybe_copy = (head.is_empty() && !self.tailers.is_empty())
-            || self.tailers.iter().any(|(&tailed, t)| {
-                let read = t
-                    .status
-                    .read_offset
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                same_prefix(&t.status.head(), &head)
-                    || same_prefix(&t.status.old_head(), &head)
-                    || (read < identity::FINGERPRINT_BYTES as u64
-                        && std::path::Path::new(&t.status.path).parent() == dir
-                        && same_prefix(&head_of(&t.status.path, tailed), &head))
-            });
-        if maybe_copy && !deadline_passed {
-            return None;
+        let decision = start::decide(&facts, self.copy_wait());
+        if matches!(decision, start::Start::At(_) | start::Start::Skip) {
+            self.deferred.remove(&key);
         }
-        tracing::debug!(path = %path.display(), "new file: reading it from its start");
-        self.held_copies.remove(&key);
-        Some(0)
+        if decision == start::Start::At(0) && facts.looks_like_copy_for.is_some() {
+            tracing::debug!(path = %path.display(), "a file starting like another one's content was not claimed as its copy: reading it from its start");
+        }
+        (decision, copy_head, facts.looks_like_copy_for.is_some())
+    }
+
+    /// How long a file that looks like a copy is held back.
+    fn copy_wait(&self) -> Duration {
+        (self.settings.poll_interval * 8).max(Duration::from_secs(2))
     }
 }

@@ -1,23 +1,35 @@
-//! One tailer per file identity (device, inode): reads what is appended in
+//! One watcher per file identity (device, inode): reads what is appended in
 //! large chunks with pread, splits lines, and sends entries with acks into
 //! the job's bounded channel (awaiting there is the backpressure).
 //!
 //! It follows the file, not the path: when the path is renamed away or
 //! deleted it reads the old file to its end, tells the job to pick up the
 //! new file, and keeps the old one open until everything read from it is
-//! acknowledged. A file that shrinks (truncation, copytruncate) or whose
-//! first bytes change is read again from its start. Idle files are closed
-//! to stay within the descriptor budget and reopened when they grow.
+//! acknowledged.
+//!
+//! A file that shrinks below what it held (logrotate's `copytruncate`, or
+//! any truncation) starts a new *content* of the same file. The content
+//! that was cut off lives on in a copy, if anyone made one: the watcher
+//! finds it (`copies`), holds it open and reads it from where it had got
+//! to, before the file's new content, so the stream stays in order. It
+//! keeps watching the file while it waits (for Loki, for the copy, for the
+//! file rotated away before it), so contents truncated one after another
+//! during an outage are each found and queued while their copies exist.
+//! What cannot be found is counted and logged, never silently skipped.
+//! Idle files are closed to stay within the descriptor budget and reopened
+//! when they grow.
 
+use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::identity::{read_head, FileIdentity};
+use super::copies::{self, Head};
+use super::identity::{fnv1a, read_head, FileIdentity, FINGERPRINT_BYTES};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::ActiveFile;
 use super::TailerSettings;
@@ -28,16 +40,16 @@ use crate::positions::Positions;
 /// Bytes of a read chunk turned into entries before they are sent.
 const EMIT_SLICE: usize = 32 * 1024;
 
-/// What the job hears from its tailers.
+/// How long a copy that exists but is not complete yet (still being
+/// written, or compressed) is waited for.
+const INCOMPLETE_COPY_WAIT: Duration = Duration::from_secs(10);
+
+/// What the job hears from its watchers.
 #[derive(Debug)]
 pub enum TailerEvent {
     /// The path now names another file (or none): look for the new one now.
     Rotated,
-    /// The file was truncated after `offset` bytes whose head is
-    /// `identity`: a copy of it appearing now (copytruncate) continues
-    /// from there.
-    Truncated { head: Vec<u8>, offset: u64 },
-    /// The tailer is finished with this file (rotated away or deleted, and
+    /// The watcher is finished with this file (rotated away or deleted, and
     /// everything read is acknowledged): `offset` is where it stopped, so
     /// the file is never read twice if it shows up under another name.
     Ended {
@@ -47,22 +59,28 @@ pub enum TailerEvent {
     },
 }
 
-/// What `/targets` shows of a tailed file.
+/// Copies of truncated files that a job's watchers have taken (device,
+/// inode -> path): never read again as files of their own.
+pub type Claims = Arc<Mutex<std::collections::HashMap<(u64, u64), PathBuf>>>;
+
+/// Says whether a new file's first bytes are those of content another
+/// watcher of the job holds (the file is then probably its copy).
+pub type CopyCheck = Arc<dyn Fn(&[u8], (u64, u64), &std::path::Path) -> bool + Send + Sync>;
+
+/// What `/targets` and the job see of a watched file.
 #[derive(Debug)]
 pub struct TailerStatus {
     pub path: String,
+    pub dev_ino: (u64, u64),
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
     progress: Mutex<Arc<Progress>>,
-    /// The first bytes of the file (up to 1 KiB) as far as they were read,
-    /// to recognise its copies. After a truncation it keeps the old
-    /// content's until the new content is read.
-    head: Mutex<Vec<u8>>,
-    /// The head of the content before the last truncation, until the next
-    /// one: a copy of it found before the job has heard of the truncation
-    /// is held back, even when the new content is already being read.
-    old_head: Mutex<Vec<u8>>,
-    /// Set when the tailer is finished with the file.
+    /// The first bytes (up to 1 KiB) of every content of the file not yet
+    /// finished with (the live one, and those cut off by truncations whose
+    /// copies are looked for or read): a new file starting with one of
+    /// them is probably such a copy.
+    heads: Mutex<Vec<Vec<u8>>>,
+    /// Set when the watcher is finished with the file.
     pub done: tokio::sync::watch::Sender<bool>,
 }
 
@@ -76,21 +94,14 @@ impl TailerStatus {
     fn set_progress(&self, p: Arc<Progress>) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
-    /// The first bytes of the file as far as they were read.
-    pub fn head(&self) -> Vec<u8> {
-        self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-    /// The head of the content before the last truncation.
-    pub fn old_head(&self) -> Vec<u8> {
-        self.old_head
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-    fn set_head(&self, head: &[u8]) {
-        let mut h = self.head.lock().unwrap_or_else(|e| e.into_inner());
-        h.clear();
-        h.extend_from_slice(head);
+    /// Whether `head` (a new file's first bytes) and one of the heads of
+    /// this file's contents agree over the shorter one's length.
+    pub fn shares_head(&self, head: &[u8]) -> bool {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads.iter().any(|h| {
+            let n = h.len().min(head.len());
+            n > 0 && h[..n] == head[..n]
+        })
     }
 }
 
@@ -100,6 +111,16 @@ pub struct Tailer {
     pub labels: LabelSet,
     pub dev_ino: (u64, u64),
     pub start: u64,
+    /// The file was truncated while we were not running: the content we
+    /// had read up to `start` is looked for in a copy with this head first.
+    pub copy_first: Option<Head>,
+    /// Where copies of this file are looked for.
+    pub copy_dirs: Vec<PathBuf>,
+    pub claims: Claims,
+    /// A new file read from its start: before its first bytes are sent,
+    /// they are checked against the other watchers' content (a copy being
+    /// made by copytruncate is handed back to the job, not read).
+    pub check_copy: Option<CopyCheck>,
     pub settings: Arc<TailerSettings>,
     pub positions: Arc<Positions>,
     pub fd_budget: Arc<Semaphore>,
@@ -108,21 +129,21 @@ pub struct Tailer {
     pub out: mpsc::Sender<Entry>,
     pub events: mpsc::UnboundedSender<TailerEvent>,
     pub status: Arc<TailerStatus>,
-    /// The tailer of the file rotated away from this path, to finish first.
+    /// The watcher of the file rotated away from this path, to finish first.
     pub after: Option<Arc<TailerStatus>>,
     /// The file was rotated away already: read it to its end, then stop.
     pub draining: bool,
 }
 
 impl Tailer {
-    pub fn status(path: &str, start: u64) -> Arc<TailerStatus> {
+    pub fn status(path: &str, dev_ino: (u64, u64), start: u64) -> Arc<TailerStatus> {
         Arc::new(TailerStatus {
             path: path.to_string(),
+            dev_ino,
             read_offset: AtomicU64::new(start),
             size: AtomicU64::new(0),
             progress: Mutex::new(Progress::new(start)),
-            head: Mutex::new(Vec::new()),
-            old_head: Mutex::new(Vec::new()),
+            heads: Mutex::new(Vec::new()),
             done: tokio::sync::watch::channel(false).0,
         })
     }
@@ -132,10 +153,15 @@ impl Tailer {
         if let Some(mut state) = Open::new(&self).await {
             // Opened (so a rename cannot take it away); a file rotated away
             // from the same path is finished first, so the stream's entries
-            // stay in order.
+            // stay in order. Truncations meanwhile are still seen.
             if let Some(before) = &self.after {
                 let mut done = before.done.subscribe();
-                let _ = done.wait_for(|d| *d).await;
+                loop {
+                    tokio::select! {
+                        _ = done.wait_for(|d| *d) => break,
+                        _ = tokio::time::sleep(self.settings.poll_interval) => state.watch(&self, &metrics),
+                    }
+                }
             }
             self.positions.track(
                 &self.key,
@@ -143,14 +169,51 @@ impl Tailer {
                 Arc::clone(&state.progress),
             );
             state.run(&self, &metrics).await;
-            self.positions.untrack(&self.key, &state.progress);
+            if state.handed_back {
+                self.positions.remove(&self.key);
+            } else {
+                self.positions.untrack(&self.key, &state.progress);
+            }
         }
         self.status.done.send_replace(true);
     }
 }
 
+/// Where the bytes of one content of the file come from.
+enum Source {
+    /// The file we opened (the live file, or a rotated one being drained).
+    Live,
+    /// A copy of a content the file held before a truncation.
+    Copy(copies::Copy),
+    /// Truncated; its copy looked for since then.
+    Seeking { since: Instant },
+    /// Nothing more to read of it (a compressed copy read whole, or a
+    /// copy that was never found).
+    Done,
+}
+
+/// What the first content asks for next.
+enum Reading {
+    Nothing,
+    Copy,
+    Done,
+    Live,
+}
+
+/// One content of the file: what it held between two truncations.
+struct Content {
+    source: Source,
+    /// Its first bytes (up to 1 KiB), as far as known: how its copy is found.
+    head: Vec<u8>,
+    /// The largest size the file was seen at with this content.
+    seen_len: u64,
+}
+
 struct Open {
     file: Option<(std::fs::File, OwnedSemaphorePermit)>,
+    /// The contents still to read, oldest first; the first is being read,
+    /// the last is the file's own (live) while it has not rotated away.
+    contents: VecDeque<Content>,
     identity: FileIdentity,
     offset: u64,
     progress: Arc<Progress>,
@@ -163,12 +226,13 @@ struct Open {
     buf: Vec<u8>,
     /// The job's channel is closed.
     closed: bool,
+    /// Rotated away (or deleted): no new content comes to this file.
+    rotated: bool,
+    /// Its first bytes are another watcher's content: handed back to the
+    /// job unread (probably a copy, which that watcher claims).
+    handed_back: bool,
     /// The file's own path when `path` is a symlink to it.
     real_path: Option<PathBuf>,
-    /// The first bytes of the current content (up to 1 KiB) as far as
-    /// they were read: a copy of the file continues after them
-    /// (copytruncate), so they are published before they are sent.
-    head: Vec<u8>,
 }
 
 enum PathState {
@@ -192,18 +256,42 @@ impl Open {
             let _ = t.events.send(TailerEvent::Rotated);
             return None;
         }
-        let identity = FileIdentity::of(&file).ok()?;
+        let gzip = t.path.extension().is_some_and(|e| e == "gz");
+        // What lies before the start was read before (saved position).
+        let mut head = vec![0u8; FINGERPRINT_BYTES];
+        let n = read_head(&file, &mut head).unwrap_or(0);
+        head.truncate(n);
+        let mut contents = VecDeque::new();
+        let identity = if let Some(h) = t.copy_first {
+            // The content we had read is gone from the file: its copy
+            // (found by the saved fingerprint) is read first.
+            contents.push_back(Content {
+                source: Source::Seeking {
+                    since: Instant::now(),
+                },
+                head: Vec::new(),
+                seen_len: t.start,
+            });
+            FileIdentity {
+                dev: t.dev_ino.0,
+                ino: t.dev_ino.1,
+                fp_len: h.len as u64,
+                fp: h.hash,
+            }
+        } else {
+            FileIdentity::of(&file).ok()?
+        };
+        contents.push_back(Content {
+            source: Source::Live,
+            head,
+            seen_len: if gzip { 0 } else { meta.len() },
+        });
         let progress = Progress::new(t.start);
         t.status.set_progress(Arc::clone(&progress));
-        // What lies before the start was read before (saved position).
-        let mut head = vec![0u8; super::identity::FINGERPRINT_BYTES];
-        let n = read_head(&file, &mut head).unwrap_or(0);
-        head.truncate(n.min(usize::try_from(t.start).unwrap_or(usize::MAX)));
-        t.status.set_head(&head);
-        let gzip = t.path.extension().is_some_and(|e| e == "gz");
-        tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, "tailing file");
-        Some(Open {
+        tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, copy_first = t.copy_first.is_some(), "tailing file");
+        let open = Open {
             file: Some((file, permit)),
+            contents,
             identity,
             offset: t.start,
             progress,
@@ -217,94 +305,50 @@ impl Open {
             gzip_done: false,
             buf: Vec::new(),
             closed: false,
+            rotated: t.draining,
+            handed_back: false,
             real_path: std::fs::canonicalize(&t.path).ok(),
-            head,
-        })
+        };
+        open.publish_heads(t);
+        Some(open)
     }
 
     async fn run(&mut self, t: &Tailer, m: &ActiveFile) {
-        let mut rotated = t.draining;
         loop {
             if self.closed {
                 // The job's channel is gone (a reload): stop here; what was
-                // not delivered is read again by the next tailer of this
+                // not delivered is read again by the next watcher of this
                 // file, from the saved position.
                 tracing::debug!(path = %t.path.display(), "output closed, tailer stops");
                 return;
             }
-            let read = if self.gzip {
-                if self.gzip_done {
-                    0
-                } else {
-                    self.read_gzip(t, m).await
-                }
-            } else {
-                self.read_available(t, m).await
+            self.watch(t, m);
+            let now_reading = match self.contents.front().map(|c| &c.source) {
+                Some(Source::Seeking { .. }) => Reading::Nothing,
+                Some(Source::Copy(_)) => Reading::Copy,
+                Some(Source::Done) => Reading::Done,
+                Some(Source::Live) | None => Reading::Live,
             };
-            if read > 0 {
-                self.last_data = Instant::now();
-                continue;
-            }
-            // At the end of what is there. A rotated file's last line is
-            // flushed below, once its writer has moved on: a writer may
-            // still be completing it (the newline of a line written in
-            // two parts).
-            if !rotated
-                && self.splitter.has_partial()
-                && self.partial_since.elapsed() >= t.settings.flush_timeout
-            {
-                self.flush_partial(t, m).await;
-            }
-            if self.gzip {
-                // Compressed files are read once. The tailer stays (with
-                // the file closed) while the file exists, so it is not
-                // found and read again.
-                if self.gzip_done && self.progress.in_flight() == 0 {
-                    self.file = None;
-                    if matches!(self.path_state(t), PathState::Replaced) {
-                        break;
-                    }
-                }
-            } else if rotated {
-                // Late writes to the old file are still read above; stop
-                // once the writer has moved on and all is acked.
-                if self.last_data.elapsed() >= t.settings.poll_interval * 2 {
+            match now_reading {
+                Reading::Nothing => {}
+                Reading::Copy if self.read_copy(t, m).await > 0 => continue,
+                Reading::Copy | Reading::Done => {
+                    // The copy is read to its end: its last line is whole.
                     if self.splitter.has_partial() {
                         self.flush_partial(t, m).await;
-                        continue;
                     }
-                    if self.progress.in_flight() == 0 {
+                    self.next_content(t, m).await;
+                    continue;
+                }
+                Reading::Live => {
+                    if self.read_live(t, m).await {
                         break;
                     }
-                }
-            } else {
-                match self.path_state(t) {
-                    PathState::Same { len } => {
-                        m.0.file_bytes.store(len, Ordering::Relaxed);
-                        t.status.size.store(len, Ordering::Relaxed);
-                        if len < self.offset || !self.head_unchanged(t) {
-                            self.restart_from_zero(t, len);
-                            continue;
-                        }
-                        if self.file.is_none() && len > self.offset {
-                            if !self.reopen(t).await {
-                                break;
-                            }
-                            continue;
-                        }
-                        self.maybe_close_idle(t);
+                    if self.handed_back {
+                        tracing::debug!(path = %t.path.display(), "new file starts like content being read: probably its copy; left to the job");
+                        return;
                     }
-                    PathState::Replaced => {
-                        if self.file.is_none() && !self.reopen_moved(t).await {
-                            // Deleted (or moved out of reach) while closed,
-                            // after all of it was read and acknowledged.
-                            break;
-                        }
-                        tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
-                        rotated = true;
-                        let _ = t.events.send(TailerEvent::Rotated);
-                        continue;
-                    }
+                    continue;
                 }
             }
             tokio::time::sleep(t.settings.poll_interval).await;
@@ -317,6 +361,341 @@ impl Open {
         });
     }
 
+    /// One round of reading the file's own (live) content; true when the
+    /// watcher is finished with the file.
+    async fn read_live(&mut self, t: &Tailer, m: &ActiveFile) -> bool {
+        let read = if self.gzip {
+            if self.gzip_done {
+                0
+            } else {
+                self.read_gzip(t, m).await
+            }
+        } else {
+            self.read_available(t, m).await
+        };
+        if read > 0 {
+            self.last_data = Instant::now();
+            return false;
+        }
+        // At the end of what is there. A rotated file's last line is
+        // flushed below, once its writer has moved on: a writer may
+        // still be completing it (the newline of a line written in
+        // two parts).
+        if !self.rotated
+            && self.splitter.has_partial()
+            && self.partial_since.elapsed() >= t.settings.flush_timeout
+        {
+            self.flush_partial(t, m).await;
+        }
+        if self.gzip {
+            // Compressed files are read once. The watcher stays (with the
+            // file closed) while the file exists, so it is not found and
+            // read again.
+            if self.gzip_done && self.progress.in_flight() == 0 {
+                self.file = None;
+                if matches!(self.path_state(t), PathState::Replaced) {
+                    return true;
+                }
+            }
+        } else if self.rotated {
+            // Late writes to the old file are still read above; stop once
+            // the writer has moved on and all is acked.
+            if self.last_data.elapsed() >= t.settings.poll_interval * 2 {
+                if self.splitter.has_partial() {
+                    self.flush_partial(t, m).await;
+                    return false;
+                }
+                if self.progress.in_flight() == 0 {
+                    return true;
+                }
+            }
+        } else {
+            match self.path_state(t) {
+                PathState::Same { len } => {
+                    m.0.file_bytes.store(len, Ordering::Relaxed);
+                    t.status.size.store(len, Ordering::Relaxed);
+                    if self.file.is_none() && len > self.offset {
+                        return !self.reopen(t).await;
+                    }
+                    self.maybe_close_idle(t);
+                }
+                PathState::Replaced => {
+                    if self.file.is_none() && !self.reopen_moved(t).await {
+                        // Deleted (or moved out of reach) while closed,
+                        // after all of it was read and acknowledged.
+                        return true;
+                    }
+                    tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
+                    self.rotated = true;
+                    let _ = t.events.send(TailerEvent::Rotated);
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(t.settings.poll_interval).await;
+        false
+    }
+
+    /// Looks at the file and the contents waiting for their copies: a
+    /// truncation starts a new content, a copy found is held open, a copy
+    /// not found in time is counted as lost. Cheap (an fstat and a pread
+    /// of at most 1 KiB) unless a copy is being looked for; called at
+    /// every poll, also while waiting for Loki.
+    fn watch(&mut self, t: &Tailer, m: &ActiveFile) {
+        if !self.rotated && !self.gzip {
+            self.watch_live(t);
+        }
+        if self
+            .contents
+            .iter()
+            .any(|c| matches!(c.source, Source::Seeking { .. }))
+        {
+            self.seek_copies(t, m);
+        }
+    }
+
+    fn watch_live(&mut self, t: &Tailer) {
+        let Some((file, _)) = &self.file else {
+            return;
+        };
+        let Ok(meta) = file.metadata() else { return };
+        let len = meta.len();
+        let reading_live = self.contents.len() == 1;
+        let offset = self.offset;
+        let Some(live) = self.contents.back_mut() else {
+            return;
+        };
+        if reading_live {
+            live.seen_len = live.seen_len.max(offset);
+        }
+        let want = FINGERPRINT_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX));
+        let mut head = vec![0u8; want.max(live.head.len())];
+        let n = read_head(file, &mut head).unwrap_or(0);
+        head.truncate(n);
+        let known = live.head.len();
+        let same_head = n >= known && head[..known] == live.head[..];
+        if len < live.seen_len || !same_head {
+            self.truncated(t, len);
+            // The new content's first bytes, as far as they are there.
+            if let Some(new) = self.contents.back_mut() {
+                new.head = head;
+                new.seen_len = len;
+            }
+            self.publish_heads(t);
+            return;
+        }
+        live.seen_len = live.seen_len.max(len);
+        if head.len() > known {
+            live.head = head;
+            if reading_live {
+                // The fingerprint grows with a short file.
+                self.identity = FileIdentity {
+                    dev: t.dev_ino.0,
+                    ino: t.dev_ino.1,
+                    fp_len: self.contents[0].head.len() as u64,
+                    fp: fnv1a(&self.contents[0].head),
+                };
+                t.positions
+                    .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+            }
+            self.publish_heads(t);
+        }
+    }
+
+    /// The file shrank below what it held (or its first bytes changed):
+    /// what it held is now looked for in a copy, and its new content is
+    /// read after that.
+    fn truncated(&mut self, t: &Tailer, len: u64) {
+        let reading_live = self.contents.len() == 1;
+        if let Some(live) = self.contents.back_mut() {
+            tracing::info!(
+                path = %t.path.display(),
+                offset = if reading_live { self.offset } else { 0 },
+                size_seen = live.seen_len,
+                size = len,
+                "file truncated: looking for its copy (copytruncate) before reading its new content"
+            );
+            live.source = Source::Seeking {
+                since: Instant::now(),
+            };
+        }
+        self.contents.push_back(Content {
+            source: Source::Live,
+            head: Vec::new(),
+            seen_len: 0,
+        });
+    }
+
+    /// Looks for the copies of the contents cut off by truncations.
+    fn seek_copies(&mut self, t: &Tailer, m: &ActiveFile) {
+        let mut skip: HashSet<(u64, u64)> = t
+            .claims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        skip.insert(t.dev_ino);
+        let mut lost_first = false;
+        let mut i = 0;
+        while i < self.contents.len() {
+            let c = &mut self.contents[i];
+            let Source::Seeking { since } = c.source else {
+                i += 1;
+                continue;
+            };
+            let read = if i == 0 { self.offset } else { 0 };
+            let need = c.seen_len.max(read);
+            let head = if i == 0 && c.head.is_empty() && self.identity.fp_len > 0 {
+                // After a restart: the saved fingerprint is all we know.
+                Head {
+                    len: self.identity.fp_len as usize,
+                    hash: self.identity.fp,
+                }
+            } else {
+                Head::of(&c.head)
+            };
+            let waited = since.elapsed();
+            match copies::find(&t.copy_dirs, head, need, &skip) {
+                copies::Found::Copy(copy) => {
+                    tracing::info!(path = %t.path.display(), copy = %copy.path.display(), from = read, "reading the rest of a truncated file's content from its copy");
+                    skip.insert(copy.dev_ino);
+                    t.claims
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(copy.dev_ino, copy.path.clone());
+                    c.source = Source::Copy(copy);
+                    i += 1;
+                }
+                copies::Found::Incomplete if waited < INCOMPLETE_COPY_WAIT => i += 1,
+                copies::Found::Nothing if waited < t.settings.poll_interval * 4 => i += 1,
+                _ => {
+                    let lost = need.saturating_sub(read);
+                    m.0.truncated_unread_bytes
+                        .fetch_add(lost, Ordering::Relaxed);
+                    if lost > 0 || head.len == 0 {
+                        tracing::warn!(
+                            path = %t.path.display(),
+                            from = read,
+                            to = need,
+                            lost_bytes = lost,
+                            "file truncated before it was read and no copy of it found: these bytes are lost"
+                        );
+                    }
+                    if i == 0 {
+                        lost_first = true;
+                        i += 1;
+                    } else {
+                        self.contents.remove(i);
+                    }
+                }
+            }
+        }
+        if lost_first {
+            // Nothing more of that content can be read: on to the next.
+            self.contents[0].source = Source::Done;
+        }
+        self.publish_heads(t);
+    }
+
+    /// Publishes the heads of the contents not finished with (the job holds
+    /// back a new file that starts like one of them: probably its copy).
+    fn publish_heads(&self, t: &Tailer) {
+        let mut heads = t.status.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads.clear();
+        heads.extend(
+            self.contents
+                .iter()
+                .filter(|c| !c.head.is_empty())
+                .map(|c| c.head.clone()),
+        );
+    }
+
+    /// The first content is finished with (its copy read, or lost): once
+    /// everything read from it is acknowledged (its position must not be
+    /// replaced before), the next one is read from its start.
+    async fn next_content(&mut self, t: &Tailer, m: &ActiveFile) {
+        while self.progress.in_flight() > 0 && !self.closed {
+            if t.out.is_closed() {
+                self.closed = true;
+                return;
+            }
+            self.watch(t, m);
+            tokio::time::sleep(t.settings.poll_interval).await;
+        }
+        self.contents.pop_front();
+        self.splitter.reset();
+        self.offset = 0;
+        let head = self
+            .contents
+            .front()
+            .map(|c| c.head.clone())
+            .unwrap_or_default();
+        self.identity = FileIdentity {
+            dev: t.dev_ino.0,
+            ino: t.dev_ino.1,
+            fp_len: head.len() as u64,
+            fp: fnv1a(&head),
+        };
+        self.progress = Progress::new(0);
+        t.positions
+            .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+        t.status.set_progress(Arc::clone(&self.progress));
+        t.status.read_offset.store(0, Ordering::Relaxed);
+        self.publish_heads(t);
+    }
+
+    /// Reads the first content's copy from the offset to its end; the bytes
+    /// read (0 at its end).
+    async fn read_copy(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
+        let Some(Content {
+            source: Source::Copy(copy),
+            ..
+        }) = self.contents.front()
+        else {
+            return 0;
+        };
+        let gz = copy.gz;
+        let Ok(file) = copy.file.try_clone() else {
+            return 0;
+        };
+        if gz {
+            // Decompressed whole, once.
+            let total = self.read_gzip_from(t, m, &file).await;
+            if !self.closed {
+                self.contents[0].source = Source::Done;
+            }
+            return total;
+        }
+        let mut total = 0;
+        loop {
+            let Ok(_reading) = t.read_budget.acquire().await else {
+                return total;
+            };
+            if self.buf.is_empty() {
+                self.buf = vec![0; t.settings.read_chunk.max(4096)];
+            }
+            let n = match file.read_at(&mut self.buf, self.offset) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(path = %t.path.display(), error = %e, "reading the copy of a truncated file");
+                    break;
+                }
+            };
+            let chunk = std::mem::take(&mut self.buf);
+            let ok = self.emit_chunk(t, m, &chunk[..n]).await;
+            self.buf = chunk;
+            total += n as u64;
+            if !ok {
+                break;
+            }
+        }
+        self.buf = Vec::new();
+        total
+    }
+
     /// What the path names now.
     fn path_state(&self, t: &Tailer) -> PathState {
         match std::fs::metadata(&t.path) {
@@ -327,52 +706,6 @@ impl Open {
         }
     }
 
-    /// The first bytes fingerprinted are still there (no truncate-and-rewrite
-    /// past our offset). Checked only while the file is open: one pread.
-    fn head_unchanged(&mut self, t: &Tailer) -> bool {
-        let Some((f, _)) = &self.file else {
-            return true;
-        };
-        if !self.identity.matches(f) {
-            return false;
-        }
-        // A short file: the fingerprint grows with it.
-        if (self.identity.fp_len as usize) < super::identity::FINGERPRINT_BYTES {
-            if let Ok(id) = FileIdentity::of(f) {
-                if id.fp_len > self.identity.fp_len {
-                    self.identity = id;
-                    t.positions
-                        .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
-                }
-            }
-        }
-        true
-    }
-
-    /// Truncated (or rewritten) in place: start over at 0 with a fresh
-    /// progress; entries of the old content still in flight complete on
-    /// the old one.
-    fn restart_from_zero(&mut self, t: &Tailer, len: u64) {
-        tracing::info!(path = %t.path.display(), offset = self.offset, size = len, "file truncated, reading it from the start");
-        // A copy continues at the start of the line we had not finished.
-        *t.status.old_head.lock().unwrap_or_else(|e| e.into_inner()) = self.head.clone();
-        let _ = t.events.send(TailerEvent::Truncated {
-            head: std::mem::take(&mut self.head),
-            offset: self.offset - self.splitter.partial_len(),
-        });
-        self.splitter.reset();
-        self.offset = 0;
-        // Fingerprinted again as it is read (the file may be closed now).
-        // The status keeps the old head until the new content replaces it:
-        // a copy found before the job hears of this truncation is held.
-        self.identity = FileIdentity::empty(t.dev_ino.0, t.dev_ino.1);
-        self.progress = Progress::new(0);
-        t.positions
-            .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
-        t.status.set_progress(Arc::clone(&self.progress));
-        t.status.read_offset.store(0, Ordering::Relaxed);
-    }
-
     /// Closes an idle file when descriptors run short (less than a
     /// quarter of the budget left): a closed file renamed out of its
     /// directory could no longer be drained, so files stay open otherwise.
@@ -380,6 +713,7 @@ impl Open {
         let short = t.fd_budget.available_permits() < t.settings.max_open_files.max(4) / 4;
         if self.file.is_some()
             && short
+            && self.contents.len() == 1
             && !self.splitter.has_partial()
             && self.last_data.elapsed() >= t.settings.idle_close
             && self.progress.in_flight() == 0
@@ -451,20 +785,15 @@ impl Open {
     async fn read_available_inner(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
         let mut total = 0;
         loop {
+            // A truncation seen while sending: what follows is the copy's.
+            if self.contents.len() != 1 {
+                return total;
+            }
             let Some((file, _)) = &self.file else {
                 return total;
             };
             if file.metadata().map_or(true, |md| md.len() <= self.offset) {
                 return total;
-            }
-            // Replaced content (copytruncate refilled past our offset) is
-            // not read as a continuation: the caller starts over.
-            if total == 0
-                && self.offset > 0
-                && self.identity.fp_len > 0
-                && !self.identity.matches(file)
-            {
-                return 0;
             }
             if let Some(data) = next_data(file, self.offset) {
                 if data > self.offset {
@@ -499,6 +828,25 @@ impl Open {
                     return total;
                 }
             };
+            // Read past what the file was last seen with the same head:
+            // look again first (a truncation and refill in between would
+            // make these bytes another content's).
+            let seen = self.contents.back().map_or(0, |c| c.seen_len);
+            if self.offset + n as u64 > seen {
+                self.watch_live(t);
+                if self.contents.len() != 1 {
+                    return total;
+                }
+            }
+            if self.offset == 0 {
+                if let Some(check) = &t.check_copy {
+                    let head = &self.buf[..n.min(FINGERPRINT_BYTES)];
+                    if check(head, t.dev_ino, &t.path) {
+                        self.handed_back = true;
+                        return total;
+                    }
+                }
+            }
             let chunk = std::mem::take(&mut self.buf);
             let ok = self.emit_chunk(t, m, &chunk[..n]).await;
             self.buf = chunk;
@@ -512,10 +860,16 @@ impl Open {
     /// A `.gz` file: decompressed once from the start, skipping what was
     /// already shipped (offsets count decompressed bytes).
     async fn read_gzip(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
-        use std::io::Read;
-        let Some((file, _)) = &self.file else {
+        let Some(file) = self.file.as_ref().and_then(|(f, _)| f.try_clone().ok()) else {
             return 0;
         };
+        let total = self.read_gzip_from(t, m, &file).await;
+        self.gzip_done = true;
+        total.max(1)
+    }
+
+    async fn read_gzip_from(&mut self, t: &Tailer, m: &ActiveFile, file: &std::fs::File) -> u64 {
+        use std::io::Read;
         let Ok(f) = file.try_clone() else { return 0 };
         let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
         let mut skip = self.offset;
@@ -554,8 +908,7 @@ impl Open {
         if self.splitter.has_partial() {
             self.flush_partial(t, m).await;
         }
-        self.gzip_done = true;
-        total.max(1)
+        total
     }
 
     /// Splits a chunk at `self.offset` into entries and sends them; false
@@ -580,7 +933,6 @@ impl Open {
         chunk: &[u8],
         entries: &mut Vec<Entry>,
     ) -> bool {
-        self.note_head(t, chunk);
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
@@ -599,25 +951,40 @@ impl Open {
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         t.status.read_offset.store(self.offset, Ordering::Relaxed);
         for e in entries.drain(..) {
-            if t.out.send(e).await.is_err() {
-                self.closed = true;
+            if !self.send(t, m, e).await {
                 return false;
             }
         }
         true
     }
 
-    /// Keeps the first bytes read of the current content, and publishes
-    /// them before the entries made of them are sent: the job holds back a
-    /// copy of what we are reading rather than read it from its start.
-    fn note_head(&mut self, t: &Tailer, chunk: &[u8]) {
-        let fp = super::identity::FINGERPRINT_BYTES;
-        if self.offset as usize != self.head.len() || self.head.len() >= fp {
-            return;
+    /// Sends one entry; while the channel is full (Loki slow or down) the
+    /// file is still watched, so a truncation meanwhile finds its copy
+    /// while it exists. False when the channel is closed.
+    async fn send(&mut self, t: &Tailer, m: &ActiveFile, e: Entry) -> bool {
+        let e = match t.out.try_send(e) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.closed = true;
+                return false;
+            }
+            Err(mpsc::error::TrySendError::Full(e)) => e,
+        };
+        loop {
+            tokio::select! {
+                permit = t.out.reserve() => match permit {
+                    Ok(p) => {
+                        p.send(e);
+                        return true;
+                    }
+                    Err(_) => {
+                        self.closed = true;
+                        return false;
+                    }
+                },
+                _ = tokio::time::sleep(t.settings.poll_interval) => self.watch(t, m),
+            }
         }
-        let take = chunk.len().min(fp - self.head.len());
-        self.head.extend_from_slice(&chunk[..take]);
-        t.status.set_head(&self.head);
     }
 
     async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile) {
@@ -632,8 +999,8 @@ impl Open {
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         for e in entries {
-            if t.out.send(e).await.is_err() {
-                self.closed = true;
+            if !self.send(t, m, e).await {
+                return;
             }
         }
     }
