@@ -932,3 +932,35 @@ async fn a_truncation_without_a_copy_is_counted_never_silent() {
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_while_stopped_reads_the_rest_from_the_copy_first() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let first = numbered("first", 0..500);
+    write_lines(&log, &first);
+    h.start("*.log", tailer_settings());
+    h.wait_lines(500, 10).await;
+    h.stop().await;
+    h.positions.save().unwrap();
+    // While we are not running: more lines, then logrotate's copytruncate
+    // (the copy not matched by the glob), then the new content.
+    let unread = numbered("unread", 0..300);
+    write_lines(&log, &unread);
+    copytruncate(&log, &h.logs().join("app.log.1"));
+    let new = numbered("new", 0..200);
+    write_lines(&log, &new);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("*.log", tailer_settings());
+    let mut all = first;
+    all.extend(unread);
+    all.extend(new);
+    h.wait_lines(all.len(), 15).await;
+    h.assert_exactly_once(&all);
+    // In order: the copy's rest before the new content.
+    let lines = h.lines();
+    let last_unread = lines.iter().position(|l| l == "unread line 299").unwrap();
+    let first_new = lines.iter().position(|l| l == "new line 0").unwrap();
+    assert!(last_unread < first_new, "the copy's lines come first");
+    h.stop().await;
+}
