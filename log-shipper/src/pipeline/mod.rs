@@ -4,8 +4,9 @@
 //! (`logentry_dropped_lines_total{reason}`) and the pipeline completes the
 //! entry's ack, so its position may advance: dropped on purpose, never lost.
 //!
-//! One module per stage under `stages/`. A new stage adds a variant to
-//! [`StageConfig`], its config struct and a [`Stage`] implementation.
+//! One module per stage under `stages/`: a new stage is a module with its
+//! settings, a [`Stage`] and a [`StageSpec`] implementation, and one line
+//! in the registry, [`stages::each_stage`].
 
 pub mod extracted;
 pub mod fastcap;
@@ -20,214 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
-
 use crate::ack::Ack;
-use crate::config::{ConfigError, Opaque};
+use crate::config::ConfigError;
 use crate::entry::Entry;
 pub use extracted::{Extracted, Kind};
 pub use stages::*;
-
-/// One `pipeline_stages` item: a map with exactly one key, the stage type.
-#[derive(Debug, Clone)]
-pub enum StageConfig {
-    Regex(RegexConfig),
-    Json(JsonConfig),
-    Logfmt(LogfmtConfig),
-    Labels(LabelsConfig),
-    StaticLabels(StaticLabelsConfig),
-    LabelDrop(Vec<String>),
-    LabelAllow(Vec<String>),
-    Timestamp(TimestampConfig),
-    Output(OutputConfig),
-    Drop(DropConfig),
-    Match(MatchConfig),
-    Docker(DockerConfig),
-    Cri(CriConfig),
-    Multiline(MultilineConfig),
-    Replace(ReplaceConfig),
-    Template(TemplateConfig),
-    Metrics(MetricsConfig),
-    Limit(LimitConfig),
-    Tenant(TenantConfig),
-    StructuredMetadata(StructuredMetadataConfig),
-    Pack(PackConfig),
-    Decolorize(DecolorizeConfig),
-    Sampling(SamplingConfig),
-    /// A stage promtail has that is not built yet (issue 6): kept so the
-    /// config loads and prints; building a pipeline with it is an error.
-    Unimplemented {
-        kind: String,
-        config: Opaque,
-    },
-}
-
-/// promtail's stage names that we parse but do not run yet.
-const LATER_STAGES: &[&str] = &["geoip", "eventlogmessage", "luhn", "non_indexed_labels"];
-
-const STAGE_NAMES: &[&str] = &[
-    "regex",
-    "json",
-    "logfmt",
-    "labels",
-    "static_labels",
-    "labeldrop",
-    "labelallow",
-    "timestamp",
-    "output",
-    "drop",
-    "match",
-    "docker",
-    "cri",
-    "multiline",
-    "replace",
-    "template",
-    "metrics",
-    "limit",
-    "tenant",
-    "structured_metadata",
-    "pack",
-    "decolorize",
-    "sampling",
-];
-
-impl StageConfig {
-    pub fn kind(&self) -> &str {
-        match self {
-            StageConfig::Regex(_) => "regex",
-            StageConfig::Json(_) => "json",
-            StageConfig::Logfmt(_) => "logfmt",
-            StageConfig::Labels(_) => "labels",
-            StageConfig::StaticLabels(_) => "static_labels",
-            StageConfig::LabelDrop(_) => "labeldrop",
-            StageConfig::LabelAllow(_) => "labelallow",
-            StageConfig::Timestamp(_) => "timestamp",
-            StageConfig::Output(_) => "output",
-            StageConfig::Drop(_) => "drop",
-            StageConfig::Match(_) => "match",
-            StageConfig::Docker(_) => "docker",
-            StageConfig::Cri(_) => "cri",
-            StageConfig::Multiline(_) => "multiline",
-            StageConfig::Replace(_) => "replace",
-            StageConfig::Template(_) => "template",
-            StageConfig::Metrics(_) => "metrics",
-            StageConfig::Limit(_) => "limit",
-            StageConfig::Tenant(_) => "tenant",
-            StageConfig::StructuredMetadata(_) => "structured_metadata",
-            StageConfig::Pack(_) => "pack",
-            StageConfig::Decolorize(_) => "decolorize",
-            StageConfig::Sampling(_) => "sampling",
-            StageConfig::Unimplemented { kind, .. } => kind,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for StageConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StageConfig;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a pipeline stage: a map with one key, the stage type (regex, json, labels, ...)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StageConfig, A::Error> {
-                let Some(kind) = map.next_key::<String>()? else {
-                    return Err(de::Error::custom("empty pipeline stage"));
-                };
-                let stage = match kind.as_str() {
-                    "regex" => StageConfig::Regex(map.next_value()?),
-                    "json" => StageConfig::Json(map.next_value()?),
-                    "logfmt" => StageConfig::Logfmt(map.next_value()?),
-                    "labels" => StageConfig::Labels(map.next_value()?),
-                    "static_labels" => StageConfig::StaticLabels(map.next_value()?),
-                    "labeldrop" => StageConfig::LabelDrop(map.next_value()?),
-                    "labelallow" => StageConfig::LabelAllow(map.next_value()?),
-                    "timestamp" => StageConfig::Timestamp(map.next_value()?),
-                    "output" => StageConfig::Output(map.next_value()?),
-                    "drop" => StageConfig::Drop(map.next_value()?),
-                    "match" => StageConfig::Match(map.next_value()?),
-                    "docker" => StageConfig::Docker(
-                        map.next_value::<Option<DockerConfig>>()?
-                            .unwrap_or_default(),
-                    ),
-                    "cri" => {
-                        StageConfig::Cri(map.next_value::<Option<CriConfig>>()?.unwrap_or_default())
-                    }
-                    "multiline" => StageConfig::Multiline(map.next_value()?),
-                    "replace" => StageConfig::Replace(map.next_value()?),
-                    "template" => StageConfig::Template(map.next_value()?),
-                    "metrics" => StageConfig::Metrics(map.next_value()?),
-                    "limit" => StageConfig::Limit(map.next_value()?),
-                    "tenant" => StageConfig::Tenant(map.next_value()?),
-                    "structured_metadata" => StageConfig::StructuredMetadata(map.next_value()?),
-                    "pack" => StageConfig::Pack(map.next_value()?),
-                    "decolorize" => StageConfig::Decolorize(
-                        map.next_value::<Option<DecolorizeConfig>>()?
-                            .unwrap_or_default(),
-                    ),
-                    "sampling" => StageConfig::Sampling(map.next_value()?),
-                    k if LATER_STAGES.contains(&k) => StageConfig::Unimplemented {
-                        kind: kind.clone(),
-                        config: map.next_value()?,
-                    },
-                    _ => {
-                        let mut all: Vec<&str> = STAGE_NAMES.to_vec();
-                        all.extend_from_slice(LATER_STAGES);
-                        return Err(de::Error::unknown_variant(&kind, leak_names(&all)));
-                    }
-                };
-                if let Some(extra) = map.next_key::<String>()? {
-                    return Err(de::Error::custom(format!(
-                        "pipeline stage must contain only one key, found `{kind}` and `{extra}` (start a new list item with `-`)"
-                    )));
-                }
-                Ok(stage)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// `unknown_variant` wants `&'static [&'static str]`; the list is fixed.
-fn leak_names(names: &[&'static str]) -> &'static [&'static str] {
-    static ALL: OnceLock<Vec<&'static str>> = OnceLock::new();
-    ALL.get_or_init(|| names.to_vec())
-}
-
-impl Serialize for StageConfig {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(1))?;
-        match self {
-            StageConfig::Regex(c) => m.serialize_entry("regex", c)?,
-            StageConfig::Json(c) => m.serialize_entry("json", c)?,
-            StageConfig::Logfmt(c) => m.serialize_entry("logfmt", c)?,
-            StageConfig::Labels(c) => m.serialize_entry("labels", c)?,
-            StageConfig::StaticLabels(c) => m.serialize_entry("static_labels", c)?,
-            StageConfig::LabelDrop(c) => m.serialize_entry("labeldrop", c)?,
-            StageConfig::LabelAllow(c) => m.serialize_entry("labelallow", c)?,
-            StageConfig::Timestamp(c) => m.serialize_entry("timestamp", c)?,
-            StageConfig::Output(c) => m.serialize_entry("output", c)?,
-            StageConfig::Drop(c) => m.serialize_entry("drop", c)?,
-            StageConfig::Match(c) => m.serialize_entry("match", c)?,
-            StageConfig::Docker(c) => m.serialize_entry("docker", c)?,
-            StageConfig::Cri(c) => m.serialize_entry("cri", c)?,
-            StageConfig::Multiline(c) => m.serialize_entry("multiline", c)?,
-            StageConfig::Replace(c) => m.serialize_entry("replace", c)?,
-            StageConfig::Template(c) => m.serialize_entry("template", c)?,
-            StageConfig::Metrics(c) => m.serialize_entry("metrics", c)?,
-            StageConfig::Limit(c) => m.serialize_entry("limit", c)?,
-            StageConfig::Tenant(c) => m.serialize_entry("tenant", c)?,
-            StageConfig::StructuredMetadata(c) => m.serialize_entry("structured_metadata", c)?,
-            StageConfig::Pack(c) => m.serialize_entry("pack", c)?,
-            StageConfig::Decolorize(c) => m.serialize_entry("decolorize", c)?,
-            StageConfig::Sampling(c) => m.serialize_entry("sampling", c)?,
-            StageConfig::Unimplemented { kind, config } => m.serialize_entry(kind, config)?,
-        }
-        m.end()
-    }
-}
 
 /// What a stage decided for an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +50,6 @@ pub struct Released {
 /// they finished holding through `drain_released`, and are flushed by time
 /// (`flush`, at `next_deadline`) and when the pipeline stops.
 pub trait Stage: Send {
-    fn name(&self) -> &'static str;
     fn process(&mut self, entry: &mut Entry, extracted: &mut Extracted) -> Flow;
 
     /// True for stages that hold entries; only these are asked to release.
@@ -293,6 +90,8 @@ pub fn join_acks(a: Option<Ack>, b: Option<Ack>) -> Option<Ack> {
 /// The running pipeline of one scrape config.
 pub struct Pipeline {
     job: String,
+    /// The stages' names, for debugging output.
+    kinds: Vec<&'static str>,
     stages: Vec<Box<dyn Stage>>,
     extracted: Extracted,
     released: Vec<Released>,
@@ -300,10 +99,9 @@ pub struct Pipeline {
 
 impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.stages.iter().map(|s| s.name()).collect();
         f.debug_struct("Pipeline")
             .field("job", &self.job)
-            .field("stages", &names)
+            .field("stages", &self.kinds)
             .finish()
     }
 }
@@ -313,6 +111,7 @@ impl Pipeline {
     pub fn new(stages: &[StageConfig], job: &str) -> Result<Pipeline, ConfigError> {
         Ok(Pipeline {
             job: job.to_string(),
+            kinds: stages.iter().map(StageConfig::kind).collect(),
             stages: build_stages(stages, "pipeline_stages")
                 .map_err(|e| e.at(&format!("scrape_configs (job {job:?})")))?,
             extracted: Extracted::default(),
@@ -430,7 +229,8 @@ pub(crate) fn build_stages(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            stages::build(c).map_err(|e| ConfigError::new(format!("{path}[{i}].{}: {e}", c.kind())))
+            c.build()
+                .map_err(|e| ConfigError::new(format!("{path}[{i}].{}: {e}", c.kind())))
         })
         .collect()
 }

@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::docker::fixed_stages;
+use super::{null_as_default, StageSpec};
 use crate::config::ByteSize;
 use crate::entry::{Entry, LabelSet};
 use crate::pipeline::{join_acks, run_stages, take_entry, Extracted, Flow, Released, Stage};
@@ -52,8 +53,16 @@ pub struct CriStage {
     released: Vec<Released>,
 }
 
-impl CriStage {
-    pub fn new(c: &CriConfig) -> Result<Self, String> {
+impl StageSpec for CriStage {
+    const NAME: &'static str = "cri";
+    const EXAMPLE: &'static str = "{}";
+    type Config = CriConfig;
+
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<CriConfig, D::Error> {
+        null_as_default(d)
+    }
+
+    fn new(c: &CriConfig) -> Result<Self, String> {
         let truncate_at = match (c.max_partial_line_size_truncate, c.max_partial_line_size) {
             (true, Some(size)) if size.bytes() > 0 => Some(size.bytes() as usize),
             (true, _) => {
@@ -72,7 +81,9 @@ impl CriStage {
             released: Vec::new(),
         })
     }
+}
 
+impl CriStage {
     fn truncate(&self, line: &mut String) {
         if let Some(max) = self.truncate_at {
             if line.len() > max {
@@ -95,10 +106,6 @@ fn prepend(prev: Released, entry: &mut Entry) {
 }
 
 impl Stage for CriStage {
-    fn name(&self) -> &'static str {
-        "cri"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let flow = run_stages(&mut self.inner, entry, x, &mut Vec::new());
         if flow != Flow::Keep {

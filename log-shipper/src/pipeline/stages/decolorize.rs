@@ -1,8 +1,9 @@
 //! `decolorize`: removes ANSI colour and cursor escape sequences
 //! (`ESC [ ... letter`) from the line, as LogQL's `| decolorize`.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::{null_as_default, StageSpec};
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Stage};
 
@@ -12,8 +13,16 @@ pub struct DecolorizeConfig {}
 
 pub struct DecolorizeStage;
 
-impl DecolorizeStage {
-    pub fn new(_c: &DecolorizeConfig) -> Result<Self, String> {
+impl StageSpec for DecolorizeStage {
+    const NAME: &'static str = "decolorize";
+    const EXAMPLE: &'static str = "{}";
+    type Config = DecolorizeConfig;
+
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<DecolorizeConfig, D::Error> {
+        null_as_default(d)
+    }
+
+    fn new(_c: &DecolorizeConfig) -> Result<Self, String> {
         Ok(DecolorizeStage)
     }
 }
@@ -48,10 +57,6 @@ pub fn decolorize(line: &str) -> Option<String> {
 }
 
 impl Stage for DecolorizeStage {
-    fn name(&self) -> &'static str {
-        "decolorize"
-    }
-
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         if let Some(clean) = decolorize(&entry.line) {
             entry.line = clean;

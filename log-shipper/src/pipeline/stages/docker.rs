@@ -4,8 +4,9 @@
 //! becomes `log` (trailing newline kept, as promtail), `stream` a label and
 //! `time` the timestamp. A line that is not such JSON passes unchanged.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::{null_as_default, StageSpec};
 use crate::entry::Entry;
 use crate::pipeline::{build_stages, run_stages, Extracted, Flow, Stage, StageConfig};
 
@@ -33,8 +34,16 @@ pub struct DockerStage {
     inner: Vec<Box<dyn Stage>>,
 }
 
-impl DockerStage {
-    pub fn new(_c: &DockerConfig) -> Result<Self, String> {
+impl StageSpec for DockerStage {
+    const NAME: &'static str = "docker";
+    const EXAMPLE: &'static str = "{}";
+    type Config = DockerConfig;
+
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<DockerConfig, D::Error> {
+        null_as_default(d)
+    }
+
+    fn new(_c: &DockerConfig) -> Result<Self, String> {
         Ok(DockerStage {
             inner: fixed_stages(STAGES)?,
         })
@@ -49,10 +58,6 @@ pub(crate) fn fixed_stages(yaml: &str) -> Result<Vec<Box<dyn Stage>>, String> {
 }
 
 impl Stage for DockerStage {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         // None of the inner stages buffers, so nothing is released.
         run_stages(&mut self.inner, entry, x, &mut Vec::new())

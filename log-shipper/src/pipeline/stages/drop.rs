@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{GoRegex, OneOrMany};
+use super::{GoRegex, OneOrMany, StageSpec};
 use crate::config::{ByteSize, GoDuration};
 use crate::entry::Entry;
 use crate::pipeline::{DropCounter, Extracted, Flow, Kind, Stage};
@@ -40,8 +40,12 @@ pub struct DropStage {
     joined: String,
 }
 
-impl DropStage {
-    pub fn new(c: &DropConfig) -> Result<Self, String> {
+impl StageSpec for DropStage {
+    const NAME: &'static str = "drop";
+    const EXAMPLE: &'static str = "{expression: debug}";
+    type Config = DropConfig;
+
+    fn new(c: &DropConfig) -> Result<Self, String> {
         if c.source.is_none()
             && c.expression.is_none()
             && c.older_than.is_none()
@@ -71,7 +75,9 @@ impl DropStage {
             joined: String::new(),
         })
     }
+}
 
+impl DropStage {
     fn should_drop(&mut self, entry: &Entry, x: &Extracted) -> bool {
         if let Some(max) = self.longer_than {
             if entry.line.len() <= max {
@@ -125,10 +131,6 @@ impl DropStage {
 }
 
 impl Stage for DropStage {
-    fn name(&self) -> &'static str {
-        "drop"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         if self.should_drop(entry, x) {
             self.counter.inc();

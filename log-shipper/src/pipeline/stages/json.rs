@@ -8,6 +8,7 @@ use jmespath::{Expression, Variable};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{DropCounter, Extracted, Flow, Kind, Stage};
 
@@ -42,8 +43,12 @@ pub struct JsonStage {
     drop_malformed: Option<DropCounter>,
 }
 
-impl JsonStage {
-    pub fn new(c: &JsonConfig) -> Result<Self, String> {
+impl StageSpec for JsonStage {
+    const NAME: &'static str = "json";
+    const EXAMPLE: &'static str = "{expressions: {level: level}}";
+    type Config = JsonConfig;
+
+    fn new(c: &JsonConfig) -> Result<Self, String> {
         if c.expressions.is_empty() {
             return Err("expressions is required".into());
         }
@@ -69,10 +74,6 @@ impl JsonStage {
 }
 
 impl Stage for JsonStage {
-    fn name(&self) -> &'static str {
-        "json"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let input = match &self.source {
             None => entry.line.as_str(),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::valid_label_name;
+use super::{valid_label_name, StageSpec};
 use crate::entry::{Entry, LabelSet};
 use crate::pipeline::{Extracted, Flow, Stage};
 
@@ -39,8 +39,12 @@ pub struct LabelsStage {
     pairs: Vec<(String, String)>,
 }
 
-impl LabelsStage {
-    pub fn new(c: &LabelsConfig) -> Result<Self, String> {
+impl StageSpec for LabelsStage {
+    const NAME: &'static str = "labels";
+    const EXAMPLE: &'static str = "{level: null}";
+    type Config = LabelsConfig;
+
+    fn new(c: &LabelsConfig) -> Result<Self, String> {
         if c.is_empty() {
             return Err("labels stage requires at least one label".into());
         }
@@ -62,10 +66,6 @@ pub(crate) fn name_source_pairs(c: &LabelsConfig) -> Vec<(String, String)> {
 }
 
 impl Stage for LabelsStage {
-    fn name(&self) -> &'static str {
-        "labels"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         for (label, src) in &self.pairs {
             // Absent or null sources set nothing; an empty value is no label in Loki.
@@ -83,8 +83,12 @@ pub struct StaticLabelsStage {
     pairs: Vec<(String, String)>,
 }
 
-impl StaticLabelsStage {
-    pub fn new(c: &StaticLabelsConfig) -> Result<Self, String> {
+impl StageSpec for StaticLabelsStage {
+    const NAME: &'static str = "static_labels";
+    const EXAMPLE: &'static str = "{env: prod}";
+    type Config = StaticLabelsConfig;
+
+    fn new(c: &StaticLabelsConfig) -> Result<Self, String> {
         if c.is_empty() {
             return Err("static_labels requires at least one label".into());
         }
@@ -103,10 +107,6 @@ impl StaticLabelsStage {
 }
 
 impl Stage for StaticLabelsStage {
-    fn name(&self) -> &'static str {
-        "static_labels"
-    }
-
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         for (k, v) in &self.pairs {
             set_label(&mut entry.labels, k, v);
@@ -119,8 +119,12 @@ pub struct LabelDropStage {
     names: Vec<String>,
 }
 
-impl LabelDropStage {
-    pub fn new(c: &[String]) -> Result<Self, String> {
+impl StageSpec for LabelDropStage {
+    const NAME: &'static str = "labeldrop";
+    const EXAMPLE: &'static str = "[filename]";
+    type Config = Vec<String>;
+
+    fn new(c: &Vec<String>) -> Result<Self, String> {
         if c.is_empty() {
             return Err("labeldrop requires at least one label".into());
         }
@@ -130,10 +134,6 @@ impl LabelDropStage {
 }
 
 impl Stage for LabelDropStage {
-    fn name(&self) -> &'static str {
-        "labeldrop"
-    }
-
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         for n in &self.names {
             entry.labels.remove(n);
@@ -146,8 +146,12 @@ pub struct LabelAllowStage {
     names: Vec<String>,
 }
 
-impl LabelAllowStage {
-    pub fn new(c: &[String]) -> Result<Self, String> {
+impl StageSpec for LabelAllowStage {
+    const NAME: &'static str = "labelallow";
+    const EXAMPLE: &'static str = "[job]";
+    type Config = Vec<String>;
+
+    fn new(c: &Vec<String>) -> Result<Self, String> {
         if c.is_empty() {
             return Err("labelallow requires at least one label".into());
         }
@@ -157,10 +161,6 @@ impl LabelAllowStage {
 }
 
 impl Stage for LabelAllowStage {
-    fn name(&self) -> &'static str {
-        "labelallow"
-    }
-
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         entry
             .labels

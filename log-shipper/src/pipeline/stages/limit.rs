@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{DropCounter, Extracted, Flow, Stage};
 
@@ -84,8 +85,12 @@ pub struct LimitStage {
     counter: DropCounter,
 }
 
-impl LimitStage {
-    pub fn new(c: &LimitConfig) -> Result<Self, String> {
+impl StageSpec for LimitStage {
+    const NAME: &'static str = "limit";
+    const EXAMPLE: &'static str = "{rate: 10, burst: 10}";
+    type Config = LimitConfig;
+
+    fn new(c: &LimitConfig) -> Result<Self, String> {
         if !(c.rate > 0.0 && c.rate.is_finite()) {
             return Err(format!("rate must be greater than 0, not {}", c.rate));
         }
@@ -125,10 +130,6 @@ fn wait(d: Duration) {
 }
 
 impl Stage for LimitStage {
-    fn name(&self) -> &'static str {
-        "limit"
-    }
-
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         let now = Instant::now();
         let bucket = match &self.by_label {

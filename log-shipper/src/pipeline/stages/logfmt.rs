@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
 
@@ -24,8 +25,12 @@ pub struct LogfmtStage {
     value: String,
 }
 
-impl LogfmtStage {
-    pub fn new(c: &LogfmtConfig) -> Result<Self, String> {
+impl StageSpec for LogfmtStage {
+    const NAME: &'static str = "logfmt";
+    const EXAMPLE: &'static str = "{mapping: {level: null}}";
+    type Config = LogfmtConfig;
+
+    fn new(c: &LogfmtConfig) -> Result<Self, String> {
         if c.mapping.is_empty() {
             return Err("mapping is required".into());
         }
@@ -106,10 +111,6 @@ pub fn for_each_pair(line: &str, value_buf: &mut String, mut f: impl FnMut(&str,
 }
 
 impl Stage for LogfmtStage {
-    fn name(&self) -> &'static str {
-        "logfmt"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let input: &str = match &self.source {
             None => &entry.line,

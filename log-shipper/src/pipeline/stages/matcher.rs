@@ -8,6 +8,7 @@ use crate::entry::Entry;
 use crate::pipeline::selector::Selector;
 use std::time::Instant;
 
+use super::StageSpec;
 use crate::pipeline::{
     build_stages, flush_stages, next_deadline, run_stages, DropCounter, Extracted, Flow, Released,
     Stage, StageConfig,
@@ -61,8 +62,13 @@ pub struct MatchStage {
     released: Vec<Released>,
 }
 
-impl MatchStage {
-    pub fn new(c: &MatchConfig) -> Result<Self, String> {
+impl StageSpec for MatchStage {
+    const NAME: &'static str = "match";
+    const EXAMPLE: &'static str =
+        r#"{selector: '{job="app"}', stages: [{static_labels: {env: prod}}]}"#;
+    type Config = MatchConfig;
+
+    fn new(c: &MatchConfig) -> Result<Self, String> {
         let action = match c.action.as_deref().unwrap_or("keep") {
             "keep" => {
                 if c.stages.is_empty() {
@@ -100,10 +106,6 @@ impl MatchStage {
 }
 
 impl Stage for MatchStage {
-    fn name(&self) -> &'static str {
-        "match"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         if !self.selector.matches(&entry.labels, &entry.line) {
             return Flow::Keep;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use exporter_toolkit::exposition::{self, MetricSet, MetricType, Value};
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::config::GoDuration;
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
@@ -232,8 +233,12 @@ fn build_metric(name: &str, c: &MetricConfig) -> Result<Metric, String> {
     })
 }
 
-impl MetricsStage {
-    pub fn new(c: &MetricsConfig) -> Result<Self, String> {
+impl StageSpec for MetricsStage {
+    const NAME: &'static str = "metrics";
+    const EXAMPLE: &'static str = "{registry_example_lines_total: {type: Counter, description: lines, config: {match_all: true, action: inc}}}";
+    type Config = MetricsConfig;
+
+    fn new(c: &MetricsConfig) -> Result<Self, String> {
         if c.is_empty() {
             return Err("metrics stage requires at least one metric".into());
         }
@@ -292,10 +297,6 @@ fn f_bucket(buckets: &[f64], n: f64) -> Option<usize> {
 }
 
 impl Stage for MetricsStage {
-    fn name(&self) -> &'static str {
-        "metrics"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         self.labels.clear();
         self.labels.extend(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::GoRegex;
+use super::{GoRegex, StageSpec};
 use crate::config::GoDuration;
 use crate::entry::{Entry, LabelSet};
 use crate::pipeline::{join_acks, take_entry, Extracted, Flow, Released, Stage};
@@ -44,8 +44,12 @@ pub struct MultilineStage {
     released: Vec<Released>,
 }
 
-impl MultilineStage {
-    pub fn new(c: &MultilineConfig) -> Result<Self, String> {
+impl StageSpec for MultilineStage {
+    const NAME: &'static str = "multiline";
+    const EXAMPLE: &'static str = r#"{firstline: '^\d'}"#;
+    type Config = MultilineConfig;
+
+    fn new(c: &MultilineConfig) -> Result<Self, String> {
         if c.firstline.source.is_empty() {
             return Err("firstline is required".into());
         }
@@ -64,10 +68,6 @@ impl MultilineStage {
 }
 
 impl Stage for MultilineStage {
-    fn name(&self) -> &'static str {
-        "multiline"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let now = Instant::now();
         let starts = self.firstline.is_match(&entry.line);

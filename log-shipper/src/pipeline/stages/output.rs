@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Stage};
 
@@ -15,8 +16,12 @@ pub struct OutputStage {
     source: String,
 }
 
-impl OutputStage {
-    pub fn new(c: &OutputConfig) -> Result<Self, String> {
+impl StageSpec for OutputStage {
+    const NAME: &'static str = "output";
+    const EXAMPLE: &'static str = "{source: message}";
+    type Config = OutputConfig;
+
+    fn new(c: &OutputConfig) -> Result<Self, String> {
         if c.source.is_empty() {
             return Err("output source value is required".into());
         }
@@ -27,10 +32,6 @@ impl OutputStage {
 }
 
 impl Stage for OutputStage {
-    fn name(&self) -> &'static str {
-        "output"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         if let Some(v) = x.get_str(&self.source) {
             entry.line.clear();

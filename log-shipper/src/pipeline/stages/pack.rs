@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
 
@@ -26,8 +27,12 @@ pub struct PackStage {
     ingest_timestamp: bool,
 }
 
-impl PackStage {
-    pub fn new(c: &PackConfig) -> Result<Self, String> {
+impl StageSpec for PackStage {
+    const NAME: &'static str = "pack";
+    const EXAMPLE: &'static str = "{labels: [level]}";
+    type Config = PackConfig;
+
+    fn new(c: &PackConfig) -> Result<Self, String> {
         if c.labels.is_empty() {
             return Err("pack stage requires at least one label".into());
         }
@@ -46,10 +51,6 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 impl Stage for PackStage {
-    fn name(&self) -> &'static str {
-        "pack"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let mut out = String::with_capacity(entry.line.len() + 64);
         out.push('{');

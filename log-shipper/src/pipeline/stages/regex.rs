@@ -4,7 +4,7 @@
 use ::regex::CaptureLocations;
 use serde::{Deserialize, Serialize};
 
-use super::GoRegex;
+use super::{GoRegex, StageSpec};
 use crate::entry::Entry;
 use crate::pipeline::fastcap::FastCaptures;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
@@ -30,8 +30,12 @@ pub struct RegexStage {
     input: String,
 }
 
-impl RegexStage {
-    pub fn new(c: &RegexConfig) -> Result<Self, String> {
+impl StageSpec for RegexStage {
+    const NAME: &'static str = "regex";
+    const EXAMPLE: &'static str = r#"{expression: '^(?P<level>\w+)'}"#;
+    type Config = RegexConfig;
+
+    fn new(c: &RegexConfig) -> Result<Self, String> {
         if c.expression.source.is_empty() {
             return Err("expression is required".into());
         }
@@ -54,10 +58,6 @@ impl RegexStage {
 }
 
 impl Stage for RegexStage {
-    fn name(&self) -> &'static str {
-        "regex"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let input: &str = match &self.source {
             None => &entry.line,

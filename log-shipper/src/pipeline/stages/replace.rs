@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::template::{TemplateData, TemplateText};
-use super::GoRegex;
+use super::{GoRegex, StageSpec};
 use crate::entry::Entry;
 use crate::pipeline::template::Template;
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
@@ -31,8 +31,12 @@ pub struct ReplaceStage {
     names: Vec<(usize, String)>,
 }
 
-impl ReplaceStage {
-    pub fn new(c: &ReplaceConfig) -> Result<Self, String> {
+impl StageSpec for ReplaceStage {
+    const NAME: &'static str = "replace";
+    const EXAMPLE: &'static str = r#"{expression: 'password=(\S+)', replace: '***'}"#;
+    type Config = ReplaceConfig;
+
+    fn new(c: &ReplaceConfig) -> Result<Self, String> {
         if c.expression.source.is_empty() {
             return Err("expression is required".into());
         }
@@ -51,7 +55,9 @@ impl ReplaceStage {
             names,
         })
     }
+}
 
+impl ReplaceStage {
     /// The replaced input, and replaced value by captured text.
     fn replaced(
         &self,
@@ -86,10 +92,6 @@ impl ReplaceStage {
 }
 
 impl Stage for ReplaceStage {
-    fn name(&self) -> &'static str {
-        "replace"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let input: String = match &self.source {
             None => entry.line.clone(),

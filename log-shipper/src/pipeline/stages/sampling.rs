@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::{DropCounter, Extracted, Flow, Stage};
 
@@ -21,8 +22,12 @@ pub struct SamplingStage {
     counter: DropCounter,
 }
 
-impl SamplingStage {
-    pub fn new(c: &SamplingConfig) -> Result<Self, String> {
+impl StageSpec for SamplingStage {
+    const NAME: &'static str = "sampling";
+    const EXAMPLE: &'static str = "{rate: 0.5}";
+    type Config = SamplingConfig;
+
+    fn new(c: &SamplingConfig) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&c.rate) {
             return Err(format!("rate must be between 0 and 1, not {}", c.rate));
         }
@@ -40,10 +45,6 @@ impl SamplingStage {
 }
 
 impl Stage for SamplingStage {
-    fn name(&self) -> &'static str {
-        "sampling"
-    }
-
     fn process(&mut self, _entry: &mut Entry, _x: &mut Extracted) -> Flow {
         if self.rate >= 1.0 || self.rng.f64() < self.rate {
             return Flow::Keep;

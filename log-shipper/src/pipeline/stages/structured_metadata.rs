@@ -3,7 +3,7 @@
 //! fields such as a user, a client address or a trace id.
 
 use super::labels::LabelsConfig;
-use super::valid_label_name;
+use super::{valid_label_name, StageSpec};
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Stage};
 
@@ -14,8 +14,12 @@ pub struct StructuredMetadataStage {
     pairs: Vec<(String, String)>,
 }
 
-impl StructuredMetadataStage {
-    pub fn new(c: &StructuredMetadataConfig) -> Result<Self, String> {
+impl StageSpec for StructuredMetadataStage {
+    const NAME: &'static str = "structured_metadata";
+    const EXAMPLE: &'static str = "{trace_id: null}";
+    type Config = StructuredMetadataConfig;
+
+    fn new(c: &StructuredMetadataConfig) -> Result<Self, String> {
         if c.is_empty() {
             return Err("structured_metadata stage requires at least one entry".into());
         }
@@ -31,10 +35,6 @@ impl StructuredMetadataStage {
 }
 
 impl Stage for StructuredMetadataStage {
-    fn name(&self) -> &'static str {
-        "structured_metadata"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         for (name, src) in &self.pairs {
             let Some(v) = x.get_str(src).filter(|v| !v.is_empty()) else {

@@ -6,6 +6,7 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::StageSpec;
 use crate::entry::Entry;
 use crate::pipeline::template::{Data, Template};
 use crate::pipeline::{Extracted, Flow, Kind, Stage};
@@ -69,8 +70,12 @@ pub struct TemplateStage {
     out: String,
 }
 
-impl TemplateStage {
-    pub fn new(c: &TemplateConfig) -> Result<Self, String> {
+impl StageSpec for TemplateStage {
+    const NAME: &'static str = "template";
+    const EXAMPLE: &'static str = "{source: level, template: '{{ ToUpper .Value }}'}";
+    type Config = TemplateConfig;
+
+    fn new(c: &TemplateConfig) -> Result<Self, String> {
         if c.source.is_empty() {
             return Err("template source value is required".into());
         }
@@ -83,10 +88,6 @@ impl TemplateStage {
 }
 
 impl Stage for TemplateStage {
-    fn name(&self) -> &'static str {
-        "template"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         self.out.clear();
         let value = match x.get(&self.source) {

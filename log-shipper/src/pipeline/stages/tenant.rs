@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::client::TENANT_LABEL;
 use crate::entry::Entry;
 use crate::pipeline::{Extracted, Flow, Stage};
@@ -29,8 +30,12 @@ pub struct TenantStage {
     from: From,
 }
 
-impl TenantStage {
-    pub fn new(c: &TenantConfig) -> Result<Self, String> {
+impl StageSpec for TenantStage {
+    const NAME: &'static str = "tenant";
+    const EXAMPLE: &'static str = "{value: team-a}";
+    type Config = TenantConfig;
+
+    fn new(c: &TenantConfig) -> Result<Self, String> {
         let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
         let from = match (set(&c.label), set(&c.source), set(&c.value)) {
             (true, false, false) => From::Label(c.label.clone().unwrap_or_default()),
@@ -50,10 +55,6 @@ impl TenantStage {
 }
 
 impl Stage for TenantStage {
-    fn name(&self) -> &'static str {
-        "tenant"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         let tenant = match &self.from {
             From::Label(l) => entry.labels.get(l).cloned(),

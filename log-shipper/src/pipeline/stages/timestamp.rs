@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::StageSpec;
 use crate::entry::{Entry, LabelSet};
 use crate::pipeline::gotime::{self, Layout, Location};
 use crate::pipeline::{Extracted, Flow, Stage};
@@ -118,8 +119,12 @@ fn labels_hash(l: &LabelSet) -> u64 {
     h.finish()
 }
 
-impl TimestampStage {
-    pub fn new(c: &TimestampConfig) -> Result<Self, String> {
+impl StageSpec for TimestampStage {
+    const NAME: &'static str = "timestamp";
+    const EXAMPLE: &'static str = "{source: time, format: RFC3339}";
+    type Config = TimestampConfig;
+
+    fn new(c: &TimestampConfig) -> Result<Self, String> {
         if c.source.is_empty() {
             return Err("timestamp source value is required if timestamp is specified".into());
         }
@@ -151,7 +156,9 @@ impl TimestampStage {
             last_known: HashMap::new(),
         })
     }
+}
 
+impl TimestampStage {
     fn parse(&self, x: &Extracted) -> Option<SystemTime> {
         let v = x.get_str(&self.source)?;
         let now = Utc::now();
@@ -160,10 +167,6 @@ impl TimestampStage {
 }
 
 impl Stage for TimestampStage {
-    fn name(&self) -> &'static str {
-        "timestamp"
-    }
-
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         match self.parse(x) {
             Some(t) => {
