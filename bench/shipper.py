@@ -274,6 +274,9 @@ def check_exact(stats, want, what):
     problems = []
     if stats["entries"] != want:
         problems.append(f"{stats['entries']} entries arrived, {want} written")
+    if stats.get("duplicates_dropped"):
+        problems.append(f"{stats['duplicates_dropped']} entries identical in stream, timestamp and line "
+                        f"to one stored (a real Loki drops them too)")
     if stats["problems"]:
         problems.append(f"{stats['problems']} out-of-order entries: {stats['first_problems']}")
     if problems:

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::TimeZone;
 use log_shipper::config::{self, Config};
 use log_shipper::discovery::{self, Group};
 use log_shipper::entry::{Entry, LabelSet};
@@ -174,8 +175,19 @@ fn env_expansion_and_later_sources_are_kept() {
 
     let sc = &cfg.scrape_configs[0];
     let mut p = Pipeline::new(&sc.pipeline_stages, &sc.job_name).unwrap();
-    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Berlin);
-    let stamp = now.format("%b %e %H:%M:%S").to_string();
+    let berlin = chrono_tz::Europe::Berlin;
+    let mut now = chrono::Utc::now().with_timezone(&berlin);
+    // A local time in the hour repeated when clocks go back names two
+    // instants: take one that names only one.
+    while berlin
+        .from_local_datetime(&now.naive_local())
+        .single()
+        .is_none()
+    {
+        now -= chrono::Duration::hours(1);
+    }
+    let syslog_time = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%b %e %H:%M:%S").to_string();
+    let stamp = syslog_time(now);
     let e = run(
         &mut p,
         labels(&[("job", "auth")]),
@@ -201,15 +213,20 @@ fn env_expansion_and_later_sources_are_kept() {
         &format!("{stamp} web1 CRON[9]: session opened")
     )
     .is_none());
-    // Two days old, so older than the fixture's 24h on any date: a fixed
-    // "Jan  1" is next year's when read in December (the new-year rule).
-    let old = (now - chrono::Duration::days(2)).format("%b %e %H:%M:%S");
-    assert!(run(
-        &mut p,
-        labels(&[("job", "auth")]),
-        &format!("{old} web1 sshd[1]: long ago")
-    )
-    .is_none());
+    // Three days ago is older than the drop stage's 24 h on any date: a
+    // year-less time is placed in this year, or in the one before when it
+    // is December's read in January (and a fixed "Jan  1" read in December
+    // is placed in the next year, as promtail does: not old at all).
+    let long_ago = syslog_time(now - chrono::Duration::days(3));
+    assert!(
+        run(
+            &mut p,
+            labels(&[("job", "auth")]),
+            &format!("{long_ago} web1 sshd[1]: long ago")
+        )
+        .is_none(),
+        "{long_ago}, three days before {stamp}, is dropped as older than 24h"
+    );
 
     let sc = &cfg.scrape_configs[1];
     let mut p = Pipeline::new(&sc.pipeline_stages, &sc.job_name).unwrap();

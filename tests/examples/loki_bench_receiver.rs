@@ -10,7 +10,9 @@
 //! `{"push_url": "http://127.0.0.1:P/loki/api/v1/push", "control": "http://127.0.0.1:Q"}`.
 //!
 //! The control port (its own, so it answers while pushes are refused):
-//! - `GET /stats`: counters, stream count, problems (entries out of order),
+//! - `GET /stats`: counters (entries stored, and duplicates dropped as Loki
+//!   drops an entry identical in stream, timestamp and line to one stored),
+//!   stream count, problems (entries out of order),
 //!   write-to-acknowledge latency percentiles in ms, the mode
 //! - `POST /down?seconds=N`: refuse connections for N seconds (for good
 //!   without `seconds`); `POST /up`: accept again
@@ -211,6 +213,7 @@ fn stats(receiver: &LokiReceiver) -> serde_json::Value {
         "accepted_requests": c.accepted_requests,
         "rejected_bad_body": c.rejected_bad_body,
         "entries": c.entries,
+        "duplicates_dropped": c.duplicates_dropped,
         "line_bytes": c.line_bytes,
         "body_bytes": c.body_bytes,
         "streams": c.streams,

@@ -6,20 +6,27 @@
 //! (`{"streams":[{"stream":{..},"values":[["ns","line",{..}]]}]}`) as Loki
 //! accepts it. It answers as Loki does (204 on success, 400 with Loki's
 //! message for a bad body), or as a test tells it to (429, 500, hang, down),
-//! keeps what arrived per stream, and reports problems a real Loki would
-//! reject or a user would notice (entries out of timestamp order, a missing
-//! tenant).
+//! and stores what Loki stores: an entry identical in stream (tenant and
+//! label set), timestamp and line to one already stored is dropped, the
+//! push still answered 204 (Loki's ingester ignores it; its queries return
+//! one of identical entries), so tests count what a user would see in
+//! Loki. It reports problems a real Loki would reject or a user would
+//! notice (entries out of timestamp order, a missing tenant), and can
+//! enforce some of Loki's limits ([`Limits`], off by default).
 //!
 //! The server runs on its own thread with its own runtime, so blocking
 //! tests and async tests can both use it.
 //!
-//! For benchmarks (`tests/examples/loki_receiver.rs`) it has a counting
-//! mode ([`Options::keep_entries`] false): entries are decoded and checked
-//! as always but only counted, so memory stays flat over millions of lines,
-//! and each entry's write-to-acknowledge latency can be taken from a
-//! timestamp the writer put in the line ([`Options::latency_marker`]).
+//! For benchmarks (`tests/examples/loki_bench_receiver.rs`) it has a
+//! counting mode ([`Options::keep_entries`] false): entries are decoded and
+//! checked as always but only counted, so memory stays flat over millions
+//! of lines (duplicates are found among the last [`DEDUP_WINDOW_COUNTING`]
+//! entries of each stream), and each entry's write-to-acknowledge latency
+//! can be taken from a timestamp the writer put in the line
+//! ([`Options::latency_marker`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +53,7 @@ pub enum Mode {
     Down,
 }
 
-/// One entry as it arrived.
+/// One entry as it was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedEntry {
     /// Nanoseconds since the Unix epoch.
@@ -55,7 +62,8 @@ pub struct ReceivedEntry {
     pub structured_metadata: Vec<(String, String)>,
 }
 
-/// The entries of one stream (one tenant and label set), in arrival order.
+/// The entries stored of one stream (one tenant and label set), in
+/// arrival order.
 #[derive(Clone, Debug, Default)]
 pub struct ReceivedStream {
     pub tenant: Option<String>,
@@ -76,6 +84,39 @@ pub struct Options {
     pub latency_marker: Option<String>,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<ReceiverTls>,
+    /// Loki's limits to enforce (none by default).
+    pub limits: Limits,
+}
+
+/// Some of Loki's per-tenant limits (`limits_config`), each off unless set
+/// (Loki's own default in brackets). An entry over a limit is refused and
+/// the others of the push are stored; the push is then answered 400 with
+/// Loki's messages, as Loki's distributor does.
+///
+/// Not mirrored: the per-stream rate limit, label count and length limits,
+/// structured metadata limits, and "too far behind" for entries older than
+/// the stream's newest (reported as [`LokiReceiver::problems`] instead).
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// `max_line_size` [256 KB]: longer lines are refused.
+    pub max_line_size: Option<usize>,
+    /// `reject_old_samples_max_age` [1 week]: entries older than now minus
+    /// this are refused.
+    pub reject_old_samples_max_age: Option<Duration>,
+    /// `creation_grace_period` [10 minutes]: entries newer than now plus
+    /// this are refused.
+    pub creation_grace_period: Option<Duration>,
+    /// `ingestion_rate_mb` and `ingestion_burst_size_mb` [4 MB/s, 6 MB]: a
+    /// push whose entries exceed the tenant's rate is answered 429 and
+    /// stores nothing.
+    pub ingestion_rate: Option<IngestionRate>,
+}
+
+/// A tenant's ingestion rate (a token bucket of bytes, as Loki's).
+#[derive(Clone, Copy, Debug)]
+pub struct IngestionRate {
+    pub bytes_per_second: f64,
+    pub burst_bytes: f64,
 }
 
 impl Default for Options {
@@ -85,6 +126,7 @@ impl Default for Options {
             keep_entries: true,
             latency_marker: None,
             tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -95,8 +137,16 @@ pub struct Counts {
     pub requests: u64,
     pub accepted_requests: u64,
     pub rejected_bad_body: u64,
+    /// Push requests answered 429 by [`Limits::ingestion_rate`].
+    pub rate_limited: u64,
+    /// Entries stored.
     pub entries: u64,
-    /// Bytes of lines accepted.
+    /// Entries dropped because one identical in stream, timestamp and line
+    /// was stored before (Loki answers 204 for them all the same).
+    pub duplicates_dropped: u64,
+    /// Entries refused by one of [`Options::limits`] (answered 400).
+    pub rejected_entries: u64,
+    /// Bytes of lines stored.
     pub line_bytes: u64,
     /// Bytes of push bodies accepted, as sent (compressed).
     pub body_bytes: u64,
@@ -110,14 +160,24 @@ pub struct Counts {
 const MAX_PROBLEMS_COUNTING: usize = 100;
 /// Latency samples kept at most (a sample is 4 bytes).
 const MAX_LATENCY_SAMPLES: usize = 20_000_000;
+/// Entries of each stream a counting receiver compares new ones with to
+/// find duplicates (about 40 bytes each, so at most about 5 MiB a stream).
+/// A shipper that stamps each line once sends an identical entry again
+/// only by resending a batch it already sent, and a batch is 1 MiB by
+/// default: this many entries of lines of 8 bytes or more.
+pub const DEDUP_WINDOW_COUNTING: usize = 1 << 17;
+
+/// A stream's key: tenant, canonical labels `{a="b", c="d"}`.
+type StreamKey = (Option<String>, String);
 
 #[derive(Default)]
 struct Store {
-    /// Keyed by (tenant, canonical labels `{a="b", c="d"}`).
-    streams: BTreeMap<(Option<String>, String), ReceivedStream>,
-    /// In counting mode: the newest timestamp of each stream (entries are
-    /// not kept, but their order is still checked).
-    last_ts: BTreeMap<(Option<String>, String), i128>,
+    streams: BTreeMap<StreamKey, ReceivedStream>,
+    /// What finds duplicates (and, in counting mode, entries out of order)
+    /// without the entries themselves.
+    index: HashMap<StreamKey, StreamIndex>,
+    /// The ingestion rate's tokens per tenant.
+    buckets: HashMap<Option<String>, TokenBucket>,
     counts: Counts,
     problems: Vec<String>,
     required_tenant: Option<String>,
@@ -127,11 +187,85 @@ struct Store {
     last_headers: Vec<(String, String)>,
 }
 
+/// Identities of a stream's stored entries.
+#[derive(Default)]
+struct StreamIndex {
+    /// The newest timestamp stored (counting mode checks order with it).
+    newest_ns: Option<i128>,
+    /// [`identity`] of stored entries to the index of the first entry with
+    /// it (keep mode; counting mode keeps no entries and stores 0).
+    by_identity: HashMap<u64, usize>,
+    /// Counting mode: the identities in `by_identity`, oldest first, at
+    /// most [`DEDUP_WINDOW_COUNTING`].
+    recent: VecDeque<u64>,
+}
+
+impl StreamIndex {
+    /// Whether `e` is identical in timestamp and line to an entry stored
+    /// (`stored`, the stream's entries in keep mode; empty in counting
+    /// mode, where an identity seen is taken as proof: with a full window,
+    /// a new entry's 64-bit identity matches another's with a chance of
+    /// about 1 in 10^14), remembering it as stored if not.
+    fn seen_or_add(&mut self, e: &ReceivedEntry, stored: &[ReceivedEntry], keep: bool) -> bool {
+        let id = identity(e.timestamp_ns, &e.line);
+        if let Some(&at) = self.by_identity.get(&id) {
+            if !keep {
+                return true;
+            }
+            let same = |s: &ReceivedEntry| s.timestamp_ns == e.timestamp_ns && s.line == e.line;
+            // Else a different entry shares the identity's hash: look at all.
+            return same(&stored[at]) || stored.iter().any(same);
+        }
+        if keep {
+            self.by_identity.insert(id, stored.len());
+        } else {
+            self.by_identity.insert(id, 0);
+            self.recent.push_back(id);
+            if self.recent.len() > DEDUP_WINDOW_COUNTING {
+                if let Some(old) = self.recent.pop_front() {
+                    self.by_identity.remove(&old);
+                }
+            }
+        }
+        false
+    }
+}
+
+/// What Loki compares to find an entry already stored in a stream: its
+/// timestamp and line (not its structured metadata), hashed.
+fn identity(timestamp_ns: i128, line: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    timestamp_ns.hash(&mut h);
+    line.hash(&mut h);
+    h.finish()
+}
+
+/// Loki's ingestion rate limiter: `burst` bytes at most, refilled at
+/// `rate` bytes a second; a push takes its bytes or is refused whole.
+struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn allow(&mut self, limit: IngestionRate, bytes: f64, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * limit.bytes_per_second;
+        self.tokens = (self.tokens + refill).min(limit.burst_bytes);
+        self.at = now;
+        if bytes > self.tokens {
+            return false;
+        }
+        self.tokens -= bytes;
+        true
+    }
+}
+
 struct Shared {
     store: Mutex<Store>,
     mode: watch::Sender<Mode>,
     keep_entries: bool,
     latency_marker: Option<Vec<u8>>,
+    limits: Limits,
 }
 
 /// HTTPS for the receiver: its certificate and key (PEM), and the CA
@@ -229,6 +363,7 @@ impl LokiReceiver {
                 .latency_marker
                 .filter(|m| !m.is_empty())
                 .map(String::into_bytes),
+            limits: options.limits,
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let for_thread = Arc::clone(&shared);
@@ -341,12 +476,12 @@ impl LokiReceiver {
         l
     }
 
-    /// Every stream received, by tenant and label set.
+    /// Every stream stored, by tenant and label set.
     pub fn streams(&self) -> Vec<ReceivedStream> {
         self.store().streams.values().cloned().collect()
     }
 
-    /// Every line received, stream by stream, in arrival order.
+    /// Every line stored, stream by stream, in arrival order.
     pub fn lines(&self) -> Vec<String> {
         self.store()
             .streams
@@ -355,9 +490,15 @@ impl LokiReceiver {
             .collect()
     }
 
-    /// Entries accepted (also in counting mode).
+    /// Entries stored (also in counting mode).
     pub fn entry_count(&self) -> usize {
         self.store().counts.entries as usize
+    }
+
+    /// Entries not stored because one identical in stream, timestamp and
+    /// line was stored before (as Loki does; the push was answered 204).
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.store().counts.duplicates_dropped
     }
 
     /// What a real Loki would have rejected or a user would notice:
@@ -381,7 +522,7 @@ impl LokiReceiver {
         s.required_tenant = required;
     }
 
-    /// Waits until at least `n` entries arrived; false on timeout.
+    /// Waits until at least `n` entries are stored; false on timeout.
     pub fn wait_for_entries(&self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -566,72 +707,199 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Ha
             return Ok(reply(400, &format!("{message}\n")));
         }
     };
-    let acked_ns = unix_nanos();
-    let latencies: Vec<u32> = match &shared.latency_marker {
-        Some(marker) => streams
-            .iter()
-            .flat_map(|(_, entries)| entries.iter())
-            .filter_map(|e| written_ns(e.line.as_bytes(), marker))
-            .map(|w| ((acked_ns - w).max(0) / 1000).min(u32::MAX as i128) as u32)
-            .collect(),
-        None => Vec::new(),
-    };
+    let (streams, refused) = validate(&shared.limits, streams);
     let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-    store.counts.accepted_requests += 1;
+    store.counts.rejected_entries += refused.len() as u64;
+    if let Some(limit) = shared.limits.ingestion_rate {
+        let (lines, bytes) = streams.iter().fold((0, 0), |(n, b), (_, entries)| {
+            (
+                n + entries.len(),
+                b + entries.iter().map(entry_size).sum::<usize>(),
+            )
+        });
+        let now = Instant::now();
+        let bucket = store
+            .buckets
+            .entry(tenant.clone())
+            .or_insert_with(|| TokenBucket {
+                tokens: limit.burst_bytes,
+                at: now,
+            });
+        if lines > 0 && !bucket.allow(limit, bytes as f64, now) {
+            store.counts.rate_limited += 1;
+            let user = tenant.as_deref().unwrap_or("fake");
+            let message = rate_limited(user, limit.bytes_per_second as u64, lines, bytes);
+            return Ok(reply(429, &message));
+        }
+    }
     store.counts.body_bytes += body.len() as u64;
-    let room = MAX_LATENCY_SAMPLES.saturating_sub(store.latencies_us.len());
-    store.latencies_us.extend(latencies.into_iter().take(room));
+    let acked_ns = unix_nanos();
     for (labels, entries) in streams {
+        store.add(
+            tenant.clone(),
+            labels,
+            entries,
+            shared.keep_entries,
+            shared.latency_marker.as_deref().map(|m| (m, acked_ns)),
+        );
+    }
+    if !refused.is_empty() {
+        return Ok(reply(400, &format!("{}\n", refused.join("\n"))));
+    }
+    store.counts.accepted_requests += 1;
+    Ok(reply(204, ""))
+}
+
+/// Bytes an entry counts for in Loki's rate limits: its line and its
+/// structured metadata's names and values.
+fn entry_size(e: &ReceivedEntry) -> usize {
+    e.line.len()
+        + e.structured_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// Drops the entries over one of `limits`, as Loki's distributor does
+/// before anything is stored; returns the rest and Loki's message for
+/// each entry dropped.
+fn validate(limits: &Limits, streams: Decoded) -> (Decoded, Vec<String>) {
+    let checked = limits.max_line_size.is_some()
+        || limits.reject_old_samples_max_age.is_some()
+        || limits.creation_grace_period.is_some();
+    if !checked {
+        return (streams, Vec::new());
+    }
+    let now = unix_nanos();
+    let oldest = limits
+        .reject_old_samples_max_age
+        .map(|age| now - age.as_nanos() as i128);
+    let newest = limits
+        .creation_grace_period
+        .map(|grace| now + grace.as_nanos() as i128);
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
+    for (labels, entries) in streams {
+        let stream = canonical(&labels);
+        let entries: Vec<ReceivedEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                let problem = if oldest.is_some_and(|o| e.timestamp_ns < o) {
+                    format!(
+                        "entry for stream '{stream}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                        rfc3339(e.timestamp_ns),
+                        rfc3339(oldest.unwrap_or_default())
+                    )
+                } else if newest.is_some_and(|n| e.timestamp_ns > n) {
+                    format!(
+                        "entry for stream '{stream}' has timestamp too new: {}",
+                        rfc3339(e.timestamp_ns)
+                    )
+                } else if let Some(max) = limits.max_line_size.filter(|m| e.line.len() > *m) {
+                    format!(
+                        "Max entry size '{max}' bytes exceeded for stream '{stream}' while adding an entry with length '{}' bytes",
+                        e.line.len()
+                    )
+                } else {
+                    return true;
+                };
+                refused.push(problem);
+                false
+            })
+            .collect();
+        if !entries.is_empty() {
+            kept.push((labels, entries));
+        }
+    }
+    (kept, refused)
+}
+
+/// RFC 3339 in UTC with seconds, as Loki prints times in its errors.
+fn rfc3339(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("{ns} ns since the epoch"))
+}
+
+impl Store {
+    /// Stores one stream's entries as Loki does: an entry identical in
+    /// stream, timestamp and line to one stored is dropped (and counted).
+    /// With `latency`, (marker, acknowledged at), each stored line holding
+    /// the marker adds a latency sample.
+    fn add(
+        &mut self,
+        tenant: Option<String>,
+        labels: BTreeMap<String, String>,
+        entries: Vec<ReceivedEntry>,
+        keep: bool,
+        latency: Option<(&[u8], i128)>,
+    ) {
         let key = (tenant.clone(), canonical(&labels));
         let Store {
             streams,
+            index,
             problems,
             counts,
-            last_ts,
+            latencies_us,
             ..
-        } = &mut *store;
-        counts.entries += entries.len() as u64;
-        counts.line_bytes += entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
-        if !shared.keep_entries {
-            streams
-                .entry(key.clone())
-                .or_insert_with(|| ReceivedStream {
-                    tenant: tenant.clone(),
-                    labels,
-                    entries: Vec::new(),
-                });
-            let last = last_ts.entry(key.clone()).or_insert(i128::MIN);
-            for e in entries {
-                if e.timestamp_ns < *last && problems.len() < MAX_PROBLEMS_COUNTING {
-                    problems.push(format!(
-                        "stream {}: entry {:?} at {} ns arrived after one at {} ns",
-                        key.1, e.line, e.timestamp_ns, *last
-                    ));
-                }
-                *last = (*last).max(e.timestamp_ns);
-            }
-            continue;
-        }
+        } = self;
         let stream = streams
             .entry(key.clone())
             .or_insert_with(|| ReceivedStream {
-                tenant: tenant.clone(),
+                tenant,
                 labels,
                 entries: Vec::new(),
             });
+        let index = index.entry(key).or_default();
         for e in entries {
-            if let Some(last) = stream.entries.last() {
-                if e.timestamp_ns < last.timestamp_ns {
-                    problems.push(format!(
-                        "stream {}: entry {:?} at {} ns arrived after {:?} at {} ns",
-                        key.1, e.line, e.timestamp_ns, last.line, last.timestamp_ns
-                    ));
+            if index.seen_or_add(&e, &stream.entries, keep) {
+                counts.duplicates_dropped += 1;
+                continue;
+            }
+            counts.entries += 1;
+            counts.line_bytes += e.line.len() as u64;
+            if let Some((marker, acked_ns)) = latency {
+                if let Some(w) = written_ns(e.line.as_bytes(), marker) {
+                    if latencies_us.len() < MAX_LATENCY_SAMPLES {
+                        let us = ((acked_ns - w).max(0) / 1000).min(u32::MAX as i128);
+                        latencies_us.push(us as u32);
+                    }
                 }
             }
-            stream.entries.push(e);
+            if keep {
+                if let Some(last) = stream.entries.last() {
+                    if e.timestamp_ns < last.timestamp_ns {
+                        problems.push(format!(
+                            "stream {}: entry {:?} at {} ns arrived after {:?} at {} ns",
+                            stream_name(stream),
+                            e.line,
+                            e.timestamp_ns,
+                            last.line,
+                            last.timestamp_ns
+                        ));
+                    }
+                }
+                stream.entries.push(e);
+                continue;
+            }
+            let newest = index.newest_ns.get_or_insert(e.timestamp_ns);
+            if e.timestamp_ns < *newest && problems.len() < MAX_PROBLEMS_COUNTING {
+                problems.push(format!(
+                    "stream {}: entry {:?} at {} ns arrived after one at {} ns",
+                    stream_name(stream),
+                    e.line,
+                    e.timestamp_ns,
+                    *newest
+                ));
+            }
+            *newest = (*newest).max(e.timestamp_ns);
         }
     }
-    Ok(reply(204, ""))
+}
+
+fn stream_name(s: &ReceivedStream) -> String {
+    canonical(&s.labels)
 }
 
 fn unix_nanos() -> i128 {
@@ -653,10 +921,17 @@ fn written_ns(line: &[u8], marker: &[u8]) -> Option<i128> {
 
 fn status_message(code: u16) -> String {
     match code {
-        429 => "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '1' lines totaling '10' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n".into(),
+        429 => rate_limited("fake", 4 << 20, 1, 10),
         500 => "rpc error: code = Unavailable desc = no healthy ingesters\n".into(),
         c => format!("status {c} set by the test\n"),
     }
+}
+
+/// Loki's answer to a push over the tenant's ingestion rate.
+fn rate_limited(user: &str, limit: u64, lines: usize, bytes: usize) -> String {
+    format!(
+        "Ingestion rate limit exceeded for user {user} (limit: {limit} bytes/sec) while attempting to ingest '{lines}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n"
+    )
 }
 
 type Decoded = Vec<(BTreeMap<String, String>, Vec<ReceivedEntry>)>;
@@ -911,10 +1186,18 @@ mod tests {
     }
 
     fn post(url: &str, ct: &str, body: &[u8]) -> (u16, String) {
+        post_as(url, None, ct, body)
+    }
+
+    fn post_as(url: &str, tenant: Option<&str>, ct: &str, body: &[u8]) -> (u16, String) {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(2))
             .build();
-        match agent.post(url).set("Content-Type", ct).send_bytes(body) {
+        let mut req = agent.post(url).set("Content-Type", ct);
+        if let Some(t) = tenant {
+            req = req.set("X-Scope-OrgID", t);
+        }
+        match req.send_bytes(body) {
             Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
             Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
             Err(e) => (0, e.to_string()),
@@ -1026,6 +1309,199 @@ mod tests {
         let lat = r.latencies_us();
         assert_eq!(lat.len(), 1, "only the line with the marker is timed");
         assert!((250_000..5_000_000).contains(&lat[0]), "{lat:?}");
+    }
+
+    /// A JSON push of one stream: (nanoseconds, line, structured metadata).
+    fn json_push(labels: &str, entries: &[(i128, &str, &str)]) -> Vec<u8> {
+        let values: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(ts, line, trace)| serde_json::json!([ts.to_string(), line, {"trace_id": trace}]))
+            .collect();
+        let stream: serde_json::Value = serde_json::from_str(labels).unwrap();
+        serde_json::json!({"streams": [{"stream": stream, "values": values}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn keeping_and_counting() -> [LokiReceiver; 2] {
+        let counting = LokiReceiver::start_with(Options {
+            keep_entries: false,
+            ..Options::default()
+        })
+        .unwrap();
+        [LokiReceiver::start(), counting]
+    }
+
+    #[test]
+    fn an_entry_identical_in_stream_timestamp_and_line_is_stored_once() {
+        for r in keeping_and_counting() {
+            let url = r.push_url();
+            let ct = "application/json";
+            // Twice in one push, then again in a later one, with other
+            // structured metadata (not part of what Loki compares).
+            let twice = json_push(r#"{"job":"j"}"#, &[(7, "same", "a"), (7, "same", "b")]);
+            assert_eq!(post(&url, ct, &twice), (204, String::new()));
+            let again = json_push(r#"{"job":"j"}"#, &[(7, "same", "c")]);
+            assert_eq!(post(&url, ct, &again), (204, String::new()));
+            assert_eq!(r.entry_count(), 1);
+            assert_eq!(r.duplicates_dropped(), 2);
+            assert_eq!(r.accepted_requests(), 2, "duplicates are no error");
+            assert!(r.problems().is_empty(), "{:?}", r.problems());
+
+            // Any one field different: another entry. Same timestamp,
+            // another line; same line, another timestamp; another stream
+            // (labels, then tenant).
+            let others = json_push(r#"{"job":"j"}"#, &[(7, "other", "a"), (8, "same", "a")]);
+            assert_eq!(post(&url, ct, &others).0, 204);
+            let other_labels = json_push(r#"{"job":"k"}"#, &[(7, "same", "a")]);
+            assert_eq!(post(&url, ct, &other_labels).0, 204);
+            let same_labels = json_push(r#"{"job":"j"}"#, &[(7, "same", "a")]);
+            assert_eq!(post_as(&url, Some("team-a"), ct, &same_labels).0, 204);
+            assert_eq!(r.entry_count(), 5);
+            assert_eq!(r.duplicates_dropped(), 2);
+            let c = r.counts();
+            assert_eq!((c.entries, c.line_bytes), (5, 4 * 4 + 5));
+        }
+        let r = LokiReceiver::start();
+        let body = json_push(r#"{"job":"j"}"#, &[(7, "same", "a"), (7, "same", "b")]);
+        post(&r.push_url(), "application/json", &body);
+        let entries = &r.streams()[0].entries;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].structured_metadata,
+            vec![("trace_id".into(), "a".into())],
+            "the first one stored stays"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_is_not_reported_out_of_order() {
+        for r in keeping_and_counting() {
+            let body = push_body(r#"{job="j"}"#, &[(1, "a"), (2, "b")]);
+            // The same batch sent again, as after a lost acknowledgement.
+            for _ in 0..2 {
+                assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 204);
+            }
+            assert_eq!((r.entry_count(), r.duplicates_dropped()), (2, 2));
+            assert!(r.problems().is_empty(), "{:?}", r.problems());
+        }
+    }
+
+    #[test]
+    fn counting_mode_finds_duplicates_among_the_last_entries_of_a_stream() {
+        let mut index = StreamIndex::default();
+        let entry = |ts: i128| ReceivedEntry {
+            timestamp_ns: ts,
+            line: "same".into(),
+            structured_metadata: Vec::new(),
+        };
+        let window = DEDUP_WINDOW_COUNTING as i128;
+        for ts in 0..window {
+            assert!(!index.seen_or_add(&entry(ts), &[], false));
+        }
+        assert!(index.seen_or_add(&entry(0), &[], false));
+        assert!(index.seen_or_add(&entry(window - 1), &[], false));
+        // One more: the oldest leaves the window (the documented bound).
+        assert!(!index.seen_or_add(&entry(window), &[], false));
+        assert!(!index.seen_or_add(&entry(0), &[], false));
+        assert!(index.recent.len() <= DEDUP_WINDOW_COUNTING);
+        assert_eq!(index.by_identity.len(), index.recent.len());
+    }
+
+    #[test]
+    fn keep_mode_tells_entries_apart_whose_identity_hashes_collide() {
+        let entry = |ts: i128, line: &str| ReceivedEntry {
+            timestamp_ns: ts,
+            line: line.into(),
+            structured_metadata: Vec::new(),
+        };
+        let (a, b) = (entry(1, "a"), entry(2, "b"));
+        let mut index = StreamIndex::default();
+        // Pretend "b" at 2 hashes like "a" at 1, stored first.
+        index.by_identity.insert(identity(2, "b"), 0);
+        let mut stored = vec![a];
+        assert!(!index.seen_or_add(&b, &stored, true), "b is new");
+        stored.push(b.clone());
+        assert!(index.seen_or_add(&b, &stored, true), "b is now stored");
+    }
+
+    #[test]
+    fn limits_refuse_entries_as_loki_does() {
+        let r = LokiReceiver::start_with(Options {
+            limits: Limits {
+                max_line_size: Some(10),
+                reject_old_samples_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+                creation_grace_period: Some(Duration::from_secs(600)),
+                ingestion_rate: None,
+            },
+            ..Options::default()
+        })
+        .unwrap();
+        let now = unix_nanos();
+        let hour = 3_600_000_000_000i128;
+        let body = json_push(
+            r#"{"job":"j"}"#,
+            &[
+                (now - 8 * 24 * hour, "too old", ""),
+                (now, "fine", ""),
+                (now + 1, "far too long a line", ""),
+                (now + hour, "too new", ""),
+            ],
+        );
+        let (code, msg) = post(&r.push_url(), "application/json", &body);
+        assert_eq!(code, 400, "{msg}");
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 3, "{msg}");
+        assert!(
+            lines[0].starts_with(r#"entry for stream '{job="j"}' has timestamp too old: "#)
+                && lines[0].contains(", oldest acceptable timestamp is: "),
+            "{msg}"
+        );
+        assert_eq!(
+            lines[1],
+            r#"Max entry size '10' bytes exceeded for stream '{job="j"}' while adding an entry with length '19' bytes"#
+        );
+        assert!(
+            lines[2].starts_with(r#"entry for stream '{job="j"}' has timestamp too new: "#),
+            "{msg}"
+        );
+        assert_eq!(r.lines(), vec!["fine"], "the valid entry is stored");
+        let c = r.counts();
+        assert_eq!((c.rejected_entries, c.accepted_requests), (3, 0));
+    }
+
+    #[test]
+    fn the_ingestion_rate_refuses_a_whole_push_with_429() {
+        let r = LokiReceiver::start_with(Options {
+            limits: Limits {
+                // Refilled so slowly that the test never sees it.
+                ingestion_rate: Some(IngestionRate {
+                    bytes_per_second: 0.001,
+                    burst_bytes: 100.0,
+                }),
+                ..Limits::default()
+            },
+            ..Options::default()
+        })
+        .unwrap();
+        let line = "x".repeat(30);
+        let body = push_body(r#"{job="j"}"#, &[(1, &line)]);
+        let ct = "application/x-protobuf";
+        // 30 bytes of line and 11 of structured metadata each time.
+        for _ in 0..2 {
+            assert_eq!(post(&r.push_url(), ct, &body).0, 204);
+        }
+        let (code, msg) = post(&r.push_url(), ct, &body);
+        assert_eq!(code, 429);
+        assert!(
+            msg.starts_with("Ingestion rate limit exceeded for user fake (limit: 0 bytes/sec) while attempting to ingest '1' lines totaling '41' bytes"),
+            "{msg}"
+        );
+        // Another tenant has its own bucket.
+        assert_eq!(post_as(&r.push_url(), Some("b"), ct, &body).0, 204);
+        let c = r.counts();
+        assert_eq!((c.rate_limited, c.entries, c.streams), (1, 2, 2));
+        assert_eq!(c.duplicates_dropped, 1, "the same entry twice");
     }
 
     #[test]
