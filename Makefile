@@ -15,6 +15,9 @@ APT_PACKAGES += python3-jinja2 python3-yaml
 APT_PACKAGES += systemd-journal-remote
 # debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
 APT_PACKAGES += debootstrap
+# logrotate: the log-shipper's rotation tests run Debian's real logrotate
+# (copytruncate, create, compress, dateext, olddir) against the shipper.
+APT_PACKAGES += logrotate
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the
