@@ -16,7 +16,7 @@ APT_PACKAGES += systemd-journal-remote
 # debootstrap builds the Debian 12 test hosts of the Ansible deployment test.
 APT_PACKAGES += debootstrap
 # logrotate: the log-shipper's rotation tests run Debian's real logrotate
-# (copytruncate, create, delaycompress, rotate 1) against the shipper.
+# (copytruncate, create, compress, dateext, olddir, rotate 1) against the shipper.
 APT_PACKAGES += logrotate
 
 # node-exporter ships as one static binary (musl): no libc to load, about a

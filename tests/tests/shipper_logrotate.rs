@@ -714,6 +714,42 @@ fn copytruncate_compress_delaycompress() {
 }
 
 #[test]
+fn copytruncate_compress_without_delay() {
+    run(
+        "copytruncate_compress",
+        Rotation {
+            directives: "    copytruncate\n    compress\n    rotate 5",
+            reopens: false,
+            olddir: false,
+        },
+    );
+}
+
+#[test]
+fn copytruncate_dateext_with_seconds() {
+    run(
+        "dateext",
+        Rotation {
+            directives: "    copytruncate\n    dateext\n    dateformat -%Y%m%d%H%M%S\n    rotate 5",
+            reopens: false,
+            olddir: false,
+        },
+    );
+}
+
+#[test]
+fn copytruncate_into_olddir_named_by_rotated_dir_label() {
+    run(
+        "olddir",
+        Rotation {
+            directives: "    copytruncate\n    rotate 5",
+            reopens: false,
+            olddir: true,
+        },
+    );
+}
+
+#[test]
 fn copytruncate_rotate_1_deletes_the_copy_at_the_next_rotation() {
     run(
         "rotate_1",
