@@ -964,3 +964,39 @@ async fn copytruncate_while_stopped_reads_the_rest_from_the_copy_first() {
     assert!(last_unread < first_new, "the copy's lines come first");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_with_compress_reads_the_rest_from_the_gz_copy() {
+    // logrotate's copytruncate + compress without delaycompress: by the
+    // time the tailer looks, only app.log.1.gz holds what it had not read.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut expected = numbered("seen", 0..100);
+    write_lines(&log, &expected);
+    h.wait_lines(expected.len(), 10).await;
+    h.receiver.set_mode(Mode::Down);
+    let unread = numbered("unread", 0..200_000);
+    write_lines(&log, &unread);
+    expected.extend(unread);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gz = std::fs::File::create(h.logs().join("app.log.1.gz")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&log).unwrap()).unwrap();
+    enc.finish().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let after = numbered("after", 0..50);
+    write_lines(&log, &after);
+    expected.extend(after);
+    h.receiver.set_mode(Mode::Accept);
+    h.wait_lines(expected.len(), 60).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}

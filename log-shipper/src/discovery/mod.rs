@@ -3,8 +3,8 @@
 //! `__address__` next to its group's labels, file_sd targets get
 //! `__meta_filepath`, and relabeling may drop a target. Like promtail, a
 //! target without `__path__` is left out, and the other `__` labels are
-//! removed from what is handed on (`__path__` and `__path_exclude__` stay:
-//! the tailer needs them).
+//! removed from what is handed on (the file source's own, such as
+//! `__path__`, `__path_exclude__` and `__rotated_dir__`, stay: it needs them).
 //!
 //! [`spawn`] keeps the list current: target files are re-read when they
 //! change (inotify via `notify`) and every `refresh_interval` as a fallback;
@@ -89,7 +89,10 @@ pub fn resolve(job: &str, groups: &[Group], rules: &[relabel::RelabelConfig]) ->
             }
             let labels: LabelSet = labels
                 .into_iter()
-                .filter(|(k, _)| !k.starts_with("__") || k == "__path__" || k == "__path_exclude__")
+                .filter(|(k, _)| {
+                    !k.starts_with("__")
+                        || crate::sources::file::TARGET_LABELS.contains(&k.as_str())
+                })
                 .collect();
             if seen.insert(labels.clone()) {
                 out.push(Target {
@@ -182,7 +185,7 @@ mod tests {
 job_name: system
 static_configs:
   - targets: [localhost]
-    labels: {job: varlogs, __path__: /var/log/*log, __path_exclude__: /var/log/lastlog}
+    labels: {job: varlogs, __path__: /var/log/*log, __path_exclude__: /var/log/lastlog, __rotated_dir__: old, __other__: x}
   - targets: [localhost]
     labels: {job: nopath}
   - targets: [localhost]
@@ -202,6 +205,7 @@ relabel_configs:
                 ("job", "varlogs"),
                 ("__path__", "/var/log/*log"),
                 ("__path_exclude__", "/var/log/lastlog"),
+                ("__rotated_dir__", "old"),
                 ("host", "localhost")
             ])
         );

@@ -141,11 +141,16 @@ fn check(file: &std::fs::File, gz: bool, head: Head, need: u64, len: u64) -> Che
             Check::Short
         };
     }
-    // Decompress the head, then count the rest up to `need` (a .gz being
-    // written ends early or fails to decompress: not complete yet).
-    let Ok(f) = file.try_clone() else {
+    // Decompress the head, then the rest to its end: gzip writes the .gz
+    // while we look (`compress` without `delaycompress`), and a stream
+    // without its trailer is not complete yet, however long it is.
+    use std::io::Seek;
+    let Ok(mut f) = file.try_clone() else {
         return Check::No;
     };
+    if f.seek(std::io::SeekFrom::Start(0)).is_err() {
+        return Check::No;
+    }
     let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
     let mut buf = vec![0u8; head.len];
     if dec.read_exact(&mut buf).is_err() {
@@ -155,7 +160,7 @@ fn check(file: &std::fs::File, gz: bool, head: Head, need: u64, len: u64) -> Che
         return Check::No;
     }
     let rest = need.saturating_sub(head.len as u64);
-    match std::io::copy(&mut (&mut dec).take(rest), &mut std::io::sink()) {
+    match std::io::copy(&mut dec, &mut std::io::sink()) {
         Ok(n) if n >= rest => Check::Yes,
         _ => Check::Short,
     }
@@ -237,14 +242,15 @@ mod tests {
         let head = Head::of(&content[..20]);
         let f = find(&dirs, head, content.len() as u64, &HashSet::new());
         assert_eq!(found_path(f), Some(d.path().join("old/app.log.1.gz")));
-        // A .gz cut short (compression in progress) is not complete yet.
+        // A .gz cut short (compression in progress) is not complete yet,
+        // even when what it holds so far covers what is needed.
         let whole = std::fs::read(d.path().join("old/app.log.1.gz")).unwrap();
         write(
             &d.path().join("old/app.log.1.gz"),
             &whole[..whole.len() / 2],
         );
         assert!(!matches!(
-            find(&dirs, head, content.len() as u64, &HashSet::new()),
+            find(&dirs, head, 20, &HashSet::new()),
             Found::Copy(_)
         ));
     }

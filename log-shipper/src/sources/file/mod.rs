@@ -37,6 +37,9 @@ pub const PATH_EXCLUDE_LABEL: &str = "__path_exclude__";
 /// `olddir`): copies of truncated files are looked for there too.
 /// Absolute, or relative to the file's directory.
 pub const ROTATED_DIR_LABEL: &str = "__rotated_dir__";
+/// The internal (`__`) labels of a target that the file source reads:
+/// discovery hands them on, as it drops every other `__` label.
+pub const TARGET_LABELS: [&str; 3] = [PATH_LABEL, PATH_EXCLUDE_LABEL, ROTATED_DIR_LABEL];
 pub const FILENAME_LABEL: &str = "filename";
 
 /// Runtime settings (from `target_config` and `limits_config`).
@@ -804,22 +807,27 @@ impl JobRunner {
                 facts.saved_elsewhere = Some(saved.offset);
             }
         }
-        // Starts like content a watcher holds: probably its copy.
-        if len > 0 && !facts.claimed {
+        let mut decision = start::decide(&facts, self.copy_wait());
+        // A new file to read from its start: unless it starts like content
+        // a watcher holds (probably its copy). Looked at only here, so
+        // files decided otherwise cost no reads of their heads.
+        if decision == start::Start::At(0) && len > 0 {
             if let Some(f) = &file {
-                let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
+                let mut head = [0u8; identity::FINGERPRINT_BYTES];
                 let n = identity::read_head(f, &mut head).unwrap_or(0);
-                head.truncate(n);
                 let now = tokio::time::Instant::now();
-                if looks_like_copy(self.tailers.values().map(|t| &t.status), &head, key, path) {
+                if looks_like_copy(
+                    self.tailers.values().map(|t| &t.status),
+                    &head[..n],
+                    key,
+                    path,
+                ) {
                     let since = *self.deferred.entry(key).or_insert(now);
                     facts.looks_like_copy_for = Some(now.duration_since(since));
-                } else {
-                    self.deferred.remove(&key);
+                    decision = start::decide(&facts, self.copy_wait());
                 }
             }
         }
-        let decision = start::decide(&facts, self.copy_wait());
         if matches!(decision, start::Start::At(_) | start::Start::Skip) {
             self.deferred.remove(&key);
         }

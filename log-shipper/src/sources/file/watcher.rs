@@ -427,6 +427,10 @@ impl Open {
                     }
                     tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
                     self.rotated = true;
+                    // The writer may still append to the old file until it
+                    // reopens: its quiet time counts from the rotation, not
+                    // from the last data before it.
+                    self.last_data = Instant::now();
                     let _ = t.events.send(TailerEvent::Rotated);
                     return false;
                 }
@@ -469,12 +473,18 @@ impl Open {
             live.seen_len = live.seen_len.max(offset);
         }
         let want = FINGERPRINT_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX));
-        let mut head = vec![0u8; want.max(live.head.len())];
-        let n = read_head(file, &mut head).unwrap_or(0);
-        head.truncate(n);
         let known = live.head.len();
+        // Unchanged since the last look (an idle file): an fstat is all.
+        // Only a rewrite in place to the very same size would go unseen.
+        if len == live.seen_len && known == want {
+            return;
+        }
+        let mut buf = [0u8; FINGERPRINT_BYTES];
+        let n = read_head(file, &mut buf[..want.max(known)]).unwrap_or(0);
+        let head = &buf[..n];
         let same_head = n >= known && head[..known] == live.head[..];
         if len < live.seen_len || !same_head {
+            let head = head.to_vec();
             self.truncated(t, len);
             // The new content's first bytes, as far as they are there.
             if let Some(new) = self.contents.back_mut() {
@@ -486,7 +496,7 @@ impl Open {
         }
         live.seen_len = live.seen_len.max(len);
         if head.len() > known {
-            live.head = head;
+            live.head = head.to_vec();
             if reading_live {
                 // The fingerprint grows with a short file.
                 self.identity = FileIdentity {
@@ -869,8 +879,15 @@ impl Open {
     }
 
     async fn read_gzip_from(&mut self, t: &Tailer, m: &ActiveFile, file: &std::fs::File) -> u64 {
-        use std::io::Read;
-        let Ok(f) = file.try_clone() else { return 0 };
+        use std::io::{Read, Seek};
+        // A duplicated descriptor shares the file position: whoever read
+        // it before (the copy check) left it elsewhere.
+        let Ok(mut f) = file.try_clone() else {
+            return 0;
+        };
+        if f.seek(std::io::SeekFrom::Start(0)).is_err() {
+            return 0;
+        }
         let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
         let mut skip = self.offset;
         let mut pos = 0u64;
