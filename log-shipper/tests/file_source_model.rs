@@ -618,15 +618,18 @@ impl World {
         for f in 0..FILES.len() {
             // Rotated files of this path not fully delivered, oldest first:
             // positions name the oldest (its tailer goes first); the
-            // others cannot be found again.
+            // others cannot be found again. Lines at risk count too: the
+            // shipper may have found their file after all, and then its
+            // position holds the path's one slot.
             let undelivered: Vec<usize> = (0..self.gens.len())
                 .filter(|&g| {
                     let gen = &self.gens[g];
                     gen.file == f
                         && matches!(gen.place, Place::Renamed | Place::Copied)
-                        && gen.lines.iter().any(|&l| {
-                            !self.lines[l].at_risk && !delivered.contains_key(&self.lines[l].text)
-                        })
+                        && gen
+                            .lines
+                            .iter()
+                            .any(|&l| !delivered.contains_key(&self.lines[l].text))
                 })
                 .collect();
             if let Some((_, younger)) = undelivered.split_first() {

@@ -81,10 +81,10 @@ pub fn decide(f: &Facts, copy_wait: Duration) -> Start {
             Owner::ThisFile if saved.offset <= f.len => return Start::At(saved.offset),
             // Shorter than what was read, same first bytes: truncated and
             // written again while we were away.
-            Owner::ThisFile | Owner::ThisInodeNewContent if saved.offset > 0 => {
-                return Start::CopyFirst(saved.offset)
-            }
-            Owner::ThisFile | Owner::ThisInodeNewContent => return Start::At(0),
+            Owner::ThisFile => return Start::CopyFirst(saved.offset),
+            // Its first bytes changed (so some were known): what of that
+            // content was not delivered, even all of it, is in its copy.
+            Owner::ThisInodeNewContent => return Start::CopyFirst(saved.offset),
             // promtail's rule for its own positions.
             Owner::PathOnly if saved.offset <= f.len => return Start::At(saved.offset),
             Owner::PathOnly => return Start::At(0),
@@ -178,12 +178,12 @@ mod tests {
                 Start::CopyFirst(60),
             ),
             (
-                "same inode, other first bytes, nothing had been read",
+                "same inode, other first bytes, nothing delivered yet: all of it from its copy",
                 Facts {
                     saved: saved(0, Owner::ThisInodeNewContent),
                     ..new
                 },
-                Start::At(0),
+                Start::CopyFirst(0),
             ),
             (
                 "promtail's position is taken as promtail takes it",

@@ -228,6 +228,8 @@ struct Open {
     closed: bool,
     /// Rotated away (or deleted): no new content comes to this file.
     rotated: bool,
+    /// The live file's modification time at the last look.
+    live_mtime: (i64, i64),
     /// Its first bytes are another watcher's content: handed back to the
     /// job unread (probably a copy, which that watcher claims).
     handed_back: bool,
@@ -306,6 +308,7 @@ impl Open {
             buf: Vec::new(),
             closed: false,
             rotated: t.draining,
+            live_mtime: (0, 0),
             handed_back: false,
             real_path: std::fs::canonicalize(&t.path).ok(),
         };
@@ -464,6 +467,8 @@ impl Open {
         };
         let Ok(meta) = file.metadata() else { return };
         let len = meta.len();
+        let mtime = (meta.mtime(), meta.mtime_nsec());
+        let unchanged = std::mem::replace(&mut self.live_mtime, mtime) == mtime;
         let reading_live = self.contents.len() == 1;
         let offset = self.offset;
         let Some(live) = self.contents.back_mut() else {
@@ -474,9 +479,10 @@ impl Open {
         }
         let want = FINGERPRINT_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX));
         let known = live.head.len();
-        // Unchanged since the last look (an idle file): an fstat is all.
-        // Only a rewrite in place to the very same size would go unseen.
-        if len == live.seen_len && known == want {
+        // Not written since the last look (an idle file): an fstat is all.
+        // The size alone would not do: a writer at a steady pace refills a
+        // truncated file to the size it had.
+        if unchanged && len == live.seen_len && known == want {
             return;
         }
         let mut buf = [0u8; FINGERPRINT_BYTES];
