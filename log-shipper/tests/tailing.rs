@@ -248,10 +248,24 @@ async fn copytruncate_20_times_under_writes_exactly_once() {
     let mut h = Harness::new();
     // The copies match the glob too, as with `/var/log/app.log*`: what
     // was not read from the original before the truncation is read from
-    // its copy, from where the original was truncated.
+    // its copy, from where the original was truncated; the copy itself is
+    // never read as a file of its own.
     h.start("app.log*", tailer_settings());
-    let logs = h.logs();
-    let writer = std::thread::spawn(move || {
+    let expected = write_and_copytruncate(h.logs(), 20, 200).join().unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+/// A writer appending `per_rotation` numbered lines to app.log (keeping its
+/// O_APPEND descriptor, as a daemon does), then a copytruncate to
+/// app.log.N, `rotations` times, then 10 lines more; the lines written.
+fn write_and_copytruncate(
+    logs: PathBuf,
+    rotations: usize,
+    per_rotation: usize,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
         let mut all = Vec::new();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -259,34 +273,27 @@ async fn copytruncate_20_times_under_writes_exactly_once() {
             .open(logs.join("app.log"))
             .unwrap();
         let mut n = 0;
-        for rot in 0..20 {
-            for _ in 0..200 {
-                let l = format!("w line {n}");
-                writeln!(f, "{l}").unwrap();
-                all.push(l);
-                n += 1;
-                if n % 50 == 0 {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            // logrotate's copytruncate: copy, then truncate in place; the
-            // writer keeps its O_APPEND descriptor.
-            std::fs::copy(logs.join("app.log"), logs.join(format!("app.log.{rot}"))).unwrap();
-            f.set_len(0).unwrap();
-        }
-        for _ in 0..10 {
+        let mut write = |f: &mut std::fs::File, all: &mut Vec<String>| {
             let l = format!("w line {n}");
             writeln!(f, "{l}").unwrap();
             all.push(l);
             n += 1;
+            if n % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(4));
+            }
+        };
+        for rot in 0..rotations {
+            for _ in 0..per_rotation {
+                write(&mut f, &mut all);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            copytruncate(&logs.join("app.log"), &logs.join(format!("app.log.{rot}")));
+        }
+        for _ in 0..10 {
+            write(&mut f, &mut all);
         }
         all
-    });
-    let expected = writer.join().unwrap();
-    h.wait_lines(expected.len(), 30).await;
-    h.assert_exactly_once(&expected);
-    h.stop().await;
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -772,36 +779,7 @@ async fn copytruncate_whose_copies_the_glob_does_not_match_exactly_once() {
     // matched; what was not read before each truncation is found in them.
     let mut h = Harness::new();
     h.start("*.log", tailer_settings());
-    let logs = h.logs();
-    let writer = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs.join("app.log"))
-            .unwrap();
-        let mut n = 0;
-        for rot in 0..20 {
-            for _ in 0..300 {
-                let l = format!("w line {n}");
-                writeln!(f, "{l}").unwrap();
-                all.push(l);
-                n += 1;
-                if n % 50 == 0 {
-                    std::thread::sleep(Duration::from_millis(3));
-                }
-            }
-            copytruncate(&logs.join("app.log"), &logs.join(format!("app.log.{rot}")));
-        }
-        for _ in 0..10 {
-            let l = format!("w line {n}");
-            writeln!(f, "{l}").unwrap();
-            all.push(l);
-            n += 1;
-        }
-        all
-    });
-    let expected = writer.join().unwrap();
+    let expected = write_and_copytruncate(h.logs(), 20, 300).join().unwrap();
     h.wait_lines(expected.len(), 30).await;
     h.assert_exactly_once(&expected);
     h.stop().await;
