@@ -267,6 +267,7 @@ impl Setup {
             conf,
             state: self.dir.path().join(format!("{name}.state")),
             runs: 0,
+            last_second: 0,
         }
     }
 }
@@ -275,11 +276,25 @@ struct Logrotate {
     conf: PathBuf,
     state: PathBuf,
     runs: usize,
+    /// The wall-clock second of the last run (Unix seconds).
+    last_second: u64,
 }
 
 impl Logrotate {
-    /// `logrotate -f`: rotates now, whatever its schedule says.
+    /// `logrotate -f`: rotates now, whatever its schedule says. Never twice
+    /// in one wall-clock second: `dateext` names rotations by the second,
+    /// and logrotate refuses a name that exists (a run delayed by load can
+    /// land in the second of the one before).
     fn run(&mut self) {
+        let second = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        while second() <= self.last_second {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.last_second = second();
         let out = Command::new(logrotate_bin())
             .arg("-f")
             .arg("-s")
