@@ -978,3 +978,38 @@ async fn copytruncate_with_compress_reads_the_rest_from_the_gz_copy() {
     h.assert_exactly_once(&expected);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_then_a_rename_while_stopped_finds_the_copy_of_the_renamed_file() {
+    // Loki refuses; the file is copytruncated (its lines only in the
+    // copy, outside the glob); the shipper dies; the emptied file is then
+    // renamed away with late lines. On restart the saved position names
+    // the renamed inode, whose content changed: its copy is read first.
+    let mut h = Harness::new();
+    let log = h.logs().join("b.log");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.receiver.set_mode(Mode::Status(500));
+    let mut expected = numbered("before", 0..7);
+    write_lines(&log, &expected);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unread = numbered("unread", 0..5);
+    write_lines(&log, &unread);
+    expected.extend(unread);
+    copytruncate(&log, &h.logs().join("b.log.c1"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.positions.save().unwrap();
+    h.stop().await;
+    std::fs::rename(&log, h.logs().join("b.log.r1")).unwrap();
+    let late = numbered("late", 0..3);
+    write_lines(&h.logs().join("b.log.r1"), &late);
+    expected.extend(late);
+    std::fs::write(&log, b"").unwrap();
+    h.receiver.set_mode(Mode::Accept);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("*.log", tailer_settings());
+    h.wait_lines(expected.len(), 15).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}

@@ -587,7 +587,8 @@ impl JobRunner {
                     l.insert(FILENAME_LABEL.to_string(), path_str.clone());
                     l
                 };
-                self.recover_rotated_while_down(&path_str, key, &labels, &out, events);
+                let copy_dirs = copies::dirs_of(&path, self.targets[ti].rotated_dir.as_deref());
+                self.recover_rotated_while_down(&path_str, key, &labels, copy_dirs, &out, events);
                 // The file rotated away from this path is finished first:
                 // one stream's entries stay in order.
                 let after = self
@@ -690,6 +691,7 @@ impl JobRunner {
         path: &str,
         key: (u64, u64),
         labels: &LabelSet,
+        copy_dirs: Vec<PathBuf>,
         out: &mpsc::Sender<Entry>,
         events: &mpsc::UnboundedSender<TailerEvent>,
     ) {
@@ -709,16 +711,22 @@ impl JobRunner {
         };
         for e in entries.flatten() {
             let Ok(meta) = e.metadata() else { continue };
-            if (meta.dev(), meta.ino()) != old || meta.len() <= saved.offset {
+            if (meta.dev(), meta.ino()) != old {
                 continue;
             }
             let Ok(f) = std::fs::File::open(e.path()) else {
                 continue;
             };
-            if !id.matches(&f) {
-                continue;
+            // Truncated before it was renamed (copytruncate, then a
+            // rename): the content we were reading is in its copy.
+            let copy_first = (!id.matches(&f)).then_some(copies::Head {
+                len: id.fp_len as usize,
+                hash: id.fp,
+            });
+            if copy_first.is_none() && meta.len() <= saved.offset {
+                return;
             }
-            tracing::info!(path, rotated_to = %e.path().display(), offset = saved.offset, "reading the rest of a file rotated while we were not running");
+            tracing::info!(path, rotated_to = %e.path().display(), offset = saved.offset, copy_first = copy_first.is_some(), "reading the rest of a file rotated while we were not running");
             self.spawn(
                 Spawn {
                     path: e.path(),
@@ -726,8 +734,8 @@ impl JobRunner {
                     labels: labels.clone(),
                     dev_ino: old,
                     start: saved.offset,
-                    copy_first: None,
-                    copy_dirs: Vec::new(),
+                    copy_first,
+                    copy_dirs,
                     check_copy: false,
                     after: None,
                     draining: true,
