@@ -210,12 +210,15 @@ fn oom_kills_restarts_exits_and_events_are_counted() {
     let ne = exporter();
     let mut scene = Scene::new("ne-test", "life");
     let since = docker(&["info", "--format", "{{.SystemTime}}"]).unwrap();
-    // `tail` holds its whole input: it is OOM-killed at the 32 MiB limit.
+    // awk doubles a string until it is OOM-killed at the 32 MiB limit.
+    // (Growing in small steps, as `head -c 200m /dev/zero | tail` does,
+    // let the kernel thrash on the container's file pages for 15-70 s
+    // under load before the kill, and failed the test in CI.)
     let oom = scene.name("oom");
     scene.run(
         "oom",
         &["-m", "32m", "--memory-swap", "32m"],
-        "head -c 200m /dev/zero | tail; sleep 600",
+        "awk 'BEGIN { s = \"xxxxxxxx\"; while (1) s = s s }'; sleep 600",
     );
     // Exits with 3 twice, then stays exited: restarted by its policy.
     let flappy = scene.name("flappy");
