@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::loki_receiver::LokiReceiver;
+use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
 use e2e_tests::process::{free_port, wait_until, Process};
 
 fn fixtures() -> PathBuf {
@@ -77,7 +77,17 @@ fn normalize(receiver: &LokiReceiver) -> String {
 /// plus a quiet period (multiline blocks flush after max_wait_time), and
 /// compares with (or rewrites) the golden file.
 fn check(config: &str, env: &[(&str, PathBuf)], min_entries: usize) {
-    let receiver = LokiReceiver::start();
+    // The fixtures' lines carry their own (past) times, which the example
+    // pipelines keep: a Loki that takes them is one set up for a backfill
+    // (`reject_old_samples: false`); Loki's other limits stay.
+    let receiver = LokiReceiver::start_with(Options {
+        limits: Limits {
+            reject_old_samples_max_age: None,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .expect("starting the Loki test receiver");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));

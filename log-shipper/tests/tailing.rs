@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::loki_receiver::{LokiReceiver, Mode};
+use e2e_tests::loki_receiver::{Limits, LokiReceiver, Mode, Options};
 use log_shipper::client::{BackoffSettings, Client, ClientSettings};
 use log_shipper::entry::LabelSet;
 use log_shipper::positions::{Positions, PositionsSettings};
@@ -33,7 +33,12 @@ fn tailer_settings() -> TailerSettings {
 }
 
 impl Harness {
+    /// Against a Loki with its default limits.
     fn new() -> Harness {
+        Harness::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> Harness {
         // Logs of the shipper in the test output (shown for failures).
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -42,7 +47,11 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
         Harness {
-            receiver: LokiReceiver::start(),
+            receiver: LokiReceiver::start_with(Options {
+                limits,
+                ..Options::default()
+            })
+            .expect("starting the Loki test receiver"),
             positions: Positions::load(PositionsSettings {
                 filename: dir.path().join("positions.yaml"),
                 sync_period: Duration::from_millis(100),
@@ -467,7 +476,12 @@ async fn two_thousand_files_within_a_small_descriptor_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5_mib_line_and_long_lines_truncated_or_dropped() {
-    let mut h = Harness::new();
+    // A Loki that takes lines of any size (`max_line_size: 0`): its
+    // default, 256 KB, refuses the 5 MiB line with a 400.
+    let mut h = Harness::with_limits(Limits {
+        max_line_size: None,
+        ..Limits::default()
+    });
     let big = "x".repeat(5 * 1024 * 1024);
     write_lines(&h.logs().join("big.log"), &[big.clone(), "after".into()]);
     h.start("big.log", tailer_settings());

@@ -84,19 +84,20 @@ pub struct Options {
     pub latency_marker: Option<String>,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<ReceiverTls>,
-    /// Loki's limits to enforce (none by default).
+    /// Loki's limits to enforce (Loki's defaults unless set otherwise).
     pub limits: Limits,
 }
 
-/// Some of Loki's per-tenant limits (`limits_config`), each off unless set
-/// (Loki's own default in brackets). An entry over a limit is refused and
-/// the others of the push are stored; the push is then answered 400 with
-/// Loki's messages, as Loki's distributor does.
+/// Some of Loki's per-tenant limits (`limits_config`), each off when
+/// `None` (Loki's own default in brackets; [`Limits::default`] is Loki's
+/// defaults, what a user's Loki enforces). An entry over a limit is
+/// refused and the others of the push are stored; the push is then
+/// answered 400 with Loki's messages, as Loki's distributor does.
 ///
 /// Not mirrored: the per-stream rate limit, label count and length limits,
 /// structured metadata limits, and "too far behind" for entries older than
 /// the stream's newest (reported as [`LokiReceiver::problems`] instead).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// `max_line_size` [256 KB]: longer lines are refused.
     pub max_line_size: Option<usize>,
@@ -110,6 +111,38 @@ pub struct Limits {
     /// push whose entries exceed the tenant's rate is answered 429 and
     /// stores nothing.
     pub ingestion_rate: Option<IngestionRate>,
+}
+
+impl Default for Limits {
+    /// Loki's defaults: 256 KB lines, nothing older than a week or more
+    /// than 10 minutes ahead, 4 MB/s per tenant with a 6 MB burst.
+    fn default() -> Self {
+        const MB: f64 = 1024.0 * 1024.0;
+        Limits {
+            max_line_size: Some(256 * 1024),
+            reject_old_samples_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            creation_grace_period: Some(Duration::from_secs(600)),
+            ingestion_rate: Some(IngestionRate {
+                bytes_per_second: 4.0 * MB,
+                burst_bytes: 6.0 * MB,
+            }),
+        }
+    }
+}
+
+impl Limits {
+    /// A Loki configured without these limits (`max_line_size: 0`,
+    /// `reject_old_samples: false`, no grace period, an ingestion rate
+    /// nothing reaches): for benchmarks, and for tests that send on
+    /// purpose what a default Loki refuses (say why where it is used).
+    pub fn none() -> Limits {
+        Limits {
+            max_line_size: None,
+            reject_old_samples_max_age: None,
+            creation_grace_period: None,
+            ingestion_rate: None,
+        }
+    }
 }
 
 /// A tenant's ingestion rate (a token bucket of bytes, as Loki's).
@@ -1479,7 +1512,8 @@ mod tests {
                     bytes_per_second: 0.001,
                     burst_bytes: 100.0,
                 }),
-                ..Limits::default()
+                // Timestamp 1 is older than a week.
+                ..Limits::none()
             },
             ..Options::default()
         })

@@ -569,6 +569,8 @@ fn run(name: &str, rotation: Rotation) {
     let mut kills = 0;
     let mut duplicates_before_kill = Vec::new();
     let mut notes = Vec::new();
+    // Each run's log: a kill drops the process and its log directory.
+    let mut shipper_logs = Vec::new();
     for (at, step) in steps {
         if let Some(wait) = (at + shift).checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
@@ -585,6 +587,7 @@ fn run(name: &str, rotation: Rotation) {
                     ));
                 }
                 let before = Tally::take(receiver, writer.written(), &setup.log()).duplicates;
+                shipper_logs.push(shipper.log());
                 drop(shipper); // SIGKILL: nothing flushed, positions as last saved
                 kills += 1;
                 duplicates_before_kill.push(before);
@@ -663,13 +666,42 @@ fn run(name: &str, rotation: Rotation) {
     }
     if !failures.is_empty() {
         let rotated: Vec<String> = walk(&setup.logs());
+        shipper_logs.push(shipper.log());
         panic!(
             "{summary}\n- {}\n{notes:?}\nshipper metrics:\n{}\nfiles: {rotated:?}\n{}",
             failures.join("\n- "),
             dropped_metrics(setup.port),
-            shipper.log_tail(40)
+            keep_logs(name, seed, &shipper_logs)
         );
     }
+}
+
+/// Writes every run's log to `target/logrotate-test/<name>-<seed>.log` and
+/// returns where, with the lines about truncations, copies and losses.
+fn keep_logs(name: &str, seed: u64, logs: &[String]) -> String {
+    let dir = e2e_tests::process::workspace_root().join("target/logrotate-test");
+    let path = dir.join(format!("{name}-{seed}.log"));
+    let mut all = String::new();
+    for (i, log) in logs.iter().enumerate() {
+        all.push_str(&format!("=== shipper run {}\n{log}", i + 1));
+    }
+    let kept = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, &all))
+        .map_or_else(
+            |e| format!("not kept: {e}"),
+            |()| path.display().to_string(),
+        );
+    let notable: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            l.starts_with("=== ")
+                || ["truncated", "copy", "lost", "WARN", "ERROR", "rotated"]
+                    .iter()
+                    .any(|w| l.contains(w))
+        })
+        .collect();
+    let start = notable.len().saturating_sub(60);
+    format!("shipper logs: {kept}\n{}", notable[start..].join("\n"))
 }
 
 /// Every file under `dir`, relative to it, with its size.

@@ -10,7 +10,7 @@
 //! least as long as what we need, or a `.gz` of it (`compress` without
 //! `delaycompress`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,40 @@ impl Head {
     }
 }
 
+/// Files [`find`] passes over, by (device, inode): the truncated file
+/// itself (`None`), and copies claimed already, while they still start
+/// with the head they were claimed for. An inode number alone would not
+/// do: with `delaycompress`, logrotate compresses `app.log.1` and removes
+/// it, and the next copy, `app.log.1` again, often gets the freed inode.
+pub type Skip = HashMap<(u64, u64), Option<Head>>;
+
+/// A copy a watcher took: where it was found and what it starts with.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub path: PathBuf,
+    pub head: Head,
+}
+
+/// `file` starts with the bytes `head` was made of.
+pub fn starts_with(file: &std::fs::File, head: Head) -> bool {
+    let mut buf = vec![0u8; head.len];
+    super::identity::read_head(file, &mut buf).ok() == Some(head.len) && fnv1a(&buf) == head.hash
+}
+
+/// `bytes` (a file's first bytes) begin with those `head` was made of.
+pub fn bytes_start_with(bytes: &[u8], head: Head) -> bool {
+    bytes.len() >= head.len && fnv1a(&bytes[..head.len]) == head.hash
+}
+
+/// Whether `skip` passes over this file.
+fn skipped(skip: &Skip, dev_ino: (u64, u64), file: &std::fs::File) -> bool {
+    match skip.get(&dev_ino) {
+        None => false,
+        Some(None) => true,
+        Some(Some(claimed)) => starts_with(file, *claimed),
+    }
+}
+
 /// A copy found: opened, so it can be read even if logrotate deletes or
 /// compresses it next (`rotate 1`, `compress`).
 #[derive(Debug)]
@@ -56,13 +90,13 @@ pub enum Found {
     Nothing,
 }
 
-/// Looks in `dirs` for a regular file other than those in `skip` (the
+/// Looks in `dirs` for a regular file not passed over by `skip` (the
 /// truncated file itself, copies already claimed) that starts with `head`
 /// and holds at least `need` bytes (decompressed, for `.gz`). Of several,
 /// the most recently modified one: the copy of this truncation rather than
 /// an older rotation with the same first lines. An empty head matches
 /// nothing: there is no telling which file would be the copy.
-pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &HashSet<(u64, u64)>) -> Found {
+pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &Skip) -> Found {
     if head.len == 0 {
         return Found::Nothing;
     }
@@ -78,7 +112,7 @@ pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &HashSet<(u64, u64)>)
                 continue;
             };
             let dev_ino = (meta.dev(), meta.ino());
-            if !meta.is_file() || skip.contains(&dev_ino) || meta.len() == 0 {
+            if !meta.is_file() || meta.len() == 0 {
                 continue;
             }
             let gz = path.extension().is_some_and(|x| x == "gz");
@@ -90,6 +124,9 @@ pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &HashSet<(u64, u64)>)
             let Ok(file) = std::fs::File::open(&path) else {
                 continue;
             };
+            if skipped(skip, dev_ino, &file) {
+                continue;
+            }
             match check(&file, gz, head, need, meta.len()) {
                 Check::No => continue,
                 Check::Short => incomplete = true,
@@ -121,6 +158,49 @@ pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &HashSet<(u64, u64)>)
     }
 }
 
+/// The files [`find`] looked at, for the log when it found none: name,
+/// size, and why each is not the copy.
+pub fn describe(dirs: &[PathBuf], head: Head, skip: &Skip) -> String {
+    let mut out = Vec::new();
+    for dir in dirs {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let gz = path.extension().is_some_and(|x| x == "gz");
+            let verdict = if !meta.is_file() {
+                "not a file"
+            } else {
+                match std::fs::File::open(&path) {
+                    Ok(f) if skipped(skip, (meta.dev(), meta.ino()), &f) => {
+                        "claimed or the file itself"
+                    }
+                    Ok(f) => match check(&f, gz, head, 0, meta.len()) {
+                        Check::No => "other head",
+                        _ => "same head",
+                    },
+                    Err(_) => "unreadable",
+                }
+            };
+            out.push(format!(
+                "{name} ({} B, inode {}): {verdict}",
+                meta.len(),
+                meta.ino()
+            ));
+        }
+    }
+    // Those with the right head first; a big log directory is cut short.
+    out.sort_by_key(|d| !d.ends_with("same head"));
+    let more = out.len().saturating_sub(20);
+    out.truncate(20);
+    if more > 0 {
+        out.push(format!("{more} more"));
+    }
+    out.join("; ")
+}
+
 enum Check {
     Yes,
     Short,
@@ -129,10 +209,7 @@ enum Check {
 
 fn check(file: &std::fs::File, gz: bool, head: Head, need: u64, len: u64) -> Check {
     if !gz {
-        let mut buf = vec![0u8; head.len];
-        if super::identity::read_head(file, &mut buf).ok() != Some(head.len)
-            || fnv1a(&buf) != head.hash
-        {
+        if !starts_with(file, head) {
             return Check::No;
         }
         return if len >= need {
@@ -213,20 +290,28 @@ mod tests {
         write(&d.path().join("app.log.1"), content);
         let dirs = vec![d.path().to_path_buf()];
         let head = Head::of(&content[..7]);
-        let f = find(&dirs, head, content.len() as u64, &HashSet::new());
+        let f = find(&dirs, head, content.len() as u64, &Skip::new());
         assert_eq!(found_path(f), Some(d.path().join("app.log.1")));
         // Needing more than the copy holds: a copy still being written.
         assert!(matches!(
-            find(&dirs, head, 1000, &HashSet::new()),
+            find(&dirs, head, 1000, &Skip::new()),
             Found::Incomplete
         ));
-        // Skipped (the truncated file itself, or claimed already).
+        // Skipped: the truncated file itself, or claimed already.
         let m = std::fs::metadata(d.path().join("app.log.1")).unwrap();
-        let skip = HashSet::from([(m.dev(), m.ino())]);
-        assert!(matches!(find(&dirs, head, 1, &skip), Found::Nothing));
+        let key = (m.dev(), m.ino());
+        for skip in [Skip::from([(key, None)]), Skip::from([(key, Some(head))])] {
+            assert!(matches!(find(&dirs, head, 1, &skip), Found::Nothing));
+        }
+        // Claimed for another head: the inode was freed and reused by a
+        // new copy (logrotate's `delaycompress` compresses `app.log.1`,
+        // then copies the log to `app.log.1` again).
+        let claimed_before = Skip::from([(key, Some(Head::of(b"an older content")))]);
+        let f = find(&dirs, head, 1, &claimed_before);
+        assert_eq!(found_path(f), Some(d.path().join("app.log.1")));
         // Nothing read yet: no telling which file is the copy.
         assert!(matches!(
-            find(&dirs, Head::of(b""), 0, &HashSet::new()),
+            find(&dirs, Head::of(b""), 0, &Skip::new()),
             Found::Nothing
         ));
     }
@@ -240,7 +325,7 @@ mod tests {
         let dirs = dirs_of(&d.path().join("app.log"), Some("old"));
         assert_eq!(dirs, vec![d.path().to_path_buf(), d.path().join("old")]);
         let head = Head::of(&content[..20]);
-        let f = find(&dirs, head, content.len() as u64, &HashSet::new());
+        let f = find(&dirs, head, content.len() as u64, &Skip::new());
         assert_eq!(found_path(f), Some(d.path().join("old/app.log.1.gz")));
         // A .gz cut short (compression in progress) is not complete yet,
         // even when what it holds so far covers what is needed.
@@ -250,7 +335,7 @@ mod tests {
             &whole[..whole.len() / 2],
         );
         assert!(!matches!(
-            find(&dirs, head, 20, &HashSet::new()),
+            find(&dirs, head, 20, &Skip::new()),
             Found::Copy(_)
         ));
     }
@@ -271,7 +356,7 @@ mod tests {
             &[d.path().to_path_buf()],
             Head::of(&content[..10]),
             5,
-            &HashSet::new(),
+            &Skip::new(),
         );
         assert_eq!(found_path(f), Some(d.path().join("app.log.1")));
     }

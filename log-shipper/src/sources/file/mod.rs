@@ -646,7 +646,8 @@ impl JobRunner {
                     if claims
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(&own)
+                        .get(&own)
+                        .is_some_and(|c| copies::bytes_start_with(head, c.head))
                     {
                         return true;
                     }
@@ -748,12 +749,15 @@ impl JobRunner {
     }
 
     /// Copies claimed by watchers are remembered while they exist under
-    /// the name they were found by (an inode freed and reused by another
-    /// file must not be skipped).
+    /// the name they were found by, with the content they were claimed for
+    /// (an inode freed and reused by another file must not be skipped).
     fn prune_claims(&mut self) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        claims.retain(|&(dev, ino), path| {
-            std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+        claims.retain(|&(dev, ino), c| {
+            std::fs::File::open(&c.path).is_ok_and(|f| {
+                f.metadata().is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+                    && copies::starts_with(&f, c.head)
+            })
         });
     }
 
@@ -779,7 +783,11 @@ impl JobRunner {
                 .claims
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&key),
+                .get(&key)
+                .is_some_and(|c| {
+                    file.as_ref()
+                        .is_some_and(|f| copies::starts_with(f, c.head))
+                }),
             ..Default::default()
         };
         if let Some((id, offset)) = self.ended.get(&key) {

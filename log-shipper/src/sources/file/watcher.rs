@@ -19,7 +19,7 @@
 //! Idle files are closed to stay within the descriptor budget and reopened
 //! when they grow.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,8 +60,8 @@ pub enum TailerEvent {
 }
 
 /// Copies of truncated files that a job's watchers have taken (device,
-/// inode -> path): never read again as files of their own.
-pub type Claims = Arc<Mutex<std::collections::HashMap<(u64, u64), PathBuf>>>;
+/// inode -> where and what): never read again as files of their own.
+pub type Claims = Arc<Mutex<std::collections::HashMap<(u64, u64), copies::Claim>>>;
 
 /// Says whether a new file's first bytes are those of content another
 /// watcher of the job holds (the file is then probably its copy).
@@ -221,6 +221,8 @@ struct Open {
     /// When the partial line last grew.
     partial_since: Instant,
     last_data: Instant,
+    /// When the file was last looked at ([`Open::watch`]).
+    last_watch: Instant,
     gzip: bool,
     gzip_done: bool,
     buf: Vec<u8>,
@@ -303,6 +305,7 @@ impl Open {
             ),
             partial_since: Instant::now(),
             last_data: Instant::now(),
+            last_watch: Instant::now(),
             gzip,
             gzip_done: false,
             buf: Vec::new(),
@@ -449,6 +452,7 @@ impl Open {
     /// of at most 1 KiB) unless a copy is being looked for; called at
     /// every poll, also while waiting for Loki.
     fn watch(&mut self, t: &Tailer, m: &ActiveFile) {
+        self.last_watch = Instant::now();
         if !self.rotated && !self.gzip {
             self.watch_live(t);
         }
@@ -544,14 +548,14 @@ impl Open {
 
     /// Looks for the copies of the contents cut off by truncations.
     fn seek_copies(&mut self, t: &Tailer, m: &ActiveFile) {
-        let mut skip: HashSet<(u64, u64)> = t
+        let mut skip: copies::Skip = t
             .claims
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
+            .iter()
+            .map(|(k, c)| (*k, Some(c.head)))
             .collect();
-        skip.insert(t.dev_ino);
+        skip.insert(t.dev_ino, None);
         let mut lost_first = false;
         let mut i = 0;
         while i < self.contents.len() {
@@ -575,11 +579,14 @@ impl Open {
             match copies::find(&t.copy_dirs, head, need, &skip) {
                 copies::Found::Copy(copy) => {
                     tracing::info!(path = %t.path.display(), copy = %copy.path.display(), from = read, "reading the rest of a truncated file's content from its copy");
-                    skip.insert(copy.dev_ino);
-                    t.claims
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(copy.dev_ino, copy.path.clone());
+                    skip.insert(copy.dev_ino, Some(head));
+                    t.claims.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                        copy.dev_ino,
+                        copies::Claim {
+                            path: copy.path.clone(),
+                            head,
+                        },
+                    );
                     c.source = Source::Copy(copy);
                     i += 1;
                 }
@@ -589,15 +596,17 @@ impl Open {
                     let lost = need.saturating_sub(read);
                     m.0.truncated_unread_bytes
                         .fetch_add(lost, Ordering::Relaxed);
-                    if lost > 0 || head.len == 0 {
-                        tracing::warn!(
-                            path = %t.path.display(),
-                            from = read,
-                            to = need,
-                            lost_bytes = lost,
-                            "file truncated before it was read and no copy of it found: these bytes are lost"
-                        );
-                    }
+                    // Even with all we saw read, what was written after
+                    // our last look and before the copy is in the copy only.
+                    tracing::warn!(
+                        path = %t.path.display(),
+                        from = read,
+                        to = need,
+                        lost_bytes = lost,
+                        waited_ms = waited.as_millis() as u64,
+                        candidates = %copies::describe(&t.copy_dirs, head, &skip),
+                        "file truncated and no copy of it found: the bytes from `from` to `to` are lost, and any written after our last look"
+                    );
                     if i == 0 {
                         lost_first = true;
                         i += 1;
@@ -977,6 +986,12 @@ impl Open {
             if !self.send(t, m, e).await {
                 return false;
             }
+        }
+        // A long read (a backlog, a copy, a .gz) still looks at the file
+        // every poll: two rotations between looks would leave the content
+        // between them unseen, its copy unknown.
+        if self.last_watch.elapsed() >= t.settings.poll_interval {
+            self.watch(t, m);
         }
         true
     }
