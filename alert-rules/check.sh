@@ -11,7 +11,7 @@ promtool check rules rules/*.yml
 echo "== promtool test rules"
 promtool test rules tests/*.yml
 echo "== labels, annotations, runbook entries, test coverage"
-"$PYTHON" lint.py rules tests RUNBOOK.md
+"$PYTHON" lint.py rules tests RUNBOOK.md ../ansible/roles/prometheus/vars/main.yml
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
