@@ -99,7 +99,7 @@ logrotate-test: deps
 
 ## rules-test: promtool check/test of alert-rules/, lint, amtool check-config and routes tests
 rules-test: deps
-	alert-rules/check.sh
+	PATH="$(PY_SCRIPTS):$$PATH" alert-rules/check.sh
 
 ## terraform-test: fmt, init (providers from the local mirror only), validate and
 ## `terraform test` (mock AWS provider) for every root and module, validation

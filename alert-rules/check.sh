@@ -11,7 +11,7 @@ promtool check rules rules/*.yml
 echo "== promtool test rules"
 promtool test rules tests/*.yml
 echo "== labels, annotations, runbook entries, test coverage"
-"$PYTHON" lint.py rules tests RUNBOOK.md
+"$PYTHON" lint.py rules tests RUNBOOK.md ../ansible/roles/prometheus/vars/main.yml
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,6 +34,48 @@ check_config() { # name, extra render.py args...
 echo "== amtool check-config (example, and without mail)"
 check_config full
 check_config nomail -e alertmanager_email_to=
+
+echo "== thresholds per inventory group and host, as the Ansible prometheus role writes them"
+# The role's own rule tasks, run locally for tests/inventory/ (db: disks
+# critical at 95 %; app2: memory warning at 80 %; one probe URL at 3 s) with
+# another runbook base; then promtool tests on what they wrote.
+export ANSIBLE_ROLES_PATH=../ansible/roles ANSIBLE_NOCOLOR=1
+inv="$work/inventory"
+ansible-playbook -i tests/inventory/hosts.yml tests/inventory/render.yml -e out="$inv" >"$work/ansible.log" 2>&1 || {
+  cat "$work/ansible.log" >&2; exit 1; }
+cp tests/inventory/thresholds-test.yml "$inv/"
+promtool test rules "$inv/thresholds-test.yml"
+grep -q 'group: "db"' "$inv/file_sd/node.yml" || {
+  echo "the role's file_sd targets do not carry the inventory group:" >&2; cat "$inv/file_sd/node.yml" >&2; exit 1; }
+# A threshold variable the rules do not know is an error that names it.
+if ansible-playbook -i tests/inventory/hosts.yml tests/inventory/render.yml -e out="$work/bad" \
+    -e alert_threshold_disk_usage=0.5 >"$work/bad.log" 2>&1 \
+  || ! grep -q "unknown variable alert_threshold_disk_usage" "$work/bad.log"; then
+  echo "an unknown alert_threshold_* variable was not refused by name:" >&2; cat "$work/bad.log" >&2; exit 1
+fi
+echo "ok"
+
+echo "== the alertmanager role's checks: the example routing passes, a wrong route is refused by name"
+am_checks() { ansible-playbook -i tests/inventory/hosts.yml tests/inventory/alertmanager-checks.yml \
+  -e @alertmanager/example-vars.yml "$@"; }
+am_checks >"$work/am.log" 2>&1 || { cat "$work/am.log" >&2; exit 1; }
+if am_checks -e '{"alertmanager_routes": [{"receiver": "dba", "group": ["db"]}]}' >"$work/am-bad.log" 2>&1 \
+  || ! grep -q "alertmanager_routes\[0\]: unknown key group" "$work/am-bad.log"; then
+  echo "a route with an unknown key was not refused by name:" >&2; cat "$work/am-bad.log" >&2; exit 1
+fi
+echo "ok"
+
+echo "== Slack text: previous and new level"
+level_lines=$(amtool template render --template.glob=alertmanager/templates/slack.tmpl \
+  --template.text='{{ template "fleet.slack.text" . }}' \
+  --template.data=alertmanager/tests/level-change.json | grep '^\*Level:\*')
+want='*Level:* critical -> warning
+*Level:* critical -> warning
+*Level:* critical -> fine'
+[[ "$level_lines" == "$want" ]] || {
+  echo "level lines for tests/level-change.json are:" >&2; echo "$level_lines" >&2
+  echo "expected:" >&2; echo "$want" >&2; exit 1; }
+echo "ok"
 
 echo "== amtool config routes test"
 failed=0

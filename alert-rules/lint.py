@@ -2,9 +2,12 @@
 """Checks what promtool does not: every alert has the labels and annotations
 operators rely on, a runbook entry, and promtool tests that show it firing
 (for each severity it has) and staying quiet; recording rules follow the
-level:metric:operations convention. Prints every problem, exits 1 if any.
+level:metric:operations convention; runbook_url is an absolute link under
+the base the rule files are written with (the Ansible prometheus role's
+`prometheus_rules_runbook_base_url`, which it replaces by the inventory's).
+Prints every problem, exits 1 if any.
 
-    lint.py RULES_DIR TESTS_DIR RUNBOOK.md
+    lint.py RULES_DIR TESTS_DIR RUNBOOK.md PROMETHEUS_ROLE_VARS.yml
 """
 import pathlib
 import re
@@ -13,6 +16,9 @@ import sys
 import yaml
 
 SEVERITIES = {"info", "warning", "critical"}
+# The dead man's switch (Watchdog): always firing, no `for:`, no instance,
+# routed to the heartbeat receiver only.
+HEARTBEAT = "none"
 RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-z0-9_]+$")
 
 
@@ -21,12 +27,14 @@ def anchor(heading: str) -> str:
     return re.sub(r"[^a-z0-9_ -]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def main(rules_dir: str, tests_dir: str, runbook: str) -> int:
+def main(rules_dir: str, tests_dir: str, runbook: str, role_vars: str) -> int:
     problems = []
+    base = yaml.safe_load(pathlib.Path(role_vars).read_text())["prometheus_rules_runbook_base_url"]
     anchors = {anchor(m.group(1)) for m in
                re.finditer(r"^#+ (.+)$", pathlib.Path(runbook).read_text(), re.M)}
 
     alerts = {}  # alertname -> set of severities
+    heartbeats = set()  # alertnames that never stay quiet
     for path in sorted(pathlib.Path(rules_dir).glob("*.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -38,19 +46,27 @@ def main(rules_dir: str, tests_dir: str, runbook: str) -> int:
                 name = rule["alert"]
                 where = f"{path}: alert {name}"
                 sev = rule.get("labels", {}).get("severity")
-                if sev not in SEVERITIES:
-                    problems.append(f"{where}: severity {sev!r} is not one of {sorted(SEVERITIES)}")
+                heartbeat = sev == HEARTBEAT and rule["expr"].strip() == "vector(1)"
+                if sev not in SEVERITIES and not heartbeat:
+                    problems.append(f"{where}: severity {sev!r} is not one of {sorted(SEVERITIES)}"
+                                    f" ({HEARTBEAT!r} is for an always-firing vector(1) heartbeat)")
                 alerts.setdefault(name, set()).add(sev)
-                if not rule.get("for"):
+                if heartbeat:
+                    heartbeats.add(name)
+                if not rule.get("for") and not heartbeat:
                     problems.append(f"{where}: no `for:`; a single bad sample would page")
                 ann = rule.get("annotations", {})
                 for key in ("summary", "description", "runbook_url"):
                     if not ann.get(key):
                         problems.append(f"{where}: no {key} annotation")
-                if "$labels.instance" not in ann.get("description", ""):
-                    problems.append(f"{where}: the description does not name the instance")
+                # Alerts about a whole job (`by (job)`) name the job instead.
+                names = ("$labels.job" if re.search(r"\bby \(job\)", rule["expr"])
+                         else "$labels.instance")
+                if not heartbeat and names not in ann.get("description", ""):
+                    problems.append(f"{where}: the description does not name the "
+                                    f"{names.split('.')[1]}")
                 url = ann.get("runbook_url", "")
-                want = f"alert-rules/RUNBOOK.md#{name.lower()}"
+                want = f"{base}alert-rules/RUNBOOK.md#{name.lower()}"
                 if url != want:
                     problems.append(f"{where}: runbook_url is {url!r}, expected {want!r}")
                 if name.lower() not in anchors:
@@ -74,7 +90,7 @@ def main(rules_dir: str, tests_dir: str, runbook: str) -> int:
         untested = sevs - fired.get(name, set())
         if untested:
             problems.append(f"{name}: no promtool test shows it firing with severity {sorted(untested)}")
-        if name not in quiet:
+        if name not in quiet and name not in heartbeats:
             problems.append(f"{name}: no promtool test shows it staying quiet (exp_alerts: [])")
     for name in sorted(set(fired) - set(alerts)):
         problems.append(f"tests expect alert {name}, which no rule defines")
@@ -87,6 +103,6 @@ def main(rules_dir: str, tests_dir: str, runbook: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.exit(__doc__)
     sys.exit(main(*sys.argv[1:]))

@@ -63,7 +63,7 @@ start log-shipper "$BIN/log-shipper" -config.file="$RUN/log-shipper.yaml"
 ALERTMANAGER=$(command -v prometheus-alertmanager || command -v alertmanager || true)
 if command -v prometheus >/dev/null && [ -n "$ALERTMANAGER" ]; then
   "$PY" alert-rules/alertmanager/render.py alert-rules/alertmanager/example-vars.yml "$RUN/alertmanager" \
-    -e alertmanager_slack_api_url=http://127.0.0.1:9999/slack-stand-in >/dev/null
+    -e alertmanager_slack_api_url=http://127.0.0.1:9999/slack-stand-in -e alertmanager_heartbeat_url= >/dev/null
   start alertmanager "$ALERTMANAGER" --config.file="$RUN/alertmanager/alertmanager.yml" \
     --storage.path="$RUN/alertmanager-data" --web.listen-address=127.0.0.1:9093 \
     --cluster.listen-address=

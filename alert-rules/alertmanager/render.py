@@ -4,7 +4,7 @@ undefined variables are errors), into a directory Alertmanager can run from:
 
     render.py VARS.yml OUTDIR [-e name=value ...]
 
-writes OUTDIR/alertmanager.yml and OUTDIR/templates/{slack,runbook}.tmpl, with
+writes OUTDIR/alertmanager.yml and OUTDIR/templates/slack.tmpl, with
 alertmanager_templates_dir pointing at OUTDIR/templates unless VARS sets it.
 Used by `make rules-test` (example-vars.yml) and the end-to-end test.
 """
@@ -56,8 +56,6 @@ def main() -> int:
     try:
         (args.outdir / "alertmanager.yml").write_text(
             env.get_template("alertmanager.yml.j2").render(variables))
-        (templates / "runbook.tmpl").write_text(
-            env.get_template("templates/runbook.tmpl.j2").render(variables))
     except jinja2.TemplateError as e:
         where = f"{e.filename}:{e.lineno}: " if getattr(e, "lineno", None) else ""
         print(f"render.py: {where}{e.message}", file=sys.stderr)

@@ -117,6 +117,21 @@ impl Alertmanager {
     /// Posts alerts as Prometheus does (`/api/v2/alerts`), each given as
     /// its labels; annotations say which test sent them.
     pub fn post_alerts(&self, alerts: &[&[(&str, &str)]]) -> Result<(), String> {
+        self.post(alerts, None)
+    }
+
+    /// Posts the same alerts as resolved, as Prometheus does when they stop
+    /// firing: `endsAt` now (and `startsAt` before it).
+    pub fn post_resolved(&self, alerts: &[&[(&str, &str)]]) -> Result<(), String> {
+        let now = chrono::Utc::now();
+        self.post(alerts, Some((now - chrono::Duration::hours(1), now)))
+    }
+
+    fn post(
+        &self,
+        alerts: &[&[(&str, &str)]],
+        resolved: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<(), String> {
         let list: Vec<Value> = alerts
             .iter()
             .map(|labels| {
@@ -124,14 +139,19 @@ impl Alertmanager {
                     .iter()
                     .map(|(k, v)| (k.to_string(), Value::from(*v)))
                     .collect();
-                serde_json::json!({
+                let mut alert = serde_json::json!({
                     "labels": labels,
                     "annotations": {
                         "summary": format!("{} on {}", text(&labels, "alertname"), text(&labels, "instance")),
                         "description": "posted by the e2e test",
-                        "runbook_url": "alert-rules/RUNBOOK.md#targetdown"
+                        "runbook_url": "https://git.example.test/ops/monitoring/-/blob/main/alert-rules/RUNBOOK.md#targetdown"
                     }
-                })
+                });
+                if let Some((starts, ends)) = resolved {
+                    alert["startsAt"] = Value::from(starts.to_rfc3339());
+                    alert["endsAt"] = Value::from(ends.to_rfc3339());
+                }
+                alert
             })
             .collect();
         let r = http::post_json(

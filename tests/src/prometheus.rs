@@ -131,6 +131,12 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .current_dir(dir.path());
+        if alertmanager.is_some() {
+            // Firing alerts are re-sent every second, not every minute: one
+            // that fired before Alertmanager was discovered (Watchdog, at
+            // the first evaluation) still arrives within a test.
+            cmd.arg("--rules.alert.resend-delay=1s");
+        }
         let mut process = Process::spawn("prometheus", cmd, dir);
         let url = format!("http://{addr}");
         let ready = wait_until("Prometheus ready", Duration::from_secs(30), || {

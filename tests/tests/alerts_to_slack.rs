@@ -5,7 +5,8 @@
 //!
 //! Test-only settings: every `for:` divided by 60 (see `e2e_tests::rules`),
 //! Prometheus scraping and evaluating every second, and Alertmanager's
-//! group_wait / group_interval set through the template's variables.
+//! group_wait / group_interval set through the template's variables. A
+//! second stand-in receives the heartbeat (the Watchdog alert).
 
 use std::time::{Duration, Instant};
 
@@ -20,19 +21,50 @@ use regex::Regex;
 use serde_json::Value;
 
 const CHANNEL: &str = "#e2e-alerts";
-const RUNBOOK_BASE: &str = "https://git.example.test/ops/monitoring/-/blob/main/";
+/// The base the repository's rules write their absolute runbook links with
+/// (the Ansible role replaces it by the inventory's).
+const RUNBOOK_BASE: &str = "https://github.com/fleet-monitoring/fleet-monitoring/blob/main/";
 const GROUP_INTERVAL: Duration = Duration::from_secs(2);
 /// Bound on every wait for a notification.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(40);
 
-fn start_alertmanager(slack: &SlackReceiver) -> Alertmanager {
+/// With example-vars.yml's receivers and routes (the database servers,
+/// inventory group `db`, go to the `dba` receiver's channel).
+fn start_alertmanager(slack: &SlackReceiver, heartbeat: &SlackReceiver) -> Alertmanager {
     Alertmanager::start(&[
         ("alertmanager_slack_api_url", &slack.url),
         ("alertmanager_slack_channel", CHANNEL),
-        ("alertmanager_runbook_base_url", RUNBOOK_BASE),
+        ("alertmanager_heartbeat_url", &heartbeat.url),
+        ("alertmanager_heartbeat_interval", "2s"),
         ("alertmanager_group_wait", "1s"),
         ("alertmanager_group_interval", "2s"),
     ])
+}
+
+/// The heartbeat receiver got the Watchdog alert, and Slack never did.
+fn heartbeat_problems(slack: &SlackReceiver, heartbeat: &SlackReceiver) -> Vec<String> {
+    let mut p = Vec::new();
+    let beats = heartbeat.messages();
+    if !beats
+        .iter()
+        .any(|m| m.body["commonLabels"]["alertname"] == "Watchdog")
+    {
+        p.push(format!(
+            "the heartbeat receiver got no Watchdog alert:\n{}",
+            heartbeat.dump()
+        ));
+    }
+    for m in &beats {
+        if m.body["commonLabels"]["alertname"] != "Watchdog" {
+            p.push(format!("the heartbeat receiver got {}", m.body));
+        }
+    }
+    for m in slack.messages() {
+        if m.title().contains("Watchdog") {
+            p.push(format!("Watchdog reached Slack: {}", m.title()));
+        }
+    }
+    p
 }
 
 /// What every message must look like to be read in Slack: our channel, one
@@ -65,7 +97,8 @@ fn alerts_for_instance(am: &Alertmanager, instance: &str) -> Vec<Value> {
 fn exporter_down_disk_full_reach_slack() {
     let started = Instant::now();
     let slack = SlackReceiver::start();
-    let am = start_alertmanager(&slack);
+    let heartbeat = SlackReceiver::start();
+    let am = start_alertmanager(&slack, &heartbeat);
     let rules_dir = tempfile::tempdir().expect("a temp dir");
     let rule_files = render_rules_for_test(rules_dir.path());
     let disk = tempfile::tempdir().expect("a temp dir");
@@ -202,7 +235,7 @@ fn exporter_down_disk_full_reach_slack() {
                 )),
             }
             for want in [
-                "more than 90 % full for 5 minutes",
+                "more than 90% full for 5 minutes",
                 "*Severity:* critical",
                 "#nodefilesystemalmostfull|NodeFilesystemAlmostFull>",
             ] {
@@ -243,7 +276,14 @@ fn exporter_down_disk_full_reach_slack() {
             problems.push(format!("an inhibited warning reached Slack: {}", m.title()));
         }
     }
+    // Prometheus' Watchdog fired all along: at the heartbeat, never in Slack.
+    let beats = heartbeat_problems(&slack, &heartbeat);
+    if !beats.is_empty() {
+        problems.extend(beats);
+        problems.push(context(&prom, &am, &host));
+    }
     problems.extend(slack.errors());
+    problems.extend(heartbeat.errors());
 
     eprintln!(
         "alert path end to end: {} Slack messages in {:.1?}",
@@ -260,7 +300,8 @@ fn exporter_down_disk_full_reach_slack() {
 #[test]
 fn alertmanager_inhibits_what_a_dead_host_and_critical_alerts_imply() {
     let slack = SlackReceiver::start();
-    let am = start_alertmanager(&slack);
+    let heartbeat = SlackReceiver::start();
+    let am = start_alertmanager(&slack, &heartbeat);
     let posted = am.post_alerts(&[
         &[
             ("alertname", "TargetDown"),
@@ -349,11 +390,12 @@ fn alertmanager_inhibits_what_a_dead_host_and_critical_alerts_imply() {
         ));
     }
 
-    // Slack gets the three active ones, in three groups, and nothing muted.
-    let all_three = wait_until("three Slack messages", Duration::from_secs(20), || {
-        Ok(slack.messages().len() >= 3)
+    // Slack gets the three active ones, in two groups (a name's warning
+    // and critical alerts are one group), and nothing muted.
+    let both = wait_until("two Slack messages", Duration::from_secs(20), || {
+        Ok(slack.messages().len() >= 2)
     });
-    if let Err(e) = all_three {
+    if let Err(e) = both {
         problems.push(format!("{e}\n{}", slack.dump()));
     }
     std::thread::sleep(GROUP_INTERVAL * 2);
@@ -367,7 +409,8 @@ fn alertmanager_inhibits_what_a_dead_host_and_critical_alerts_imply() {
         ("TargetDown (critical) on app1", 1),
         ("*job:* log-shipper", 0),
         ("NodeFilesystemAlmostFull on app1", 0),
-        ("NodeFilesystemAlmostFull on app2", 2),
+        ("NodeFilesystemAlmostFull on app2", 1),
+        ("[FIRING:2] NodeFilesystemAlmostFull", 1),
         ("*mountpoint:* /data", 1),
     ] {
         if mentions(needle) != want {
@@ -382,4 +425,127 @@ fn alertmanager_inhibits_what_a_dead_host_and_critical_alerts_imply() {
     }
     problems.extend(slack.errors());
     assert_no_problems("Alertmanager's inhibition rules", &problems);
+}
+
+/// Seed 003 on alerts posted straight to Alertmanager: a database server
+/// (inventory group `db`, the `group` label of its targets) pages the `dba`
+/// receiver's channel and not the default one, an app server the default
+/// one; when its critical disk alert resolves while the warning still
+/// fires, the message says "critical -> warning". The Watchdog goes to the
+/// heartbeat receiver and never to Slack.
+#[test]
+fn routes_by_inventory_group_with_level_changes_and_a_heartbeat() {
+    let slack = SlackReceiver::start();
+    let heartbeat = SlackReceiver::start();
+    let am = start_alertmanager(&slack, &heartbeat);
+    let db_critical: &[(&str, &str)] = &[
+        ("alertname", "NodeFilesystemAlmostFull"),
+        ("severity", "critical"),
+        ("job", "node"),
+        ("instance", "db1"),
+        ("group", "db"),
+        ("mountpoint", "/var/lib/postgresql"),
+    ];
+    let db_warning: &[(&str, &str)] = &[
+        ("alertname", "NodeFilesystemAlmostFull"),
+        ("severity", "warning"),
+        ("job", "node"),
+        ("instance", "db1"),
+        ("group", "db"),
+        ("mountpoint", "/var/lib/postgresql"),
+    ];
+    let posted = am.post_alerts(&[
+        &[("alertname", "Watchdog"), ("severity", "none")],
+        db_critical,
+        db_warning,
+        &[
+            ("alertname", "NodeFilesystemAlmostFull"),
+            ("severity", "critical"),
+            ("job", "node"),
+            ("instance", "app1"),
+            ("group", "app_servers"),
+            ("mountpoint", "/"),
+        ],
+    ]);
+    if let Err(e) = posted {
+        panic!("{e}\n{}", am.log_tail(20));
+    }
+    let mut problems = Vec::new();
+    let in_channel = |m: &SlackMessage, channel: &str, instance: &str| {
+        m.body["channel"] == channel && m.title().contains(&format!("on {instance}"))
+    };
+    let dba = slack.wait_for(
+        "db1's critical disk alert in #dba",
+        0,
+        NOTIFY_TIMEOUT,
+        |m| in_channel(m, "#dba", "db1") && m.title().starts_with("[FIRING"),
+    );
+    match dba {
+        Ok(m) => {
+            if !m.text().contains("*Level:* critical") || m.text().contains("*WARNING*") {
+                problems.push(format!(
+                    "the #dba message should show the critical level only (the warning is inhibited):\n{}",
+                    m.text()
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("{e}\n{}", am.log_tail(20))),
+    }
+    if let Err(e) = slack.wait_for(
+        "app1's critical disk alert in the default channel",
+        0,
+        NOTIFY_TIMEOUT,
+        |m| in_channel(m, CHANNEL, "app1"),
+    ) {
+        problems.push(e);
+    }
+
+    // Back under the critical threshold, still over the warning one.
+    let seen = slack.messages().len();
+    if let Err(e) = am.post_resolved(&[db_critical]) {
+        panic!("{e}\n{}", am.log_tail(20));
+    }
+    match slack.wait_for(
+        "the level change critical -> warning in #dba",
+        seen,
+        NOTIFY_TIMEOUT,
+        |m| in_channel(m, "#dba", "db1") && m.text().contains("*RESOLVED*"),
+    ) {
+        Ok(m) => {
+            let levels: Vec<&str> = m
+                .text()
+                .lines()
+                .filter(|l| l.starts_with("*Level:*"))
+                .collect();
+            if levels
+                != [
+                    "*Level:* critical -> warning",
+                    "*Level:* critical -> warning",
+                ]
+            {
+                problems.push(format!(
+                    "the warning (firing) and the critical (resolved) should both say \
+                     critical -> warning, got {levels:?}:\n{}",
+                    m.text()
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("{e}\n{}", am.log_tail(20))),
+    }
+
+    for m in slack.messages() {
+        if m.title().contains("db1") && m.body["channel"] != "#dba" {
+            problems.push(format!("db1 reached {}: {}", m.body["channel"], m.title()));
+        }
+        if m.title().contains("app1") && m.body["channel"] != CHANNEL {
+            problems.push(format!("app1 reached {}: {}", m.body["channel"], m.title()));
+        }
+    }
+    problems.extend(heartbeat_problems(&slack, &heartbeat));
+    if !problems.is_empty() {
+        problems.push(format!("Slack got:\n{}", slack.dump()));
+    }
+    problems.extend(slack.errors());
+    problems.extend(heartbeat.errors());
+    assert_no_problems("routing by inventory group", &problems);
 }
