@@ -63,6 +63,86 @@ pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>, String> {
     Ok(listeners)
 }
 
+/// The listening sockets systemd passed by socket activation (`LISTEN_FDS`
+/// descriptors from fd 3, for the process named by `LISTEN_PID`), as
+/// `--web.systemd-socket` takes them. Call before any thread is started: it
+/// clears those variables so that children do not take the sockets too.
+pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
+    use std::os::fd::FromRawFd;
+    const FIRST_FD: i32 = 3;
+    let pid = std::env::var("LISTEN_PID").map_err(|_| {
+        "--web.systemd-socket: LISTEN_PID is not set (not started by systemd socket activation)"
+            .to_string()
+    })?;
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        return Err(format!(
+            "--web.systemd-socket: LISTEN_PID={pid} names another process, not this one ({})",
+            std::process::id()
+        ));
+    }
+    let count = std::env::var("LISTEN_FDS").unwrap_or_default();
+    let count: i32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("--web.systemd-socket: LISTEN_FDS={count:?} passes no socket"))?;
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut listeners = Vec::new();
+    for fd in FIRST_FD..FIRST_FD + count {
+        check_listening_inet_socket(fd)?;
+        // SAFETY: systemd hands this descriptor to the process; it is checked
+        // above to be an open, listening TCP socket, and owned by nothing else.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        // SAFETY: plain fcntl on a descriptor this process owns.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("--web.systemd-socket: fd {fd}: {e}"))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn socket_option(fd: i32, option: libc::c_int) -> std::io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Only TCP listeners can serve HTTP here; anything else is a clear error.
+fn check_listening_inet_socket(fd: i32) -> Result<(), String> {
+    let err = |what: String| format!("--web.systemd-socket: fd {fd}: {what}");
+    let domain = socket_option(fd, libc::SO_DOMAIN).map_err(|e| err(e.to_string()))?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Err(err(
+            "not a TCP socket (ListenStream= must be a port or address)".into(),
+        ));
+    }
+    let kind = socket_option(fd, libc::SO_TYPE).map_err(|e| err(e.to_string()))?;
+    let listening = socket_option(fd, libc::SO_ACCEPTCONN).map_err(|e| err(e.to_string()))?;
+    if kind != libc::SOCK_STREAM || listening == 0 {
+        return Err(err("not a listening stream socket".into()));
+    }
+    Ok(())
+}
+
 /// Serves `handler` on every listener until the process ends.
 pub async fn serve<H, F>(listeners: Vec<TcpListener>, web: WebConfig, handler: H)
 where

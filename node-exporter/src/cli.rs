@@ -9,6 +9,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use regex::Regex;
 
 use crate::collector::Paths;
+use crate::collectors::pending::{OptionKind, PENDING_COLLECTORS, PENDING_OPTIONS};
 use crate::collectors::{CollectorSpec, REGISTRY};
 
 /// A boolean flag and its `--no-` twin.
@@ -63,6 +64,15 @@ impl Flags {
             (None, Some(_)) => false,
             (None, None) => default,
         }
+    }
+
+    /// Whether the flag (or its `--no-` twin) is on the command line.
+    pub fn given(&self, id: &str) -> bool {
+        let on_cli = |id: &str| {
+            self.matches.try_get_raw(id).ok().flatten().is_some()
+                && self.matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        };
+        on_cli(id) || on_cli(&format!("no-{id}"))
     }
 
     fn last_index(&self, id: &str) -> Option<usize> {
@@ -171,6 +181,11 @@ pub fn command() -> Command {
             "Maximum number of parallel scrape requests. Use 0 to disable.",
         ))
         .args(bool_flag(
+            "web.systemd-socket",
+            false,
+            "Use systemd socket activation listeners (LISTEN_FDS) instead of port listeners.",
+        ))
+        .args(bool_flag(
             "web.disable-exporter-metrics",
             false,
             "Exclude metrics about the exporter itself (promhttp_*, process_*).",
@@ -200,7 +215,7 @@ pub fn command() -> Command {
             // those units run unchanged.
             Arg::new("runtime.gomaxprocs")
                 .long("runtime.gomaxprocs")
-                .hide(true)
+                .help("Accepted for node_exporter compatibility; no effect (there is no Go runtime here).")
                 .action(ArgAction::Set),
         )
         .arg(string_flag(
@@ -219,6 +234,43 @@ pub fn command() -> Command {
         let flag: &'static str = Box::leak(format!("collector.{}", spec.name).into_boxed_str());
         cmd = cmd.args(bool_flag(flag, spec.default_enabled, help));
         cmd = cmd.args((spec.flags)());
+    }
+    add_pending_flags(cmd)
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The flags of node_exporter's collectors and options we do not have yet
+/// (see `collectors::pending`), unless a registered collector declares them.
+fn add_pending_flags(mut cmd: Command) -> Command {
+    let declared = |cmd: &Command, id: &str| cmd.get_arguments().any(|a| a.get_id() == id);
+    for p in PENDING_COLLECTORS {
+        let flag = leak(format!("collector.{}", p.name));
+        if declared(&cmd, flag) {
+            continue;
+        }
+        let help = leak(format!(
+            "Enable the {} collector (not implemented yet: enabling it is an error)",
+            p.name
+        ));
+        cmd = cmd.args(bool_flag(flag, p.default_enabled, help));
+    }
+    let options = PENDING_COLLECTORS
+        .iter()
+        .flat_map(|p| p.options.iter().map(|(o, k)| (*o, *k)))
+        .chain(PENDING_OPTIONS.iter().map(|(_, o, k)| (*o, *k)));
+    for (option, kind) in options {
+        if declared(&cmd, option) {
+            continue;
+        }
+        let help = "Not implemented yet: giving it while its collector is enabled is an error.";
+        cmd = match kind {
+            OptionKind::Bool => cmd.args(bool_flag(option, false, help)),
+            OptionKind::Value => cmd.arg(string_flag(option, "", help)),
+            OptionKind::Repeated => cmd.arg(repeated_flag(option, "", help)),
+        };
     }
     cmd
 }
@@ -253,9 +305,59 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, clap::Erro
     Ok(flags)
 }
 
+fn disable_defaults(flags: &Flags) -> bool {
+    flags.bool("collector.disable-defaults", false)
+}
+
+/// Refuses a command line that enables a collector, or sets an option of an
+/// enabled collector, that this exporter does not implement yet. Returns the
+/// collectors node_exporter would run by default that are missing here, for
+/// the startup log.
+pub fn check_not_implemented(flags: &Flags) -> anyhow::Result<Vec<&'static str>> {
+    let registered = |name: &str| REGISTRY.iter().any(|s| s.name == name);
+    let option_given = |option: &str, kind: OptionKind| match kind {
+        OptionKind::Bool => flags.bool(option, false),
+        OptionKind::Value | OptionKind::Repeated => flags.given(option),
+    };
+    let mut skipped = Vec::new();
+    for p in PENDING_COLLECTORS.iter().filter(|p| !registered(p.name)) {
+        let flag = format!("collector.{}", p.name);
+        let default = p.default_enabled && !disable_defaults(flags);
+        if !flags.bool(&flag, default) {
+            continue;
+        }
+        if flags.given(&flag) {
+            anyhow::bail!("--{flag}: the {} collector is not implemented yet", p.name);
+        }
+        for (option, kind) in p.options {
+            if option_given(option, *kind) {
+                anyhow::bail!(
+                    "--{option}: the {} collector is not implemented yet \
+                     (it is on by default in node_exporter; --no-{flag} turns it off)",
+                    p.name
+                );
+            }
+        }
+        skipped.push(p.name);
+    }
+    let enabled = enabled_collectors(flags);
+    for (collector, option, kind) in PENDING_OPTIONS {
+        let declared_by_collector = REGISTRY
+            .iter()
+            .any(|s| (s.flags)().iter().any(|a| a.get_id() == *option));
+        if declared_by_collector || !enabled.iter().any(|s| s.name == *collector) {
+            continue;
+        }
+        if option_given(option, *kind) {
+            anyhow::bail!("--{option}: not implemented yet in the {collector} collector");
+        }
+    }
+    Ok(skipped)
+}
+
 /// The collectors this command line enables, in registry order.
 pub fn enabled_collectors(flags: &Flags) -> Vec<&'static CollectorSpec> {
-    let disable_defaults = flags.bool("collector.disable-defaults", false);
+    let disable_defaults = disable_defaults(flags);
     REGISTRY
         .iter()
         .filter(|spec| {

@@ -26,6 +26,13 @@ fn run() -> anyhow::Result<()> {
     exporter_toolkit::logging::init(&flags.string("log.level"), &flags.string("log.format"))
         .map_err(anyhow::Error::msg)?;
 
+    let missing = cli::check_not_implemented(&flags)?;
+    if !missing.is_empty() {
+        tracing::info!(
+            collectors = missing.join(","),
+            "Collectors on by default in node_exporter that are not implemented yet"
+        );
+    }
     let mut collectors = Vec::new();
     for spec in cli::enabled_collectors(&flags) {
         let c =
@@ -54,6 +61,12 @@ fn run() -> anyhow::Result<()> {
     };
     let exporter = Arc::new(exporter);
     let addresses = flags.strings("web.listen-address");
+    // Taken before the runtime starts threads: it edits the environment.
+    let activated = if flags.bool("web.systemd-socket", false) {
+        Some(exporter_toolkit::server::systemd_listeners().map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
 
     // One thread serves HTTP: collectors run on the blocking pool, and the
     // reactor only moves bytes, so a second worker would only add thread
@@ -64,9 +77,15 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listeners = exporter_toolkit::server::bind(&addresses)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let listeners = match activated {
+            Some(sockets) => sockets
+                .into_iter()
+                .map(tokio::net::TcpListener::from_std)
+                .collect::<Result<Vec<_>, _>>()?,
+            None => exporter_toolkit::server::bind(&addresses)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        };
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             "Starting node-exporter"

@@ -27,6 +27,7 @@ pub mod netclass;
 pub mod netdev;
 pub mod netstat;
 pub mod os;
+pub mod pending;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod processes;

@@ -37,14 +37,11 @@ pub const SPEC: CollectorSpec = CollectorSpec {
             false,
             "Accepted for compatibility; the attributes are always read from sysfs.",
         ));
-        v.extend(
-            bool_flag(
-                "collector.netclass_rtnl.with-stats",
-                false,
-                "Accepted for compatibility; has no effect (the netdev collector reports the statistics).",
-            )
-            .map(|a| a.hide(true)),
-        );
+        v.extend(bool_flag(
+            "collector.netclass_rtnl.with-stats",
+            false,
+            "Accepted for compatibility; has no effect (the netdev collector reports the statistics).",
+        ));
         v
     },
     build: |f| Ok(Box::new(Netclass::new(f)?)),

@@ -1,0 +1,183 @@
+//! node_exporter 1.12's Linux collectors (and options) this exporter does not
+//! have yet: the one place that lists them. Their flags are accepted so that
+//! a node_exporter command line parses, but nothing is silently ignored:
+//! enabling one, or giving an option of one that would run, is a startup
+//! error saying it is not implemented yet. Disabling one is trivially
+//! honoured. A collector module registered in `REGISTRY` under the same name
+//! replaces its entry here (the entry is then skipped), so adding a collector
+//! needs no edit in this file beyond deleting its line.
+
+/// How an option is spelled on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// `--collector.X.Y` / `--no-collector.X.Y`.
+    Bool,
+    /// `--collector.X.Y=VALUE`.
+    Value,
+    /// `--collector.X.Y=VALUE`, repeatable.
+    Repeated,
+}
+
+pub struct PendingCollector {
+    pub name: &'static str,
+    /// node_exporter's default on Linux.
+    pub default_enabled: bool,
+    /// The collector's own options, full flag names.
+    pub options: &'static [(&'static str, OptionKind)],
+}
+
+use OptionKind::{Bool, Repeated, Value};
+
+const fn pending(
+    name: &'static str,
+    default_enabled: bool,
+    options: &'static [(&'static str, OptionKind)],
+) -> PendingCollector {
+    PendingCollector {
+        name,
+        default_enabled,
+        options,
+    }
+}
+
+/// Sorted by name.
+pub static PENDING_COLLECTORS: &[PendingCollector] = &[
+    pending("bcache", true, &[("collector.bcache.priorityStats", Bool)]),
+    pending("bcachefs", true, &[]),
+    pending("bonding", true, &[]),
+    pending("btrfs", true, &[]),
+    pending("buddyinfo", false, &[]),
+    pending("cgroups", false, &[]),
+    pending("cpu_vulnerabilities", false, &[]),
+    pending("dmi", true, &[]),
+    pending("dmmultipath", true, &[]),
+    pending("drbd", false, &[]),
+    pending("drm", false, &[]),
+    pending("edac", true, &[]),
+    pending(
+        "ethtool",
+        false,
+        &[
+            ("collector.ethtool.device-include", Value),
+            ("collector.ethtool.device-exclude", Value),
+            ("collector.ethtool.metrics-include", Value),
+        ],
+    ),
+    pending("fibrechannel", true, &[]),
+    pending("infiniband", true, &[]),
+    pending("ipvs", true, &[("collector.ipvs.backend-labels", Value)]),
+    pending("lnstat", false, &[]),
+    pending("logind", false, &[]),
+    pending("mdadm", true, &[]),
+    pending("meminfo_numa", false, &[]),
+    pending("mountstats", false, &[]),
+    pending("network_route", false, &[]),
+    pending("nfs", true, &[]),
+    pending("nfsd", true, &[]),
+    pending(
+        "ntp",
+        false,
+        &[
+            ("collector.ntp.server", Value),
+            ("collector.ntp.server-port", Value),
+            ("collector.ntp.protocol-version", Value),
+            ("collector.ntp.server-is-local", Bool),
+            ("collector.ntp.ip-ttl", Value),
+            ("collector.ntp.max-distance", Value),
+            ("collector.ntp.local-offset-tolerance", Value),
+        ],
+    ),
+    pending("nvme", true, &[]),
+    pending(
+        "pcidevice",
+        false,
+        &[
+            ("collector.pcidevice.idsfile", Value),
+            ("collector.pcidevice.names", Bool),
+        ],
+    ),
+    pending(
+        "perf",
+        false,
+        &[
+            ("collector.perf.cpus", Value),
+            ("collector.perf.tracepoint", Repeated),
+            ("collector.perf.disable-hardware-profilers", Bool),
+            ("collector.perf.disable-software-profilers", Bool),
+            ("collector.perf.disable-cache-profilers", Bool),
+            ("collector.perf.hardware-profilers", Repeated),
+            ("collector.perf.software-profilers", Repeated),
+            ("collector.perf.cache-profilers", Repeated),
+        ],
+    ),
+    pending(
+        "qdisc",
+        false,
+        &[
+            ("collector.qdisc.fixtures", Value),
+            ("collector.qdisc.device-include", Value),
+            ("collector.qdisc.device-exclude", Value),
+            // node_exporter's older misspelling, still accepted by it.
+            ("collector.qdisk.device-include", Value),
+            ("collector.qdisk.device-exclude", Value),
+        ],
+    ),
+    pending("rapl", true, &[("collector.rapl.enable-zone-label", Bool)]),
+    pending("runit", false, &[("collector.runit.servicedir", Value)]),
+    pending("selinux", true, &[]),
+    pending(
+        "slabinfo",
+        false,
+        &[
+            ("collector.slabinfo.slabs-include", Value),
+            ("collector.slabinfo.slabs-exclude", Value),
+        ],
+    ),
+    pending("softirqs", false, &[]),
+    pending(
+        "supervisord",
+        false,
+        &[("collector.supervisord.url", Value)],
+    ),
+    pending(
+        "sysctl",
+        false,
+        &[
+            ("collector.sysctl.include", Repeated),
+            ("collector.sysctl.include-info", Repeated),
+        ],
+    ),
+    pending(
+        "systemd",
+        false,
+        &[
+            ("collector.systemd.unit-include", Value),
+            ("collector.systemd.unit-exclude", Value),
+            ("collector.systemd.unit-whitelist", Value),
+            ("collector.systemd.unit-blacklist", Value),
+            ("collector.systemd.private", Bool),
+            ("collector.systemd.enable-task-metrics", Bool),
+            ("collector.systemd.enable-restarts-metrics", Bool),
+            ("collector.systemd.enable-start-time-metrics", Bool),
+        ],
+    ),
+    pending(
+        "tapestats",
+        true,
+        &[("collector.tapestats.ignored-devices", Value)],
+    ),
+    pending("watchdog", true, &[]),
+    pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
+    pending("xfrm", false, &[]),
+    pending("xfs", true, &[]),
+    pending("zfs", true, &[]),
+    pending("zoneinfo", false, &[]),
+];
+
+/// Options of collectors this exporter has, that it does not implement yet:
+/// `(collector, option)`. Giving one while its collector runs is an error.
+pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[
+    ("cpu", "collector.cpu.info", Bool),
+    ("cpu", "collector.cpu.info.flags-include", Value),
+    ("cpu", "collector.cpu.info.bugs-include", Value),
+];
