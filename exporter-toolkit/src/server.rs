@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::web_config::WebConfig;
+use crate::web_config_reload::LiveWebConfig;
 
 pub type Body = Full<Bytes>;
 
@@ -143,22 +144,22 @@ fn check_listening_inet_socket(fd: i32) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves `handler` on every listener until the process ends.
-pub async fn serve<H, F>(listeners: Vec<TcpListener>, web: WebConfig, handler: H)
+/// Serves `handler` on every listener until the process ends. The web
+/// config is consulted afresh for every connection and request (see
+/// [`LiveWebConfig`]); whether TLS is on is fixed at start.
+pub async fn serve<H, F>(listeners: Vec<TcpListener>, web: LiveWebConfig, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let web = Arc::new(web);
-    let http2 = web.http2;
-    let tls = web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let tls_on = web.current().tls.is_some();
     let mut tasks = Vec::new();
     for listener in listeners {
         let web = web.clone();
-        let tls = tls.clone();
         let handler = handler.clone();
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(address = %addr, tls = tls.is_some(), "Listening on");
+            tracing::info!(address = %addr, tls = tls_on, "Listening on");
         }
         tasks.push(tokio::spawn(async move {
             loop {
@@ -173,8 +174,11 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let web = web.clone();
-                let tls = tls.clone();
                 let handler = handler.clone();
+                // This connection's certificate and HTTP/2 setting.
+                let config = web.current();
+                let http2 = config.http2;
+                let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let web = web.clone();
@@ -228,11 +232,17 @@ where
     }
 }
 
-async fn guarded<H, F>(web: &WebConfig, req: Request<Incoming>, handler: H) -> Response<Body>
+async fn guarded<H, F>(web: &LiveWebConfig, req: Request<Incoming>, handler: H) -> Response<Body>
 where
     H: Fn(Request<Incoming>) -> F,
     F: Future<Output = Response<Body>>,
 {
+    let web: Arc<WebConfig> = web.current();
+    if let Some(limiter) = &web.rate_limiter {
+        if !limiter.allow() {
+            return text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+        }
+    }
     let authorization = req
         .headers()
         .get(http::header::AUTHORIZATION)

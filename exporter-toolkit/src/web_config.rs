@@ -1,12 +1,15 @@
-//! `--web.config.file` in Prometheus exporter-toolkit's format: TLS settings
-//! and bcrypt-hashed basic-auth users. Loaded and checked once at startup so
-//! that a bad file is a clear startup error, not a failure at first scrape.
+//! `--web.config.file` in Prometheus exporter-toolkit's format: TLS settings,
+//! bcrypt-hashed basic-auth users, extra headers and `rate_limit`. Checked at
+//! startup so that a bad file is a clear startup error, not a failure at
+//! first scrape; `crate::web_config_reload` re-reads it while serving.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+
+use crate::rate_limit::{RateLimit, RateLimiter};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,14 @@ struct RawWebConfig {
     http_server_config: Option<RawHttpConfig>,
     #[serde(default)]
     basic_auth_users: BTreeMap<String, String>,
+    rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    interval: Option<String>,
+    burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -64,6 +75,11 @@ pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub http2: bool,
+    /// `rate_limit`, when set: requests beyond it are answered 429.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// The files this config was built from besides itself (certificate,
+    /// key, client CA), so that a change to any of them is noticed.
+    pub files: Vec<PathBuf>,
     users: Arc<BasicAuthUsers>,
 }
 
@@ -99,6 +115,32 @@ impl WebConfig {
             path: path.to_path_buf(),
             message,
         };
+        let rate_limiter = match raw.rate_limit {
+            None => None,
+            Some(r) => {
+                let interval = match r.interval.as_deref() {
+                    None | Some("") => std::time::Duration::ZERO,
+                    Some(i) => crate::duration::parse_go_duration(i)
+                        .map_err(|e| invalid(format!("rate_limit.interval: {e}")))?,
+                };
+                let burst = r.burst.unwrap_or(0);
+                if burst == 0 && !interval.is_zero() {
+                    return Err(invalid(
+                        "rate_limit.burst must be at least 1 (0 would refuse every request)"
+                            .to_string(),
+                    ));
+                }
+                Some(Arc::new(RateLimiter::new(RateLimit { interval, burst })))
+            }
+        };
+        let files = raw
+            .tls_server_config
+            .iter()
+            .flat_map(|t| [&t.cert_file, &t.key_file, &t.client_ca_file])
+            .flatten()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| base.join(p))
+            .collect();
         let http = raw.http_server_config.unwrap_or_default();
         let http2 = http.http2.unwrap_or(true);
         let tls = match raw.tls_server_config {
@@ -138,6 +180,8 @@ impl WebConfig {
             tls,
             headers,
             http2,
+            rate_limiter,
+            files,
             users: Arc::new(BasicAuthUsers {
                 hashes: raw.basic_auth_users,
                 verdicts: Mutex::new(HashMap::new()),

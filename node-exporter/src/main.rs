@@ -41,8 +41,10 @@ fn run() -> anyhow::Result<()> {
         collectors.push((spec.name, c));
     }
     let web = match flags.string("web.config.file").as_str() {
-        "" => exporter_toolkit::web_config::WebConfig::default(),
-        path => exporter_toolkit::web_config::WebConfig::load(std::path::Path::new(path))?,
+        "" => exporter_toolkit::web_config_reload::LiveWebConfig::default(),
+        path => {
+            exporter_toolkit::web_config_reload::LiveWebConfig::load(std::path::Path::new(path))?
+        }
     };
     let exporter = Exporter::new(
         Scraper::new(collectors),

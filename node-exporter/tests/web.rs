@@ -874,3 +874,110 @@ fn unsupported_methods_are_refused() {
     let r = ureq::head(&ne.url("/metrics")).call().unwrap();
     assert_eq!(r.status(), 200);
 }
+
+// ------------------------------------------- rate_limit and live reloading
+
+#[test]
+fn rate_limit_answers_429_beyond_the_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    // One token an hour: the third request within the test is always over.
+    let cfg = web_config(dir.path(), "rate_limit:\n  interval: 1h\n  burst: 2\n");
+    let ne = start_with_web_config(&cfg, &[]);
+    assert_eq!(ne.fetch("/metrics", &[]).status, 200);
+    assert_eq!(ne.fetch("/metrics", &[]).status, 200);
+    let r = ne.fetch("/metrics", &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("Too Many Requests"), "{}", r.text());
+}
+
+#[test]
+fn bad_rate_limit_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = web_config(dir.path(), "rate_limit:\n  interval: soon\n  burst: 2\n");
+    let (code, err) = startup_error(&cfg);
+    assert_ne!(code, 0);
+    assert!(err.contains("rate_limit.interval"), "{err}");
+}
+
+#[test]
+fn a_rotated_certificate_is_served_without_a_restart() {
+    let pki = Pki::new();
+    let cfg = web_config(pki.dir.path(), &tls_config_text(""));
+    let ne = start_with_web_config(&cfg, &[]);
+    let old_ca_client = || pki.client(None, &[]);
+    let r = fetch(&old_ca_client(), &ne.https_url("/metrics"), &[]).expect("first cert");
+    assert_eq!(r.status, 200);
+
+    // Same file names, a certificate from another CA: only clients
+    // trusting the new CA can connect once it is in place.
+    let next = Pki::new();
+    let (cert, key) = next.leaf(
+        &["127.0.0.1", "localhost"],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    pki.write("server.key", &key);
+    pki.write("server.crt", &cert);
+    let r = fetch(&next.client(None, &[]), &ne.https_url("/metrics"), &[])
+        .expect("the rotated certificate is served");
+    assert_eq!(r.status, 200);
+    assert!(
+        fetch(&old_ca_client(), &ne.https_url("/metrics"), &[]).is_err(),
+        "the old certificate is still served"
+    );
+}
+
+#[test]
+fn a_changed_password_applies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = |pw: &str| format!("basic_auth_users:\n  alice: '{}'\n", bcrypt_hash(pw));
+    let cfg = web_config(dir.path(), &users("first"));
+    let ne = start_with_web_config(&cfg, &[]);
+    let status = |pw: &str| {
+        ne.fetch("/metrics", &[("Authorization", &basic("alice", pw))])
+            .status
+    };
+    assert_eq!(status("first"), 200);
+    assert_eq!(status("second"), 401);
+
+    web_config(dir.path(), &users("second"));
+    assert_eq!(status("first"), 401, "the old password still works");
+    assert_eq!(status("second"), 200);
+}
+
+#[test]
+fn a_file_that_became_invalid_keeps_the_last_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = |pw: &str| format!("basic_auth_users:\n  alice: '{}'\n", bcrypt_hash(pw));
+    let cfg = web_config(dir.path(), &users("first"));
+    let ne = start_with_web_config(&cfg, &[]);
+    let status = |pw: Option<&str>| match pw {
+        Some(pw) => {
+            ne.fetch("/metrics", &[("Authorization", &basic("alice", pw))])
+                .status
+        }
+        None => ne.fetch("/metrics", &[]).status,
+    };
+    assert_eq!(status(Some("first")), 200);
+
+    // Broken YAML, then a plain-text password: both refused, both logged,
+    // and the server keeps the last good users (it never opens up).
+    for broken in [
+        "basic_auth_users: [\n",
+        "basic_auth_users:\n  alice: plain\n",
+    ] {
+        web_config(dir.path(), broken);
+        assert_eq!(status(None), 401);
+        assert_eq!(status(Some("first")), 200);
+        assert_eq!(status(Some("plain")), 401);
+    }
+    let log = ne.stderr();
+    assert!(
+        log.contains("keeping the last good config") && log.contains("bcrypt"),
+        "{log}"
+    );
+
+    // Fixed again: the new file applies.
+    web_config(dir.path(), &users("second"));
+    assert_eq!(status(Some("second")), 200);
+    assert_eq!(status(Some("first")), 401);
+}
