@@ -35,6 +35,7 @@ pub mod schedstat;
 pub mod sockstat;
 pub mod softnet;
 pub mod stat;
+pub mod systemd;
 pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
@@ -84,6 +85,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     sockstat::SPEC,
     softnet::SPEC,
     stat::SPEC,
+    systemd::SPEC,
     tcpstat::SPEC,
     textfile::SPEC,
     thermal_zone::SPEC,

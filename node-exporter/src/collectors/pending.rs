@@ -148,20 +148,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
         ],
     ),
     pending(
-        "systemd",
-        false,
-        &[
-            ("collector.systemd.unit-include", Value),
-            ("collector.systemd.unit-exclude", Value),
-            ("collector.systemd.unit-whitelist", Value),
-            ("collector.systemd.unit-blacklist", Value),
-            ("collector.systemd.private", Bool),
-            ("collector.systemd.enable-task-metrics", Bool),
-            ("collector.systemd.enable-restarts-metrics", Bool),
-            ("collector.systemd.enable-start-time-metrics", Bool),
-        ],
-    ),
-    pending(
         "tapestats",
         true,
         &[("collector.tapestats.ignored-devices", Value)],
