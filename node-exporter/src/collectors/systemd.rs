@@ -266,6 +266,12 @@ type UnitRow = (
 const DEST: &str = "org.freedesktop.systemd1";
 
 impl Systemd {
+    /// Units matching include and not exclude, and loaded (as node_exporter:
+    /// a not-found unit some other unit names has no state of its own).
+    fn selects(&self, name: &str, load_state: &str) -> bool {
+        self.include.is_match(name) && !self.exclude.is_match(name) && load_state == "loaded"
+    }
+
     fn read(&self) -> anyhow::Result<(Manager, Vec<Unit>)> {
         let conn = Connection::system()
             .context("connecting to the D-Bus system bus (is dbus running?)")?;
@@ -282,8 +288,8 @@ impl Systemd {
         let system_state: String = manager.get_property("SystemState").unwrap_or_default();
         let all_states = rows.iter().map(|r| r.3.clone()).collect();
         let mut units = Vec::new();
-        for (name, _, _, active, _, _, path, ..) in rows {
-            if !self.include.is_match(&name) || self.exclude.is_match(&name) {
+        for (name, _, load_state, active, _, _, path, ..) in rows {
+            if !self.selects(&name, &load_state) {
                 continue;
             }
             units.push(self.read_unit(&conn, name, active, path));
@@ -453,6 +459,22 @@ mod tests {
             !text.contains("node_systemd_socket_refused_connections_total{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn units_are_selected_by_include_exclude_and_load_state() {
+        let c = Systemd {
+            include: Regex::new("^(?:.+)$").unwrap(),
+            exclude: Regex::new(r"^(?:.+\.(automount|device|mount|scope|slice))$").unwrap(),
+            tasks: false,
+            restarts: false,
+            start_time: false,
+        };
+        assert!(c.selects("ssh.service", "loaded"));
+        assert!(!c.selects("ssh.service", "not-found"));
+        assert!(!c.selects("user.slice", "loaded"));
+        assert!(!c.selects("dev-sda.device", "loaded"));
+        assert!(c.selects("dbus.socket", "loaded"));
     }
 
     #[test]
