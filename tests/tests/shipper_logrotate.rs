@@ -725,7 +725,6 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate() {
     run(
         "copytruncate",
@@ -738,7 +737,6 @@ fn copytruncate() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn create() {
     run(
         "create",
@@ -751,7 +749,6 @@ fn create() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_compress_delaycompress() {
     run(
         "copytruncate_delaycompress",
@@ -764,7 +761,6 @@ fn copytruncate_compress_delaycompress() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_compress_without_delay() {
     run(
         "copytruncate_compress",
@@ -777,7 +773,6 @@ fn copytruncate_compress_without_delay() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_dateext_with_seconds() {
     run(
         "dateext",
@@ -790,7 +785,6 @@ fn copytruncate_dateext_with_seconds() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_into_olddir_named_by_rotated_dir_label() {
     run(
         "olddir",
@@ -803,7 +797,6 @@ fn copytruncate_into_olddir_named_by_rotated_dir_label() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_rotate_1_deletes_the_copy_at_the_next_rotation() {
     run(
         "rotate_1",
@@ -822,7 +815,6 @@ fn copytruncate_rotate_1_deletes_the_copy_at_the_next_rotation() {
 /// arrives once: the old file's, the new file's first content (from the
 /// copy, outside the glob) and what came after.
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn rename_then_copytruncate_while_loki_is_down() {
     let setup = Setup::new(None);
     let receiver = &setup.receiver;
