@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -794,6 +795,38 @@ async fn copytruncate_whose_copies_the_glob_does_not_match_exactly_once() {
     let mut h = Harness::new();
     h.start("*.log", tailer_settings());
     let expected = write_and_copytruncate(h.logs(), 20, 300).join().unwrap();
+    h.wait_lines(expected.len(), 30).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_overwritten_in_place_under_one_name_is_found_every_time() {
+    // A rotation script's `cp app.log app.log.1 && : > app.log`: cp
+    // overwrites the old copy in place, so every copy has the same inode,
+    // as when logrotate's `delaycompress` frees app.log.1's inode and the
+    // next copy gets it. What was written just before each copy is only
+    // in that copy.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let copy = h.logs().join("app.log.1");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    let mut expected = Vec::new();
+    let mut inodes = std::collections::HashSet::new();
+    for gen in 0..5 {
+        let read = numbered(&format!("g{gen} read"), 0..200);
+        write_lines(&log, &read);
+        expected.extend(read);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let unread = numbered(&format!("g{gen} unread"), 0..200);
+        write_lines(&log, &unread);
+        expected.extend(unread);
+        copytruncate(&log, &copy);
+        inodes.insert(std::fs::metadata(&copy).unwrap().ino());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(inodes.len(), 1, "every copy was written into one inode");
     h.wait_lines(expected.len(), 30).await;
     h.assert_exactly_once(&expected);
     h.stop().await;
