@@ -833,6 +833,50 @@ async fn a_copy_overwritten_in_place_under_one_name_is_found_every_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_while_a_long_copy_is_read_are_each_seen() {
+    // A big content is truncated almost unread: its copy takes a while to
+    // read. Two more rotations happen meanwhile (logrotate's numbering:
+    // app.log.1 -> app.log.2, a new copy in app.log.1). The file must
+    // still be looked at while the copy is read, or the contents between
+    // would never be seen and their copies never found.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    std::fs::write(&log, b"").unwrap();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shift = |logs: &Path| {
+        for n in (1..3).rev() {
+            let from = logs.join(format!("app.log.{n}"));
+            if from.exists() {
+                std::fs::rename(&from, logs.join(format!("app.log.{}", n + 1))).unwrap();
+            }
+        }
+    };
+    let mut expected = numbered("big", 0..300_000);
+    write_lines(&log, &expected);
+    copytruncate(&log, &h.logs().join("app.log.1"));
+    for gen in 0..2 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let lines = numbered(&format!("between {gen}"), 0..200);
+        write_lines(&log, &lines);
+        expected.extend(lines);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shift(&h.logs());
+        copytruncate(&log, &h.logs().join("app.log.1"));
+    }
+    let last = numbered("after", 0..200);
+    write_lines(&log, &last);
+    expected.extend(last);
+    assert!(
+        h.lines().len() < 300_000,
+        "the big copy was still being read during the rotations"
+    );
+    h.wait_lines(expected.len(), 60).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copytruncate_while_loki_is_down_keeps_every_copy_until_shipped() {
     // Loki is down: the tailer stops reading, the file is truncated three
     // times, and each copy is overwritten by the next one (`rotate 1`):
