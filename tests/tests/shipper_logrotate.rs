@@ -251,8 +251,11 @@ impl Setup {
         self.logs().join("app.log")
     }
 
+    /// The shipper, logging at `LOGROTATE_TEST_LOG_LEVEL` (default info).
     fn start_shipper(&self) -> Process {
-        e2e_tests::shipper::start(&self.config, self.port, &[], &[])
+        let level = std::env::var("LOGROTATE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+        let flag = format!("-log.level={level}");
+        e2e_tests::shipper::start(&self.config, self.port, &[&flag], &[])
     }
 
     /// Writes a logrotate config for `logs/app.log` named `name`.
