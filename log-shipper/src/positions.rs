@@ -63,7 +63,7 @@ struct IdentityFile {
     files: BTreeMap<String, IdentityRecord>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdentityRecord {
     /// The offset saved with this identity: the identity applies only
@@ -72,6 +72,32 @@ struct IdentityRecord {
     offset: u64,
     #[serde(flatten)]
     identity: FileIdentity,
+    /// The record saved before, while the positions file may still hold
+    /// its offset: this file is written first, and a crash between the
+    /// two writes leaves the positions file one save behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<PreviousRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousRecord {
+    offset: u64,
+    #[serde(flatten)]
+    identity: FileIdentity,
+}
+
+impl IdentityRecord {
+    /// The identity that goes with `offset` in the positions file.
+    fn identity_at(&self, offset: u64) -> Option<&FileIdentity> {
+        if self.offset == offset {
+            return Some(&self.identity);
+        }
+        self.previous
+            .as_ref()
+            .filter(|p| p.offset == offset)
+            .map(|p| &p.identity)
+    }
 }
 
 /// A saved position of a file.
@@ -99,8 +125,9 @@ enum Slot {
 pub struct Positions {
     settings: PositionsSettings,
     slots: Mutex<BTreeMap<String, Slot>>,
-    /// Serialises saves (the sync loop and a final save on shutdown).
-    save_lock: Mutex<()>,
+    /// Serialises saves (the sync loop and a final save on shutdown), and
+    /// holds the identity records last written.
+    save_lock: Mutex<BTreeMap<String, IdentityRecord>>,
 }
 
 impl Positions {
@@ -109,19 +136,18 @@ impl Positions {
     /// up and ignored.
     pub fn load(settings: PositionsSettings) -> Arc<Positions> {
         let mut slots = BTreeMap::new();
+        let mut written = BTreeMap::new();
         let path = &settings.filename;
         match std::fs::read(path) {
             Ok(bytes) => match parse_positions(&bytes) {
                 Ok(map) => {
                     let ids = read_identities(&identity_path(path));
+                    written = ids.clone();
                     for (k, v) in map {
                         let slot = match v.trim().parse::<u64>() {
                             Ok(offset) => Slot::File {
                                 offset,
-                                identity: ids
-                                    .get(&k)
-                                    .filter(|r| r.offset == offset)
-                                    .map(|r| r.identity.clone()),
+                                identity: ids.get(&k).and_then(|r| r.identity_at(offset)).cloned(),
                                 progress: None,
                             },
                             Err(_) => Slot::Raw(v),
@@ -152,7 +178,7 @@ impl Positions {
         Arc::new(Positions {
             settings,
             slots: Mutex::new(slots),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(written),
         })
     }
 
@@ -264,7 +290,7 @@ impl Positions {
         if self.settings.read_only {
             return Ok(());
         }
-        let _guard = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut written = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut file = PositionsFile::default();
         let mut ids = IdentityFile::default();
         for (k, slot) in self.slots().iter_mut() {
@@ -279,11 +305,24 @@ impl Positions {
                     }
                     file.positions.insert(k.clone(), offset.to_string());
                     if let Some(id) = identity {
+                        // The last record written, as the previous one
+                        // (unless it is this one again).
+                        let previous = written.get(k).and_then(|w| {
+                            if w.offset == *offset && w.identity == *id {
+                                w.previous.clone()
+                            } else {
+                                Some(PreviousRecord {
+                                    offset: w.offset,
+                                    identity: w.identity.clone(),
+                                })
+                            }
+                        });
                         ids.files.insert(
                             k.clone(),
                             IdentityRecord {
                                 offset: *offset,
                                 identity: id.clone(),
+                                previous,
                             },
                         );
                     }
@@ -296,6 +335,7 @@ impl Positions {
         let path = &self.settings.filename;
         let ids_yaml = serde_yaml_ng::to_string(&ids).map_err(std::io::Error::other)?;
         write_atomically(&identity_path(path), ids_yaml.as_bytes())?;
+        *written = ids.files;
         let yaml = serde_yaml_ng::to_string(&file).map_err(std::io::Error::other)?;
         write_atomically(path, yaml.as_bytes())
     }
@@ -518,6 +558,46 @@ mod tests {
                 3
             );
         }
+    }
+
+    #[test]
+    fn a_crash_between_the_two_writes_keeps_the_identity() {
+        // The identity file is written first: killed before the positions
+        // file followed, the positions file is one save behind. Its offset
+        // must keep its identity, or a file truncated while we were down
+        // would be taken for a promtail position and its copy not read.
+        let d = tempfile::tempdir().unwrap();
+        let p = Positions::load(settings(d.path()));
+        let id = |fp: &[u8]| FileIdentity {
+            dev: 1,
+            ino: 2,
+            fp_len: fp.len() as u64,
+            fp: crate::sources::file::identity::fnv1a(fp),
+        };
+        p.put("/a", 300, Some(id(b"old content")));
+        p.save().unwrap();
+        let behind = std::fs::read(d.path().join("positions.yaml")).unwrap();
+        p.put("/a", 40, Some(id(b"new content")));
+        p.save().unwrap();
+        std::fs::write(d.path().join("positions.yaml"), &behind).unwrap();
+        let again = Positions::load(settings(d.path()));
+        assert_eq!(
+            again.get("/a"),
+            Some(SavedPosition {
+                offset: 300,
+                identity: Some(id(b"old content"))
+            })
+        );
+        // Saved in full, the newest record applies; after one more save
+        // the one before it is still kept as the previous.
+        again.put("/a", 40, Some(id(b"new content")));
+        again.save().unwrap();
+        again.save().unwrap();
+        let last = Positions::load(settings(d.path()));
+        assert_eq!(last.get("/a").unwrap().identity, Some(id(b"new content")));
+        let text =
+            std::fs::read_to_string(identity_path(&d.path().join("positions.yaml"))).unwrap();
+        assert!(text.contains("previous"), "{text}");
     }
 
     #[test]
