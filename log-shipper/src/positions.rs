@@ -77,6 +77,22 @@ struct IdentityRecord {
     /// two writes leaves the positions file one save behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous: Option<PreviousRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<PendingContent>,
+}
+
+/// A content of a file queued behind the one being read: the file was
+/// truncated (copytruncate) before it was read, and after a restart its
+/// copy is looked for by these first bytes. Kept so that several contents
+/// truncated while Loki was down survive a kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingContent {
+    /// Length and FNV-1a hash of its first bytes.
+    pub fp_len: u64,
+    pub fp: u64,
+    /// The largest size the file was seen at with this content.
+    pub len: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,18 +101,21 @@ struct PreviousRecord {
     offset: u64,
     #[serde(flatten)]
     identity: FileIdentity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<PendingContent>,
 }
 
 impl IdentityRecord {
-    /// The identity that goes with `offset` in the positions file.
-    fn identity_at(&self, offset: u64) -> Option<&FileIdentity> {
+    /// The identity (and the contents queued behind it) that go with
+    /// `offset` in the positions file.
+    fn identity_at(&self, offset: u64) -> Option<(&FileIdentity, &[PendingContent])> {
         if self.offset == offset {
-            return Some(&self.identity);
+            return Some((&self.identity, &self.pending));
         }
         self.previous
             .as_ref()
             .filter(|p| p.offset == offset)
-            .map(|p| &p.identity)
+            .map(|p| (&p.identity, p.pending.as_slice()))
     }
 }
 
@@ -115,6 +134,8 @@ enum Slot {
         identity: Option<FileIdentity>,
         /// A live source: its committed offset is read at every sync.
         progress: Option<Arc<Progress>>,
+        /// Contents queued behind the one read (see [`PendingContent`]).
+        pending: Vec<PendingContent>,
     },
     /// A journal cursor or any value that is not an offset.
     Raw(String),
@@ -145,11 +166,15 @@ impl Positions {
                     written = ids.clone();
                     for (k, v) in map {
                         let slot = match v.trim().parse::<u64>() {
-                            Ok(offset) => Slot::File {
-                                offset,
-                                identity: ids.get(&k).and_then(|r| r.identity_at(offset)).cloned(),
-                                progress: None,
-                            },
+                            Ok(offset) => {
+                                let saved = ids.get(&k).and_then(|r| r.identity_at(offset));
+                                Slot::File {
+                                    offset,
+                                    identity: saved.map(|(id, _)| id.clone()),
+                                    progress: None,
+                                    pending: saved.map(|(_, p)| p.to_vec()).unwrap_or_default(),
+                                }
+                            }
                             Err(_) => Slot::Raw(v),
                         };
                         slots.insert(k, slot);
@@ -197,6 +222,7 @@ impl Positions {
                 offset,
                 identity,
                 progress,
+                ..
             } => Some(SavedPosition {
                 offset: progress.as_ref().map_or(*offset, |p| p.committed()),
                 identity: identity.clone(),
@@ -216,6 +242,7 @@ impl Positions {
                 offset,
                 identity: Some(id),
                 progress,
+                ..
             } if id.dev == dev && id.ino == ino => Some((
                 k.clone(),
                 SavedPosition {
@@ -247,8 +274,33 @@ impl Positions {
                 offset,
                 identity,
                 progress: None,
+                pending: Vec::new(),
             },
         );
+    }
+
+    /// The contents saved as queued behind a file's position (empty for
+    /// most files).
+    pub fn pending(&self, path: &str) -> Vec<PendingContent> {
+        match self.slots().get(path) {
+            Some(Slot::File { pending, .. }) => pending.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Sets the contents queued behind the one `progress` reads, if it is
+    /// still the path's live source.
+    pub fn set_pending(&self, path: &str, progress: &Arc<Progress>, now: Vec<PendingContent>) {
+        if let Some(Slot::File {
+            progress: Some(p),
+            pending,
+            ..
+        }) = self.slots().get_mut(path)
+        {
+            if Arc::ptr_eq(p, progress) {
+                *pending = now;
+            }
+        }
     }
 
     /// Makes `progress` the live source of `path`'s position: each save
@@ -260,6 +312,7 @@ impl Positions {
                 offset: progress.committed(),
                 identity: Some(identity),
                 progress: Some(progress),
+                pending: Vec::new(),
             },
         );
     }
@@ -299,6 +352,7 @@ impl Positions {
                     offset,
                     identity,
                     progress,
+                    pending,
                 } => {
                     if let Some(p) = progress {
                         *offset = p.committed();
@@ -308,12 +362,13 @@ impl Positions {
                         // The last record written, as the previous one
                         // (unless it is this one again).
                         let previous = written.get(k).and_then(|w| {
-                            if w.offset == *offset && w.identity == *id {
+                            if w.offset == *offset && w.identity == *id && w.pending == *pending {
                                 w.previous.clone()
                             } else {
                                 Some(PreviousRecord {
                                     offset: w.offset,
                                     identity: w.identity.clone(),
+                                    pending: w.pending.clone(),
                                 })
                             }
                         });
@@ -323,6 +378,7 @@ impl Positions {
                                 offset: *offset,
                                 identity: id.clone(),
                                 previous,
+                                pending: pending.clone(),
                             },
                         );
                     }

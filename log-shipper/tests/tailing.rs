@@ -527,7 +527,8 @@ async fn a_file_deleted_while_being_read_is_read_to_its_end() {
     h.start("gone.log", tailer_settings());
     tokio::time::sleep(Duration::from_millis(50)).await;
     std::fs::remove_file(&log).unwrap();
-    h.wait_lines(expected.len(), 30).await;
+    // Generous: the suite's tests run side by side on a loaded machine.
+    h.wait_lines(expected.len(), 90).await;
     h.assert_exactly_once(&expected);
     h.stop().await;
 }
@@ -844,16 +845,11 @@ async fn rotations_while_a_long_copy_is_read_are_each_seen() {
     std::fs::write(&log, b"").unwrap();
     h.start("*.log", tailer_settings());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let shift = |logs: &Path| {
-        for n in (1..3).rev() {
-            let from = logs.join(format!("app.log.{n}"));
-            if from.exists() {
-                std::fs::rename(&from, logs.join(format!("app.log.{}", n + 1))).unwrap();
-            }
-        }
-    };
-    let mut expected = numbered("big", 0..300_000);
+    let mut expected = numbered("big", 0..100_000);
     write_lines(&log, &expected);
+    // Seen (a content that lives less than one poll cannot be told from
+    // the next one), but far from read.
+    h.wait_lines(1, 10).await;
     copytruncate(&log, &h.logs().join("app.log.1"));
     for gen in 0..2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -861,17 +857,86 @@ async fn rotations_while_a_long_copy_is_read_are_each_seen() {
         write_lines(&log, &lines);
         expected.extend(lines);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        shift(&h.logs());
+        shift_copies(&h.logs());
         copytruncate(&log, &h.logs().join("app.log.1"));
     }
     let last = numbered("after", 0..200);
     write_lines(&log, &last);
     expected.extend(last);
     assert!(
-        h.lines().len() < 300_000,
+        h.lines().len() < 100_000,
         "the big copy was still being read during the rotations"
     );
-    h.wait_lines(expected.len(), 60).await;
+    // Generous: the suite's tests run side by side on a loaded machine.
+    h.wait_lines(expected.len(), 90).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+/// logrotate's numbering before a copy: app.log.N -> app.log.N+1.
+fn shift_copies(logs: &Path) {
+    for n in (1..5).rev() {
+        let from = logs.join(format!("app.log.{n}"));
+        if from.exists() {
+            std::fs::rename(&from, logs.join(format!("app.log.{}", n + 1))).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_then_delete_reads_the_rest_from_the_copy() {
+    // Copied, truncated and deleted before the next look: the lines not
+    // read before are only in the copy.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let mut expected = numbered("before", 0..100);
+    write_lines(&log, &expected);
+    h.start("*.log", tailer_settings());
+    h.wait_lines(expected.len(), 10).await;
+    let unread = numbered("unread", 0..100);
+    write_lines(&log, &unread);
+    expected.extend(unread);
+    copytruncate(&log, &h.logs().join("app.log.1"));
+    std::fs::remove_file(&log).unwrap();
+    h.wait_lines(expected.len(), 10).await;
+    h.assert_exactly_once(&expected);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_queued_while_loki_is_down_survive_a_kill() {
+    // Loki is down: three copytruncates queue three contents, each
+    // waiting in its copy. The shipper is killed (no final save) while
+    // they wait, and restarted with Loki back: every content arrives.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    std::fs::write(&log, b"").unwrap();
+    let settings = h.positions.settings().clone();
+    h.positions = Positions::load(settings.clone());
+    let sync = h.positions.spawn_sync();
+    h.start("*.log", tailer_settings());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.receiver.set_mode(Mode::Down);
+    let mut expected = Vec::new();
+    for gen in 0..4 {
+        let lines = numbered(&format!("g{gen}"), 0..500);
+        write_lines(&log, &lines);
+        expected.extend(lines);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if gen < 3 {
+            shift_copies(&h.logs());
+            copytruncate(&log, &h.logs().join("app.log.1"));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // kill -9: no final save, no flush, unsent entries never acked.
+    sync.abort();
+    h.manager.take().unwrap().stop();
+    h.client.take().unwrap().stop(Duration::ZERO).await;
+    h.receiver.set_mode(Mode::Accept);
+    h.positions = Positions::load(settings);
+    h.start("*.log", tailer_settings());
+    h.wait_lines(expected.len(), 30).await;
     h.assert_exactly_once(&expected);
     h.stop().await;
 }
