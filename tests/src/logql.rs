@@ -708,4 +708,44 @@ mod tests {
             assert!(e.contains(says), "{bad}: {e:?} does not say {says:?}");
         }
     }
+
+    #[test]
+    fn keeps_each_selector_and_matches_streams_as_loki_does() {
+        let q = parse(
+            r#"sum(count_over_time({log_type="access",status_class=~"5.."} [1m])) / sum(count_over_time({log_type="access",host!~"db.*"} [1m]))"#,
+        )
+        .unwrap();
+        assert_eq!(q.selectors.len(), 2);
+        let stream = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let web = stream(&[
+            ("log_type", "access"),
+            ("status_class", "5xx"),
+            ("host", "web1"),
+        ]);
+        let db = stream(&[
+            ("log_type", "access"),
+            ("status_class", "2xx"),
+            ("host", "db1"),
+        ]);
+        let all = |sel: &[Matcher], s| sel.iter().all(|m| m.matches(s).unwrap());
+        assert!(all(&q.selectors[0], &web));
+        assert!(
+            !all(&q.selectors[0], &db),
+            "regexes are anchored: 2xx is not 5.."
+        );
+        assert!(all(&q.selectors[1], &web));
+        assert!(!all(&q.selectors[1], &db));
+        // A label a stream lacks is the empty string.
+        let m = Matcher {
+            name: "container".into(),
+            op: "=~".into(),
+            value: ".+".into(),
+        };
+        assert!(!m.matches(&web).unwrap());
+    }
 }
