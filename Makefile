@@ -147,5 +147,5 @@ ansible-lint:
 ## ansible-test: site.yml deployed to Debian 12 containers running systemd, checked from outside
 ansible-test: ansible-lint static-exporter
 	$(CARGO) build -p log-shipper
-	$(CARGO) build -p e2e-tests --example loki_receiver
+	$(CARGO) build -p e2e-tests --example loki_receiver --example deployed_dashboards
 	NODE_EXPORTER_BIN=$(CURDIR)/$(STATIC_EXPORTER) PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py
