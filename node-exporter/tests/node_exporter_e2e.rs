@@ -389,13 +389,39 @@ enum Outcome {
     Differs(String),
 }
 
-fn compare(name: &str, want: &Family, got: Option<&Family>, skipped: &[&str]) -> Outcome {
-    let claimed = NOT_IMPLEMENTED
+/// [`NOT_IMPLEMENTED`] and [`ACCEPTED`] with their regexes compiled.
+struct Rules {
+    not_implemented: Vec<(&'static str, Regex)>,
+    accepted: Vec<(Regex, May, &'static str)>,
+}
+
+impl Rules {
+    fn new() -> Rules {
+        Rules {
+            not_implemented: NOT_IMPLEMENTED
+                .iter()
+                .map(|(c, re)| (*c, Regex::new(re).unwrap()))
+                .collect(),
+            accepted: ACCEPTED
+                .iter()
+                .map(|(re, may, why)| (Regex::new(re).unwrap(), *may, *why))
+                .collect(),
+        }
+    }
+}
+
+fn compare(
+    rules: &Rules,
+    name: &str,
+    want: &Family,
+    got: Option<&Family>,
+    skipped: &[&str],
+) -> Outcome {
+    let claimed = rules
+        .not_implemented
         .iter()
-        .find(|(_, re)| Regex::new(re).unwrap().is_match(name));
-    let accepted = ACCEPTED
-        .iter()
-        .find(|(re, _, _)| Regex::new(re).unwrap().is_match(name));
+        .find(|(_, re)| re.is_match(name));
+    let accepted = rules.accepted.iter().find(|(re, _, _)| re.is_match(name));
     let Some(got) = got else {
         return match (claimed, accepted) {
             (Some((c, _)), _) => Outcome::NotImplemented(c),
@@ -461,6 +487,7 @@ fn node_exporter_e2e_output_matches() {
     assert_eq!(status, 200, "{body}");
 
     let skip = Regex::new(SKIP).unwrap();
+    let rules = Rules::new();
     let want = families(&std::fs::read_to_string(fixtures().join("e2e-output.txt")).unwrap());
     let got = families(&body);
 
@@ -468,7 +495,7 @@ fn node_exporter_e2e_output_matches() {
     let (mut identical, mut accepted, mut missing, mut failures) = (0, 0, 0, Vec::new());
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for (name, fam) in want.iter().filter(|(n, _)| !skip.is_match(n)) {
-        match compare(name, fam, got.get(name), &skipped) {
+        match compare(&rules, name, fam, got.get(name), &skipped) {
             Outcome::Identical => identical += 1,
             Outcome::Accepted(why) => {
                 accepted += 1;
