@@ -96,6 +96,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("netdev", |t| {
         drop(netdev::parse_net_dev(t, Path::new("net/dev")))
     }),
+    ("watchdog", |t| {
+        drop(watchdog::parse_attr(t, Path::new("timeout")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

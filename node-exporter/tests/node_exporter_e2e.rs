@@ -61,7 +61,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("softirqs", "^node_softirqs_"),
     ("sysctl", "^node_sysctl_"),
     ("tapestats", "^node_tape_"),
-    ("watchdog", "^node_watchdog_"),
     ("wifi", "^node_wifi_"),
     ("xfrm", "^node_xfrm_"),
     ("xfs", "^node_xfs_"),

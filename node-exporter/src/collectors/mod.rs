@@ -42,6 +42,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod watchdog;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -91,6 +92,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     udp_queues::SPEC,
     uname::SPEC,
     vmstat::SPEC,
+    watchdog::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {
