@@ -67,9 +67,29 @@ pub fn read_sysfs_attr(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
+    Ok(to_valid_utf8(buf.get(..n).unwrap_or(&[]))
         .trim()
         .to_string())
+}
+
+/// Bytes from /sys or /proc as text the way node_exporter's labels show
+/// them (Go's `strings.ToValidUTF8(s, "\u{FFFD}")`): each run of invalid
+/// bytes becomes one U+FFFD, where `String::from_utf8_lossy` would write
+/// one per invalid sequence.
+pub fn to_valid_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut in_invalid_run = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            out.push_str(chunk.valid());
+            in_invalid_run = false;
+        }
+        if !chunk.invalid().is_empty() && !in_invalid_run {
+            out.push(char::REPLACEMENT_CHARACTER);
+            in_invalid_run = true;
+        }
+    }
+    out
 }
 
 pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
@@ -316,6 +336,14 @@ fn pread_all(f: &std::fs::File, sysfs: bool) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_becomes_one_replacement_per_run_as_in_go() {
+        assert_eq!(to_valid_utf8(b"LNV-45N1\xff\xfe"), "LNV-45N1\u{FFFD}");
+        assert_eq!(to_valid_utf8(b"\xff[\xc3"), "\u{FFFD}[\u{FFFD}");
+        assert_eq!(to_valid_utf8(b"\xe2\x82\xff\xffx"), "\u{FFFD}x");
+        assert_eq!(to_valid_utf8("ok \u{FFFD} é".as_bytes()), "ok \u{FFFD} é");
+    }
 
     #[test]
     fn key_names_are_made_once_per_key_and_filtered_keys_stay_out() {

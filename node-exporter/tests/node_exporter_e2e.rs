@@ -38,7 +38,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "^node_cpu_(core_throttles_total|package_throttles_total|isolated)$",
     ),
     ("cpu_vulnerabilities", "^node_cpu_vulnerabilities_info$"),
-    ("dmi", "^node_dmi_info$"),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
     ("edac", "^node_edac_"),

@@ -137,7 +137,7 @@ fn read_attr(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
+    Ok(crate::helpers::to_valid_utf8(buf.get(..n).unwrap_or(&[]))
         .trim_matches('\n')
         .to_string())
 }

@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod cpu;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmi;
 pub mod docker;
 pub mod entropy;
 pub mod filefd;
@@ -63,6 +64,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     cpu::SPEC,
     cpufreq::SPEC,
     diskstats::SPEC,
+    dmi::SPEC,
     docker::SPEC,
     entropy::SPEC,
     filefd::SPEC,
