@@ -24,7 +24,6 @@ use regex::Regex;
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
     ("bcachefs", "^node_bcachefs_"),
-    ("bonding", "^node_bonding_"),
     ("btrfs", "^node_btrfs_"),
     ("buddyinfo", "^node_buddyinfo_"),
     ("cgroups", "^node_cgroups_"),

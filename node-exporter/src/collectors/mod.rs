@@ -9,6 +9,7 @@ use crate::cli::Flags;
 use crate::collector::Collector;
 
 pub mod arp;
+pub mod bonding;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpufreq;
@@ -60,6 +61,7 @@ pub fn no_flags() -> Vec<Arg> {
 /// Sorted by name; `--help` lists them in this order.
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
+    bonding::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
     cpufreq::SPEC,
