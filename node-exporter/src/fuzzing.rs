@@ -99,6 +99,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("watchdog", |t| {
         drop(watchdog::parse_attr(t, Path::new("timeout")))
     }),
+    ("edac", |t| {
+        drop(edac::parse_count(t, Path::new("ce_count")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -107,6 +107,14 @@ fn parse_u64_file(text: &str, path: &Path) -> anyhow::Result<u64> {
     })
 }
 
+/// A sysfs attribute holding one number (Go's `ParseInt`/`ParseUint` of
+/// the trimmed text); the error names the file and says it is not `what`.
+pub fn parse_attr<T: std::str::FromStr>(text: &str, path: &Path, what: &str) -> anyhow::Result<T> {
+    let t = text.trim();
+    t.parse()
+        .map_err(|_| anyhow!("parsing {}: {t:?} is not {what}", path.display()))
+}
+
 /// Parses a number field of a /proc or /sys file, naming the file, the line
 /// and the field on error.
 pub fn parse_f64(value: &str, path: &Path, line: usize, field: &str) -> anyhow::Result<f64> {
@@ -134,6 +142,27 @@ pub fn read_dir_names(path: &Path) -> anyhow::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Entries of `dir` named `<prefix><digit>...` (the glob `<prefix>[0-9]*`),
+/// sorted, with what follows the prefix. A missing directory has none.
+pub fn numbered_entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
+    };
+    let mut out: Vec<(String, String)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let num = name.strip_prefix(prefix)?;
+            num.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (name.clone(), num.to_string()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Metric names and help texts made from keys the kernel hands out (netstat

@@ -39,7 +39,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("cpu_vulnerabilities", "^node_cpu_vulnerabilities_info$"),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
-    ("edac", "^node_edac_"),
     ("fibrechannel", "^node_fibrechannel_"),
     ("infiniband", "^node_infiniband_"),
     ("ipvs", "^node_ipvs_"),

@@ -16,6 +16,7 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
 pub mod docker;
+pub mod edac;
 pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
@@ -68,6 +69,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     diskstats::SPEC,
     dmi::SPEC,
     docker::SPEC,
+    edac::SPEC,
     entropy::SPEC,
     filefd::SPEC,
     filesystem::SPEC,

@@ -53,9 +53,7 @@ const STRING_ATTRS: [&str; 5] = [
 /// An integer attribute's content (Go's `ParseInt(.., 10, 64)` of the
 /// trimmed text), naming the file on error.
 pub fn parse_attr(text: &str, path: &Path) -> anyhow::Result<i64> {
-    let t = text.trim();
-    t.parse()
-        .map_err(|_| anyhow!("parsing {}: {t:?} is not an integer", path.display()))
+    crate::helpers::parse_attr(text, path, "an integer")
 }
 
 /// An attribute's trimmed text; `None` when the file does not exist, an
@@ -105,18 +103,12 @@ impl Collector for Watchdog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{render, write};
+    use crate::testutil::{collect, sysfs_at, write};
 
     fn run(root: &Path) -> anyhow::Result<String> {
-        let c = Watchdog {
-            paths: Paths {
-                sysfs: root.into(),
-                ..Paths::default()
-            },
-        };
-        let mut set = MetricSet::new();
-        c.update(&mut set)?;
-        Ok(render(set))
+        collect(&Watchdog {
+            paths: sysfs_at(root),
+        })
     }
 
     #[test]
