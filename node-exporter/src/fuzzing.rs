@@ -102,6 +102,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("edac", |t| {
         drop(edac::parse_count(t, Path::new("ce_count")))
     }),
+    ("nvme-namespace", |t| {
+        let _ = nvme::namespace_id("nvme0", t);
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

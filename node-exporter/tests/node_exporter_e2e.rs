@@ -48,7 +48,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("mountstats", "^node_mountstats_"),
     ("nfs", "^node_nfs_"),
     ("nfsd", "^node_nfsd_"),
-    ("nvme", "^node_nvme_"),
     ("pcidevice", "^node_pcidevice_"),
     ("qdisc", "^node_qdisc_"),
     ("rapl", "^node_rapl_"),

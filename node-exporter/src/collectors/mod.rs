@@ -29,6 +29,7 @@ pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod nvme;
 pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
@@ -82,6 +83,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,
+    nvme::SPEC,
     os::SPEC,
     powersupplyclass::SPEC,
     pressure::SPEC,
