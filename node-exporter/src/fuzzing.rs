@@ -105,6 +105,13 @@ pub static PARSERS: &[ParserEntry] = &[
     ("nvme-namespace", |t| {
         let _ = nvme::namespace_id("nvme0", t);
     }),
+    ("rapl-zone-name", |t| {
+        drop(rapl::name_and_index(
+            t,
+            &std::collections::HashMap::new(),
+            Path::new("name"),
+        ))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -34,6 +34,7 @@ pub mod os;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod processes;
+pub mod rapl;
 pub mod schedstat;
 pub mod sockstat;
 pub mod softnet;
@@ -88,6 +89,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     powersupplyclass::SPEC,
     pressure::SPEC,
     processes::SPEC,
+    rapl::SPEC,
     schedstat::SPEC,
     sockstat::SPEC,
     softnet::SPEC,
