@@ -112,6 +112,12 @@ pub static PARSERS: &[ParserEntry] = &[
             Path::new("name"),
         ))
     }),
+    ("cpu_vulnerabilities", |t| {
+        drop(cpu_vulnerabilities::parse_vulnerability(
+            t,
+            Path::new("mds"),
+        ))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

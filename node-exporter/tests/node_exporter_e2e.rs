@@ -36,7 +36,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "cpu throttles and isolation",
         "^node_cpu_(core_throttles_total|package_throttles_total|isolated)$",
     ),
-    ("cpu_vulnerabilities", "^node_cpu_vulnerabilities_info$"),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
     ("fibrechannel", "^node_fibrechannel_"),

@@ -12,6 +12,7 @@ pub mod arp;
 pub mod bonding;
 pub mod conntrack;
 pub mod cpu;
+pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
@@ -67,6 +68,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     bonding::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
+    cpu_vulnerabilities::SPEC,
     cpufreq::SPEC,
     diskstats::SPEC,
     dmi::SPEC,
