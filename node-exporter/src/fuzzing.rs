@@ -118,6 +118,10 @@ pub static PARSERS: &[ParserEntry] = &[
             Path::new("mds"),
         ))
     }),
+    ("tapestats", |t| {
+        drop(tapestats::parse_stat(t, Path::new("io_ns")));
+        let _ = tapestats::is_drive(t);
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

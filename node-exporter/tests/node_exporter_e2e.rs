@@ -54,7 +54,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("slabinfo", "^node_slabinfo_"),
     ("softirqs", "^node_softirqs_"),
     ("sysctl", "^node_sysctl_"),
-    ("tapestats", "^node_tape_"),
     ("wifi", "^node_wifi_"),
     ("xfrm", "^node_xfrm_"),
     ("xfs", "^node_xfs_"),

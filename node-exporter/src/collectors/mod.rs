@@ -40,6 +40,7 @@ pub mod schedstat;
 pub mod sockstat;
 pub mod softnet;
 pub mod stat;
+pub mod tapestats;
 pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
@@ -96,6 +97,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     sockstat::SPEC,
     softnet::SPEC,
     stat::SPEC,
+    tapestats::SPEC,
     tcpstat::SPEC,
     textfile::SPEC,
     thermal_zone::SPEC,
