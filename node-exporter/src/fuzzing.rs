@@ -122,6 +122,9 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(tapestats::parse_stat(t, Path::new("io_ns")));
         let _ = tapestats::is_drive(t);
     }),
+    ("fibrechannel", |t| {
+        drop(fibrechannel::parse_counter(t, Path::new("rx_frames")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -92,6 +92,16 @@ pub fn to_valid_utf8(bytes: &[u8]) -> String {
     out
 }
 
+/// [`read_sysfs_attr`] with "not found" as `None` (an attribute this
+/// driver or kernel lacks); any other error names the file.
+pub fn read_optional_attr(path: &Path) -> anyhow::Result<Option<String>> {
+    match read_sysfs_attr(path) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
 pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
     parse_u64_file(&read_file(path)?, path)
 }

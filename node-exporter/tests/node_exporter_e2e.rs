@@ -38,7 +38,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
-    ("fibrechannel", "^node_fibrechannel_"),
     ("infiniband", "^node_infiniband_"),
     ("ipvs", "^node_ipvs_"),
     ("lnstat", "^node_lnstat_"),

@@ -19,6 +19,7 @@ pub mod dmi;
 pub mod docker;
 pub mod edac;
 pub mod entropy;
+pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
@@ -76,6 +77,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     docker::SPEC,
     edac::SPEC,
     entropy::SPEC,
+    fibrechannel::SPEC,
     filefd::SPEC,
     filesystem::SPEC,
     hwmon::SPEC,

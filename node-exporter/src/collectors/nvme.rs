@@ -8,12 +8,11 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{read_dir_names, read_sysfs_attr};
+use crate::helpers::{read_dir_names, read_optional_attr};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "nvme",
@@ -32,20 +31,14 @@ struct Nvme {
 
 /// A sysfs string; empty when missing, an error naming the file otherwise.
 fn read_string(path: &Path) -> anyhow::Result<String> {
-    match read_sysfs_attr(path) {
-        Ok(v) => Ok(v),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-    }
+    Ok(read_optional_attr(path)?.unwrap_or_default())
 }
 
 /// A sysfs number; `None` when missing.
 fn read_number(path: &Path) -> anyhow::Result<Option<u64>> {
-    match read_sysfs_attr(path) {
-        Ok(v) => parse_number(&v, path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-    }
+    read_optional_attr(path)?
+        .map(|v| parse_number(&v, path))
+        .transpose()
 }
 
 pub fn parse_number(text: &str, path: &Path) -> anyhow::Result<u64> {

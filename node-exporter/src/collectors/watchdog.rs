@@ -6,12 +6,11 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, Paths};
-use crate::helpers::{read_dir_names, read_sysfs_attr};
+use crate::helpers::{read_dir_names, read_optional_attr};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "watchdog",
@@ -56,16 +55,6 @@ pub fn parse_attr(text: &str, path: &Path) -> anyhow::Result<i64> {
     crate::helpers::parse_attr(text, path, "an integer")
 }
 
-/// An attribute's trimmed text; `None` when the file does not exist, an
-/// error naming the file for any other failure (as procfs does).
-fn read_attr(path: &Path) -> anyhow::Result<Option<String>> {
-    match read_sysfs_attr(path) {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-    }
-}
-
 impl Collector for Watchdog {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/watchdog");
@@ -74,14 +63,14 @@ impl Collector for Watchdog {
             let labels = [("name", name.as_str())];
             for (file, metric) in INT_ATTRS {
                 let path = dir.join(file);
-                if let Some(text) = read_attr(&path)? {
+                if let Some(text) = read_optional_attr(&path)? {
                     let help = format!("Value of /sys/class/watchdog/<watchdog>/{file}");
                     out.gauge(metric, help, &labels, parse_attr(&text, &path)? as f64);
                 }
             }
             let mut values = Vec::with_capacity(STRING_ATTRS.len());
             for file in STRING_ATTRS {
-                values.push(read_attr(&dir.join(file))?.unwrap_or_default());
+                values.push(read_optional_attr(&dir.join(file))?.unwrap_or_default());
             }
             let mut info: Vec<(&'static str, &str)> = STRING_ATTRS
                 .iter()
