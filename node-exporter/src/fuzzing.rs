@@ -125,6 +125,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("fibrechannel", |t| {
         drop(fibrechannel::parse_counter(t, Path::new("rx_frames")))
     }),
+    ("buddyinfo", |t| {
+        drop(buddyinfo::parse_buddyinfo(t, Path::new("buddyinfo")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

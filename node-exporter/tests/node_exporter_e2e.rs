@@ -25,7 +25,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
     ("bcachefs", "^node_bcachefs_"),
     ("btrfs", "^node_btrfs_"),
-    ("buddyinfo", "^node_buddyinfo_"),
     ("cgroups", "^node_cgroups_"),
     (
         "cpu.info",

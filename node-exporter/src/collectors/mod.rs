@@ -10,6 +10,7 @@ use crate::collector::Collector;
 
 pub mod arp;
 pub mod bonding;
+pub mod buddyinfo;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_vulnerabilities;
@@ -68,6 +69,7 @@ pub fn no_flags() -> Vec<Arg> {
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
     bonding::SPEC,
+    buddyinfo::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
     cpu_vulnerabilities::SPEC,
