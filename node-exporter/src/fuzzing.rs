@@ -128,6 +128,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("buddyinfo", |t| {
         drop(buddyinfo::parse_buddyinfo(t, Path::new("buddyinfo")))
     }),
+    ("softirqs", |t| {
+        drop(softirqs::parse_softirqs(t, Path::new("softirqs")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

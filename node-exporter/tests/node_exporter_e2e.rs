@@ -50,7 +50,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     // Off in node_exporter's e2e run: only its flag needs leaving out.
     ("selinux", "^node_selinux_"),
     ("slabinfo", "^node_slabinfo_"),
-    ("softirqs", "^node_softirqs_"),
     ("sysctl", "^node_sysctl_"),
     ("wifi", "^node_wifi_"),
     ("xfrm", "^node_xfrm_"),

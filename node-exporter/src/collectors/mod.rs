@@ -40,6 +40,7 @@ pub mod processes;
 pub mod rapl;
 pub mod schedstat;
 pub mod sockstat;
+pub mod softirqs;
 pub mod softnet;
 pub mod stat;
 pub mod tapestats;
@@ -99,6 +100,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     rapl::SPEC,
     schedstat::SPEC,
     sockstat::SPEC,
+    softirqs::SPEC,
     softnet::SPEC,
     stat::SPEC,
     tapestats::SPEC,
