@@ -3,7 +3,10 @@
 as PID 1) and checks from outside what the deployment promises.
 
 Hosts, on a private Docker network made for the run:
-  app         an application server (node exporter, log shipper)
+  app         an application server (node exporter, log shipper): nginx,
+              sshd and sudo logging to the journal, and this machine's
+              Docker Engine through its socket (bind-mounted), running one
+              test container
   monitoring  node exporter, log shipper, Prometheus, Alertmanager
   outsider    not in the inventory: a machine on the same network that must
               be kept out by the firewalls
@@ -23,6 +26,8 @@ Environment:
                       one JSON object per received entry: {"labels":{..},"line":".."})
   ALERT_RULES_GLOB    rule files to load (default <repo>/alert-rules/rules/*.yml,
                       or alert-rules/*.yml)
+  DEPLOYED_DASHBOARDS_BIN  default <repo>/target/debug/examples/deployed_dashboards:
+                      runs every dashboard query against the deployment
   KEEP=1              leave the containers and network up afterwards
 """
 
@@ -43,6 +48,10 @@ ANSIBLE_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(ANSIBLE_DIR)
 RUN = f"fleet-ansible-{os.getpid()}"
 HOSTS = ["app", "monitoring", "outsider"]
+DOCKER_SOCKET = "/var/run/docker.sock"
+IMAGE = [None]
+# The app's container on the Docker Engine (labelled for the shipper's filter).
+APP_CONTAINER = f"{RUN}-web"
 
 failures = []
 
@@ -77,12 +86,17 @@ def start_hosts(image):
         # systemd as PID 1: the host's cgroup tree (v1 with a unified mount),
         # /run and /run/lock as tmpfs. NET_ADMIN for nftables, SYS_ADMIN so
         # systemd can apply the units' sandboxing (mount namespaces).
+        # The app host runs containers on this machine's Docker Engine: its
+        # socket is bind-mounted where Docker puts it (/var/run is /run, a tmpfs
+        # mounted first).
+        docker_socket = ["-v", f"{DOCKER_SOCKET}:/run/docker.sock"] if h == "app" else []
         sh(
             "docker", "run", "-d", "--name", container(h), "--hostname", h,
             "--network", RUN, "--cap-add", "NET_ADMIN", "--cap-add", "SYS_ADMIN",
             "--stop-signal", "SIGRTMIN+3",
             "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock",
+            *docker_socket,
             image,
         )
     for h in HOSTS:
@@ -122,10 +136,11 @@ def stripped_copy(src, workdir):
     return dst
 
 
-def write_inventory(path, addrs, extra_groups, group_vars):
+def write_inventory(path, addrs, extra_groups, group_vars, app_vars):
     """A YAML inventory (JSON is YAML) with the example's groups."""
     def hostvars(h):
-        return {"ansible_host": container(h), "fleet_address": addrs[h]}
+        return {"ansible_host": container(h), "fleet_address": addrs[h],
+                **(app_vars if h == "app" else {})}
 
     inv = {"all": {
         "vars": group_vars,
@@ -239,11 +254,217 @@ class LokiReceiver:
         self.proc.wait(timeout=10)
 
 
+NGINX_SITE = """
+server {
+    listen 80 default_server;
+    root /var/www/html;
+    # The app's failing endpoint: server errors in the access log.
+    location = /fail { return 500; }
+}
+"""
+
+
+def prepare_app_host(work):
+    """What an application server has before monitoring is deployed: nginx,
+    sshd and sudo (logging to the journal only: no rsyslog), Docker's
+    `docker` group owning the Engine's socket, and one container."""
+    app = container("app")
+    r = sh("docker", "exec", app, "sh", "-c",
+           "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+           "--no-install-recommends nginx openssh-server sudo", check_rc=False)
+    if r.returncode != 0:
+        raise SystemExit(f"installing nginx, sshd and sudo on app failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+    with open(os.path.join(work, "site"), "w") as f:
+        f.write(NGINX_SITE)
+    sh("docker", "cp", os.path.join(work, "site"), f"{app}:/etc/nginx/sites-enabled/default")
+    sh("docker", "exec", app, "sh", "-c", "echo app > /var/www/html/index.html")
+    sh("docker", "exec", app, "systemctl", "reload-or-restart", "nginx")
+    # The operator logs in with a key (an accepted SSH login).
+    key = os.path.join(work, "id_ed25519")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    sh("docker", "exec", app, "sh", "-c", "mkdir -p -m 700 /root/.ssh")
+    sh("docker", "cp", key + ".pub", f"{app}:/root/.ssh/authorized_keys")
+    sh("docker", "exec", app, "chown", "root:root", "/root/.ssh/authorized_keys")
+    # As Docker's package does: the socket's group is `docker`.
+    gid = os.stat(DOCKER_SOCKET).st_gid
+    sh("docker", "exec", app, "groupadd", "-g", str(gid), "docker")
+    # The app's container: writes a line every 2 s, has a health check and
+    # a memory limit (the Containers dashboard shows both).
+    sh("docker", "run", "-d", "--name", APP_CONTAINER, "--label", f"fleet-test={RUN}",
+       "--memory", "64m", "--health-cmd", "true", "--health-interval", "2s",
+       "--entrypoint", "/bin/sh", IMAGE[0], "-c",
+       "i=0; while true; do i=$((i+1)); echo \"web container line $i\"; sleep 2; done")
+    return key
+
+
+def auth_events(key, app_ip):
+    """Real SSH logins (accepted, failed, invalid user) and sudo use on app."""
+    askpass = key + ".askpass"
+    with open(askpass, "w") as f:
+        f.write("#!/bin/sh\necho wrong-password\n")
+    os.chmod(askpass, 0o755)
+    opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
+    sh("ssh", *opts, "-i", key, "-o", "BatchMode=yes", f"root@{app_ip}", "true")
+    env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+    for user in ("nobody", "no-such-user"):
+        sh("ssh", *opts, "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
+           f"{user}@{app_ip}", "true", check_rc=False, env=env, stdin=subprocess.DEVNULL)
+    sh("docker", "exec", container("app"), "sudo", "true")
+    # A wrong password, then end of input: "1 incorrect password attempt".
+    sh("docker", "exec", container("app"), "su", "-s", "/bin/sh", "nobody", "-c",
+       "printf 'wrong\\n' | sudo -S true", check_rc=False)
+
+
+# Dashboard panels (file, panel title or "variable $name") whose queries
+# cannot all have data on these test hosts (Debian 12 containers on this
+# machine, itself a VM), and why. `steady`: the panel never answers here, so
+# one that does fails the test until it is taken off the list; the others
+# depend on the moment (a TCP state, an alert).
+NO_HWMON = "this machine has no /sys/class/hwmon (a VM: no sensors)"
+NO_DATA_IN_CONTAINER = {
+    # (file, panel): (reason, steady)
+    ("alerts-probes.json", "TLS certificate expires in"):
+        ("the test's probe targets are plain HTTP: no certificate to expire", True),
+    ("containers.json", "Network"):
+        ("the exporter runs in the app host's container: the Engine's container PIDs (host PID "
+         "namespace) are not in its /proc, where /proc/<pid>/net/dev is read", True),
+    ("host-overview.json", "Firing alerts on this host"):
+        ("no alert fires for the app host on a healthy deployment", False),
+    ("host-overview.json", "annotation Alerts firing on this host"):
+        ("no alert fires for the app host on a healthy deployment", False),
+    ("host-overview.json", "Alert history"):
+        ("no alert fires for the app host on a healthy deployment", False),
+    ("node-exporter-full.json", "CPU Saturation per Core"): ("this machine has no /proc/schedstat", True),
+    ("node-exporter-full.json", "CPU Schedule Timeslices"): ("this machine has no /proc/schedstat", True),
+    ("node-exporter-full.json", "CPU Frequency Scaling"):
+        ("this machine has no /sys/devices/system/cpu/*/cpufreq (a VM)", True),
+    ("node-exporter-full.json", "Hardware Fan Speed"): (NO_HWMON, True),
+    ("node-exporter-full.json", "Hardware Temperature Monitor"): (NO_HWMON, True),
+    ("node-exporter-full.json", "Cooling Device Utilization"):
+        ("this machine has no /sys/class/thermal cooling devices", True),
+    ("node-exporter-full.json", "Power Supply"): ("this machine has no power supply in /sys/class/power_supply", True),
+    ("node-exporter-full.json", "SWAP Used"): ("this machine has no swap (0 / 0 is NaN)", True),
+    ("node-exporter-full.json", "Memory"):
+        ("this machine's /proc/meminfo has no HardwareCorrupted (kernel without memory-failure "
+         "handling)", True),
+    ("node-exporter-full.json", "Pressure Stall Information"):
+        ("this machine's kernel has no /proc/pressure/irq", True),
+    ("node-exporter-full.json", "CPU"):
+        ("its guest-CPU query keeps rates > 0: no virtual machine runs on the test hosts", True),
+    ("node-exporter-full.json", "Processes Status"):
+        ("the dashboard asks node_kernel_hung_tasks; node_exporter, and ours, export "
+         "node_kernel_hung_tasks_total", True),
+    ("node-exporter-full.json", "TCP Connections"):
+        ("Tcp_MaxConn is not among --collector.netstat.fields' defaults (node_exporter's)", True),
+    ("node-exporter-full.json", "Network Operational Status"):
+        ("the dashboard asks node_network_up{operstate=\"up\"}; node_network_up has no operstate "
+         "label in node_exporter either (node_network_info has)", True),
+    ("node-exporter-full.json", "Systemd Units State"): ("our exporter has no systemd collector", True),
+    ("node-exporter-full.json", "Systemd Sockets Current"): ("our exporter has no systemd collector", True),
+    ("node-exporter-full.json", "Systemd Sockets Accepted"): ("our exporter has no systemd collector", True),
+    ("node-exporter-full.json", "Systemd Sockets Refused"): ("our exporter has no systemd collector", True),
+    ("node-exporter-full.json", "TCP Stat Transient"):
+        ("node_tcp_connection_states has a series only for states some connection is in now", False),
+    ("node-exporter-full.json", "TCP Stat Persistent"):
+        ("node_tcp_connection_states has a series only for states some connection is in now", False),
+}
+
+# Alerts that may be pending or firing on the healthy test deployment:
+# (alertname, labels they must have, why).
+def allowed_alerts(probe_down):
+    return [
+        ("Watchdog", {}, "always firing by design: the dead man's switch"),
+        ("ProbeFailing", {"instance": probe_down}, "the test's probe target that is down on purpose"),
+        ("NodeClockNotSynchronising", {}, "the test hosts are containers: systemd-timesyncd does not run "
+         "in one, and the kernel clock (the machine's) is not NTP-disciplined"),
+        ("NodeOOMKillDetected", {}, "node_vmstat_oom_kill is the machine's kernel counter: other tests on "
+         "this machine (the Docker OOM test) have processes killed by the OOM killer"),
+        ("NodeFilesystemFillingUp", {}, "the test hosts' filesystems are this machine's disk (over 60 % "
+         "used), which other builds fill and empty while the test runs: predict_linear follows them"),
+        *[(name, {}, "the test hosts are containers on this shared 2-core machine: node_load1 and the "
+           "CPU are the machine's, busy with other builds")
+          for name in ("NodeLoadHigh", "NodeCPUSaturated")],
+    ]
+
+# Presets as a user picks them: the app host, the app's container.
+DASHBOARD_PRESETS = {
+    "host-overview.json": {"job": "node", "instance": "app"},
+    "containers.json": {"job": "node", "instance": "app", "container": APP_CONTAINER},
+    "node-exporter-full.json": {"job": "node", "nodename": "app", "node": "app"},
+}
+
+
+def check_dashboards(prom, receiver, work):
+    """(a) every PromQL query of every dashboard returns data through the
+    deployed Prometheus, but those of NO_DATA_IN_CONTAINER; (b) every Loki
+    query selects streams the shippers pushed, with labels they carry."""
+    binary = os.environ.get("DEPLOYED_DASHBOARDS_BIN",
+                            os.path.join(REPO, "target/debug/examples/deployed_dashboards"))
+    pushed = os.path.join(work, "pushed.jsonl")
+    with open(pushed, "w") as f:
+        for e in list(receiver.entries):
+            f.write(json.dumps(e) + "\n")
+    cmd = [binary, "--prometheus", prom, "--scrape-interval", "5", "--streams", pushed]
+    for file, presets in DASHBOARD_PRESETS.items():
+        for k, v in presets.items():
+            cmd += ["--preset", f"{file}:{k}={v}"]
+    r = sh(*cmd, check_rc=False)
+    if r.returncode != 0:
+        check(False, f"deployed_dashboards ran ({r.returncode}): {r.stderr[-2000:]}")
+        return
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    with open(os.path.join(work, "dashboards.jsonl"), "w") as f:
+        f.write(r.stdout)
+    # Panels of each allow-listed entry, answered or not.
+    listed_answers = {k: [] for k in NO_DATA_IN_CONTAINER}
+    problems = {"promql": [], "loki": []}
+    for q in results:
+        names = q["panels"] or [q["expr"]]
+        listed = [(q["dashboard"], n) for n in names if (q["dashboard"], n) in NO_DATA_IN_CONTAINER]
+        for k in listed:
+            listed_answers[k].append(q["ok"])
+        if not q["ok"] and not listed:
+            one_line = " ".join(q["expr"].split())
+            problems[q["check"]].append(f"{q['dashboard']} {names}: {one_line} ({q['note']})")
+    for kind, what in (("promql", "(a) PromQL queries without data through the deployed Prometheus"),
+                       ("loki", "(b) Loki queries that do not fit the pushed streams")):
+        n = sum(1 for q in results if q["check"] == kind)
+        for p in problems[kind]:
+            log(f"  {p}")
+        check(n > 0 and not problems[kind], f"{what}: {len(problems[kind])} of {n}")
+    for k, oks in sorted(listed_answers.items()):
+        if oks and not all(oks):
+            log(f"  no data here, as listed: {k[0]} {k[1]!r}: {NO_DATA_IN_CONTAINER[k][0]}")
+    stale = [k for k, oks in listed_answers.items()
+             if not oks or (NO_DATA_IN_CONTAINER[k][1] and all(oks))]
+    check(not stale, f"every panel listed as having no data in a container still has none (stale: {stale})")
+
+
+def check_alerts(prom, allowed):
+    """(c) on the healthy deployment no alert is pending or firing but the
+    allowed ones."""
+    _, body = http_json(f"{prom}/api/v1/alerts")
+    active = [a for a in body["data"]["alerts"] if a["state"] in ("pending", "firing")]
+    unexpected = []
+    for a in active:
+        why = next((why for name, labels, why in allowed if a["labels"].get("alertname") == name
+                    and all(a["labels"].get(k) == v for k, v in labels.items())), None)
+        # The Engine is this machine's: its other containers are not the test's.
+        if why is None and a["labels"].get("name") and not a["labels"]["name"].startswith(RUN):
+            why = "a container of another user of this machine's Docker Engine"
+        log(f"  alert {a['state']}: {a['labels']}" + (f" (allowed: {why})" if why else ""))
+        if why is None:
+            unexpected.append(f"{a['labels'].get('alertname')} {a['labels'].get('instance', '')}".strip())
+    check(not unexpected, f"(c) no alert pending or firing on the healthy deployment but "
+          f"{sorted({name for name, _, _ in allowed})} (unexpected: {sorted(set(unexpected))})")
+
+
 def cleanup():
     if os.environ.get("KEEP") == "1":
         log(f"KEEP=1: containers {RUN}-* and network {RUN} left up")
         return
-    for h in HOSTS:
+    for h in HOSTS + ["web"]:
         sh("docker", "rm", "-f", "-v", container(h), check_rc=False)
     sh("docker", "network", "rm", RUN, check_rc=False)
 
@@ -273,6 +494,7 @@ def main():
     rule_files = glob.glob(rules_glob)
 
     image = sh(os.path.join(HERE, "build-image.sh"), capture=True).stdout.strip().splitlines()[-1]
+    IMAGE[0] = image
     log(f"image {image}")
     work = tempfile.mkdtemp(prefix="fleet-ansible-test.")
     receiver = None
@@ -293,9 +515,23 @@ def main():
             "prometheus_rules_src_glob": rules_glob,
             # Test values for what a real inventory keeps in ansible-vault.
             "vault_alertmanager_slack_api_url": f"http://{gw}:9/slack-webhook-test",
-            "alertmanager_runbook_base_url": "https://git.example.com/ops/monitoring/-/blob/main/",
+            "prometheus_runbook_base_url": "https://git.example.com/ops/monitoring/-/blob/main/",
             "vault_grafana_admin_password": "test-only-password",
         }
+        app, mon = addrs["app"], addrs["monitoring"]
+        # One probe target up (the app's nginx), one down (nothing listens).
+        probe_up, probe_down = f"http://{app}/", f"http://{app}:8081/"
+        group_vars["probe_targets"] = [
+            {"url": probe_up, "labels": {"service": "web"}},
+            {"url": probe_down, "module": "http_2xx", "labels": {"service": "gone"}},
+        ]
+        app_vars = {
+            # Prometheus probes the web server; the operator browses it.
+            "firewall_extra_input_rules": [f"ip saddr {{ {mon}, {gw} }} tcp dport {{ 80, 8081 }} accept"],
+            # Only the test's own containers: the Engine is this machine's.
+            "log_shipper_docker_filters": [{"name": "label", "values": [f"fleet-test={RUN}"]}],
+        }
+        key = prepare_app_host(work)
         skip = []
         receiver = None
         if have_shipper:
@@ -307,16 +543,18 @@ def main():
                 receiver = LokiReceiver(receiver_bin, f"{gw}:3100")
             group_vars["log_shipper_loki_push_urls"] = [f"http://{gw}:3100/loki/api/v1/push"]
             # The app server's web server logs, as in the example inventory.
-            group_vars["log_shipper_extra_targets"] = [
-                {"job": "nginx_access", "path": "/var/log/nginx/access.log"}]
-            sh("docker", "exec", container("app"), "sh", "-c",
-               "mkdir -p /var/log/nginx && echo 'before-deploy GET / 200' >> /var/log/nginx/access.log")
+            app_vars["log_shipper_extra_targets"] = [
+                {"job": "nginx", "path": "/var/log/nginx/access.log", "labels": {"log_type": "access"}},
+                {"job": "nginx", "path": "/var/log/nginx/error.log", "labels": {"log_type": "error"}},
+            ]
+            # A request before the deployment (the firewall is not up yet).
+            urllib.request.urlopen(f"http://{app}/?before-deploy", timeout=10).read()
         else:
             skip = ["--skip-tags", "log_shipper"]
             log(f"NOTE: no log-shipper binary at {log_shipper}: the log_shipper role is skipped")
 
         inventory = os.path.join(work, "hosts.yml")
-        write_inventory(inventory, addrs, [], group_vars)
+        write_inventory(inventory, addrs, [], group_vars, app_vars)
 
         # 1. First deployment, timed.
         rc, took, text, recap = playbook(inventory, os.path.join(work, "run1.log"), *skip)
@@ -337,7 +575,6 @@ def main():
         check(rc == 0 and set(changed) == {"app", "monitoring"} and not any(changed.values()),
               f"second run reports changed=0 on every host ({changed}, {took2:.1f}s)")
 
-        mon, app, gwip = addrs["monitoring"], addrs["app"], gw
         prom = f"http://{mon}:9090"
 
         # 3. Prometheus scrapes the app host's exporter (the operator asks it).
@@ -395,19 +632,42 @@ def main():
             check(probe_from("app", mon, port) == "filtered",
                   f"the app host cannot reach monitoring:{port}")
 
-        # 7. Logs written on the hosts arrive, labelled, at "Loki".
+        # 7. What runs on the app host arrives, labelled as LABELS.md says.
         if receiver:
-            sh("docker", "exec", container("app"), "sh", "-c",
-               "echo 'after-deploy GET /health 200' >> /var/log/nginx/access.log; "
-               "logger -p auth.notice 'deploy-test auth line'")
+            for path in ("/?after-deploy", "/no-such-page", "/fail"):
+                try:
+                    urllib.request.urlopen(f"http://{app}{path}", timeout=10).read()
+                except urllib.error.HTTPError:
+                    pass  # 404 and 500 are the point
+            auth_events(key, app)
+            sh("docker", "restart", "-t", "1", APP_CONTAINER)  # Docker events
+            web = {"job": "nginx", "host": "app"}
+            auth = {"job": "auth", "log_type": "auth", "host": "app"}
             for what, labels, needle in [
-                ("a web server line written before the deployment",
-                 {"job": "nginx_access", "host": "app"}, "before-deploy GET / 200"),
-                ("a web server line written after it",
-                 {"job": "nginx_access", "host": "app"}, "after-deploy GET /health 200"),
-                ("an auth log line", {"job": "auth", "host": "app"}, "deploy-test auth line"),
-                ("Prometheus' own log", {"job": "prometheus", "host": "monitoring"}, "msg="),
-                ("Alertmanager's own log", {"job": "alertmanager", "host": "monitoring"}, "msg="),
+                ("a web server request made before the deployment",
+                 {**web, "log_type": "access", "status_class": "2xx", "method": "GET"}, "GET /?before-deploy "),
+                ("a request after it", {**web, "log_type": "access", "status_class": "2xx"}, "GET /?after-deploy "),
+                ("a server error", {**web, "log_type": "access", "status_class": "5xx"}, "GET /fail "),
+                ("nginx's error log", {**web, "log_type": "error", "level": "error"}, "no-such-page"),
+                ("an accepted SSH login from the journal", {**auth, "program": "sshd", "auth_event": "accepted"},
+                 "Accepted publickey for root"),
+                ("a failed SSH login", {**auth, "program": "sshd", "auth_event": "failed"}, "Failed password for nobody"),
+                ("an SSH login of an unknown user", {**auth, "program": "sshd", "auth_event": "invalid_user"},
+                 "Invalid user no-such-user"),
+                ("a sudo command", {**auth, "program": "sudo", "auth_event": "sudo_command"}, "COMMAND=/usr/bin/true"),
+                ("a denied sudo", {**auth, "program": "sudo", "auth_event": "sudo_denied"}, "nobody"),
+                ("the journal", {"job": "journal", "log_type": "service", "host": "app", "unit": "ssh.service"},
+                 "Accepted publickey for root"),
+                ("the app's container log", {"job": "docker", "log_type": "container", "host": "app",
+                                             "container": APP_CONTAINER, "stream": "stdout"}, "web container line"),
+                ("the Engine's events", {"job": "docker_events", "log_type": "event", "host": "app",
+                                         "type": "container", "action": "restart"}, APP_CONTAINER),
+                ("Prometheus' own log", {"job": "prometheus", "log_type": "service", "host": "monitoring"}, "msg="),
+                ("Alertmanager's own log", {"job": "alertmanager", "log_type": "service", "host": "monitoring"},
+                 "msg="),
+                ("the shipper's own log, from the journal", {"job": "log-shipper", "log_type": "service",
+                                                           "host": "app", "unit": "log-shipper.service",
+                                                           "level": "info"}, "msg="),
             ]:
                 check(eventually(what, lambda: receiver.find(labels, needle), timeout=60) is not None,
                       f"Loki receives {what} with labels {labels}")
@@ -415,14 +675,38 @@ def main():
             log("NOTE: log delivery is not checked: it needs the log-shipper binary and the "
                 f"Loki test receiver program ({receiver_bin})")
 
+        # 7b. Container metrics on the Docker host, probes from the Prometheus host.
+        check(eventually("container metrics", lambda: value(
+                  f'container_last_seen{{job="node",instance="app",name="{APP_CONTAINER}"}}')) is not None,
+              "the app host's exporter runs the docker collector (container_last_seen of the app's container)")
+        check(not value('node_scrape_collector_success{collector="docker",instance="monitoring"}'),
+              "the monitoring host (no Docker socket) does not run the docker collector")
+        for url, want in ((probe_up, "1"), (probe_down, "0")):
+            got = eventually(f"probe of {url}", lambda: value(f'probe_success{{job="probe",instance="{url}"}}'))
+            check(bool(got) and got[0]["value"][1] == want,
+                  f"Prometheus probes {url} through the exporter: probe_success {want} "
+                  f"({got[0]['value'][1] if got else 'no series'})")
+        for job in ("node", "log-shipper", "prometheus", "alertmanager", "probe"):
+            check(eventually(f"job {job}", lambda: value(f'up{{job="{job}"}} == 1')) is not None,
+                  f"Prometheus scrapes job {job!r} (the name the dashboards and rules use)")
+
+        # 7c. Every dashboard query, against what was deployed.
+        if receiver:
+            # rate() over $__rate_interval (5 scrapes) needs a few scrapes of each job.
+            eventually("six scrapes of every target", lambda: value(
+                'min(count_over_time(up[2m])) >= 6'), timeout=120)
+            check_dashboards(prom, receiver, work)
+        # 7d. A healthy deployment raises no alert (pending or firing).
+        check_alerts(prom, allowed_alerts(probe_down))
+
         # 8. Loki and Grafana: --check --diff with their groups filled in.
         inventory_full = os.path.join(work, "hosts-full.yml")
-        write_inventory(inventory_full, addrs, ["loki", "grafana"], group_vars)
+        write_inventory(inventory_full, addrs, ["loki", "grafana"], group_vars, app_vars)
         # Only the monitoring host, and only these roles, change with these
         # groups; the other roles were just shown to be converged.
         rc, took3, text, recap = playbook(inventory_full, os.path.join(work, "check.log"),
                                           "--check", "--diff", "--limit", "monitoring",
-                                          "--tags", "loki,grafana,firewall", *skip)
+                                          "--tags", "loki,grafana,firewall,prometheus", *skip)
         if rc != 0:
             print(text[-6000:])
         check(rc == 0 and all(v["failed"] == 0 for v in recap.values()),
@@ -437,6 +721,7 @@ def main():
             ("Grafana gets the repository's dashboards", "grafana-dashboards/fleet-overview.json"),
             ("firewall opens Loki to the fleet", f"tcp dport {{ 3100 }} accept"),
             ("the shipper gets a target file for Grafana's log", "__path__: /var/log/grafana/grafana.log"),
+            ("Prometheus scrapes Grafana (job grafana)", f'- targets: ["{mon}:3000"]'),
         ]:
             check(needle in text, f"--check --diff: {what} ({needle!r})")
         check("test-only-password" not in text,

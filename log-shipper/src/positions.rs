@@ -63,7 +63,7 @@ struct IdentityFile {
     files: BTreeMap<String, IdentityRecord>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdentityRecord {
     /// The offset saved with this identity: the identity applies only
@@ -72,6 +72,51 @@ struct IdentityRecord {
     offset: u64,
     #[serde(flatten)]
     identity: FileIdentity,
+    /// The record saved before, while the positions file may still hold
+    /// its offset: this file is written first, and a crash between the
+    /// two writes leaves the positions file one save behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<PreviousRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<PendingContent>,
+}
+
+/// A content of a file queued behind the one being read: the file was
+/// truncated (copytruncate) before it was read, and after a restart its
+/// copy is looked for by these first bytes. Kept so that several contents
+/// truncated while Loki was down survive a kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingContent {
+    /// Length and FNV-1a hash of its first bytes.
+    pub fp_len: u64,
+    pub fp: u64,
+    /// The largest size the file was seen at with this content.
+    pub len: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousRecord {
+    offset: u64,
+    #[serde(flatten)]
+    identity: FileIdentity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<PendingContent>,
+}
+
+impl IdentityRecord {
+    /// The identity (and the contents queued behind it) that go with
+    /// `offset` in the positions file.
+    fn identity_at(&self, offset: u64) -> Option<(&FileIdentity, &[PendingContent])> {
+        if self.offset == offset {
+            return Some((&self.identity, &self.pending));
+        }
+        self.previous
+            .as_ref()
+            .filter(|p| p.offset == offset)
+            .map(|p| (&p.identity, p.pending.as_slice()))
+    }
 }
 
 /// A saved position of a file.
@@ -89,6 +134,8 @@ enum Slot {
         identity: Option<FileIdentity>,
         /// A live source: its committed offset is read at every sync.
         progress: Option<Arc<Progress>>,
+        /// Contents queued behind the one read (see [`PendingContent`]).
+        pending: Vec<PendingContent>,
     },
     /// A journal cursor or any value that is not an offset.
     Raw(String),
@@ -99,8 +146,9 @@ enum Slot {
 pub struct Positions {
     settings: PositionsSettings,
     slots: Mutex<BTreeMap<String, Slot>>,
-    /// Serialises saves (the sync loop and a final save on shutdown).
-    save_lock: Mutex<()>,
+    /// Serialises saves (the sync loop and a final save on shutdown), and
+    /// holds the identity records last written.
+    save_lock: Mutex<BTreeMap<String, IdentityRecord>>,
 }
 
 impl Positions {
@@ -109,21 +157,24 @@ impl Positions {
     /// up and ignored.
     pub fn load(settings: PositionsSettings) -> Arc<Positions> {
         let mut slots = BTreeMap::new();
+        let mut written = BTreeMap::new();
         let path = &settings.filename;
         match std::fs::read(path) {
             Ok(bytes) => match parse_positions(&bytes) {
                 Ok(map) => {
                     let ids = read_identities(&identity_path(path));
+                    written = ids.clone();
                     for (k, v) in map {
                         let slot = match v.trim().parse::<u64>() {
-                            Ok(offset) => Slot::File {
-                                offset,
-                                identity: ids
-                                    .get(&k)
-                                    .filter(|r| r.offset == offset)
-                                    .map(|r| r.identity.clone()),
-                                progress: None,
-                            },
+                            Ok(offset) => {
+                                let saved = ids.get(&k).and_then(|r| r.identity_at(offset));
+                                Slot::File {
+                                    offset,
+                                    identity: saved.map(|(id, _)| id.clone()),
+                                    progress: None,
+                                    pending: saved.map(|(_, p)| p.to_vec()).unwrap_or_default(),
+                                }
+                            }
                             Err(_) => Slot::Raw(v),
                         };
                         slots.insert(k, slot);
@@ -152,7 +203,7 @@ impl Positions {
         Arc::new(Positions {
             settings,
             slots: Mutex::new(slots),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(written),
         })
     }
 
@@ -171,6 +222,7 @@ impl Positions {
                 offset,
                 identity,
                 progress,
+                ..
             } => Some(SavedPosition {
                 offset: progress.as_ref().map_or(*offset, |p| p.committed()),
                 identity: identity.clone(),
@@ -190,6 +242,7 @@ impl Positions {
                 offset,
                 identity: Some(id),
                 progress,
+                ..
             } if id.dev == dev && id.ino == ino => Some((
                 k.clone(),
                 SavedPosition {
@@ -221,8 +274,33 @@ impl Positions {
                 offset,
                 identity,
                 progress: None,
+                pending: Vec::new(),
             },
         );
+    }
+
+    /// The contents saved as queued behind a file's position (empty for
+    /// most files).
+    pub fn pending(&self, path: &str) -> Vec<PendingContent> {
+        match self.slots().get(path) {
+            Some(Slot::File { pending, .. }) => pending.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Sets the contents queued behind the one `progress` reads, if it is
+    /// still the path's live source.
+    pub fn set_pending(&self, path: &str, progress: &Arc<Progress>, now: Vec<PendingContent>) {
+        if let Some(Slot::File {
+            progress: Some(p),
+            pending,
+            ..
+        }) = self.slots().get_mut(path)
+        {
+            if Arc::ptr_eq(p, progress) {
+                *pending = now;
+            }
+        }
     }
 
     /// Makes `progress` the live source of `path`'s position: each save
@@ -234,6 +312,7 @@ impl Positions {
                 offset: progress.committed(),
                 identity: Some(identity),
                 progress: Some(progress),
+                pending: Vec::new(),
             },
         );
     }
@@ -264,7 +343,7 @@ impl Positions {
         if self.settings.read_only {
             return Ok(());
         }
-        let _guard = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut written = self.save_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut file = PositionsFile::default();
         let mut ids = IdentityFile::default();
         for (k, slot) in self.slots().iter_mut() {
@@ -273,17 +352,33 @@ impl Positions {
                     offset,
                     identity,
                     progress,
+                    pending,
                 } => {
                     if let Some(p) = progress {
                         *offset = p.committed();
                     }
                     file.positions.insert(k.clone(), offset.to_string());
                     if let Some(id) = identity {
+                        // The last record written, as the previous one
+                        // (unless it is this one again).
+                        let previous = written.get(k).and_then(|w| {
+                            if w.offset == *offset && w.identity == *id && w.pending == *pending {
+                                w.previous.clone()
+                            } else {
+                                Some(PreviousRecord {
+                                    offset: w.offset,
+                                    identity: w.identity.clone(),
+                                    pending: w.pending.clone(),
+                                })
+                            }
+                        });
                         ids.files.insert(
                             k.clone(),
                             IdentityRecord {
                                 offset: *offset,
                                 identity: id.clone(),
+                                previous,
+                                pending: pending.clone(),
                             },
                         );
                     }
@@ -296,6 +391,7 @@ impl Positions {
         let path = &self.settings.filename;
         let ids_yaml = serde_yaml_ng::to_string(&ids).map_err(std::io::Error::other)?;
         write_atomically(&identity_path(path), ids_yaml.as_bytes())?;
+        *written = ids.files;
         let yaml = serde_yaml_ng::to_string(&file).map_err(std::io::Error::other)?;
         write_atomically(path, yaml.as_bytes())
     }
@@ -518,6 +614,46 @@ mod tests {
                 3
             );
         }
+    }
+
+    #[test]
+    fn a_crash_between_the_two_writes_keeps_the_identity() {
+        // The identity file is written first: killed before the positions
+        // file followed, the positions file is one save behind. Its offset
+        // must keep its identity, or a file truncated while we were down
+        // would be taken for a promtail position and its copy not read.
+        let d = tempfile::tempdir().unwrap();
+        let p = Positions::load(settings(d.path()));
+        let id = |fp: &[u8]| FileIdentity {
+            dev: 1,
+            ino: 2,
+            fp_len: fp.len() as u64,
+            fp: crate::sources::file::identity::fnv1a(fp),
+        };
+        p.put("/a", 300, Some(id(b"old content")));
+        p.save().unwrap();
+        let behind = std::fs::read(d.path().join("positions.yaml")).unwrap();
+        p.put("/a", 40, Some(id(b"new content")));
+        p.save().unwrap();
+        std::fs::write(d.path().join("positions.yaml"), &behind).unwrap();
+        let again = Positions::load(settings(d.path()));
+        assert_eq!(
+            again.get("/a"),
+            Some(SavedPosition {
+                offset: 300,
+                identity: Some(id(b"old content"))
+            })
+        );
+        // Saved in full, the newest record applies; after one more save
+        // the one before it is still kept as the previous.
+        again.put("/a", 40, Some(id(b"new content")));
+        again.save().unwrap();
+        again.save().unwrap();
+        let last = Positions::load(settings(d.path()));
+        assert_eq!(last.get("/a").unwrap().identity, Some(id(b"new content")));
+        let text =
+            std::fs::read_to_string(identity_path(&d.path().join("positions.yaml"))).unwrap();
+        assert!(text.contains("previous"), "{text}");
     }
 
     #[test]

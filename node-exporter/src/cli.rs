@@ -223,8 +223,11 @@ fn add_pending_flags(mut cmd: Command) -> Command {
         ));
         cmd = cmd.args(bool_flag(flag, p.default_enabled, help));
     }
+    // A registered collector declares its own options; one it lacks is then
+    // an unknown flag (and the --help test names it), never a silent no-op.
     let options = PENDING_COLLECTORS
         .iter()
+        .filter(|p| !REGISTRY.iter().any(|s| s.name == p.name))
         .flat_map(|p| p.options.iter().map(|(o, k)| (*o, *k)))
         .chain(PENDING_OPTIONS.iter().map(|(_, o, k)| (*o, *k)));
     for (option, kind) in options {

@@ -96,6 +96,41 @@ pub static PARSERS: &[ParserEntry] = &[
     ("netdev", |t| {
         drop(netdev::parse_net_dev(t, Path::new("net/dev")))
     }),
+    ("watchdog", |t| {
+        drop(watchdog::parse_attr(t, Path::new("timeout")))
+    }),
+    ("edac", |t| {
+        drop(edac::parse_count(t, Path::new("ce_count")))
+    }),
+    ("nvme-namespace", |t| {
+        let _ = nvme::namespace_id("nvme0", t);
+    }),
+    ("rapl-zone-name", |t| {
+        drop(rapl::name_and_index(
+            t,
+            &std::collections::HashMap::new(),
+            Path::new("name"),
+        ))
+    }),
+    ("cpu_vulnerabilities", |t| {
+        drop(cpu_vulnerabilities::parse_vulnerability(
+            t,
+            Path::new("mds"),
+        ))
+    }),
+    ("tapestats", |t| {
+        drop(tapestats::parse_stat(t, Path::new("io_ns")));
+        let _ = tapestats::is_drive(t);
+    }),
+    ("fibrechannel", |t| {
+        drop(fibrechannel::parse_counter(t, Path::new("rx_frames")))
+    }),
+    ("buddyinfo", |t| {
+        drop(buddyinfo::parse_buddyinfo(t, Path::new("buddyinfo")))
+    }),
+    ("softirqs", |t| {
+        drop(softirqs::parse_softirqs(t, Path::new("softirqs")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

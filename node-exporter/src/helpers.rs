@@ -67,9 +67,39 @@ pub fn read_sysfs_attr(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
+    Ok(to_valid_utf8(buf.get(..n).unwrap_or(&[]))
         .trim()
         .to_string())
+}
+
+/// Bytes from /sys or /proc as text the way node_exporter's labels show
+/// them (Go's `strings.ToValidUTF8(s, "\u{FFFD}")`): each run of invalid
+/// bytes becomes one U+FFFD, where `String::from_utf8_lossy` would write
+/// one per invalid sequence.
+pub fn to_valid_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut in_invalid_run = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            out.push_str(chunk.valid());
+            in_invalid_run = false;
+        }
+        if !chunk.invalid().is_empty() && !in_invalid_run {
+            out.push(char::REPLACEMENT_CHARACTER);
+            in_invalid_run = true;
+        }
+    }
+    out
+}
+
+/// [`read_sysfs_attr`] with "not found" as `None` (an attribute this
+/// driver or kernel lacks); any other error names the file.
+pub fn read_optional_attr(path: &Path) -> anyhow::Result<Option<String>> {
+    match read_sysfs_attr(path) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    }
 }
 
 pub fn read_u64(path: &Path) -> anyhow::Result<u64> {
@@ -85,6 +115,14 @@ fn parse_u64_file(text: &str, path: &Path) -> anyhow::Result<u64> {
             path.display()
         )
     })
+}
+
+/// A sysfs attribute holding one number (Go's `ParseInt`/`ParseUint` of
+/// the trimmed text); the error names the file and says it is not `what`.
+pub fn parse_attr<T: std::str::FromStr>(text: &str, path: &Path, what: &str) -> anyhow::Result<T> {
+    let t = text.trim();
+    t.parse()
+        .map_err(|_| anyhow!("parsing {}: {t:?} is not {what}", path.display()))
 }
 
 /// Parses a number field of a /proc or /sys file, naming the file, the line
@@ -114,6 +152,27 @@ pub fn read_dir_names(path: &Path) -> anyhow::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Entries of `dir` named `<prefix><digit>...` (the glob `<prefix>[0-9]*`),
+/// sorted, with what follows the prefix. A missing directory has none.
+pub fn numbered_entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
+    };
+    let mut out: Vec<(String, String)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let num = name.strip_prefix(prefix)?;
+            num.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| (name.clone(), num.to_string()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Metric names and help texts made from keys the kernel hands out (netstat
@@ -316,6 +375,14 @@ fn pread_all(f: &std::fs::File, sysfs: bool) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_becomes_one_replacement_per_run_as_in_go() {
+        assert_eq!(to_valid_utf8(b"LNV-45N1\xff\xfe"), "LNV-45N1\u{FFFD}");
+        assert_eq!(to_valid_utf8(b"\xff[\xc3"), "\u{FFFD}[\u{FFFD}");
+        assert_eq!(to_valid_utf8(b"\xe2\x82\xff\xffx"), "\u{FFFD}x");
+        assert_eq!(to_valid_utf8("ok \u{FFFD} é".as_bytes()), "ok \u{FFFD} é");
+    }
 
     #[test]
     fn key_names_are_made_once_per_key_and_filtered_keys_stay_out() {

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use exporter_toolkit::exposition::{encode, Format, MetricSet};
 
+use crate::collector::{Collector, Paths};
+
 /// Writes `text` to `root/rel`, creating directories.
 pub fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -15,4 +17,19 @@ pub fn write(root: &Path, rel: &str, text: &str) {
 /// The text exposition of a set, as a scrape would show it.
 pub fn render(set: MetricSet) -> String {
     encode(&set.finish().expect("consistent metric set"), Format::Text)
+}
+
+/// The default paths with /sys at `root`.
+pub fn sysfs_at(root: &Path) -> Paths {
+    Paths {
+        sysfs: root.into(),
+        ..Paths::default()
+    }
+}
+
+/// One update of `c`, rendered as a scrape would show it.
+pub fn collect(c: &dyn Collector) -> anyhow::Result<String> {
+    let mut set = MetricSet::new();
+    c.update(&mut set)?;
+    Ok(render(set))
 }

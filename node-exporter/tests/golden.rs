@@ -18,10 +18,13 @@ const LIVE: &[&str] = &["time", "timex", "uname", "filesystem"];
 fn normalize(name: &str, body: &str) -> String {
     let mut out = String::new();
     let mut skip_family = false;
-    // textfile output names files by absolute path (in labels and in the
-    // help of metrics without HELP), and their mtimes are the checkout's.
+    // textfile (files, in labels and in the help of metrics without HELP)
+    // and rapl (zone paths) name the checkout's absolute paths; textfile's
+    // mtimes are the checkout's too.
     let fixtures = common::fixtures().display().to_string();
     for line in body.lines() {
+        let line = line.replace(&fixtures, "<fixtures>");
+        let line = line.as_str();
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let family = rest.split(' ').next().unwrap_or("");
             skip_family = family == "node_scrape_collector_duration_seconds"
@@ -31,12 +34,11 @@ fn normalize(name: &str, body: &str) -> String {
             continue;
         }
         if name == "textfile" {
-            let line = line.replace(&fixtures, "<fixtures>");
             if line.starts_with("node_textfile_mtime_seconds{") {
-                let (series, _) = line.rsplit_once(' ').unwrap_or((&line, ""));
+                let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
                 out.push_str(&format!("{series} <mtime>\n"));
             } else {
-                out.push_str(&line);
+                out.push_str(line);
                 out.push('\n');
             }
             continue;

@@ -4,7 +4,7 @@
 //!     cargo run -p e2e-tests --example loki_receiver -- --listen 172.18.0.1:3100
 //!
 //! Prints `listening on http://ADDR` on stderr, then one JSON object per
-//! entry it accepts on stdout: `{"labels":{..},"line":"..","timestamp_ns":N}`,
+//! entry it accepts on stdout: `{"labels":{..},"line":"..","structured_metadata":{..},"timestamp_ns":N}`,
 //! in arrival order per stream. Runs until killed.
 
 use std::collections::HashMap;
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                     "tenant": stream.tenant,
                     "labels": stream.labels,
                     "line": entry.line,
+                    "structured_metadata": entry.structured_metadata.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                     "timestamp_ns": entry.timestamp_ns.to_string(),
                 });
                 if writeln!(out, "{obj}").is_err() {

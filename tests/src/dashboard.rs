@@ -74,6 +74,18 @@ pub struct Variable {
 }
 
 impl Variable {
+    /// The label a Loki `label_values(<label>)` variable lists, if this is one.
+    pub fn loki_label(&self) -> Option<&str> {
+        (self.kind == "query" && self.datasource.as_deref() == Some("loki")).then(|| {
+            self.query
+                .trim_end_matches(')')
+                .rsplit([',', '('])
+                .next()
+                .unwrap_or("")
+                .trim()
+        })
+    }
+
     /// Whether Grafana resolves this variable by asking Prometheus.
     pub fn asks_prometheus(&self) -> bool {
         self.kind == "query" && self.datasource.as_deref().unwrap_or("prometheus") == "prometheus"
@@ -265,11 +277,30 @@ pub fn substitute(expr: &str, vars: &BTreeMap<String, String>) -> Result<String,
     }
 }
 
-/// Grafana's built-in variables, for a 1 s scrape interval.
-fn builtin_variables() -> BTreeMap<String, String> {
-    let interval = SCRAPE_INTERVAL.as_secs();
+/// Variable values as Grafana puts them into a Loki query: "All" (what a
+/// dashboard opens with) as the variable's allValue, a textbox as its
+/// saved text; Grafana's time macros as a duration.
+pub fn loki_variables(vars: &[Variable]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = ["__auto", "__interval", "__range", "__rate_interval"]
+        .into_iter()
+        .map(|k| (k.to_string(), "1m".to_string()))
+        .collect();
+    for v in vars {
+        let value = if v.include_all {
+            v.all_value.clone().unwrap_or_else(|| ".+".into())
+        } else {
+            v.current.clone().unwrap_or_else(|| v.query.clone())
+        };
+        out.insert(v.name.clone(), value);
+    }
+    out
+}
+
+/// Grafana's built-in variables, for a scrape interval of `interval`
+/// seconds: `$__rate_interval` as for [`RATE_INTERVAL`], 5 intervals.
+fn builtin_variables(interval: u64) -> BTreeMap<String, String> {
     [
-        ("__rate_interval", RATE_INTERVAL.to_string()),
+        ("__rate_interval", format!("{}s", 5 * interval)),
         ("__interval", format!("{interval}s")),
         ("__interval_ms", (interval * 1000).to_string()),
         ("__range", "1m".into()),
@@ -374,7 +405,18 @@ impl Evaluation {
         dashboard: &Dashboard,
         presets: &[(&str, &str)],
     ) -> Evaluation {
-        let mut vars = builtin_variables();
+        Evaluation::with_presets_at(prom, dashboard, presets, SCRAPE_INTERVAL.as_secs())
+    }
+
+    /// [`Evaluation::with_presets`] for a Prometheus that scrapes every
+    /// `scrape_interval_secs` (Grafana's `$__interval`, `$__rate_interval`).
+    pub fn with_presets_at(
+        prom: &Prometheus,
+        dashboard: &Dashboard,
+        presets: &[(&str, &str)],
+        scrape_interval_secs: u64,
+    ) -> Evaluation {
+        let mut vars = builtin_variables(scrape_interval_secs);
         let mut answers = BTreeMap::new();
         for v in &dashboard.variables {
             let preset = presets.iter().find(|(k, _)| *k == v.name).map(|p| p.1);

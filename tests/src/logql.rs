@@ -31,6 +31,39 @@ pub struct Query {
     pub extracts_all_fields: bool,
     /// Whether this is a metric query (else a log query for a logs panel).
     pub is_metric: bool,
+    /// Each stream selector of the query, as its matchers.
+    pub selectors: Vec<Vec<Matcher>>,
+}
+
+/// One matcher of a stream selector: `name op "value"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    pub name: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    pub value: String,
+}
+
+impl Matcher {
+    /// Whether a stream with `labels` satisfies this matcher (a missing
+    /// label is the empty string, regexes are anchored, as in Loki).
+    pub fn matches(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, String> {
+        let v = labels.get(&self.name).map_or("", String::as_str);
+        let re = || {
+            regex::Regex::new(&format!("^(?:{})$", self.value))
+                .map_err(|e| format!("{}{}{:?}: {e}", self.name, self.op, self.value))
+        };
+        Ok(match self.op.as_str() {
+            "=" => v == self.value,
+            "!=" => v != self.value,
+            "=~" => re()?.is_match(v),
+            "!~" => !re()?.is_match(v),
+            op => return Err(format!("unknown matcher operator {op}")),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,32 +271,36 @@ impl Parser {
     fn selector(&mut self) -> Result<(), String> {
         let at = self.at();
         self.expect_op("{")?;
-        let mut matchers = 0;
+        let mut matchers = Vec::new();
         loop {
             if self.eat_op("}") {
                 break;
             }
-            if matchers > 0 {
+            if !matchers.is_empty() {
                 self.expect_op(",")?;
             }
             let name = self.ident()?;
             let op_at = self.at();
-            match self.next()? {
-                Tok::Op("=" | "!=" | "=~" | "!~") => {}
+            let op = match self.next()? {
+                Tok::Op(op @ ("=" | "!=" | "=~" | "!~")) => op,
                 t => {
                     return Err(format!(
                         "expected =, !=, =~ or !~ at offset {op_at}, found {t:?}"
                     ))
                 }
-            }
+            };
             let value = self.string()?;
-            self.q.uses.insert(LabelUse::Stream(name));
-            let _ = value;
-            matchers += 1;
+            self.q.uses.insert(LabelUse::Stream(name.clone()));
+            matchers.push(Matcher {
+                name,
+                op: op.to_string(),
+                value,
+            });
         }
-        if matchers == 0 {
+        if matchers.is_empty() {
             return Err(format!("empty stream selector at offset {at}"));
         }
+        self.q.selectors.push(matchers);
         Ok(())
     }
 
@@ -670,5 +707,45 @@ mod tests {
             let e = parse(bad).expect_err(bad);
             assert!(e.contains(says), "{bad}: {e:?} does not say {says:?}");
         }
+    }
+
+    #[test]
+    fn keeps_each_selector_and_matches_streams_as_loki_does() {
+        let q = parse(
+            r#"sum(count_over_time({log_type="access",status_class=~"5.."} [1m])) / sum(count_over_time({log_type="access",host!~"db.*"} [1m]))"#,
+        )
+        .unwrap();
+        assert_eq!(q.selectors.len(), 2);
+        let stream = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let web = stream(&[
+            ("log_type", "access"),
+            ("status_class", "5xx"),
+            ("host", "web1"),
+        ]);
+        let db = stream(&[
+            ("log_type", "access"),
+            ("status_class", "2xx"),
+            ("host", "db1"),
+        ]);
+        let all = |sel: &[Matcher], s| sel.iter().all(|m| m.matches(s).unwrap());
+        assert!(all(&q.selectors[0], &web));
+        assert!(
+            !all(&q.selectors[0], &db),
+            "regexes are anchored: 2xx is not 5.."
+        );
+        assert!(all(&q.selectors[1], &web));
+        assert!(!all(&q.selectors[1], &db));
+        // A label a stream lacks is the empty string.
+        let m = Matcher {
+            name: "container".into(),
+            op: "=~".into(),
+            value: ".+".into(),
+        };
+        assert!(!m.matches(&web).unwrap());
     }
 }

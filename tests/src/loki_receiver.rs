@@ -1222,6 +1222,17 @@ mod tests {
         post_as(url, None, ct, body)
     }
 
+    /// A receiver without Loki's limits: these tests push entries a few
+    /// nanoseconds after the epoch to check how entries are stored; the
+    /// limits have tests of their own.
+    fn no_limits() -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            limits: Limits::none(),
+            ..Options::default()
+        })
+        .unwrap()
+    }
+
     fn post_as(url: &str, tenant: Option<&str>, ct: &str, body: &[u8]) -> (u16, String) {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(2))
@@ -1239,7 +1250,7 @@ mod tests {
 
     #[test]
     fn decodes_protobuf_snappy_and_reports_order_violations() {
-        let r = LokiReceiver::start();
+        let r = no_limits();
         let body = push_body(
             r#"{job="varlogs", filename="/var/log/a \"b\".log"}"#,
             &[(10, "one"), (11, "two")],
@@ -1272,7 +1283,7 @@ mod tests {
 
     #[test]
     fn accepts_json_and_rejects_bad_bodies_like_loki() {
-        let r = LokiReceiver::start();
+        let r = no_limits();
         let json = br#"{"streams":[{"stream":{"job":"j"},"values":[["1700000000000000001","hello",{"k":"v"}]]}]}"#;
         assert_eq!(post(&r.push_url(), "application/json", json).0, 204);
         assert_eq!(
@@ -1295,7 +1306,7 @@ mod tests {
 
     #[test]
     fn answers_as_told_and_goes_down_and_up_on_the_same_port() {
-        let r = LokiReceiver::start();
+        let r = no_limits();
         let body = push_body(r#"{job="j"}"#, &[(1, "x")]);
         r.set_mode(Mode::Status(429));
         assert_eq!(post(&r.push_url(), "application/x-protobuf", &body).0, 429);
@@ -1325,6 +1336,7 @@ mod tests {
         let r = LokiReceiver::start_with(Options {
             keep_entries: false,
             latency_marker: Some("wts=".into()),
+            limits: Limits::none(),
             ..Options::default()
         })
         .unwrap();
@@ -1359,10 +1371,11 @@ mod tests {
     fn keeping_and_counting() -> [LokiReceiver; 2] {
         let counting = LokiReceiver::start_with(Options {
             keep_entries: false,
+            limits: Limits::none(),
             ..Options::default()
         })
         .unwrap();
-        [LokiReceiver::start(), counting]
+        [no_limits(), counting]
     }
 
     #[test]
@@ -1395,7 +1408,7 @@ mod tests {
             let c = r.counts();
             assert_eq!((c.entries, c.line_bytes), (5, 4 * 4 + 5));
         }
-        let r = LokiReceiver::start();
+        let r = no_limits();
         let body = json_push(r#"{"job":"j"}"#, &[(7, "same", "a"), (7, "same", "b")]);
         post(&r.push_url(), "application/json", &body);
         let entries = &r.streams()[0].entries;
@@ -1540,7 +1553,7 @@ mod tests {
 
     #[test]
     fn checks_the_tenant() {
-        let r = LokiReceiver::start();
+        let r = no_limits();
         r.require_tenant(Some("team-a"));
         let body = push_body(r#"{job="j"}"#, &[(1, "x")]);
         let (code, msg) = post(&r.push_url(), "application/x-protobuf", &body);

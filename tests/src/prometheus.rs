@@ -58,7 +58,8 @@ pub struct Series {
 
 pub struct Prometheus {
     pub url: String,
-    process: Process,
+    /// `None` for a Prometheus this harness did not start ([`Prometheus::connect`]).
+    process: Option<Process>,
 }
 
 impl Prometheus {
@@ -148,7 +149,18 @@ impl Prometheus {
         if let Err(e) = ready {
             panic!("{e}\nconfig:\n{config}\n{}", process.log_tail(30));
         }
-        Prometheus { url, process }
+        Prometheus {
+            url,
+            process: Some(process),
+        }
+    }
+
+    /// A Prometheus that runs elsewhere (a deployed one), at `url`.
+    pub fn connect(url: &str) -> Prometheus {
+        Prometheus {
+            url: url.trim_end_matches('/').to_string(),
+            process: None,
+        }
     }
 
     /// GET an API path and return its `data`, or the API's error.
@@ -251,7 +263,10 @@ impl Prometheus {
     }
 
     pub fn log_tail(&self, n: usize) -> String {
-        self.process.log_tail(n)
+        self.process.as_ref().map_or_else(
+            || format!("(Prometheus at {} runs elsewhere)", self.url),
+            |p| p.log_tail(n),
+        )
     }
 }
 

@@ -6,10 +6,8 @@
 //! instead. (No Loki runs here: dashboards_data.rs lists these panels as
 //! having no data yet.)
 
-use std::collections::BTreeMap;
-
 use e2e_tests::assert_no_problems;
-use e2e_tests::dashboard::{substitute, Dashboard, Variable};
+use e2e_tests::dashboard::{loki_variables, substitute, Dashboard};
 use e2e_tests::grafana::{dashboard_files, example_environment, file_name, Provisioning};
 use e2e_tests::logql::{self, LabelUse};
 use e2e_tests::shipper_labels::shipper_labels;
@@ -17,25 +15,6 @@ use serde_json::Value;
 
 /// Labels Loki itself gives every parsed line.
 const LOKI_BUILTIN_LABELS: &[&str] = &["__error__", "__error_details__"];
-
-/// Variable values as Grafana puts them into a Loki query: "All" (what a
-/// dashboard opens with) as the variable's allValue, a textbox as its
-/// saved text; Grafana's time macros as a duration.
-fn loki_variables(vars: &[Variable]) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = ["__auto", "__interval", "__range", "__rate_interval"]
-        .into_iter()
-        .map(|k| (k.to_string(), "1m".to_string()))
-        .collect();
-    for v in vars {
-        let value = if v.include_all {
-            v.all_value.clone().unwrap_or_else(|| ".+".into())
-        } else {
-            v.current.clone().unwrap_or_else(|| v.query.clone())
-        };
-        out.insert(v.name.clone(), value);
-    }
-    out
-}
 
 #[test]
 fn loki_queries_use_only_the_labels_the_shipper_attaches() {
@@ -54,14 +33,7 @@ fn loki_queries_use_only_the_labels_the_shipper_attaches() {
         let vars = loki_variables(&dashboard.variables);
         // Loki label-values variables list a stream label.
         for v in &dashboard.variables {
-            if v.kind == "query" && v.datasource.as_deref() == Some("loki") {
-                let label = v
-                    .query
-                    .trim_end_matches(')')
-                    .rsplit([',', '('])
-                    .next()
-                    .unwrap_or("")
-                    .trim();
+            if let Some(label) = v.loki_label() {
                 if !labels.stream.contains(label) {
                     problems.push(format!(
                         "{name}: variable ${} lists the values of {label:?}, which no shipper config attaches",

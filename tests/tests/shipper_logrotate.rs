@@ -251,8 +251,11 @@ impl Setup {
         self.logs().join("app.log")
     }
 
+    /// The shipper, logging at `LOGROTATE_TEST_LOG_LEVEL` (default info).
     fn start_shipper(&self) -> Process {
-        e2e_tests::shipper::start(&self.config, self.port, &[], &[])
+        let level = std::env::var("LOGROTATE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+        let flag = format!("-log.level={level}");
+        e2e_tests::shipper::start(&self.config, self.port, &[&flag], &[])
     }
 
     /// Writes a logrotate config for `logs/app.log` named `name`.
@@ -725,7 +728,6 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate() {
     run(
         "copytruncate",
@@ -738,7 +740,6 @@ fn copytruncate() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn create() {
     run(
         "create",
@@ -751,7 +752,6 @@ fn create() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_compress_delaycompress() {
     run(
         "copytruncate_delaycompress",
@@ -764,7 +764,6 @@ fn copytruncate_compress_delaycompress() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_compress_without_delay() {
     run(
         "copytruncate_compress",
@@ -777,7 +776,6 @@ fn copytruncate_compress_without_delay() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_dateext_with_seconds() {
     run(
         "dateext",
@@ -790,7 +788,6 @@ fn copytruncate_dateext_with_seconds() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_into_olddir_named_by_rotated_dir_label() {
     run(
         "olddir",
@@ -803,7 +800,6 @@ fn copytruncate_into_olddir_named_by_rotated_dir_label() {
 }
 
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn copytruncate_rotate_1_deletes_the_copy_at_the_next_rotation() {
     run(
         "rotate_1",
@@ -822,7 +818,6 @@ fn copytruncate_rotate_1_deletes_the_copy_at_the_next_rotation() {
 /// arrives once: the old file's, the new file's first content (from the
 /// copy, outside the glob) and what came after.
 #[test]
-#[ignore = "losses still seen under load (issue 14): run with `make logrotate-test`"]
 fn rename_then_copytruncate_while_loki_is_down() {
     let setup = Setup::new(None);
     let receiver = &setup.receiver;

@@ -137,7 +137,7 @@ fn read_attr(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = [0u8; 4096];
     let n = f.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]))
+    Ok(crate::helpers::to_valid_utf8(buf.get(..n).unwrap_or(&[]))
         .trim_matches('\n')
         .to_string())
 }
@@ -183,7 +183,8 @@ fn base(p: &Path) -> String {
 }
 
 /// node_exporter's chip name: from the device the hwmon belongs to
-/// (`<parent dir>_<device dir>`, always unique), else the `name` file, else
+/// (`<parent dir>_<device dir>`; see [`unique_chip_names`] for a device with
+/// several), else the `name` file, else
 /// the hwmon directory's own name.
 pub fn chip_name(dir: &Path) -> anyhow::Result<String> {
     if let Ok(device) = std::fs::canonicalize(dir.join("device")) {
@@ -213,6 +214,34 @@ pub fn chip_name(dir: &Path) -> anyhow::Result<String> {
         ));
     }
     Ok(name)
+}
+
+/// A device with several hwmon directories (a wifi card with one per
+/// radio, asus-nb-wmi) gives them all the device's chip name: as
+/// node_exporter does, each of those gets `_<name file>` appended, or
+/// `_hwmonN` when it has no name or that name is taken too.
+fn unique_chip_names(chips: &mut [(PathBuf, String)]) {
+    let mut count: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (_, chip) in chips.iter() {
+        *count.entry(chip.clone()).or_default() += 1;
+    }
+    let mut taken: HashSet<String> = chips.iter().map(|(_, c)| c.clone()).collect();
+    for (dir, chip) in chips.iter_mut() {
+        if count.get(chip.as_str()).copied().unwrap_or(0) < 2 {
+            continue;
+        }
+        let by_name = human_chip_name(dir).map(|n| format!("{chip}_{n}"));
+        let fallback = || {
+            let real = std::fs::canonicalize(&*dir).unwrap_or_else(|_| dir.clone());
+            format!("{chip}_{}", clean_name(&base(&real)))
+        };
+        let name = match by_name {
+            Some(n) if !taken.contains(&n) => n,
+            _ => fallback(),
+        };
+        taken.insert(name.clone());
+        *chip = name;
+    }
 }
 
 /// The human-readable chip type from the `name` file, if any.
@@ -414,16 +443,16 @@ impl Hwmon {
     fn update_chip(
         &self,
         dir: &Path,
+        chip: String,
         seen: &mut HashSet<String>,
         out: &mut MetricSet,
     ) -> anyhow::Result<()> {
-        let chip = chip_name(dir)?;
         if self.chips.ignored(&chip) {
             tracing::debug!(chip = %chip, "ignoring hwmon chip");
             return Ok(());
         }
         if !seen.insert(chip.clone()) {
-            // Two hwmon directories of one device would give duplicate series.
+            // Left after `unique_chip_names`: would give duplicate series.
             tracing::debug!(chip = %chip, dir = %dir.display(), "skipping hwmon chip with a name already seen");
             return Ok(());
         }
@@ -461,14 +490,22 @@ impl Collector for Hwmon {
             }
             Err(e) => return Err(anyhow!("listing {}: {e}", class.display())),
         };
-        let mut seen = HashSet::new();
         let mut last_err = None;
+        let mut chips = Vec::with_capacity(names.len());
         for dir in names {
             // /sys/class/hwmon/hwmonN are symlinks to the device's hwmon directory.
             if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
-            if let Err(e) = self.update_chip(&dir, &mut seen, out) {
+            match chip_name(&dir) {
+                Ok(chip) => chips.push((dir, chip)),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        unique_chip_names(&mut chips);
+        let mut seen = HashSet::new();
+        for (dir, chip) in chips {
+            if let Err(e) = self.update_chip(&dir, chip, &mut seen, out) {
                 last_err = Some(e);
             }
         }
@@ -655,5 +692,43 @@ mod tests {
         assert_eq!(chip_name(&virt).unwrap(), "hwmon7");
         std::fs::write(virt.join("name"), "Some Chip\n").unwrap();
         assert_eq!(chip_name(&virt).unwrap(), "some_chip");
+    }
+
+    #[test]
+    fn several_hwmon_directories_of_one_device_get_their_name_or_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let phy = dir.path().join("devices/ieee80211/phy0");
+        let mut chips = Vec::new();
+        // Two named radios, a third without a name, a fourth named as the first.
+        for (n, name) in [
+            (8, Some("mt7996_phy0_0")),
+            (9, Some("MT7996 phy0 1")),
+            (10, None),
+            (11, Some("mt7996_phy0_0")),
+        ] {
+            let hw = phy.join(format!("hwmon/hwmon{n}"));
+            std::fs::create_dir_all(&hw).unwrap();
+            std::os::unix::fs::symlink("../../../phy0", hw.join("device")).unwrap();
+            if let Some(name) = name {
+                std::fs::write(hw.join("name"), format!("{name}\n")).unwrap();
+            }
+            chips.push((hw.clone(), chip_name(&hw).unwrap()));
+        }
+        let lone = dir.path().join("devices/platform/coretemp.0/hwmon/hwmon0");
+        std::fs::create_dir_all(&lone).unwrap();
+        std::os::unix::fs::symlink("../../../coretemp.0", lone.join("device")).unwrap();
+        chips.push((lone, "platform_coretemp_0".to_string()));
+        unique_chip_names(&mut chips);
+        let names: Vec<&str> = chips.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ieee80211_phy0_mt7996_phy0_0",
+                "ieee80211_phy0_mt7996_phy0_1",
+                "ieee80211_phy0_hwmon10",
+                "ieee80211_phy0_hwmon11",
+                "platform_coretemp_0",
+            ]
+        );
     }
 }

@@ -9,12 +9,18 @@ use crate::cli::Flags;
 use crate::collector::Collector;
 
 pub mod arp;
+pub mod bonding;
+pub mod buddyinfo;
 pub mod conntrack;
 pub mod cpu;
+pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
+pub mod dmi;
 pub mod docker;
+pub mod edac;
 pub mod entropy;
+pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
@@ -26,16 +32,20 @@ pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod nvme;
 pub mod os;
 pub mod pending;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod processes;
+pub mod rapl;
 pub mod schedstat;
 pub mod sockstat;
+pub mod softirqs;
 pub mod softnet;
 pub mod stat;
 pub mod systemd;
+pub mod tapestats;
 pub mod tcpstat;
 pub mod textfile;
 pub mod thermal_zone;
@@ -44,6 +54,7 @@ pub mod timex;
 pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
+pub mod watchdog;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -60,12 +71,18 @@ pub fn no_flags() -> Vec<Arg> {
 /// Sorted by name; `--help` lists them in this order.
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
+    bonding::SPEC,
+    buddyinfo::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
+    cpu_vulnerabilities::SPEC,
     cpufreq::SPEC,
     diskstats::SPEC,
+    dmi::SPEC,
     docker::SPEC,
+    edac::SPEC,
     entropy::SPEC,
+    fibrechannel::SPEC,
     filefd::SPEC,
     filesystem::SPEC,
     hwmon::SPEC,
@@ -77,15 +94,19 @@ pub static REGISTRY: &[CollectorSpec] = &[
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,
+    nvme::SPEC,
     os::SPEC,
     powersupplyclass::SPEC,
     pressure::SPEC,
     processes::SPEC,
+    rapl::SPEC,
     schedstat::SPEC,
     sockstat::SPEC,
+    softirqs::SPEC,
     softnet::SPEC,
     stat::SPEC,
     systemd::SPEC,
+    tapestats::SPEC,
     tcpstat::SPEC,
     textfile::SPEC,
     thermal_zone::SPEC,
@@ -94,6 +115,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     udp_queues::SPEC,
     uname::SPEC,
     vmstat::SPEC,
+    watchdog::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {

@@ -185,7 +185,9 @@ impl Netclass {
 /// procfs' `ParseNetClassAttribute` skips them.
 pub fn read_attribute(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<String>> {
     match files.read(path) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Ok(bytes) => Ok(Some(
+            crate::helpers::to_valid_utf8(&bytes).trim().to_string(),
+        )),
         Err(e) if skippable(&e) => Ok(None),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
     }

@@ -174,7 +174,10 @@ impl Collector for Pressure {
                     ))
                     .into());
                 };
-                out.counter(name, help, &[], total as f64 / 1e6);
+                // Microseconds to seconds as node_exporter divides (two
+                // steps round differently from one: 14036781 µs is
+                // 14.036781000000001 s there).
+                out.counter(name, help, &[], total as f64 / 1000.0 / 1000.0);
             }
             found += 1;
         }

@@ -2,8 +2,8 @@
 //! CPU of hexadecimal 32-bit counters. The columns grew with the kernel:
 //! 9 (2.6.23: processed, dropped, time_squeeze, 5 zeros, cpu_collision),
 //! 10 (+received_rps), 11 (+flow_limit_count), 13 (5.10: +backlog_len and the
-//! CPU's own number) and 15 (6.x: +input_qlen, process_qlen). Metrics are
-//! written for the columns the kernel has. The `cpu` label is the CPU number
+//! CPU's own number) and 15 (6.x: +input_qlen, process_qlen). As in
+//! node_exporter, a column the kernel lacks is reported as 0. The `cpu` label is the CPU number
 //! from column 13 when present (offline CPUs have no line, so line numbers
 //! and CPU numbers differ on such hosts), else the line number.
 
@@ -133,30 +133,24 @@ impl Collector for Softnet {
                 &labels,
                 s.cpu_collision.into(),
             );
-            if let Some(v) = s.received_rps {
-                out.counter(
-                    "node_softnet_received_rps_total",
-                    "Number of times cpu woken up received_rps",
-                    &labels,
-                    v.into(),
-                );
-            }
-            if let Some(v) = s.flow_limit_count {
-                out.counter(
-                    "node_softnet_flow_limit_count_total",
-                    "Number of times flow limit has been reached",
-                    &labels,
-                    v.into(),
-                );
-            }
-            if let Some(v) = s.backlog_len {
-                out.gauge(
-                    "node_softnet_backlog_len",
-                    "Softnet backlog status",
-                    &labels,
-                    v.into(),
-                );
-            }
+            out.counter(
+                "node_softnet_received_rps_total",
+                "Number of times cpu woken up received_rps",
+                &labels,
+                s.received_rps.unwrap_or(0).into(),
+            );
+            out.counter(
+                "node_softnet_flow_limit_count_total",
+                "Number of times flow limit has been reached",
+                &labels,
+                s.flow_limit_count.unwrap_or(0).into(),
+            );
+            out.gauge(
+                "node_softnet_backlog_len",
+                "Softnet backlog status",
+                &labels,
+                s.backlog_len.unwrap_or(0).into(),
+            );
         }
         Ok(())
     }
@@ -209,6 +203,29 @@ mod tests {
         assert_eq!(s[0].flow_limit_count, Some(6));
         assert_eq!(s[0].backlog_len, None);
         assert_eq!(s[0].cpu, 0);
+    }
+
+    #[test]
+    fn columns_an_old_kernel_lacks_are_reported_as_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::testutil::write(dir.path(), "net/softnet_stat", "1 2 3 0 0 0 0 0 4 5 6\n");
+        let c = Softnet {
+            paths: Paths {
+                procfs: dir.path().into(),
+                ..Paths::default()
+            },
+        };
+        let mut set = MetricSet::new();
+        c.update(&mut set).unwrap();
+        let text = crate::testutil::render(set);
+        assert!(
+            text.contains("node_softnet_backlog_len{cpu=\"0\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("node_softnet_flow_limit_count_total{cpu=\"0\"} 6\n"),
+            "{text}"
+        );
     }
 
     #[test]

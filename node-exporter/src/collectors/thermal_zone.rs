@@ -34,29 +34,7 @@ struct ThermalZone {
 /// Parses an integer attribute (millidegrees Celsius, or a cooling state),
 /// naming the file on error.
 pub fn parse_int(text: &str, path: &Path) -> anyhow::Result<i64> {
-    let t = text.trim();
-    t.parse()
-        .map_err(|_| anyhow!("parsing {}: {t:?} is not an integer", path.display()))
-}
-
-/// Entries of `dir` named `<prefix><digit>...`, sorted, with their number.
-fn numbered(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
-    };
-    let mut out: Vec<(String, String)> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let num = name.strip_prefix(prefix)?;
-            num.starts_with(|c: char| c.is_ascii_digit())
-                .then(|| (name.clone(), num.to_string()))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
+    crate::helpers::parse_attr(text, path, "an integer")
 }
 
 /// Reads the attributes `names` of `dir`. Any I/O error (ENODATA or
@@ -140,7 +118,7 @@ fn read_cooling_device(dir: &Path, name: &str) -> anyhow::Result<Option<CoolingD
 impl Collector for ThermalZone {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let base = self.paths.sys("class/thermal");
-        for (dir, num) in numbered(&base, "thermal_zone")? {
+        for (dir, num) in crate::helpers::numbered_entries(&base, "thermal_zone")? {
             if let Some(z) = read_zone(&base.join(&dir), &num)? {
                 out.gauge(
                     "node_thermal_zone_temp",
@@ -150,7 +128,7 @@ impl Collector for ThermalZone {
                 );
             }
         }
-        for (dir, num) in numbered(&base, "cooling_device")? {
+        for (dir, num) in crate::helpers::numbered_entries(&base, "cooling_device")? {
             if let Some(d) = read_cooling_device(&base.join(&dir), &num)? {
                 let labels = [("name", d.name.as_str()), ("type", d.kind.as_str())];
                 out.gauge(
@@ -234,7 +212,7 @@ mod tests {
         ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
-        let got = numbered(r, "thermal_zone").unwrap();
+        let got = crate::helpers::numbered_entries(r, "thermal_zone").unwrap();
         assert_eq!(
             got,
             vec![

@@ -56,11 +56,18 @@ pub fn fixtures() -> PathBuf {
 /// Starts the exporter with `args` on a free loopback port and waits until
 /// it answers.
 pub fn start(args: &[String]) -> Running {
+    start_in(Path::new("."), args)
+}
+
+/// [`start`] with `cwd` as the working directory (relative paths in `args`
+/// are taken from there).
+pub fn start_in(cwd: &Path, args: &[String]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let stderr_path = dir.path().join("stderr.log");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_node-exporter"))
+        .current_dir(cwd)
         .arg(format!("--web.listen-address={addr}"))
         .args(args)
         .stdout(Stdio::null())

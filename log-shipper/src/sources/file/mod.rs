@@ -427,6 +427,8 @@ struct Spawn {
     start: u64,
     /// Truncated while we were away: the copy with this head first.
     copy_first: Option<copies::Head>,
+    /// With `copy_first`: the contents saved as queued behind it.
+    pending: Vec<crate::positions::PendingContent>,
     copy_dirs: Vec<PathBuf>,
     /// Read from its start: check its first bytes before sending them.
     check_copy: bool,
@@ -602,7 +604,13 @@ impl JobRunner {
                     start::Start::At(offset) => (offset, None),
                     start::Start::CopyFirst(offset) => (offset, copy_head),
                 };
+                let pending = if copy_first.is_some() {
+                    self.positions.pending(&path_str)
+                } else {
+                    Vec::new()
+                };
                 let spawn = Spawn {
+                    pending,
                     copy_dirs: copies::dirs_of(&path, self.targets[ti].rotated_dir.as_deref()),
                     path: path.clone(),
                     key: path_str,
@@ -665,6 +673,7 @@ impl JobRunner {
             dev_ino: s.dev_ino,
             start: s.start,
             copy_first: s.copy_first,
+            pending: s.pending,
             copy_dirs: s.copy_dirs,
             claims: Arc::clone(&self.claims),
             check_copy,
@@ -735,6 +744,11 @@ impl JobRunner {
                     labels: labels.clone(),
                     dev_ino: old,
                     start: saved.offset,
+                    pending: if copy_first.is_some() {
+                        self.positions.pending(path)
+                    } else {
+                        Vec::new()
+                    },
                     copy_first,
                     copy_dirs,
                     check_copy: false,

@@ -114,6 +114,8 @@ pub struct Tailer {
     /// The file was truncated while we were not running: the content we
     /// had read up to `start` is looked for in a copy with this head first.
     pub copy_first: Option<Head>,
+    /// With `copy_first`: the contents queued behind it when we stopped.
+    pub pending: Vec<crate::positions::PendingContent>,
     /// Where copies of this file are looked for.
     pub copy_dirs: Vec<PathBuf>,
     pub claims: Claims,
@@ -168,6 +170,7 @@ impl Tailer {
                 state.identity.clone(),
                 Arc::clone(&state.progress),
             );
+            state.publish_heads(&self);
             state.run(&self, &metrics).await;
             if state.handed_back {
                 self.positions.remove(&self.key);
@@ -205,6 +208,8 @@ struct Content {
     source: Source,
     /// Its first bytes (up to 1 KiB), as far as known: how its copy is found.
     head: Vec<u8>,
+    /// After a restart, their length and hash only (saved positions).
+    saved_head: Option<Head>,
     /// The largest size the file was seen at with this content.
     seen_len: u64,
 }
@@ -274,8 +279,31 @@ impl Open {
                     since: Instant::now(),
                 },
                 head: Vec::new(),
+                saved_head: Some(h),
                 seen_len: t.start,
             });
+            // Contents truncated after it, not read yet, have copies too;
+            // the last may still be the file's own.
+            for (i, p) in t.pending.iter().enumerate() {
+                let saved = Head {
+                    len: usize::try_from(p.fp_len).unwrap_or(usize::MAX),
+                    hash: p.fp,
+                };
+                let still_live = i + 1 == t.pending.len()
+                    && head.len() >= saved.len
+                    && copies::bytes_start_with(&head, saved);
+                if still_live {
+                    break;
+                }
+                contents.push_back(Content {
+                    source: Source::Seeking {
+                        since: Instant::now(),
+                    },
+                    head: Vec::new(),
+                    saved_head: Some(saved),
+                    seen_len: p.len,
+                });
+            }
             FileIdentity {
                 dev: t.dev_ino.0,
                 ino: t.dev_ino.1,
@@ -288,6 +316,7 @@ impl Open {
         contents.push_back(Content {
             source: Source::Live,
             head,
+            saved_head: None,
             seen_len: if gzip { 0 } else { meta.len() },
         });
         let progress = Progress::new(t.start);
@@ -542,6 +571,7 @@ impl Open {
         self.contents.push_back(Content {
             source: Source::Live,
             head: Vec::new(),
+            saved_head: None,
             seen_len: 0,
         });
     }
@@ -566,14 +596,10 @@ impl Open {
             };
             let read = if i == 0 { self.offset } else { 0 };
             let need = c.seen_len.max(read);
-            let head = if i == 0 && c.head.is_empty() && self.identity.fp_len > 0 {
+            let head = match c.saved_head {
                 // After a restart: the saved fingerprint is all we know.
-                Head {
-                    len: self.identity.fp_len as usize,
-                    hash: self.identity.fp,
-                }
-            } else {
-                Head::of(&c.head)
+                Some(saved) if c.head.is_empty() => saved,
+                _ => Head::of(&c.head),
             };
             let waited = since.elapsed();
             match copies::find(&t.copy_dirs, head, need, &skip) {
@@ -625,6 +651,8 @@ impl Open {
 
     /// Publishes the heads of the contents not finished with (the job holds
     /// back a new file that starts like one of them: probably its copy).
+    /// Also saves the heads of the contents queued behind the first with
+    /// its position, so their copies are found after a restart.
     fn publish_heads(&self, t: &Tailer) {
         let mut heads = t.status.heads.lock().unwrap_or_else(|e| e.into_inner());
         heads.clear();
@@ -634,6 +662,23 @@ impl Open {
                 .filter(|c| !c.head.is_empty())
                 .map(|c| c.head.clone()),
         );
+        let pending = self
+            .contents
+            .iter()
+            .skip(1)
+            .filter_map(|c| {
+                let head = match c.saved_head {
+                    Some(saved) if c.head.is_empty() => saved,
+                    _ => Head::of(&c.head),
+                };
+                (head.len > 0).then_some(crate::positions::PendingContent {
+                    fp_len: head.len as u64,
+                    fp: head.hash,
+                    len: c.seen_len,
+                })
+            })
+            .collect();
+        t.positions.set_pending(&t.key, &self.progress, pending);
     }
 
     /// The first content is finished with (its copy read, or lost): once
@@ -651,16 +696,20 @@ impl Open {
         self.contents.pop_front();
         self.splitter.reset();
         self.offset = 0;
-        let head = self
-            .contents
-            .front()
-            .map(|c| c.head.clone())
-            .unwrap_or_default();
+        let head = match self.contents.front() {
+            Some(Content {
+                saved_head: Some(saved),
+                head,
+                ..
+            }) if head.is_empty() => *saved,
+            Some(c) => Head::of(&c.head),
+            None => Head::of(&[]),
+        };
         self.identity = FileIdentity {
             dev: t.dev_ino.0,
             ino: t.dev_ino.1,
-            fp_len: head.len() as u64,
-            fp: fnv1a(&head),
+            fp_len: head.len as u64,
+            fp: head.hash,
         };
         self.progress = Progress::new(0);
         t.positions
