@@ -279,15 +279,16 @@ struct Logrotate {
     conf: PathBuf,
     state: PathBuf,
     runs: usize,
-    /// The wall-clock second of the last run (Unix seconds).
+    /// The wall-clock second the last run ended in (Unix seconds).
     last_second: u64,
 }
 
 impl Logrotate {
     /// `logrotate -f`: rotates now, whatever its schedule says. Never twice
     /// in one wall-clock second: `dateext` names rotations by the second,
-    /// and logrotate refuses a name that exists (a run delayed by load can
-    /// land in the second of the one before).
+    /// and logrotate refuses a name that exists. The name's second is taken
+    /// somewhere during the run (a slow start under load reaches the next
+    /// second), so the next run starts after the second this one ended in.
     fn run(&mut self) {
         let second = || {
             std::time::SystemTime::now()
@@ -297,7 +298,6 @@ impl Logrotate {
         while second() <= self.last_second {
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.last_second = second();
         let out = Command::new(logrotate_bin())
             .arg("-f")
             .arg("-s")
@@ -305,6 +305,7 @@ impl Logrotate {
             .arg(&self.conf)
             .output()
             .expect("running logrotate");
+        self.last_second = second();
         assert!(
             out.status.success(),
             "logrotate {} failed ({}): {}{}",
