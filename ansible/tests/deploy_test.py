@@ -331,6 +331,11 @@ NO_DATA_IN_CONTAINER = {
          "namespace) are not in its /proc, where /proc/<pid>/net/dev is read", True),
     ("host-overview.json", "Firing alerts on this host"):
         ("no alert fires for the app host on a healthy deployment", False),
+    ("fleet-overview.json", "Hosts now"):
+        ("hosts with a firing alert: none on a healthy deployment (Watchdog has no instance); "
+         "some when this machine's load or disk sets off an allowed alert", False),
+    ("fleet-overview.json", "Hosts over the last $window"):
+        ("the same, over the window", False),
     ("host-overview.json", "annotation Alerts firing on this host"):
         ("no alert fires for the app host on a healthy deployment", False),
     ("host-overview.json", "Alert history"):
