@@ -102,51 +102,42 @@ pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &Skip) -> Found {
     }
     let mut incomplete = false;
     let mut best: Option<(SystemTime, Copy)> = None;
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    for (path, meta) in files_in(dirs) {
+        let dev_ino = (meta.dev(), meta.ino());
+        if !meta.is_file() || meta.len() == 0 {
+            continue;
+        }
+        let gz = path.extension().is_some_and(|x| x == "gz");
+        // A plain copy shorter than the head cannot be it; a .gz is
+        // smaller than what it holds.
+        if !gz && meta.len() < head.len as u64 {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
             continue;
         };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let dev_ino = (meta.dev(), meta.ino());
-            if !meta.is_file() || meta.len() == 0 {
-                continue;
-            }
-            let gz = path.extension().is_some_and(|x| x == "gz");
-            // A plain copy shorter than the head cannot be it; a .gz is
-            // smaller than what it holds.
-            if !gz && meta.len() < head.len as u64 {
-                continue;
-            }
-            let Ok(file) = std::fs::File::open(&path) else {
-                continue;
-            };
-            if skipped(skip, dev_ino, &file) {
-                continue;
-            }
-            match check(&file, gz, head, need, meta.len()) {
-                Check::No => continue,
-                Check::Short => incomplete = true,
-                Check::Yes => {
-                    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                    // Prefer the plain copy over its compressed twin.
-                    let better = best
-                        .as_ref()
-                        .is_none_or(|(t, b)| mtime > *t || (mtime == *t && b.gz && !gz));
-                    if better {
-                        best = Some((
-                            mtime,
-                            Copy {
-                                file,
-                                path,
-                                gz,
-                                dev_ino,
-                            },
-                        ));
-                    }
+        if skipped(skip, dev_ino, &file) {
+            continue;
+        }
+        match check(&file, gz, head, need, meta.len()) {
+            Check::No => continue,
+            Check::Short => incomplete = true,
+            Check::Yes => {
+                let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                // Prefer the plain copy over its compressed twin.
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(t, b)| mtime > *t || (mtime == *t && b.gz && !gz));
+                if better {
+                    best = Some((
+                        mtime,
+                        Copy {
+                            file,
+                            path,
+                            gz,
+                            dev_ino,
+                        },
+                    ));
                 }
             }
         }
@@ -158,38 +149,44 @@ pub fn find(dirs: &[PathBuf], head: Head, need: u64, skip: &Skip) -> Found {
     }
 }
 
+/// What is in `dirs`, with its metadata (symlinks followed): where
+/// [`find`] looks for copies.
+fn files_in(dirs: &[PathBuf]) -> impl Iterator<Item = (PathBuf, std::fs::Metadata)> + '_ {
+    dirs.iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .filter_map(|e| {
+            let path = e.path();
+            let meta = std::fs::metadata(&path).ok()?;
+            Some((path, meta))
+        })
+}
+
 /// The files [`find`] looked at, for the log when it found none: name,
 /// size, and why each is not the copy.
 pub fn describe(dirs: &[PathBuf], head: Head, skip: &Skip) -> String {
     let mut out = Vec::new();
-    for dir in dirs {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = e.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let gz = path.extension().is_some_and(|x| x == "gz");
-            let verdict = if !meta.is_file() {
-                "not a file"
-            } else {
-                match std::fs::File::open(&path) {
-                    Ok(f) if skipped(skip, (meta.dev(), meta.ino()), &f) => {
-                        "claimed or the file itself"
-                    }
-                    Ok(f) => match check(&f, gz, head, 0, meta.len()) {
-                        Check::No => "other head",
-                        _ => "same head",
-                    },
-                    Err(_) => "unreadable",
+    for (path, meta) in files_in(dirs) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let gz = path.extension().is_some_and(|x| x == "gz");
+        let verdict = if !meta.is_file() {
+            "not a file"
+        } else {
+            match std::fs::File::open(&path) {
+                Ok(f) if skipped(skip, (meta.dev(), meta.ino()), &f) => {
+                    "claimed or the file itself"
                 }
-            };
-            out.push(format!(
-                "{name} ({} B, inode {}): {verdict}",
-                meta.len(),
-                meta.ino()
-            ));
-        }
+                Ok(f) => match check(&f, gz, head, 0, meta.len()) {
+                    Check::No => "other head",
+                    _ => "same head",
+                },
+                Err(_) => "unreadable",
+            }
+        };
+        out.push(format!(
+            "{name} ({} B, inode {}): {verdict}",
+            meta.len(),
+            meta.ino()
+        ));
     }
     // Those with the right head first; a big log directory is cut short.
     out.sort_by_key(|d| !d.ends_with("same head"));
