@@ -254,6 +254,24 @@ impl Positions {
         })
     }
 
+    /// The paths with a saved file position that no watcher reads now.
+    pub fn untracked_files(&self) -> Vec<String> {
+        self.slots()
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    Slot::File {
+                        progress: None,
+                        identity: Some(_),
+                        ..
+                    }
+                )
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// A journal cursor (or other non-offset value).
     pub fn get_raw(&self, key: &str) -> Option<String> {
         match self.slots().get(key)? {

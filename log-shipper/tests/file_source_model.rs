@@ -21,8 +21,9 @@
 //! file may leave the tailed names without loss; other files rotated away
 //! and not yet delivered may be lost.
 //!
-//! `FILE_SOURCE_MODEL_CASES` sets the number of cases (default 32, under a
-//! minute when all pass; e.g. 500 for a long search), and
+//! `FILE_SOURCE_MODEL_CASES` sets the number of cases (default 200, in four
+//! shards run at once: about two minutes when all pass; e.g. 2000 for a
+//! long search), and
 //! `FILE_SOURCE_MODEL_SEED` which sequences (fixed by default, so `make
 //! test` repeats itself; `random` to search). A failing case is shrunk to
 //! a short sequence of operations and printed numbered.
@@ -773,13 +774,18 @@ async fn run_ops(w: &mut World, ops: &[Op]) -> Result<(), String> {
     }
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("FILE_SOURCE_MODEL_CASES")
+/// Cases run at once: a case mostly waits (for deliveries, discovery,
+/// kills), so shards in parallel test threads take a quarter of the time.
+const SHARDS: u64 = 4;
+
+/// The configuration of shard `shard`: its part of the cases, its own seed.
+fn config(shard: u64) -> ProptestConfig {
+    let cases: u32 = std::env::var("FILE_SOURCE_MODEL_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(200);
     ProptestConfig {
-        cases,
+        cases: cases.div_ceil(SHARDS as u32),
         // A case takes seconds: shrinking is bounded in steps and time.
         max_shrink_iters: 64,
         max_shrink_time: 180_000,
@@ -790,26 +796,23 @@ fn config() -> ProptestConfig {
         rng_seed: match std::env::var("FILE_SOURCE_MODEL_SEED").as_deref() {
             Ok("random") => proptest::test_runner::RngSeed::Random,
             Ok(n) => proptest::test_runner::RngSeed::Fixed(
-                n.parse()
-                    .expect("FILE_SOURCE_MODEL_SEED: a number or \"random\""),
+                n.parse::<u64>()
+                    .expect("FILE_SOURCE_MODEL_SEED: a number or \"random\"")
+                    + shard,
             ),
-            Err(_) => proptest::test_runner::RngSeed::Fixed(20_261_204),
+            Err(_) => proptest::test_runner::RngSeed::Fixed(20_261_204 + shard),
         },
         ..ProptestConfig::default()
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn the_file_source_delivers_what_the_model_requires(
-        ops in prop::collection::vec(op(), 1..=24)
-    ) {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_max_level(tracing::Level::WARN)
-            .try_init();
+fn run_shard(shard: u64) {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
+    let mut runner = proptest::test_runner::TestRunner::new(config(shard));
+    let result = runner.run(&prop::collection::vec(op(), 1..=24), |ops| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -817,8 +820,132 @@ proptest! {
             .unwrap();
         let result = rt.block_on(run_case(&ops));
         rt.shutdown_timeout(Duration::from_secs(5));
-        if let Err(e) = result {
-            return Err(TestCaseError::fail(e));
+        result.map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("shard {shard}: {e}");
+    }
+}
+
+#[test]
+fn the_file_source_delivers_what_the_model_requires_0() {
+    run_shard(0);
+}
+
+#[test]
+fn the_file_source_delivers_what_the_model_requires_1() {
+    run_shard(1);
+}
+
+#[test]
+fn the_file_source_delivers_what_the_model_requires_2() {
+    run_shard(2);
+}
+
+#[test]
+fn the_file_source_delivers_what_the_model_requires_3() {
+    run_shard(3);
+}
+
+/// Sequences the search found failing once (shrunk), run every time.
+#[test]
+fn sequences_that_failed_once_deliver_what_the_model_requires() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
+    let (a, b) = (F::A, F::B);
+    let cases = [
+        // The file was copied, truncated and deleted while the shipper was
+        // dead: its unread lines are in the copy only, under no tailed name.
+        vec![
+            Op::Write { file: a, lines: 30 },
+            Op::Kill,
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 5,
+            },
+            Op::Delete { file: a },
+        ],
+        // The same, and a new file under the name before the restart.
+        vec![
+            Op::Write { file: a, lines: 30 },
+            Op::Kill,
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 5,
+            },
+            Op::Delete { file: a },
+            Op::Recreate { file: a },
+            Op::Write { file: a, lines: 3 },
+        ],
+        // Renamed while dead, and the new file deleted.
+        vec![
+            Op::Write { file: a, lines: 30 },
+            Op::Kill,
+            Op::RenameRotate {
+                file: a,
+                late_lines: 3,
+            },
+            Op::Delete { file: a },
+        ],
+        // Renamed, then the new file copied and truncated, all while Loki
+        // refused, then a kill: the renamed file is the one positions name.
+        vec![
+            Op::LokiRefuses(Refusal::Status429),
+            Op::Write { file: a, lines: 7 },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 5,
+            },
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 4,
+            },
+            Op::Write { file: a, lines: 19 },
+            Op::Kill,
+        ],
+        // A line's start read, its end truncated away while Loki was down:
+        // the start is not a line of its own.
+        vec![
+            Op::Partial { file: b },
+            Op::LokiRefuses(Refusal::Down),
+            Op::Write { file: a, lines: 1 },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 0,
+            },
+            Op::Truncate { file: b },
+        ],
+        vec![
+            Op::Write { file: b, lines: 1 },
+            Op::Partial { file: a },
+            Op::Delete { file: b },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 4,
+            },
+            Op::Partial { file: a },
+            Op::Partial { file: b },
+            Op::Kill,
+            Op::Write { file: a, lines: 40 },
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 0,
+            },
+            Op::Delete { file: a },
+            Op::LokiRefuses(Refusal::Status429),
+        ],
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for ops in cases {
+        if let Err(e) = rt.block_on(run_case(&ops)) {
+            panic!("{e}");
         }
     }
+    rt.shutdown_timeout(Duration::from_secs(5));
 }

@@ -125,6 +125,13 @@ struct Target {
     exclude: Option<PathGlob>,
 }
 
+impl Target {
+    /// `path` is one of this target's files.
+    fn matches(&self, path: &std::path::Path) -> bool {
+        self.glob.is_match(path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
+    }
+}
+
 enum JobCommand {
     Update(Vec<Target>, mpsc::Sender<Entry>),
 }
@@ -232,6 +239,7 @@ impl FileTargetManager {
                 deferred: HashMap::new(),
                 latest_by_path: HashMap::new(),
                 recovered: Default::default(),
+                started: false,
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -416,7 +424,17 @@ impl DirWatcher {
     }
 }
 
+/// The file with inode `dev_ino` in `path`'s directory, opened.
+fn find_inode(path: &std::path::Path, dev_ino: (u64, u64)) -> Option<(PathBuf, std::fs::File)> {
+    std::fs::read_dir(path.parent()?)
+        .ok()?
+        .flatten()
+        .filter(|e| e.metadata().is_ok_and(|m| (m.dev(), m.ino()) == dev_ino))
+        .find_map(|e| Some((e.path(), std::fs::File::open(e.path()).ok()?)))
+}
+
 /// What a tailer is started with.
+#[derive(Clone)]
 struct Spawn {
     /// The file read.
     path: PathBuf,
@@ -473,6 +491,9 @@ struct JobRunner {
     latest_by_path: HashMap<String, Arc<TailerStatus>>,
     /// Old files looked for once (rotated while we were not running).
     recovered: std::collections::HashSet<(u64, u64)>,
+    /// The first sync is over: files that left their path while we were
+    /// not running were looked for.
+    started: bool,
 }
 
 impl JobRunner {
@@ -554,9 +575,7 @@ impl JobRunner {
         let targets = &self.targets;
         self.tailers.retain(|_, t| {
             let p = std::path::Path::new(&t.status.path);
-            let keep = targets.iter().any(|tg| {
-                tg.glob.is_match(p) && !tg.exclude.as_ref().is_some_and(|e| e.is_match(p))
-            });
+            let keep = targets.iter().any(|tg| tg.matches(p));
             if !keep {
                 t.task.abort();
             }
@@ -569,6 +588,9 @@ impl JobRunner {
         self.tailers.retain(|_, t| !t.task.is_finished());
         self.latest_by_path.retain(|_, s| !*s.done.borrow());
         self.prune_claims();
+        if !self.started {
+            self.recover_missing_paths(&out, events);
+        }
         let mut seen = std::collections::HashSet::new();
         for ti in 0..self.targets.len() {
             let paths = self.targets[ti]
@@ -590,7 +612,14 @@ impl JobRunner {
                     l
                 };
                 let copy_dirs = copies::dirs_of(&path, self.targets[ti].rotated_dir.as_deref());
-                self.recover_rotated_while_down(&path_str, key, &labels, copy_dirs, &out, events);
+                self.recover_rotated_while_down(
+                    &path_str,
+                    Some(key),
+                    &labels,
+                    copy_dirs,
+                    &out,
+                    events,
+                );
                 // The file rotated away from this path is finished first:
                 // one stream's entries stay in order.
                 let after = self
@@ -625,6 +654,7 @@ impl JobRunner {
                 self.spawn(spawn, &out, events);
             }
         }
+        self.started = true;
         self.deferred.retain(|k, _| seen.contains(k));
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         view.targets = self
@@ -644,7 +674,7 @@ impl JobRunner {
         s: Spawn,
         out: &mpsc::Sender<Entry>,
         events: &mpsc::UnboundedSender<TailerEvent>,
-    ) {
+    ) -> Arc<TailerStatus> {
         let status = Tailer::status(&s.key, s.dev_ino, s.start);
         let check_copy: Option<CopyCheck> = s.check_copy.then(|| {
             let (view, claims) = (Arc::clone(&self.view), Arc::clone(&self.claims));
@@ -688,18 +718,27 @@ impl JobRunner {
             draining: s.draining,
         };
         let task = tokio::spawn(tailer.run());
-        self.tailers
-            .insert(s.dev_ino, RunningTailer { task, status });
+        self.tailers.insert(
+            s.dev_ino,
+            RunningTailer {
+                task,
+                status: Arc::clone(&status),
+            },
+        );
+        status
     }
 
-    /// The saved position of `path` belongs to another file (rotated while
-    /// we were not running): if that file is still in the same directory
-    /// under another name, what was not delivered from it is read first,
-    /// labelled as before.
+    /// At the first sync after a start: the saved position of `path`
+    /// belongs to another file that left the path while we were not
+    /// running (`key`: the file there now, if any). What was not delivered
+    /// from it is read first, labelled as before: from the file itself if
+    /// it is still in the same directory under another name, else from its
+    /// copy, found by the saved head (copytruncate, then the file deleted
+    /// or replaced).
     fn recover_rotated_while_down(
         &mut self,
         path: &str,
-        key: (u64, u64),
+        key: Option<(u64, u64)>,
         labels: &LabelSet,
         copy_dirs: Vec<PathBuf>,
         out: &mpsc::Sender<Entry>,
@@ -710,55 +749,130 @@ impl JobRunner {
         };
         let Some(id) = saved.identity else { return };
         let old = (id.dev, id.ino);
-        if old == key || self.tailers.contains_key(&old) || !self.recovered.insert(old) {
+        // Only what happened while we were not running: a file leaving its
+        // path while we run is followed by its watcher (and its inode may
+        // be another file's by the time we look).
+        if self.started
+            || Some(old) == key
+            || self.tailers.contains_key(&old)
+            || !self.recovered.insert(old)
+        {
             return;
         }
-        let Some(dir) = std::path::Path::new(path).parent() else {
-            return;
+        let mut spawn = Spawn {
+            path: PathBuf::new(),
+            key: path.to_string(),
+            labels: labels.clone(),
+            dev_ino: old,
+            start: saved.offset,
+            pending: Vec::new(),
+            copy_first: None,
+            copy_dirs,
+            check_copy: false,
+            after: None,
+            draining: true,
         };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if (meta.dev(), meta.ino()) != old {
-                continue;
-            }
-            let Ok(f) = std::fs::File::open(e.path()) else {
-                continue;
-            };
+        let found = find_inode(std::path::Path::new(path), old)
+            // One a target matches is read under its own name (the start
+            // decision finds its saved position by its identity); with
+            // another head, it is another file on a reused inode.
+            .filter(|(p, _)| !self.targets.iter().any(|tg| tg.matches(p)));
+        if let Some((renamed, file)) = found {
             // Truncated before it was renamed (copytruncate, then a
             // rename): the content we were reading is in its copy.
-            let copy_first = (!id.matches(&f)).then_some(copies::Head {
+            spawn.copy_first = (!id.matches(&file)).then_some(copies::Head {
                 len: id.fp_len as usize,
                 hash: id.fp,
             });
-            if copy_first.is_none() && meta.len() <= saved.offset {
+            if spawn.copy_first.is_none() && file.metadata().is_ok_and(|m| m.len() <= saved.offset)
+            {
                 return;
             }
-            tracing::info!(path, rotated_to = %e.path().display(), offset = saved.offset, copy_first = copy_first.is_some(), "reading the rest of a file rotated while we were not running");
-            self.spawn(
-                Spawn {
-                    path: e.path(),
-                    key: path.to_string(),
-                    labels: labels.clone(),
-                    dev_ino: old,
-                    start: saved.offset,
-                    pending: if copy_first.is_some() {
-                        self.positions.pending(path)
-                    } else {
-                        Vec::new()
+            if spawn.copy_first.is_some() {
+                spawn.pending = self.positions.pending(path);
+            }
+            tracing::info!(path, rotated_to = %renamed.display(), offset = saved.offset, copy_first = spawn.copy_first.is_some(), "reading the rest of a file rotated while we were not running");
+            spawn.path = renamed;
+            self.spawn(spawn, out, events);
+            return;
+        }
+        // Gone: its contents are in copies, if anywhere; each is read to
+        // its end after the one before.
+        let mut skip: copies::Skip = self
+            .claims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, c)| (*k, Some(c.head)))
+            .collect();
+        skip.extend(self.tailers.keys().chain(key.as_ref()).map(|k| (*k, None)));
+        let first = (
+            copies::Head {
+                len: id.fp_len as usize,
+                hash: id.fp,
+            },
+            saved.offset,
+        );
+        let queued = self.positions.pending(path).into_iter().map(|p| {
+            let head = copies::Head {
+                len: usize::try_from(p.fp_len).unwrap_or(usize::MAX),
+                hash: p.fp,
+            };
+            (head, 0)
+        });
+        let mut after = None;
+        for (head, start) in std::iter::once(first).chain(queued) {
+            let copies::Found::Copy(copy) = copies::find(&spawn.copy_dirs, head, start, &skip)
+            else {
+                tracing::warn!(path, offset = start, "a file rotated or truncated while we were not running is gone and no copy of its content was found: its unread lines are lost");
+                continue;
+            };
+            tracing::info!(path, copy = %copy.path.display(), offset = start, "reading the rest of a file removed while we were not running from its copy");
+            skip.insert(copy.dev_ino, Some(head));
+            self.claims
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    copy.dev_ino,
+                    copies::Claim {
+                        path: copy.path.clone(),
+                        head,
                     },
-                    copy_first,
-                    copy_dirs,
-                    check_copy: false,
-                    after: None,
-                    draining: true,
+                );
+            let status = self.spawn(
+                Spawn {
+                    path: copy.path,
+                    dev_ino: copy.dev_ino,
+                    start,
+                    after: after.take(),
+                    ..spawn.clone()
                 },
                 out,
                 events,
             );
-            return;
+            after = Some(status);
+        }
+    }
+
+    /// Saved paths of this job's targets that do not exist now: their files
+    /// were rotated away (or copied and removed) while we were not running.
+    fn recover_missing_paths(
+        &mut self,
+        out: &mpsc::Sender<Entry>,
+        events: &mpsc::UnboundedSender<TailerEvent>,
+    ) {
+        for key in self.positions.untracked_files() {
+            let path = std::path::Path::new(&key);
+            let Some(target) = self.targets.iter().find(|tg| tg.matches(path)) else {
+                continue;
+            };
+            if std::fs::symlink_metadata(path).is_ok() {
+                continue;
+            }
+            let mut labels = target.labels.clone();
+            labels.insert(FILENAME_LABEL.to_string(), key.clone());
+            let copy_dirs = copies::dirs_of(path, target.rotated_dir.as_deref());
+            self.recover_rotated_while_down(&key, None, &labels, copy_dirs, out, events);
         }
     }
 

@@ -91,6 +91,14 @@ impl TailerStatus {
             .unwrap_or_else(|e| e.into_inner())
             .committed()
     }
+    /// Every line read so far was acknowledged (or dropped for good).
+    fn acknowledged(&self) -> bool {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_flight()
+            == 0
+    }
     fn set_progress(&self, p: Arc<Progress>) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
@@ -164,12 +172,20 @@ impl Tailer {
                         _ = tokio::time::sleep(self.settings.poll_interval) => state.watch(&self, &metrics),
                     }
                 }
+                // The path has one saved position: it stays the rotated
+                // file's until Loki has its lines, or a kill now would
+                // lose them.
+                while !before.acknowledged() {
+                    tokio::time::sleep(self.settings.poll_interval).await;
+                    state.watch(&self, &metrics);
+                }
             }
             self.positions.track(
                 &self.key,
                 state.identity.clone(),
                 Arc::clone(&state.progress),
             );
+            state.tracked = true;
             state.publish_heads(&self);
             state.run(&self, &metrics).await;
             if state.handed_back {
@@ -242,6 +258,9 @@ struct Open {
     handed_back: bool,
     /// The file's own path when `path` is a symlink to it.
     real_path: Option<PathBuf>,
+    /// Its progress is the path's saved position (not while a file rotated
+    /// away from the path is still being delivered).
+    tracked: bool,
 }
 
 enum PathState {
@@ -343,6 +362,7 @@ impl Open {
             live_mtime: (0, 0),
             handed_back: false,
             real_path: std::fs::canonicalize(&t.path).ok(),
+            tracked: false,
         };
         open.publish_heads(t);
         Some(open)
@@ -536,7 +556,7 @@ impl Open {
         live.seen_len = live.seen_len.max(len);
         if head.len() > known {
             live.head = head.to_vec();
-            if reading_live {
+            if reading_live && self.tracked {
                 // The fingerprint grows with a short file.
                 self.identity = FileIdentity {
                     dev: t.dev_ino.0,
@@ -645,6 +665,15 @@ impl Open {
         if lost_first {
             // Nothing more of that content can be read: on to the next.
             self.contents[0].source = Source::Done;
+            // Its last line lost its end with it: the start alone is not
+            // shipped as a line of its own.
+            let fragment = self.splitter.partial_len();
+            if fragment > 0 {
+                self.splitter.reset();
+                m.0.truncated_unread_bytes
+                    .fetch_add(fragment, Ordering::Relaxed);
+                tracing::warn!(path = %t.path.display(), bytes = fragment, "the start of a line whose end was truncated away is dropped");
+            }
         }
         self.publish_heads(t);
     }
@@ -712,8 +741,10 @@ impl Open {
             fp: head.hash,
         };
         self.progress = Progress::new(0);
-        t.positions
-            .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+        if self.tracked {
+            t.positions
+                .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+        }
         t.status.set_progress(Arc::clone(&self.progress));
         t.status.read_offset.store(0, Ordering::Relaxed);
         self.publish_heads(t);
