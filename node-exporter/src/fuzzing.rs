@@ -131,6 +131,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("softirqs", |t| {
         drop(softirqs::parse_softirqs(t, Path::new("softirqs")))
     }),
+    ("mdstat", |t| {
+        drop(mdadm::parse_mdstat(t, Path::new("mdstat")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -40,7 +40,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("infiniband", "^node_infiniband_"),
     ("ipvs", "^node_ipvs_"),
     ("lnstat", "^node_lnstat_"),
-    ("mdadm", "^node_md_"),
     ("meminfo_numa", "^node_memory_numa_"),
     ("mountstats", "^node_mountstats_"),
     ("nfs", "^node_nfs_"),

@@ -28,6 +28,7 @@ pub mod interrupts;
 pub mod kernel_hung;
 pub mod ksmd;
 pub mod loadavg;
+pub mod mdadm;
 pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
@@ -90,6 +91,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     kernel_hung::SPEC,
     ksmd::SPEC,
     loadavg::SPEC,
+    mdadm::SPEC,
     meminfo::SPEC,
     netclass::SPEC,
     netdev::SPEC,

@@ -68,7 +68,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("ipvs", true, &[("collector.ipvs.backend-labels", Value)]),
     pending("lnstat", false, &[]),
     pending("logind", false, &[]),
-    pending("mdadm", true, &[]),
     pending("meminfo_numa", false, &[]),
     pending("mountstats", false, &[]),
     pending("network_route", false, &[]),
