@@ -134,6 +134,8 @@ pub static PARSERS: &[ParserEntry] = &[
     ("mdstat", |t| {
         drop(mdadm::parse_mdstat(t, Path::new("mdstat")))
     }),
+    ("nfs", |t| drop(nfs::parse_nfs(t, Path::new("nfs")))),
+    ("nfsd", |t| drop(nfsd::parse_nfsd(t, Path::new("nfsd")))),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -42,8 +42,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("lnstat", "^node_lnstat_"),
     ("meminfo_numa", "^node_memory_numa_"),
     ("mountstats", "^node_mountstats_"),
-    ("nfs", "^node_nfs_"),
-    ("nfsd", "^node_nfsd_"),
     ("pcidevice", "^node_pcidevice_"),
     ("qdisc", "^node_qdisc_"),
     // Off in node_exporter's e2e run: only its flag needs leaving out.

@@ -33,6 +33,8 @@ pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod nfs;
+pub mod nfsd;
 pub mod nvme;
 pub mod os;
 pub mod pending;
@@ -96,6 +98,8 @@ pub static REGISTRY: &[CollectorSpec] = &[
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,
+    nfs::SPEC,
+    nfsd::SPEC,
     nvme::SPEC,
     os::SPEC,
     powersupplyclass::SPEC,

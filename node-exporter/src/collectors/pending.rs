@@ -71,8 +71,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("meminfo_numa", false, &[]),
     pending("mountstats", false, &[]),
     pending("network_route", false, &[]),
-    pending("nfs", true, &[]),
-    pending("nfsd", true, &[]),
     pending(
         "ntp",
         false,
