@@ -136,6 +136,7 @@ pub static PARSERS: &[ParserEntry] = &[
     }),
     ("nfs", |t| drop(nfs::parse_nfs(t, Path::new("nfs")))),
     ("nfsd", |t| drop(nfsd::parse_nfsd(t, Path::new("nfsd")))),
+    ("xfs", |t| drop(xfs::parse_xfs_stats(t, Path::new("stats")))),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -58,6 +58,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfs;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -122,6 +123,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     uname::SPEC,
     vmstat::SPEC,
     watchdog::SPEC,
+    xfs::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {
