@@ -137,6 +137,15 @@ pub static PARSERS: &[ParserEntry] = &[
     ("nfs", |t| drop(nfs::parse_nfs(t, Path::new("nfs")))),
     ("nfsd", |t| drop(nfsd::parse_nfsd(t, Path::new("nfsd")))),
     ("xfs", |t| drop(xfs::parse_xfs_stats(t, Path::new("stats")))),
+    ("zfs-kstat", |t| {
+        drop(zfs::parse_kstat(t, Path::new("arcstats"), true))
+    }),
+    ("zfs-pool-io", |t| {
+        drop(zfs::parse_pool_io(t, Path::new("io")))
+    }),
+    ("zfs-objset", |t| {
+        drop(zfs::parse_objset(t, Path::new("objset-0x36")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

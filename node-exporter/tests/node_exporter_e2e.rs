@@ -50,7 +50,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("sysctl", "^node_sysctl_"),
     ("wifi", "^node_wifi_"),
     ("xfrm", "^node_xfrm_"),
-    ("zfs", "^node_zfs_"),
     ("zoneinfo", "^node_zoneinfo_"),
 ];
 

@@ -59,6 +59,7 @@ pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
 pub mod xfs;
+pub mod zfs;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -124,6 +125,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     vmstat::SPEC,
     watchdog::SPEC,
     xfs::SPEC,
+    zfs::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {

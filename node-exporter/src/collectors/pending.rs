@@ -152,7 +152,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("watchdog", true, &[]),
     pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
     pending("xfrm", false, &[]),
-    pending("zfs", true, &[]),
     pending("zoneinfo", false, &[]),
 ];
 
