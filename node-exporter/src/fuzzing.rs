@@ -146,6 +146,9 @@ pub static PARSERS: &[ParserEntry] = &[
     ("zfs-objset", |t| {
         drop(zfs::parse_objset(t, Path::new("objset-0x36")))
     }),
+    ("btrfs-commit-stats", |t| {
+        drop(btrfs::parse_commit_stats(t, Path::new("commit_stats")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -24,7 +24,6 @@ use regex::Regex;
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
     ("bcachefs", "^node_bcachefs_"),
-    ("btrfs", "^node_btrfs_"),
     ("cgroups", "^node_cgroups_"),
     (
         "cpu.info",

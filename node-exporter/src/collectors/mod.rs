@@ -10,6 +10,7 @@ use crate::collector::Collector;
 
 pub mod arp;
 pub mod bonding;
+pub mod btrfs;
 pub mod buddyinfo;
 pub mod conntrack;
 pub mod cpu;
@@ -77,6 +78,7 @@ pub fn no_flags() -> Vec<Arg> {
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
     bonding::SPEC,
+    btrfs::SPEC,
     buddyinfo::SPEC,
     conntrack::SPEC,
     cpu::SPEC,

@@ -45,7 +45,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("bcache", true, &[("collector.bcache.priorityStats", Bool)]),
     pending("bcachefs", true, &[]),
     pending("bonding", true, &[]),
-    pending("btrfs", true, &[]),
     pending("buddyinfo", false, &[]),
     pending("cgroups", false, &[]),
     pending("cpu_vulnerabilities", false, &[]),
