@@ -149,6 +149,16 @@ pub static PARSERS: &[ParserEntry] = &[
     ("btrfs-commit-stats", |t| {
         drop(btrfs::parse_commit_stats(t, Path::new("commit_stats")))
     }),
+    ("bcache-writeback", |t| {
+        drop(bcache::parse_writeback_rate_debug(
+            t,
+            Path::new("writeback_rate_debug"),
+        ));
+        let _ = bcache::dehumanize(t);
+    }),
+    ("bcache-priority", |t| {
+        drop(bcache::parse_priority_stats(t, Path::new("priority_stats")))
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -22,7 +22,6 @@ use regex::Regex;
 /// flags and options are left out of the command line, and their families
 /// may be missing.
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("bcache", "^node_bcache_"),
     ("bcachefs", "^node_bcachefs_"),
     ("cgroups", "^node_cgroups_"),
     (

@@ -9,6 +9,7 @@ use crate::cli::Flags;
 use crate::collector::Collector;
 
 pub mod arp;
+pub mod bcache;
 pub mod bonding;
 pub mod btrfs;
 pub mod buddyinfo;
@@ -77,6 +78,7 @@ pub fn no_flags() -> Vec<Arg> {
 /// Sorted by name; `--help` lists them in this order.
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
+    bcache::SPEC,
     bonding::SPEC,
     btrfs::SPEC,
     buddyinfo::SPEC,
