@@ -33,7 +33,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "cpu throttles and isolation",
         "^node_cpu_(core_throttles_total|package_throttles_total|isolated)$",
     ),
-    ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
     ("infiniband", "^node_infiniband_"),
     ("ipvs", "^node_ipvs_"),

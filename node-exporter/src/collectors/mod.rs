@@ -19,6 +19,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod dmmultipath;
 pub mod docker;
 pub mod edac;
 pub mod entropy;
@@ -88,6 +89,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     cpufreq::SPEC,
     diskstats::SPEC,
     dmi::SPEC,
+    dmmultipath::SPEC,
     docker::SPEC,
     edac::SPEC,
     entropy::SPEC,

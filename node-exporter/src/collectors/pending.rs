@@ -48,7 +48,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("cgroups", false, &[]),
     pending("cpu_vulnerabilities", false, &[]),
     pending("dmi", true, &[]),
-    pending("dmmultipath", true, &[]),
     pending("drbd", false, &[]),
     pending("drm", false, &[]),
     pending("edac", true, &[]),
