@@ -159,6 +159,10 @@ pub static PARSERS: &[ParserEntry] = &[
     ("bcache-priority", |t| {
         drop(bcache::parse_priority_stats(t, Path::new("priority_stats")))
     }),
+    ("mountstats", |t| {
+        drop(mountstats::parse_mountstats(t, Path::new("mountstats")));
+        drop(mountstats::parse_mountinfo_addrs(t, Path::new("mountinfo")));
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

@@ -33,6 +33,7 @@ pub mod ksmd;
 pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
+pub mod mountstats;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
@@ -103,6 +104,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     loadavg::SPEC,
     mdadm::SPEC,
     meminfo::SPEC,
+    mountstats::SPEC,
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,

@@ -66,7 +66,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("lnstat", false, &[]),
     pending("logind", false, &[]),
     pending("meminfo_numa", false, &[]),
-    pending("mountstats", false, &[]),
     pending("network_route", false, &[]),
     pending(
         "ntp",
