@@ -4,12 +4,13 @@
 //! sizes. No Btrfs (no /sys/fs/btrfs, or only its `features`) is an empty
 //! success as in node_exporter, after one directory listing a scrape.
 //!
-//! node_exporter also asks mounted filesystems for per-device error
-//! counters and usage over ioctl (`device_errors_total`,
-//! `device_unused_bytes`, a `btrfs_dev_uuid` label); that part is not here
-//! yet, so device sizes always come from sysfs, as node_exporter does when
-//! the ioctls fail.
+//! Like node_exporter, it also asks each mounted Btrfs filesystem (from
+//! PID 1's mount table, under `--path.rootfs`) for its devices over ioctl:
+//! where that works, devices are reported with their `btrfs_dev_uuid`,
+//! unused bytes and error counters instead of the sysfs sizes. The mount
+//! table is read only when sysfs lists a filesystem.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
@@ -184,6 +185,190 @@ pub fn read_filesystem(dir: &Path) -> anyhow::Result<Filesystem> {
     })
 }
 
+impl Btrfs {
+    /// Devices of each mounted Btrfs filesystem by ioctl, by filesystem id
+    /// (hex, no dashes). Failures leave a filesystem out, logged at debug
+    /// level: node_exporter then falls back to the sysfs sizes too.
+    fn ioctl_stats(&self) -> HashMap<String, Vec<ioctl::Device>> {
+        let mut out = HashMap::new();
+        let mounts = match self.mounts() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "Error querying btrfs device stats with ioctl");
+                return out;
+            }
+        };
+        let mut devices_done = std::collections::HashSet::new();
+        for m in mounts.iter().filter(|m| m.fs_type == "btrfs") {
+            if devices_done.contains(&m.device) {
+                continue;
+            }
+            let path = self.paths.root(&m.mount_point);
+            match ioctl::filesystem_devices(&path) {
+                Ok((fsid, devices)) => {
+                    devices_done.insert(m.device.clone());
+                    out.entry(fsid).or_insert(devices);
+                }
+                Err(e) => {
+                    tracing::debug!(mount_point = %path.display(), error = %e, "Error inspecting btrfs mountpoint");
+                }
+            }
+        }
+        out
+    }
+
+    /// PID 1's mount table, else ours (hidepid), as node_exporter reads it.
+    fn mounts(&self) -> anyhow::Result<Vec<super::filesystem::Mount>> {
+        let first = self.paths.proc("1/mountinfo");
+        let path = if first.exists() {
+            first
+        } else {
+            self.paths.proc("self/mountinfo")
+        };
+        let text = crate::helpers::read_to_string(&path)
+            .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        super::filesystem::parse_mountinfo(&text, &path)
+    }
+}
+
+/// The Btrfs ioctls node_exporter uses (linux/btrfs.h): FS_INFO for the
+/// filesystem id and device ids, DEV_INFO and GET_DEV_STATS per device.
+mod ioctl {
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    const MAGIC: u32 = 0x94;
+
+    #[repr(C)]
+    struct FsInfoArgs {
+        max_id: u64,
+        num_devices: u64,
+        fsid: [u8; 16],
+        nodesize: u32,
+        sectorsize: u32,
+        clone_alignment: u32,
+        csum_type: u16,
+        csum_size: u16,
+        flags: u64,
+        generation: u64,
+        metadata_uuid: [u8; 16],
+        reserved: [u8; 944],
+    }
+
+    #[repr(C)]
+    struct DevInfoArgs {
+        devid: u64,
+        uuid: [u8; 16],
+        bytes_used: u64,
+        total_bytes: u64,
+        fsid: [u8; 16],
+        unused: [u64; 377],
+        path: [u8; 1024],
+    }
+
+    #[repr(C)]
+    struct GetDevStats {
+        devid: u64,
+        nr_items: u64,
+        flags: u64,
+        values: [u64; 5],
+        unused: [u64; 121],
+    }
+
+    // The kernel's sizes; the request numbers encode them.
+    const _: () = assert!(std::mem::size_of::<FsInfoArgs>() == 1024);
+    const _: () = assert!(std::mem::size_of::<DevInfoArgs>() == 4096);
+    const _: () = assert!(std::mem::size_of::<GetDevStats>() == 1032);
+
+    const FS_INFO: libc::Ioctl = libc::_IOR::<FsInfoArgs>(MAGIC, 31);
+    const DEV_INFO: libc::Ioctl = libc::_IOWR::<DevInfoArgs>(MAGIC, 30);
+    const GET_DEV_STATS: libc::Ioctl = libc::_IOWR::<GetDevStats>(MAGIC, 52);
+
+    #[derive(Debug, PartialEq)]
+    pub struct Device {
+        pub path: String,
+        pub uuid: String,
+        pub bytes_used: u64,
+        pub total_bytes: u64,
+        /// write, read, flush, corruption, generation
+        pub errors: [u64; 5],
+    }
+
+    /// Runs one ioctl whose argument is `T`.
+    fn call<T>(fd: i32, request: libc::Ioctl, arg: &mut T) -> std::io::Result<()> {
+        // SAFETY: `arg` is a live, exclusively borrowed `T` of the size
+        // encoded in `request`, all of whose bit patterns are valid.
+        let rc = unsafe { libc::ioctl(fd, request, arg as *mut T) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// All-integer argument structs start zeroed, as the kernel expects.
+    fn zeroed<T>() -> Box<T> {
+        // SAFETY: only used for the `repr(C)` integer structs above, for
+        // which all-zero bytes are a valid value.
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `8-4-4-4-12` hex, as a device UUID is written.
+    pub fn uuid_string(b: &[u8; 16]) -> String {
+        format!(
+            "{}-{}-{}-{}-{}",
+            hex(&b[..4]),
+            hex(&b[4..6]),
+            hex(&b[6..8]),
+            hex(&b[8..10]),
+            hex(&b[10..])
+        )
+    }
+
+    /// The filesystem mounted at `mount_point`: its id (hex, no dashes)
+    /// and devices.
+    pub fn filesystem_devices(mount_point: &Path) -> std::io::Result<(String, Vec<Device>)> {
+        let dir = std::fs::File::open(mount_point)?;
+        let fd = dir.as_raw_fd();
+        let mut info = zeroed::<FsInfoArgs>();
+        call(fd, FS_INFO, &mut *info)?;
+        let mut devices = Vec::new();
+        // Device ids need not start at 0 nor be contiguous.
+        for id in 0..=info.max_id {
+            let mut dev = zeroed::<DevInfoArgs>();
+            dev.devid = id;
+            match call(fd, DEV_INFO, &mut *dev) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => continue,
+                Err(e) => return Err(e),
+            }
+            let mut stats = zeroed::<GetDevStats>();
+            stats.devid = id;
+            stats.nr_items = 5;
+            call(fd, GET_DEV_STATS, &mut *stats)?;
+            let end = dev
+                .path
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(dev.path.len());
+            devices.push(Device {
+                path: String::from_utf8_lossy(&dev.path[..end]).into_owned(),
+                uuid: uuid_string(&dev.uuid),
+                bytes_used: dev.bytes_used,
+                total_bytes: dev.total_bytes,
+                errors: stats.values,
+            });
+            if devices.len() as u64 == info.num_devices {
+                break;
+            }
+        }
+        Ok((hex(&info.fsid), devices))
+    }
+}
+
 impl Collector for Btrfs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = self.paths.sys("fs/btrfs");
@@ -201,8 +386,14 @@ impl Collector for Btrfs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => bail!("listing {}: {e}", root.display()),
         };
+        let ioctl = if names.is_empty() {
+            HashMap::new()
+        } else {
+            self.ioctl_stats()
+        };
         for name in names {
             let fs = read_filesystem(&root.join(&name))?;
+            let by_ioctl = ioctl.get(&fs.uuid.replace('-', ""));
             let uuid = fs.uuid.as_str();
             out.gauge(
                 "node_btrfs_info",
@@ -273,13 +464,53 @@ impl Collector for Btrfs {
                     );
                 }
             }
-            for (device, bytes) in &fs.devices {
+            let Some(devices) = by_ioctl else {
+                for (device, bytes) in &fs.devices {
+                    out.gauge(
+                        "node_btrfs_device_size_bytes",
+                        "Size of a device that is part of the filesystem.",
+                        &[("uuid", uuid), ("device", device.as_str())],
+                        *bytes as f64,
+                    );
+                }
+                continue;
+            };
+            for dev in devices {
+                // `/dev/sda` -> `sda`, as the sysfs names are.
+                let name = dev.path.rsplit('/').next().unwrap_or(&dev.path);
+                let labels = [
+                    ("uuid", uuid),
+                    ("device", name),
+                    ("btrfs_dev_uuid", dev.uuid.as_str()),
+                ];
                 out.gauge(
                     "node_btrfs_device_size_bytes",
                     "Size of a device that is part of the filesystem.",
-                    &[("uuid", uuid), ("device", device.as_str())],
-                    *bytes as f64,
+                    &labels,
+                    dev.total_bytes as f64,
                 );
+                out.gauge(
+                    "node_btrfs_device_unused_bytes",
+                    "Unused bytes unused on a device that is part of the filesystem.",
+                    &labels,
+                    dev.total_bytes.wrapping_sub(dev.bytes_used) as f64,
+                );
+                for (kind, n) in ["write", "read", "flush", "corruption", "generation"]
+                    .iter()
+                    .zip(dev.errors)
+                {
+                    out.counter(
+                        "node_btrfs_device_errors_total",
+                        "Errors reported for the device",
+                        &[
+                            ("uuid", uuid),
+                            ("type", kind),
+                            ("device", name),
+                            ("btrfs_dev_uuid", dev.uuid.as_str()),
+                        ],
+                        n as f64,
+                    );
+                }
             }
         }
         Ok(())
@@ -330,6 +561,21 @@ mod tests {
         assert_eq!(fs.allocation[0].layouts[0].ratio, 1.5);
         assert_eq!(fs.allocation[1].layouts[0].ratio, 2.0);
         assert!(fs.allocation[2].layouts.is_empty());
+    }
+
+    #[test]
+    fn ioctl_ids_are_written_as_node_exporter_writes_them() {
+        let id: [u8; 16] = [
+            0x12, 0x27, 0xbb, 0xba, 0x59, 0x9c, 0x41, 0xe0, 0x9e, 0xda, 0xd7, 0xd2, 0xc2, 0xd3,
+            0xf3, 0x2a,
+        ];
+        assert_eq!(
+            ioctl::uuid_string(&id),
+            "1227bbba-599c-41e0-9eda-d7d2c2d3f32a"
+        );
+        // Not a Btrfs mount: the ioctl fails, and the sysfs sizes are used.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(ioctl::filesystem_devices(dir.path()).is_err());
     }
 
     #[test]
