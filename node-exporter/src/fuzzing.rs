@@ -131,6 +131,38 @@ pub static PARSERS: &[ParserEntry] = &[
     ("softirqs", |t| {
         drop(softirqs::parse_softirqs(t, Path::new("softirqs")))
     }),
+    ("mdstat", |t| {
+        drop(mdadm::parse_mdstat(t, Path::new("mdstat")))
+    }),
+    ("nfs", |t| drop(nfs::parse_nfs(t, Path::new("nfs")))),
+    ("nfsd", |t| drop(nfsd::parse_nfsd(t, Path::new("nfsd")))),
+    ("xfs", |t| drop(xfs::parse_xfs_stats(t, Path::new("stats")))),
+    ("zfs-kstat", |t| {
+        drop(zfs::parse_kstat(t, Path::new("arcstats"), true))
+    }),
+    ("zfs-pool-io", |t| {
+        drop(zfs::parse_pool_io(t, Path::new("io")))
+    }),
+    ("zfs-objset", |t| {
+        drop(zfs::parse_objset(t, Path::new("objset-0x36")))
+    }),
+    ("btrfs-commit-stats", |t| {
+        drop(btrfs::parse_commit_stats(t, Path::new("commit_stats")))
+    }),
+    ("bcache-writeback", |t| {
+        drop(bcache::parse_writeback_rate_debug(
+            t,
+            Path::new("writeback_rate_debug"),
+        ));
+        let _ = bcache::dehumanize(t);
+    }),
+    ("bcache-priority", |t| {
+        drop(bcache::parse_priority_stats(t, Path::new("priority_stats")))
+    }),
+    ("mountstats", |t| {
+        drop(mountstats::parse_mountstats(t, Path::new("mountstats")));
+        drop(mountstats::parse_mountinfo_addrs(t, Path::new("mountinfo")));
+    }),
     ("go-int", |t| {
         let _ = netclass::parse_go_int(t);
     }),

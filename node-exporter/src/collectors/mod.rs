@@ -9,7 +9,9 @@ use crate::cli::Flags;
 use crate::collector::Collector;
 
 pub mod arp;
+pub mod bcache;
 pub mod bonding;
+pub mod btrfs;
 pub mod buddyinfo;
 pub mod conntrack;
 pub mod cpu;
@@ -17,6 +19,7 @@ pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
+pub mod dmmultipath;
 pub mod docker;
 pub mod edac;
 pub mod entropy;
@@ -28,10 +31,14 @@ pub mod interrupts;
 pub mod kernel_hung;
 pub mod ksmd;
 pub mod loadavg;
+pub mod mdadm;
 pub mod meminfo;
+pub mod mountstats;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
+pub mod nfs;
+pub mod nfsd;
 pub mod nvme;
 pub mod os;
 pub mod pending;
@@ -55,6 +62,8 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfs;
+pub mod zfs;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -71,7 +80,9 @@ pub fn no_flags() -> Vec<Arg> {
 /// Sorted by name; `--help` lists them in this order.
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
+    bcache::SPEC,
     bonding::SPEC,
+    btrfs::SPEC,
     buddyinfo::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
@@ -79,6 +90,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     cpufreq::SPEC,
     diskstats::SPEC,
     dmi::SPEC,
+    dmmultipath::SPEC,
     docker::SPEC,
     edac::SPEC,
     entropy::SPEC,
@@ -90,10 +102,14 @@ pub static REGISTRY: &[CollectorSpec] = &[
     kernel_hung::SPEC,
     ksmd::SPEC,
     loadavg::SPEC,
+    mdadm::SPEC,
     meminfo::SPEC,
+    mountstats::SPEC,
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,
+    nfs::SPEC,
+    nfsd::SPEC,
     nvme::SPEC,
     os::SPEC,
     powersupplyclass::SPEC,
@@ -116,6 +132,8 @@ pub static REGISTRY: &[CollectorSpec] = &[
     uname::SPEC,
     vmstat::SPEC,
     watchdog::SPEC,
+    xfs::SPEC,
+    zfs::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {

@@ -42,15 +42,12 @@ const fn pending(
 
 /// Sorted by name.
 pub static PENDING_COLLECTORS: &[PendingCollector] = &[
-    pending("bcache", true, &[("collector.bcache.priorityStats", Bool)]),
     pending("bcachefs", true, &[]),
     pending("bonding", true, &[]),
-    pending("btrfs", true, &[]),
     pending("buddyinfo", false, &[]),
     pending("cgroups", false, &[]),
     pending("cpu_vulnerabilities", false, &[]),
     pending("dmi", true, &[]),
-    pending("dmmultipath", true, &[]),
     pending("drbd", false, &[]),
     pending("drm", false, &[]),
     pending("edac", true, &[]),
@@ -68,12 +65,8 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("ipvs", true, &[("collector.ipvs.backend-labels", Value)]),
     pending("lnstat", false, &[]),
     pending("logind", false, &[]),
-    pending("mdadm", true, &[]),
     pending("meminfo_numa", false, &[]),
-    pending("mountstats", false, &[]),
     pending("network_route", false, &[]),
-    pending("nfs", true, &[]),
-    pending("nfsd", true, &[]),
     pending(
         "ntp",
         false,
@@ -155,8 +148,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("watchdog", true, &[]),
     pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
     pending("xfrm", false, &[]),
-    pending("xfs", true, &[]),
-    pending("zfs", true, &[]),
     pending("zoneinfo", false, &[]),
 ];
 
