@@ -12,6 +12,25 @@ pub type ParserEntry = (&'static str, fn(&str));
 
 pub static PARSERS: &[ParserEntry] = &[
     ("cpu", |t| drop(cpu::parse_cpu_lines(t, Path::new("stat")))),
+    ("cpuinfo", |t| {
+        drop(cpu_info::parse_cpuinfo(t, Path::new("cpuinfo")))
+    }),
+    ("cpu-isolated", |t| {
+        drop(cpu_info::parse_isolated(t, Path::new("isolated")))
+    }),
+    ("ipvs-stats", |t| {
+        drop(ipvs::parse_stats(t, Path::new("net/ip_vs_stats")))
+    }),
+    ("ipvs-backends", |t| {
+        drop(ipvs::parse_backends(t, Path::new("net/ip_vs")))
+    }),
+    ("ipvs-labels", |t| drop(ipvs::parse_labels(t))),
+    ("infiniband", |t| {
+        let p = Path::new("ports/1/state");
+        drop(infiniband::parse_state(t, p));
+        drop(infiniband::parse_rate(t, p));
+        drop(infiniband::parse_counter(t, p));
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

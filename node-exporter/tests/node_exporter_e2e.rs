@@ -26,19 +26,8 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcachefs", "^node_bcachefs_"),
     ("btrfs", "^node_btrfs_"),
     ("cgroups", "^node_cgroups_"),
-    (
-        "cpu.info",
-        "^node_cpu_(info|flag_info|bug_info|frequency_hertz)$",
-    ),
-    // Not a flag: parts of the cpu collector we do not have yet.
-    (
-        "cpu throttles and isolation",
-        "^node_cpu_(core_throttles_total|package_throttles_total|isolated)$",
-    ),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
-    ("infiniband", "^node_infiniband_"),
-    ("ipvs", "^node_ipvs_"),
     ("lnstat", "^node_lnstat_"),
     ("mdadm", "^node_md_"),
     ("meminfo_numa", "^node_memory_numa_"),

@@ -13,6 +13,7 @@ pub mod bonding;
 pub mod buddyinfo;
 pub mod conntrack;
 pub mod cpu;
+pub mod cpu_info;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
@@ -24,7 +25,9 @@ pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod infiniband;
 pub mod interrupts;
+pub mod ipvs;
 pub mod kernel_hung;
 pub mod ksmd;
 pub mod loadavg;
@@ -86,7 +89,9 @@ pub static REGISTRY: &[CollectorSpec] = &[
     filefd::SPEC,
     filesystem::SPEC,
     hwmon::SPEC,
+    infiniband::SPEC,
     interrupts::SPEC,
+    ipvs::SPEC,
     kernel_hung::SPEC,
     ksmd::SPEC,
     loadavg::SPEC,

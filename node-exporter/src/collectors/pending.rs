@@ -64,8 +64,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
         ],
     ),
     pending("fibrechannel", true, &[]),
-    pending("infiniband", true, &[]),
-    pending("ipvs", true, &[("collector.ipvs.backend-labels", Value)]),
     pending("lnstat", false, &[]),
     pending("logind", false, &[]),
     pending("mdadm", true, &[]),
@@ -162,8 +160,4 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
 
 /// Options of collectors this exporter has, that it does not implement yet:
 /// `(collector, option)`. Giving one while its collector runs is an error.
-pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[
-    ("cpu", "collector.cpu.info", Bool),
-    ("cpu", "collector.cpu.info.flags-include", Value),
-    ("cpu", "collector.cpu.info.bugs-include", Value),
-];
+pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[];
