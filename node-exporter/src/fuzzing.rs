@@ -31,6 +31,11 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(infiniband::parse_rate(t, p));
         drop(infiniband::parse_counter(t, p));
     }),
+    ("selinux", |t| {
+        drop(selinux::parse_cache_stats(t, Path::new("avc/cache_stats")));
+        drop(selinux::parse_hash_stats(t, Path::new("avc/hash_stats")));
+        let _ = selinux::config_mode(t);
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

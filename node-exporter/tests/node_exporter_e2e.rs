@@ -36,8 +36,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("nfsd", "^node_nfsd_"),
     ("pcidevice", "^node_pcidevice_"),
     ("qdisc", "^node_qdisc_"),
-    // Off in node_exporter's e2e run: only its flag needs leaving out.
-    ("selinux", "^node_selinux_"),
     ("slabinfo", "^node_slabinfo_"),
     ("sysctl", "^node_sysctl_"),
     ("wifi", "^node_wifi_"),

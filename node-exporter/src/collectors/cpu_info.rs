@@ -259,7 +259,6 @@ pub struct Throttles {
 }
 
 impl Throttles {
-
     pub fn update(&self, paths: &Paths, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = paths.sys("devices/system/cpu");
         if !self.seen.load(Ordering::Relaxed) {

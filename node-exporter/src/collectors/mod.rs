@@ -43,6 +43,7 @@ pub mod pressure;
 pub mod processes;
 pub mod rapl;
 pub mod schedstat;
+pub mod selinux;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
@@ -106,6 +107,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     processes::SPEC,
     rapl::SPEC,
     schedstat::SPEC,
+    selinux::SPEC,
     sockstat::SPEC,
     softirqs::SPEC,
     softnet::SPEC,

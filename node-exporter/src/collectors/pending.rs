@@ -122,7 +122,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     ),
     pending("rapl", true, &[("collector.rapl.enable-zone-label", Bool)]),
     pending("runit", false, &[("collector.runit.servicedir", Value)]),
-    pending("selinux", true, &[]),
     pending(
         "slabinfo",
         false,
