@@ -36,6 +36,16 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(selinux::parse_hash_stats(t, Path::new("avc/hash_stats")));
         let _ = selinux::config_mode(t);
     }),
+    ("bcachefs", |t| {
+        let p = Path::new("fs/bcachefs/x/counters/y");
+        drop(bcachefs::parse_compression(t, p));
+        drop(bcachefs::parse_errors(t, p));
+        drop(bcachefs::parse_counter(t, p));
+        drop(bcachefs::parse_btree_writes(t, p));
+        drop(bcachefs::parse_io_done(t, p));
+        drop(bcachefs::parse_io_errors(t, p));
+        let _ = bcachefs::parse_human_bytes(t);
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

@@ -23,7 +23,6 @@ use regex::Regex;
 /// may be missing.
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
-    ("bcachefs", "^node_bcachefs_"),
     ("btrfs", "^node_btrfs_"),
     ("cgroups", "^node_cgroups_"),
     ("dmmultipath", "^node_dmmultipath_"),

@@ -9,6 +9,7 @@ use crate::cli::Flags;
 use crate::collector::Collector;
 
 pub mod arp;
+pub mod bcachefs;
 pub mod bonding;
 pub mod buddyinfo;
 pub mod conntrack;
@@ -75,6 +76,7 @@ pub fn no_flags() -> Vec<Arg> {
 /// Sorted by name; `--help` lists them in this order.
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
+    bcachefs::SPEC,
     bonding::SPEC,
     buddyinfo::SPEC,
     conntrack::SPEC,

@@ -43,7 +43,6 @@ const fn pending(
 /// Sorted by name.
 pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("bcache", true, &[("collector.bcache.priorityStats", Bool)]),
-    pending("bcachefs", true, &[]),
     pending("bonding", true, &[]),
     pending("btrfs", true, &[]),
     pending("buddyinfo", false, &[]),
