@@ -46,6 +46,12 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(bcachefs::parse_io_errors(t, p));
         let _ = bcachefs::parse_human_bytes(t);
     }),
+    ("xfrm", |t| {
+        drop(xfrm::parse_xfrm_stat(t, Path::new("net/xfrm_stat")))
+    }),
+    ("lnstat", |t| {
+        drop(lnstat::parse_net_stat(t, Path::new("net/stat/arp_cache")))
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

@@ -31,6 +31,7 @@ pub mod interrupts;
 pub mod ipvs;
 pub mod kernel_hung;
 pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netclass;
@@ -60,6 +61,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfrm;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -97,6 +99,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     ipvs::SPEC,
     kernel_hung::SPEC,
     ksmd::SPEC,
+    lnstat::SPEC,
     loadavg::SPEC,
     meminfo::SPEC,
     netclass::SPEC,
@@ -125,6 +128,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     uname::SPEC,
     vmstat::SPEC,
     watchdog::SPEC,
+    xfrm::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {
