@@ -52,6 +52,11 @@ pub static PARSERS: &[ParserEntry] = &[
     ("lnstat", |t| {
         drop(lnstat::parse_net_stat(t, Path::new("net/stat/arp_cache")))
     }),
+    ("meminfo_numa", |t| {
+        let p = Path::new("node0/meminfo");
+        drop(meminfo_numa::parse_node_meminfo(t, p));
+        drop(meminfo_numa::parse_numastat(t, "0", p));
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

@@ -28,7 +28,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
     ("mdadm", "^node_md_"),
-    ("meminfo_numa", "^node_memory_numa_"),
     ("mountstats", "^node_mountstats_"),
     ("nfs", "^node_nfs_"),
     ("nfsd", "^node_nfsd_"),

@@ -34,6 +34,7 @@ pub mod ksmd;
 pub mod lnstat;
 pub mod loadavg;
 pub mod meminfo;
+pub mod meminfo_numa;
 pub mod netclass;
 pub mod netdev;
 pub mod netstat;
@@ -102,6 +103,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     lnstat::SPEC,
     loadavg::SPEC,
     meminfo::SPEC,
+    meminfo_numa::SPEC,
     netclass::SPEC,
     netdev::SPEC,
     netstat::SPEC,

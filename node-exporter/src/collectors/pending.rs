@@ -65,7 +65,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("fibrechannel", true, &[]),
     pending("logind", false, &[]),
     pending("mdadm", true, &[]),
-    pending("meminfo_numa", false, &[]),
     pending("mountstats", false, &[]),
     pending("network_route", false, &[]),
     pending("nfs", true, &[]),
