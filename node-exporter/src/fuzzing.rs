@@ -57,6 +57,13 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(meminfo_numa::parse_node_meminfo(t, p));
         drop(meminfo_numa::parse_numastat(t, "0", p));
     }),
+    ("slabinfo", |t| {
+        drop(slabinfo::parse_slabinfo(t, Path::new("slabinfo")))
+    }),
+    ("sysctl", |t| {
+        drop(sysctl::parse_values(t, true, Path::new("sys/fs/file-nr")));
+        let _ = sysctl::parse_int(t);
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

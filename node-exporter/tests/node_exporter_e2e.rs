@@ -33,8 +33,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("nfsd", "^node_nfsd_"),
     ("pcidevice", "^node_pcidevice_"),
     ("qdisc", "^node_qdisc_"),
-    ("slabinfo", "^node_slabinfo_"),
-    ("sysctl", "^node_sysctl_"),
     ("wifi", "^node_wifi_"),
     ("xfs", "^node_xfs_"),
     ("zfs", "^node_zfs_"),

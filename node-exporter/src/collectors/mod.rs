@@ -47,10 +47,12 @@ pub mod processes;
 pub mod rapl;
 pub mod schedstat;
 pub mod selinux;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;
 pub mod tcpstat;
@@ -115,10 +117,12 @@ pub static REGISTRY: &[CollectorSpec] = &[
     rapl::SPEC,
     schedstat::SPEC,
     selinux::SPEC,
+    slabinfo::SPEC,
     sockstat::SPEC,
     softirqs::SPEC,
     softnet::SPEC,
     stat::SPEC,
+    sysctl::SPEC,
     systemd::SPEC,
     tapestats::SPEC,
     tcpstat::SPEC,

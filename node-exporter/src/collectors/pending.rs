@@ -119,27 +119,11 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     ),
     pending("rapl", true, &[("collector.rapl.enable-zone-label", Bool)]),
     pending("runit", false, &[("collector.runit.servicedir", Value)]),
-    pending(
-        "slabinfo",
-        false,
-        &[
-            ("collector.slabinfo.slabs-include", Value),
-            ("collector.slabinfo.slabs-exclude", Value),
-        ],
-    ),
     pending("softirqs", false, &[]),
     pending(
         "supervisord",
         false,
         &[("collector.supervisord.url", Value)],
-    ),
-    pending(
-        "sysctl",
-        false,
-        &[
-            ("collector.sysctl.include", Repeated),
-            ("collector.sysctl.include-info", Repeated),
-        ],
     ),
     pending(
         "tapestats",
