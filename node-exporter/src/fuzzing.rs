@@ -64,6 +64,12 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(sysctl::parse_values(t, true, Path::new("sys/fs/file-nr")));
         let _ = sysctl::parse_int(t);
     }),
+    ("cgroups", |t| {
+        drop(cgroups::parse_cgroups(t, Path::new("cgroups")))
+    }),
+    ("zoneinfo", |t| {
+        drop(zoneinfo::parse_zoneinfo(t, Path::new("zoneinfo")))
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

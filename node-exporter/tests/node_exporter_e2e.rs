@@ -24,7 +24,6 @@ use regex::Regex;
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
     ("btrfs", "^node_btrfs_"),
-    ("cgroups", "^node_cgroups_"),
     ("dmmultipath", "^node_dmmultipath_"),
     ("drbd", "^node_drbd_"),
     ("mdadm", "^node_md_"),
@@ -36,7 +35,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("wifi", "^node_wifi_"),
     ("xfs", "^node_xfs_"),
     ("zfs", "^node_zfs_"),
-    ("zoneinfo", "^node_zoneinfo_"),
 ];
 
 /// How a family listed in [`ACCEPTED`] may differ.

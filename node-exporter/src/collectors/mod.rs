@@ -12,6 +12,7 @@ pub mod arp;
 pub mod bcachefs;
 pub mod bonding;
 pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
 pub mod cpu_info;
@@ -65,6 +66,7 @@ pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
 pub mod xfrm;
+pub mod zoneinfo;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -84,6 +86,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     bcachefs::SPEC,
     bonding::SPEC,
     buddyinfo::SPEC,
+    cgroups::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
     cpu_vulnerabilities::SPEC,
@@ -135,6 +138,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     vmstat::SPEC,
     watchdog::SPEC,
     xfrm::SPEC,
+    zoneinfo::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {

@@ -46,7 +46,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("bonding", true, &[]),
     pending("btrfs", true, &[]),
     pending("buddyinfo", false, &[]),
-    pending("cgroups", false, &[]),
     pending("cpu_vulnerabilities", false, &[]),
     pending("dmi", true, &[]),
     pending("dmmultipath", true, &[]),
@@ -134,7 +133,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
     pending("xfs", true, &[]),
     pending("zfs", true, &[]),
-    pending("zoneinfo", false, &[]),
 ];
 
 /// Options of collectors this exporter has, that it does not implement yet:
