@@ -70,6 +70,7 @@ pub static PARSERS: &[ParserEntry] = &[
     ("zoneinfo", |t| {
         drop(zoneinfo::parse_zoneinfo(t, Path::new("zoneinfo")))
     }),
+    ("drbd", |t| drop(drbd::parse_drbd(t, Path::new("drbd")))),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

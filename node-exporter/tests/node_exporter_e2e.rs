@@ -25,7 +25,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("bcache", "^node_bcache_"),
     ("btrfs", "^node_btrfs_"),
     ("dmmultipath", "^node_dmmultipath_"),
-    ("drbd", "^node_drbd_"),
     ("mdadm", "^node_md_"),
     ("mountstats", "^node_mountstats_"),
     ("nfs", "^node_nfs_"),

@@ -248,9 +248,13 @@ impl Bcachefs {
             Ok((p, t))
         };
         let (p, t) = text("compression_stats")?;
-        let compression = parse_compression(&t, &p)?;
+        // Keyed as procfs' maps: a name listed twice is one series, the last.
+        let compression: BTreeMap<String, (u64, u64)> = parse_compression(&t, &p)?
+            .into_iter()
+            .map(|(a, c, u)| (a, (c, u)))
+            .collect();
         let (p, t) = text("errors")?;
-        let errors = parse_errors(&t, &p)?;
+        let errors: BTreeMap<String, u64> = parse_errors(&t, &p)?.into_iter().collect();
         let counters_dir = dir.join("counters");
         let mut counters = Vec::new();
         if counters_dir.exists() {
@@ -265,7 +269,10 @@ impl Bcachefs {
             }
         }
         let (p, t) = text("btree_write_stats")?;
-        let writes = parse_btree_writes(&t, &p)?;
+        let writes: BTreeMap<String, (u64, u64)> = parse_btree_writes(&t, &p)?
+            .into_iter()
+            .map(|(w, c, s)| (w, (c, s)))
+            .collect();
 
         out.gauge("node_bcachefs_info", "Filesystem information.", &u, 1.0);
         out.gauge(
@@ -274,7 +281,7 @@ impl Bcachefs {
             &u,
             cache as f64,
         );
-        for (algorithm, compressed, uncompressed) in &compression {
+        for (algorithm, (compressed, uncompressed)) in &compression {
             let labels = [("uuid", uuid), ("algorithm", algorithm.as_str())];
             out.gauge(
                 "node_bcachefs_compression_compressed_bytes",
@@ -297,18 +304,22 @@ impl Bcachefs {
                 *count as f64,
             );
         }
+        // Two counter files may make one name (`a-b`, `a.b`): the last wins.
+        let mut by_family = BTreeMap::new();
         for (name, v) in &counters {
-            let Some((family, help)) = self.names.get(name, || {
+            if let Some((family, help)) = self.names.get(name, || {
                 Some((
                     format!("node_bcachefs_{}_total", sanitize(name)),
                     format!("Bcachefs counter {name} since filesystem creation."),
                 ))
-            }) else {
-                continue;
-            };
-            out.counter(family, help, &u, *v as f64);
+            }) {
+                by_family.insert(family, (help, *v));
+            }
         }
-        for (kind, count, size) in &writes {
+        for (family, (help, v)) in by_family {
+            out.counter(family, help, &u, v as f64);
+        }
+        for (kind, (count, size)) in &writes {
             let labels = [("uuid", uuid), ("type", kind.as_str())];
             out.counter(
                 "node_bcachefs_btree_writes_total",

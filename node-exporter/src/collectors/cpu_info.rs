@@ -80,6 +80,14 @@ pub fn parse_cpuinfo(text: &str, path: &Path) -> anyhow::Result<Vec<CpuInfo>> {
         let key = key.trim();
         if key == "processor" {
             let p = parse_uint32(value).ok_or_else(|| bad(n, "processor", value))?;
+            // One processor twice would be one series twice: the scrape's end.
+            if cpus.iter().any(|c| c.processor == p) {
+                return Err(anyhow!(
+                    "parsing {} line {}: processor {p} listed twice",
+                    path.display(),
+                    n + 1
+                ));
+            }
             cpus.push(CpuInfo {
                 processor: p,
                 ..CpuInfo::default()
@@ -185,7 +193,10 @@ pub fn update_info(paths: &Paths, opts: &InfoOptions, out: &mut MetricSet) -> an
         ),
     ] {
         let Some(re) = filter else { continue };
-        for v in values.iter().filter(|v| re.is_match(v)) {
+        // A flag listed twice is one series.
+        let kept: std::collections::BTreeSet<&String> =
+            values.iter().filter(|v| re.is_match(v)).collect();
+        for v in kept {
             out.gauge(name, help, &[(label, v)], 1.0);
         }
     }
@@ -219,6 +230,9 @@ pub fn parse_isolated(text: &str, path: &Path) -> anyhow::Result<Vec<u16>> {
             return Err(bad(part));
         }
     }
+    // Overlapping ranges name a CPU once.
+    out.sort_unstable();
+    out.dedup();
     Ok(out)
 }
 
@@ -391,6 +405,7 @@ flags\t\t: fpu\n";
             "processor\t: zero\n",
             "processor\t: 0\ncpu MHz\t\t: fast\n",
             "processor\t: 0\nsiblings\t: -1\n",
+            "processor\t: 0\n\nprocessor\t: 0\n",
             "garbage\n",
         ] {
             let err = parse_cpuinfo(bad, p).unwrap_err().to_string();
@@ -409,6 +424,7 @@ flags\t\t: fpu\n";
     fn isolated_ranges_and_bad_lists() {
         let p = Path::new("isolated");
         assert_eq!(parse_isolated("1,3-5,9\n", p).unwrap(), vec![1, 3, 4, 5, 9]);
+        assert_eq!(parse_isolated("4-5,1,5\n", p).unwrap(), vec![1, 4, 5]);
         assert_eq!(parse_isolated("\n", p).unwrap(), Vec::<u16>::new());
         for bad in ["1-", "a", "1-2-3", "70000", "3,x"] {
             let err = parse_isolated(bad, p).unwrap_err().to_string();

@@ -283,7 +283,12 @@ impl Collector for Infiniband {
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect::<Vec<_>>();
+            let mut seen = std::collections::HashSet::new();
             for port in names {
+                // `1` and `01` would both be port 1: one series twice.
+                if !seen.insert(port.trim_start_matches('0').to_string()) {
+                    return Err(anyhow!("{}: port {port:?} listed twice", ports.display()));
+                }
                 self.port(out, &device, &ports, &port)?;
             }
         }

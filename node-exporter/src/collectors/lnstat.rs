@@ -32,24 +32,32 @@ struct Lnstat {
 }
 
 /// A /proc/net/stat file as (field, value per CPU), fields in header order.
+/// A field named twice in the header collects both columns' values, as
+/// procfs' map of fields does (so its "CPU" numbers run on).
 pub fn parse_net_stat(text: &str, path: &Path) -> anyhow::Result<Vec<(String, Vec<u64>)>> {
     let mut lines = text.lines();
-    let mut fields: Vec<(String, Vec<u64>)> = lines
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|h| (h.to_string(), Vec::new()))
-        .collect();
+    let mut fields: Vec<(String, Vec<u64>)> = Vec::new();
+    // Column -> index into `fields`.
+    let mut columns = Vec::new();
+    for h in lines.next().unwrap_or("").split_whitespace() {
+        let i = match fields.iter().position(|(name, _)| name == h) {
+            Some(i) => i,
+            None => {
+                fields.push((h.to_string(), Vec::new()));
+                fields.len() - 1
+            }
+        };
+        columns.push(i);
+    }
     for (n, line) in lines.enumerate() {
         for (i, v) in line.split_whitespace().enumerate() {
             let bad = |what: &str| anyhow!("parsing {} line {}: {what}", path.display(), n + 2);
             let value = u64::from_str_radix(v, 16)
                 .map_err(|_| bad(&format!("{v:?} is not a hexadecimal counter")))?;
-            fields
-                .get_mut(i)
-                .ok_or_else(|| bad("more values than the header has fields"))?
-                .1
-                .push(value);
+            let field = columns
+                .get(i)
+                .ok_or_else(|| bad("more values than the header has fields"))?;
+            fields[*field].1.push(value);
         }
     }
     Ok(fields)
@@ -130,6 +138,8 @@ mod tests {
     #[test]
     fn garbage_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
+        let twice = parse_net_stat("a b a\n1 2 3\n", Path::new("x")).unwrap();
+        assert_eq!(twice, vec![("a".into(), vec![1, 3]), ("b".into(), vec![2])]);
         for text in ["entries allocs\n00000014 zz\n", "entries\n1 2\n"] {
             write(dir.path(), "net/stat/arp_cache", text);
             let err = run(dir.path()).unwrap_err().to_string();

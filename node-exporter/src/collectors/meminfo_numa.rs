@@ -88,8 +88,17 @@ impl MeminfoNuma {
         values: Vec<NodeValue>,
         counter: bool,
         path: &Path,
+        seen: &mut std::collections::HashSet<(String, String)>,
     ) -> anyhow::Result<()> {
         for (field, node, v) in values {
+            // A field twice for a node (or a meminfo naming another node)
+            // would be one series twice: the scrape's end.
+            if !seen.insert((field.clone(), node.clone())) {
+                return Err(anyhow!(
+                    "parsing {}: {field} of node {node} given twice",
+                    path.display()
+                ));
+            }
             let (name, help) = self
                 .names
                 .get(&field, || {
@@ -114,16 +123,17 @@ impl MeminfoNuma {
 impl Collector for MeminfoNuma {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let dir = self.paths.sys("devices/system/node");
+        let mut seen = std::collections::HashSet::new();
         for (name, rest) in numbered_entries(&dir, "node")? {
             let node_dir = dir.join(&name);
             let path = node_dir.join("meminfo");
             let meminfo = parse_node_meminfo(&read_kept(&path)?, &path)?;
-            self.push(out, meminfo, false, &path)?;
+            self.push(out, meminfo, false, &path, &mut seen)?;
             // The node number as node_exporter's regexp takes it: the digits.
             let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
             let path = node_dir.join("numastat");
             let numastat = parse_numastat(&read_kept(&path)?, &number, &path)?;
-            self.push(out, numastat, true, &path)?;
+            self.push(out, numastat, true, &path, &mut seen)?;
         }
         Ok(())
     }
@@ -180,6 +190,7 @@ mod tests {
             ("meminfo", "Node 1 Mem-Total: 1 kB\n"),
             ("numastat", "numa_hit\n"),
             ("numastat", "numa_hit x\n"),
+            ("numastat", "numa_hit 1\nnuma_hit 2\n"),
         ] {
             let dir = tempfile::tempdir().unwrap();
             node(dir.path());

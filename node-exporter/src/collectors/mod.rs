@@ -21,6 +21,7 @@ pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
 pub mod docker;
+pub mod drbd;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
@@ -94,6 +95,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     diskstats::SPEC,
     dmi::SPEC,
     docker::SPEC,
+    drbd::SPEC,
     edac::SPEC,
     entropy::SPEC,
     fibrechannel::SPEC,

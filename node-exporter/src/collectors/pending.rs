@@ -49,7 +49,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("cpu_vulnerabilities", false, &[]),
     pending("dmi", true, &[]),
     pending("dmmultipath", true, &[]),
-    pending("drbd", false, &[]),
     pending("drm", false, &[]),
     pending("edac", true, &[]),
     pending(

@@ -57,7 +57,7 @@ pub type Slab = (String, [i64; 5]);
 /// The slab lines of /proc/slabinfo 2.1: each must have procfs' 16
 /// single-space-separated fields, every number a number.
 pub fn parse_slabinfo(text: &str, path: &Path) -> anyhow::Result<Vec<Slab>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Slab> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.contains("slabinfo -") || line.contains("# name") {
             continue;
@@ -72,6 +72,15 @@ pub fn parse_slabinfo(text: &str, path: &Path) -> anyhow::Result<Vec<Slab>> {
         let num = |i: usize| fields[i].parse::<i64>().map_err(|_| bad());
         for i in [8, 9, 10, 13, 14, 15] {
             num(i)?;
+        }
+        // One slab twice would be one series twice: the scrape's end.
+        if out.iter().any(|(name, _)| name == fields[0]) {
+            return Err(anyhow!(
+                "parsing {} line {}: slab {:?} listed twice",
+                path.display(),
+                n + 1,
+                fields[0]
+            ));
         }
         out.push((
             fields[0].to_string(),
@@ -182,9 +191,10 @@ kmalloc-8192         132    148   8192    4    8 : tunables    0    0    0 : sla
             " tw_sock_TCP 704 864 256 32 2 : tunables 0 0 0 : slabdata 27 27 0\n",
             "tw_sock_TCP 7.5 864 256 32 2 : tunables 0 0 0 : slabdata 27 27 0\n",
             "\n",
+            "a 1 1 1 1 1 : tunables 0 0 0 : slabdata 1 1 0\na 1 1 1 1 1 : tunables 0 0 0 : slabdata 1 1 0\n",
         ] {
             let err = parse_slabinfo(bad, p).unwrap_err().to_string();
-            assert!(err.contains("/proc/slabinfo line 1"), "{bad:?}: {err}");
+            assert!(err.contains("/proc/slabinfo line "), "{bad:?}: {err}");
         }
         assert_eq!(collapse_blanks("a  b\tc "), vec!["a", "b", "c", ""]);
     }

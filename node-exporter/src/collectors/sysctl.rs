@@ -34,11 +34,19 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     },
     build: |f| {
         let mut sysctls = Vec::new();
-        for include in f.strings("collector.sysctl.include") {
-            sysctls.push(Sysctl::new(&include, true)?);
-        }
-        for include in f.strings("collector.sysctl.include-info") {
-            sysctls.push(Sysctl::new(&include, false)?);
+        for (flag, numeric) in [
+            ("collector.sysctl.include", true),
+            ("collector.sysctl.include-info", false),
+        ] {
+            let includes = f.strings(flag);
+            for (i, include) in includes.iter().enumerate() {
+                // The same sysctl twice would give each series twice, which
+                // fails every scrape: refused at start instead.
+                if includes[..i].contains(include) {
+                    anyhow::bail!("--{flag}={include} is given twice");
+                }
+                sysctls.push(Sysctl::new(include, numeric)?);
+            }
         }
         Ok(Box::new(Sysctls {
             paths: f.paths.clone(),

@@ -286,6 +286,18 @@ pub fn parse_zoneinfo(text: &str, path: &Path) -> anyhow::Result<Vec<Zone>> {
             })?;
             zone.values[i] = Some(v);
         }
+        // One zone twice would be one series twice: the scrape's end.
+        if zones
+            .iter()
+            .any(|z: &Zone| z.node == zone.node && z.zone == zone.zone)
+        {
+            return Err(anyhow!(
+                "parsing {}: node {} zone {} listed twice",
+                path.display(),
+                zone.node,
+                zone.zone
+            ));
+        }
         zones.push(zone);
     }
     Ok(zones)
@@ -400,5 +412,8 @@ Node 0, zone   Normal
         );
         let err = run(dir.path()).unwrap_err().to_string();
         assert!(err.contains("zoneinfo line 2"), "{err}");
+        let twice = "Node 0, zone      DMA\n min 1\nNode 0, zone      DMA\n min 2\n";
+        let err = parse_zoneinfo(twice, Path::new("zoneinfo")).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
     }
 }
