@@ -71,6 +71,11 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(zoneinfo::parse_zoneinfo(t, Path::new("zoneinfo")))
     }),
     ("drbd", |t| drop(drbd::parse_drbd(t, Path::new("drbd")))),
+    ("pcidevice", |t| {
+        let _ = pcidevice::parse_location(t);
+        drop(pcidevice::parse_link_speed(t, Path::new("max_link_speed")));
+        let _ = pcidevice::parse_int32(t);
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

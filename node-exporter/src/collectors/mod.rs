@@ -42,6 +42,7 @@ pub mod netdev;
 pub mod netstat;
 pub mod nvme;
 pub mod os;
+pub mod pcidevice;
 pub mod pending;
 pub mod powersupplyclass;
 pub mod pressure;
@@ -116,6 +117,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     netstat::SPEC,
     nvme::SPEC,
     os::SPEC,
+    pcidevice::SPEC,
     powersupplyclass::SPEC,
     pressure::SPEC,
     processes::SPEC,

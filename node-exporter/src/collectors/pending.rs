@@ -82,14 +82,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     ),
     pending("nvme", true, &[]),
     pending(
-        "pcidevice",
-        false,
-        &[
-            ("collector.pcidevice.idsfile", Value),
-            ("collector.pcidevice.names", Bool),
-        ],
-    ),
-    pending(
         "perf",
         false,
         &[
@@ -136,4 +128,7 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
 
 /// Options of collectors this exporter has, that it does not implement yet:
 /// `(collector, option)`. Giving one while its collector runs is an error.
-pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[];
+pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[
+    ("pcidevice", "collector.pcidevice.idsfile", Value),
+    ("pcidevice", "collector.pcidevice.names", Bool),
+];
