@@ -76,6 +76,10 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(pcidevice::parse_link_speed(t, Path::new("max_link_speed")));
         let _ = pcidevice::parse_int32(t);
     }),
+    ("qdisc", |t| {
+        drop(qdisc::parse_fixtures(t, Path::new("results.json")));
+        drop(qdisc::parse_qdisc_message(t.as_bytes()));
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

@@ -29,7 +29,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("mountstats", "^node_mountstats_"),
     ("nfs", "^node_nfs_"),
     ("nfsd", "^node_nfsd_"),
-    ("qdisc", "^node_qdisc_"),
     ("wifi", "^node_wifi_"),
     ("xfs", "^node_xfs_"),
     ("zfs", "^node_zfs_"),

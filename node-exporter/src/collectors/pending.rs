@@ -95,18 +95,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
             ("collector.perf.cache-profilers", Repeated),
         ],
     ),
-    pending(
-        "qdisc",
-        false,
-        &[
-            ("collector.qdisc.fixtures", Value),
-            ("collector.qdisc.device-include", Value),
-            ("collector.qdisc.device-exclude", Value),
-            // node_exporter's older misspelling, still accepted by it.
-            ("collector.qdisk.device-include", Value),
-            ("collector.qdisk.device-exclude", Value),
-        ],
-    ),
     pending("rapl", true, &[("collector.rapl.enable-zone-label", Bool)]),
     pending("runit", false, &[("collector.runit.servicedir", Value)]),
     pending("softirqs", false, &[]),
