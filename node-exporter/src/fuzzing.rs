@@ -75,6 +75,7 @@ pub static PARSERS: &[ParserEntry] = &[
         let _ = pcidevice::parse_location(t);
         drop(pcidevice::parse_link_speed(t, Path::new("max_link_speed")));
         let _ = pcidevice::parse_int32(t);
+        let _ = pcidevice::parse_pci_ids(t);
     }),
     ("qdisc", |t| {
         drop(qdisc::parse_fixtures(t, Path::new("results.json")));

@@ -2,32 +2,192 @@
 //! and its parent's taken from where the symlink points), the identity
 //! (`node_pcidevice_info`), link speed and width, power state, D3cold, SR-IOV
 //! and NUMA node, as node_exporter through procfs. No /sys/bus/pci/devices
-//! is "no data". Name resolution from pci.ids (`--collector.pcidevice.names`)
-//! is not implemented yet: its flags are refused at start (collectors/pending.rs).
+//! is "no data". With `--collector.pcidevice.names` the info series also
+//! carries vendor, device, subsystem and class names from pci.ids
+//! (`--collector.pcidevice.idsfile`, else the system's), loaded once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
-use super::{no_flags, CollectorSpec};
+use super::CollectorSpec;
+use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, NoData, Paths};
 use crate::helpers::read_sysfs_attr;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "pcidevice",
     default_enabled: false,
-    flags: no_flags,
+    flags: || {
+        let mut flags = vec![string_flag(
+            "collector.pcidevice.idsfile",
+            "",
+            "Path to pci.ids file to use for PCI device identification.",
+        )];
+        flags.extend(bool_flag(
+            "collector.pcidevice.names",
+            false,
+            "Enable PCI device name resolution (requires pci.ids file).",
+        ));
+        flags
+    },
     build: |f| {
+        let names = f
+            .bool("collector.pcidevice.names", false)
+            .then(|| load_pci_ids(&f.string("collector.pcidevice.idsfile")));
         Ok(Box::new(Pcidevice {
             paths: f.paths.clone(),
+            names,
         }))
     },
 };
 
 struct Pcidevice {
     paths: Paths,
+    /// `--collector.pcidevice.names`: the pci.ids tables (empty when no
+    /// file could be read, as node_exporter goes on without names).
+    names: Option<PciIds>,
+}
+
+/// Where node_exporter looks for pci.ids without `--collector.pcidevice.idsfile`.
+const PCI_IDS_PATHS: [&str; 2] = ["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"];
+
+/// The names of pci.ids, keyed by lower-case hexadecimal ids without `0x`.
+#[derive(Debug, Default)]
+pub struct PciIds {
+    vendors: HashMap<String, String>,
+    /// (vendor, device).
+    devices: HashMap<(String, String), String>,
+    /// ("vendor:device", "subvendor:subdevice").
+    subsystems: HashMap<(String, String), String>,
+    classes: HashMap<String, String>,
+    /// Base class and subclass, `0108`.
+    subclasses: HashMap<String, String>,
+    /// Base class, subclass and programming interface, `010802`.
+    prog_ifs: HashMap<String, String>,
+}
+
+fn load_pci_ids(flag: &str) -> PciIds {
+    let candidates: Vec<&str> = if flag.is_empty() {
+        PCI_IDS_PATHS.to_vec()
+    } else {
+        vec![flag]
+    };
+    for path in candidates {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                tracing::debug!(path, "pcidevice: loading PCI ids");
+                return parse_pci_ids(&String::from_utf8_lossy(&bytes));
+            }
+            Err(e) => tracing::debug!(path, error = %e, "pcidevice: no PCI ids file"),
+        }
+    }
+    PciIds::default()
+}
+
+/// pci.ids as node_exporter reads it: `ID  name` lines (two spaces), a tab
+/// per level (vendor, device, subsystem; or `C` class, subclass,
+/// programming interface).
+pub fn parse_pci_ids(text: &str) -> PciIds {
+    let mut ids = PciIds::default();
+    let (mut vendor, mut device) = (String::new(), String::new());
+    let (mut base_class, mut subclass) = (String::new(), String::new());
+    let mut in_class = false;
+    let split = |line: &str| {
+        line.split_once("  ")
+            .map(|(id, name)| (id.trim().to_string(), name.trim().to_string()))
+    };
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let one_tab = line.starts_with('\t') && !line.starts_with("\t\t");
+        let two_tabs = line.starts_with("\t\t") && !line.starts_with("\t\t\t");
+        if let Some(rest) = line.strip_prefix('C').filter(|_| line.starts_with("C ")) {
+            if let Some((id, name)) = split(rest) {
+                ids.classes.insert(id.clone(), name);
+                base_class = id;
+                in_class = true;
+            }
+        } else if one_tab && in_class {
+            if let Some((id, name)) = split(&line[1..]).filter(|_| !base_class.is_empty()) {
+                subclass = format!("{base_class}{id}");
+                ids.subclasses.insert(subclass.clone(), name);
+            }
+        } else if two_tabs && in_class {
+            if let Some((id, name)) = split(&line[2..]).filter(|_| !subclass.is_empty()) {
+                ids.prog_ifs.insert(format!("{subclass}{id}"), name);
+            }
+        } else if !line.starts_with('\t') {
+            if let Some((id, name)) = split(line) {
+                ids.vendors.insert(id.clone(), name);
+                vendor = id;
+                device.clear();
+                in_class = false;
+            }
+        } else if one_tab {
+            if let Some((id, name)) = split(&line[1..]).filter(|_| !vendor.is_empty()) {
+                ids.devices.insert((vendor.clone(), id.clone()), name);
+                device = id;
+            }
+        } else if let Some(rest) = line.strip_prefix("\t\t") {
+            let Some((id, name)) = split(rest) else {
+                continue;
+            };
+            if vendor.is_empty() || device.is_empty() {
+                continue;
+            }
+            if let [sv, sd] = id.split_whitespace().collect::<Vec<_>>()[..] {
+                ids.subsystems
+                    .insert((format!("{vendor}:{device}"), format!("{sv}:{sd}")), name);
+            }
+        }
+    }
+    ids
+}
+
+impl PciIds {
+    /// The five name labels for the device's ids (`0x8086`, ...), each the
+    /// id itself (without `0x`) when pci.ids does not have it, as node_exporter.
+    fn names(&self, ids: &[String; 6]) -> [String; 5] {
+        let bare = |s: &str| s.trim_start_matches("0x").to_ascii_lowercase();
+        let [class, vendor, device, sub_vendor, sub_device, _] = ids;
+        let (v, d, sv, sd, c) = (
+            bare(vendor),
+            bare(device),
+            bare(sub_vendor),
+            bare(sub_device),
+            bare(class),
+        );
+        let vendor_name = self.vendors.get(&v).cloned().unwrap_or_else(|| v.clone());
+        let device_name = self
+            .devices
+            .get(&(v.clone(), d.clone()))
+            .cloned()
+            .unwrap_or_else(|| d.clone());
+        let sub_vendor_name = self.vendors.get(&sv).cloned().unwrap_or_else(|| sv.clone());
+        let sub_device_name = self
+            .subsystems
+            .get(&(format!("{v}:{d}"), format!("{sv}:{sd}")))
+            .cloned()
+            .unwrap_or_else(|| sd.clone());
+        let class_name = c
+            .get(..6)
+            .and_then(|k| self.prog_ifs.get(k))
+            .or_else(|| c.get(..4).and_then(|k| self.subclasses.get(k)))
+            .or_else(|| c.get(..2).and_then(|k| self.classes.get(k)))
+            .cloned()
+            .unwrap_or_else(|| format!("Unknown class ({c})"));
+        [
+            vendor_name,
+            device_name,
+            sub_vendor_name,
+            sub_device_name,
+            class_name,
+        ]
+    }
 }
 
 /// `0000:00:02.1` as node_exporter's labels show it: segment, bus,
@@ -257,25 +417,36 @@ impl Collector for Pcidevice {
             ];
             let [pseg, pbus, pdev, pfunc] = &d.parent;
             let [class, vendor, device, sub_vendor, sub_device, revision] = &d.ids;
+            let names = self.names.as_ref().map(|ids| ids.names(&d.ids));
+            let mut labels = vec![
+                loc[0],
+                loc[1],
+                loc[2],
+                loc[3],
+                ("parent_segment", pseg),
+                ("parent_bus", pbus),
+                ("parent_device", pdev),
+                ("parent_function", pfunc),
+                ("class_id", class),
+                ("vendor_id", vendor),
+                ("device_id", device),
+                ("subsystem_vendor_id", sub_vendor),
+                ("subsystem_device_id", sub_device),
+                ("revision", revision),
+            ];
+            if let Some([vn, dn, svn, sdn, cn]) = &names {
+                labels.extend([
+                    ("vendor_name", vn.as_str()),
+                    ("device_name", dn.as_str()),
+                    ("subsystem_vendor_name", svn.as_str()),
+                    ("subsystem_device_name", sdn.as_str()),
+                    ("class_name", cn.as_str()),
+                ]);
+            }
             out.gauge(
                 "node_pcidevice_info",
                 "Non-numeric data from /sys/bus/pci/devices/<location>, value is always 1.",
-                &[
-                    loc[0],
-                    loc[1],
-                    loc[2],
-                    loc[3],
-                    ("parent_segment", pseg),
-                    ("parent_bus", pbus),
-                    ("parent_device", pdev),
-                    ("parent_function", pfunc),
-                    ("class_id", class),
-                    ("vendor_id", vendor),
-                    ("device_id", device),
-                    ("subsystem_vendor_id", sub_vendor),
-                    ("subsystem_device_id", sub_device),
-                    ("revision", revision),
-                ],
+                &labels,
                 1.0,
             );
             for (name, help, v) in [
@@ -381,7 +552,72 @@ mod tests {
     fn run(root: &Path) -> anyhow::Result<String> {
         collect(&Pcidevice {
             paths: sysfs_at(root),
+            names: None,
         })
+    }
+
+    const PCI_IDS: &str = "# comment
+8086  Intel Corporation
+\t1533  I210 Gigabit Network Connection
+\t\t1028 07a1  I210 on a Dell board
+c0a9  Micron/Crucial Technology
+\t540a  P2 [Nick P2] / P3 / P3 Plus NVMe PCIe SSD (DRAM-less)
+C 01  Mass storage controller
+\t08  Non-Volatile memory controller
+\t\t02  NVM Express
+C 06  Bridge
+\t04  PCI bridge
+C 02  Network controller
+";
+
+    #[test]
+    fn names_from_pci_ids() {
+        let ids = parse_pci_ids(PCI_IDS);
+        let id = |v: [&str; 6]| v.map(String::from);
+        assert_eq!(
+            ids.names(&id([
+                "0x020000", "0x8086", "0x1533", "0x1028", "0x07a1", "0x03"
+            ])),
+            [
+                "Intel Corporation",
+                "I210 Gigabit Network Connection",
+                "1028",
+                "I210 on a Dell board",
+                "Network controller",
+            ]
+        );
+        assert_eq!(
+            ids.names(&id([
+                "0x010802", "0xc0a9", "0x540a", "0xc0a9", "0x5021", "0x01"
+            ]))[4],
+            "NVM Express"
+        );
+        assert_eq!(
+            ids.names(&id([
+                "0x060400", "0x1022", "0x1634", "0x17aa", "0x5095", "0x00"
+            ])),
+            ["1022", "1634", "17aa", "5095", "PCI bridge"]
+        );
+        assert_eq!(
+            PciIds::default().names(&id(["0x0c0330", "0x1", "0x2", "0x3", "0x4", "0x0"]))[4],
+            "Unknown class (0c0330)"
+        );
+    }
+
+    #[test]
+    fn info_with_names() {
+        let dir = tempfile::tempdir().unwrap();
+        device(dir.path(), "devices/pci0000:00/0000:00:02.1", &IDS);
+        let text = collect(&Pcidevice {
+            paths: sysfs_at(dir.path()),
+            names: Some(parse_pci_ids(PCI_IDS)),
+        })
+        .unwrap();
+        assert!(
+            text.contains("class_name=\"NVM Express\",device=\"02\",device_id=\"0x540a\",device_name=\"P2 [Nick P2] / P3 / P3 Plus NVMe PCIe SSD (DRAM-less)\","),
+            "{text}"
+        );
+        assert!(text.contains("subsystem_device_name=\"5021\""), "{text}");
     }
 
     #[test]

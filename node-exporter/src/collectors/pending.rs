@@ -116,7 +116,4 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
 
 /// Options of collectors this exporter has, that it does not implement yet:
 /// `(collector, option)`. Giving one while its collector runs is an error.
-pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[
-    ("pcidevice", "collector.pcidevice.idsfile", Value),
-    ("pcidevice", "collector.pcidevice.names", Bool),
-];
+pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[];

@@ -145,7 +145,10 @@ pub fn fixture_args(root: &Path) -> Vec<String> {
             root.join("textfile").display()
         ),
         // qdisc reads the host's interfaces over netlink otherwise.
-        format!("--collector.qdisc.fixtures={}", root.join("qdisc").display()),
+        format!(
+            "--collector.qdisc.fixtures={}",
+            root.join("qdisc").display()
+        ),
         "--web.disable-exporter-metrics".to_string(),
     ];
     for spec in node_exporter::collectors::REGISTRY {
