@@ -235,6 +235,33 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_isolated_file_fails_every_scrape_not_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stat"), "cpu0 1 0 1 5 0 0 0 0 0 0\n").unwrap();
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(sys.join("devices/system/cpu")).unwrap();
+        std::fs::write(sys.join("devices/system/cpu/isolated"), "1-x\n").unwrap();
+        let paths = Paths {
+            procfs: dir.path().into(),
+            sysfs: sys,
+            ..Paths::default()
+        };
+        let c = Cpu {
+            isolated: cpu_info::read_isolated(&paths).map_err(|e| e.to_string()),
+            paths,
+            guest: true,
+            last: Mutex::new(HashMap::new()),
+            info: None,
+            throttles: Throttles::default(),
+        };
+        for _ in 0..2 {
+            let mut set = MetricSet::new();
+            let err = c.update(&mut set).unwrap_err().to_string();
+            assert!(err.contains("devices/system/cpu/isolated"), "{err}");
+        }
+    }
+
+    #[test]
     fn garbage_names_the_file_and_line() {
         let err = parse_cpu_lines("cpu0 1 2 x 4\n", Path::new("/proc/stat")).unwrap_err();
         assert!(err.to_string().contains("/proc/stat line 1"), "{err}");
