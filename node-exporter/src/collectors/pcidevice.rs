@@ -346,16 +346,18 @@ fn read_device(entry: &Path) -> anyhow::Result<Device> {
         let Some(text) = optional(&path)?.filter(|t| !t.is_empty()) else {
             continue;
         };
-        let v: i64 = text
-            .parse()
-            .ok()
-            .filter(|v| i == 3 || (0..=i64::from(u32::MAX)).contains(v) || i == 0)
-            .ok_or_else(|| anyhow!("parsing {}: {text:?} is not a number", path.display()))?;
-        sriov[i] = match i {
-            0 => f64::from(u8::from(v != 0)),
-            3 => v as u64 as f64,
-            _ => v as f64,
+        // As procfs: autoprobe a 32-bit int (non-zero is on), the VF
+        // counts unsigned 32-bit, the MSI-X total a 64-bit int shown unsigned.
+        let value = match i {
+            0 => text
+                .parse::<i32>()
+                .ok()
+                .map(|v| f64::from(u8::from(v != 0))),
+            3 => text.parse::<i64>().ok().map(|v| v as u64 as f64),
+            _ => text.parse::<u32>().ok().map(f64::from),
         };
+        sriov[i] =
+            value.ok_or_else(|| anyhow!("parsing {}: {text:?} is not a number", path.display()))?;
     }
 
     let path = entry.join("d3cold_allowed");
