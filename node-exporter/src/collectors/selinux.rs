@@ -5,6 +5,9 @@
 //! "disabled here") and the process' label is not `kernel`. That cannot
 //! change without a reboot, so it is found out once, as go-selinux does:
 //! a host without SELinux pays nothing per scrape but `node_selinux_enabled 0`.
+//! Unlike go-selinux, which looks at the process' own /sys and /proc, the
+//! check is made under `--path.sysfs` / `--path.procfs` like the AVC files:
+//! in a container given the host's trees it reports the host's SELinux.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
