@@ -12,6 +12,75 @@ pub type ParserEntry = (&'static str, fn(&str));
 
 pub static PARSERS: &[ParserEntry] = &[
     ("cpu", |t| drop(cpu::parse_cpu_lines(t, Path::new("stat")))),
+    ("cpuinfo", |t| {
+        drop(cpu_info::parse_cpuinfo(t, Path::new("cpuinfo")))
+    }),
+    ("cpu-isolated", |t| {
+        drop(cpu_info::parse_isolated(t, Path::new("isolated")))
+    }),
+    ("ipvs-stats", |t| {
+        drop(ipvs::parse_stats(t, Path::new("net/ip_vs_stats")))
+    }),
+    ("ipvs-backends", |t| {
+        drop(ipvs::parse_backends(t, Path::new("net/ip_vs")))
+    }),
+    ("ipvs-labels", |t| drop(ipvs::parse_labels(t))),
+    ("infiniband", |t| {
+        let p = Path::new("ports/1/state");
+        drop(infiniband::parse_state(t, p));
+        drop(infiniband::parse_rate(t, p));
+        drop(infiniband::parse_counter(t, p));
+    }),
+    ("selinux", |t| {
+        drop(selinux::parse_cache_stats(t, Path::new("avc/cache_stats")));
+        drop(selinux::parse_hash_stats(t, Path::new("avc/hash_stats")));
+        let _ = selinux::config_mode(t);
+    }),
+    ("bcachefs", |t| {
+        let p = Path::new("fs/bcachefs/x/counters/y");
+        drop(bcachefs::parse_compression(t, p));
+        drop(bcachefs::parse_errors(t, p));
+        drop(bcachefs::parse_counter(t, p));
+        drop(bcachefs::parse_btree_writes(t, p));
+        drop(bcachefs::parse_io_done(t, p));
+        drop(bcachefs::parse_io_errors(t, p));
+        let _ = bcachefs::parse_human_bytes(t);
+    }),
+    ("xfrm", |t| {
+        drop(xfrm::parse_xfrm_stat(t, Path::new("net/xfrm_stat")))
+    }),
+    ("lnstat", |t| {
+        drop(lnstat::parse_net_stat(t, Path::new("net/stat/arp_cache")))
+    }),
+    ("meminfo_numa", |t| {
+        let p = Path::new("node0/meminfo");
+        drop(meminfo_numa::parse_node_meminfo(t, p));
+        drop(meminfo_numa::parse_numastat(t, "0", p));
+    }),
+    ("slabinfo", |t| {
+        drop(slabinfo::parse_slabinfo(t, Path::new("slabinfo")))
+    }),
+    ("sysctl", |t| {
+        drop(sysctl::parse_values(t, true, Path::new("sys/fs/file-nr")));
+        let _ = sysctl::parse_int(t);
+    }),
+    ("cgroups", |t| {
+        drop(cgroups::parse_cgroups(t, Path::new("cgroups")))
+    }),
+    ("zoneinfo", |t| {
+        drop(zoneinfo::parse_zoneinfo(t, Path::new("zoneinfo")))
+    }),
+    ("drbd", |t| drop(drbd::parse_drbd(t, Path::new("drbd")))),
+    ("pcidevice", |t| {
+        let _ = pcidevice::parse_location(t);
+        drop(pcidevice::parse_link_speed(t, Path::new("max_link_speed")));
+        let _ = pcidevice::parse_int32(t);
+        let _ = pcidevice::parse_pci_ids(t);
+    }),
+    ("qdisc", |t| {
+        drop(qdisc::parse_fixtures(t, Path::new("results.json")));
+        drop(qdisc::parse_qdisc_message(t.as_bytes()));
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

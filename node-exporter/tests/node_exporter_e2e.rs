@@ -22,31 +22,7 @@ use regex::Regex;
 /// flags and options are left out of the command line, and their families
 /// may be missing.
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("bcachefs", "^node_bcachefs_"),
-    ("cgroups", "^node_cgroups_"),
-    (
-        "cpu.info",
-        "^node_cpu_(info|flag_info|bug_info|frequency_hertz)$",
-    ),
-    // Not a flag: parts of the cpu collector we do not have yet.
-    (
-        "cpu throttles and isolation",
-        "^node_cpu_(core_throttles_total|package_throttles_total|isolated)$",
-    ),
-    ("drbd", "^node_drbd_"),
-    ("infiniband", "^node_infiniband_"),
-    ("ipvs", "^node_ipvs_"),
-    ("lnstat", "^node_lnstat_"),
-    ("meminfo_numa", "^node_memory_numa_"),
-    ("pcidevice", "^node_pcidevice_"),
-    ("qdisc", "^node_qdisc_"),
-    // Off in node_exporter's e2e run: only its flag needs leaving out.
-    ("selinux", "^node_selinux_"),
-    ("slabinfo", "^node_slabinfo_"),
-    ("sysctl", "^node_sysctl_"),
     ("wifi", "^node_wifi_"),
-    ("xfrm", "^node_xfrm_"),
-    ("zoneinfo", "^node_zoneinfo_"),
 ];
 
 /// How a family listed in [`ACCEPTED`] may differ.

@@ -1,5 +1,7 @@
 //! `node_cpu_seconds_total` and `node_cpu_guest_seconds_total` from the
-//! per-CPU lines of /proc/stat. Like node_exporter, a counter that the kernel
+//! per-CPU lines of /proc/stat, and with them what [`super::cpu_info`] reads
+//! (/proc/cpuinfo with `--collector.cpu.info`, thermal throttles, isolated
+//! CPUs), in node_exporter's order. Like node_exporter, a counter that the kernel
 //! reports going backwards (seen with idle/iowait on some kernels) keeps its
 //! previous value, so rate() never sees a reset that did not happen.
 
@@ -10,8 +12,9 @@ use std::sync::Mutex;
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
+use super::cpu_info::{self, InfoOptions, Throttles};
 use super::CollectorSpec;
-use crate::cli::bool_flag;
+use crate::cli::{bool_flag, string_flag};
 use crate::collector::{Collector, Paths};
 use crate::helpers::{parse_f64, read_kept, USER_HZ};
 
@@ -19,18 +22,50 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     name: "cpu",
     default_enabled: true,
     flags: || {
-        bool_flag(
+        let mut flags = bool_flag(
             "collector.cpu.guest",
             true,
             "Enables metric node_cpu_guest_seconds_total",
         )
-        .to_vec()
+        .to_vec();
+        flags.extend(bool_flag(
+            "collector.cpu.info",
+            false,
+            "Enables metric cpu_info",
+        ));
+        flags.push(string_flag(
+            "collector.cpu.info.flags-include",
+            "",
+            "Filter the `flags` field in cpuInfo with a value that must be a regular expression",
+        ));
+        flags.push(string_flag(
+            "collector.cpu.info.bugs-include",
+            "",
+            "Filter the `bugs` field in cpuInfo with a value that must be a regular expression",
+        ));
+        flags
     },
     build: |f| {
+        let flags_include = f.regex("collector.cpu.info.flags-include")?;
+        let bugs_include = f.regex("collector.cpu.info.bugs-include")?;
+        // As node_exporter: either filter turns --collector.cpu.info on.
+        let info = f.bool("collector.cpu.info", false)
+            || flags_include.is_some()
+            || bugs_include.is_some();
+        let frequency = crate::cli::enabled_collectors(f)
+            .iter()
+            .any(|s| s.name == "cpufreq");
         Ok(Box::new(Cpu {
             paths: f.paths.clone(),
             guest: f.bool("collector.cpu.guest", true),
             last: Mutex::new(HashMap::new()),
+            info: info.then_some(InfoOptions {
+                flags_include,
+                bugs_include,
+                frequency,
+            }),
+            isolated: cpu_info::read_isolated(&f.paths).map_err(|e| e.to_string()),
+            throttles: Throttles::default(),
         }))
     },
 };
@@ -44,10 +79,32 @@ struct Cpu {
     guest: bool,
     /// Last reported seconds per (cpu, field index), to hide backwards jumps.
     last: Mutex<HashMap<(String, usize), f64>>,
+    /// `--collector.cpu.info` (or one of its filters) given.
+    info: Option<InfoOptions>,
+    /// Read once at start, as node_exporter; `None` without the file. A
+    /// file that does not parse fails every scrape of the collector (where
+    /// node_exporter refuses to start): the exporter's other collectors go on.
+    isolated: Result<Option<Vec<u16>>, String>,
+    throttles: Throttles,
 }
 
 impl Collector for Cpu {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+        if let Some(opts) = &self.info {
+            cpu_info::update_info(&self.paths, opts, out)?;
+        }
+        self.update_stat(out)?;
+        match &self.isolated {
+            Ok(Some(isolated)) => cpu_info::update_isolated(isolated, out),
+            Ok(None) => {}
+            Err(e) => return Err(anyhow!("{e}")),
+        }
+        self.throttles.update(&self.paths, out)
+    }
+}
+
+impl Cpu {
+    fn update_stat(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("stat");
         let cpus = parse_cpu_lines(&read_kept(&path)?, &path)?;
         let mut last = self
@@ -159,6 +216,9 @@ mod tests {
             },
             guest: true,
             last: Mutex::new(HashMap::new()),
+            info: None,
+            isolated: Ok(None),
+            throttles: Throttles::default(),
         };
         assert!(collect(&c).contains("node_cpu_seconds_total{cpu=\"0\",mode=\"iowait\"} 0.9\n"));
         // The kernel reports iowait lower than before: keep the old value.
@@ -172,6 +232,33 @@ mod tests {
             out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 1.01\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_bad_isolated_file_fails_every_scrape_not_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stat"), "cpu0 1 0 1 5 0 0 0 0 0 0\n").unwrap();
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(sys.join("devices/system/cpu")).unwrap();
+        std::fs::write(sys.join("devices/system/cpu/isolated"), "1-x\n").unwrap();
+        let paths = Paths {
+            procfs: dir.path().into(),
+            sysfs: sys,
+            ..Paths::default()
+        };
+        let c = Cpu {
+            isolated: cpu_info::read_isolated(&paths).map_err(|e| e.to_string()),
+            paths,
+            guest: true,
+            last: Mutex::new(HashMap::new()),
+            info: None,
+            throttles: Throttles::default(),
+        };
+        for _ in 0..2 {
+            let mut set = MetricSet::new();
+            let err = c.update(&mut set).unwrap_err().to_string();
+            assert!(err.contains("devices/system/cpu/isolated"), "{err}");
+        }
     }
 
     #[test]

@@ -10,29 +10,37 @@ use crate::collector::Collector;
 
 pub mod arp;
 pub mod bcache;
+pub mod bcachefs;
 pub mod bonding;
 pub mod btrfs;
 pub mod buddyinfo;
+pub mod cgroups;
 pub mod conntrack;
 pub mod cpu;
+pub mod cpu_info;
 pub mod cpu_vulnerabilities;
 pub mod cpufreq;
 pub mod diskstats;
 pub mod dmi;
 pub mod dmmultipath;
 pub mod docker;
+pub mod drbd;
 pub mod edac;
 pub mod entropy;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+pub mod infiniband;
 pub mod interrupts;
+pub mod ipvs;
 pub mod kernel_hung;
 pub mod ksmd;
+pub mod lnstat;
 pub mod loadavg;
 pub mod mdadm;
 pub mod meminfo;
+pub mod meminfo_numa;
 pub mod mountstats;
 pub mod netclass;
 pub mod netdev;
@@ -41,16 +49,21 @@ pub mod nfs;
 pub mod nfsd;
 pub mod nvme;
 pub mod os;
+pub mod pcidevice;
 pub mod pending;
 pub mod powersupplyclass;
 pub mod pressure;
 pub mod processes;
+pub mod qdisc;
 pub mod rapl;
 pub mod schedstat;
+pub mod selinux;
+pub mod slabinfo;
 pub mod sockstat;
 pub mod softirqs;
 pub mod softnet;
 pub mod stat;
+pub mod sysctl;
 pub mod systemd;
 pub mod tapestats;
 pub mod tcpstat;
@@ -62,8 +75,10 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
+pub mod zoneinfo;
 
 pub struct CollectorSpec {
     pub name: &'static str,
@@ -81,9 +96,11 @@ pub fn no_flags() -> Vec<Arg> {
 pub static REGISTRY: &[CollectorSpec] = &[
     arp::SPEC,
     bcache::SPEC,
+    bcachefs::SPEC,
     bonding::SPEC,
     btrfs::SPEC,
     buddyinfo::SPEC,
+    cgroups::SPEC,
     conntrack::SPEC,
     cpu::SPEC,
     cpu_vulnerabilities::SPEC,
@@ -92,18 +109,23 @@ pub static REGISTRY: &[CollectorSpec] = &[
     dmi::SPEC,
     dmmultipath::SPEC,
     docker::SPEC,
+    drbd::SPEC,
     edac::SPEC,
     entropy::SPEC,
     fibrechannel::SPEC,
     filefd::SPEC,
     filesystem::SPEC,
     hwmon::SPEC,
+    infiniband::SPEC,
     interrupts::SPEC,
+    ipvs::SPEC,
     kernel_hung::SPEC,
     ksmd::SPEC,
+    lnstat::SPEC,
     loadavg::SPEC,
     mdadm::SPEC,
     meminfo::SPEC,
+    meminfo_numa::SPEC,
     mountstats::SPEC,
     netclass::SPEC,
     netdev::SPEC,
@@ -112,15 +134,20 @@ pub static REGISTRY: &[CollectorSpec] = &[
     nfsd::SPEC,
     nvme::SPEC,
     os::SPEC,
+    pcidevice::SPEC,
     powersupplyclass::SPEC,
     pressure::SPEC,
     processes::SPEC,
+    qdisc::SPEC,
     rapl::SPEC,
     schedstat::SPEC,
+    selinux::SPEC,
+    slabinfo::SPEC,
     sockstat::SPEC,
     softirqs::SPEC,
     softnet::SPEC,
     stat::SPEC,
+    sysctl::SPEC,
     systemd::SPEC,
     tapestats::SPEC,
     tcpstat::SPEC,
@@ -132,8 +159,10 @@ pub static REGISTRY: &[CollectorSpec] = &[
     uname::SPEC,
     vmstat::SPEC,
     watchdog::SPEC,
+    xfrm::SPEC,
     xfs::SPEC,
     zfs::SPEC,
+    zoneinfo::SPEC,
 ];
 
 pub fn find(name: &str) -> Option<&'static CollectorSpec> {

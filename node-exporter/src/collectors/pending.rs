@@ -42,15 +42,7 @@ const fn pending(
 
 /// Sorted by name.
 pub static PENDING_COLLECTORS: &[PendingCollector] = &[
-    pending("bcachefs", true, &[]),
-    pending("bonding", true, &[]),
-    pending("buddyinfo", false, &[]),
-    pending("cgroups", false, &[]),
-    pending("cpu_vulnerabilities", false, &[]),
-    pending("dmi", true, &[]),
-    pending("drbd", false, &[]),
     pending("drm", false, &[]),
-    pending("edac", true, &[]),
     pending(
         "ethtool",
         false,
@@ -60,12 +52,7 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
             ("collector.ethtool.metrics-include", Value),
         ],
     ),
-    pending("fibrechannel", true, &[]),
-    pending("infiniband", true, &[]),
-    pending("ipvs", true, &[("collector.ipvs.backend-labels", Value)]),
-    pending("lnstat", false, &[]),
     pending("logind", false, &[]),
-    pending("meminfo_numa", false, &[]),
     pending("network_route", false, &[]),
     pending(
         "ntp",
@@ -78,15 +65,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
             ("collector.ntp.ip-ttl", Value),
             ("collector.ntp.max-distance", Value),
             ("collector.ntp.local-offset-tolerance", Value),
-        ],
-    ),
-    pending("nvme", true, &[]),
-    pending(
-        "pcidevice",
-        false,
-        &[
-            ("collector.pcidevice.idsfile", Value),
-            ("collector.pcidevice.names", Bool),
         ],
     ),
     pending(
@@ -103,58 +81,15 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
             ("collector.perf.cache-profilers", Repeated),
         ],
     ),
-    pending(
-        "qdisc",
-        false,
-        &[
-            ("collector.qdisc.fixtures", Value),
-            ("collector.qdisc.device-include", Value),
-            ("collector.qdisc.device-exclude", Value),
-            // node_exporter's older misspelling, still accepted by it.
-            ("collector.qdisk.device-include", Value),
-            ("collector.qdisk.device-exclude", Value),
-        ],
-    ),
-    pending("rapl", true, &[("collector.rapl.enable-zone-label", Bool)]),
     pending("runit", false, &[("collector.runit.servicedir", Value)]),
-    pending("selinux", true, &[]),
-    pending(
-        "slabinfo",
-        false,
-        &[
-            ("collector.slabinfo.slabs-include", Value),
-            ("collector.slabinfo.slabs-exclude", Value),
-        ],
-    ),
-    pending("softirqs", false, &[]),
     pending(
         "supervisord",
         false,
         &[("collector.supervisord.url", Value)],
     ),
-    pending(
-        "sysctl",
-        false,
-        &[
-            ("collector.sysctl.include", Repeated),
-            ("collector.sysctl.include-info", Repeated),
-        ],
-    ),
-    pending(
-        "tapestats",
-        true,
-        &[("collector.tapestats.ignored-devices", Value)],
-    ),
-    pending("watchdog", true, &[]),
     pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
-    pending("xfrm", false, &[]),
-    pending("zoneinfo", false, &[]),
 ];
 
 /// Options of collectors this exporter has, that it does not implement yet:
 /// `(collector, option)`. Giving one while its collector runs is an error.
-pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[
-    ("cpu", "collector.cpu.info", Bool),
-    ("cpu", "collector.cpu.info.flags-include", Value),
-    ("cpu", "collector.cpu.info.bugs-include", Value),
-];
+pub static PENDING_OPTIONS: &[(&str, &str, OptionKind)] = &[];

@@ -144,6 +144,11 @@ pub fn fixture_args(root: &Path) -> Vec<String> {
             "--collector.textfile.directory={}",
             root.join("textfile").display()
         ),
+        // qdisc reads the host's interfaces over netlink otherwise.
+        format!(
+            "--collector.qdisc.fixtures={}",
+            root.join("qdisc").display()
+        ),
         "--web.disable-exporter-metrics".to_string(),
     ];
     for spec in node_exporter::collectors::REGISTRY {
