@@ -307,9 +307,10 @@ fn go_escape(s: &str) -> String {
     out
 }
 
-/// Writes blackbox's TLS metrics for a connection: the earliest expiry,
-/// the version, and (when the chain was verified) the last chain's expiry
-/// and its leaf.
+/// Writes blackbox's TLS metrics for a connection (its http and tcp
+/// probers): the earliest expiry, the version, the last chain's expiry
+/// (Go's zero time when no chain was verified, as 0.23 reports it) and the
+/// leaf's `probe_ssl_last_chain_info`.
 pub fn tls_metrics(state: &TlsState, earliest_help: &str, out: &mut MetricSet) {
     out.gauge(
         "probe_ssl_earliest_cert_expiry",
@@ -323,14 +324,13 @@ pub fn tls_metrics(state: &TlsState, earliest_help: &str, out: &mut MetricSet) {
         &[("version", &state.version)],
         1.0,
     );
-    if let Some(expiry) = state.last_chain_expiry() {
-        out.gauge(
-            "probe_ssl_last_chain_expiry_timestamp_seconds",
-            "Returns last SSL chain expiry in timestamp seconds",
-            &[],
-            expiry,
-        );
-    }
+    out.gauge(
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "Returns last SSL chain expiry in timestamp seconds",
+        &[],
+        state.last_chain_expiry().unwrap_or(GO_ZERO_TIME),
+    );
+    last_chain_info(state, out);
 }
 
 /// The leaf's `probe_ssl_last_chain_info`, where blackbox writes it.

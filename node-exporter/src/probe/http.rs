@@ -350,7 +350,6 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     );
     if let Some(tls) = &o.tls {
         common::tls_metrics(tls, "Returns last SSL chain expiry in unixtime", out);
-        common::last_chain_info(tls, out);
     }
     // Go's http.ParseTime: the header's date, when it has a valid one.
     if let Some(when) = o

@@ -108,19 +108,7 @@ async fn run(target: &str, m: &Tcp, out: &mut MetricSet) -> Result<(), Failure> 
             };
             let tls = handshake(tcp, &host, m).await?;
             let state = TlsState::of(tls.get_ref().1, &m.tls_config);
-            // After STARTTLS blackbox 0.23 reports the expiry and version only.
-            out.gauge(
-                "probe_ssl_earliest_cert_expiry",
-                EARLIEST_HELP,
-                &[],
-                state.earliest_expiry().unwrap_or(common::GO_ZERO_TIME),
-            );
-            out.gauge(
-                "probe_tls_version_info",
-                "Returns the TLS version used, or NaN when unknown",
-                &[("version", &state.version)],
-                1.0,
-            );
+            common::tls_metrics(&state, EARLIEST_HELP, out);
             conn = Conn::Tls(Box::new(tls));
             // Whatever was read before the upgrade is dropped, as Go does.
             lines = Lines::default();
