@@ -194,33 +194,50 @@ fn dns_answer(query: &[u8], servfail: bool) -> Option<Vec<u8>> {
     r.to_bytes().ok()
 }
 
+/// DNS over a stream: each message after its two-byte length.
+async fn dns_stream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, servfail: bool) {
+    loop {
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+        if s.read_exact(&mut q).await.is_err() {
+            return;
+        }
+        let Some(a) = dns_answer(&q, servfail) else {
+            return;
+        };
+        let mut framed = (a.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&a);
+        if s.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// DNS over TLS (RFC 7858), answering as the plain server.
+async fn dot_server(listener: TcpListener, acceptor: TlsAcceptor) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                dns_stream(tls, false).await;
+            }
+        });
+    }
+}
+
 async fn dns_server(udp: UdpSocket, tcp: TcpListener, servfail: bool) {
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = tcp.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let mut tcp = tcp;
-                loop {
-                    let mut len = [0u8; 2];
-                    if tcp.read_exact(&mut len).await.is_err() {
-                        return;
-                    }
-                    let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
-                    if tcp.read_exact(&mut q).await.is_err() {
-                        return;
-                    }
-                    let Some(a) = dns_answer(&q, servfail) else {
-                        return;
-                    };
-                    let mut framed = (a.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&a);
-                    if tcp.write_all(&framed).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            tokio::spawn(dns_stream(tcp, servfail));
         }
     });
     let mut buf = vec![0u8; 4096];
@@ -351,6 +368,7 @@ struct Targets {
     banner_tls: SocketAddr,
     dns: SocketAddr,
     dns_servfail: SocketAddr,
+    dot: SocketAddr,
     grpc: SocketAddr,
     grpc_tls: SocketAddr,
     http: SocketAddr,
@@ -385,6 +403,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
             let banner_tls = bind("127.0.0.1:0").await;
             let (dns_udp, dns_tcp) = udp_and_tcp().await;
             let (sf_udp, sf_tcp) = udp_and_tcp().await;
+            let dot = bind("127.0.0.1:0").await;
             let grpc = bind("127.0.0.1:0").await;
             let grpc_tls = bind("127.0.0.1:0").await;
             let http = bind("127.0.0.1:0").await;
@@ -396,6 +415,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
                 banner_tls: addr(&banner_tls),
                 dns: dns_udp.local_addr().unwrap(),
                 dns_servfail: sf_udp.local_addr().unwrap(),
+                dot: addr(&dot),
                 grpc: addr(&grpc),
                 grpc_tls: addr(&grpc_tls),
                 http: addr(&http),
@@ -407,6 +427,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
             tokio::spawn(banner_server(banner_tls, plain_tls.clone(), true));
             tokio::spawn(dns_server(dns_udp, dns_tcp, false));
             tokio::spawn(dns_server(sf_udp, sf_tcp, true));
+            tokio::spawn(dot_server(dot, plain_tls.clone()));
             tokio::spawn(grpc_server(grpc, None));
             tokio::spawn(grpc_server(grpc_tls, Some(h2_tls)));
             tokio::spawn(http_server(http, None));
@@ -451,11 +472,19 @@ fn modules(ca: &Path) -> String {
         - expect: "^221 bye"
   tcp_banner_mismatch:
     prober: tcp
-    timeout: 5s
+    timeout: 2s
     tcp:
       preferred_ip_protocol: ip4
       query_response:
         - expect: "^SSH-2.0"
+  tcp_closed_before_match:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - send: QUIT
+        - expect: "^250 never"
   tcp_starttls:
     prober: tcp
     timeout: 5s
@@ -518,6 +547,17 @@ fn modules(ca: &Path) -> String {
       recursion_desired: false
       query_name: example.test
       query_type: A
+  dns_over_tls:
+    prober: dns
+    timeout: 5s
+    dns:
+      preferred_ip_protocol: ip4
+      transport_protocol: tcp
+      dns_over_tls: true
+      query_name: example.test
+      query_type: A
+      tls_config:
+        ca_file: {ca}
   dns_soa:
     prober: dns
     timeout: 5s
@@ -677,6 +717,7 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("tcp_banner", s(t.banner4), true),
         ("tcp_banner", s(t.banner6), false),
         ("tcp_banner_mismatch", s(t.banner4), false),
+        ("tcp_closed_before_match", s(t.banner4), false),
         ("tcp_starttls", s(t.banner4), true),
         ("tcp_tls", s(t.banner_tls), true),
         ("tcp_tls_insecure", s(t.banner_tls), true),
@@ -685,6 +726,7 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("dns_a_udp", s(t.dns), true),
         ("dns_a_tcp", s(t.dns), true),
         ("dns_soa", s(t.dns), true),
+        ("dns_over_tls", s(t.dot), true),
         ("dns_mx_empty", s(t.dns), false),
         ("dns_answer_matches", s(t.dns), false),
         ("dns_all_must_match", s(t.dns), false),
@@ -709,6 +751,87 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("http_2xx", format!("http://{}/", t.http), true),
         ("https_2xx", format!("https://{}/", t.https), true),
         ("https_insecure", format!("https://{}/", t.https), true),
+    ]
+}
+
+/// (module, target, series, value as printed): what both must say.
+fn pins(t: &Targets) -> Vec<(&'static str, String, &'static str, &'static str)> {
+    vec![
+        (
+            "tcp_closed_before_match",
+            t.banner4.to_string(),
+            "probe_failed_due_to_regex",
+            "1",
+        ),
+        (
+            "tcp_banner",
+            t.banner4.to_string(),
+            "probe_failed_due_to_regex",
+            "0",
+        ),
+        (
+            "tcp_connect_ip6",
+            t.banner6.to_string(),
+            "probe_ip_protocol",
+            "6",
+        ),
+        (
+            "tcp_tls",
+            t.banner_tls.to_string(),
+            "probe_tls_version_info{version=\"TLS 1.3\"}",
+            "1",
+        ),
+        ("dns_a_udp", t.dns.to_string(), "probe_dns_answer_rrs", "2"),
+        (
+            "dns_a_udp",
+            t.dns.to_string(),
+            "probe_dns_authority_rrs",
+            "1",
+        ),
+        (
+            "dns_a_udp",
+            t.dns.to_string(),
+            "probe_dns_additional_rrs",
+            "1",
+        ),
+        (
+            "dns_soa",
+            t.dns.to_string(),
+            "probe_dns_serial",
+            "2.026120501e+09",
+        ),
+        (
+            "dns_nxdomain",
+            t.dns.to_string(),
+            "probe_dns_query_succeeded",
+            "1",
+        ),
+        (
+            "grpc_down",
+            t.grpc.to_string(),
+            "probe_grpc_healthcheck_response{serving_status=\"NOT_SERVING\"}",
+            "1",
+        ),
+        (
+            "grpc_unknown_service",
+            t.grpc.to_string(),
+            "probe_grpc_status_code",
+            "5",
+        ),
+        ("grpc_tls", t.grpc_tls.to_string(), "probe_grpc_ssl", "1"),
+        (
+            "icmp4_df_ttl",
+            "127.0.0.1".into(),
+            "probe_icmp_reply_hop_limit",
+            "64",
+        ),
+        ("icmp6", "::1".into(), "probe_ip_protocol", "6"),
+        (
+            "http_2xx",
+            format!("http://{}/", t.http),
+            "probe_http_last_modified_timestamp_seconds",
+            "7.84111777e+08",
+        ),
     ]
 }
 
@@ -885,8 +1008,15 @@ fn probers_agree_with_blackbox_exporter() {
     let mut modules_seen = BTreeSet::new();
     for (module, target, want) in &cases {
         modules_seen.insert(*module);
+        let t0 = Instant::now();
         let bb_text = get(&bb.addr, module, target);
+        let t1 = Instant::now();
         let our_text = get(&ne.addr, module, target);
+        eprintln!(
+            "{module} {target}: blackbox {:?}, ours {:?}",
+            t1 - t0,
+            t1.elapsed()
+        );
         let (bb_s, our_s) = (parse(&bb_text), parse(&our_text));
         let success = |s: &Scrape| {
             s.series
@@ -905,6 +1035,18 @@ fn probers_agree_with_blackbox_exporter() {
                 "our probe_success is {:?}, the case wants {want}",
                 success(&our_s)
             ));
+        }
+        // A few values pinned, so that agreeing on them is agreeing on
+        // something.
+        for (case_module, case_target, series, value) in pins(&targets) {
+            if case_module == *module && case_target == *target {
+                let line = format!("{series} {value}");
+                for (who, text) in [("blackbox", &bb_text), ("ours", &our_text)] {
+                    if !text.lines().any(|l| l == line) {
+                        d.push(format!("{who} lacks {line:?}"));
+                    }
+                }
+            }
         }
         if !d.is_empty() {
             report.push(format!(
