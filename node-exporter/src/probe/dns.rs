@@ -214,10 +214,7 @@ async fn run(
     } else {
         exchange_udp(addr, m, &wire, id).await
     }
-    .map_err(|e| {
-        phases.connect = start.elapsed().as_secs_f64();
-        e
-    })?;
+    .inspect_err(|_| phases.connect = start.elapsed().as_secs_f64())?;
     // As blackbox: "connect" is the whole exchange less its round trip.
     phases.request = rtt;
     phases.connect = (start.elapsed().as_secs_f64() - rtt).max(0.0);
