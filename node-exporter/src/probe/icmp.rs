@@ -104,7 +104,12 @@ async fn run(
 
     let setup = StdInstant::now();
     let v6 = dst.is_ipv6();
-    let (socket, privileged) = open(v6)?;
+    let (socket, privileged) = open(v6).inspect_err(|e| {
+        // A deployment problem rather than a target's: say it once where
+        // it is seen without debug logging.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| tracing::warn!("icmp probes cannot run: {e:#}"));
+    })?;
     if let Some(src) = m.source_ip {
         if src.is_ipv6() != v6 {
             bail!("source_ip_address {src} is not of {dst}'s family");
@@ -113,7 +118,8 @@ async fn run(
             .bind(&SockAddr::from(SocketAddr::new(src, 0)))
             .with_context(|| format!("binding to {src}"))?;
     }
-    if let Some(ttl) = m.ttl {
+    // 0 is "the system's default", as in blackbox.
+    if let Some(ttl) = m.ttl.filter(|t| *t > 0) {
         if v6 {
             socket.set_unicast_hops_v6(ttl)
         } else {
@@ -121,8 +127,10 @@ async fn run(
         }
         .context("setting the TTL")?;
     }
-    if m.dont_fragment {
-        set_dont_fragment(&socket, v6).context("setting don't fragment")?;
+    // IPv4 only, as blackbox: IPv6 routers never fragment, and forbidding
+    // the sender to would fail payloads over the link's MTU.
+    if m.dont_fragment && !v6 {
+        set_dont_fragment(&socket).context("setting don't fragment")?;
     }
     // A reply's hop limit, where the kernel will tell it.
     let hop_limit_wanted = set_recv_hop_limit(&socket, v6).is_ok();
@@ -262,23 +270,14 @@ fn setsockopt_int(
     }
 }
 
-/// Sets DF on what the socket sends (path MTU discovery "do").
-fn set_dont_fragment(s: &Socket, v6: bool) -> io::Result<()> {
-    if v6 {
-        setsockopt_int(
-            s,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MTU_DISCOVER,
-            libc::IPV6_PMTUDISC_DO,
-        )
-    } else {
-        setsockopt_int(
-            s,
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_DO,
-        )
-    }
+/// Sets DF on what an IPv4 socket sends (path MTU discovery "do").
+fn set_dont_fragment(s: &Socket) -> io::Result<()> {
+    setsockopt_int(
+        s,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    )
 }
 
 fn set_recv_hop_limit(s: &Socket, v6: bool) -> io::Result<()> {
