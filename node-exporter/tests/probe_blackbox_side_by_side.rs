@@ -369,6 +369,7 @@ struct Targets {
     dns: SocketAddr,
     dns_servfail: SocketAddr,
     dot: SocketAddr,
+    dns_silent: SocketAddr,
     grpc: SocketAddr,
     grpc_tls: SocketAddr,
     http: SocketAddr,
@@ -404,6 +405,8 @@ fn start_servers(pki: &common::Pki) -> Targets {
             let (dns_udp, dns_tcp) = udp_and_tcp().await;
             let (sf_udp, sf_tcp) = udp_and_tcp().await;
             let dot = bind("127.0.0.1:0").await;
+            // Bound, so queries are not refused, and never read.
+            let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let grpc = bind("127.0.0.1:0").await;
             let grpc_tls = bind("127.0.0.1:0").await;
             let http = bind("127.0.0.1:0").await;
@@ -416,6 +419,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
                 dns: dns_udp.local_addr().unwrap(),
                 dns_servfail: sf_udp.local_addr().unwrap(),
                 dot: addr(&dot),
+                dns_silent: silent.local_addr().unwrap(),
                 grpc: addr(&grpc),
                 grpc_tls: addr(&grpc_tls),
                 http: addr(&http),
@@ -432,6 +436,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
             tokio::spawn(grpc_server(grpc_tls, Some(h2_tls)));
             tokio::spawn(http_server(http, None));
             tokio::spawn(http_server(https, Some(plain_tls)));
+            let _silent = silent;
             std::future::pending::<()>().await;
         });
     });
@@ -678,6 +683,33 @@ fn modules(ca: &Path) -> String {
     timeout: 5s
     icmp:
       payload_size: 100
+  dns_no_fallback:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: example.test
+      ip_protocol_fallback: false
+  dns_silent:
+    prober: dns
+    timeout: 1s
+    dns:
+      preferred_ip_protocol: ip4
+      query_name: example.test
+  icmp_no_fallback:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      ip_protocol_fallback: false
+  grpc_no_fallback:
+    prober: grpc
+    timeout: 5s
+    grpc:
+      ip_protocol_fallback: false
+  http_no_fallback:
+    prober: http
+    timeout: 5s
+    http:
+      ip_protocol_fallback: false
   http_2xx:
     prober: http
     timeout: 5s
@@ -748,6 +780,14 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("icmp6", "::1".into(), true),
         ("icmp4_df_ttl", "127.0.0.1".into(), true),
         ("icmp6_payload", "::1".into(), true),
+        // Resolution failures: an IPv4 address where only IPv6 will do.
+        ("dns_no_fallback", s(t.dns), false),
+        ("icmp_no_fallback", "127.0.0.1".into(), false),
+        ("grpc_no_fallback", s(t.grpc), false),
+        ("http_no_fallback", format!("http://{}/", t.http), false),
+        // A timeout: a DNS server that never answers.
+        ("dns_silent", s(t.dns_silent), false),
+        ("http_2xx", "http://127.0.0.1:1/".into(), false),
         ("http_2xx", format!("http://{}/", t.http), true),
         ("https_2xx", format!("https://{}/", t.https), true),
         ("https_insecure", format!("https://{}/", t.https), true),

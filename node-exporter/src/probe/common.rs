@@ -22,6 +22,17 @@ pub async fn resolve(
     ip: &IpProtocol,
     out: &mut MetricSet,
 ) -> anyhow::Result<(IpAddr, f64)> {
+    let (chosen, secs) = resolve_timed(host, ip, out).await;
+    chosen.map(|a| (a, secs))
+}
+
+/// [`resolve`], with the seconds spent even when it failed (blackbox's
+/// http prober reports them then).
+pub async fn resolve_timed(
+    host: &str,
+    ip: &IpProtocol,
+    out: &mut MetricSet,
+) -> (anyhow::Result<IpAddr>, f64) {
     let start = Instant::now();
     let chosen = choose(host, ip).await;
     let secs = start.elapsed().as_secs_f64();
@@ -48,7 +59,7 @@ pub async fn resolve(
         &[],
         hash,
     );
-    chosen.map(|a| (a, secs))
+    (chosen, secs)
 }
 
 async fn choose(host: &str, ip: &IpProtocol) -> anyhow::Result<IpAddr> {

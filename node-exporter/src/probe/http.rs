@@ -29,6 +29,9 @@ const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"
 struct Timings {
     /// Seconds, in [`PHASES`] order.
     phases: [f64; 5],
+    /// Whether the target's name resolved: blackbox reports the other
+    /// phases only then.
+    resolved: bool,
 }
 
 /// What the final response was.
@@ -55,7 +58,8 @@ pub async fn probe(
     let result = tokio::time::timeout_at(deadline, run(target, module, &mut timings, out))
         .await
         .unwrap_or_else(|_| Err(anyhow!("timed out")));
-    for (phase, secs) in PHASES.iter().zip(timings.phases) {
+    let phases = if timings.resolved { PHASES.len() } else { 1 };
+    for (phase, secs) in PHASES.iter().zip(timings.phases).take(phases) {
         out.gauge(
             "probe_http_duration_seconds",
             "Duration of http request by phase, summed over all redirects",
@@ -69,6 +73,10 @@ pub async fn probe(
             tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
             for (name, help) in [
                 ("probe_http_status_code", "Response HTTP status code"),
+                (
+                    "probe_http_uncompressed_body_length",
+                    "Length of uncompressed response body",
+                ),
                 (
                     "probe_http_content_length",
                     "Length of http content response",
@@ -169,9 +177,10 @@ async fn hop(
             preferred: m.preferred_ip_protocol.clone(),
             fallback: m.ip_protocol_fallback,
         };
-        let (ip, secs) = common::resolve(&host, &ip, out).await?;
+        let (ip, secs) = common::resolve_timed(&host, &ip, out).await;
         t.phases[0] += secs;
-        SocketAddr::new(ip, port)
+        t.resolved = ip.is_ok();
+        SocketAddr::new(ip?, port)
     } else {
         let start = Instant::now();
         let addr = resolve(&host, port, m).await?;
