@@ -183,6 +183,23 @@ fn dns_answer(query: &[u8], servfail: bool) -> Option<Vec<u8>> {
             RecordType::SOA => {
                 r.add_answer(soa());
             }
+            RecordType::AAAA => {
+                r.add_answer(Record::from_rdata(
+                    name("example.test."),
+                    300,
+                    RData::AAAA("2001:db8::1".parse().unwrap()),
+                ));
+            }
+            RecordType::TXT => {
+                r.add_answer(Record::from_rdata(
+                    name("example.test."),
+                    300,
+                    RData::TXT(rdata::TXT::new(vec![
+                        "v=spf1 -all".into(),
+                        "say \"hi\" \\ \u{1}".into(),
+                    ])),
+                ));
+            }
             _ => {
                 r.add_name_server(soa());
             }
@@ -552,6 +569,35 @@ fn modules(ca: &Path) -> String {
       recursion_desired: false
       query_name: example.test
       query_type: A
+  dns_txt:
+    prober: dns
+    timeout: 5s
+    dns:
+      preferred_ip_protocol: ip4
+      query_name: example.test
+      query_type: TXT
+      validate_answer_rrs:
+        fail_if_not_matches_regexp:
+          - '^example\.test\.\t300\tIN\tTXT\t"v=spf1 -all" "say \\"hi\\" \\\\ \\001"$'
+  dns_aaaa:
+    prober: dns
+    timeout: 5s
+    dns:
+      preferred_ip_protocol: ip4
+      query_name: example.test
+      query_type: AAAA
+      validate_answer_rrs:
+        fail_if_not_matches_regexp: ['^example\.test\.\t300\tIN\tAAAA\t2001:db8::1$']
+  dns_soa_text:
+    prober: dns
+    timeout: 5s
+    dns:
+      preferred_ip_protocol: ip4
+      query_name: example.test
+      query_type: SOA
+      validate_answer_rrs:
+        fail_if_not_matches_regexp:
+          - '^example\.test\.\t300\tIN\tSOA\tns\.example\.test\. admin\.example\.test\. 2026120501 3600 600 86400 300$'
   dns_over_tls:
     prober: dns
     timeout: 5s
@@ -759,6 +805,9 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("dns_a_tcp", s(t.dns), true),
         ("dns_soa", s(t.dns), true),
         ("dns_over_tls", s(t.dot), true),
+        ("dns_txt", s(t.dns), true),
+        ("dns_aaaa", s(t.dns), true),
+        ("dns_soa_text", s(t.dns), true),
         ("dns_mx_empty", s(t.dns), false),
         ("dns_answer_matches", s(t.dns), false),
         ("dns_all_must_match", s(t.dns), false),

@@ -168,14 +168,42 @@ fn valid_rrs(rrs: &[String], v: &RrValidator) -> anyhow::Result<()> {
 /// A record as miekg/dns' `RR.String()` writes it, which is what
 /// blackbox's regexps are matched against.
 fn miekg_text(r: &Record) -> String {
+    let data = match r.data() {
+        // miekg quotes each string and escapes in it; hickory runs them
+        // together.
+        RData::TXT(txt) => txt
+            .txt_data()
+            .iter()
+            .map(|t| quoted(t))
+            .collect::<Vec<_>>()
+            .join(" "),
+        d => d.to_string(),
+    };
     format!(
-        "{}\t{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{data}",
         r.name(),
         r.ttl(),
         r.dns_class(),
         r.record_type(),
-        r.data()
     )
+}
+
+/// A character-string as miekg/dns prints it: in quotes, `"` and `\`
+/// escaped, bytes outside printable ASCII as `\DDD`.
+fn quoted(s: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in s {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            b' '..=b'~' => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03}")),
+        }
+    }
+    out.push('"');
+    out
 }
 
 async fn run(
@@ -371,6 +399,18 @@ mod tests {
             RData::A("192.0.2.7".parse().unwrap()),
         );
         assert_eq!(miekg_text(&r), "www.example.org.\t300\tIN\tA\t192.0.2.7");
+        let r = Record::from_rdata(
+            Name::from_ascii("t.example.org.").unwrap(),
+            60,
+            RData::TXT(hickory_proto::rr::rdata::TXT::new(vec![
+                "a b".into(),
+                "q\"\\\u{7f}".into(),
+            ])),
+        );
+        assert_eq!(
+            miekg_text(&r),
+            "t.example.org.\t60\tIN\tTXT\t\"a b\" \"q\\\"\\\\\\127\""
+        );
     }
 
     #[test]
