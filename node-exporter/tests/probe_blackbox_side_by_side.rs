@@ -9,6 +9,9 @@
 //! the metric families, their types and label names, the series, and the
 //! value of every series that does not measure time.
 //!
+//! Where blackbox 0.23 is wrong (a bug later versions fixed), the series
+//! allowed to differ are listed in [`accepted`] with the reason.
+//!
 //! Certificates come from the test's own CA (rcgen, valid 1975-4096), so
 //! nothing depends on the day or the time of day. HELP texts are not
 //! compared: blackbox's vary between its own probers.
@@ -385,6 +388,9 @@ struct Targets {
     banner_tls: SocketAddr,
     dns: SocketAddr,
     dns_servfail: SocketAddr,
+    dns6: SocketAddr,
+    grpc6: SocketAddr,
+    http6: SocketAddr,
     dot: SocketAddr,
     dns_silent: SocketAddr,
     grpc: SocketAddr,
@@ -394,11 +400,11 @@ struct Targets {
 }
 
 /// A UDP and a TCP socket on the same loopback port.
-async fn udp_and_tcp() -> (UdpSocket, TcpListener) {
+async fn udp_and_tcp(host: &str) -> (UdpSocket, TcpListener) {
     loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = UdpSocket::bind((host, 0)).await.unwrap();
         let port = udp.local_addr().unwrap().port();
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+        if let Ok(tcp) = TcpListener::bind((host, port)).await {
             return (udp, tcp);
         }
     }
@@ -419,12 +425,15 @@ fn start_servers(pki: &common::Pki) -> Targets {
             let banner4 = bind("127.0.0.1:0").await;
             let banner6 = bind("[::1]:0").await;
             let banner_tls = bind("127.0.0.1:0").await;
-            let (dns_udp, dns_tcp) = udp_and_tcp().await;
-            let (sf_udp, sf_tcp) = udp_and_tcp().await;
+            let (dns_udp, dns_tcp) = udp_and_tcp("127.0.0.1").await;
+            let (dns6_udp, dns6_tcp) = udp_and_tcp("::1").await;
+            let (sf_udp, sf_tcp) = udp_and_tcp("127.0.0.1").await;
             let dot = bind("127.0.0.1:0").await;
             // Bound, so queries are not refused, and never read.
             let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let grpc = bind("127.0.0.1:0").await;
+            let grpc6 = bind("[::1]:0").await;
+            let http6 = bind("[::1]:0").await;
             let grpc_tls = bind("127.0.0.1:0").await;
             let http = bind("127.0.0.1:0").await;
             let https = bind("127.0.0.1:0").await;
@@ -435,6 +444,9 @@ fn start_servers(pki: &common::Pki) -> Targets {
                 banner_tls: addr(&banner_tls),
                 dns: dns_udp.local_addr().unwrap(),
                 dns_servfail: sf_udp.local_addr().unwrap(),
+                dns6: dns6_udp.local_addr().unwrap(),
+                grpc6: addr(&grpc6),
+                http6: addr(&http6),
                 dot: addr(&dot),
                 dns_silent: silent.local_addr().unwrap(),
                 grpc: addr(&grpc),
@@ -448,6 +460,9 @@ fn start_servers(pki: &common::Pki) -> Targets {
             tokio::spawn(banner_server(banner_tls, plain_tls.clone(), true));
             tokio::spawn(dns_server(dns_udp, dns_tcp, false));
             tokio::spawn(dns_server(sf_udp, sf_tcp, true));
+            tokio::spawn(dns_server(dns6_udp, dns6_tcp, false));
+            tokio::spawn(grpc_server(grpc6, None));
+            tokio::spawn(http_server(http6, None));
             tokio::spawn(dot_server(dot, plain_tls.clone()));
             tokio::spawn(grpc_server(grpc, None));
             tokio::spawn(grpc_server(grpc_tls, Some(h2_tls)));
@@ -806,6 +821,12 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("dns_soa", s(t.dns), true),
         ("dns_over_tls", s(t.dot), true),
         ("dns_txt", s(t.dns), true),
+        // IPv6 servers: blackbox's default preference, and ip4 falling back.
+        ("dns_no_fallback", s(t.dns6), true),
+        ("dns_a_tcp", s(t.dns6), true),
+        ("grpc_no_fallback", s(t.grpc6), true),
+        ("grpc_plain", format!("http://{}", t.grpc6), true),
+        ("http_no_fallback", format!("http://{}/", t.http6), true),
         ("dns_aaaa", s(t.dns), true),
         ("dns_soa_text", s(t.dns), true),
         ("dns_mx_empty", s(t.dns), false),
@@ -840,6 +861,24 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("http_2xx", format!("http://{}/", t.http), true),
         ("https_2xx", format!("https://{}/", t.https), true),
         ("https_insecure", format!("https://{}/", t.https), true),
+    ]
+}
+
+/// Where blackbox 0.23 is wrong and we are not: (module, target, the
+/// series allowed to differ, why). Blackbox's probe_success is then not
+/// held to the case's expectation.
+fn accepted(t: &Targets) -> Vec<(&'static str, String, &'static [&'static str], &'static str)> {
+    const GRPC: &[&str] = &[
+        "probe_success",
+        "probe_grpc_status_code",
+        "probe_grpc_healthcheck_response",
+    ];
+    const WHY: &str = "blackbox 0.23's grpc prober dials host + \":\" + port, which for an IPv6 \
+                       address (\"::1:port\") cannot connect (UNAVAILABLE); later versions use \
+                       JoinHostPort, as we do";
+    vec![
+        ("grpc_no_fallback", t.grpc6.to_string(), GRPC, WHY),
+        ("grpc_plain", format!("http://{}", t.grpc6), GRPC, WHY),
     ]
 }
 
@@ -1095,6 +1134,7 @@ fn probers_agree_with_blackbox_exporter() {
     let cases = cases(&targets);
     let mut report = Vec::new();
     let mut modules_seen = BTreeSet::new();
+    let mut accepted_seen = Vec::new();
     for (module, target, want) in &cases {
         modules_seen.insert(*module);
         let t0 = Instant::now();
@@ -1113,7 +1153,21 @@ fn probers_agree_with_blackbox_exporter() {
                 .copied()
         };
         let mut d = differences(&bb_s, &our_s);
-        if success(&bb_s) != Some(if *want { 1.0 } else { 0.0 }) {
+        let excused = accepted(&targets)
+            .into_iter()
+            .find(|(m, t, _, _)| m == module && t == target);
+        if let Some((_, _, series, why)) = &excused {
+            let before = d.len();
+            d.retain(|line| {
+                !series
+                    .iter()
+                    .any(|s| line.starts_with(&format!("(\"{s}\"")))
+            });
+            if d.len() < before {
+                accepted_seen.push(format!("{module} {target}: {why}"));
+            }
+        }
+        if excused.is_none() && success(&bb_s) != Some(if *want { 1.0 } else { 0.0 }) {
             d.push(format!(
                 "blackbox's probe_success is {:?}, the case wants {want}",
                 success(&bb_s)
@@ -1153,8 +1207,10 @@ fn probers_agree_with_blackbox_exporter() {
         ne.stderr()
     );
     eprintln!(
-        "side by side: {} modules, {} probes, identical",
+        "side by side: {} modules, {} probes, identical but for {} accepted:\n  {}",
         modules_seen.len(),
-        cases.len()
+        cases.len(),
+        accepted_seen.len(),
+        accepted_seen.join("\n  ")
     );
 }
