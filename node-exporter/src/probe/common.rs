@@ -63,7 +63,8 @@ pub async fn resolve_timed(
 }
 
 async fn choose(host: &str, ip: &IpProtocol) -> anyhow::Result<IpAddr> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // Brackets are the callers' to take off ("[::1]:53"): a bare "[::1]"
+    // does not resolve in Go either.
     if host.is_empty() {
         anyhow::bail!("the target names no host");
     }
