@@ -723,6 +723,38 @@ fn modules(ca: &Path) -> String {
       service: down
       tls_config:
         ca_file: {ca}
+  grpc_tls_insecure:
+    prober: grpc
+    timeout: 5s
+    grpc:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        insecure_skip_verify: true
+  grpc_tls_untrusted:
+    prober: grpc
+    timeout: 5s
+    grpc:
+      preferred_ip_protocol: ip4
+      tls: true
+  tcp_tls_server_name:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: {ca}
+        server_name: localhost
+  tcp_tls_wrong_name:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: {ca}
+        server_name: wrong.example
   icmp4:
     prober: icmp
     timeout: 5s
@@ -844,6 +876,12 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("grpc_unknown_service", s(t.grpc), false),
         ("grpc_plain", "127.0.0.1:1".into(), false),
         ("grpc_tls", s(t.grpc_tls), true),
+        ("grpc_tls_insecure", s(t.grpc_tls), true),
+        ("grpc_tls_untrusted", s(t.grpc_tls), false),
+        ("grpc_plain", s(t.http), false),
+        ("grpc_tls", s(t.grpc), false),
+        ("tcp_tls_server_name", s(t.banner_tls), true),
+        ("tcp_tls_wrong_name", s(t.banner_tls), false),
         ("grpc_tls_down", s(t.grpc_tls), false),
         ("icmp4", "127.0.0.1".into(), true),
         ("icmp4", "localhost".into(), true),
