@@ -73,6 +73,45 @@ fn tls_server(pki: &common::Pki, alpn: &[&[u8]]) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
+/// A CA that expires (2070) before the server certificate it signed
+/// (2080), as Go and rustls both accept: the sent chain's earliest expiry
+/// and the verified chain's (which ends in the CA) then differ. Returns
+/// the CA's path and the server's acceptor.
+fn short_ca(dir: &Path) -> (std::path::PathBuf, TlsAcceptor) {
+    use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "short CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "Probe, Test");
+    ca.not_before = date_time_ymd(2000, 1, 1);
+    ca.not_after = date_time_ymd(2070, 1, 1);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "a.test".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "leaf");
+    leaf.not_before = date_time_ymd(2000, 1, 1);
+    leaf.not_after = date_time_ymd(2080, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let ca_path = dir.join("short-ca.crt");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    (ca_path, TlsAcceptor::from(Arc::new(config)))
+}
+
 /// A line protocol in the manner of SMTP: a greeting, "HELLO x" answered
 /// "250 hello x", "QUIT" answered "221 bye", and (when allowed) "STARTTLS"
 /// answered "220 go ahead", after which the caller gets the stream back to
@@ -386,6 +425,7 @@ struct Targets {
     banner4: SocketAddr,
     banner6: SocketAddr,
     banner_tls: SocketAddr,
+    banner_short_ca: SocketAddr,
     dns: SocketAddr,
     dns_servfail: SocketAddr,
     dns6: SocketAddr,
@@ -410,7 +450,7 @@ async fn udp_and_tcp(host: &str) -> (UdpSocket, TcpListener) {
     }
 }
 
-fn start_servers(pki: &common::Pki) -> Targets {
+fn start_servers(pki: &common::Pki, short_ca: TlsAcceptor) -> Targets {
     let plain_tls = tls_server(pki, &[]);
     let h2_tls = tls_server(pki, &[b"h2"]);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -425,6 +465,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
             let banner4 = bind("127.0.0.1:0").await;
             let banner6 = bind("[::1]:0").await;
             let banner_tls = bind("127.0.0.1:0").await;
+            let banner_short_ca = bind("127.0.0.1:0").await;
             let (dns_udp, dns_tcp) = udp_and_tcp("127.0.0.1").await;
             let (dns6_udp, dns6_tcp) = udp_and_tcp("::1").await;
             let (sf_udp, sf_tcp) = udp_and_tcp("127.0.0.1").await;
@@ -442,6 +483,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
                 banner4: addr(&banner4),
                 banner6: addr(&banner6),
                 banner_tls: addr(&banner_tls),
+                banner_short_ca: addr(&banner_short_ca),
                 dns: dns_udp.local_addr().unwrap(),
                 dns_servfail: sf_udp.local_addr().unwrap(),
                 dns6: dns6_udp.local_addr().unwrap(),
@@ -458,6 +500,7 @@ fn start_servers(pki: &common::Pki) -> Targets {
             tokio::spawn(banner_server(banner4, plain_tls.clone(), false));
             tokio::spawn(banner_server(banner6, plain_tls.clone(), false));
             tokio::spawn(banner_server(banner_tls, plain_tls.clone(), true));
+            tokio::spawn(banner_server(banner_short_ca, short_ca, true));
             tokio::spawn(dns_server(dns_udp, dns_tcp, false));
             tokio::spawn(dns_server(sf_udp, sf_tcp, true));
             tokio::spawn(dns_server(dns6_udp, dns6_tcp, false));
@@ -477,8 +520,9 @@ fn start_servers(pki: &common::Pki) -> Targets {
 
 // ------------------------------------------------------------ the modules
 
-fn modules(ca: &Path) -> String {
+fn modules(ca: &Path, short_ca: &Path) -> String {
     let ca = ca.display();
+    let short_ca = short_ca.display();
     format!(
         r#"modules:
   tcp_connect:
@@ -746,6 +790,14 @@ fn modules(ca: &Path) -> String {
       tls_config:
         ca_file: {ca}
         server_name: localhost
+  tcp_tls_short_ca:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: {short_ca}
   tcp_tls_wrong_name:
     prober: tcp
     timeout: 5s
@@ -882,6 +934,7 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("grpc_tls", s(t.grpc), false),
         ("tcp_tls_server_name", s(t.banner_tls), true),
         ("tcp_tls_wrong_name", s(t.banner_tls), false),
+        ("tcp_tls_short_ca", s(t.banner_short_ca), true),
         ("grpc_tls_down", s(t.grpc_tls), false),
         ("icmp4", "127.0.0.1".into(), true),
         ("icmp4", "localhost".into(), true),
@@ -946,6 +999,18 @@ fn pins(t: &Targets) -> Vec<(&'static str, String, &'static str, &'static str)> 
             t.banner_tls.to_string(),
             "probe_tls_version_info{version=\"TLS 1.3\"}",
             "1",
+        ),
+        (
+            "tcp_tls_short_ca",
+            t.banner_short_ca.to_string(),
+            "probe_ssl_earliest_cert_expiry",
+            "3.4712928e+09",
+        ),
+        (
+            "tcp_tls_short_ca",
+            t.banner_short_ca.to_string(),
+            "probe_ssl_last_chain_expiry_timestamp_seconds",
+            "3.15576e+09",
         ),
         ("dns_a_udp", t.dns.to_string(), "probe_dns_answer_rrs", "2"),
         (
@@ -1158,10 +1223,11 @@ fn differences(bb: &Scrape, ours: &Scrape) -> Vec<String> {
 #[test]
 fn probers_agree_with_blackbox_exporter() {
     let pki = common::Pki::new();
-    let targets = start_servers(&pki);
     let dir = tempfile::tempdir().unwrap();
+    let (short_ca_path, short_ca) = short_ca(dir.path());
+    let targets = start_servers(&pki, short_ca);
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(&config, modules(&pki.path("ca.crt"))).unwrap();
+    std::fs::write(&config, modules(&pki.path("ca.crt"), &short_ca_path)).unwrap();
     let bb = start_blackbox(&config, &dir.path().join("blackbox.log"));
     let ne = common::start(&[
         "--collector.disable-defaults".into(),

@@ -268,38 +268,57 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
         .collect()
 }
 
-/// An X.509 name as Go's `pkix.Name.String()` writes it: RDNs last first,
-/// joined by ",", short names for the usual attributes.
+/// An X.509 name as Go's `pkix.Name.String()` writes it: Go parses the
+/// usual attributes into fields and writes them back in its own order
+/// (SERIALNUMBER, CN, OU, O, POSTALCODE, STREET, L, ST, C: the reverse of
+/// its RDN sequence; values of one type in one RDN joined by "+", one
+/// CN and one SERIALNUMBER, the last), after any other attributes, which
+/// keep their dotted OID.
 fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
-    let rdns: Vec<String> = name
-        .iter()
-        .map(|rdn| {
-            rdn.iter()
-                .map(|atv| {
-                    let oid = atv.attr_type().to_id_string();
-                    let key = match oid.as_str() {
-                        "2.5.4.6" => "C",
-                        "2.5.4.10" => "O",
-                        "2.5.4.11" => "OU",
-                        "2.5.4.3" => "CN",
-                        "2.5.4.5" => "SERIALNUMBER",
-                        "2.5.4.7" => "L",
-                        "2.5.4.8" => "ST",
-                        "2.5.4.9" => "STREET",
-                        "2.5.4.17" => "POSTALCODE",
-                        _ => "",
-                    };
-                    let value = atv.as_str().unwrap_or("");
-                    if key.is_empty() {
-                        format!("{oid}={}", go_escape(value))
-                    } else {
-                        format!("{key}={}", go_escape(value))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("+")
+    // Go's RDN sequence order, with the short names it prints.
+    const STANDARD: [(&str, &str); 9] = [
+        ("2.5.4.6", "C"),
+        ("2.5.4.8", "ST"),
+        ("2.5.4.7", "L"),
+        ("2.5.4.9", "STREET"),
+        ("2.5.4.17", "POSTALCODE"),
+        ("2.5.4.10", "O"),
+        ("2.5.4.11", "OU"),
+        ("2.5.4.3", "CN"),
+        ("2.5.4.5", "SERIALNUMBER"),
+    ];
+    let atvs: Vec<(String, String)> = name
+        .iter_attributes()
+        .map(|atv| {
+            (
+                atv.attr_type().to_id_string(),
+                atv.as_str().unwrap_or("").to_string(),
+            )
         })
         .collect();
+    let mut rdns: Vec<String> = atvs
+        .iter()
+        .filter(|(oid, _)| !STANDARD.iter().any(|(o, _)| o == oid))
+        .map(|(oid, v)| format!("{oid}={}", go_escape(v)))
+        .collect();
+    for (oid, key) in STANDARD {
+        let mut values: Vec<&str> = atvs
+            .iter()
+            .filter(|(o, _)| o == oid)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if matches!(key, "CN" | "SERIALNUMBER") && values.len() > 1 {
+            values.drain(..values.len() - 1);
+        }
+        values.retain(|v| !v.is_empty());
+        if !values.is_empty() {
+            let rdn: Vec<String> = values
+                .iter()
+                .map(|v| format!("{key}={}", go_escape(v)))
+                .collect();
+            rdns.push(rdn.join("+"));
+        }
+    }
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
