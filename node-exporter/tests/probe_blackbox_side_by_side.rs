@@ -610,6 +610,7 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
     timeout: 5s
     dns:
       preferred_ip_protocol: ip4
+      source_ip_address: 127.0.0.1
       query_name: example.test
       query_type: A
       validate_answer_rrs:
@@ -668,6 +669,14 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       query_type: A
       tls_config:
         ca_file: {ca}
+  dns_tcp_from_ip6:
+    prober: dns
+    timeout: 5s
+    dns:
+      transport_protocol: tcp
+      source_ip_address: "::1"
+      query_name: example.test
+      query_type: A
   dns_soa:
     prober: dns
     timeout: 5s
@@ -823,6 +832,7 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       dont_fragment: true
       ttl: 10
       payload_size: 200
+      source_ip_address: 127.0.0.1
   icmp6_payload:
     prober: icmp
     timeout: 5s
@@ -908,6 +918,9 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         // IPv6 servers: blackbox's default preference, and ip4 falling back.
         ("dns_no_fallback", s(t.dns6), true),
         ("dns_a_tcp", s(t.dns6), true),
+        ("dns_tcp_from_ip6", s(t.dns6), true),
+        // The source address is not of the target's family.
+        ("dns_tcp_from_ip6", s(t.dns), false),
         ("grpc_no_fallback", s(t.grpc6), true),
         ("grpc_plain", format!("http://{}", t.grpc6), true),
         ("http_no_fallback", format!("http://{}/", t.http6), true),
