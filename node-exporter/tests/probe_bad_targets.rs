@@ -60,3 +60,61 @@ async fn bad_targets_fail_without_panicking() {
         }
     }
 }
+
+/// A modules file with every prober's options, each byte of it deleted or
+/// replaced in turn: loading answers a module or an error, never a panic.
+#[test]
+fn mangled_modules_files_never_panic() {
+    let full = "modules:
+  t:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+      source_ip_address: 127.0.0.1
+      query_response: [{expect: '^220 (\\w+)', send: 'HELLO ${1}', starttls: true}]
+      tls: true
+      tls_config: {insecure_skip_verify: true, server_name: a}
+  d:
+    prober: dns
+    dns:
+      query_name: example.test
+      query_type: SOA
+      query_class: IN
+      transport_protocol: tcp
+      dns_over_tls: true
+      recursion_desired: false
+      valid_rcodes: [NOERROR, NXDOMAIN]
+      validate_answer_rrs: {fail_if_matches_regexp: [a], fail_if_all_match_regexp: [b]}
+      validate_authority_rrs: {fail_if_not_matches_regexp: [c], fail_if_none_matches_regexp: [d]}
+  i:
+    prober: icmp
+    icmp: {payload_size: 64, dont_fragment: true, ttl: 9, source_ip_address: '::1'}
+  g:
+    prober: grpc
+    grpc: {service: s, tls: true, preferred_ip_protocol: ip6}
+";
+    assert!(Modules::parse(full).is_ok());
+    let bytes = full.as_bytes();
+    let mut parsed = 0;
+    for i in 0..bytes.len() {
+        for replacement in [
+            None,
+            Some(b' '),
+            Some(b':'),
+            Some(b'['),
+            Some(b'9'),
+            Some(b'\t'),
+        ] {
+            let mut m = bytes[..i].to_vec();
+            m.extend(replacement);
+            m.extend_from_slice(&bytes[i + 1..]);
+            if let Ok(text) = String::from_utf8(m) {
+                let _ = Modules::parse(&text);
+                parsed += 1;
+            }
+        }
+    }
+    assert!(parsed > 1000, "{parsed}");
+}
