@@ -111,3 +111,61 @@ fn mangled_modules_files_never_panic() {
     }
     assert!(parsed > 1000, "{parsed}");
 }
+
+/// A server that accepts and never says a word: each prober over TCP gives
+/// up at the module's timeout with a failed probe (blackbox 0.23's grpc
+/// prober would wait for ever; ours reports DEADLINE_EXCEEDED).
+#[tokio::test]
+async fn silent_servers_time_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let modules = Modules::parse(
+        "modules:
+  tcp: {prober: tcp, timeout: 1s, tcp: {query_response: [{expect: x}]}}
+  tcp_tls: {prober: tcp, timeout: 1s, tcp: {tls: true}}
+  dns: {prober: dns, timeout: 1s, dns: {query_name: a.test, transport_protocol: tcp}}
+  grpc: {prober: grpc, timeout: 1s}
+  http: {prober: http, timeout: 1s}
+",
+    )
+    .unwrap();
+    let prober = Prober::new(modules);
+    for (module, target) in [
+        ("tcp", addr.to_string()),
+        ("tcp_tls", addr.to_string()),
+        ("dns", addr.to_string()),
+        ("grpc", addr.to_string()),
+        ("http", format!("http://{addr}/")),
+    ] {
+        let start = std::time::Instant::now();
+        let out = prober
+            .probe(Some(&target), Some(module), None)
+            .await
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(900)
+                && took < std::time::Duration::from_secs(3),
+            "{module}: {took:?}"
+        );
+        let value = |name: &str| {
+            out.families()
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| match f.series.first().map(|s| &s.value) {
+                    Some(Value::Single(v)) => Some(*v),
+                    _ => None,
+                })
+        };
+        assert_eq!(value("probe_success"), Some(0.0), "{module}");
+        if module == "grpc" {
+            assert_eq!(value("probe_grpc_status_code"), Some(4.0));
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub const SERVING_STATUSES: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "S
 /// gRPC's codes.
 const OK: u32 = 0;
 const UNKNOWN: u32 = 2;
+const DEADLINE_EXCEEDED: u32 = 4;
 const UNIMPLEMENTED: u32 = 12;
 const INTERNAL: u32 = 13;
 const UNAVAILABLE: u32 = 14;
@@ -55,10 +56,10 @@ struct Call {
 
 pub async fn probe(target: &str, m: &Grpc, deadline: Instant, out: &mut MetricSet) -> bool {
     let mut resolve_secs = 0.0;
-    let mut check_secs = None;
+    let mut check_start = None;
     let result = tokio::time::timeout_at(
         deadline,
-        run(target, m, &mut resolve_secs, &mut check_secs, out),
+        run(target, m, &mut resolve_secs, &mut check_start, out),
     )
     .await;
     let call = match result {
@@ -67,9 +68,10 @@ pub async fn probe(target: &str, m: &Grpc, deadline: Instant, out: &mut MetricSe
             tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
             None
         }
-        // Go's client gives DEADLINE_EXCEEDED then; the check took it all.
-        Err(_) => Some(Call {
-            code: 4,
+        // blackbox 0.23 calls without a deadline and would hang on; the
+        // code of a call that ran out of time says what happened.
+        Err(_) => check_start.map(|_| Call {
+            code: DEADLINE_EXCEEDED,
             serving: None,
             tls: None,
         }),
@@ -80,7 +82,8 @@ pub async fn probe(target: &str, m: &Grpc, deadline: Instant, out: &mut MetricSe
         &[("phase", "resolve")],
         resolve_secs,
     );
-    if let Some(secs) = check_secs {
+    // The call's time, whether it ended or ran out of time.
+    if let Some(secs) = check_start.map(|s: StdInstant| s.elapsed().as_secs_f64()) {
         out.gauge(
             "probe_grpc_duration_seconds",
             "Duration of gRPC request by phase",
@@ -153,7 +156,7 @@ async fn run(
     target: &str,
     m: &Grpc,
     resolve_secs: &mut f64,
-    check_secs: &mut Option<f64>,
+    check_start: &mut Option<StdInstant>,
     out: &mut MetricSet,
 ) -> anyhow::Result<Call> {
     let rest = target
@@ -167,9 +170,8 @@ async fn run(
     };
     let (ip, secs) = common::resolve(&host, &m.ip, out).await?;
     *resolve_secs += secs;
-    let start = StdInstant::now();
+    *check_start = Some(StdInstant::now());
     let call = check(SocketAddr::new(ip, port), &host, m).await;
-    *check_secs = Some(start.elapsed().as_secs_f64());
     Ok(call.unwrap_or_else(|e| {
         tracing::debug!(error = format!("{e:#}"), "health check failed");
         // What Go's client says of a connection it could not make.
