@@ -382,25 +382,43 @@ async fn grpc_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
     }
 }
 
-/// One fixed page, with a Last-Modified.
+/// A page with a Last-Modified at "/", redirects to it ("/moved") and to
+/// themselves ("/loop"), a 300 Go does not follow, a 404 elsewhere.
 async fn http_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(s: S) {
         let mut r = BufReader::new(s);
+        let mut request = String::new();
         loop {
             let mut line = String::new();
             match r.read_line(&mut line).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" => break,
+                Ok(_) if request.is_empty() => request = line,
                 Ok(_) => {}
             }
         }
-        let _ = r
-            .get_mut()
-            .write_all(
+        let path = request.split(' ').nth(1).unwrap_or("");
+        let reply: &[u8] = match path {
+            "/" => {
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\
-                  Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\nhello world",
-            )
-            .await;
+                  Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Kind: page\r\n\
+                  Connection: close\r\n\r\nhello world"
+            }
+            "/moved" => {
+                b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 5\r\n\
+                  Connection: close\r\n\r\nthere"
+            }
+            "/loop" => {
+                b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /loop\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n"
+            }
+            "/300" => {
+                b"HTTP/1.1 300 Multiple Choices\r\nLocation: /\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n"
+            }
+            _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope",
+        };
+        let _ = r.get_mut().write_all(reply).await;
         let _ = r.get_mut().shutdown().await;
     }
     loop {
@@ -870,6 +888,37 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
     timeout: 5s
     http:
       preferred_ip_protocol: ip4
+  http_checks:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      valid_status_codes: [200]
+      fail_if_body_not_matches_regexp: ["hello"]
+      fail_if_header_not_matches:
+        - header: X-Kind
+          regexp: page
+  http_body_fails:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_body_matches_regexp: ["hello"]
+  http_no_redirects:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      follow_redirects: false
+      valid_status_codes: [302]
+  http_no_redirects_body:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      follow_redirects: false
+      valid_status_codes: [302]
+      fail_if_body_not_matches_regexp: [there]
   https_2xx:
     prober: http
     timeout: 5s
@@ -963,7 +1012,25 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("dns_silent", s(t.dns_silent), false),
         ("http_2xx", "http://127.0.0.1:1/".into(), false),
         ("http_2xx", format!("http://{}/", t.http), true),
+        (
+            "http_no_redirects_body",
+            format!("http://{}/moved", t.http),
+            false,
+        ),
+        ("http_2xx", format!("http://{}/loop", t.http), false),
+        ("http_2xx", format!("http://{}/300", t.http), false),
         ("https_2xx", format!("https://{}/", t.https), true),
+        ("http_2xx", format!("http://{}/moved", t.http), true),
+        ("http_2xx", format!("http://{}/missing", t.http), false),
+        ("http_checks", format!("http://{}/", t.http), true),
+        ("http_checks", format!("http://{}/missing", t.http), false),
+        ("http_body_fails", format!("http://{}/", t.http), false),
+        (
+            "http_no_redirects",
+            format!("http://{}/moved", t.http),
+            true,
+        ),
+        ("https_2xx", format!("https://{}/moved", t.https), true),
         ("https_insecure", format!("https://{}/", t.https), true),
     ]
 }
@@ -1024,6 +1091,18 @@ fn pins(t: &Targets) -> Vec<(&'static str, String, &'static str, &'static str)> 
             t.banner_short_ca.to_string(),
             "probe_ssl_last_chain_expiry_timestamp_seconds",
             "3.15576e+09",
+        ),
+        (
+            "http_2xx",
+            format!("http://{}/loop", t.http),
+            "probe_http_redirects",
+            "11",
+        ),
+        (
+            "http_no_redirects_body",
+            format!("http://{}/moved", t.http),
+            "probe_failed_due_to_regex",
+            "1",
         ),
         ("dns_a_udp", t.dns.to_string(), "probe_dns_answer_rrs", "2"),
         (

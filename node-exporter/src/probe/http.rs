@@ -42,6 +42,8 @@ struct Outcome {
     body: Bytes,
     headers: http::HeaderMap,
     redirects: usize,
+    /// A redirect not followed: Go's client closed its body unread.
+    body_unread: bool,
     tls: Option<TlsState>,
 }
 
@@ -126,11 +128,19 @@ async fn run(
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .map(str::to_string);
-        if m.follow_redirects && (300..400).contains(&status) && status != 304 {
+        // The statuses Go's client follows, when they say where to.
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
             if let Some(loc) = location {
+                // blackbox counts the redirect before deciding not to
+                // follow it; Go then hands back this response, its body
+                // closed unread.
                 redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    bail!("stopped after {MAX_REDIRECTS} redirects");
+                if !m.follow_redirects || redirects > MAX_REDIRECTS {
+                    return Ok(Outcome {
+                        redirects,
+                        body_unread: true,
+                        ..hop
+                    });
                 }
                 url = resolve_location(&url, &loc)?;
                 // As Go's client: 301/302/303 turn a POST into a GET.
@@ -301,6 +311,7 @@ where
         body: Bytes::from(body),
         headers,
         redirects: 0,
+        body_unread: false,
         tls: None,
     })
 }
@@ -337,7 +348,11 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         "probe_http_uncompressed_body_length",
         "Length of uncompressed response body",
         &[],
-        o.body.len() as f64,
+        if o.body_unread {
+            0.0
+        } else {
+            o.body.len() as f64
+        },
     );
     out.gauge(
         "probe_http_redirects",
@@ -374,11 +389,27 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
             when,
         );
     }
+    // blackbox's order: the status; then, while all is well, the headers'
+    // regexps and the body's; then the HTTP version and TLS.
     let mut ok = if m.valid_status_codes.is_empty() {
         (200..300).contains(&o.status)
     } else {
         m.valid_status_codes.contains(&o.status)
     };
+    let mut regex_failed = false;
+    if ok && !(m.fail_if_header_matches.is_empty() && m.fail_if_header_not_matches.is_empty()) {
+        ok = headers_pass(o, m);
+        regex_failed = !ok;
+    }
+    if ok && !(m.fail_if_body_matches.is_empty() && m.fail_if_body_not_matches.is_empty()) {
+        // An unread body cannot be read: Go's read fails, and the check.
+        ok = !o.body_unread && {
+            let text = String::from_utf8_lossy(&o.body);
+            !m.fail_if_body_matches.iter().any(|r| r.is_match(&text))
+                && m.fail_if_body_not_matches.iter().all(|r| r.is_match(&text))
+        };
+        regex_failed = !ok;
+    }
     if !m.valid_http_versions.is_empty() {
         let v = if o.version == 2.0 {
             "HTTP/2.0".to_string()
@@ -392,11 +423,17 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     }
     let ssl = o.tls.is_some();
     ok &= !(m.fail_if_ssl && ssl || m.fail_if_not_ssl && !ssl);
-    let text = String::from_utf8_lossy(&o.body);
-    let mut regex_failed = m.fail_if_body_matches.iter().any(|r| r.is_match(&text))
-        || m.fail_if_body_not_matches
-            .iter()
-            .any(|r| !r.is_match(&text));
+    out.gauge(
+        "probe_failed_due_to_regex",
+        "Indicates if probe failed due to regex",
+        &[],
+        if regex_failed { 1.0 } else { 0.0 },
+    );
+    ok && !regex_failed
+}
+
+/// The `fail_if_header_*` checks: a missing header fails unless allowed.
+fn headers_pass(o: &Outcome, m: &Http) -> bool {
     let values = |h: &str| -> Vec<String> {
         o.headers
             .get_all(h)
@@ -406,21 +443,19 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     };
     for hm in &m.fail_if_header_matches {
         let vs = values(&hm.header);
-        regex_failed |=
-            (vs.is_empty() && !hm.allow_missing) || vs.iter().any(|v| hm.regexp.is_match(v));
+        if (vs.is_empty() && !hm.allow_missing) || vs.iter().any(|v| hm.regexp.is_match(v)) {
+            return false;
+        }
     }
     for hm in &m.fail_if_header_not_matches {
         let vs = values(&hm.header);
-        regex_failed |= (vs.is_empty() && !hm.allow_missing)
-            || (!vs.is_empty() && !vs.iter().any(|v| hm.regexp.is_match(v)));
+        if (vs.is_empty() && !hm.allow_missing)
+            || (!vs.is_empty() && !vs.iter().any(|v| hm.regexp.is_match(v)))
+        {
+            return false;
+        }
     }
-    out.gauge(
-        "probe_failed_due_to_regex",
-        "Indicates if probe failed due to regex",
-        &[],
-        if regex_failed { 1.0 } else { 0.0 },
-    );
-    ok && !regex_failed
+    true
 }
 
 /// A `Location` against the URL it came from (absolute, scheme-relative,
