@@ -911,6 +911,36 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       preferred_ip_protocol: ip4
       follow_redirects: false
       valid_status_codes: [302]
+  http_versions:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      valid_http_versions: ["HTTP/1.1"]
+      method: POST
+      body: "{{}}"
+      headers:
+        X-Probe: yes
+  http_wants_h2:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      valid_http_versions: ["HTTP/2.0"]
+  http_not_ssl:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_not_ssl: true
+  https_no_ssl:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_ssl: true
+      tls_config:
+        ca_file: {ca}
   http_no_redirects_body:
     prober: http
     timeout: 5s
@@ -1019,6 +1049,11 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ),
         ("http_2xx", format!("http://{}/loop", t.http), false),
         ("http_2xx", format!("http://{}/300", t.http), false),
+        ("http_versions", format!("http://{}/", t.http), true),
+        ("http_wants_h2", format!("http://{}/", t.http), false),
+        ("http_not_ssl", format!("http://{}/", t.http), false),
+        ("http_not_ssl", format!("https://{}/", t.https), false),
+        ("https_no_ssl", format!("https://{}/", t.https), false),
         ("https_2xx", format!("https://{}/", t.https), true),
         ("http_2xx", format!("http://{}/moved", t.http), true),
         ("http_2xx", format!("http://{}/missing", t.http), false),
