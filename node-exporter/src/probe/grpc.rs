@@ -1,7 +1,9 @@
 //! blackbox_exporter's grpc prober: one `grpc.health.v1.Health/Check`
 //! call over HTTP/2 (hyper's client, cleartext or TLS with ALPN "h2"),
 //! its messages (de)coded by prost. The probe succeeds when the call does
-//! and the service answers SERVING.
+//! and the service answers SERVING. The call goes to the address the
+//! lookup chose (blackbox 0.23 hands grpc-go "host:port" to resolve again,
+//! which for an IPv6 address cannot work).
 
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
