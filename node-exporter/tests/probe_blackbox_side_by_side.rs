@@ -695,6 +695,15 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       source_ip_address: "::1"
       query_name: example.test
       query_type: A
+  dns_any_chaos:
+    prober: dns
+    timeout: 5s
+    dns:
+      preferred_ip_protocol: ip4
+      query_name: example.test
+      query_class: CH
+      validate_authority_rrs:
+        fail_if_none_matches_regexp: ["\\tSOA\\t"]
   dns_soa:
     prober: dns
     timeout: 5s
@@ -851,6 +860,12 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       ttl: 10
       payload_size: 200
       source_ip_address: 127.0.0.1
+  icmp4_tiny_payload:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      preferred_ip_protocol: ip4
+      payload_size: 8
   icmp6_payload:
     prober: icmp
     timeout: 5s
@@ -1033,6 +1048,8 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ("icmp6", "::1".into(), true),
         ("icmp4_df_ttl", "127.0.0.1".into(), true),
         ("icmp6_payload", "::1".into(), true),
+        ("icmp4_tiny_payload", "127.0.0.1".into(), true),
+        ("dns_any_chaos", s(t.dns), true),
         // Resolution failures: an IPv4 address where only IPv6 will do.
         ("dns_no_fallback", s(t.dns), false),
         ("icmp_no_fallback", "127.0.0.1".into(), false),
