@@ -18,6 +18,10 @@ APT_PACKAGES += debootstrap
 # logrotate: the log-shipper's rotation tests run Debian's real logrotate
 # (copytruncate, create, compress, dateext, olddir, rotate 1) against the shipper.
 APT_PACKAGES += logrotate
+# prometheus-blackbox-exporter: the prober test runs the real one side by side with ours.
+APT_PACKAGES += prometheus-blackbox-exporter
+# iproute2: the icmp socket test brings up loopback in a network namespace of its own.
+APT_PACKAGES += iproute2
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the

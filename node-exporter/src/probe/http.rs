@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::config::{Http, TlsConfig};
+use super::common::{self, TlsState};
+use super::config::{Http, IpProtocol, TlsConfig};
 
 /// Go's http.Client gives up after 10 redirects; so does blackbox.
 const MAX_REDIRECTS: usize = 10;
@@ -28,6 +29,9 @@ const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"
 struct Timings {
     /// Seconds, in [`PHASES`] order.
     phases: [f64; 5],
+    /// Whether the target's name resolved: blackbox reports the other
+    /// phases only then.
+    resolved: bool,
 }
 
 /// What the final response was.
@@ -38,21 +42,26 @@ struct Outcome {
     body: Bytes,
     headers: http::HeaderMap,
     redirects: usize,
-    tls: Option<TlsInfo>,
-}
-
-struct TlsInfo {
-    earliest_expiry: Option<f64>,
-    version: String,
+    /// A redirect not followed: Go's client closed its body unread.
+    body_unread: bool,
+    tls: Option<TlsState>,
 }
 
 /// Probes `target` and writes blackbox's `probe_http_*` (and `probe_ssl_*`)
 /// metrics; returns whether the probe succeeded. Failures are logged at
 /// debug level with why, as blackbox does.
-pub async fn probe(target: &str, module: &Http, out: &mut MetricSet) -> bool {
+pub async fn probe(
+    target: &str,
+    module: &Http,
+    deadline: tokio::time::Instant,
+    out: &mut MetricSet,
+) -> bool {
     let mut timings = Timings::default();
-    let result = run(target, module, &mut timings, out).await;
-    for (phase, secs) in PHASES.iter().zip(timings.phases) {
+    let result = tokio::time::timeout_at(deadline, run(target, module, &mut timings, out))
+        .await
+        .unwrap_or_else(|_| Err(anyhow!("timed out")));
+    let phases = if timings.resolved { PHASES.len() } else { 1 };
+    for (phase, secs) in PHASES.iter().zip(timings.phases).take(phases) {
         out.gauge(
             "probe_http_duration_seconds",
             "Duration of http request by phase, summed over all redirects",
@@ -66,6 +75,10 @@ pub async fn probe(target: &str, module: &Http, out: &mut MetricSet) -> bool {
             tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
             for (name, help) in [
                 ("probe_http_status_code", "Response HTTP status code"),
+                (
+                    "probe_http_uncompressed_body_length",
+                    "Length of uncompressed response body",
+                ),
                 (
                     "probe_http_content_length",
                     "Length of http content response",
@@ -115,11 +128,19 @@ async fn run(
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .map(str::to_string);
-        if m.follow_redirects && (300..400).contains(&status) && status != 304 {
+        // The statuses Go's client follows, when they say where to.
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
             if let Some(loc) = location {
+                // blackbox counts the redirect before deciding not to
+                // follow it; Go then hands back this response, its body
+                // closed unread.
                 redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    bail!("stopped after {MAX_REDIRECTS} redirects");
+                if !m.follow_redirects || redirects > MAX_REDIRECTS {
+                    return Ok(Outcome {
+                        redirects,
+                        body_unread: true,
+                        ..hop
+                    });
                 }
                 url = resolve_location(&url, &loc)?;
                 // As Go's client: 301/302/303 turn a POST into a GET.
@@ -158,25 +179,24 @@ async fn hop(
         .to_string();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
 
-    let start = Instant::now();
-    let addr = resolve(&host, port, m).await?;
-    let secs = start.elapsed().as_secs_f64();
-    t.phases[0] += secs;
-    if !*dns_reported {
+    // The first hop's lookup is blackbox's chooseProtocol, with its
+    // metrics; redirects are looked up again without them.
+    let addr = if !*dns_reported {
         *dns_reported = true;
-        out.gauge(
-            "probe_dns_lookup_time_seconds",
-            "Returns the time taken for probe dns lookup in seconds",
-            &[],
-            secs,
-        );
-        out.gauge(
-            "probe_ip_protocol",
-            "Specifies whether probe ip protocol is IP4 or IP6",
-            &[],
-            if addr.is_ipv4() { 4.0 } else { 6.0 },
-        );
-    }
+        let ip = IpProtocol {
+            preferred: m.preferred_ip_protocol.clone(),
+            fallback: m.ip_protocol_fallback,
+        };
+        let (ip, secs) = common::resolve_timed(&host, &ip, out).await;
+        t.phases[0] += secs;
+        t.resolved = ip.is_ok();
+        SocketAddr::new(ip?, port)
+    } else {
+        let start = Instant::now();
+        let addr = resolve(&host, port, m).await?;
+        t.phases[0] += start.elapsed().as_secs_f64();
+        addr
+    };
 
     let start = Instant::now();
     let tcp = TcpStream::connect(addr)
@@ -232,18 +252,9 @@ async fn hop(
             .await
             .context("TLS handshake")?;
         t.phases[2] += start.elapsed().as_secs_f64();
-        let (_, session) = tls.get_ref();
-        let info = TlsInfo {
-            earliest_expiry: session.peer_certificates().and_then(earliest_expiry),
-            version: match session.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".into(),
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".into(),
-                Some(v) => format!("{v:?}"),
-                None => "unknown".into(),
-            },
-        };
+        let state = TlsState::of(tls.get_ref().1, &m.tls);
         let mut o = exchange(TokioIo::new(tls), req, t).await?;
-        o.tls = Some(info);
+        o.tls = Some(state);
         Ok(o)
     } else {
         exchange(TokioIo::new(tcp), req, t).await
@@ -300,6 +311,7 @@ where
         body: Bytes::from(body),
         headers,
         redirects: 0,
+        body_unread: false,
         tls: None,
     })
 }
@@ -336,7 +348,11 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         "probe_http_uncompressed_body_length",
         "Length of uncompressed response body",
         &[],
-        o.body.len() as f64,
+        if o.body_unread {
+            0.0
+        } else {
+            o.body.len() as f64
+        },
     );
     out.gauge(
         "probe_http_redirects",
@@ -357,26 +373,43 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         o.version,
     );
     if let Some(tls) = &o.tls {
-        if let Some(expiry) = tls.earliest_expiry {
-            out.gauge(
-                "probe_ssl_earliest_cert_expiry",
-                "Returns last SSL chain expiry in unixtime",
-                &[],
-                expiry,
-            );
-        }
+        common::tls_metrics(tls, "Returns last SSL chain expiry in unixtime", out);
+    }
+    // Go's http.ParseTime: the header's date, when it has a valid one.
+    if let Some(when) = o
+        .headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date)
+    {
         out.gauge(
-            "probe_tls_version_info",
-            "Returns the TLS version used or NaN when unknown",
-            &[("version", &tls.version)],
-            1.0,
+            "probe_http_last_modified_timestamp_seconds",
+            "Returns the Last-Modified HTTP response header in unixtime",
+            &[],
+            when,
         );
     }
+    // blackbox's order: the status; then, while all is well, the headers'
+    // regexps and the body's; then the HTTP version and TLS.
     let mut ok = if m.valid_status_codes.is_empty() {
         (200..300).contains(&o.status)
     } else {
         m.valid_status_codes.contains(&o.status)
     };
+    let mut regex_failed = false;
+    if ok && !(m.fail_if_header_matches.is_empty() && m.fail_if_header_not_matches.is_empty()) {
+        ok = headers_pass(o, m);
+        regex_failed = !ok;
+    }
+    if ok && !(m.fail_if_body_matches.is_empty() && m.fail_if_body_not_matches.is_empty()) {
+        // An unread body cannot be read: Go's read fails, and the check.
+        ok = !o.body_unread && {
+            let text = String::from_utf8_lossy(&o.body);
+            !m.fail_if_body_matches.iter().any(|r| r.is_match(&text))
+                && m.fail_if_body_not_matches.iter().all(|r| r.is_match(&text))
+        };
+        regex_failed = !ok;
+    }
     if !m.valid_http_versions.is_empty() {
         let v = if o.version == 2.0 {
             "HTTP/2.0".to_string()
@@ -390,11 +423,17 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     }
     let ssl = o.tls.is_some();
     ok &= !(m.fail_if_ssl && ssl || m.fail_if_not_ssl && !ssl);
-    let text = String::from_utf8_lossy(&o.body);
-    let mut regex_failed = m.fail_if_body_matches.iter().any(|r| r.is_match(&text))
-        || m.fail_if_body_not_matches
-            .iter()
-            .any(|r| !r.is_match(&text));
+    out.gauge(
+        "probe_failed_due_to_regex",
+        "Indicates if probe failed due to regex",
+        &[],
+        if regex_failed { 1.0 } else { 0.0 },
+    );
+    ok && !regex_failed
+}
+
+/// The `fail_if_header_*` checks: a missing header fails unless allowed.
+fn headers_pass(o: &Outcome, m: &Http) -> bool {
     let values = |h: &str| -> Vec<String> {
         o.headers
             .get_all(h)
@@ -404,21 +443,19 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     };
     for hm in &m.fail_if_header_matches {
         let vs = values(&hm.header);
-        regex_failed |=
-            (vs.is_empty() && !hm.allow_missing) || vs.iter().any(|v| hm.regexp.is_match(v));
+        if (vs.is_empty() && !hm.allow_missing) || vs.iter().any(|v| hm.regexp.is_match(v)) {
+            return false;
+        }
     }
     for hm in &m.fail_if_header_not_matches {
         let vs = values(&hm.header);
-        regex_failed |= (vs.is_empty() && !hm.allow_missing)
-            || (!vs.is_empty() && !vs.iter().any(|v| hm.regexp.is_match(v)));
+        if (vs.is_empty() && !hm.allow_missing)
+            || (!vs.is_empty() && !vs.iter().any(|v| hm.regexp.is_match(v)))
+        {
+            return false;
+        }
     }
-    out.gauge(
-        "probe_failed_due_to_regex",
-        "Indicates if probe failed due to regex",
-        &[],
-        if regex_failed { 1.0 } else { 0.0 },
-    );
-    ok && !regex_failed
+    true
 }
 
 /// A `Location` against the URL it came from (absolute, scheme-relative,
@@ -450,13 +487,40 @@ fn tls_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
     .map_err(anyhow::Error::msg)
 }
 
-/// The earliest `notAfter` of the peer's chain, in Unix seconds.
-fn earliest_expiry(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<f64> {
-    chain
-        .iter()
-        .filter_map(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp() as f64)
-        .reduce(f64::min)
+/// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the form RFC 9110
+/// has senders use, in Unix seconds.
+fn http_date(s: &str) -> Option<f64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: i64 = day.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as i64
+        + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, sec] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *mi > 59 || *sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) as f64)
 }
 
 fn base64(input: &[u8]) -> String {
@@ -475,6 +539,18 @@ mod tests {
         assert_eq!(resolve_location(&base, "z").unwrap(), "http://a:8080/x/z");
         assert_eq!(resolve_location(&base, "//b/c").unwrap(), "http://b/c");
         assert_eq!(resolve_location(&base, "https://c/").unwrap(), "https://c/");
+    }
+
+    #[test]
+    fn last_modified_dates() {
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777.0)
+        );
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0.0));
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
+        assert_eq!(http_date("yesterday"), None);
+        assert_eq!(http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
     }
 
     #[test]
