@@ -10,6 +10,7 @@ pub mod device_filter;
 pub mod fuzzing;
 pub mod handler;
 pub mod helpers;
+pub mod netlink;
 pub mod probe;
 pub mod scrape;
 #[cfg(test)]

@@ -222,120 +222,22 @@ pub fn parse_qdisc_message(payload: &[u8]) -> anyhow::Result<(u32, QdiscInfo)> {
     Ok((index, q))
 }
 
-mod rtnetlink {
-    use std::io;
-
-    const NLMSG_HDRLEN: usize = 16;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
+/// Every RTM_NEWQDISC message's payload of an rtnetlink qdisc dump.
+fn dump_qdiscs(mut each: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
     const RTM_NEWQDISC: u16 = 36;
     const RTM_GETQDISC: u16 = 38;
-    const NLM_F_REQUEST: u16 = 1;
-    const NLM_F_DUMP: u16 = 0x300;
-
-    struct Fd(libc::c_int);
-
-    impl Drop for Fd {
-        fn drop(&mut self) {
-            // SAFETY: we own the descriptor.
-            unsafe { libc::close(self.0) };
-        }
-    }
-
-    fn bad(what: &str) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {what}"))
-    }
-
-    /// Every RTM_NEWQDISC message's payload of a qdisc dump.
-    pub fn dump_qdiscs(mut each: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error().into());
-        }
-        let fd = Fd(fd);
-        let timeout = libc::timeval {
-            tv_sec: 10,
-            tv_usec: 0,
-        };
-        // SAFETY: timeout is a valid timeval for SO_RCVTIMEO.
-        unsafe {
-            libc::setsockopt(
-                fd.0,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        // The header and a zeroed struct tcmsg: every qdisc of every interface.
-        let mut req = [0u8; NLMSG_HDRLEN + super::TCMSG_LEN];
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + super::TCMSG_LEN) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&RTM_GETQDISC.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-        // SAFETY: a zeroed sockaddr_nl is valid; pid 0 addresses the kernel.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: req and addr outlive the call; lengths are theirs.
-        let sent = unsafe {
-            libc::sendto(
-                fd.0,
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error().into());
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e.into());
-            }
-            let msgs = buf.get(..n as usize).ok_or_else(|| bad("short read"))?;
-            if msgs.is_empty() {
-                return Err(bad("connection closed before the end of the dump").into());
-            }
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= msgs.len() {
-                let len = super::u32_at(msgs, off).ok_or_else(|| bad("truncated header"))? as usize;
-                let kind = u16::from_ne_bytes([msgs[off + 4], msgs[off + 5]]);
-                if len < NLMSG_HDRLEN || off + len > msgs.len() {
-                    return Err(bad("bad message length").into());
-                }
-                let payload = &msgs[off + NLMSG_HDRLEN..off + len];
-                match kind {
-                    NLMSG_DONE => return Ok(()),
-                    NLMSG_ERROR => {
-                        let errno =
-                            super::u32_at(payload, 0).ok_or_else(|| bad("truncated error"))? as i32;
-                        if errno != 0 {
-                            return Err(io::Error::from_raw_os_error(-errno).into());
-                        }
-                    }
-                    RTM_NEWQDISC => each(payload)?,
-                    _ => {}
-                }
-                off += (len + 3) & !3;
-            }
-        }
-    }
+    // A zeroed struct tcmsg: every qdisc of every interface.
+    let tcmsg = [0u8; TCMSG_LEN];
+    crate::netlink::dump(
+        libc::SOCK_RAW,
+        libc::NETLINK_ROUTE,
+        RTM_GETQDISC,
+        &tcmsg,
+        |kind, payload| match kind {
+            RTM_NEWQDISC => each(payload),
+            _ => Ok(()),
+        },
+    )
 }
 
 /// The interface's name, as Go's `net.InterfaceByIndex`.
@@ -363,7 +265,7 @@ impl Qdisc {
             return parse_fixtures(&text, &path);
         }
         let mut out = Vec::new();
-        rtnetlink::dump_qdiscs(|payload| {
+        dump_qdiscs(|payload| {
             let (index, mut q) = parse_qdisc_message(payload)?;
             q.iface = interface_name(index)?;
             out.push(q);
@@ -509,7 +411,7 @@ mod tests {
     fn the_host_loopback_has_a_root_qdisc() {
         // Every interface has a root qdisc, `noqueue` on lo at least.
         let mut names = Vec::new();
-        rtnetlink::dump_qdiscs(|p| {
+        dump_qdiscs(|p| {
             let (index, q) = parse_qdisc_message(p)?;
             if q.parent == 0 {
                 names.push(interface_name(index)?);

@@ -234,18 +234,15 @@ impl Collector for Tcpstat {
     }
 }
 
-/// A minimal sock_diag (NETLINK_SOCK_DIAG) client: dumps every TCP socket
-/// of one address family and reports (state, send queue, receive queue).
+/// A sock_diag (NETLINK_SOCK_DIAG) dump of every TCP socket of one
+/// address family, reporting (state, send queue, receive queue).
 mod sock_diag {
     use std::io;
 
+    use crate::netlink::u32_at;
+
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
-    const NLM_F_REQUEST: u16 = 0x1;
-    const NLM_F_DUMP: u16 = 0x300;
-    const NLMSG_HDRLEN: usize = 16;
     /// inet_diag_req_v2: family, protocol, ext, pad, states (u32) and a
     /// 48-byte inet_diag_sockid.
     const REQ_LEN: usize = 56;
@@ -256,126 +253,30 @@ mod sock_diag {
     const RQUEUE_OFF: usize = 56;
     const WQUEUE_OFF: usize = 60;
 
-    struct Fd(libc::c_int);
-
-    impl Drop for Fd {
-        fn drop(&mut self) {
-            // SAFETY: we own the descriptor.
-            unsafe { libc::close(self.0) };
-        }
-    }
-
-    fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-        let bytes: [u8; 4] = b.get(off..off + 4)?.try_into().ok()?;
-        Some(u32::from_ne_bytes(bytes))
-    }
-
-    fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-        let bytes: [u8; 2] = b.get(off..off + 2)?.try_into().ok()?;
-        Some(u16::from_ne_bytes(bytes))
-    }
-
-    fn bad(what: &str) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {what}"))
+    fn short() -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, "sock_diag: short message")
     }
 
     pub fn dump_tcp(family: u8, mut each: impl FnMut(u8, u64, u64)) -> io::Result<()> {
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = Fd(fd);
-        let timeout = libc::timeval {
-            tv_sec: 10,
-            tv_usec: 0,
-        };
-        // SAFETY: timeout is a valid timeval for SO_RCVTIMEO.
-        unsafe {
-            libc::setsockopt(
-                fd.0,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-
-        let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-        req[16] = family;
-        req[17] = libc::IPPROTO_TCP as u8;
-        req[20..24].copy_from_slice(&ALL_STATES.to_ne_bytes());
-        // SAFETY: a zeroed sockaddr_nl is valid; pid 0 addresses the kernel.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: req and addr outlive the call; lengths are theirs.
-        let sent = unsafe {
-            libc::sendto(
-                fd.0,
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+        let mut req = [0u8; REQ_LEN];
+        req[0] = family;
+        req[1] = libc::IPPROTO_TCP as u8;
+        req[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        crate::netlink::dump(
+            libc::SOCK_DGRAM,
+            NETLINK_SOCK_DIAG,
+            SOCK_DIAG_BY_FAMILY,
+            &req,
+            |kind, payload| {
+                if kind == SOCK_DIAG_BY_FAMILY {
+                    let state = *payload.get(STATE_OFF).ok_or_else(short)?;
+                    let rq = u32_at(payload, RQUEUE_OFF).ok_or_else(short)?;
+                    let wq = u32_at(payload, WQUEUE_OFF).ok_or_else(short)?;
+                    each(state, wq.into(), rq.into());
                 }
-                return Err(e);
-            }
-            let msgs = buf.get(..n as usize).ok_or_else(|| bad("short read"))?;
-            if msgs.is_empty() {
-                return Err(bad("connection closed before the end of the dump"));
-            }
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= msgs.len() {
-                let len = u32_at(msgs, off).ok_or_else(|| bad("truncated header"))? as usize;
-                let kind = u16_at(msgs, off + 4).ok_or_else(|| bad("truncated header"))?;
-                if len < NLMSG_HDRLEN || off + len > msgs.len() {
-                    return Err(bad("bad message length"));
-                }
-                let payload = msgs.get(off + NLMSG_HDRLEN..off + len).unwrap_or(&[]);
-                match kind {
-                    NLMSG_DONE => return Ok(()),
-                    NLMSG_ERROR => {
-                        let errno =
-                            u32_at(payload, 0).ok_or_else(|| bad("truncated error"))? as i32;
-                        if errno != 0 {
-                            return Err(io::Error::from_raw_os_error(-errno));
-                        }
-                    }
-                    SOCK_DIAG_BY_FAMILY => {
-                        let state = *payload.get(STATE_OFF).ok_or_else(|| bad("short message"))?;
-                        let rq = u32_at(payload, RQUEUE_OFF).ok_or_else(|| bad("short message"))?;
-                        let wq = u32_at(payload, WQUEUE_OFF).ok_or_else(|| bad("short message"))?;
-                        each(state, wq.into(), rq.into());
-                    }
-                    _ => {}
-                }
-                off += (len + 3) & !3;
-            }
-        }
+                Ok(())
+            },
+        )
     }
 }
 
