@@ -50,6 +50,11 @@ pub struct Claim {
     pub head: Head,
 }
 
+/// What [`find`] passes over of the copies claimed so far.
+pub fn skip_claimed(claims: &HashMap<(u64, u64), Claim>) -> Skip {
+    claims.iter().map(|(k, c)| (*k, Some(c.head))).collect()
+}
+
 /// `file` starts with the bytes `head` was made of.
 pub fn starts_with(file: &std::fs::File, head: Head) -> bool {
     let mut buf = vec![0u8; head.len];

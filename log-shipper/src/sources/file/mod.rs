@@ -798,13 +798,7 @@ impl JobRunner {
         }
         // Gone: its contents are in copies, if anywhere; each is read to
         // its end after the one before.
-        let mut skip: copies::Skip = self
-            .claims
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, c)| (*k, Some(c.head)))
-            .collect();
+        let mut skip = copies::skip_claimed(&self.claims.lock().unwrap_or_else(|e| e.into_inner()));
         skip.extend(self.tailers.keys().chain(key.as_ref()).map(|k| (*k, None)));
         let first = (
             copies::Head {

@@ -598,13 +598,7 @@ impl Open {
 
     /// Looks for the copies of the contents cut off by truncations.
     fn seek_copies(&mut self, t: &Tailer, m: &ActiveFile) {
-        let mut skip: copies::Skip = t
-            .claims
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, c)| (*k, Some(c.head)))
-            .collect();
+        let mut skip = copies::skip_claimed(&t.claims.lock().unwrap_or_else(|e| e.into_inner()));
         skip.insert(t.dev_ino, None);
         let mut lost_first = false;
         let mut i = 0;
