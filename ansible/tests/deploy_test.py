@@ -513,10 +513,6 @@ NO_DATA_IN_CONTAINER = {
     ("node-exporter-full.json", "Network Operational Status"):
         ("the dashboard asks node_network_up{operstate=\"up\"}; node_network_up has no operstate "
          "label in node_exporter either (node_network_info has)", True),
-    ("node-exporter-full.json", "Systemd Units State"): ("our exporter has no systemd collector", True),
-    ("node-exporter-full.json", "Systemd Sockets Current"): ("our exporter has no systemd collector", True),
-    ("node-exporter-full.json", "Systemd Sockets Accepted"): ("our exporter has no systemd collector", True),
-    ("node-exporter-full.json", "Systemd Sockets Refused"): ("our exporter has no systemd collector", True),
     ("node-exporter-full.json", "TCP Stat Transient"):
         ("node_tcp_connection_states has a series only for states some connection is in now", False),
     ("node-exporter-full.json", "TCP Stat Persistent"):
@@ -1036,6 +1032,18 @@ def main():
         for job in ("node", "log-shipper", "prometheus", "alertmanager", "probe"):
             check(eventually(f"job {job}", lambda: value(f'up{{job="{job}"}} == 1')) is not None,
                   f"Prometheus scrapes job {job!r} (the name the dashboards and rules use)")
+
+        # 7b'. The systemd collector (on by default in the role) reads the
+        # hosts' systemd over D-Bus: a running unit, and one made to fail.
+        check(eventually("ssh.service active", lambda: value(
+                  'node_systemd_unit_state{instance="app",name="ssh.service",state="active"} == 1')) is not None,
+              'the app host\'s exporter reports node_systemd_unit_state{name="ssh.service",state="active"} 1')
+        failing = "fleet-test-failing.service"
+        sh("docker", "exec", container("app"), "systemd-run", f"--unit={failing}", "/bin/false")
+        check(eventually(f"{failing} failed", lambda: value(
+                  f'node_systemd_unit_state{{instance="app",name="{failing}",state="failed"}} == 1')) is not None,
+              f'a unit made to fail shows node_systemd_unit_state{{name="{failing}",state="failed"}} 1')
+        sh("docker", "exec", container("app"), "systemctl", "reset-failed", failing)
 
         # 7c. Every dashboard query, against what was deployed.
         if receiver:
