@@ -40,11 +40,11 @@ pub async fn probe(target: &str, m: &Tcp, deadline: Instant, out: &mut MetricSet
     match result {
         Ok(()) => true,
         Err(Failure::Regex(e)) => {
-            tracing::debug!(target = target, error = e, "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &e)]);
             false
         }
         Err(Failure::Other(e)) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &format!("{e:#}"))]);
             false
         }
     }
