@@ -418,6 +418,9 @@ pub enum HeaderSource {
 /// A loaded module.
 #[derive(Debug)]
 pub struct Module {
+    /// The module as the file has it, secrets hidden: `?debug=true`
+    /// shows it.
+    pub yaml: String,
     pub prober: String,
     pub timeout: Option<Duration>,
     pub http: Http,
@@ -559,12 +562,41 @@ impl Modules {
             Ok(f) => f,
             Err(e) => return Err(name_the_module(text, e)),
         };
+        #[derive(Deserialize)]
+        struct Loose {
+            modules: BTreeMap<String, serde_yaml_ng::Value>,
+        }
+        let mut loose = serde_yaml_ng::from_str::<Loose>(text)
+            .map(|l| l.modules)
+            .unwrap_or_default();
         let mut modules = BTreeMap::new();
         for (name, raw) in file.modules {
-            let m = module(raw).with_context(|| format!("module {name:?}"))?;
+            let mut m = module(raw).with_context(|| format!("module {name:?}"))?;
+            if let Some(mut v) = loose.remove(&name) {
+                hide_secrets(&mut v, false);
+                m.yaml = serde_yaml_ng::to_string(&v).unwrap_or_default();
+            }
             modules.insert(name, m);
         }
         Ok(Modules { modules })
+    }
+}
+
+/// Replaces the values of secret keys with "<secret>", as Prometheus'
+/// Secret type prints itself.
+fn hide_secrets(v: &mut serde_yaml_ng::Value, all: bool) {
+    use serde_yaml_ng::Value;
+    const SECRET: &[&str] = &["password", "bearer_token", "credentials", "client_secret", "secrets"];
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                let secret = k.as_str().is_some_and(|k| SECRET.contains(&k));
+                hide_secrets(v, all || secret);
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(|v| hide_secrets(v, all)),
+        other if all => *other = Value::String("<secret>".into()),
+        _ => {}
     }
 }
 
@@ -988,6 +1020,7 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
     }
     h.tls_config.versions().context("http")?;
     Ok(Module {
+        yaml: String::new(),
         prober: raw.prober,
         timeout,
         http: Http {
