@@ -65,6 +65,16 @@ struct RawQueryResponse {
     send: Option<String>,
     #[serde(default)]
     starttls: bool,
+    #[serde(default)]
+    labels: Vec<RawLabel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    name: String,
+    #[serde(default)]
+    value: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +200,10 @@ struct RawHttp {
     oauth2: Option<RawOAuth2>,
     #[serde(default)]
     accept_any_response: bool,
+    #[serde(default)]
+    fail_if_body_json_matches_cel: Option<String>,
+    #[serde(default)]
+    fail_if_body_json_not_matches_cel: Option<String>,
     #[serde(default)]
     enable_http2: Option<bool>,
     #[serde(default)]
@@ -399,6 +413,24 @@ impl Compression {
     }
 }
 
+/// A compiled CEL expression with its text.
+#[derive(Debug)]
+pub struct Cel {
+    pub source: String,
+    pub program: cel_interpreter::Program,
+}
+
+fn cel(field: &str, src: Option<String>) -> anyhow::Result<Option<Cel>> {
+    match src.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(source) => {
+            let program = cel_interpreter::Program::compile(&source)
+                .map_err(|e| anyhow!("http.{field}: {source:?}: {e}"))?;
+            Ok(Some(Cel { source, program }))
+        }
+    }
+}
+
 /// Where a request goes through: a proxy URL, with the hosts that bypass it.
 #[derive(Clone, Debug)]
 pub enum Proxy {
@@ -454,6 +486,9 @@ pub struct QueryResponse {
     /// May name the `expect` groups (`${1}`, `$name`), as Go's Expand.
     pub send: String,
     pub starttls: bool,
+    /// `probe_expect_info`'s labels: name and value (which may name the
+    /// `expect` groups).
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -521,6 +556,9 @@ pub struct Http {
     pub preferred_ip_protocol: String,
     pub ip_protocol_fallback: bool,
     pub auth: Option<Auth>,
+    /// CEL expressions on the body parsed as JSON (`body`).
+    pub fail_if_body_json_matches_cel: Option<Cel>,
+    pub fail_if_body_json_not_matches_cel: Option<Cel>,
     /// Any status is a success (before the header and body checks).
     pub accept_any_response: bool,
     /// Offer h2 by ALPN on TLS (Go's default).
@@ -661,7 +699,23 @@ fn tcp(raw: RawTcp) -> anyhow::Result<Tcp> {
                 Regex::new(r).map_err(|e| anyhow!("tcp.query_response[{i}].expect: {r:?}: {e}"))?,
             ),
         };
+        let valid = |n: &str| {
+            let mut c = n.chars();
+            c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let mut labels = Vec::new();
+        for l in qr.labels {
+            if !valid(&l.name) || l.name.starts_with("__") {
+                bail!("tcp.query_response[{i}].labels: {:?} is not a valid label name", l.name);
+            }
+            if expect.is_none() {
+                bail!("tcp.query_response[{i}].labels: labels need an expect");
+            }
+            labels.push((l.name, l.value));
+        }
         query_response.push(QueryResponse {
+            labels,
             expect,
             send: qr.send.unwrap_or_default(),
             starttls: qr.starttls,
@@ -1053,6 +1107,14 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
             ip_protocol_fallback: ip.fallback,
             auth,
             accept_any_response: h.accept_any_response,
+            fail_if_body_json_matches_cel: cel(
+                "fail_if_body_json_matches_cel",
+                h.fail_if_body_json_matches_cel,
+            )?,
+            fail_if_body_json_not_matches_cel: cel(
+                "fail_if_body_json_not_matches_cel",
+                h.fail_if_body_json_not_matches_cel,
+            )?,
             enable_http2: h.enable_http2.unwrap_or(true),
             enable_http3: h.enable_http3,
             body_size_limit,

@@ -918,6 +918,21 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         };
         regex_failed = !ok;
     }
+    let cels = m.fail_if_body_json_matches_cel.is_some()
+        || m.fail_if_body_json_not_matches_cel.is_some();
+    let mut cel_failed = false;
+    if ok && cels {
+        ok = !o.body_unread && o.body_error.is_none() && cel_pass(&o.body, m);
+        cel_failed = !ok;
+    }
+    if cels {
+        out.gauge(
+            "probe_failed_due_to_cel",
+            "Indicates if probe failed due to CEL expression not matching",
+            &[],
+            if cel_failed { 1.0 } else { 0.0 },
+        );
+    }
     if !m.valid_http_versions.is_empty() {
         let v = if o.version == 2.0 {
             "HTTP/2.0".to_string()
@@ -949,6 +964,49 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         if regex_failed { 1.0 } else { 0.0 },
     );
     ok && !regex_failed
+}
+
+/// The `fail_if_body_json_*_cel` checks: the body as JSON is `body`.
+fn cel_pass(body: &[u8], m: &Http) -> bool {
+    let json: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(j) => j,
+        Err(e) => {
+            log("error", "Error unmarshalling HTTP body", &[("err", &e)]);
+            return false;
+        }
+    };
+    let mut ctx = cel_interpreter::Context::default();
+    if let Err(e) = ctx.add_variable("body", json) {
+        log("error", "Error evaluating CEL expression", &[("err", &e)]);
+        return false;
+    }
+    for (cel, fail_when) in [
+        (&m.fail_if_body_json_matches_cel, true),
+        (&m.fail_if_body_json_not_matches_cel, false),
+    ] {
+        let Some(cel) = cel else { continue };
+        match cel.program.execute(&ctx) {
+            Ok(cel_interpreter::Value::Bool(b)) if b == fail_when => {
+                let msg = if fail_when {
+                    "Body matched CEL expression"
+                } else {
+                    "Body did not match CEL expression"
+                };
+                log("error", msg, &[("expr", &cel.source)]);
+                return false;
+            }
+            Ok(cel_interpreter::Value::Bool(_)) => {}
+            Ok(_) => {
+                log("error", "CEL evaluation result is not a boolean", &[("expr", &cel.source)]);
+                return false;
+            }
+            Err(e) => {
+                log("error", "Error evaluating CEL expression", &[("expr", &cel.source), ("err", &e)]);
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The `fail_if_header_*` checks: a missing header fails unless allowed.
