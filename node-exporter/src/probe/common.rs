@@ -59,12 +59,24 @@ pub async fn resolve_timed(
     out: &mut MetricSet,
 ) -> (anyhow::Result<IpAddr>, f64) {
     let start = Instant::now();
-    log("info", "Resolving target address", &[("target", &host), ("ip_protocol", &ip.preferred)]);
+    log(
+        "info",
+        "Resolving target address",
+        &[("target", &host), ("ip_protocol", &ip.preferred)],
+    );
     let chosen = choose(host, ip).await;
     let secs = start.elapsed().as_secs_f64();
     match &chosen {
-        Ok(a) => log("info", "Resolved target address", &[("target", &host), ("ip", a)]),
-        Err(e) => log("error", "Resolution with IP protocol failed", &[("target", &host), ("err", &format!("{e:#}"))]),
+        Ok(a) => log(
+            "info",
+            "Resolved target address",
+            &[("target", &host), ("ip", a)],
+        ),
+        Err(e) => log(
+            "error",
+            "Resolution with IP protocol failed",
+            &[("target", &host), ("err", &format!("{e:#}"))],
+        ),
     }
     out.gauge(
         "probe_dns_lookup_time_seconds",
@@ -160,6 +172,14 @@ pub fn tls_connector(c: &TlsConfig, alpn: &[&[u8]]) -> anyhow::Result<tokio_rust
 
 /// A rustls client for a module's `tls_config`, within its versions.
 pub fn tls_client_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
+    // Go reads the CA file even when it will not verify: a missing one
+    // fails the probe there too.
+    if let (true, Some(ca)) = (c.insecure_skip_verify, &c.ca_file) {
+        let pem = std::fs::read(ca).with_context(|| format!("tls_config.ca_file {ca}"))?;
+        if rustls_pemfile_certs(&pem).is_empty() {
+            anyhow::bail!("tls_config.ca_file {ca}: no PEM certificate found");
+        }
+    }
     exporter_toolkit::tls::client_config_with_versions(
         &exporter_toolkit::tls::ClientTls {
             ca_file: c.ca_file.as_ref().map(Into::into),

@@ -320,9 +320,9 @@ impl TlsConfig {
                 None | Some("") => Ok(default),
                 Some("TLS12") => Ok(12),
                 Some("TLS13") => Ok(13),
-                Some(v @ ("TLS10" | "TLS11")) => bail!(
-                    "tls_config.{field}: {v} is not supported (TLS 1.2 and 1.3 only)"
-                ),
+                Some(v @ ("TLS10" | "TLS11")) => {
+                    bail!("tls_config.{field}: {v} is not supported (TLS 1.2 and 1.3 only)")
+                }
                 Some(v) => bail!("tls_config.{field}: unknown TLS version {v:?}"),
             }
         };
@@ -351,8 +351,15 @@ pub enum Secret {
 }
 
 impl Secret {
-    fn of(field: &str, inline: Option<String>, file: Option<String>) -> anyhow::Result<Option<Secret>> {
-        match (inline.filter(|s| !s.is_empty()), file.filter(|s| !s.is_empty())) {
+    fn of(
+        field: &str,
+        inline: Option<String>,
+        file: Option<String>,
+    ) -> anyhow::Result<Option<Secret>> {
+        match (
+            inline.filter(|s| !s.is_empty()),
+            file.filter(|s| !s.is_empty()),
+        ) {
             (Some(_), Some(_)) => bail!("at most one of {field} & {field}_file must be configured"),
             (Some(s), None) => Ok(Some(Secret::Inline(s))),
             (None, Some(f)) => Ok(Some(Secret::File(f.into()))),
@@ -381,7 +388,10 @@ pub struct BasicAuth {
 pub enum Auth {
     Basic(BasicAuth),
     /// `authorization` (and `bearer_token`): "TYPE CREDENTIALS".
-    Header { kind: String, credentials: Option<Secret> },
+    Header {
+        kind: String,
+        credentials: Option<Secret>,
+    },
     OAuth2(OAuth2),
 }
 
@@ -435,7 +445,10 @@ fn cel(field: &str, src: Option<String>) -> anyhow::Result<Option<Cel>> {
 #[derive(Clone, Debug)]
 pub enum Proxy {
     Direct,
-    Url { url: Uri, no_proxy: Vec<String> },
+    Url {
+        url: Uri,
+        no_proxy: Vec<String>,
+    },
     /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY, read at each probe.
     FromEnvironment,
 }
@@ -624,7 +637,13 @@ impl Modules {
 /// Secret type prints itself.
 fn hide_secrets(v: &mut serde_yaml_ng::Value, all: bool) {
     use serde_yaml_ng::Value;
-    const SECRET: &[&str] = &["password", "bearer_token", "credentials", "client_secret", "secrets"];
+    const SECRET: &[&str] = &[
+        "password",
+        "bearer_token",
+        "credentials",
+        "client_secret",
+        "secrets",
+    ];
     match v {
         Value::Mapping(m) => {
             for (k, v) in m.iter_mut() {
@@ -701,13 +720,17 @@ fn tcp(raw: RawTcp) -> anyhow::Result<Tcp> {
         };
         let valid = |n: &str| {
             let mut c = n.chars();
-            c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            c.next()
+                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
                 && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
         let mut labels = Vec::new();
         for l in qr.labels {
             if !valid(&l.name) || l.name.starts_with("__") {
-                bail!("tcp.query_response[{i}].labels: {:?} is not a valid label name", l.name);
+                bail!(
+                    "tcp.query_response[{i}].labels: {:?} is not a valid label name",
+                    l.name
+                );
             }
             if expect.is_none() {
                 bail!("tcp.query_response[{i}].labels: labels need an expect");
@@ -859,7 +882,11 @@ fn grpc(raw: RawGrpc) -> anyhow::Result<Grpc> {
 /// Prometheus' client rules: one way to authenticate, each secret inline
 /// or from a file, not both.
 fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
-    let bearer = Secret::of("http.bearer_token", h.bearer_token.take(), h.bearer_token_file.take())?;
+    let bearer = Secret::of(
+        "http.bearer_token",
+        h.bearer_token.take(),
+        h.bearer_token_file.take(),
+    )?;
     let mut ways = Vec::new();
     if let Some(b) = h.basic_auth.take() {
         ways.push(Auth::Basic(BasicAuth {
@@ -868,16 +895,26 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
         }));
     }
     if let Some(b) = bearer {
-        ways.push(Auth::Header { kind: "Bearer".into(), credentials: Some(b) });
+        ways.push(Auth::Header {
+            kind: "Bearer".into(),
+            credentials: Some(b),
+        });
     }
     if let Some(a) = h.authorization.take() {
-        let kind = a.kind.filter(|k| !k.is_empty()).unwrap_or_else(|| "Bearer".into());
+        let kind = a
+            .kind
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "Bearer".into());
         if kind.eq_ignore_ascii_case("basic") {
             bail!("http.authorization.type: authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
         }
         ways.push(Auth::Header {
             kind,
-            credentials: Secret::of("http.authorization.credentials", a.credentials, a.credentials_file)?,
+            credentials: Secret::of(
+                "http.authorization.credentials",
+                a.credentials,
+                a.credentials_file,
+            )?,
         });
     }
     if let Some(o) = h.oauth2.take() {
@@ -887,7 +924,11 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
         o.tls_config.versions().context("http.oauth2")?;
         ways.push(Auth::OAuth2(OAuth2 {
             client_id: o.client_id,
-            client_secret: Secret::of("http.oauth2.client_secret", o.client_secret, o.client_secret_file)?,
+            client_secret: Secret::of(
+                "http.oauth2.client_secret",
+                o.client_secret,
+                o.client_secret_file,
+            )?,
             scopes: o.scopes,
             token_url: o.token_url,
             endpoint_params: o.endpoint_params.into_iter().collect(),
@@ -904,7 +945,9 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
 /// (K, M, G... are powers of 1024). Zero or less: no limit.
 fn parse_bytes(v: &serde_yaml_ng::Value) -> anyhow::Result<Option<u64>> {
     let n: i64 = match v {
-        serde_yaml_ng::Value::Number(n) => n.as_i64().ok_or_else(|| anyhow!("{n:?} is not a whole number"))?,
+        serde_yaml_ng::Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| anyhow!("{n:?} is not a whole number"))?,
         serde_yaml_ng::Value::String(s) => {
             let t = s.trim();
             let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -919,7 +962,8 @@ fn parse_bytes(v: &serde_yaml_ng::Value) -> anyhow::Result<Option<u64>> {
                 "PB" | "PiB" => 50,
                 _ => bail!("{s:?}: unknown unit {unit:?}"),
             };
-            num.checked_mul(1 << shift).ok_or_else(|| anyhow!("{s:?} is too large"))?
+            num.checked_mul(1 << shift)
+                .ok_or_else(|| anyhow!("{s:?} is too large"))?
         }
         other => bail!("{other:?} is not a size"),
     };
@@ -995,7 +1039,10 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
     let ip = ip_protocol("http", h.preferred_ip_protocol, h.ip_protocol_fallback)?;
     for v in &h.valid_http_versions {
         // HTTP/3.0 may be listed (blackbox's example does): never seen here.
-        if !matches!(v.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2" | "HTTP/3.0") {
+        if !matches!(
+            v.as_str(),
+            "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2" | "HTTP/3.0"
+        ) {
             anyhow::bail!("http.valid_http_versions: unknown version {v:?}");
         }
     }
@@ -1008,7 +1055,9 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
         Some("identity") => Some(Compression::Identity),
         Some("gzip") => Some(Compression::Gzip),
         Some("deflate") => Some(Compression::Deflate),
-        Some(c @ "br") => bail!("http.compression: {c:?} is not supported (gzip, deflate, identity)"),
+        Some(c @ "br") => {
+            bail!("http.compression: {c:?} is not supported (gzip, deflate, identity)")
+        }
         Some(c) => bail!("http.compression: unknown compression {c:?}"),
     };
     if let Some(c) = compression {
@@ -1042,20 +1091,35 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
         http_headers.push((name, sources));
     }
     let no_proxy = h.no_proxy.unwrap_or_default();
-    let proxy = match (h.proxy_url.as_deref().filter(|u| !u.is_empty()), h.proxy_from_environment) {
-        (Some(_), true) => bail!("http: if proxy_from_environment is configured, proxy_url must not be configured"),
-        (None, true) if !no_proxy.is_empty() => bail!("http: if proxy_from_environment is configured, no_proxy must not be configured"),
+    let proxy = match (
+        h.proxy_url.as_deref().filter(|u| !u.is_empty()),
+        h.proxy_from_environment,
+    ) {
+        (Some(_), true) => {
+            bail!("http: if proxy_from_environment is configured, proxy_url must not be configured")
+        }
+        (None, true) if !no_proxy.is_empty() => {
+            bail!("http: if proxy_from_environment is configured, no_proxy must not be configured")
+        }
         (None, true) => Proxy::FromEnvironment,
-        (None, false) if !no_proxy.is_empty() => bail!("http: if no_proxy is configured, proxy_url must also be configured"),
+        (None, false) if !no_proxy.is_empty() => {
+            bail!("http: if no_proxy is configured, proxy_url must also be configured")
+        }
         (None, false) => Proxy::Direct,
         (Some(u), false) => {
-            let url: Uri = u.parse().map_err(|e| anyhow!("http.proxy_url: {u:?}: {e}"))?;
+            let url: Uri = u
+                .parse()
+                .map_err(|e| anyhow!("http.proxy_url: {u:?}: {e}"))?;
             if url.scheme_str() != Some("http") || url.host().is_none() {
                 bail!("http.proxy_url: {u:?}: only http:// proxies are supported");
             }
             Proxy::Url {
                 url,
-                no_proxy: no_proxy.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                no_proxy: no_proxy
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             }
         }
     };

@@ -84,7 +84,11 @@ pub async fn probe(
     match result {
         Ok(outcome) => check(&outcome, module, out),
         Err(e) => {
-            log("error", "Error for HTTP request", &[("err", &format!("{e:#}"))]);
+            log(
+                "error",
+                "Error for HTTP request",
+                &[("err", &format!("{e:#}"))],
+            );
             for (name, help) in [
                 ("probe_http_status_code", "Response HTTP status code"),
                 (
@@ -202,11 +206,7 @@ async fn authorization(m: &Http) -> anyhow::Result<Option<HeaderValue>> {
         Some(Auth::Basic(b)) => {
             let user = b.username.as_ref().map(|s| s.read()).transpose()?;
             let pass = b.password.as_ref().map(|s| s.read()).transpose()?;
-            let creds = format!(
-                "{}:{}",
-                user.unwrap_or_default(),
-                pass.unwrap_or_default()
-            );
+            let creds = format!("{}:{}", user.unwrap_or_default(), pass.unwrap_or_default());
             format!("Basic {}", base64(creds.as_bytes()))
         }
         Some(Auth::Header { kind, credentials }) => {
@@ -243,8 +243,7 @@ fn http_headers(m: &Http) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
 /// OAuth 2.0 client credentials (RFC 6749 4.4): the client's id and secret
 /// by HTTP Basic, as Go's oauth2 tries first; "TYPE TOKEN" back.
 async fn oauth2_token(o: &OAuth2) -> anyhow::Result<String> {
-    let mut form: Vec<(String, String)> =
-        vec![("grant_type".into(), "client_credentials".into())];
+    let mut form: Vec<(String, String)> = vec![("grant_type".into(), "client_credentials".into())];
     if !o.scopes.is_empty() {
         form.push(("scope".into(), o.scopes.join(" ")));
     }
@@ -451,7 +450,11 @@ fn bypasses(entry: &str, host: &str, port: u16) -> bool {
             _ => false,
         };
     }
-    if let Ok(ip) = entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = entry
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return host.parse::<IpAddr>() == Ok(ip);
     }
     let (name, want_port) = match entry.rsplit_once(':') {
@@ -537,7 +540,11 @@ async fn hop(
                 .with_context(|| format!("connecting to {addr}"))?
         }
         Some(p) => {
-            let ph = p.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+            let ph = p
+                .host()
+                .unwrap_or("")
+                .trim_start_matches('[')
+                .trim_end_matches(']');
             let pp = p.port_u16().unwrap_or(80);
             TcpStream::connect((ph, pp))
                 .await
@@ -600,7 +607,13 @@ async fn hop(
         let req = if h2 {
             // HTTP/2 carries the host in the URI (:authority).
             let auth = host_header.to_str().unwrap_or(&authority);
-            request(method, &format!("https://{auth}{path}"), headers, None, extra)?
+            request(
+                method,
+                &format!("https://{auth}{path}"),
+                headers,
+                None,
+                extra,
+            )?
         } else {
             request(method, path, headers, Some(host_header), extra)?
         };
@@ -680,7 +693,10 @@ async fn connect_tunnel(
 ) -> anyhow::Result<()> {
     let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(a) = proxy_authorization(proxy) {
-        req.push_str(&format!("Proxy-Authorization: {}\r\n", a.to_str().unwrap_or("")));
+        req.push_str(&format!(
+            "Proxy-Authorization: {}\r\n",
+            a.to_str().unwrap_or("")
+        ));
     }
     for (k, v) in &m.proxy_connect_header {
         req.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
@@ -720,19 +736,24 @@ where
     let start = Instant::now();
     let io = TokioIo::new(io);
     let (resp, conn) = if h2 {
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .context("HTTP/2 handshake")?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .context("HTTP/2 handshake")?;
         let conn = tokio::spawn(conn);
-        let resp = sender.send_request(req).await.context("sending the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
         (resp, conn)
     } else {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .context("HTTP handshake")?;
         let conn = tokio::spawn(conn);
-        let resp = sender.send_request(req).await.context("sending the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
         (resp, conn)
     };
     t.phases[3] += start.elapsed().as_secs_f64();
@@ -899,7 +920,11 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         regex_failed = !ok;
     }
     if !ok {
-        log("info", "Invalid HTTP response status code", &[("status_code", &o.status)]);
+        log(
+            "info",
+            "Invalid HTTP response status code",
+            &[("status_code", &o.status)],
+        );
     }
     let regexes = !(m.fail_if_body_matches.is_empty() && m.fail_if_body_not_matches.is_empty());
     if let (true, Some(e)) = (ok, &o.body_error) {
@@ -918,8 +943,8 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         };
         regex_failed = !ok;
     }
-    let cels = m.fail_if_body_json_matches_cel.is_some()
-        || m.fail_if_body_json_not_matches_cel.is_some();
+    let cels =
+        m.fail_if_body_json_matches_cel.is_some() || m.fail_if_body_json_not_matches_cel.is_some();
     let mut cel_failed = false;
     if ok && cels {
         ok = !o.body_unread && o.body_error.is_none() && cel_pass(&o.body, m);
@@ -997,11 +1022,19 @@ fn cel_pass(body: &[u8], m: &Http) -> bool {
             }
             Ok(cel_interpreter::Value::Bool(_)) => {}
             Ok(_) => {
-                log("error", "CEL evaluation result is not a boolean", &[("expr", &cel.source)]);
+                log(
+                    "error",
+                    "CEL evaluation result is not a boolean",
+                    &[("expr", &cel.source)],
+                );
                 return false;
             }
             Err(e) => {
-                log("error", "Error evaluating CEL expression", &[("expr", &cel.source), ("err", &e)]);
+                log(
+                    "error",
+                    "Error evaluating CEL expression",
+                    &[("expr", &cel.source), ("err", &e)],
+                );
                 return false;
             }
         }
@@ -1053,7 +1086,6 @@ fn resolve_location(base: &Uri, loc: &str) -> anyhow::Result<Uri> {
     s.parse()
         .map_err(|e| anyhow!("redirect to {loc:?}: not a URL: {e}"))
 }
-
 
 /// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the form RFC 9110
 /// has senders use, in Unix seconds.

@@ -128,7 +128,10 @@ impl Prober {
                 let n = m.modules.len();
                 *self.modules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
                 self.last_reload_ok.store(true, Ordering::Relaxed);
-                *self.last_reload_success.lock().unwrap_or_else(|e| e.into_inner()) = now_unix();
+                *self
+                    .last_reload_success
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = now_unix();
                 tracing::info!(modules = n, "Reloaded config file");
                 Ok(n)
             }
@@ -156,7 +159,10 @@ impl Prober {
             "blackbox_exporter_config_last_reload_success_timestamp_seconds",
             "Timestamp of the last successful configuration reload.",
             &[],
-            *self.last_reload_success.lock().unwrap_or_else(|e| e.into_inner()),
+            *self
+                .last_reload_success
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         );
     }
 
@@ -222,14 +228,22 @@ impl Prober {
             {
                 Ok(ok) => ok,
                 Err(_) => {
-                    common::log("error", "Probe timed out", &[("timeout", &format!("{timeout:?}"))]);
+                    common::log(
+                        "error",
+                        "Probe timed out",
+                        &[("timeout", &format!("{timeout:?}"))],
+                    );
                     false
                 }
             };
             let secs = start.elapsed().as_secs_f64();
             common::log(
                 "info",
-                if success { "Probe succeeded" } else { "Probe failed" },
+                if success {
+                    "Probe succeeded"
+                } else {
+                    "Probe failed"
+                },
                 &[("duration_seconds", &secs)],
             );
             out.gauge(
