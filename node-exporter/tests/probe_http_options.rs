@@ -322,7 +322,7 @@ async fn check(yaml: &str, target: &str, want: bool) -> Run {
 async fn body_size_limit_and_compression() {
     let s = start().await;
     let url = |p: &str| format!("http://{}{p}", s.http);
-    check(&http_module("body_size_limit: 5"), &url("/"), false).await;
+    check(&http_module("body_size_limit: 5B"), &url("/"), false).await;
     check(&http_module("body_size_limit: 1KiB"), &url("/"), true).await;
     let r = check(&http_module("compression: gzip"), &url("/gzip"), true).await;
     assert!(
@@ -339,7 +339,7 @@ async fn body_size_limit_and_compression() {
     )
     .await;
     check(
-        &http_module("compression: gzip\nbody_size_limit: 10"),
+        &http_module("compression: gzip\nbody_size_limit: 10B"),
         &url("/gzip"),
         false,
     )
@@ -377,6 +377,11 @@ async fn body_size_limit_and_compression() {
     let err = format!(
         "{:#}",
         Modules::parse(&http_module("body_size_limit: 5 parsecs")).unwrap_err()
+    );
+    assert!(err.contains("body_size_limit"), "{err}");
+    let err = format!(
+        "{:#}",
+        Modules::parse(&http_module("body_size_limit: 5")).unwrap_err()
     );
     assert!(err.contains("body_size_limit"), "{err}");
 }
@@ -549,6 +554,7 @@ async fn proxies() {
     )
     .await;
     assert!(!r.metrics.contains("probe_ip_protocol"), "{}", r.metrics);
+    assert!(!r.metrics.contains("phase=\"resolve\""), "{}", r.metrics);
     // Without the skip, an unresolvable name fails before the proxy.
     check(
         &http_module(&format!("proxy_url: {proxy}")),

@@ -27,7 +27,8 @@ fn tcp_module(name: &str) -> String {
 }
 
 fn probe_status(ne: &common::Running, module: &str) -> u16 {
-    ne.get(&format!("/probe?module={module}&target={}", ne.addr)).0
+    ne.get(&format!("/probe?module={module}&target={}", ne.addr))
+        .0
 }
 
 #[test]
@@ -47,7 +48,9 @@ fn debug_shows_the_logs_the_metrics_and_the_module() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(
-        r.header("Content-Type").unwrap_or("").starts_with("text/plain"),
+        r.header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/plain"),
         "{:?}",
         r.header("Content-Type")
     );
@@ -84,7 +87,10 @@ fn debug_shows_the_logs_the_metrics_and_the_module() {
     // Without debug: the metrics alone.
     let (status, plain) = ne.get(&format!("/probe?module=page&target={target}"));
     assert_eq!(status, 200);
-    assert!(plain.starts_with("# HELP") && !plain.contains("Logs for the probe"), "{plain}");
+    assert!(
+        plain.starts_with("# HELP") && !plain.contains("Logs for the probe"),
+        "{plain}"
+    );
     // A failing probe's debug output says why.
     let (_, body) = ne.get("/probe?module=page&target=http://127.0.0.1:9/&debug=true");
     assert!(

@@ -941,20 +941,20 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
     Ok(ways.pop())
 }
 
-/// Go's units.Base2Bytes: a number of bytes, or "10KB", "1MiB", "2GB"...
-/// (K, M, G... are powers of 1024). Zero or less: no limit.
+/// Go's units.Base2Bytes: "5B", "10KB", "1MiB", "2GB"... (K, M, G... are
+/// powers of 1024); a bare number has no unit and is refused, as blackbox
+/// refuses it. Zero or less: no limit.
 fn parse_bytes(v: &serde_yaml_ng::Value) -> anyhow::Result<Option<u64>> {
     let n: i64 = match v {
-        serde_yaml_ng::Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| anyhow!("{n:?} is not a whole number"))?,
+        serde_yaml_ng::Value::Number(n) => bail!("{n}: a size needs a unit (B, KB, MB...)"),
         serde_yaml_ng::Value::String(s) => {
             let t = s.trim();
             let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
             let (num, unit) = t.split_at(split);
             let num: i64 = num.parse().map_err(|_| anyhow!("{s:?} is not a size"))?;
             let shift = match unit {
-                "" | "B" => 0,
+                "" => bail!("{s:?}: a size needs a unit (B, KB, MB...)"),
+                "B" => 0,
                 "KB" | "KiB" => 10,
                 "MB" | "MiB" => 20,
                 "GB" | "GiB" => 30,

@@ -34,6 +34,9 @@ struct Timings {
     /// Whether the target's name resolved (or was not to be, behind a
     /// proxy): blackbox reports the other phases only then.
     resolved: bool,
+    /// `skip_resolve_phase_with_proxy` took effect: blackbox then has no
+    /// "resolve" phase at all.
+    resolve_skipped: bool,
 }
 
 /// What the final response was.
@@ -74,6 +77,9 @@ pub async fn probe(
         .unwrap_or_else(|_| Err(anyhow!("timed out")));
     let phases = if timings.resolved { PHASES.len() } else { 1 };
     for (phase, secs) in PHASES.iter().zip(timings.phases).take(phases) {
+        if *phase == "resolve" && timings.resolve_skipped {
+            continue;
+        }
         out.gauge(
             "probe_http_duration_seconds",
             "Duration of http request by phase, summed over all redirects",
@@ -504,6 +510,7 @@ async fn hop(
         let skip = m.skip_resolve_phase_with_proxy && matches!(m.proxy, Proxy::Url { .. });
         if skip && proxy.is_some() {
             t.resolved = true;
+            t.resolve_skipped = true;
             None
         } else {
             let ip = IpProtocol {
