@@ -392,7 +392,7 @@ pub enum Auth {
         kind: String,
         credentials: Option<Secret>,
     },
-    OAuth2(OAuth2),
+    OAuth2(Box<OAuth2>),
 }
 
 /// OAuth 2.0 client credentials: a token fetched from `token_url`.
@@ -922,7 +922,7 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
             bail!("http.oauth2: client_id and token_url are required");
         }
         o.tls_config.versions().context("http.oauth2")?;
-        ways.push(Auth::OAuth2(OAuth2 {
+        ways.push(Auth::OAuth2(Box::new(OAuth2 {
             client_id: o.client_id,
             client_secret: Secret::of(
                 "http.oauth2.client_secret",
@@ -933,7 +933,7 @@ fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
             token_url: o.token_url,
             endpoint_params: o.endpoint_params.into_iter().collect(),
             tls: o.tls_config,
-        }));
+        })));
     }
     if ways.len() > 1 {
         bail!("http: at most one of basic_auth, authorization, oauth2 and bearer_token(_file) must be configured");
