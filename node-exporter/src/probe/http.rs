@@ -1161,6 +1161,38 @@ mod tests {
     }
 
     #[test]
+    fn no_proxy_entries_as_go_httpproxy() {
+        assert!(bypasses("*", "a.b", 80));
+        assert!(bypasses("example.com", "example.com", 80));
+        assert!(bypasses("example.com", "www.example.com", 80));
+        assert!(bypasses(".example.com", "www.example.com", 80));
+        assert!(!bypasses("example.com", "badexample.com", 80));
+        assert!(bypasses("example.com:8080", "example.com", 8080));
+        assert!(!bypasses("example.com:8080", "example.com", 80));
+        assert!(bypasses("10.0.0.0/8", "10.1.2.3", 80));
+        assert!(!bypasses("10.0.0.0/8", "11.1.2.3", 80));
+        assert!(bypasses("0.0.0.0/0", "1.2.3.4", 80));
+        assert!(bypasses("fd00::/8", "fd12::1", 80));
+        assert!(bypasses("192.0.2.1", "192.0.2.1", 80));
+        assert!(!bypasses("10.0.0.0/99", "10.0.0.1", 80));
+    }
+
+    #[test]
+    fn bodies_decode_within_the_limit() {
+        assert_eq!(
+            decode(b"hello".to_vec(), None, None),
+            (b"hello".to_vec(), None)
+        );
+        let (body, err) = decode(b"hello".to_vec(), None, Some(3));
+        assert_eq!(body, b"hel");
+        assert!(err.is_some());
+        let (_, err) = decode(b"not gzip".to_vec(), Some(Compression::Gzip), None);
+        assert!(err.unwrap().contains("gzip"));
+        assert_eq!(percent_decode("a%3Ab%zz%4"), "a:b%zz%4");
+        assert_eq!(form_encode("a b&c=é"), "a+b%26c%3D%C3%A9");
+    }
+
+    #[test]
     fn basic_auth_encoding() {
         assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
         assert_eq!(base64(b"a"), "YQ==");
