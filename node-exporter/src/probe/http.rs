@@ -376,6 +376,15 @@ fn form_encode(s: &str) -> String {
 /// variables leave localhost and loopback addresses alone, as Go's
 /// httpproxy does; a `proxy_url` alone takes everything).
 fn proxy_for(url: &Uri, m: &Http) -> anyhow::Result<Option<Uri>> {
+    proxy_for_env(url, &m.proxy, |n| std::env::var(n).ok())
+}
+
+/// [`proxy_for`] with the environment's variables from `env`.
+fn proxy_for_env(
+    url: &Uri,
+    proxy: &Proxy,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Uri>> {
     let host = url
         .host()
         .unwrap_or("")
@@ -383,16 +392,13 @@ fn proxy_for(url: &Uri, m: &Http) -> anyhow::Result<Option<Uri>> {
         .trim_end_matches(']');
     let https = url.scheme_str() == Some("https");
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let (proxy, no_proxy) = match &m.proxy {
+    let (proxy, no_proxy) = match proxy {
         Proxy::Direct => return Ok(None),
         Proxy::Url { url, no_proxy } if no_proxy.is_empty() => return Ok(Some(url.clone())),
         Proxy::Url { url, no_proxy } => (url.clone(), no_proxy.clone()),
         Proxy::FromEnvironment => {
-            let env = |names: [&str; 2]| {
-                names
-                    .iter()
-                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-            };
+            let env =
+                |names: [&str; 2]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
             let Some(p) = (if https {
                 env(["HTTPS_PROXY", "https_proxy"])
             } else {
@@ -1175,6 +1181,65 @@ mod tests {
         assert!(bypasses("fd00::/8", "fd12::1", 80));
         assert!(bypasses("192.0.2.1", "192.0.2.1", 80));
         assert!(!bypasses("10.0.0.0/99", "10.0.0.1", 80));
+    }
+
+    #[test]
+    fn proxies_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let url = |u: &str| u.parse::<Uri>().unwrap();
+        let env = vars(&[
+            ("HTTP_PROXY", "plain.proxy:3128"),
+            ("https_proxy", "http://tls.proxy:8080"),
+            ("NO_PROXY", "internal.example,10.0.0.0/8"),
+        ]);
+        let p = |u: &str| {
+            proxy_for_env(&url(u), &Proxy::FromEnvironment, &env)
+                .unwrap()
+                .map(|p| p.to_string())
+        };
+        assert_eq!(
+            p("http://a.example/").as_deref(),
+            Some("http://plain.proxy:3128/")
+        );
+        assert_eq!(
+            p("https://a.example/").as_deref(),
+            Some("http://tls.proxy:8080/")
+        );
+        assert_eq!(p("http://db.internal.example/"), None);
+        assert_eq!(p("http://10.1.1.1/"), None);
+        // Loopback is never proxied from the environment, as in Go.
+        assert_eq!(p("http://127.0.0.1:8080/"), None);
+        assert_eq!(p("http://localhost/"), None);
+        assert_eq!(
+            proxy_for_env(
+                &url("http://a.example/"),
+                &Proxy::FromEnvironment,
+                vars(&[])
+            )
+            .unwrap(),
+            None
+        );
+        assert!(proxy_for_env(
+            &url("http://a.example/"),
+            &Proxy::FromEnvironment,
+            vars(&[("HTTP_PROXY", "socks5://s:1080")])
+        )
+        .is_err());
+        // A proxy_url alone takes every target, loopback too.
+        let fixed = Proxy::Url {
+            url: url("http://p:1/"),
+            no_proxy: vec![],
+        };
+        assert!(proxy_for_env(&url("http://127.0.0.1/"), &fixed, vars(&[]))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
