@@ -1648,4 +1648,70 @@ fn probers_agree_with_blackbox_exporter() {
         accepted_seen.len(),
         accepted_seen.join("\n  ")
     );
+
+    // `debug=true`: the same three parts, in the same order, on both.
+    for base in [&bb.addr, &ne.addr] {
+        let url = format!(
+            "http://{base}/probe?module=http_2xx&target=http://{}/&debug=true",
+            targets.http
+        );
+        let r = ureq::get(&url).call().unwrap();
+        assert!(r
+            .header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/plain"));
+        let body = r.into_string().unwrap();
+        let at = |s: &str| {
+            body.find(s)
+                .unwrap_or_else(|| panic!("{base}: no {s:?} in\n{body}"))
+        };
+        let (logs, metrics, module) = (
+            at("Logs for the probe:\n"),
+            at("\n\n\nMetrics that would have been returned:\n"),
+            at("\n\n\nModule configuration:\n"),
+        );
+        assert!(logs == 0 && logs < metrics && metrics < module, "{body}");
+        for part in [
+            "msg=\"Beginning probe\"",
+            "msg=\"Probe succeeded\"",
+            "probe_success 1",
+            "prober: http",
+        ] {
+            at(part);
+        }
+    }
+
+    // `/-/reload`: the same answers, a bad file keeping the old modules.
+    let post = |base: &str| match ureq::post(&format!("http://{base}/-/reload")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let get_reload = |base: &str| match ureq::get(&format!("http://{base}/-/reload")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(get_reload(&bb.addr), get_reload(&ne.addr));
+    assert_eq!(post(&bb.addr), post(&ne.addr));
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        "modules:\n  x:\n    prober: http\n    http:\n      no_such: 1\n",
+    )
+    .unwrap();
+    let (bb_reload, our_reload) = (post(&bb.addr), post(&ne.addr));
+    assert_eq!(bb_reload.0, 500, "{bb_reload:?}");
+    assert_eq!(our_reload.0, 500, "{our_reload:?}");
+    for (_, body) in [&bb_reload, &our_reload] {
+        assert!(
+            body.starts_with("failed to reload config: ") && body.contains("no_such"),
+            "{body}"
+        );
+    }
+    for base in [&bb.addr, &ne.addr] {
+        let text = get(base, "http_2xx", &format!("http://{}/", targets.http));
+        assert!(text.contains("\nprobe_success 1\n"), "{base}: {text}");
+    }
+    std::fs::write(&config, good).unwrap();
 }
