@@ -1200,7 +1200,7 @@ mod tests {
             ("NO_PROXY", "internal.example,10.0.0.0/8"),
         ]);
         let p = |u: &str| {
-            proxy_for_env(&url(u), &Proxy::FromEnvironment, &env)
+            proxy_for_env(&url(u), &Proxy::FromEnvironment, env)
                 .unwrap()
                 .map(|p| p.to_string())
         };
