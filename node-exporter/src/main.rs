@@ -82,6 +82,18 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if exporter.reloads_probes() {
+            // As blackbox: SIGHUP reads the modules file again. Installed before
+            // the port is bound, so that a SIGHUP once it answers never kills it.
+            let exporter = exporter.clone();
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // reload() logs the outcome; a bad file keeps the old modules.
+                    let _ = exporter.reload_probes();
+                }
+            });
+        }
         let listeners = match activated {
             Some(sockets) => sockets
                 .into_iter()
@@ -95,17 +107,6 @@ fn run() -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "Starting node-exporter"
         );
-        if exporter.reloads_probes() {
-            // As blackbox: SIGHUP reads the modules file again.
-            let exporter = exporter.clone();
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    // reload() logs the outcome; a bad file keeps the old modules.
-                    let _ = exporter.reload_probes();
-                }
-            });
-        }
         let handler = move |req| exporter.clone().handle(req);
         tokio::select! {
             _ = exporter_toolkit::server::serve(listeners, web, handler) => {}
