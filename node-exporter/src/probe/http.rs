@@ -696,6 +696,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Go's canonical header name: each dash-separated word capitalised.
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
 /// An HTTP proxy's CONNECT, with `proxy_connect_header`: the stream then
 /// goes to `target`.
 async fn connect_tunnel(
@@ -712,7 +727,11 @@ async fn connect_tunnel(
         ));
     }
     for (k, v) in &m.proxy_connect_header {
-        req.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
+        req.push_str(&format!(
+            "{}: {}\r\n",
+            title_case(k.as_str()),
+            v.to_str().unwrap_or("")
+        ));
     }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes()).await?;
@@ -759,7 +778,10 @@ where
             .context("sending the request")?;
         (resp, conn)
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        // Header names as Go writes them ("X-Api-Key"): some servers care.
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .title_case_headers(true)
+            .handshake(io)
             .await
             .context("HTTP handshake")?;
         let conn = tokio::spawn(conn);
@@ -1255,6 +1277,8 @@ mod tests {
         assert!(err.unwrap().contains("gzip"));
         assert_eq!(percent_decode("a%3Ab%zz%4"), "a:b%zz%4");
         assert_eq!(form_encode("a b&c=é"), "a+b%26c%3D%C3%A9");
+        assert_eq!(title_case("proxy-authorization"), "Proxy-Authorization");
+        assert_eq!(title_case("x-api-key"), "X-Api-Key");
     }
 
     #[test]
