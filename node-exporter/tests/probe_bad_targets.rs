@@ -13,6 +13,11 @@ const MODULES: &str = "modules:
   dns_tcp: {prober: dns, timeout: 2s, dns: {query_name: example.test, transport_protocol: tcp}}
   grpc: {prober: grpc, timeout: 2s}
   grpc_tls: {prober: grpc, timeout: 2s, grpc: {tls: true}}
+  http_proxy: {prober: http, timeout: 2s, http: {proxy_url: 'http://u:p@127.0.0.1:1', skip_resolve_phase_with_proxy: true, proxy_connect_header: {X: [y]}}}
+  http_no_proxy: {prober: http, timeout: 2s, http: {proxy_url: 'http://127.0.0.1:1', no_proxy: '*.invalid,::1/128,[,:'}}
+  http_env_proxy: {prober: http, timeout: 2s, http: {proxy_from_environment: true}}
+  http_oauth2: {prober: http, timeout: 2s, http: {oauth2: {client_id: a, token_url: 'http://127.0.0.1:1/t'}}}
+  http_gzip: {prober: http, timeout: 2s, http: {compression: gzip, body_size_limit: 1KB, enable_http2: true, fail_if_body_json_matches_cel: 'body.x'}}
 ";
 
 const TARGETS: &[&str] = &[
