@@ -451,7 +451,7 @@ async fn credentials_inline_and_from_files() {
     .await;
     assert!(r.logs.contains("gone"), "{}", r.logs);
 
-    let hdr = file("hdr", "from-a-file\n");
+    let hdr = file("hdr", "  from-a-file\n");
     check(
         &http_module(&format!(
             "http_headers:\n  X-Test:\n    values: [one]\n    secrets: [two]\n    files: [{hdr}]\n\
@@ -483,6 +483,10 @@ async fn credentials_inline_and_from_files() {
             "basic_auth",
         ),
         ("body: x\nbody_file: /f", "body_file"),
+        (
+            "http_headers:\n  authorization:\n    values: [x]",
+            "not allowed",
+        ),
         (
             "oauth2:\n  client_id: a\n  token_url: http://x/\n  proxy_url: http://p/",
             "proxy_url",

@@ -423,6 +423,29 @@ impl Compression {
     }
 }
 
+/// The headers `http_headers` may not set (Prometheus' ReservedHeaders):
+/// the connection's, the credentials', and those the client sets.
+const RESERVED_HEADERS: &[&str] = &[
+    "Authorization",
+    "Host",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "User-Agent",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Www-Authenticate",
+    "Accept-Encoding",
+    "X-Prometheus-Remote-Write-Version",
+    "X-Prometheus-Remote-Read-Version",
+    "X-Prometheus-Scrape-Timeout-Seconds",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+];
+
 /// A compiled CEL expression with its text.
 #[derive(Debug)]
 pub struct Cel {
@@ -1081,6 +1104,10 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
     for (k, v) in h.http_headers {
         let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| anyhow!("http.http_headers: {k:?} is not a header name"))?;
+        // Prometheus' client refuses the headers it sets itself.
+        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
+            bail!("http.http_headers: setting header {k:?} is not allowed");
+        }
         let mut sources = Vec::new();
         for s in v.values.into_iter().chain(v.secrets) {
             http::HeaderValue::from_str(&s)

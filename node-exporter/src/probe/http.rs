@@ -235,7 +235,7 @@ fn http_headers(m: &Http) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
                 HeaderSource::Value(v) => v.clone(),
                 HeaderSource::File(f) => std::fs::read_to_string(f)
                     .with_context(|| format!("http_headers.{name}: {}", f.display()))?
-                    .trim_end_matches(['\r', '\n'])
+                    .trim()
                     .to_string(),
             };
             let v = HeaderValue::from_str(&v)
