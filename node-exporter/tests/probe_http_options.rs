@@ -91,6 +91,17 @@ async fn route(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byte
                     String::from_utf8_lossy(&body)
                 ))))
         }
+        // The same client with its credentials in the form (the second
+        // way Go's oauth2 tries); "formclient" is refused the first way.
+        "/token"
+            if auth.is_empty()
+                && String::from_utf8_lossy(&body)
+                    .contains("client_id=formclient&client_secret=s3cret") =>
+        {
+            Response::builder().body(Full::new(Bytes::from(
+                r#"{"access_token": "tok456", "token_type": "Bearer"}"#,
+            )))
+        }
         "/token" => Response::builder()
             .status(401)
             .body(Full::new(Bytes::from("{}"))),
@@ -524,6 +535,16 @@ async fn oauth2_client_credentials() {
     check(&yaml("client_secret: s3cret"), &echo, true).await;
     check(
         &yaml(&format!("client_secret_file: {}", secret.display())),
+        &echo,
+        true,
+    )
+    .await;
+    check(
+        &http_module(&format!(
+            "oauth2:\n  client_id: formclient\n  client_secret: s3cret\n  token_url: http://{}/token\n\
+             fail_if_body_not_matches_regexp: ['(?m)^authorization: Bearer tok456$']",
+            s.http
+        )),
         &echo,
         true,
     )

@@ -276,9 +276,20 @@ async fn oauth2_token(o: &OAuth2) -> anyhow::Result<String> {
         .token_url
         .parse()
         .map_err(|e| anyhow!("oauth2.token_url {:?}: {e}", o.token_url))?;
-    let (status, reply) = simple_post(&url, &basic, body, &o.tls)
+    let (mut status, mut reply) = simple_post(&url, Some(&basic), body.clone(), &o.tls)
         .await
         .context("oauth2: fetching a token")?;
+    if !(200..300).contains(&status) {
+        // Go's auto-detection: refused with the header, try the form.
+        let body = format!(
+            "{body}&client_id={}&client_secret={}",
+            form_encode(&o.client_id),
+            form_encode(&secret)
+        );
+        (status, reply) = simple_post(&url, None, body, &o.tls)
+            .await
+            .context("oauth2: fetching a token")?;
+    }
     if !(200..300).contains(&status) {
         bail!("oauth2: token_url answered {status}");
     }
@@ -301,7 +312,7 @@ async fn oauth2_token(o: &OAuth2) -> anyhow::Result<String> {
 /// One form POST over HTTP/1.1 (the token request).
 async fn simple_post(
     url: &Uri,
-    authorization: &str,
+    authorization: Option<&str>,
     body: String,
     tls: &TlsConfig,
 ) -> anyhow::Result<(u16, Bytes)> {
@@ -320,14 +331,17 @@ async fn simple_post(
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .with_context(|| format!("connecting to {host}:{port}"))?;
-    let req = Request::post(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+    let mut req = Request::post(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header(
             header::HOST,
             url.authority().map(|a| a.as_str()).unwrap_or(&host),
         )
-        .header(header::AUTHORIZATION, authorization)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(body)))?;
+    if let Some(a) = authorization {
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, HeaderValue::from_str(a)?);
+    }
     async fn send<S>(io: S, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
