@@ -351,9 +351,18 @@ const SYSTEM_CA_FILES: &[&str] = &[
 ];
 
 pub fn client_config(t: &ClientTls) -> Result<rustls::ClientConfig, String> {
+    client_config_with_versions(t, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] limited to some protocol versions (a prober's
+/// `min_version`/`max_version`).
+pub fn client_config_with_versions(
+    t: &ClientTls,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| format!("tls_config: {e}"))?;
     let builder = if t.insecure_skip_verify {
         builder

@@ -59,6 +59,19 @@ impl Exporter {
         }
     }
 
+    /// Whether `/probe`'s modules came from a file (SIGHUP reloads it).
+    pub fn reloads_probes(&self) -> bool {
+        self.prober.as_ref().is_some_and(|p| p.reloadable())
+    }
+
+    /// Reads the probe modules file again (SIGHUP).
+    pub fn reload_probes(&self) -> anyhow::Result<usize> {
+        match &self.prober {
+            Some(p) => p.reload(),
+            None => anyhow::bail!("probing is off"),
+        }
+    }
+
     /// Serves blackbox-style probes on `/probe` too.
     pub fn with_prober(mut self, prober: Prober) -> Exporter {
         self.prober = Some(prober);
@@ -75,6 +88,11 @@ impl Exporter {
         }
         if path == "/probe" {
             return self.probe(&req).await;
+        }
+        if path == "/-/reload" {
+            if let Some(prober) = self.prober.as_ref().filter(|p| p.reloadable()) {
+                return reload(prober, req.method());
+            }
         }
         if path == "/" && self.telemetry_path != "/" {
             return landing_page(&self.telemetry_path);
@@ -207,11 +225,13 @@ impl Exporter {
         };
         let mut target = None;
         let mut module = None;
+        let mut debug = false;
         for pair in req.uri().query().unwrap_or("").split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match percent_decode(k).as_str() {
                 "target" => target = Some(percent_decode(v)),
                 "module" => module = Some(percent_decode(v)),
+                "debug" => debug = percent_decode(v) == "true",
                 _ => {}
             }
         }
@@ -221,11 +241,28 @@ impl Exporter {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<f64>().ok());
         match prober
-            .probe(target.as_deref(), module.as_deref(), scrape_timeout)
+            .probe_debug(target.as_deref(), module.as_deref(), scrape_timeout)
             .await
         {
             Err(bad) => text_response(StatusCode::BAD_REQUEST, bad.0),
-            Ok(set) => match set.finish() {
+            // blackbox's DebugOutput: the logs, the metrics, the module.
+            Ok(p) if debug => {
+                let metrics = match p.metrics.finish() {
+                    Ok(f) => encode(&f, Format::Text),
+                    Err(e) => format!("Error gathering metrics: {e}\n"),
+                };
+                let mut body = String::from("Logs for the probe:\n");
+                for line in &p.logs {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                body.push_str("\n\n\nMetrics that would have been returned:\n");
+                body.push_str(&metrics);
+                body.push_str("\n\n\nModule configuration:\n");
+                body.push_str(&p.module_yaml);
+                text_response(StatusCode::OK, body)
+            }
+            Ok(p) => match p.metrics.finish() {
                 Ok(families) => {
                     let mut r =
                         Response::new(Full::new(Bytes::from(encode(&families, Format::Text))));
@@ -269,6 +306,9 @@ impl Exporter {
                 &[("cause", cause)],
                 n.load(Ordering::Relaxed) as f64,
             );
+        }
+        if let Some(p) = self.prober.as_ref().filter(|p| p.reloadable()) {
+            p.reload_metrics(set);
         }
         if let Err(e) = exporter_toolkit::process::collect(set) {
             tracing::warn!(error = %e, "process metrics unavailable");
@@ -323,6 +363,24 @@ fn parse_filters(query: &str) -> Result<(Vec<String>, Vec<String>), String> {
         return Err("Couldn't create filtered metrics handler: collect[] and exclude[] cannot be used together\n".into());
     }
     Ok((collect, exclude))
+}
+
+/// blackbox's `/-/reload`: POST only; a file that does not load keeps the
+/// old modules and answers 500 with why.
+fn reload(prober: &Prober, method: &http::Method) -> Response<Body> {
+    if method != http::Method::POST {
+        return text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "This endpoint requires a POST request.\n",
+        );
+    }
+    match prober.reload() {
+        Ok(_) => text_response(StatusCode::OK, ""),
+        Err(e) => text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e:#}\n"),
+        ),
+    }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -56,9 +56,12 @@ fn run() -> anyhow::Result<()> {
     let exporter = match flags.string("probe.config.file").as_str() {
         "" => exporter,
         path => {
-            let modules = node_exporter::probe::Modules::load(std::path::Path::new(path))?;
-            tracing::info!(modules = modules.modules.len(), "Loaded probe modules");
-            exporter.with_prober(node_exporter::probe::Prober::new(modules))
+            let prober = node_exporter::probe::Prober::from_file(std::path::Path::new(path))?;
+            tracing::info!(
+                modules = prober.modules().modules.len(),
+                "Loaded probe modules"
+            );
+            exporter.with_prober(prober)
         }
     };
     let exporter = Arc::new(exporter);
@@ -79,6 +82,18 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if exporter.reloads_probes() {
+            // As blackbox: SIGHUP reads the modules file again. Installed before
+            // the port is bound, so that a SIGHUP once it answers never kills it.
+            let exporter = exporter.clone();
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // reload() logs the outcome; a bad file keeps the old modules.
+                    let _ = exporter.reload_probes();
+                }
+            });
+        }
         let listeners = match activated {
             Some(sockets) => sockets
                 .into_iter()

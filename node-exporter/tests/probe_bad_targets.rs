@@ -13,6 +13,11 @@ const MODULES: &str = "modules:
   dns_tcp: {prober: dns, timeout: 2s, dns: {query_name: example.test, transport_protocol: tcp}}
   grpc: {prober: grpc, timeout: 2s}
   grpc_tls: {prober: grpc, timeout: 2s, grpc: {tls: true}}
+  http_proxy: {prober: http, timeout: 2s, http: {proxy_url: 'http://u:p@127.0.0.1:1', skip_resolve_phase_with_proxy: true, proxy_connect_header: {X: [y]}}}
+  http_no_proxy: {prober: http, timeout: 2s, http: {proxy_url: 'http://127.0.0.1:1', no_proxy: '*.invalid,::1/128,[,:'}}
+  http_env_proxy: {prober: http, timeout: 2s, http: {proxy_from_environment: true}}
+  http_oauth2: {prober: http, timeout: 2s, http: {oauth2: {client_id: a, token_url: 'http://127.0.0.1:1/t'}}}
+  http_gzip: {prober: http, timeout: 2s, http: {compression: gzip, body_size_limit: 1KB, enable_http2: true, fail_if_body_json_matches_cel: 'body.x'}}
 ";
 
 const TARGETS: &[&str] = &[
@@ -94,6 +99,26 @@ fn mangled_modules_files_never_panic() {
   g:
     prober: grpc
     grpc: {service: s, tls: true, preferred_ip_protocol: ip6}
+  h:
+    prober: http
+    http:
+      body_size_limit: 1MB
+      compression: gzip
+      headers: {Accept-Encoding: 'gzip, br;q=0'}
+      http_headers: {X-A: {values: [a], secrets: [b], files: [/f]}}
+      proxy_url: 'http://u:p@127.0.0.1:3128'
+      no_proxy: 'example.com,10.0.0.0/8'
+      proxy_connect_header: {X-T: [a]}
+      skip_resolve_phase_with_proxy: true
+      oauth2: {client_id: a, client_secret: b, token_url: 'http://t/', scopes: [s], endpoint_params: {k: v}}
+      tls_config: {min_version: TLS12, max_version: TLS13}
+      fail_if_body_json_matches_cel: \"body.a == 'b' && body.c.startsWith('d')\"
+      fail_if_header_matches: [{header: X, regexp: y, allow_missing: true}]
+      valid_http_versions: [HTTP/1.1, HTTP/3.0]
+      enable_http2: false
+      enable_http3: false
+      accept_any_response: true
+      body_file: /b
 ";
     assert!(Modules::parse(full).is_ok());
     let bytes = full.as_bytes();

@@ -388,17 +388,30 @@ async fn http_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(s: S) {
         let mut r = BufReader::new(s);
         let mut request = String::new();
+        let mut head = String::new();
         loop {
             let mut line = String::new();
             match r.read_line(&mut line).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" => break,
                 Ok(_) if request.is_empty() => request = line,
-                Ok(_) => {}
+                Ok(_) => head.push_str(&line.to_ascii_lowercase()),
             }
         }
         let path = request.split(' ').nth(1).unwrap_or("");
+        // The credentials the auth modules send (prober:pw for basic).
+        let authorized = ["bearer tok", "token abc", "basic chjvymvyonb3"]
+            .iter()
+            .any(|a| head.contains(&format!("authorization: {a}\r\n")));
+        let gzipped = gzip_reply();
         let reply: &[u8] = match path {
+            "/auth" if authorized => {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nwelcome"
+            }
+            "/auth" => {
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            }
+            "/gzip" => &gzipped,
             "/" => {
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\
                   Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Kind: page\r\n\
@@ -439,7 +452,64 @@ async fn http_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
     }
 }
 
+/// A gzip-encoded page: "hello compressed world".
+fn gzip_reply() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b"hello compressed world").unwrap();
+    let body = e.finish().unwrap();
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(&body);
+    r
+}
+
+/// An HTTP proxy answering every plain request itself (200, "proxied")
+/// and tunnelling CONNECT to its target.
+async fn proxy_server(listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut r = BufReader::new(tcp);
+            let mut request = String::new();
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) if request.is_empty() => request = line,
+                    Ok(_) => {}
+                }
+            }
+            if let Some(rest) = request.strip_prefix("CONNECT ") {
+                let target = rest.split(' ').next().unwrap_or("").to_string();
+                let Ok(mut up) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let mut client = r.into_inner();
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+            } else {
+                let _ = r
+                    .get_mut()
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nproxied",
+                    )
+                    .await;
+            }
+        });
+    }
+}
+
 struct Targets {
+    proxy: SocketAddr,
     banner4: SocketAddr,
     banner6: SocketAddr,
     banner_tls: SocketAddr,
@@ -496,8 +566,10 @@ fn start_servers(pki: &common::Pki, short_ca: TlsAcceptor) -> Targets {
             let grpc_tls = bind("127.0.0.1:0").await;
             let http = bind("127.0.0.1:0").await;
             let https = bind("127.0.0.1:0").await;
+            let proxy = bind("127.0.0.1:0").await;
             let addr = |l: &TcpListener| l.local_addr().unwrap();
             tx.send(Targets {
+                proxy: addr(&proxy),
                 banner4: addr(&banner4),
                 banner6: addr(&banner6),
                 banner_tls: addr(&banner_tls),
@@ -529,6 +601,7 @@ fn start_servers(pki: &common::Pki, short_ca: TlsAcceptor) -> Targets {
             tokio::spawn(grpc_server(grpc_tls, Some(h2_tls)));
             tokio::spawn(http_server(http, None));
             tokio::spawn(http_server(https, Some(plain_tls)));
+            tokio::spawn(proxy_server(proxy));
             let _silent = silent;
             std::future::pending::<()>().await;
         });
@@ -538,7 +611,12 @@ fn start_servers(pki: &common::Pki, short_ca: TlsAcceptor) -> Targets {
 
 // ------------------------------------------------------------ the modules
 
-fn modules(ca: &Path, short_ca: &Path) -> String {
+fn modules(ca: &Path, short_ca: &Path, proxy: SocketAddr) -> String {
+    // The credentials files of the http_*_file modules, beside the CA.
+    let dir = ca.parent().unwrap();
+    std::fs::write(dir.join("token"), "tok\n").unwrap();
+    std::fs::write(dir.join("password"), "pw\n").unwrap();
+    let dir = dir.display();
     let ca = ca.display();
     let short_ca = short_ca.display();
     format!(
@@ -978,6 +1056,87 @@ fn modules(ca: &Path, short_ca: &Path) -> String {
       preferred_ip_protocol: ip4
       tls_config:
         insecure_skip_verify: true
+  http_body_limit:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      body_size_limit: 5B
+  http_body_limit_ok:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      body_size_limit: 1KB
+  http_gzip:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      compression: gzip
+  http_bearer_file:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      bearer_token_file: {dir}/token
+  http_authorization:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      authorization:
+        type: Token
+        credentials: abc
+  http_basic_file:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      basic_auth:
+        username: prober
+        password_file: {dir}/password
+  http_proxy:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      proxy_url: http://{proxy}
+      fail_if_body_not_matches_regexp: [proxied]
+  http_proxy_skip_resolve:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      proxy_url: http://{proxy}
+      skip_resolve_phase_with_proxy: true
+  https_proxy_connect:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      proxy_url: http://{proxy}
+      proxy_connect_header:
+        X-Tunnel: [probe]
+      tls_config:
+        ca_file: {ca}
+  https_tls12_no_h2:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      enable_http2: false
+      tls_config:
+        ca_file: {ca}
+        max_version: TLS12
+  https_tls13:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {ca}
+        min_version: TLS13
 "#
     )
 }
@@ -1084,6 +1243,30 @@ fn cases(t: &Targets) -> Vec<(&'static str, String, bool)> {
         ),
         ("https_2xx", format!("https://{}/moved", t.https), true),
         ("https_insecure", format!("https://{}/", t.https), true),
+        ("http_body_limit", format!("http://{}/", t.http), false),
+        ("http_body_limit_ok", format!("http://{}/", t.http), true),
+        ("http_gzip", format!("http://{}/gzip", t.http), true),
+        ("http_gzip", format!("http://{}/", t.http), false),
+        // Without `compression`, Go asks for gzip and decodes it itself.
+        ("http_2xx", format!("http://{}/gzip", t.http), true),
+        ("http_bearer_file", format!("http://{}/auth", t.http), true),
+        (
+            "http_authorization",
+            format!("http://{}/auth", t.http),
+            true,
+        ),
+        ("http_basic_file", format!("http://{}/auth", t.http), true),
+        ("http_2xx", format!("http://{}/auth", t.http), false),
+        // Nothing listens on port 1: only the proxy answers.
+        ("http_proxy", "http://127.0.0.1:1/".into(), true),
+        (
+            "http_proxy_skip_resolve",
+            "http://target.invalid/".into(),
+            true,
+        ),
+        ("https_proxy_connect", format!("https://{}/", t.https), true),
+        ("https_tls12_no_h2", format!("https://{}/", t.https), true),
+        ("https_tls13", format!("https://{}/", t.https), true),
     ]
 }
 
@@ -1371,7 +1554,11 @@ fn probers_agree_with_blackbox_exporter() {
     let (short_ca_path, short_ca) = short_ca(dir.path());
     let targets = start_servers(&pki, short_ca);
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(&config, modules(&pki.path("ca.crt"), &short_ca_path)).unwrap();
+    std::fs::write(
+        &config,
+        modules(&pki.path("ca.crt"), &short_ca_path, targets.proxy),
+    )
+    .unwrap();
     let bb = start_blackbox(&config, &dir.path().join("blackbox.log"));
     let ne = common::start(&[
         "--collector.disable-defaults".into(),
@@ -1461,4 +1648,70 @@ fn probers_agree_with_blackbox_exporter() {
         accepted_seen.len(),
         accepted_seen.join("\n  ")
     );
+
+    // `debug=true`: the same three parts, in the same order, on both.
+    for base in [&bb.addr, &ne.addr] {
+        let url = format!(
+            "http://{base}/probe?module=http_2xx&target=http://{}/&debug=true",
+            targets.http
+        );
+        let r = ureq::get(&url).call().unwrap();
+        assert!(r
+            .header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/plain"));
+        let body = r.into_string().unwrap();
+        let at = |s: &str| {
+            body.find(s)
+                .unwrap_or_else(|| panic!("{base}: no {s:?} in\n{body}"))
+        };
+        let (logs, metrics, module) = (
+            at("Logs for the probe:\n"),
+            at("\n\n\nMetrics that would have been returned:\n"),
+            at("\n\n\nModule configuration:\n"),
+        );
+        assert!(logs == 0 && logs < metrics && metrics < module, "{body}");
+        for part in [
+            "msg=\"Beginning probe\"",
+            "msg=\"Probe succeeded\"",
+            "probe_success 1",
+            "prober: http",
+        ] {
+            at(part);
+        }
+    }
+
+    // `/-/reload`: the same answers, a bad file keeping the old modules.
+    let post = |base: &str| match ureq::post(&format!("http://{base}/-/reload")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let get_reload = |base: &str| match ureq::get(&format!("http://{base}/-/reload")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(get_reload(&bb.addr), get_reload(&ne.addr));
+    assert_eq!(post(&bb.addr), post(&ne.addr));
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        "modules:\n  x:\n    prober: http\n    http:\n      no_such: 1\n",
+    )
+    .unwrap();
+    let (bb_reload, our_reload) = (post(&bb.addr), post(&ne.addr));
+    assert_eq!(bb_reload.0, 500, "{bb_reload:?}");
+    assert_eq!(our_reload.0, 500, "{our_reload:?}");
+    for (_, body) in [&bb_reload, &our_reload] {
+        assert!(
+            body.starts_with("failed to reload config: ") && body.contains("no_such"),
+            "{body}"
+        );
+    }
+    for base in [&bb.addr, &ne.addr] {
+        let text = get(base, "http_2xx", &format!("http://{}/", targets.http));
+        assert!(text.contains("\nprobe_success 1\n"), "{base}: {text}");
+    }
+    std::fs::write(&config, good).unwrap();
 }

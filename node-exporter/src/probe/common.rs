@@ -13,6 +13,31 @@ use rustls::pki_types::CertificateDer;
 
 use super::config::{IpProtocol, TlsConfig};
 
+tokio::task_local! {
+    /// The running probe's log lines, for `/probe?debug=true`.
+    pub static PROBE_LOG: std::cell::RefCell<Vec<String>>;
+}
+
+/// Logs a probe's step at debug level and keeps it for the probe's debug
+/// output, in blackbox's logfmt (`level=... msg=... key=value`).
+pub fn log(level: &str, msg: &str, fields: &[(&str, &dyn std::fmt::Display)]) {
+    let mut line = format!("level={level} msg={}", logfmt(msg));
+    for (k, v) in fields {
+        line.push_str(&format!(" {k}={}", logfmt(&v.to_string())));
+    }
+    tracing::debug!("{line}");
+    let _ = PROBE_LOG.try_with(|l| l.borrow_mut().push(line));
+}
+
+/// A logfmt value: quoted when it has spaces, quotes or '='.
+fn logfmt(v: &str) -> String {
+    if v.is_empty() || v.contains([' ', '"', '=', '\n', '\\']) {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// blackbox's `chooseProtocol`: one address of the preferred family, else
 /// (with fallback) the other's. Writes the three resolution metrics
 /// whatever happens (zero on failure, as blackbox registers them first),
@@ -34,8 +59,25 @@ pub async fn resolve_timed(
     out: &mut MetricSet,
 ) -> (anyhow::Result<IpAddr>, f64) {
     let start = Instant::now();
+    log(
+        "info",
+        "Resolving target address",
+        &[("target", &host), ("ip_protocol", &ip.preferred)],
+    );
     let chosen = choose(host, ip).await;
     let secs = start.elapsed().as_secs_f64();
+    match &chosen {
+        Ok(a) => log(
+            "info",
+            "Resolved target address",
+            &[("target", &host), ("ip", a)],
+        ),
+        Err(e) => log(
+            "error",
+            "Resolution with IP protocol failed",
+            &[("target", &host), ("err", &format!("{e:#}"))],
+        ),
+    }
     out.gauge(
         "probe_dns_lookup_time_seconds",
         "Returns the time taken for probe dns lookup in seconds",
@@ -123,15 +165,31 @@ pub fn split_host_port(target: &str) -> anyhow::Result<(String, u16)> {
 
 /// A rustls client for a module's `tls_config`, with the given ALPN.
 pub fn tls_connector(c: &TlsConfig, alpn: &[&[u8]]) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut config = exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
-        ca_file: c.ca_file.as_ref().map(Into::into),
-        cert_file: c.cert_file.as_ref().map(Into::into),
-        key_file: c.key_file.as_ref().map(Into::into),
-        insecure_skip_verify: c.insecure_skip_verify,
-    })
-    .map_err(anyhow::Error::msg)?;
+    let mut config = tls_client_config(c)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// A rustls client for a module's `tls_config`, within its versions.
+pub fn tls_client_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
+    // Go reads the CA file even when it will not verify: a missing one
+    // fails the probe there too.
+    if let (true, Some(ca)) = (c.insecure_skip_verify, &c.ca_file) {
+        let pem = std::fs::read(ca).with_context(|| format!("tls_config.ca_file {ca}"))?;
+        if rustls_pemfile_certs(&pem).is_empty() {
+            anyhow::bail!("tls_config.ca_file {ca}: no PEM certificate found");
+        }
+    }
+    exporter_toolkit::tls::client_config_with_versions(
+        &exporter_toolkit::tls::ClientTls {
+            ca_file: c.ca_file.as_ref().map(Into::into),
+            cert_file: c.cert_file.as_ref().map(Into::into),
+            key_file: c.key_file.as_ref().map(Into::into),
+            insecure_skip_verify: c.insecure_skip_verify,
+        },
+        &c.versions()?,
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// The name the server's certificate is checked against: `server_name`,

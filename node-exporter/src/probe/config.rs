@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use http::{header, Uri};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -64,6 +65,16 @@ struct RawQueryResponse {
     send: Option<String>,
     #[serde(default)]
     starttls: bool,
+    #[serde(default)]
+    labels: Vec<RawLabel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    name: String,
+    #[serde(default)]
+    value: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,9 +189,97 @@ struct RawHttp {
     #[serde(default)]
     ip_protocol_fallback: Option<bool>,
     #[serde(default)]
-    basic_auth: Option<BasicAuth>,
+    basic_auth: Option<RawBasicAuth>,
     #[serde(default)]
     bearer_token: Option<String>,
+    #[serde(default)]
+    bearer_token_file: Option<String>,
+    #[serde(default)]
+    authorization: Option<RawAuthorization>,
+    #[serde(default)]
+    oauth2: Option<RawOAuth2>,
+    #[serde(default)]
+    accept_any_response: bool,
+    #[serde(default)]
+    fail_if_body_json_matches_cel: Option<String>,
+    #[serde(default)]
+    fail_if_body_json_not_matches_cel: Option<String>,
+    #[serde(default)]
+    enable_http2: Option<bool>,
+    #[serde(default)]
+    enable_http3: bool,
+    #[serde(default)]
+    body_size_limit: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    compression: Option<String>,
+    #[serde(default)]
+    body_file: Option<String>,
+    #[serde(default)]
+    http_headers: BTreeMap<String, RawHttpHeader>,
+    #[serde(default)]
+    proxy_url: Option<String>,
+    #[serde(default)]
+    no_proxy: Option<String>,
+    #[serde(default)]
+    proxy_from_environment: bool,
+    #[serde(default)]
+    proxy_connect_header: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    skip_resolve_phase_with_proxy: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    username_file: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthorization {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    credentials: Option<String>,
+    #[serde(default)]
+    credentials_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth2 {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    client_secret_file: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    token_url: String,
+    #[serde(default)]
+    endpoint_params: BTreeMap<String, String>,
+    #[serde(default)]
+    tls_config: TlsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpHeader {
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,19 +304,191 @@ pub struct TlsConfig {
     pub key_file: Option<String>,
     #[serde(default)]
     pub server_name: Option<String>,
+    /// Go's names: "TLS12", "TLS13" (rustls has no 1.0 nor 1.1: those
+    /// are refused at load).
+    #[serde(default)]
+    pub min_version: Option<String>,
+    #[serde(default)]
+    pub max_version: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl TlsConfig {
+    /// The protocol versions allowed by `min_version`/`max_version`.
+    pub fn versions(&self) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+        let rank = |field: &str, v: &Option<String>, default: u8| -> anyhow::Result<u8> {
+            match v.as_deref() {
+                None | Some("") => Ok(default),
+                Some("TLS12") => Ok(12),
+                Some("TLS13") => Ok(13),
+                Some(v @ ("TLS10" | "TLS11")) => {
+                    bail!("tls_config.{field}: {v} is not supported (TLS 1.2 and 1.3 only)")
+                }
+                Some(v) => bail!("tls_config.{field}: unknown TLS version {v:?}"),
+            }
+        };
+        let min = rank("min_version", &self.min_version, 12)?;
+        let max = rank("max_version", &self.max_version, 13)?;
+        if min > max {
+            bail!("tls_config: min_version is above max_version");
+        }
+        let mut out = Vec::new();
+        if min <= 12 {
+            out.push(&rustls::version::TLS12);
+        }
+        if max >= 13 {
+            out.push(&rustls::version::TLS13);
+        }
+        Ok(out)
+    }
+}
+
+/// A credential given inline or in a file read at each probe (as
+/// Prometheus' http client does, so that a rotated file is picked up).
+#[derive(Clone, Debug)]
+pub enum Secret {
+    Inline(String),
+    File(std::path::PathBuf),
+}
+
+impl Secret {
+    fn of(
+        field: &str,
+        inline: Option<String>,
+        file: Option<String>,
+    ) -> anyhow::Result<Option<Secret>> {
+        match (
+            inline.filter(|s| !s.is_empty()),
+            file.filter(|s| !s.is_empty()),
+        ) {
+            (Some(_), Some(_)) => bail!("at most one of {field} & {field}_file must be configured"),
+            (Some(s), None) => Ok(Some(Secret::Inline(s))),
+            (None, Some(f)) => Ok(Some(Secret::File(f.into()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    pub fn read(&self) -> anyhow::Result<String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(f) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .with_context(|| format!("reading {}", f.display())),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct BasicAuth {
-    pub username: String,
-    #[serde(default)]
-    pub password: Option<String>,
+    pub username: Option<Secret>,
+    pub password: Option<Secret>,
+}
+
+/// How the prober authenticates: one way at most, as Prometheus' client.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Basic(BasicAuth),
+    /// `authorization` (and `bearer_token`): "TYPE CREDENTIALS".
+    Header {
+        kind: String,
+        credentials: Option<Secret>,
+    },
+    OAuth2(Box<OAuth2>),
+}
+
+/// OAuth 2.0 client credentials: a token fetched from `token_url`.
+#[derive(Clone, Debug)]
+pub struct OAuth2 {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub token_url: String,
+    pub endpoint_params: Vec<(String, String)>,
+    pub tls: TlsConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Compression {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Identity => "identity",
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+        }
+    }
+}
+
+/// The headers `http_headers` may not set (Prometheus' ReservedHeaders):
+/// the connection's, the credentials', and those the client sets.
+const RESERVED_HEADERS: &[&str] = &[
+    "Authorization",
+    "Host",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "User-Agent",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Www-Authenticate",
+    "Accept-Encoding",
+    "X-Prometheus-Remote-Write-Version",
+    "X-Prometheus-Remote-Read-Version",
+    "X-Prometheus-Scrape-Timeout-Seconds",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+];
+
+/// A compiled CEL expression with its text.
+#[derive(Debug)]
+pub struct Cel {
+    pub source: String,
+    pub program: cel_interpreter::Program,
+}
+
+fn cel(field: &str, src: Option<String>) -> anyhow::Result<Option<Cel>> {
+    match src.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(source) => {
+            let program = cel_interpreter::Program::compile(&source)
+                .map_err(|e| anyhow!("http.{field}: {source:?}: {e}"))?;
+            Ok(Some(Cel { source, program }))
+        }
+    }
+}
+
+/// Where a request goes through: a proxy URL, with the hosts that bypass it.
+#[derive(Clone, Debug)]
+pub enum Proxy {
+    Direct,
+    Url {
+        url: Uri,
+        no_proxy: Vec<String>,
+    },
+    /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY, read at each probe.
+    FromEnvironment,
+}
+
+/// One value of an `http_headers` entry.
+#[derive(Clone, Debug)]
+pub enum HeaderSource {
+    Value(String),
+    File(std::path::PathBuf),
 }
 
 /// A loaded module.
 #[derive(Debug)]
 pub struct Module {
+    /// The module as the file has it, secrets hidden: `?debug=true`
+    /// shows it.
+    pub yaml: String,
     pub prober: String,
     pub timeout: Option<Duration>,
     pub http: Http,
@@ -251,6 +522,9 @@ pub struct QueryResponse {
     /// May name the `expect` groups (`${1}`, `$name`), as Go's Expand.
     pub send: String,
     pub starttls: bool,
+    /// `probe_expect_info`'s labels: name and value (which may name the
+    /// `expect` groups).
+    pub labels: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -317,8 +591,25 @@ pub struct Http {
     /// "ip4" or "ip6" (blackbox's default).
     pub preferred_ip_protocol: String,
     pub ip_protocol_fallback: bool,
-    pub basic_auth: Option<BasicAuth>,
-    pub bearer_token: Option<String>,
+    pub auth: Option<Auth>,
+    /// CEL expressions on the body parsed as JSON (`body`).
+    pub fail_if_body_json_matches_cel: Option<Cel>,
+    pub fail_if_body_json_not_matches_cel: Option<Cel>,
+    /// Any status is a success (before the header and body checks).
+    pub accept_any_response: bool,
+    /// Offer h2 by ALPN on TLS (Go's default).
+    pub enable_http2: bool,
+    /// HTTP/3 (QUIC) is not implemented: such a module loads (blackbox's
+    /// own example has one) and each of its probes fails, saying why.
+    pub enable_http3: bool,
+    /// Bytes of (decompressed) body read at most: more fails the probe.
+    pub body_size_limit: Option<u64>,
+    pub compression: Option<Compression>,
+    pub body_file: Option<std::path::PathBuf>,
+    pub http_headers: Vec<(http::HeaderName, Vec<HeaderSource>)>,
+    pub proxy: Proxy,
+    pub proxy_connect_header: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub skip_resolve_phase_with_proxy: bool,
 }
 
 #[derive(Debug)]
@@ -345,12 +636,47 @@ impl Modules {
             Ok(f) => f,
             Err(e) => return Err(name_the_module(text, e)),
         };
+        #[derive(Deserialize)]
+        struct Loose {
+            modules: BTreeMap<String, serde_yaml_ng::Value>,
+        }
+        let mut loose = serde_yaml_ng::from_str::<Loose>(text)
+            .map(|l| l.modules)
+            .unwrap_or_default();
         let mut modules = BTreeMap::new();
         for (name, raw) in file.modules {
-            let m = module(raw).with_context(|| format!("module {name:?}"))?;
+            let mut m = module(raw).with_context(|| format!("module {name:?}"))?;
+            if let Some(mut v) = loose.remove(&name) {
+                hide_secrets(&mut v, false);
+                m.yaml = serde_yaml_ng::to_string(&v).unwrap_or_default();
+            }
             modules.insert(name, m);
         }
         Ok(Modules { modules })
+    }
+}
+
+/// Replaces the values of secret keys with "<secret>", as Prometheus'
+/// Secret type prints itself.
+fn hide_secrets(v: &mut serde_yaml_ng::Value, all: bool) {
+    use serde_yaml_ng::Value;
+    const SECRET: &[&str] = &[
+        "password",
+        "bearer_token",
+        "credentials",
+        "client_secret",
+        "secrets",
+    ];
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                let secret = k.as_str().is_some_and(|k| SECRET.contains(&k));
+                hide_secrets(v, all || secret);
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(|v| hide_secrets(v, all)),
+        other if all => *other = Value::String("<secret>".into()),
+        _ => {}
     }
 }
 
@@ -406,6 +732,7 @@ fn regex_list(field: &str, list: Vec<String>) -> anyhow::Result<Vec<Regex>> {
 }
 
 fn tcp(raw: RawTcp) -> anyhow::Result<Tcp> {
+    raw.tls_config.versions().context("tcp")?;
     let mut query_response = Vec::new();
     for (i, qr) in raw.query_response.into_iter().enumerate() {
         let expect = match qr.expect.as_deref() {
@@ -414,7 +741,27 @@ fn tcp(raw: RawTcp) -> anyhow::Result<Tcp> {
                 Regex::new(r).map_err(|e| anyhow!("tcp.query_response[{i}].expect: {r:?}: {e}"))?,
             ),
         };
+        let valid = |n: &str| {
+            let mut c = n.chars();
+            c.next()
+                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let mut labels = Vec::new();
+        for l in qr.labels {
+            if !valid(&l.name) || l.name.starts_with("__") {
+                bail!(
+                    "tcp.query_response[{i}].labels: {:?} is not a valid label name",
+                    l.name
+                );
+            }
+            if expect.is_none() {
+                bail!("tcp.query_response[{i}].labels: labels need an expect");
+            }
+            labels.push((l.name, l.value));
+        }
         query_response.push(QueryResponse {
+            labels,
             expect,
             send: qr.send.unwrap_or_default(),
             starttls: qr.starttls,
@@ -486,6 +833,7 @@ fn rr_validator(field: &str, raw: RawRrValidator) -> anyhow::Result<RrValidator>
 }
 
 fn dns(raw: RawDns, is_dns: bool) -> anyhow::Result<Dns> {
+    raw.tls_config.versions().context("dns")?;
     use hickory_proto::rr::{DNSClass, RecordType};
     let tcp = match raw.transport_protocol.as_deref() {
         None | Some("") | Some("udp") => false,
@@ -545,11 +893,119 @@ fn dns(raw: RawDns, is_dns: bool) -> anyhow::Result<Dns> {
 }
 
 fn grpc(raw: RawGrpc) -> anyhow::Result<Grpc> {
+    raw.tls_config.versions().context("grpc")?;
     Ok(Grpc {
         ip: ip_protocol("grpc", raw.preferred_ip_protocol, raw.ip_protocol_fallback)?,
         service: raw.service,
         tls: raw.tls,
         tls_config: raw.tls_config,
+    })
+}
+
+/// Prometheus' client rules: one way to authenticate, each secret inline
+/// or from a file, not both.
+fn http_auth(h: &mut RawHttp) -> anyhow::Result<Option<Auth>> {
+    let bearer = Secret::of(
+        "http.bearer_token",
+        h.bearer_token.take(),
+        h.bearer_token_file.take(),
+    )?;
+    let mut ways = Vec::new();
+    if let Some(b) = h.basic_auth.take() {
+        ways.push(Auth::Basic(BasicAuth {
+            username: Secret::of("http.basic_auth.username", b.username, b.username_file)?,
+            password: Secret::of("http.basic_auth.password", b.password, b.password_file)?,
+        }));
+    }
+    if let Some(b) = bearer {
+        ways.push(Auth::Header {
+            kind: "Bearer".into(),
+            credentials: Some(b),
+        });
+    }
+    if let Some(a) = h.authorization.take() {
+        let kind = a
+            .kind
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "Bearer".into());
+        if kind.eq_ignore_ascii_case("basic") {
+            bail!("http.authorization.type: authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
+        }
+        ways.push(Auth::Header {
+            kind,
+            credentials: Secret::of(
+                "http.authorization.credentials",
+                a.credentials,
+                a.credentials_file,
+            )?,
+        });
+    }
+    if let Some(o) = h.oauth2.take() {
+        if o.client_id.is_empty() || o.token_url.is_empty() {
+            bail!("http.oauth2: client_id and token_url are required");
+        }
+        o.tls_config.versions().context("http.oauth2")?;
+        ways.push(Auth::OAuth2(Box::new(OAuth2 {
+            client_id: o.client_id,
+            client_secret: Secret::of(
+                "http.oauth2.client_secret",
+                o.client_secret,
+                o.client_secret_file,
+            )?,
+            scopes: o.scopes,
+            token_url: o.token_url,
+            endpoint_params: o.endpoint_params.into_iter().collect(),
+            tls: o.tls_config,
+        })));
+    }
+    if ways.len() > 1 {
+        bail!("http: at most one of basic_auth, authorization, oauth2 and bearer_token(_file) must be configured");
+    }
+    Ok(ways.pop())
+}
+
+/// Go's units.Base2Bytes: "5B", "10KB", "1MiB", "2GB"... (K, M, G... are
+/// powers of 1024); a bare number has no unit and is refused, as blackbox
+/// refuses it. Zero or less: no limit.
+fn parse_bytes(v: &serde_yaml_ng::Value) -> anyhow::Result<Option<u64>> {
+    let n: i64 = match v {
+        serde_yaml_ng::Value::Number(n) => bail!("{n}: a size needs a unit (B, KB, MB...)"),
+        serde_yaml_ng::Value::String(s) => {
+            let t = s.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (num, unit) = t.split_at(split);
+            let num: i64 = num.parse().map_err(|_| anyhow!("{s:?} is not a size"))?;
+            let shift = match unit {
+                "" => bail!("{s:?}: a size needs a unit (B, KB, MB...)"),
+                "B" => 0,
+                "KB" | "KiB" => 10,
+                "MB" | "MiB" => 20,
+                "GB" | "GiB" => 30,
+                "TB" | "TiB" => 40,
+                "PB" | "PiB" => 50,
+                _ => bail!("{s:?}: unknown unit {unit:?}"),
+            };
+            num.checked_mul(1 << shift)
+                .ok_or_else(|| anyhow!("{s:?} is too large"))?
+        }
+        other => bail!("{other:?} is not a size"),
+    };
+    Ok((n > 0).then_some(n as u64))
+}
+
+/// Whether an Accept-Encoding value allows `coding` (listed with q > 0, or
+/// "*").
+pub fn accepts(value: &str, coding: &str) -> bool {
+    value.split(',').any(|part| {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or("").trim();
+        let q_zero = it.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (name.eq_ignore_ascii_case(coding) || name == "*") && !q_zero
     })
 }
 
@@ -570,7 +1026,8 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
         None | Some("") => None,
         Some(t) => Some(crate::cli::parse_go_duration(t).map_err(|e| anyhow!("timeout: {e}"))?),
     };
-    let h = raw.http;
+    let mut h = raw.http;
+    let auth = http_auth(&mut h)?;
     let method = match h.method.as_deref() {
         None | Some("") => http::Method::GET,
         Some(m) => http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
@@ -604,11 +1061,111 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
         };
     let ip = ip_protocol("http", h.preferred_ip_protocol, h.ip_protocol_fallback)?;
     for v in &h.valid_http_versions {
-        if !matches!(v.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2") {
+        // HTTP/3.0 may be listed (blackbox's example does): never seen here.
+        if !matches!(
+            v.as_str(),
+            "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2" | "HTTP/3.0"
+        ) {
             anyhow::bail!("http.valid_http_versions: unknown version {v:?}");
         }
     }
+    let body_size_limit = match &h.body_size_limit {
+        None => None,
+        Some(v) => parse_bytes(v).map_err(|e| anyhow!("http.body_size_limit: {e}"))?,
+    };
+    let compression = match h.compression.as_deref() {
+        None | Some("") => None,
+        Some("identity") => Some(Compression::Identity),
+        Some("gzip") => Some(Compression::Gzip),
+        Some("deflate") => Some(Compression::Deflate),
+        Some(c @ "br") => {
+            bail!("http.compression: {c:?} is not supported (gzip, deflate, identity)")
+        }
+        Some(c) => bail!("http.compression: unknown compression {c:?}"),
+    };
+    if let Some(c) = compression {
+        // As blackbox: an Accept-Encoding header must allow the compression.
+        if let Some((_, v)) = headers.iter().find(|(k, _)| *k == header::ACCEPT_ENCODING) {
+            if !accepts(v.to_str().unwrap_or(""), c.name()) {
+                bail!(
+                    "http: invalid configuration \"Accept-Encoding: {}\", \"compression: {}\"",
+                    v.to_str().unwrap_or(""),
+                    c.name()
+                );
+            }
+        }
+    }
+    if h.body.as_deref().is_some_and(|b| !b.is_empty())
+        && h.body_file.as_deref().is_some_and(|b| !b.is_empty())
+    {
+        bail!("http: setting body and body_file both are not allowed");
+    }
+    let mut http_headers = Vec::new();
+    for (k, v) in h.http_headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| anyhow!("http.http_headers: {k:?} is not a header name"))?;
+        // Prometheus' client refuses the headers it sets itself.
+        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
+            bail!("http.http_headers: setting header {k:?} is not allowed");
+        }
+        let mut sources = Vec::new();
+        for s in v.values.into_iter().chain(v.secrets) {
+            http::HeaderValue::from_str(&s)
+                .map_err(|_| anyhow!("http.http_headers.{k}: a value is not a header value"))?;
+            sources.push(HeaderSource::Value(s));
+        }
+        sources.extend(v.files.into_iter().map(|f| HeaderSource::File(f.into())));
+        http_headers.push((name, sources));
+    }
+    let no_proxy = h.no_proxy.unwrap_or_default();
+    let proxy = match (
+        h.proxy_url.as_deref().filter(|u| !u.is_empty()),
+        h.proxy_from_environment,
+    ) {
+        (Some(_), true) => {
+            bail!("http: if proxy_from_environment is configured, proxy_url must not be configured")
+        }
+        (None, true) if !no_proxy.is_empty() => {
+            bail!("http: if proxy_from_environment is configured, no_proxy must not be configured")
+        }
+        (None, true) => Proxy::FromEnvironment,
+        (None, false) if !no_proxy.is_empty() => {
+            bail!("http: if no_proxy is configured, proxy_url must also be configured")
+        }
+        (None, false) => Proxy::Direct,
+        (Some(u), false) => {
+            let url: Uri = u
+                .parse()
+                .map_err(|e| anyhow!("http.proxy_url: {u:?}: {e}"))?;
+            if url.scheme_str() != Some("http") || url.host().is_none() {
+                bail!("http.proxy_url: {u:?}: only http:// proxies are supported");
+            }
+            Proxy::Url {
+                url,
+                no_proxy: no_proxy
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            }
+        }
+    };
+    if !h.proxy_connect_header.is_empty() && matches!(proxy, Proxy::Direct) {
+        bail!("http: if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured");
+    }
+    let mut proxy_connect_header = Vec::new();
+    for (k, vs) in h.proxy_connect_header {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| anyhow!("http.proxy_connect_header: {k:?} is not a header name"))?;
+        for v in vs {
+            let value = http::HeaderValue::from_str(&v)
+                .map_err(|_| anyhow!("http.proxy_connect_header.{k}: not a header value"))?;
+            proxy_connect_header.push((name.clone(), value));
+        }
+    }
+    h.tls_config.versions().context("http")?;
     Ok(Module {
+        yaml: String::new(),
         prober: raw.prober,
         timeout,
         http: Http {
@@ -639,8 +1196,25 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
             tls: h.tls_config,
             preferred_ip_protocol: ip.preferred,
             ip_protocol_fallback: ip.fallback,
-            basic_auth: h.basic_auth,
-            bearer_token: h.bearer_token,
+            auth,
+            accept_any_response: h.accept_any_response,
+            fail_if_body_json_matches_cel: cel(
+                "fail_if_body_json_matches_cel",
+                h.fail_if_body_json_matches_cel,
+            )?,
+            fail_if_body_json_not_matches_cel: cel(
+                "fail_if_body_json_not_matches_cel",
+                h.fail_if_body_json_not_matches_cel,
+            )?,
+            enable_http2: h.enable_http2.unwrap_or(true),
+            enable_http3: h.enable_http3,
+            body_size_limit,
+            compression,
+            body_file: h.body_file.filter(|f| !f.is_empty()).map(Into::into),
+            http_headers,
+            proxy,
+            proxy_connect_header,
+            skip_resolve_phase_with_proxy: h.skip_resolve_phase_with_proxy,
         },
         tcp,
         icmp,

@@ -102,7 +102,7 @@ pub async fn probe(target: &str, m: &Dns, deadline: Instant, out: &mut MetricSet
     match result.and_then(|()| check(response.as_ref(), m)) {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &format!("{e:#}"))]);
             false
         }
     }

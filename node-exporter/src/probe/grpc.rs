@@ -67,7 +67,7 @@ pub async fn probe(target: &str, m: &Grpc, deadline: Instant, out: &mut MetricSe
     let call = match result {
         Ok(Ok(call)) => Some(call),
         Ok(Err(e)) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &format!("{e:#}"))]);
             None
         }
         // blackbox 0.23 calls without a deadline and would hang on; the

@@ -1,23 +1,25 @@
 //! blackbox_exporter's http prober: one request (and its redirects), timed
 //! by phase (resolve, connect, tls, processing, transfer, summed over the
 //! redirect chain), then checked against the module's expectations. Each
-//! hop is done by hand (lookup, TCP, rustls, one HTTP/1.1 exchange) so that
-//! every phase is measured where it happens.
+//! hop is done by hand (lookup, TCP, an HTTP proxy's CONNECT, rustls, one
+//! HTTP/1.1 or HTTP/2 exchange) so that every phase is measured where it
+//! happens.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io::Read as _;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use exporter_toolkit::exposition::MetricSet;
-use http::{header, Request, Uri};
+use http::{header, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::common::{self, TlsState};
-use super::config::{Http, IpProtocol, TlsConfig};
+use super::common::{self, log, TlsState};
+use super::config::{Auth, Compression, HeaderSource, Http, IpProtocol, OAuth2, Proxy, TlsConfig};
 
 /// Go's http.Client gives up after 10 redirects; so does blackbox.
 const MAX_REDIRECTS: usize = 10;
@@ -29,9 +31,12 @@ const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"
 struct Timings {
     /// Seconds, in [`PHASES`] order.
     phases: [f64; 5],
-    /// Whether the target's name resolved: blackbox reports the other
-    /// phases only then.
+    /// Whether the target's name resolved (or was not to be, behind a
+    /// proxy): blackbox reports the other phases only then.
     resolved: bool,
+    /// `skip_resolve_phase_with_proxy` took effect: blackbox then has no
+    /// "resolve" phase at all.
+    resolve_skipped: bool,
 }
 
 /// What the final response was.
@@ -40,6 +45,9 @@ struct Outcome {
     version: f64,
     content_length: f64,
     body: Bytes,
+    /// Why the body could not be read whole (over `body_size_limit`, not
+    /// in the module's `compression`): the probe fails.
+    body_error: Option<String>,
     headers: http::HeaderMap,
     redirects: usize,
     /// A redirect not followed: Go's client closed its body unread.
@@ -47,9 +55,16 @@ struct Outcome {
     tls: Option<TlsState>,
 }
 
+/// What every hop of one probe sends besides the module's `headers`.
+struct Extra {
+    body: Bytes,
+    authorization: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
 /// Probes `target` and writes blackbox's `probe_http_*` (and `probe_ssl_*`)
-/// metrics; returns whether the probe succeeded. Failures are logged at
-/// debug level with why, as blackbox does.
+/// metrics; returns whether the probe succeeded. Failures are logged with
+/// why, as blackbox does.
 pub async fn probe(
     target: &str,
     module: &Http,
@@ -62,6 +77,9 @@ pub async fn probe(
         .unwrap_or_else(|_| Err(anyhow!("timed out")));
     let phases = if timings.resolved { PHASES.len() } else { 1 };
     for (phase, secs) in PHASES.iter().zip(timings.phases).take(phases) {
+        if *phase == "resolve" && timings.resolve_skipped {
+            continue;
+        }
         out.gauge(
             "probe_http_duration_seconds",
             "Duration of http request by phase, summed over all redirects",
@@ -72,7 +90,11 @@ pub async fn probe(
     match result {
         Ok(outcome) => check(&outcome, module, out),
         Err(e) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            log(
+                "error",
+                "Error for HTTP request",
+                &[("err", &format!("{e:#}"))],
+            );
             for (name, help) in [
                 ("probe_http_status_code", "Response HTTP status code"),
                 (
@@ -110,19 +132,42 @@ async fn run(
     t: &mut Timings,
     out: &mut MetricSet,
 ) -> anyhow::Result<Outcome> {
+    if m.enable_http3 {
+        bail!("enable_http3: HTTP/3 (QUIC) is not supported by this exporter");
+    }
     let mut url: Uri = if target.contains("://") {
         target.parse()
     } else {
         format!("http://{target}").parse()
     }
     .map_err(|e| anyhow!("target {target:?} is not a URL: {e}"))?;
+    // Files are read at each probe, as blackbox and Prometheus' client do.
+    let body = match &m.body_file {
+        Some(f) => std::fs::read(f).with_context(|| format!("body_file {}", f.display()))?,
+        None => m.body.clone().unwrap_or_default().into_bytes(),
+    };
+    let mut extra = Extra {
+        body: Bytes::from(body),
+        authorization: authorization(m).await?,
+        headers: http_headers(m)?,
+    };
     let mut method = m.method.clone();
-    let mut body = m.body.clone().unwrap_or_default();
     let mut redirects = 0;
-    let mut dns_reported = false;
+    let mut first = true;
     loop {
-        let hop = hop(&url, &method, &body, m, t, out, &mut dns_reported).await?;
+        log(
+            "info",
+            "Making HTTP request",
+            &[("url", &url), ("host", &url.host().unwrap_or(""))],
+        );
+        let hop = hop(&url, &method, &extra, m, t, out, first).await?;
+        first = false;
         let status = hop.status;
+        log(
+            "info",
+            "Received HTTP response",
+            &[("status_code", &status)],
+        );
         let location = hop
             .headers
             .get(header::LOCATION)
@@ -143,12 +188,13 @@ async fn run(
                     });
                 }
                 url = resolve_location(&url, &loc)?;
+                log("info", "Received redirect", &[("location", &url)]);
                 // As Go's client: 301/302/303 turn a POST into a GET.
                 if status == 303
                     || ((status == 301 || status == 302) && method == http::Method::POST)
                 {
                     method = http::Method::GET;
-                    body.clear();
+                    extra.body = Bytes::new();
                 }
                 continue;
             }
@@ -157,15 +203,312 @@ async fn run(
     }
 }
 
-/// One request/response over a fresh connection.
+/// The Authorization header of the module's `basic_auth`, `authorization`,
+/// `bearer_token` or `oauth2` (a token fetched now: blackbox makes a new
+/// client, and so a new token source, for each probe).
+async fn authorization(m: &Http) -> anyhow::Result<Option<HeaderValue>> {
+    let value = match &m.auth {
+        None => return Ok(None),
+        Some(Auth::Basic(b)) => {
+            let user = b.username.as_ref().map(|s| s.read()).transpose()?;
+            let pass = b.password.as_ref().map(|s| s.read()).transpose()?;
+            let creds = format!("{}:{}", user.unwrap_or_default(), pass.unwrap_or_default());
+            format!("Basic {}", base64(creds.as_bytes()))
+        }
+        Some(Auth::Header { kind, credentials }) => {
+            let c = credentials.as_ref().map(|s| s.read()).transpose()?;
+            format!("{kind} {}", c.unwrap_or_default())
+        }
+        Some(Auth::OAuth2(o)) => oauth2_token(o).await?,
+    };
+    HeaderValue::from_str(&value)
+        .map(Some)
+        .map_err(|_| anyhow!("the credentials are not a valid header value"))
+}
+
+/// `http_headers`: values and secrets as given, files read now.
+fn http_headers(m: &Http) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    for (name, sources) in &m.http_headers {
+        for s in sources {
+            let v = match s {
+                HeaderSource::Value(v) => v.clone(),
+                HeaderSource::File(f) => std::fs::read_to_string(f)
+                    .with_context(|| format!("http_headers.{name}: {}", f.display()))?
+                    .trim()
+                    .to_string(),
+            };
+            let v = HeaderValue::from_str(&v)
+                .map_err(|_| anyhow!("http_headers.{name}: not a header value"))?;
+            out.push((name.clone(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// OAuth 2.0 client credentials (RFC 6749 4.4): the client's id and secret
+/// by HTTP Basic, as Go's oauth2 tries first; "TYPE TOKEN" back.
+async fn oauth2_token(o: &OAuth2) -> anyhow::Result<String> {
+    let mut form: Vec<(String, String)> = vec![("grant_type".into(), "client_credentials".into())];
+    if !o.scopes.is_empty() {
+        form.push(("scope".into(), o.scopes.join(" ")));
+    }
+    for (k, v) in &o.endpoint_params {
+        form.retain(|(fk, _)| fk != k);
+        form.push((k.clone(), v.clone()));
+    }
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let secret = o
+        .client_secret
+        .as_ref()
+        .map(|s| s.read())
+        .transpose()?
+        .unwrap_or_default();
+    let basic = format!(
+        "Basic {}",
+        base64(format!("{}:{}", form_encode(&o.client_id), form_encode(&secret)).as_bytes())
+    );
+    let url: Uri = o
+        .token_url
+        .parse()
+        .map_err(|e| anyhow!("oauth2.token_url {:?}: {e}", o.token_url))?;
+    let (mut status, mut reply) = simple_post(&url, Some(&basic), body.clone(), &o.tls)
+        .await
+        .context("oauth2: fetching a token")?;
+    if !(200..300).contains(&status) {
+        // Go's auto-detection: refused with the header, try the form.
+        let body = format!(
+            "{body}&client_id={}&client_secret={}",
+            form_encode(&o.client_id),
+            form_encode(&secret)
+        );
+        (status, reply) = simple_post(&url, None, body, &o.tls)
+            .await
+            .context("oauth2: fetching a token")?;
+    }
+    if !(200..300).contains(&status) {
+        bail!("oauth2: token_url answered {status}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&reply).context("oauth2: the token reply is not JSON")?;
+    let token = v
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("oauth2: the token reply has no access_token"))?;
+    // Go's Token.Type(): "bearer" (any case) and none are "Bearer".
+    let kind = match v.get("token_type").and_then(|t| t.as_str()) {
+        None | Some("") => "Bearer".to_string(),
+        Some(k) if k.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+        Some(k) => k.to_string(),
+    };
+    Ok(format!("{kind} {token}"))
+}
+
+/// One form POST over HTTP/1.1 (the token request).
+async fn simple_post(
+    url: &Uri,
+    authorization: Option<&str>,
+    body: String,
+    tls: &TlsConfig,
+) -> anyhow::Result<(u16, Bytes)> {
+    let https = match url.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => bail!("{url}: not an http(s) URL"),
+    };
+    let host = url
+        .host()
+        .ok_or_else(|| anyhow!("no host in {url}"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .with_context(|| format!("connecting to {host}:{port}"))?;
+    let mut req = Request::post(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(
+            header::HOST,
+            url.authority().map(|a| a.as_str()).unwrap_or(&host),
+        )
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))?;
+    if let Some(a) = authorization {
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, HeaderValue::from_str(a)?);
+    }
+    async fn send<S>(io: S, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+        let conn = tokio::spawn(conn);
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+            .collect()
+            .await
+            .map_err(|e| anyhow!("reading the reply: {e}"))?
+            .to_bytes();
+        conn.abort();
+        Ok((status, body))
+    }
+    if https {
+        let connector = common::tls_connector(tls, &[b"http/1.1"])?;
+        let tls_stream = connector
+            .connect(common::server_name(tls, &host)?, tcp)
+            .await
+            .context("TLS handshake")?;
+        send(tls_stream, req).await
+    } else {
+        send(tcp, req).await
+    }
+}
+
+/// application/x-www-form-urlencoded, as Go's url.QueryEscape.
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The proxy a request to `url` goes through, if any: Prometheus'
+/// client's rules (a `proxy_url` with `no_proxy` and the environment's
+/// variables leave localhost and loopback addresses alone, as Go's
+/// httpproxy does; a `proxy_url` alone takes everything).
+fn proxy_for(url: &Uri, m: &Http) -> anyhow::Result<Option<Uri>> {
+    proxy_for_env(url, &m.proxy, |n| std::env::var(n).ok())
+}
+
+/// [`proxy_for`] with the environment's variables from `env`.
+fn proxy_for_env(
+    url: &Uri,
+    proxy: &Proxy,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Uri>> {
+    let host = url
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let https = url.scheme_str() == Some("https");
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let (proxy, no_proxy) = match proxy {
+        Proxy::Direct => return Ok(None),
+        Proxy::Url { url, no_proxy } if no_proxy.is_empty() => return Ok(Some(url.clone())),
+        Proxy::Url { url, no_proxy } => (url.clone(), no_proxy.clone()),
+        Proxy::FromEnvironment => {
+            let env =
+                |names: [&str; 2]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
+            let Some(p) = (if https {
+                env(["HTTPS_PROXY", "https_proxy"])
+            } else {
+                env(["HTTP_PROXY", "http_proxy"])
+            }) else {
+                return Ok(None);
+            };
+            let p = if p.contains("://") {
+                p
+            } else {
+                format!("http://{p}")
+            };
+            let proxy: Uri = p
+                .parse()
+                .map_err(|e| anyhow!("proxy from the environment {p:?}: {e}"))?;
+            if proxy.scheme_str() != Some("http") {
+                bail!("proxy from the environment {p:?}: only http:// proxies are supported");
+            }
+            let no_proxy = env(["NO_PROXY", "no_proxy"]).unwrap_or_default();
+            let list = no_proxy
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            (proxy, list)
+        }
+    };
+    if host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return Ok(None);
+    }
+    if no_proxy.iter().any(|e| bypasses(e, host, port)) {
+        return Ok(None);
+    }
+    Ok(Some(proxy))
+}
+
+/// Whether a `no_proxy` entry (Go's httpproxy forms: "*", an IP, a CIDR,
+/// a domain with or without a leading "." or "*.", any with ":port")
+/// covers `host:port`.
+fn bypasses(entry: &str, host: &str, port: u16) -> bool {
+    if entry == "*" {
+        return true;
+    }
+    if let Some((net, bits)) = entry.split_once('/') {
+        let (Ok(net), Ok(bits), Ok(ip)) = (
+            net.parse::<IpAddr>(),
+            bits.parse::<u32>(),
+            host.parse::<IpAddr>(),
+        ) else {
+            return false;
+        };
+        return match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        };
+    }
+    if let Ok(ip) = entry
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return host.parse::<IpAddr>() == Ok(ip);
+    }
+    let (name, want_port) = match entry.rsplit_once(':') {
+        Some((n, p)) => match p.parse::<u16>() {
+            Ok(p) => (n, Some(p)),
+            Err(_) => (entry, None),
+        },
+        None => (entry, None),
+    };
+    if want_port.is_some_and(|p| p != port) {
+        return false;
+    }
+    let name = name.trim_start_matches('*').trim_start_matches('.');
+    let host = host.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    host == name || host.ends_with(&format!(".{name}"))
+}
+
+/// One request/response over a fresh connection (through the proxy, if
+/// any).
 async fn hop(
     url: &Uri,
     method: &http::Method,
-    body: &str,
+    extra: &Extra,
     m: &Http,
     t: &mut Timings,
     out: &mut MetricSet,
-    dns_reported: &mut bool,
+    first: bool,
 ) -> anyhow::Result<Outcome> {
     let https = match url.scheme_str() {
         Some("https") => true,
@@ -178,30 +521,68 @@ async fn hop(
         .trim_end_matches(']')
         .to_string();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let proxy = proxy_for(url, m)?;
 
     // The first hop's lookup is blackbox's chooseProtocol, with its
-    // metrics; redirects are looked up again without them.
-    let addr = if !*dns_reported {
-        *dns_reported = true;
-        let ip = IpProtocol {
-            preferred: m.preferred_ip_protocol.clone(),
-            fallback: m.ip_protocol_fallback,
-        };
-        let (ip, secs) = common::resolve_timed(&host, &ip, out).await;
-        t.phases[0] += secs;
-        t.resolved = ip.is_ok();
-        SocketAddr::new(ip?, port)
-    } else {
+    // metrics; blackbox skips it behind a `proxy_url` when told to, and
+    // redirects are looked up again without them (by the proxy, if any).
+    let target_ip = if first {
+        let skip = m.skip_resolve_phase_with_proxy && matches!(m.proxy, Proxy::Url { .. });
+        if skip && proxy.is_some() {
+            t.resolved = true;
+            t.resolve_skipped = true;
+            None
+        } else {
+            let ip = IpProtocol {
+                preferred: m.preferred_ip_protocol.clone(),
+                fallback: m.ip_protocol_fallback,
+            };
+            let (ip, secs) = common::resolve_timed(&host, &ip, out).await;
+            t.phases[0] += secs;
+            t.resolved = ip.is_ok();
+            Some(ip?)
+        }
+    } else if proxy.is_none() {
         let start = Instant::now();
         let addr = resolve(&host, port, m).await?;
         t.phases[0] += start.elapsed().as_secs_f64();
-        addr
+        Some(addr.ip())
+    } else {
+        None
+    };
+    // blackbox asks for the address it resolved (the proxy too).
+    let dial_host = match target_ip {
+        Some(IpAddr::V6(a)) => format!("[{a}]"),
+        Some(IpAddr::V4(a)) => a.to_string(),
+        None => url.host().unwrap_or(&host).to_string(),
     };
 
     let start = Instant::now();
-    let tcp = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let mut tcp = match &proxy {
+        None => {
+            let ip = target_ip.ok_or_else(|| anyhow!("{host}: no address"))?;
+            let addr = SocketAddr::new(ip, port);
+            TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?
+        }
+        Some(p) => {
+            let ph = p
+                .host()
+                .unwrap_or("")
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let pp = p.port_u16().unwrap_or(80);
+            TcpStream::connect((ph, pp))
+                .await
+                .with_context(|| format!("connecting to the proxy {ph}:{pp}"))?
+        }
+    };
+    if let (Some(p), true) = (&proxy, https) {
+        connect_tunnel(&mut tcp, &format!("{dial_host}:{port}"), p, m)
+            .await
+            .context("proxy CONNECT")?;
+    }
     t.phases[1] += start.elapsed().as_secs_f64();
 
     let authority = url
@@ -209,75 +590,221 @@ async fn hop(
         .map(|a| a.as_str().to_string())
         .unwrap_or(host.clone());
     let path = url.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut req = Request::builder().method(method.clone()).uri(path);
-    let mut has_host = false;
+    let mut headers = http::HeaderMap::new();
     for (k, v) in &m.headers {
-        has_host |= *k == header::HOST;
-        req = req.header(k, v);
+        headers.append(k, v.clone());
     }
-    if !has_host {
-        req = req.header(header::HOST, authority);
-    }
-    if !m.headers.iter().any(|(k, _)| *k == header::USER_AGENT) {
-        req = req.header(
+    if !headers.contains_key(header::USER_AGENT) {
+        headers.insert(
             header::USER_AGENT,
-            concat!("node-exporter-probe/", env!("CARGO_PKG_VERSION")),
+            HeaderValue::from_static(concat!("node-exporter-probe/", env!("CARGO_PKG_VERSION"))),
         );
     }
-    if let Some(auth) = &m.basic_auth {
-        let creds = format!(
-            "{}:{}",
-            auth.username,
-            auth.password.as_deref().unwrap_or("")
-        );
-        req = req.header(
-            header::AUTHORIZATION,
-            format!("Basic {}", base64(creds.as_bytes())),
-        );
-    } else if let Some(token) = &m.bearer_token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(a) = &extra.authorization {
+        headers.insert(header::AUTHORIZATION, a.clone());
     }
-    let req = req
-        .body(Full::new(Bytes::from(body.to_string())))
-        .context("building the request")?;
+    for (k, v) in &extra.headers {
+        headers.append(k, v.clone());
+    }
+    if let Some(c) = m.compression {
+        // Ask for the coding the body is to be decoded from.
+        if !headers.contains_key(header::ACCEPT_ENCODING) {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(c.name()));
+        }
+    }
+    let host_header = headers
+        .remove(header::HOST)
+        .unwrap_or(HeaderValue::from_str(&authority).context("the target's host")?);
 
     if https {
         let start = Instant::now();
-        let config = tls_config(&m.tls)?;
-        let name = m.tls.server_name.clone().unwrap_or(host.clone());
-        let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|_| anyhow!("{name:?} is not a valid TLS server name"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(server_name, tcp)
+        let alpn: &[&[u8]] = if m.enable_http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        };
+        let connector = common::tls_connector(&m.tls, alpn)?;
+        let tls = connector
+            .connect(common::server_name(&m.tls, &host)?, tcp)
             .await
             .context("TLS handshake")?;
         t.phases[2] += start.elapsed().as_secs_f64();
         let state = TlsState::of(tls.get_ref().1, &m.tls);
-        let mut o = exchange(TokioIo::new(tls), req, t).await?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let req = if h2 {
+            // HTTP/2 carries the host in the URI (:authority).
+            let auth = host_header.to_str().unwrap_or(&authority);
+            request(
+                method,
+                &format!("https://{auth}{path}"),
+                headers,
+                None,
+                extra,
+            )?
+        } else {
+            request(method, path, headers, Some(host_header), extra)?
+        };
+        let mut o = exchange(tls, req, h2, m, t).await?;
         o.tls = Some(state);
         Ok(o)
     } else {
-        exchange(TokioIo::new(tcp), req, t).await
+        // Plain HTTP through a proxy: the absolute URI, to the address
+        // resolved (as blackbox's request), the Host as the target's.
+        let uri = match &proxy {
+            Some(_) => format!("http://{dial_host}:{port}{path}"),
+            None => path.to_string(),
+        };
+        if let Some(auth) = proxy.as_ref().and_then(proxy_authorization) {
+            headers.insert(header::PROXY_AUTHORIZATION, auth);
+        }
+        let req = request(method, &uri, headers, Some(host_header), extra)?;
+        exchange(tcp, req, false, m, t).await
     }
 }
 
+fn request(
+    method: &http::Method,
+    uri: &str,
+    headers: http::HeaderMap,
+    host: Option<HeaderValue>,
+    extra: &Extra,
+) -> anyhow::Result<Request<Full<Bytes>>> {
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(uri)
+        .body(Full::new(extra.body.clone()))
+        .context("building the request")?;
+    if let Some(h) = host {
+        req.headers_mut().insert(header::HOST, h);
+    }
+    for (k, v) in headers.iter() {
+        req.headers_mut().append(k, v.clone());
+    }
+    Ok(req)
+}
+
+/// The proxy URL's user:password as Proxy-Authorization, as Go does.
+fn proxy_authorization(proxy: &Uri) -> Option<HeaderValue> {
+    let auth = proxy.authority()?.as_str();
+    let (userinfo, _) = auth.rsplit_once('@')?;
+    let userinfo = percent_decode(userinfo);
+    HeaderValue::from_str(&format!("Basic {}", base64(userinfo.as_bytes()))).ok()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's canonical header name: each dash-separated word capitalised.
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+/// An HTTP proxy's CONNECT, with `proxy_connect_header`: the stream then
+/// goes to `target`.
+async fn connect_tunnel(
+    tcp: &mut TcpStream,
+    target: &str,
+    proxy: &Uri,
+    m: &Http,
+) -> anyhow::Result<()> {
+    let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(a) = proxy_authorization(proxy) {
+        req.push_str(&format!(
+            "Proxy-Authorization: {}\r\n",
+            a.to_str().unwrap_or("")
+        ));
+    }
+    for (k, v) in &m.proxy_connect_header {
+        req.push_str(&format!(
+            "{}: {}\r\n",
+            title_case(k.as_str()),
+            v.to_str().unwrap_or("")
+        ));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await?;
+    // Read the reply's head byte by byte: what follows is the tunnel's.
+    let mut r = BufReader::with_capacity(1, &mut *tcp);
+    let mut status = String::new();
+    r.read_line(&mut status).await?;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            bail!("the proxy closed the connection");
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let code = status.split_whitespace().nth(1).unwrap_or("");
+    if code != "200" {
+        bail!("the proxy answered {:?}", status.trim_end());
+    }
+    Ok(())
+}
+
 async fn exchange<S>(
-    io: TokioIo<S>,
+    io: S,
     req: Request<Full<Bytes>>,
+    h2: bool,
+    m: &Http,
     t: &mut Timings,
 ) -> anyhow::Result<Outcome>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let start = Instant::now();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .context("HTTP handshake")?;
-    let conn = tokio::spawn(conn);
-    let resp = sender
-        .send_request(req)
-        .await
-        .context("sending the request")?;
+    let io = TokioIo::new(io);
+    let (resp, conn) = if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .context("HTTP/2 handshake")?;
+        let conn = tokio::spawn(conn);
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        (resp, conn)
+    } else {
+        // Header names as Go writes them ("X-Api-Key"): some servers care.
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .title_case_headers(true)
+            .handshake(io)
+            .await
+            .context("HTTP handshake")?;
+        let conn = tokio::spawn(conn);
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        (resp, conn)
+    };
     t.phases[3] += start.elapsed().as_secs_f64();
     let start = Instant::now();
     let status = resp.status().as_u16();
@@ -293,22 +820,24 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(-1.0);
-    let mut body = Vec::new();
+    let mut raw = Vec::new();
     let mut incoming = resp.into_body();
     while let Some(frame) = incoming.frame().await {
         let frame = frame.context("reading the response body")?;
         if let Ok(data) = frame.into_data() {
-            let room = MAX_BODY.saturating_sub(body.len());
-            body.extend_from_slice(&data[..data.len().min(room)]);
+            let room = MAX_BODY.saturating_sub(raw.len());
+            raw.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
     t.phases[4] += start.elapsed().as_secs_f64();
     conn.abort();
+    let (body, body_error) = decode(raw, m.compression, m.body_size_limit);
     Ok(Outcome {
         status,
         version,
         content_length,
         body: Bytes::from(body),
+        body_error,
         headers,
         redirects: 0,
         body_unread: false,
@@ -316,6 +845,42 @@ where
     })
 }
 
+/// The body as the checks see it: decoded from the module's
+/// `compression`, and no longer than `body_size_limit` (more is an error,
+/// as Go's MaxBytesReader makes it).
+fn decode(
+    raw: Vec<u8>,
+    compression: Option<Compression>,
+    limit: Option<u64>,
+) -> (Vec<u8>, Option<String>) {
+    let cap = limit.map_or(MAX_BODY as u64, |l| l.min(MAX_BODY as u64)) + 1;
+    let mut out = Vec::new();
+    let read = match compression {
+        None | Some(Compression::Identity) => {
+            out = raw;
+            Ok(())
+        }
+        Some(Compression::Gzip) => flate2::read::GzDecoder::new(&raw[..])
+            .take(cap)
+            .read_to_end(&mut out)
+            .map(|_| ()),
+        Some(Compression::Deflate) => flate2::read::DeflateDecoder::new(&raw[..])
+            .take(cap)
+            .read_to_end(&mut out)
+            .map(|_| ()),
+    };
+    if let Err(e) = read {
+        let name = compression.map_or("", |c| c.name());
+        return (out, Some(format!("decompressing the {name} body: {e}")));
+    }
+    match limit {
+        Some(l) if out.len() as u64 > l => {
+            out.truncate(l as usize);
+            (out, Some("http: request body too large".to_string()))
+        }
+        _ => (out, None),
+    }
+}
 /// The first address of the preferred family, else (with fallback) any.
 async fn resolve(host: &str, port: u16, m: &Http) -> anyhow::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
@@ -391,7 +956,9 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
     }
     // blackbox's order: the status; then, while all is well, the headers'
     // regexps and the body's; then the HTTP version and TLS.
-    let mut ok = if m.valid_status_codes.is_empty() {
+    let mut ok = if m.accept_any_response {
+        true
+    } else if m.valid_status_codes.is_empty() {
         (200..300).contains(&o.status)
     } else {
         m.valid_status_codes.contains(&o.status)
@@ -401,7 +968,22 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         ok = headers_pass(o, m);
         regex_failed = !ok;
     }
-    if ok && !(m.fail_if_body_matches.is_empty() && m.fail_if_body_not_matches.is_empty()) {
+    if !ok {
+        log(
+            "info",
+            "Invalid HTTP response status code",
+            &[("status_code", &o.status)],
+        );
+    }
+    let regexes = !(m.fail_if_body_matches.is_empty() && m.fail_if_body_not_matches.is_empty());
+    if let (true, Some(e)) = (ok, &o.body_error) {
+        // blackbox reads the body through its limit and decoder: that
+        // read fails, in the regexp check when there is one.
+        log("error", "Failed to read HTTP response body", &[("err", e)]);
+        ok = false;
+        regex_failed = regexes;
+    }
+    if ok && regexes {
         // An unread body cannot be read: Go's read fails, and the check.
         ok = !o.body_unread && {
             let text = String::from_utf8_lossy(&o.body);
@@ -410,19 +992,45 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         };
         regex_failed = !ok;
     }
+    let cels =
+        m.fail_if_body_json_matches_cel.is_some() || m.fail_if_body_json_not_matches_cel.is_some();
+    let mut cel_failed = false;
+    if ok && cels {
+        ok = !o.body_unread && o.body_error.is_none() && cel_pass(&o.body, m);
+        cel_failed = !ok;
+    }
+    if cels {
+        out.gauge(
+            "probe_failed_due_to_cel",
+            "Indicates if probe failed due to CEL expression not matching",
+            &[],
+            if cel_failed { 1.0 } else { 0.0 },
+        );
+    }
     if !m.valid_http_versions.is_empty() {
         let v = if o.version == 2.0 {
             "HTTP/2.0".to_string()
         } else {
             format!("HTTP/{:.1}", o.version)
         };
-        ok &= m
+        if !m
             .valid_http_versions
             .iter()
-            .any(|w| *w == v || (w == "HTTP/2" && v == "HTTP/2.0"));
+            .any(|w| *w == v || (w == "HTTP/2" && v == "HTTP/2.0"))
+        {
+            log("error", "Invalid HTTP version number", &[("version", &v)]);
+            ok = false;
+        }
     }
     let ssl = o.tls.is_some();
-    ok &= !(m.fail_if_ssl && ssl || m.fail_if_not_ssl && !ssl);
+    if m.fail_if_ssl && ssl {
+        log("error", "Final request was over SSL", &[]);
+        ok = false;
+    }
+    if m.fail_if_not_ssl && !ssl {
+        log("error", "Final request was not over SSL", &[]);
+        ok = false;
+    }
     out.gauge(
         "probe_failed_due_to_regex",
         "Indicates if probe failed due to regex",
@@ -430,6 +1038,57 @@ fn check(o: &Outcome, m: &Http, out: &mut MetricSet) -> bool {
         if regex_failed { 1.0 } else { 0.0 },
     );
     ok && !regex_failed
+}
+
+/// The `fail_if_body_json_*_cel` checks: the body as JSON is `body`.
+fn cel_pass(body: &[u8], m: &Http) -> bool {
+    let json: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(j) => j,
+        Err(e) => {
+            log("error", "Error unmarshalling HTTP body", &[("err", &e)]);
+            return false;
+        }
+    };
+    let mut ctx = cel_interpreter::Context::default();
+    if let Err(e) = ctx.add_variable("body", json) {
+        log("error", "Error evaluating CEL expression", &[("err", &e)]);
+        return false;
+    }
+    for (cel, fail_when) in [
+        (&m.fail_if_body_json_matches_cel, true),
+        (&m.fail_if_body_json_not_matches_cel, false),
+    ] {
+        let Some(cel) = cel else { continue };
+        match cel.program.execute(&ctx) {
+            Ok(cel_interpreter::Value::Bool(b)) if b == fail_when => {
+                let msg = if fail_when {
+                    "Body matched CEL expression"
+                } else {
+                    "Body did not match CEL expression"
+                };
+                log("error", msg, &[("expr", &cel.source)]);
+                return false;
+            }
+            Ok(cel_interpreter::Value::Bool(_)) => {}
+            Ok(_) => {
+                log(
+                    "error",
+                    "CEL evaluation result is not a boolean",
+                    &[("expr", &cel.source)],
+                );
+                return false;
+            }
+            Err(e) => {
+                log(
+                    "error",
+                    "Error evaluating CEL expression",
+                    &[("expr", &cel.source), ("err", &e)],
+                );
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The `fail_if_header_*` checks: a missing header fails unless allowed.
@@ -475,16 +1134,6 @@ fn resolve_location(base: &Uri, loc: &str) -> anyhow::Result<Uri> {
     };
     s.parse()
         .map_err(|e| anyhow!("redirect to {loc:?}: not a URL: {e}"))
-}
-
-fn tls_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
-    exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
-        ca_file: c.ca_file.as_ref().map(Into::into),
-        cert_file: c.cert_file.as_ref().map(Into::into),
-        key_file: c.key_file.as_ref().map(Into::into),
-        insecure_skip_verify: c.insecure_skip_verify,
-    })
-    .map_err(anyhow::Error::msg)
 }
 
 /// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the form RFC 9110
@@ -551,6 +1200,99 @@ mod tests {
         assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
         assert_eq!(http_date("yesterday"), None);
         assert_eq!(http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn no_proxy_entries_as_go_httpproxy() {
+        assert!(bypasses("*", "a.b", 80));
+        assert!(bypasses("example.com", "example.com", 80));
+        assert!(bypasses("example.com", "www.example.com", 80));
+        assert!(bypasses(".example.com", "www.example.com", 80));
+        assert!(!bypasses("example.com", "badexample.com", 80));
+        assert!(bypasses("example.com:8080", "example.com", 8080));
+        assert!(!bypasses("example.com:8080", "example.com", 80));
+        assert!(bypasses("10.0.0.0/8", "10.1.2.3", 80));
+        assert!(!bypasses("10.0.0.0/8", "11.1.2.3", 80));
+        assert!(bypasses("0.0.0.0/0", "1.2.3.4", 80));
+        assert!(bypasses("fd00::/8", "fd12::1", 80));
+        assert!(bypasses("192.0.2.1", "192.0.2.1", 80));
+        assert!(!bypasses("10.0.0.0/99", "10.0.0.1", 80));
+    }
+
+    #[test]
+    fn proxies_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let url = |u: &str| u.parse::<Uri>().unwrap();
+        let env = vars(&[
+            ("HTTP_PROXY", "plain.proxy:3128"),
+            ("https_proxy", "http://tls.proxy:8080"),
+            ("NO_PROXY", "internal.example,10.0.0.0/8"),
+        ]);
+        let p = |u: &str| {
+            proxy_for_env(&url(u), &Proxy::FromEnvironment, env)
+                .unwrap()
+                .map(|p| p.to_string())
+        };
+        assert_eq!(
+            p("http://a.example/").as_deref(),
+            Some("http://plain.proxy:3128/")
+        );
+        assert_eq!(
+            p("https://a.example/").as_deref(),
+            Some("http://tls.proxy:8080/")
+        );
+        assert_eq!(p("http://db.internal.example/"), None);
+        assert_eq!(p("http://10.1.1.1/"), None);
+        // Loopback is never proxied from the environment, as in Go.
+        assert_eq!(p("http://127.0.0.1:8080/"), None);
+        assert_eq!(p("http://localhost/"), None);
+        assert_eq!(
+            proxy_for_env(
+                &url("http://a.example/"),
+                &Proxy::FromEnvironment,
+                vars(&[])
+            )
+            .unwrap(),
+            None
+        );
+        assert!(proxy_for_env(
+            &url("http://a.example/"),
+            &Proxy::FromEnvironment,
+            vars(&[("HTTP_PROXY", "socks5://s:1080")])
+        )
+        .is_err());
+        // A proxy_url alone takes every target, loopback too.
+        let fixed = Proxy::Url {
+            url: url("http://p:1/"),
+            no_proxy: vec![],
+        };
+        assert!(proxy_for_env(&url("http://127.0.0.1/"), &fixed, vars(&[]))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn bodies_decode_within_the_limit() {
+        assert_eq!(
+            decode(b"hello".to_vec(), None, None),
+            (b"hello".to_vec(), None)
+        );
+        let (body, err) = decode(b"hello".to_vec(), None, Some(3));
+        assert_eq!(body, b"hel");
+        assert!(err.is_some());
+        let (_, err) = decode(b"not gzip".to_vec(), Some(Compression::Gzip), None);
+        assert!(err.unwrap().contains("gzip"));
+        assert_eq!(percent_decode("a%3Ab%zz%4"), "a:b%zz%4");
+        assert_eq!(form_encode("a b&c=é"), "a+b%26c%3D%C3%A9");
+        assert_eq!(title_case("proxy-authorization"), "Proxy-Authorization");
+        assert_eq!(title_case("x-api-key"), "X-Api-Key");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub async fn probe(target: &str, m: &Icmp, deadline: Instant, out: &mut MetricSe
             true
         }
         Err(e) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &format!("{e:#}"))]);
             false
         }
     }

@@ -15,7 +15,10 @@ pub mod icmp;
 pub mod tcp;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use exporter_toolkit::exposition::MetricSet;
@@ -58,16 +61,109 @@ const DEFAULT_MODULE: &str = "http_2xx";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Prober {
-    modules: Modules,
+    /// Swapped whole by a reload: a probe keeps the modules it began with.
+    modules: RwLock<Arc<Modules>>,
+    /// The modules file, when the modules came from one (reloadable).
+    path: Option<PathBuf>,
+    /// blackbox's `blackbox_exporter_config_last_reload_successful` and
+    /// `..._success_timestamp_seconds`.
+    last_reload_ok: AtomicBool,
+    last_reload_success: Mutex<f64>,
 }
 
 /// Why a probe request was refused (HTTP 400), in blackbox's words.
 #[derive(Debug, PartialEq)]
 pub struct BadRequest(pub String);
 
+/// A probe's metrics with what `?debug=true` shows besides them.
+pub struct Probed {
+    pub metrics: MetricSet,
+    /// The probe's log lines, logfmt.
+    pub logs: Vec<String>,
+    /// The module's configuration, secrets hidden.
+    pub module_yaml: String,
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 impl Prober {
     pub fn new(modules: Modules) -> Prober {
-        Prober { modules }
+        Prober {
+            modules: RwLock::new(Arc::new(modules)),
+            path: None,
+            last_reload_ok: AtomicBool::new(true),
+            last_reload_success: Mutex::new(now_unix()),
+        }
+    }
+
+    /// Modules from a file, which [`Prober::reload`] reads again.
+    pub fn from_file(path: &Path) -> anyhow::Result<Prober> {
+        let mut p = Prober::new(Modules::load(path)?);
+        p.path = Some(path.to_path_buf());
+        Ok(p)
+    }
+
+    pub fn modules(&self) -> Arc<Modules> {
+        Arc::clone(&self.modules.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn reloadable(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Reads the modules file again (SIGHUP, `POST /-/reload`). A file
+    /// that does not load leaves the modules as they were; the error says
+    /// why. Returns how many modules are loaded.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let Some(path) = &self.path else {
+            anyhow::bail!("the modules were not loaded from a file");
+        };
+        match Modules::load(path) {
+            Ok(m) => {
+                let n = m.modules.len();
+                *self.modules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+                self.last_reload_ok.store(true, Ordering::Relaxed);
+                *self
+                    .last_reload_success
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = now_unix();
+                tracing::info!(modules = n, "Reloaded config file");
+                Ok(n)
+            }
+            Err(e) => {
+                self.last_reload_ok.store(false, Ordering::Relaxed);
+                tracing::error!(err = format!("{e:#}"), "Error reloading config");
+                Err(e)
+            }
+        }
+    }
+
+    /// blackbox's reload metrics, for the exporter's own /metrics.
+    pub fn reload_metrics(&self, set: &mut MetricSet) {
+        set.gauge(
+            "blackbox_exporter_config_last_reload_successful",
+            "Blackbox exporter config loaded successfully.",
+            &[],
+            if self.last_reload_ok.load(Ordering::Relaxed) {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        set.gauge(
+            "blackbox_exporter_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            &[],
+            *self
+                .last_reload_success
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
     }
 
     /// Runs one probe. `scrape_timeout` is Prometheus'
@@ -78,9 +174,21 @@ impl Prober {
         module: Option<&str>,
         scrape_timeout: Option<f64>,
     ) -> Result<MetricSet, BadRequest> {
+        self.probe_debug(target, module, scrape_timeout)
+            .await
+            .map(|p| p.metrics)
+    }
+
+    /// [`Prober::probe`], with the probe's log lines and its module.
+    pub async fn probe_debug(
+        &self,
+        target: Option<&str>,
+        module: Option<&str>,
+        scrape_timeout: Option<f64>,
+    ) -> Result<Probed, BadRequest> {
+        let modules = self.modules();
         let name = module.filter(|m| !m.is_empty()).unwrap_or(DEFAULT_MODULE);
-        let module = self
-            .modules
+        let module = modules
             .modules
             .get(name)
             .ok_or_else(|| BadRequest(format!("Unknown module {name:?}\n")))?;
@@ -96,35 +204,70 @@ impl Prober {
         if let Some(s) = scrape_timeout.filter(|s| s.is_finite() && *s > 0.0) {
             timeout = timeout.min(Duration::from_secs_f64((s - 0.5).max(s * 0.5)));
         }
-        let start = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut out = MetricSet::new();
-        // The probers stop at the deadline themselves; this is the net
-        // under one that would not.
-        let success = match tokio::time::timeout_at(
-            deadline + Duration::from_millis(200),
-            prober(target, module, deadline, &mut out),
-        )
-        .await
-        {
-            Ok(ok) => ok,
-            Err(_) => {
-                tracing::debug!(target = target, "probe timed out after {timeout:?}");
-                false
-            }
+        let run = async {
+            common::log(
+                "info",
+                "Beginning probe",
+                &[
+                    ("module", &name),
+                    ("target", &target),
+                    ("probe", &module.prober),
+                    ("timeout_seconds", &timeout.as_secs_f64()),
+                ],
+            );
+            let start = Instant::now();
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut out = MetricSet::new();
+            // The probers stop at the deadline themselves; this is the net
+            // under one that would not.
+            let success = match tokio::time::timeout_at(
+                deadline + Duration::from_millis(200),
+                prober(target, module, deadline, &mut out),
+            )
+            .await
+            {
+                Ok(ok) => ok,
+                Err(_) => {
+                    common::log(
+                        "error",
+                        "Probe timed out",
+                        &[("timeout", &format!("{timeout:?}"))],
+                    );
+                    false
+                }
+            };
+            let secs = start.elapsed().as_secs_f64();
+            common::log(
+                "info",
+                if success {
+                    "Probe succeeded"
+                } else {
+                    "Probe failed"
+                },
+                &[("duration_seconds", &secs)],
+            );
+            out.gauge(
+                "probe_duration_seconds",
+                "Returns how long the probe took to complete in seconds",
+                &[],
+                secs,
+            );
+            out.gauge(
+                "probe_success",
+                "Displays whether or not the probe was a success",
+                &[],
+                if success { 1.0 } else { 0.0 },
+            );
+            let logs = common::PROBE_LOG.with(|l| l.take());
+            (out, logs)
         };
-        out.gauge(
-            "probe_duration_seconds",
-            "Returns how long the probe took to complete in seconds",
-            &[],
-            start.elapsed().as_secs_f64(),
-        );
-        out.gauge(
-            "probe_success",
-            "Displays whether or not the probe was a success",
-            &[],
-            if success { 1.0 } else { 0.0 },
-        );
-        Ok(out)
+        let (metrics, logs) = common::PROBE_LOG
+            .scope(std::cell::RefCell::new(Vec::new()), run)
+            .await;
+        Ok(Probed {
+            metrics,
+            logs,
+            module_yaml: module.yaml.clone(),
+        })
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{anyhow, bail, Context};
-use exporter_toolkit::exposition::MetricSet;
+use exporter_toolkit::exposition::{Family, MetricSet, MetricType, Series, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -40,11 +40,11 @@ pub async fn probe(target: &str, m: &Tcp, deadline: Instant, out: &mut MetricSet
     match result {
         Ok(()) => true,
         Err(Failure::Regex(e)) => {
-            tracing::debug!(target = target, error = e, "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &e)]);
             false
         }
         Err(Failure::Other(e)) => {
-            tracing::debug!(target = target, error = format!("{e:#}"), "probe failed");
+            super::common::log("error", "Probe failed", &[("err", &format!("{e:#}"))]);
             false
         }
     }
@@ -83,6 +83,29 @@ async fn run(target: &str, m: &Tcp, out: &mut MetricSet) -> Result<(), Failure> 
                 if let Some(caps) = re.captures(&line) {
                     let mut expanded = String::new();
                     caps.expand(&send, &mut expanded);
+                    // blackbox's probe_expect_info: the labels' values
+                    // with the match's groups put in.
+                    if !qr.labels.is_empty() {
+                        let labels = qr
+                            .labels
+                            .iter()
+                            .map(|(n, v)| {
+                                let mut e = String::new();
+                                caps.expand(v, &mut e);
+                                (n.clone().into(), e)
+                            })
+                            .collect();
+                        // Names checked at load: this cannot be refused.
+                        let _ = out.add_family(Family {
+                            name: "probe_expect_info".into(),
+                            help: "Explicit content matched".into(),
+                            kind: MetricType::Gauge,
+                            series: vec![Series {
+                                labels,
+                                value: Value::Single(1.0),
+                            }],
+                        });
+                    }
                     matched = Some(expanded);
                     break;
                 }
@@ -262,11 +285,11 @@ mod tests {
         let err = format!(
             "{:#}",
             super::super::Modules::parse(
-                "modules:\n  smtp:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: x\n          labels: []\n"
+                "modules:\n  smtp:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: x\n          lables: []\n"
             )
             .unwrap_err()
         );
-        assert!(err.contains("\"smtp\"") && err.contains("labels"), "{err}");
+        assert!(err.contains("\"smtp\"") && err.contains("lables"), "{err}");
         let err = format!(
             "{:#}",
             super::super::Modules::parse(
