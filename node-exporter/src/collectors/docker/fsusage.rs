@@ -84,16 +84,39 @@ impl DiskUsage {
     /// Measures `layers` (container ID, host path of its writable layer)
     /// and replaces the results; containers not in `layers` are dropped.
     pub fn pass(&self, layers: &[(String, String)], rootfs: &Path, sysfs: &Path) {
+        self.pass_with(layers, rootfs, |p| measure(p, sysfs))
+    }
+
+    fn pass_with(
+        &self,
+        layers: &[(String, String)],
+        rootfs: &Path,
+        measure: impl Fn(&Path) -> std::io::Result<FsUsage>,
+    ) {
         let mut results = HashMap::new();
         let mut errors = HashMap::new();
         for (id, dir) in layers {
             let path = rootfs.join(dir.trim_start_matches('/'));
-            match measure(&path, sysfs) {
+            match measure(&path) {
                 Ok(u) => {
                     results.insert(id.clone(), u);
                 }
                 // Removed between listing and walking: simply gone.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // An exporter not running as root (Ansible's unit runs it as
+                // a user in the docker group) cannot enter /var/lib/docker:
+                // no disk-use series, said once, the rest of the collector
+                // unaffected.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| {
+                        tracing::warn!(
+                            "container disk use needs root: measuring {}: {e}; \
+                             no container_fs_usage_bytes (--no-collector.docker.disk-usage silences this)",
+                            path.display()
+                        )
+                    });
+                }
                 Err(e) => {
                     errors.insert(id.clone(), format!("measuring {}: {e}", path.display()));
                 }
@@ -217,6 +240,29 @@ mod tests {
         assert_eq!(du.error("gone"), None);
         du.pass(&[], dir.path(), Path::new("/sys"));
         assert_eq!(du.get("c1"), None);
+    }
+
+    #[test]
+    fn a_layer_denied_to_a_non_root_exporter_has_no_series_and_no_error() {
+        // The tests run as root, which reads any mode: the denial is injected.
+        let du = DiskUsage::default();
+        du.pass_with(
+            &[("c".to_string(), "/l/diff".to_string())],
+            Path::new("/"),
+            |p| {
+                assert_eq!(p, Path::new("/l/diff"));
+                Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            },
+        );
+        assert_eq!(du.get("c"), None);
+        assert_eq!(du.error("c"), None);
+        // Any other failure is the collector's error.
+        du.pass_with(
+            &[("c".to_string(), "/l/diff".to_string())],
+            Path::new("/"),
+            |_| Err(std::io::Error::other("Input/output error")),
+        );
+        assert!(du.error("c").unwrap().contains("/l/diff"));
     }
 
     #[test]
