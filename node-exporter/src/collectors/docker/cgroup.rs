@@ -256,6 +256,11 @@ impl Hierarchy {
             u.memory_failcnt = events.get("max").copied();
             u.oom_kills = events.get("oom_kill").copied();
         }
+        // v2's memory.events counts the subtree's kills; a host cgroup
+        // reports only its own (v1's oom_control is local already), so that
+        // one kill is not counted again by every parent.
+        u.oom_kills_local = optional(read_flat_keyed(&dir.join("memory.events.local")))?
+            .and_then(|m| m.get("oom_kill").copied());
         if let Some(stat) = optional(read_flat_keyed(&dir.join("cpu.stat")))? {
             u.cpu_usage_seconds = stat.get("usage_usec").map(|us| *us as f64 / 1e6);
             u.cpu_user_seconds = stat.get("user_usec").map(|us| *us as f64 / 1e6);
@@ -307,6 +312,8 @@ pub struct Usage {
     /// the caller reports as 0, as cAdvisor does.
     pub memory_limit: Option<u64>,
     pub oom_kills: Option<u64>,
+    /// v2 `memory.events.local`: kills in this cgroup itself.
+    pub oom_kills_local: Option<u64>,
     pub io: Vec<DeviceIo>,
 }
 

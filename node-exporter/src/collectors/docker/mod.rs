@@ -374,6 +374,10 @@ impl Docker {
                 &labels,
                 now,
             );
+            let usage = Usage {
+                oom_kills: usage.oom_kills_local.or(usage.oom_kills),
+                ..usage
+            };
             usage_metrics(out, &usage, &labels, 0);
             self.io_metrics(out, &usage, &labels);
             if path == "/" {
@@ -959,6 +963,25 @@ mod tests {
         let mut out = MetricSet::new();
         only.raw_cgroups(&mut out, &[], 1.0).unwrap();
         assert!(!render(out).contains("id="));
+    }
+
+    #[test]
+    fn a_v2_parent_does_not_count_its_childrens_oom_kills_again() {
+        let d = docker_on("v2", LabelPolicy::All);
+        let mut out = MetricSet::new();
+        d.raw_cgroups(&mut out, &[], 1.0).unwrap();
+        let text = render(out);
+        // memory.events says 2 (the container's kills), .local says 0.
+        assert!(
+            text.lines()
+                .any(|l| l == "container_oom_events_total{id=\"/system.slice\"} 0"),
+            "{text}"
+        );
+        // The root has no memory.current on v2 but its CPU is there.
+        assert!(text
+            .lines()
+            .any(|l| l == "container_cpu_usage_seconds_total{cpu=\"total\",id=\"/\"} 500"));
+        assert!(!text.contains("container_memory_usage_bytes{id=\"/\"}"));
     }
 
     #[test]
