@@ -138,7 +138,7 @@ def memory_kib(pid):
 
 
 class Exporter:
-    def __init__(self, label, binary, collectors, textfile_dir):
+    def __init__(self, label, binary, collectors, textfile_dir, extra_args=()):
         self.label = label
         self.binary = binary
         self.port = free_port()
@@ -149,6 +149,7 @@ class Exporter:
         ] + [f"--collector.{c}" for c in collectors]
         if "textfile" in collectors:
             self.args.append(f"--collector.textfile.directory={textfile_dir}")
+        self.args += list(extra_args)
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         self.conn = None

@@ -432,3 +432,183 @@ fn a_malformed_engine_address_is_refused_at_startup() {
     assert_eq!(code, 1);
     assert!(err.contains("--collector.docker.host"), "{err}");
 }
+
+/// Non-idle CPU seconds of the host from /proc/stat (user, nice, system,
+/// irq, softirq, steal), what the root cgroup's usage counts.
+fn host_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().find(|l| l.starts_with("cpu ")).unwrap();
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100.0
+}
+
+#[test]
+fn disk_use_reservation_shares_and_all_labels_show() {
+    if !engine_available("disk_use_reservation_shares_and_all_labels_show") {
+        return;
+    }
+    let ne = common::start(&[
+        "--collector.disable-defaults".into(),
+        "--collector.docker".into(),
+        "--collector.docker.disk-usage-interval=2s".into(),
+    ]);
+    let mut scene = Scene::new("ne-test", "disk");
+    let writer = scene.name("writer");
+    scene.run(
+        "writer",
+        &["--label", "org.example.role=writer"],
+        "sleep 1; dd if=/dev/urandom of=/fill bs=1M count=50 2>/dev/null; sync; touch /done; sleep 600",
+    );
+    let idle = scene.name("idle");
+    scene.run(
+        "idle",
+        &["--memory-reservation", "64m", "--cpu-shares", "512"],
+        "sleep 600",
+    );
+    // Wait until the write is done, then one interval (2 s) plus a pass.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while docker(&["exec", &writer, "test", "-e", "/done"]).is_err() {
+        assert!(Instant::now() < deadline, "the writer never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let done = Instant::now();
+    let mib = 1048576.0;
+    let body = eventually(&ne, Duration::from_secs(10), "50 MiB in the layer", |b| {
+        value(b, "container_fs_usage_bytes", &[("name", &writer)]).is_some_and(|v| v >= 50.0 * mib)
+    });
+    let took = done.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "seen {took:?} after the write: more than an interval and a pass"
+    );
+    let usage = value(&body, "container_fs_usage_bytes", &[("name", &writer)]).unwrap();
+    assert!(
+        usage < 52.0 * mib,
+        "{usage}: only the 50 MiB file was written"
+    );
+    let idle_usage = value(&body, "container_fs_usage_bytes", &[("name", &idle)]).unwrap();
+    assert!(idle_usage < mib, "idle container's layer: {idle_usage}");
+    let limit = value(&body, "container_fs_limit_bytes", &[("name", &writer)]).unwrap();
+    assert!(limit > usage);
+    assert!(value(&body, "container_fs_inodes_total", &[("name", &writer)]).unwrap() >= 2.0);
+    assert!(value(&body, "container_fs_inodes_free", &[("name", &writer)]).unwrap() > 0.0);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("container_fs_usage_bytes{")
+                && l.contains(&format!("name=\"{writer}\""))
+                && l.contains("device=\"/dev/")),
+        "the device is the filesystem under the layer"
+    );
+    // Spec from the run options.
+    assert_eq!(
+        value(
+            &body,
+            "container_spec_memory_reservation_limit_bytes",
+            &[("name", &idle)]
+        ),
+        Some(64.0 * mib)
+    );
+    assert_eq!(
+        value(&body, "container_spec_cpu_shares", &[("name", &idle)]),
+        Some(512.0)
+    );
+    assert_eq!(
+        value(&body, "container_spec_cpu_shares", &[("name", &writer)]),
+        Some(1024.0)
+    );
+    // Every label, without an allow-list.
+    assert_eq!(
+        value(
+            &body,
+            "container_last_seen",
+            &[
+                ("name", &writer),
+                ("container_label_org_example_role", "writer")
+            ]
+        )
+        .map(|_| ()),
+        Some(())
+    );
+    assert_eq!(
+        value(&body, "container_health_state", &[("name", &idle)]),
+        Some(-1.0)
+    );
+    assert!(
+        value(
+            &body,
+            "container_memory_max_usage_bytes",
+            &[("name", &writer)]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        value(
+            &body,
+            "container_memory_failures_total",
+            &[
+                ("name", &writer),
+                ("failure_type", "pgfault"),
+                ("scope", "container")
+            ]
+        )
+        .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
+fn the_root_cgroup_is_the_whole_host() {
+    if !engine_available("the_root_cgroup_is_the_whole_host") {
+        return;
+    }
+    let ne = common::start(&[
+        "--collector.disable-defaults".into(),
+        "--collector.docker".into(),
+    ]);
+    let mut scene = Scene::new("ne-test", "root");
+    scene.run("burn", &[], "while :; do :; done");
+    let root_cpu = |b: &str| {
+        value(
+            b,
+            "container_cpu_usage_seconds_total",
+            &[("id", "/"), ("cpu", "total")],
+        )
+    };
+    let first = eventually(&ne, Duration::from_secs(10), "id=\"/\"", |b| {
+        root_cpu(b).is_some()
+    });
+    let (h0, c0) = (host_busy_seconds(), root_cpu(&first).unwrap());
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, body) = ne.get("/metrics");
+    let (h1, c1) = (host_busy_seconds(), root_cpu(&body).unwrap());
+    let (host, root) = (h1 - h0, c1 - c0);
+    assert!(host > 0.5, "the burner keeps the host busy: {host}");
+    assert!(
+        (root - host).abs() / host < 0.05,
+        "root cgroup {root:.2} s vs host {host:.2} s of CPU over the same 5 s"
+    );
+    // The denominators of "share of the host".
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        value(&body, "machine_memory_bytes", &[]),
+        Some(total_kib * 1024.0)
+    );
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    assert_eq!(value(&body, "machine_cpu_cores", &[]), Some(cpus));
+    assert!(value(&body, "container_memory_usage_bytes", &[("id", "/")]).unwrap() > 0.0);
+}

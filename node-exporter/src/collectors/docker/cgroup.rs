@@ -99,6 +99,42 @@ impl Hierarchy {
         })
     }
 
+    /// Every cgroup of the hierarchy (v1: the memory controller's) as
+    /// cAdvisor's raw handler names them, `/` first, leaving out the
+    /// subtrees of `skip` (containers, reported under their names). At most
+    /// `limit` entries, so that a host with runaway cgroups cannot make
+    /// scrapes unbounded.
+    pub fn list(&self, skip: &std::collections::HashSet<String>, limit: usize) -> Vec<String> {
+        let base = self.dir("memory", "/");
+        let mut out = vec!["/".to_string()];
+        let mut stack = vec![(base, String::new())];
+        while let Some((dir, name)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut children: Vec<(PathBuf, String)> = entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| {
+                    let child = format!("{name}/{}", e.file_name().to_string_lossy());
+                    (e.path(), child)
+                })
+                .filter(|(_, child)| !skip.contains(child))
+                .collect();
+            children.sort_by(|a, b| a.1.cmp(&b.1));
+            for (path, child) in children {
+                if out.len() >= limit {
+                    out.sort();
+                    return out;
+                }
+                out.push(child.clone());
+                stack.push((path, child));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Reads the usage of cgroup `path`. `Ok(None)` when the cgroup is gone
     /// (the container stopped between listing and reading).
     pub fn read(&self, path: &str) -> anyhow::Result<Option<Usage>> {
@@ -123,8 +159,20 @@ impl Hierarchy {
         u.memory_cache = stat.get("total_cache").copied();
         u.memory_swap = stat.get("total_swap").copied();
         u.memory_working_set = Some(working_set(usage, stat.get("total_inactive_file")));
+        u.memory_mapped_file = stat.get("total_mapped_file").copied();
+        // v1 splits the cgroup's own faults from its subtree's (total_*).
+        u.failures = Failures {
+            pgfault_container: stat.get("pgfault").copied(),
+            pgmajfault_container: stat.get("pgmajfault").copied(),
+            pgfault_hierarchy: stat.get("total_pgfault").copied(),
+            pgmajfault_hierarchy: stat.get("total_pgmajfault").copied(),
+        };
         u.memory_failcnt = optional(read_u64(&mem.join("memory.failcnt")))?;
+        u.memory_max_usage = optional(read_u64(&mem.join("memory.max_usage_in_bytes")))?;
         u.memory_limit = optional(read_u64(&mem.join("memory.limit_in_bytes")))?;
+        u.memory_reservation = optional(read_u64(&mem.join("memory.soft_limit_in_bytes")))?;
+        // memory+swap (absent without swapaccount=1), as cAdvisor reports it.
+        u.memory_swap_limit = optional(read_u64(&mem.join("memory.memsw.limit_in_bytes")))?;
         u.oom_kills = optional(read_flat_keyed(&mem.join("memory.oom_control")))?
             .and_then(|m| m.get("oom_kill").copied());
 
@@ -146,6 +194,7 @@ impl Hierarchy {
             .filter(|q| *q > 0)
             .map(|q| q as u64);
         u.cpu_period = optional(read_u64(&cpu.join("cpu.cfs_period_us")))?;
+        u.cpu_shares = optional(read_u64(&cpu.join("cpu.shares")))?;
 
         let blkio = self.dir("blkio", path);
         let bytes = first_present(&[
@@ -163,20 +212,55 @@ impl Hierarchy {
     fn read_v2(&self, path: &str) -> anyhow::Result<Usage> {
         let mut u = Usage::default();
         let dir = self.dir("", path);
-        let usage = read_u64(&dir.join("memory.current"))?;
-        let stat = read_flat_keyed(&dir.join("memory.stat"))?;
-        u.memory_usage = Some(usage);
+        // The root cgroup has no memory.current (nor limits): its usage is
+        // the host's, which the meminfo collector has.
+        let root = path.trim_matches('/').is_empty();
+        let usage = if root {
+            optional(read_u64(&dir.join("memory.current")))?
+        } else {
+            Some(read_u64(&dir.join("memory.current"))?)
+        };
+        let stat = if root {
+            optional(read_flat_keyed(&dir.join("memory.stat")))?.unwrap_or_default()
+        } else {
+            read_flat_keyed(&dir.join("memory.stat"))?
+        };
+        u.memory_usage = usage;
         u.memory_rss = stat.get("anon").copied();
         u.memory_cache = stat.get("file").copied();
-        u.memory_working_set = Some(working_set(usage, stat.get("inactive_file")));
+        u.memory_mapped_file = stat.get("file_mapped").copied();
+        u.memory_working_set = usage.map(|usage| working_set(usage, stat.get("inactive_file")));
+        // v2's memory.stat is recursive: both scopes are the same numbers.
+        u.failures = Failures {
+            pgfault_container: stat.get("pgfault").copied(),
+            pgmajfault_container: stat.get("pgmajfault").copied(),
+            pgfault_hierarchy: stat.get("pgfault").copied(),
+            pgmajfault_hierarchy: stat.get("pgmajfault").copied(),
+        };
         u.memory_swap = optional(read_u64(&dir.join("memory.swap.current")))?;
+        // memory.peak exists from Linux 5.19.
+        u.memory_max_usage = optional(read_u64(&dir.join("memory.peak")))?;
         u.memory_limit = optional(read_limit(&dir.join("memory.max")))?.flatten();
+        u.memory_swap_limit = optional(read_limit(&dir.join("memory.swap.max")))?.flatten();
+        // cAdvisor reads memory.min; Docker writes --memory-reservation to
+        // memory.low, so that is the fallback when min is unset.
+        let min = optional(read_limit(&dir.join("memory.min")))?.flatten();
+        let low = optional(read_limit(&dir.join("memory.low")))?.flatten();
+        u.memory_reservation = min.filter(|m| *m > 0).or(low).or(min);
+        if let Some(w) = optional(read_u64(&dir.join("cpu.weight")))? {
+            u.cpu_shares = Some(weight_to_shares(w));
+        }
         if let Some(events) = optional(read_flat_keyed(&dir.join("memory.events")))? {
             // libcontainer reports v2's "max" events (hits of the limit) as
             // the failcnt v1 has.
             u.memory_failcnt = events.get("max").copied();
             u.oom_kills = events.get("oom_kill").copied();
         }
+        // v2's memory.events counts the subtree's kills; a host cgroup
+        // reports only its own (v1's oom_control is local already), so that
+        // one kill is not counted again by every parent.
+        u.oom_kills_local = optional(read_flat_keyed(&dir.join("memory.events.local")))?
+            .and_then(|m| m.get("oom_kill").copied());
         if let Some(stat) = optional(read_flat_keyed(&dir.join("cpu.stat")))? {
             u.cpu_usage_seconds = stat.get("usage_usec").map(|us| *us as f64 / 1e6);
             u.cpu_user_seconds = stat.get("user_usec").map(|us| *us as f64 / 1e6);
@@ -209,17 +293,37 @@ pub struct Usage {
     /// Microseconds per period; `None` when unlimited.
     pub cpu_quota: Option<u64>,
     pub cpu_period: Option<u64>,
+    /// v1 cpu.shares, or v2 cpu.weight converted back to shares.
+    pub cpu_shares: Option<u64>,
     pub memory_usage: Option<u64>,
     pub memory_working_set: Option<u64>,
     pub memory_rss: Option<u64>,
     pub memory_cache: Option<u64>,
     pub memory_swap: Option<u64>,
     pub memory_failcnt: Option<u64>,
+    pub memory_max_usage: Option<u64>,
+    pub memory_mapped_file: Option<u64>,
+    pub failures: Failures,
+    /// Soft limit (v1) / memory.min or memory.low (v2); huge = none.
+    pub memory_reservation: Option<u64>,
+    /// v1: memory+swap limit; v2: swap limit; `None` when unlimited.
+    pub memory_swap_limit: Option<u64>,
     /// `None` when unlimited (v2 "max"); v1's "unlimited" is a huge number
     /// the caller reports as 0, as cAdvisor does.
     pub memory_limit: Option<u64>,
     pub oom_kills: Option<u64>,
+    /// v2 `memory.events.local`: kills in this cgroup itself.
+    pub oom_kills_local: Option<u64>,
     pub io: Vec<DeviceIo>,
+}
+
+/// Page faults from memory.stat, by cAdvisor's `scope`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Failures {
+    pub pgfault_container: Option<u64>,
+    pub pgmajfault_container: Option<u64>,
+    pub pgfault_hierarchy: Option<u64>,
+    pub pgmajfault_hierarchy: Option<u64>,
 }
 
 /// Block I/O of one device, keyed by `major:minor`.
@@ -230,6 +334,17 @@ pub struct DeviceIo {
     pub write_bytes: u64,
     pub reads: u64,
     pub writes: u64,
+    /// Bytes by operation as the kernel names them (v1: Read, Write, Sync,
+    /// Async, Discard, Total; v2: Read, Write, Discard), cAdvisor's
+    /// `container_blkio_device_usage_total{operation}`.
+    pub bytes_by_op: Vec<(String, u64)>,
+}
+
+/// cAdvisor's (and runc's) mapping of v2 cpu.weight [1, 10000] back onto
+/// v1 shares [2, 262144].
+fn weight_to_shares(weight: u64) -> u64 {
+    let w = weight.clamp(1, 10000);
+    2 + ((w - 1) * 262142) / 9999
 }
 
 /// cAdvisor's working set: usage less the inactive file cache (which the
@@ -358,6 +473,9 @@ fn parse_blkio_v1(bytes: &str, ops: &str) -> Vec<DeviceIo> {
             };
             let Ok(v) = v.parse::<u64>() else { continue };
             let d = device_entry(&mut devices, dev);
+            if is_bytes {
+                d.bytes_by_op.push((op.to_string(), v));
+            }
             match (op, is_bytes) {
                 ("Read", true) => d.read_bytes = v,
                 ("Write", true) => d.write_bytes = v,
@@ -383,8 +501,15 @@ fn parse_io_stat_v2(text: &str) -> Vec<DeviceIo> {
             };
             let Ok(v) = v.parse::<u64>() else { continue };
             match k {
-                "rbytes" => d.read_bytes = v,
-                "wbytes" => d.write_bytes = v,
+                "rbytes" => {
+                    d.read_bytes = v;
+                    d.bytes_by_op.push(("Read".into(), v));
+                }
+                "wbytes" => {
+                    d.write_bytes = v;
+                    d.bytes_by_op.push(("Write".into(), v));
+                }
+                "dbytes" => d.bytes_by_op.push(("Discard".into(), v)),
                 "rios" => d.reads = v,
                 "wios" => d.writes = v,
                 _ => {}
@@ -496,9 +621,150 @@ mod tests {
                 read_bytes: 1048576,
                 write_bytes: 2097152,
                 reads: 256,
-                writes: 512
+                writes: 512,
+                bytes_by_op: [
+                    ("Read", 1048576),
+                    ("Write", 2097152),
+                    ("Sync", 0),
+                    ("Async", 3145728),
+                    ("Discard", 0),
+                    ("Total", 3145728)
+                ]
+                .map(|(o, v)| (o.to_string(), v))
+                .to_vec(),
             }]
         );
+        assert_eq!(u.cpu_shares, Some(512));
+        assert_eq!(u.memory_max_usage, Some(115343360));
+        // total_mapped_file, the subtree's, as cAdvisor reads it.
+        assert_eq!(u.memory_mapped_file, Some(3145728));
+        assert_eq!(u.memory_reservation, Some(67108864));
+        assert_eq!(u.memory_swap_limit, Some(268435456));
+        assert_eq!(
+            u.failures,
+            Failures {
+                pgfault_container: Some(1000),
+                pgmajfault_container: Some(10),
+                pgfault_hierarchy: Some(1500),
+                pgmajfault_hierarchy: Some(12),
+            }
+        );
+    }
+
+    #[test]
+    fn v1_root_and_system_cgroups_are_listed_and_read() {
+        let h = fixture("v1");
+        let skip = [format!("/docker/{ID}")].into_iter().collect();
+        assert_eq!(
+            h.list(&skip, 100),
+            ["/", "/docker", "/system.slice", "/system.slice/ssh.service"]
+        );
+        assert_eq!(h.list(&skip, 2), ["/", "/docker"]);
+        let root = h.read("/").unwrap().unwrap();
+        assert_eq!(root.cpu_usage_seconds, Some(1234.5));
+        assert_eq!(root.memory_usage, Some(4294967296));
+        assert_eq!(root.memory_working_set, Some(4294967296 - 536870912));
+        assert_eq!(root.cpu_shares, Some(1024));
+        assert_eq!(root.failures.pgfault_hierarchy, Some(900000));
+        assert_eq!(root.io[0].read_bytes, 500000000);
+        let ssh = h.read("/system.slice/ssh.service").unwrap().unwrap();
+        assert_eq!(ssh.cpu_usage_seconds, Some(2.5));
+        assert_eq!(ssh.memory_working_set, Some(8388608 - 1048576));
+    }
+
+    #[test]
+    fn v2_root_has_no_memory_current_and_is_still_read() {
+        let h = fixture("v2");
+        let skip = [format!("/system.slice/docker-{ID}.scope")]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            h.list(&skip, 100),
+            ["/", "/system.slice", "/system.slice/ssh.service"]
+        );
+        let root = h.read("/").unwrap().unwrap();
+        assert_eq!(root.cpu_usage_seconds, Some(500.0));
+        assert_eq!(root.memory_usage, None);
+        assert_eq!(root.memory_working_set, None);
+        assert_eq!(root.memory_mapped_file, Some(52428800));
+        assert_eq!(
+            root.io[0].bytes_by_op,
+            [("Read", 1000), ("Write", 2000), ("Discard", 300)]
+                .map(|(o, v)| (o.to_string(), v))
+                .to_vec()
+        );
+        let ssh = h.read("/system.slice/ssh.service").unwrap().unwrap();
+        assert_eq!(ssh.cpu_shares, Some(2 + 99 * 262142 / 9999));
+        // A non-root cgroup without memory.current is an error (gone).
+        assert_eq!(h.read("/system.slice/none").unwrap(), None);
+    }
+
+    #[test]
+    fn weight_maps_back_to_shares_at_both_ends() {
+        assert_eq!(weight_to_shares(1), 2);
+        assert_eq!(weight_to_shares(10000), 262144);
+        // Docker's default 1024 shares are written as weight 39.
+        assert_eq!(weight_to_shares(39), 998);
+        assert_eq!(weight_to_shares(0), 2);
+    }
+
+    /// A copy of the v1 fixture container with `file` replaced by `text`.
+    fn broken_v1(controller: &str, file: &str, text: &str) -> (tempfile::TempDir, Hierarchy) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = fixture("v1").root;
+        for c in ["memory", "cpu", "cpuacct", "blkio"] {
+            let from = src.join(c).join("docker").join(ID);
+            let to = dir.path().join(c).join("docker").join(ID);
+            std::fs::create_dir_all(&to).unwrap();
+            for e in std::fs::read_dir(&from).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+        std::fs::write(
+            dir.path()
+                .join(controller)
+                .join("docker")
+                .join(ID)
+                .join(file),
+            text,
+        )
+        .unwrap();
+        let h = Hierarchy::detect(dir.path().to_path_buf());
+        (dir, h)
+    }
+
+    #[test]
+    fn garbage_in_the_new_files_is_an_error_naming_the_file() {
+        for (controller, file) in [
+            ("cpu", "cpu.shares"),
+            ("memory", "memory.max_usage_in_bytes"),
+            ("memory", "memory.soft_limit_in_bytes"),
+            ("memory", "memory.memsw.limit_in_bytes"),
+        ] {
+            let (_d, h) = broken_v1(controller, file, "\u{0}garbage 12\n");
+            let err = format!("{:#}", h.read(&format!("/docker/{ID}")).unwrap_err());
+            assert!(err.contains(file), "{file}: {err}");
+        }
+        // Garbage memory.stat values are skipped keys, not numbers.
+        let (_d, h) = broken_v1("memory", "memory.stat", "total_pgfault lots\ntotal_rss 1\n");
+        let u = h.read(&format!("/docker/{ID}")).unwrap().unwrap();
+        assert_eq!(u.failures.pgfault_hierarchy, None);
+        assert_eq!(u.memory_rss, Some(1));
+        // v2: a bad weight or swap limit.
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("x");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(dir.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        std::fs::write(c.join("memory.current"), "1\n").unwrap();
+        std::fs::write(c.join("memory.stat"), "anon 1\n").unwrap();
+        for (file, text) in [("cpu.weight", "heavy\n"), ("memory.swap.max", "-3\n")] {
+            std::fs::write(c.join(file), text).unwrap();
+            let h = Hierarchy::detect(dir.path().to_path_buf());
+            let err = format!("{:#}", h.read("/x").unwrap_err());
+            assert!(err.contains(file), "{file}: {err}");
+            std::fs::remove_file(c.join(file)).unwrap();
+        }
     }
 
     #[test]
@@ -526,6 +792,14 @@ mod tests {
         assert_eq!(u.io.len(), 1);
         assert_eq!(u.io[0].read_bytes, 4096);
         assert_eq!(u.io[0].writes, 9);
+        assert_eq!(u.cpu_shares, Some(2 + 38 * 262142 / 9999));
+        assert_eq!(u.memory_max_usage, Some(62914560));
+        assert_eq!(u.memory_mapped_file, Some(1048576));
+        // memory.min is 0: Docker's reservation is in memory.low.
+        assert_eq!(u.memory_reservation, Some(33554432));
+        assert_eq!(u.memory_swap_limit, None);
+        assert_eq!(u.failures.pgfault_container, Some(2000));
+        assert_eq!(u.failures.pgmajfault_hierarchy, Some(20));
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Container {
     pub started_at: Option<f64>,
     /// The cgroup path (cAdvisor's `id`), found when the container runs.
     pub cgroup: Option<String>,
+    /// Host path of the writable layer (the storage driver's `UpperDir`:
+    /// overlay2, fuse-overlayfs), whose disk use is the container's.
+    pub rw_dir: Option<String>,
 }
 
 /// Shared between the watcher thread and scrapes.
@@ -281,7 +284,12 @@ impl Session<'_> {
                     .locate(self.procfs, pid, &id, parent.as_deref())
             })
             .flatten();
+        let rw_dir = c
+            .graph_driver
+            .and_then(|g| g.data.get("UpperDir").cloned())
+            .filter(|d| !d.is_empty());
         Container {
+            rw_dir,
             name: c
                 .name
                 .unwrap_or_default()

@@ -9,8 +9,11 @@
 
 pub mod cgroup;
 pub mod engine;
+pub mod fsusage;
+pub mod machine;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Arg;
@@ -18,11 +21,13 @@ use exporter_toolkit::exposition::{sanitize_name, MetricSet};
 
 use super::netdev::parse_net_dev;
 use super::CollectorSpec;
-use crate::cli::{string_flag, Flags};
+use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, Paths};
 use crate::helpers::read_to_string;
 use cgroup::{device_name, Hierarchy, Usage};
 use engine::{Container, Engine};
+use fsusage::DiskUsage;
+use machine::Machine;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "docker",
@@ -32,19 +37,50 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 };
 
 fn flags() -> Vec<Arg> {
-    vec![
+    let mut v = vec![
         string_flag(
             "collector.docker.host",
             "unix:///var/run/docker.sock",
             "Docker Engine API address: unix:///path/to/docker.sock or tcp://host:port.",
         ),
         string_flag(
+            "collector.docker.whitelisted-container-labels",
+            "",
+            "Comma-separated container labels exported as container_label_<name> when \
+             --no-collector.docker.store-container-labels is given (cAdvisor's \
+             --whitelisted_container_labels).",
+        ),
+        string_flag(
             "collector.docker.label-allowlist",
             "",
-            "Comma-separated container labels exported as container_label_<name> (cAdvisor's \
-             --whitelisted_container_labels). None by default.",
+            "Older name of --collector.docker.whitelisted-container-labels; both lists are used.",
         ),
-    ]
+        string_flag(
+            "collector.docker.disk-usage-interval",
+            "1m",
+            "How often a background pass measures each container's writable layer for \
+             container_fs_usage_bytes (cAdvisor measures once a minute); scrapes serve the last pass.",
+        ),
+    ];
+    v.extend(bool_flag(
+        "collector.docker.store-container-labels",
+        true,
+        "Export every container label as container_label_<name> (cAdvisor's \
+         --store_container_labels); with --no-, only the whitelisted ones",
+    ));
+    v.extend(bool_flag(
+        "collector.docker.docker-only",
+        false,
+        "Report Docker containers only, not the root cgroup (id=\"/\") and the host's other \
+         cgroups (cAdvisor's --docker_only)",
+    ));
+    v.extend(bool_flag(
+        "collector.docker.disk-usage",
+        true,
+        "Measure each container's writable layer (container_fs_usage_bytes, _limit_bytes, \
+         _inodes_*) in the background (cAdvisor's --disable_metrics=disk turns it off)",
+    ));
+    v
 }
 
 /// States Docker reports; `container_docker_state` has one series each.
@@ -64,42 +100,106 @@ const IGNORED_INTERFACES: &[&str] = &["lo", "veth", "docker"];
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(3);
 /// v1 reports "no limit" as a number near 2^63; cAdvisor reports 0 above 2^62.
 const MAX_MEMORY_LIMIT: u64 = 1 << 62;
+/// How often the host's cgroups are listed again (new services, gone ones).
+const RAW_REFRESH: Duration = Duration::from_secs(10);
+/// Most host cgroups reported, so that runaway cgroup creation cannot make
+/// scrapes unbounded.
+const RAW_LIMIT: usize = 2000;
+
+/// Which container labels become `container_label_<name>`.
+enum LabelPolicy {
+    All,
+    /// (container label, Prometheus label name), fixed at startup.
+    Only(Vec<(String, &'static str)>),
+}
 
 struct Docker {
     engine: Arc<Engine>,
     cgroups: Hierarchy,
     paths: Paths,
-    /// (container label, Prometheus label name), fixed at startup.
-    labels: Vec<(String, &'static str)>,
+    labels: LabelPolicy,
+    /// The host's cgroups other than containers', refreshed in the
+    /// background; `None` with --collector.docker.docker-only.
+    raw: Option<Arc<Mutex<Vec<String>>>>,
+    disk: Option<Arc<DiskUsage>>,
+    machine: Result<Machine, String>,
+}
+
+/// `container_label_<sanitized key>`, leaked once per distinct key for the
+/// process' life (label names are `&'static str` in every collector).
+fn label_name(key: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.get(key) {
+        return n;
+    }
+    let n: &'static str =
+        Box::leak(format!("container_label_{}", sanitize_name(key)).into_boxed_str());
+    names.insert(key.to_string(), n);
+    n
 }
 
 impl Docker {
     fn new(f: &Flags) -> anyhow::Result<Docker> {
         let cgroups = Hierarchy::detect(f.paths.sys("fs/cgroup"));
-        let labels = f
-            .string("collector.docker.label-allowlist")
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                // Leaked once per flag value, so that label names can be
-                // static like every other collector's.
-                let name: &'static str =
-                    Box::leak(format!("container_label_{}", sanitize_name(l)).into_boxed_str());
-                (l.to_string(), name)
-            })
-            .collect();
+        let labels = if f.bool("collector.docker.store-container-labels", true) {
+            LabelPolicy::All
+        } else {
+            let mut keys: Vec<String> = Vec::new();
+            for flag in [
+                "collector.docker.whitelisted-container-labels",
+                "collector.docker.label-allowlist",
+            ] {
+                for l in f.string(flag).split(',').map(str::trim) {
+                    if !l.is_empty() && !keys.iter().any(|k| k == l) {
+                        keys.push(l.to_string());
+                    }
+                }
+            }
+            LabelPolicy::Only(
+                keys.into_iter()
+                    .map(|k| {
+                        let n = label_name(&k);
+                        (k, n)
+                    })
+                    .collect(),
+            )
+        };
+        let interval = f.duration("collector.docker.disk-usage-interval")?;
+        if interval.is_zero() {
+            anyhow::bail!("--collector.docker.disk-usage-interval must be above 0");
+        }
         let engine = Engine::start(
             f.string("collector.docker.host"),
             cgroups.clone(),
             f.paths.procfs.clone(),
         )?;
         engine.wait_ready(FIRST_LIST_WAIT);
+        let raw = (!f.bool("collector.docker.docker-only", false))
+            .then(|| start_raw_lister(engine.clone(), cgroups.clone()))
+            .transpose()?;
+        let disk = f
+            .bool("collector.docker.disk-usage", true)
+            .then(|| {
+                DiskUsage::start(
+                    engine.clone(),
+                    f.paths.rootfs.clone(),
+                    f.paths.sysfs.clone(),
+                    interval,
+                )
+            })
+            .transpose()?;
         Ok(Docker {
             engine,
             cgroups,
             paths: f.paths.clone(),
             labels,
+            raw,
+            disk,
+            machine: Machine::read(&f.paths).map_err(|e| format!("{e:#}")),
         })
     }
 
@@ -109,13 +209,54 @@ impl Docker {
             ("image", c.image.as_str()),
             ("name", c.name.as_str()),
         ];
-        for (key, name) in &self.labels {
-            if let Some(v) = c.labels.get(key) {
-                l.push((name, v.as_str()));
+        match &self.labels {
+            LabelPolicy::Only(keys) => {
+                for (key, name) in keys {
+                    if let Some(v) = c.labels.get(key) {
+                        l.push((name, v.as_str()));
+                    }
+                }
+            }
+            LabelPolicy::All => {
+                let mut keys: Vec<&String> = c.labels.keys().collect();
+                keys.sort();
+                for key in keys {
+                    let name = label_name(key);
+                    // Two keys may sanitize to one name: the first wins.
+                    if !l.iter().any(|(n, _)| *n == name) {
+                        l.push((name, c.labels[key].as_str()));
+                    }
+                }
             }
         }
         l
     }
+}
+
+/// Lists the host's cgroups now and then every [`RAW_REFRESH`] in a
+/// background thread, leaving out the running containers' own subtrees.
+fn start_raw_lister(
+    engine: Arc<Engine>,
+    cgroups: Hierarchy,
+) -> anyhow::Result<Arc<Mutex<Vec<String>>>> {
+    let skip = |engine: &Engine| -> HashSet<String> {
+        engine
+            .lock()
+            .containers
+            .values()
+            .filter_map(|c| c.cgroup.clone())
+            .collect()
+    };
+    let list = Arc::new(Mutex::new(cgroups.list(&skip(&engine), RAW_LIMIT)));
+    let l = list.clone();
+    std::thread::Builder::new()
+        .name("docker-cgroups".into())
+        .spawn(move || loop {
+            std::thread::sleep(RAW_REFRESH);
+            let found = cgroups.list(&skip(&engine), RAW_LIMIT);
+            *l.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        })?;
+    Ok(list)
 }
 
 impl Collector for Docker {
@@ -137,15 +278,22 @@ impl Collector for Docker {
                 *n as f64,
             );
         }
+        if let Ok(m) = &self.machine {
+            m.render(out);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+            .floor();
+        // The host's cgroups need no Engine: reported even while it is down.
+        self.raw_cgroups(out, &containers, now)?;
         match status {
             Some(Ok(())) => {}
             Some(Err(e)) => anyhow::bail!("{e}"),
             None => anyhow::bail!("still connecting to the Docker Engine"),
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let mut disk_errors = Vec::new();
         for c in &containers {
             // cAdvisor's id is the cgroup; a container that never ran has
             // none yet, and gets the cgroupfs driver's name for it.
@@ -167,15 +315,107 @@ impl Collector for Docker {
                 "container_last_seen",
                 "Last time a container was seen by the exporter",
                 &labels,
-                now.floor(),
+                now,
             );
             usage_metrics(out, &usage, &labels, ooms.get(&c.id).copied().unwrap_or(0));
             self.io_metrics(out, &usage, &labels);
             if let Some(pid) = c.pid {
                 self.network(out, pid, &labels)?;
             }
+            if let Some(disk) = &self.disk {
+                if let Some(u) = disk.get(&c.id) {
+                    fs_metrics(out, &u, &labels);
+                }
+                disk_errors.extend(disk.error(&c.id));
+            }
+        }
+        if let Err(e) = &self.machine {
+            anyhow::bail!("machine_* metrics: {e}");
+        }
+        if let Some(e) = disk_errors.first() {
+            anyhow::bail!(
+                "container disk use: {e} (and {} more; --no-collector.docker.disk-usage turns it off)",
+                disk_errors.len() - 1
+            );
         }
         Ok(())
+    }
+}
+
+impl Docker {
+    /// cAdvisor's raw cgroups: `/` (the whole host) and every other cgroup
+    /// not a container's, labelled by `id` only.
+    fn raw_cgroups(
+        &self,
+        out: &mut MetricSet,
+        containers: &[Container],
+        now: f64,
+    ) -> anyhow::Result<()> {
+        let Some(raw) = &self.raw else {
+            return Ok(());
+        };
+        let list = raw.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // A container started since the last listing is not a raw cgroup.
+        let own: HashSet<&str> = containers
+            .iter()
+            .filter_map(|c| c.cgroup.as_deref())
+            .collect();
+        for path in &list {
+            if own.contains(path.as_str()) {
+                continue;
+            }
+            let Some(usage) = self.cgroups.read(path)? else {
+                continue;
+            };
+            let labels = [("id", path.as_str())];
+            out.gauge(
+                "container_last_seen",
+                "Last time a container was seen by the exporter",
+                &labels,
+                now,
+            );
+            let usage = Usage {
+                oom_kills: usage.oom_kills_local.or(usage.oom_kills),
+                ..usage
+            };
+            usage_metrics(out, &usage, &labels, 0);
+            self.io_metrics(out, &usage, &labels);
+            if path == "/" {
+                // The host's own interfaces, as cAdvisor reports for "/".
+                self.network(out, 1, &labels)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// cAdvisor's disk-use families for one container's writable layer.
+fn fs_metrics(out: &mut MetricSet, u: &fsusage::FsUsage, labels: &[(&'static str, &str)]) {
+    let mut l = labels.to_vec();
+    l.push(("device", &u.device));
+    for (name, help, v) in [
+        (
+            "container_fs_usage_bytes",
+            "Number of bytes that are consumed by the container on this filesystem.",
+            u.usage_bytes,
+        ),
+        (
+            "container_fs_limit_bytes",
+            "Number of bytes that can be consumed by the container on this filesystem.",
+            u.limit_bytes,
+        ),
+        (
+            "container_fs_inodes_free",
+            "Number of available Inodes",
+            u.inodes_free,
+        ),
+        (
+            "container_fs_inodes_total",
+            "Number of Inodes",
+            u.inodes_used,
+        ),
+    ] {
+        out.gauge(name, help, &l, v as f64);
     }
 }
 
@@ -201,6 +441,18 @@ fn docker_view(out: &mut MetricSet, c: &Container, labels: &[(&'static str, &str
             if health == *status { 1.0 } else { 0.0 },
         );
     }
+    // cAdvisor's encoding: 1 healthy, 0 unhealthy (or still starting), -1
+    // without a healthcheck.
+    out.gauge(
+        "container_health_state",
+        "Health state of the container from its healthcheck: 1 healthy, 0 unhealthy or starting, -1 no healthcheck.",
+        labels,
+        match health {
+            "healthy" => 1.0,
+            "none" => -1.0,
+            _ => 0.0,
+        },
+    );
     out.gauge(
         "container_docker_restart_count",
         "Times Docker restarted the container (its restart policy).",
@@ -284,6 +536,9 @@ fn usage_metrics(out: &mut MetricSet, u: &Usage, labels: &[(&'static str, &str)]
         ("container_memory_swap", "Container swap usage in bytes.", u.memory_swap),
         ("container_spec_cpu_quota", "CPU quota of the container.", u.cpu_quota),
         ("container_spec_cpu_period", "CPU period of the container.", u.cpu_period),
+        ("container_spec_cpu_shares", "CPU share of the container.", u.cpu_shares),
+        ("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", u.memory_max_usage),
+        ("container_memory_mapped_file", "Size of memory mapped files in bytes.", u.memory_mapped_file),
     ];
     for (name, help, v) in gauges {
         if let Some(v) = v {
@@ -308,6 +563,43 @@ fn usage_metrics(out: &mut MetricSet, u: &Usage, labels: &[(&'static str, &str)]
         labels,
         limit as f64,
     );
+    // Unlimited (huge, or "max") is 0, as for the limit.
+    for (name, help, v) in [
+        (
+            "container_spec_memory_reservation_limit_bytes",
+            "Memory reservation limit for the container.",
+            u.memory_reservation,
+        ),
+        (
+            "container_spec_memory_swap_limit_bytes",
+            "Memory swap limit for the container.",
+            u.memory_swap_limit,
+        ),
+    ] {
+        if let Some(v) = v {
+            let v = if v > MAX_MEMORY_LIMIT { 0 } else { v };
+            out.gauge(name, help, labels, v as f64);
+        }
+    }
+    let f = &u.failures;
+    for (kind, scope, v) in [
+        ("pgfault", "container", f.pgfault_container),
+        ("pgmajfault", "container", f.pgmajfault_container),
+        ("pgfault", "hierarchy", f.pgfault_hierarchy),
+        ("pgmajfault", "hierarchy", f.pgmajfault_hierarchy),
+    ] {
+        if let Some(v) = v {
+            out.counter(
+                "container_memory_failures_total",
+                "Cumulative count of memory allocation failures.",
+                &with(("failure_type", kind))
+                    .into_iter()
+                    .chain([("scope", scope)])
+                    .collect::<Vec<_>>(),
+                v as f64,
+            );
+        }
+    }
     // The cgroup's count dies with the cgroup when an OOM kill ends the
     // container; the Engine's oom events outlive restarts. Take the larger.
     let ooms = u.oom_kills.unwrap_or(0).max(oom_events);
@@ -349,6 +641,24 @@ impl Docker {
             ];
             for (name, help, v) in series {
                 out.counter(name, help, &l, v as f64);
+            }
+            let (major, minor) = d.device.split_once(':').unwrap_or((&d.device, ""));
+            for (op, v) in &d.bytes_by_op {
+                out.counter(
+                    "container_blkio_device_usage_total",
+                    "Blkio Device bytes usage",
+                    &[
+                        labels,
+                        &[
+                            ("device", dev.as_str()),
+                            ("major", major),
+                            ("minor", minor),
+                            ("operation", op.as_str()),
+                        ],
+                    ]
+                    .concat(),
+                    *v as f64,
+                );
             }
         }
     }
@@ -455,15 +765,19 @@ mod tests {
             health: Some("healthy".into()),
             started_at: Some(1714558830.5),
             cgroup: cgroups.locate(&paths.procfs, Some(4242), ID, None),
+            rw_dir: None,
         };
         let d = Docker {
             engine: Arc::new(Engine::for_tests()),
             cgroups,
             paths,
-            labels: vec![(
+            labels: LabelPolicy::Only(vec![(
                 "com.example.team".into(),
                 "container_label_com_example_team",
-            )],
+            )]),
+            raw: None,
+            disk: None,
+            machine: Err("not read in this test".into()),
         };
         let mut out = MetricSet::new();
         let id = c.cgroup.clone().unwrap();
@@ -473,6 +787,17 @@ mod tests {
         usage_metrics(&mut out, &usage, &labels, 5);
         d.io_metrics(&mut out, &usage, &labels);
         d.network(&mut out, 4242, &labels).unwrap();
+        fs_metrics(
+            &mut out,
+            &fsusage::FsUsage {
+                device: "/dev/vda".into(),
+                usage_bytes: 50 << 20,
+                inodes_used: 42,
+                limit_bytes: 1 << 40,
+                inodes_free: 1000,
+            },
+            &labels,
+        );
         let text = render(out);
         let common = [
             "container_label_com_example_team=\"ops\"".to_string(),
@@ -524,6 +849,46 @@ mod tests {
             ("container_start_time_seconds", &[], "1.71455883e+09"),
             // Engine events (5) outnumber the cgroup's own count (2).
             ("container_oom_events_total", &[], "5"),
+            ("container_health_state", &[], "1"),
+            ("container_spec_cpu_shares", &[], "512"),
+            ("container_memory_max_usage_bytes", &[], "1.1534336e+08"),
+            ("container_memory_mapped_file", &[], "3.145728e+06"),
+            (
+                "container_spec_memory_reservation_limit_bytes",
+                &[],
+                "6.7108864e+07",
+            ),
+            (
+                "container_spec_memory_swap_limit_bytes",
+                &[],
+                "2.68435456e+08",
+            ),
+            (
+                "container_memory_failures_total",
+                &["failure_type=\"pgfault\"", "scope=\"container\""],
+                "1000",
+            ),
+            (
+                "container_memory_failures_total",
+                &["failure_type=\"pgmajfault\"", "scope=\"hierarchy\""],
+                "12",
+            ),
+            (
+                "container_blkio_device_usage_total",
+                &[
+                    "device=\"8:0\"",
+                    "major=\"8\"",
+                    "minor=\"0\"",
+                    "operation=\"Async\"",
+                ],
+                "3.145728e+06",
+            ),
+            (
+                "container_fs_usage_bytes",
+                &["device=\"/dev/vda\""],
+                "5.24288e+07",
+            ),
+            ("container_fs_inodes_total", &["device=\"/dev/vda\""], "42"),
         ] {
             assert!(
                 has(name, extra, value),
@@ -534,5 +899,175 @@ mod tests {
             !text.contains("interface=\"lo\""),
             "lo is left out, as cAdvisor does"
         );
+    }
+
+    fn docker_on(version: &str, labels: LabelPolicy) -> Docker {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cgroup")
+            .join(version);
+        let paths = Paths {
+            procfs: root.join("proc"),
+            sysfs: root.join("sys"),
+            ..Paths::default()
+        };
+        let cgroups = Hierarchy::detect(paths.sys("fs/cgroup"));
+        let skip = [
+            format!("/docker/{ID}"),
+            format!("/system.slice/docker-{ID}.scope"),
+        ]
+        .into_iter()
+        .collect();
+        let list = cgroups.list(&skip, RAW_LIMIT);
+        Docker {
+            engine: Arc::new(Engine::for_tests()),
+            cgroups,
+            paths,
+            labels,
+            raw: Some(Arc::new(Mutex::new(list))),
+            disk: None,
+            machine: Err("not read in this test".into()),
+        }
+    }
+
+    #[test]
+    fn root_and_system_cgroups_render_with_id_only() {
+        let d = docker_on("v1", LabelPolicy::All);
+        let mut out = MetricSet::new();
+        d.raw_cgroups(&mut out, &[], 1.0).unwrap();
+        let text = render(out);
+        for line in [
+            "container_cpu_usage_seconds_total{cpu=\"total\",id=\"/\"} 1234.5",
+            "container_memory_usage_bytes{id=\"/\"} 4.294967296e+09",
+            // v1's "unlimited" root is 0, as cAdvisor shows it.
+            "container_spec_memory_limit_bytes{id=\"/\"} 0",
+            "container_spec_memory_reservation_limit_bytes{id=\"/\"} 0",
+            "container_cpu_usage_seconds_total{cpu=\"total\",id=\"/system.slice/ssh.service\"} 2.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        assert!(!text.contains(ID), "the container is not a raw cgroup");
+        // A listed cgroup that became a container's is left to it.
+        let c = Container {
+            id: "x".into(),
+            cgroup: Some("/system.slice/ssh.service".into()),
+            ..Container::default()
+        };
+        let mut out = MetricSet::new();
+        d.raw_cgroups(&mut out, &[c], 1.0).unwrap();
+        assert!(!render(out).contains("ssh.service"));
+        // --collector.docker.docker-only: none at all.
+        let only = Docker {
+            raw: None,
+            ..docker_on("v1", LabelPolicy::All)
+        };
+        let mut out = MetricSet::new();
+        only.raw_cgroups(&mut out, &[], 1.0).unwrap();
+        assert!(!render(out).contains("id="));
+    }
+
+    #[test]
+    fn a_v2_parent_does_not_count_its_childrens_oom_kills_again() {
+        let d = docker_on("v2", LabelPolicy::All);
+        let mut out = MetricSet::new();
+        d.raw_cgroups(&mut out, &[], 1.0).unwrap();
+        let text = render(out);
+        // memory.events says 2 (the container's kills), .local says 0.
+        assert!(
+            text.lines()
+                .any(|l| l == "container_oom_events_total{id=\"/system.slice\"} 0"),
+            "{text}"
+        );
+        // The root has no memory.current on v2 but its CPU is there.
+        assert!(text
+            .lines()
+            .any(|l| l == "container_cpu_usage_seconds_total{cpu=\"total\",id=\"/\"} 500"));
+        assert!(!text.contains("container_memory_usage_bytes{id=\"/\"}"));
+    }
+
+    #[test]
+    fn a_garbage_host_cgroup_fails_the_collector_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mem = dir.path().join("sys/fs/cgroup/memory");
+        std::fs::create_dir_all(&mem).unwrap();
+        std::fs::write(mem.join("memory.usage_in_bytes"), "-1\n").unwrap();
+        let paths = Paths {
+            sysfs: dir.path().join("sys"),
+            ..Paths::default()
+        };
+        let cgroups = Hierarchy::detect(paths.sys("fs/cgroup"));
+        let d = Docker {
+            engine: Arc::new(Engine::for_tests()),
+            raw: Some(Arc::new(Mutex::new(vec!["/".into()]))),
+            cgroups,
+            paths,
+            labels: LabelPolicy::All,
+            disk: None,
+            machine: Err("x".into()),
+        };
+        let mut out = MetricSet::new();
+        let err = format!("{:#}", d.update(&mut out).unwrap_err());
+        assert!(err.contains("memory.usage_in_bytes"), "{err}");
+    }
+
+    #[test]
+    fn every_label_is_exported_by_default_and_only_listed_ones_otherwise() {
+        let c = Container {
+            name: "n".into(),
+            labels: [
+                ("com.example.team", "ops"),
+                ("org.opencontainers.image.version", "1.2"),
+                // Sanitizes to the same name as the one above: one kept.
+                ("org.opencontainers.image-version", "9"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+            ..Container::default()
+        };
+        let all = docker_on("v1", LabelPolicy::All);
+        let l = all.label_set(&c, "/docker/x");
+        assert!(l.contains(&("container_label_com_example_team", "ops")));
+        // Sorted keys: '-' sorts before '.', so the dash one wins.
+        assert!(l.contains(&("container_label_org_opencontainers_image_version", "9")));
+        assert_eq!(l.len(), 3 + 2, "{l:?}");
+        let only = docker_on(
+            "v1",
+            LabelPolicy::Only(vec![(
+                "com.example.team".into(),
+                label_name("com.example.team"),
+            )]),
+        );
+        let l = only.label_set(&c, "/docker/x");
+        assert_eq!(
+            l,
+            vec![
+                ("id", "/docker/x"),
+                ("image", ""),
+                ("name", "n"),
+                ("container_label_com_example_team", "ops")
+            ]
+        );
+    }
+
+    #[test]
+    fn health_state_uses_cadvisors_encoding() {
+        for (health, want) in [
+            (None, "-1"),
+            (Some("starting"), "0"),
+            (Some("unhealthy"), "0"),
+            (Some("healthy"), "1"),
+        ] {
+            let c = Container {
+                health: health.map(String::from),
+                ..Container::default()
+            };
+            let mut out = MetricSet::new();
+            docker_view(&mut out, &c, &[("id", "/x")]);
+            let text = render(out);
+            assert!(
+                text.lines()
+                    .any(|l| l == format!("container_health_state{{id=\"/x\"}} {want}")),
+                "{health:?}: {text}"
+            );
+        }
     }
 }
