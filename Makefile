@@ -126,7 +126,7 @@ terraform-test:
 ## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count;
 ## log-shipper throughput, latency and memory into the Loki test receiver (bench/shipper.py, ~15 min); writes BENCHMARKS.md
 bench: deps static-exporter
-	python3 bench/compare.py --ours $(STATIC_EXPORTER) --output BENCHMARKS.md
+	python3 bench/compare.py --ours $(STATIC_EXPORTER) --collectors defaults --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md
 	$(CARGO) build --release -p log-shipper
 	$(CARGO) build --release -p e2e-tests --example loki_bench_receiver

@@ -71,7 +71,9 @@ def parse_args(argv):
         "--collectors",
         default=",".join(DEFAULT_COLLECTORS),
         help="comma-separated collectors to enable in both (those either binary lacks, "
-        "or ours refuses at startup, are dropped and reported; default: %(default)s)",
+        "or ours refuses at startup, are dropped and reported), or `defaults`: every "
+        "collector ours enables by default, which are node_exporter 1.12's Linux defaults "
+        "(default: %(default)s)",
     )
     p.add_argument("-n", "--scrapes", type=int, default=1000, help="measured scrapes per exporter (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=20, help="warm-up scrapes per exporter (default: %(default)s)")
@@ -107,6 +109,22 @@ def collectors_of(binary):
     out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
     text = out.stdout + out.stderr
     return set(re.findall(r"--(?:\[no-\])?collector\.([a-z0-9_]+)\b(?![.\-])", text))
+
+
+def defaults_of(binary):
+    """The collectors our --help says are on by default: `--collector.X`
+    on a line of its own, the next ending `(default: true)`."""
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    lines = (out.stdout + out.stderr).splitlines()
+    names = []
+    for i, line in enumerate(lines):
+        m = re.match(r"\s+--collector\.([a-z0-9_]+)\s*$", line)
+        if not m:
+            continue
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.rstrip().endswith("(default: true)") and m.group(1) not in names:
+            names.append(m.group(1))
+    return names
 
 
 def version_of(binary):
@@ -416,6 +434,10 @@ def main(argv):
             )
             die(f"{b} is not an executable ({label}); {hint}")
 
+    if args.collectors == ["defaults"]:
+        args.collectors = defaults_of(args.ours)
+        if not args.collectors:
+            die(f"{args.ours} --help names no collector on by default")
     have_ours, have_theirs = collectors_of(args.ours), collectors_of(args.theirs)
     collectors, missing = [], {}
     for c in args.collectors:
