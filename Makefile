@@ -127,7 +127,7 @@ terraform-test:
 ## CPU per probe against Debian's blackbox_exporter, same modules;
 ## log-shipper throughput, latency and memory into the Loki test receiver (bench/shipper.py, ~15 min); writes BENCHMARKS.md
 bench: deps static-exporter
-	python3 bench/compare.py --ours $(STATIC_EXPORTER) --output BENCHMARKS.md
+	python3 bench/compare.py --ours $(STATIC_EXPORTER) --collectors defaults --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md
 	python3 bench/probes.py --ours $(STATIC_EXPORTER) --output BENCHMARKS.md
 	$(CARGO) build --release -p log-shipper

@@ -71,7 +71,9 @@ def parse_args(argv):
         "--collectors",
         default=",".join(DEFAULT_COLLECTORS),
         help="comma-separated collectors to enable in both (those either binary lacks, "
-        "or ours refuses at startup, are dropped and reported; default: %(default)s)",
+        "or ours refuses at startup, are dropped and reported), or `defaults`: every "
+        "collector ours enables by default, which are node_exporter 1.12's Linux defaults "
+        "(default: %(default)s)",
     )
     p.add_argument("-n", "--scrapes", type=int, default=1000, help="measured scrapes per exporter (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=20, help="warm-up scrapes per exporter (default: %(default)s)")
@@ -107,6 +109,22 @@ def collectors_of(binary):
     out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
     text = out.stdout + out.stderr
     return set(re.findall(r"--(?:\[no-\])?collector\.([a-z0-9_]+)\b(?![.\-])", text))
+
+
+def defaults_of(binary):
+    """The collectors our --help says are on by default: `--collector.X`
+    on a line of its own, the next ending `(default: true)`."""
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    lines = (out.stdout + out.stderr).splitlines()
+    names = []
+    for i, line in enumerate(lines):
+        m = re.match(r"\s+--collector\.([a-z0-9_]+)\s*$", line)
+        if not m:
+            continue
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.rstrip().endswith("(default: true)") and m.group(1) not in names:
+            names.append(m.group(1))
+    return names
 
 
 def version_of(binary):
@@ -299,7 +317,7 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
     ms = lambda s: f"{s * 1e3:.3f}"
     mib = lambda b: f"{b / 1048576:.1f}"
     rows = [
-        ("CPU per scrape (ms, utime+stime)", "cpu", ms, "<= 0.25"),
+        ("CPU per scrape (ms, utime+stime)", "cpu", ms, "<= 0.20"),
         ("scrape latency p50 (ms)", "p50", ms, "<= 1"),
         ("scrape latency p99 (ms)", "p99", ms, "<= 1"),
         ("body per scrape (bytes, uncompressed)", "bytes", lambda b: f"{b:,.0f}", ""),
@@ -308,7 +326,7 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
         rows.append(("body per scrape (bytes, gzip)", "gzip_bytes", lambda b: f"{b:,.0f}", ""))
     rows += [
         ("samples per scrape", "samples", lambda v: f"{v:,}", ""),
-        (f"resident memory after {args.scrapes} scrapes (MiB, VmRSS)", "rss", mib, "<= 0.33"),
+        (f"resident memory after {args.scrapes} scrapes (MiB, VmRSS)", "rss", mib, "<= 0.30"),
         ("peak resident memory (MiB, VmHWM)", "hwm", mib, ""),
         ("binary size (MiB)", "size", mib, ""),
     ]
@@ -417,6 +435,10 @@ def main(argv):
             )
             die(f"{b} is not an executable ({label}); {hint}")
 
+    if args.collectors == ["defaults"]:
+        args.collectors = defaults_of(args.ours)
+        if not args.collectors:
+            die(f"{args.ours} --help names no collector on by default")
     have_ours, have_theirs = collectors_of(args.ours), collectors_of(args.theirs)
     collectors, missing = [], {}
     for c in args.collectors:

@@ -126,6 +126,13 @@ pub fn command() -> Command {
     let mut cmd = Command::new("node-exporter")
         .about("Prometheus exporter for machine metrics, compatible with node_exporter")
         .version(env!("CARGO_PKG_VERSION"))
+        // kingpin's long help, which node_exporter's --help points to.
+        .arg(
+            Arg::new("help-long")
+                .long("help-long")
+                .action(ArgAction::Help)
+                .help("Print help (the same as --help)."),
+        )
         .arg(repeated_flag(
             "web.listen-address",
             ":9100",

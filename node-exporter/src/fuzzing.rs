@@ -81,6 +81,18 @@ pub static PARSERS: &[ParserEntry] = &[
         drop(qdisc::parse_fixtures(t, Path::new("results.json")));
         drop(qdisc::parse_qdisc_message(t.as_bytes()));
     }),
+    ("wifi", |t| {
+        drop(wifi::parse_interfaces_json(t));
+        drop(wifi::parse_bss_json(t));
+        drop(wifi::parse_stations_json(t));
+        let b = t.as_bytes();
+        drop(wifi::parse_interface(b));
+        drop(wifi::parse_scan_result(b));
+        drop(wifi::parse_station(b));
+        drop(crate::genetlink::walk_messages(b, 1, &mut |_, a| {
+            crate::genetlink::attributes(a).map(drop)
+        }));
+    }),
     ("loadavg", |t| {
         drop(loadavg::parse_loadavg(t, Path::new("loadavg")))
     }),

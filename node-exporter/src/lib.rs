@@ -8,6 +8,7 @@ pub mod collector;
 pub mod collectors;
 pub mod device_filter;
 pub mod fuzzing;
+pub mod genetlink;
 pub mod handler;
 pub mod helpers;
 pub mod netlink;

@@ -207,6 +207,16 @@ fn help_lists_every_node_exporter_flag() {
     assert!(missing.is_empty(), "not in --help: {missing:?}");
 }
 
+#[test]
+fn help_long_as_node_exporter_s_help_suggests_prints_the_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_node-exporter"))
+        .arg("--help-long")
+        .output()
+        .expect("running node-exporter --help-long");
+    assert!(out.status.success(), "--help-long failed");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), help_text());
+}
+
 /// A collector node_exporter has that this exporter does not (yet).
 fn unimplemented_collector(default_enabled: bool) -> Option<&'static str> {
     PENDING_COLLECTORS

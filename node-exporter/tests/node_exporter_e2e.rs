@@ -21,7 +21,7 @@ use regex::Regex;
 /// would produce (regexes on the family name). Their `--collector.NAME`
 /// flags and options are left out of the command line, and their families
 /// may be missing.
-const NOT_IMPLEMENTED: &[(&str, &str)] = &[("wifi", "^node_wifi_")];
+const NOT_IMPLEMENTED: &[(&str, &str)] = &[];
 
 /// How a family listed in [`ACCEPTED`] may differ.
 #[derive(Clone, Copy, PartialEq)]

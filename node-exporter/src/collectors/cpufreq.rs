@@ -8,8 +8,17 @@
 //! IPI the CPU or wait for a fresh APERF/MPERF sample), so on larger
 //! machines the CPUs are read by a few threads at once, as node_exporter
 //! reads them in parallel.
+//!
+//! Finding out there is no cpufreq costs a listing of
+//! /sys/devices/system/cpu and a stat per CPU, so an absence is remembered:
+//! while /sys/devices/system/cpu/online (kept open, one pread) reads the
+//! same, for at most [`ABSENCE_RECHECK`], the next scrapes report no data
+//! at once. A CPU going on- or offline, or the interval passing (a cpufreq
+//! driver loaded later), brings the full look back.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
@@ -22,19 +31,23 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     name: "cpufreq",
     default_enabled: true,
     flags: no_flags,
-    build: |f| {
-        Ok(Box::new(Cpufreq {
-            paths: f.paths.clone(),
-        }))
-    },
+    build: |f| Ok(Box::new(Cpufreq::new(f.paths.clone()))),
 };
 
 /// Above this many CPUs, read them with several threads.
 const SEQUENTIAL_MAX: usize = 4;
 const MAX_THREADS: usize = 8;
 
+/// How long a remembered absence of cpufreq holds at most.
+pub const ABSENCE_RECHECK: Duration = Duration::from_secs(60);
+
 struct Cpufreq {
     paths: Paths,
+    /// /sys/devices/system/cpu/online, kept open.
+    online: crate::helpers::OpenFiles,
+    /// The online list that had no cpufreq, and when that was found.
+    absent: Mutex<Option<(Vec<u8>, Instant)>>,
+    recheck: Duration,
 }
 
 /// One CPU's cpufreq attributes, in kHz as the kernel gives them.
@@ -275,8 +288,39 @@ pub fn report(s: &CpufreqStats, out: &mut MetricSet) {
     }
 }
 
+impl Cpufreq {
+    fn new(paths: Paths) -> Cpufreq {
+        Cpufreq {
+            paths,
+            online: Default::default(),
+            absent: Mutex::new(None),
+            recheck: ABSENCE_RECHECK,
+        }
+    }
+
+    fn no_data(&self) -> anyhow::Error {
+        NoData(format!(
+            "no cpufreq directory under {}",
+            self.paths.sys("devices/system/cpu").display()
+        ))
+        .into()
+    }
+}
+
 impl Collector for Cpufreq {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
+        let online = self
+            .online
+            .read(&self.paths.sys("devices/system/cpu/online"))
+            .ok();
+        {
+            let absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Some(now), Some((then, at))) = (&online, &*absent) {
+                if now == then && at.elapsed() < self.recheck {
+                    return Err(self.no_data());
+                }
+            }
+        }
         let cpus = self.online_cpus()?;
         let mut found = 0;
         for r in self.read_all(&cpus) {
@@ -285,13 +329,12 @@ impl Collector for Cpufreq {
                 report(&stats, out);
             }
         }
+        let mut absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
         if found == 0 {
-            return Err(NoData(format!(
-                "no cpufreq directory under {}",
-                self.paths.sys("devices/system/cpu").display()
-            ))
-            .into());
+            *absent = online.map(|o| (o, Instant::now()));
+            return Err(self.no_data());
         }
+        *absent = None;
         Ok(())
     }
 }
@@ -303,12 +346,67 @@ mod tests {
     use exporter_toolkit::exposition::{encode, Format};
 
     fn collector(root: &Path) -> Cpufreq {
-        Cpufreq {
-            paths: Paths {
-                sysfs: root.to_path_buf(),
-                ..Paths::default()
-            },
-        }
+        Cpufreq::new(Paths {
+            sysfs: root.to_path_buf(),
+            ..Paths::default()
+        })
+    }
+
+    #[test]
+    fn an_absence_is_remembered_until_the_online_cpus_change_or_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "devices/system/cpu/online", "0-1\n");
+        std::fs::create_dir_all(r.join("devices/system/cpu/cpu1")).unwrap();
+        let c = collector(r);
+        let no_data = |c: &Cpufreq| {
+            let e = c.update(&mut MetricSet::new()).unwrap_err();
+            assert!(crate::helpers::is_no_data(&e), "{e}");
+        };
+        no_data(&c);
+        // cpufreq appears, but nothing says so yet: still remembered.
+        write(
+            r,
+            "devices/system/cpu/cpu0/cpufreq/scaling_max_freq",
+            "2000\n",
+        );
+        no_data(&c);
+        // A CPU going offline (the online list changes) brings a full look.
+        write(r, "devices/system/cpu/online", "0\n");
+        c.update(&mut MetricSet::new()).unwrap();
+        // Found: nothing remembered, a removal is seen at once.
+        std::fs::remove_dir_all(r.join("devices/system/cpu/cpu0/cpufreq")).unwrap();
+        no_data(&c);
+        write(
+            r,
+            "devices/system/cpu/cpu0/cpufreq/scaling_max_freq",
+            "2000\n",
+        );
+        no_data(&c);
+        // And an old absence is looked at again.
+        let fresh = Cpufreq {
+            recheck: Duration::ZERO,
+            ..collector(r)
+        };
+        std::fs::remove_dir_all(r.join("devices/system/cpu/cpu0/cpufreq")).unwrap();
+        no_data(&fresh);
+        write(
+            r,
+            "devices/system/cpu/cpu0/cpufreq/scaling_max_freq",
+            "2000\n",
+        );
+        fresh.update(&mut MetricSet::new()).unwrap();
+        // Without an online file nothing is remembered.
+        std::fs::remove_file(r.join("devices/system/cpu/online")).unwrap();
+        std::fs::remove_dir_all(r.join("devices/system/cpu/cpu0/cpufreq")).unwrap();
+        let c = collector(r);
+        no_data(&c);
+        write(
+            r,
+            "devices/system/cpu/cpu0/cpufreq/scaling_max_freq",
+            "2000\n",
+        );
+        c.update(&mut MetricSet::new()).unwrap();
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 pub mod watchdog;
+pub mod wifi;
 pub mod xfrm;
 pub mod xfs;
 pub mod zfs;
@@ -159,6 +160,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     uname::SPEC,
     vmstat::SPEC,
     watchdog::SPEC,
+    wifi::SPEC,
     xfrm::SPEC,
     xfs::SPEC,
     zfs::SPEC,

@@ -87,7 +87,6 @@ pub static PENDING_COLLECTORS: &[PendingCollector] = &[
         false,
         &[("collector.supervisord.url", Value)],
     ),
-    pending("wifi", false, &[("collector.wifi.fixtures", Value)]),
 ];
 
 /// Options of collectors this exporter has, that it does not implement yet:

@@ -149,6 +149,8 @@ pub fn fixture_args(root: &Path) -> Vec<String> {
             "--collector.qdisc.fixtures={}",
             root.join("qdisc").display()
         ),
+        // And wifi reads nl80211.
+        format!("--collector.wifi.fixtures={}", root.join("wifi").display()),
         "--web.disable-exporter-metrics".to_string(),
     ];
     for spec in node_exporter::collectors::REGISTRY {
