@@ -11,6 +11,8 @@ use crate::config::{units, ClientConfig, Config, GoDuration};
 pub struct Cli {
     pub config_file: Option<PathBuf>,
     pub config_expand_env: bool,
+    /// `yaml` or `alloy`; by default the file's extension decides.
+    pub config_format: Option<String>,
     /// Parse the config and exit (promtail's -check-syntax).
     pub check_syntax: bool,
     /// Validate everything (stages, regexes, globs) and exit.
@@ -40,6 +42,7 @@ impl Default for Cli {
         Cli {
             config_file: None,
             config_expand_env: false,
+            config_format: None,
             check_syntax: false,
             check_config: false,
             dry_run: false,
@@ -78,6 +81,7 @@ impl std::error::Error for CliError {}
 /// (name, takes a value, help)
 const FLAGS: &[(&str, bool, &str)] = &[
     ("config.file", true, "yaml file to load"),
+    ("config.format", true, "Config syntax: yaml (promtail) or alloy (default: alloy for a .alloy file, else yaml)"),
     ("config.expand-env", false, "Expands ${var} or $var in config according to the values of the environment variables."),
     ("check-syntax", false, "Validate the config file of its syntax"),
     ("check-config", false, "Validate the whole config (stages, regexes, globs) and exit 0 or 1"),
@@ -177,6 +181,12 @@ impl Cli {
                 |e: String| CliError(format!("invalid value {value:?} for flag -{name}: {e}"));
             match name {
                 "config.file" => cli.config_file = Some(PathBuf::from(&value)),
+                "config.format" => {
+                    if !matches!(value.as_str(), "yaml" | "alloy") {
+                        return Err(bad("valid formats are yaml, alloy".into()));
+                    }
+                    cli.config_format = Some(value);
+                }
                 "log.level" => {
                     exporter_toolkit::logging::parse_level(&value).map_err(bad)?;
                     cli.log_level = value;
