@@ -17,6 +17,8 @@ pub struct Cli {
     pub check_syntax: bool,
     /// Validate everything (stages, regexes, globs) and exit.
     pub check_config: bool,
+    /// Print the config in Grafana Alloy's syntax and exit.
+    pub print_alloy: bool,
     pub dry_run: bool,
     pub inspect: bool,
     pub print_config_stderr: bool,
@@ -45,6 +47,7 @@ impl Default for Cli {
             config_format: None,
             check_syntax: false,
             check_config: false,
+            print_alloy: false,
             dry_run: false,
             inspect: false,
             print_config_stderr: false,
@@ -85,6 +88,7 @@ const FLAGS: &[(&str, bool, &str)] = &[
     ("config.expand-env", false, "Expands ${var} or $var in config according to the values of the environment variables."),
     ("check-syntax", false, "Validate the config file of its syntax"),
     ("check-config", false, "Validate the whole config (stages, regexes, globs) and exit 0 or 1"),
+    ("config.print-alloy", false, "Print the config in Grafana Alloy's syntax and exit"),
     ("dry-run", false, "Start Promtail but print entries instead of sending them to Loki."),
     ("inspect", false, "Allows for detailed inspection of pipeline stages"),
     ("print-config-stderr", false, "Dump the entire Loki config object to stderr"),
@@ -162,6 +166,7 @@ impl Cli {
                     "config.expand-env" => cli.config_expand_env = on,
                     "check-syntax" => cli.check_syntax = on,
                     "check-config" => cli.check_config = on,
+                    "config.print-alloy" => cli.print_alloy = on,
                     "dry-run" => cli.dry_run = on,
                     "inspect" => cli.inspect = on,
                     "print-config-stderr" => cli.print_config_stderr = on,

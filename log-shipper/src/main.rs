@@ -42,6 +42,18 @@ fn main() -> ExitCode {
     if cli.print_config_stderr {
         eprintln!("{}", cfg.to_yaml());
     }
+    if cli.print_alloy {
+        return match config::alloy::print::to_alloy(&cfg) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check_syntax {
         println!("Valid config file! No syntax issues found");
         return ExitCode::SUCCESS;

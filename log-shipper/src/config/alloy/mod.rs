@@ -11,6 +11,7 @@
 
 pub mod components;
 pub mod eval;
+pub mod print;
 pub mod syntax;
 
 use std::path::Path;
