@@ -172,3 +172,108 @@ fn nginx_in_alloy_form() {
         10,
     );
 }
+
+#[test]
+fn apache_in_alloy_form() {
+    both(
+        "apache.yaml",
+        &[("APACHE_LOG_DIR", fixtures().join("apache2"))],
+        8,
+    );
+}
+
+#[test]
+fn auth_in_alloy_form() {
+    both(
+        "auth.yaml",
+        &[("AUTH_LOG", fixtures().join("auth/auth.log"))],
+        13,
+    );
+}
+
+#[test]
+fn services_in_alloy_form() {
+    let s = fixtures().join("services");
+    both(
+        "services.yaml",
+        &[
+            ("PROMETHEUS_LOG_DIR", s.join("prometheus")),
+            ("ALERTMANAGER_LOG_DIR", s.join("alertmanager")),
+            ("GRAFANA_LOG_DIR", s.join("grafana")),
+            ("LOKI_LOG_DIR", s.join("loki")),
+        ],
+        14,
+    );
+}
+
+#[test]
+fn container_files_in_alloy_form() {
+    both(
+        "containers-files.yaml",
+        &[
+            (
+                "DOCKER_CONTAINERS_DIR",
+                fixtures().join("docker/containers"),
+            ),
+            ("POD_LOGS_DIR", fixtures().join("pods")),
+        ],
+        7,
+    );
+}
+
+/// Every example has its Alloy form, and it is valid (docker and the
+/// journal need a daemon to run, so those are only checked), and reads
+/// into the same scrape configs and clients as the YAML.
+#[test]
+fn every_example_has_a_valid_alloy_form() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        n += 1;
+        let alloy = path.with_extension("alloy");
+        assert!(alloy.exists(), "{} has no Alloy form", path.display());
+        let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
+            .arg(format!("-config.file={}", alloy.display()))
+            .arg("-check-config")
+            .env("HOSTNAME", "web1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            alloy.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The pipelines, targets, relabeling and clients must be the YAML's
+        // (job names differ: Alloy's are component ids).
+        let print = |args: &[String]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
+                .args(args)
+                .arg("-check-syntax")
+                .arg("-print-config-stderr")
+                .env("HOSTNAME", "web1")
+                .env("LOKI_PUSH_URL", "http://loki:3100/loki/api/v1/push")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+            let mut scrapes = v["scrape_configs"].clone();
+            for s in scrapes.as_sequence_mut().unwrap() {
+                s.as_mapping_mut().unwrap().remove("job_name");
+            }
+            (scrapes, v["clients"].clone())
+        };
+        let from_yaml = print(&[
+            format!("-config.file={}", path.display()),
+            "-config.expand-env".into(),
+        ]);
+        let from_alloy = print(&[format!("-config.file={}", alloy.display())]);
+        assert_eq!(from_yaml, from_alloy, "{}", alloy.display());
+    }
+    assert!(n >= 7, "only {n} example configs");
+}

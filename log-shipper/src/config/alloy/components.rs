@@ -1004,7 +1004,14 @@ fn stage(parent: &str, b: &Block, g: &Graph) -> R<StageConfig> {
                 })
                 .collect();
             let a = Args::new(&what, b, g, &all, &[])?;
-            let m = a.yaml(&[], &[])?;
+            let mut m = a.yaml(&[], &[])?;
+            // json's expressions and logfmt's mapping: "" is "the key's own
+            // name" in Alloy, an empty value in promtail's YAML.
+            for field in ["expressions", "mapping"] {
+                if let Some(Yaml::Mapping(inner)) = m.get_mut(field) {
+                    empty_to_null(inner);
+                }
+            }
             (key, Yaml::Mapping(m), a)
         } else if let Some(&(_, key)) = VALUES_STAGES.iter().find(|(n, _)| *n == b.name) {
             let a = Args::new(&what, b, g, &["values"], &[])?;
@@ -1013,11 +1020,7 @@ fn stage(parent: &str, b: &Block, g: &Graph) -> R<StageConfig> {
             // Alloy writes "" for "the extracted value of the same name",
             // promtail an empty value.
             if let Yaml::Mapping(m) = &mut y {
-                for (_, v) in m.iter_mut() {
-                    if v.as_str() == Some("") {
-                        *v = Yaml::Null;
-                    }
-                }
+                empty_to_null(m);
             }
             (key, y, a)
         } else if b.name == "stage.match" {
@@ -1125,6 +1128,14 @@ fn stage(parent: &str, b: &Block, g: &Graph) -> R<StageConfig> {
             ));
         };
     a.de(ymap(vec![(key, settings)]), &[])
+}
+
+fn empty_to_null(m: &mut Mapping) {
+    for (_, v) in m.iter_mut() {
+        if v.as_str() == Some("") {
+            *v = Yaml::Null;
+        }
+    }
 }
 
 // ---------------------------------------------------------------- write
@@ -1260,4 +1271,133 @@ fn authorization(what: &str, b: &Block, g: &Graph) -> R<Yaml> {
         &[],
     )?;
     Ok(Yaml::Mapping(a.yaml(&[], &[])?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{from_str, Host};
+    use crate::config::Config;
+
+    struct Fixed;
+    impl Host for Fixed {
+        fn env(&self, name: &str) -> Option<String> {
+            (name == "LOKI").then(|| "http://loki:3100/loki/api/v1/push".to_string())
+        }
+        fn hostname(&self) -> String {
+            "web1".into()
+        }
+    }
+
+    fn load(src: &str) -> Result<Config, String> {
+        from_str(src, &Fixed).map_err(|e| e.to_string())
+    }
+
+    const WRITE: &str = "loki.write \"default\" {\n  endpoint {\n    url = env(\"LOKI\")\n  }\n}\n";
+
+    #[test]
+    fn a_file_pipeline_maps_onto_the_promtail_config() {
+        let cfg = load(&format!(
+            "local.file_match \"f\" {{\n  path_targets = [{{ __path__ = \"/var/log/*.log\", job = \"varlogs\", host = constants.hostname }}]\n  sync_period = \"5s\"\n}}\n\
+             discovery.relabel \"r\" {{\n  targets = local.file_match.f.targets\n  rule {{\n    target_label = \"env\"\n    replacement = \"prod\"\n  }}\n}}\n\
+             loki.source.file \"f\" {{\n  targets = discovery.relabel.r.output\n  forward_to = [loki.process.p.receiver]\n  legacy_positions_file = \"/tmp/p.yaml\"\n}}\n\
+             loki.process \"p\" {{\n  forward_to = [loki.write.default.receiver, loki.write.second.receiver]\n  stage.json {{\n    expressions = {{ level = \"\" }}\n  }}\n  stage.match {{\n    selector = \"{{job=\\\"varlogs\\\"}}\"\n    stage.labels {{\n      values = {{ level = \"\" }}\n    }}\n  }}\n  stage.metrics {{\n    metric.counter {{\n      name = \"lines\"\n      description = \"lines\"\n      match_all = true\n      action = \"inc\"\n    }}\n  }}\n}}\n\
+             {WRITE}loki.write \"second\" {{\n  endpoint {{\n    url = \"http://b:3100/loki/api/v1/push\"\n    tenant_id = \"t1\"\n    batch_wait = \"2s\"\n    retry_on_http_429 = false\n    max_backoff_retries = 3\n    basic_auth {{\n      username = \"u\"\n      password = \"p\"\n    }}\n  }}\n  external_labels = {{ cluster = \"c1\" }}\n}}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.scrape_configs.len(), 1);
+        let sc = &cfg.scrape_configs[0];
+        assert_eq!(sc.job_name, "loki.source.file.f");
+        assert_eq!(sc.static_configs[0].labels["host"], "web1");
+        assert_eq!(sc.relabel_configs.len(), 1);
+        let kinds: Vec<_> = sc.pipeline_stages.iter().map(|s| s.kind()).collect();
+        assert_eq!(kinds, ["json", "match", "metrics"]);
+        assert_eq!(cfg.positions.filename.to_str(), Some("/tmp/p.yaml"));
+        assert_eq!(cfg.target_config.sync_period.get().as_secs(), 5);
+        assert_eq!(cfg.clients.len(), 2);
+        let c = &cfg.clients[1];
+        assert_eq!(
+            (
+                c.tenant_id.as_str(),
+                c.batchwait.get().as_secs(),
+                c.drop_rate_limited_batches
+            ),
+            ("t1", 2, true)
+        );
+        assert_eq!(c.backoff_config.max_retries, 3);
+        assert_eq!(c.external_labels["cluster"], "c1");
+        assert_eq!(c.basic_auth.as_ref().unwrap().username, "u");
+        cfg.check_all().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_component_attribute_and_place() {
+        let cases = [
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  bogus = 1\n}\n",
+                "config:4:3: loki.source.file.f: unsupported attribute \"bogus\" (supported: targets, forward_to, encoding, tail_from_end, legacy_positions_file)",
+            ),
+            (
+                "loki.process \"p\" {\n  forward_to = [loki.write.default.receiver]\n  stage.json {\n    expressions = { a = \"\" }\n    sourse = \"x\"\n  }\n}\n",
+                "config:5:14: loki.process.p: stage.json: unknown field `sourse`, expected one of",
+            ),
+            (
+                "loki.process \"p\" {\n  forward_to = [loki.write.default.receiver]\n  stage.geoip {\n  }\n}\n",
+                "config:3:3: loki.process.p: stage.geoip: not supported yet by this shipper",
+            ),
+            (
+                "loki.source.syslog \"s\" {\n}\n",
+                "config:1:1: loki.source.syslog: not supported yet by this shipper",
+            ),
+            (
+                "prometheus.scrape \"s\" {\n}\n",
+                "config:1:1: unknown component \"prometheus.scrape\" (supported: ",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  tail_from_end = true\n}\n",
+                "config:4:19: loki.source.file.f: tail_from_end = true is not supported yet",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.nope.receiver]\n}\n",
+                "config:3:17: \"loki.write.nope.receiver\" is not a declared component's export",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.process.p.receiver, loki.write.default.receiver]\n}\nloki.process \"p\" {\n  forward_to = [loki.write.default.receiver]\n}\n",
+                "config:3:16: fan-out to a loki.process and other receivers is not supported yet",
+            ),
+            (
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    oauth2 {\n    }\n  }\n}\n",
+                "config:4:5: loki.write.default: endpoint: unsupported block \"oauth2\" (supported: basic_auth, authorization, tls_config)",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.other.receiver]\n}\nloki.write \"other\" {\n  endpoint {\n    url = \"http://b/x\"\n  }\n}\n",
+                "config:3:16: loki.source.file.f: reaches loki.write.other but not loki.write.default",
+            ),
+            ("local.file_match {\n}\n", "config:1:1: local.file_match: a component needs a label"),
+        ];
+        for (src, want) in cases {
+            let src = if want.contains("reaches") || src.contains("loki.write \"default\"") {
+                format!("{src}{}", if want.contains("reaches") { WRITE } else { "" })
+            } else {
+                format!("{src}{WRITE}")
+            };
+            let got = load(&src).unwrap_err();
+            assert!(got.starts_with(want), "got:  {got}\nwant: {want}");
+        }
+    }
+
+    /// Every prefix of a valid file is a clean error or a config, never a
+    /// panic: what a half-written file gives.
+    #[test]
+    fn truncated_files_give_one_error() {
+        let src =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.alloy"))
+                .unwrap();
+        let mut errors = 0;
+        for (i, _) in src.char_indices().step_by(7) {
+            if load(&src[..i]).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 0);
+    }
 }

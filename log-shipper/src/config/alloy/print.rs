@@ -443,6 +443,9 @@ fn stage(o: &mut Out, st: &Yaml) -> Result<(), ConfigError> {
                     for s in v.as_sequence().into_iter().flatten() {
                         stage(o, s)?;
                     }
+                } else if matches!((key, k), ("json", "expressions") | ("logfmt", "mapping")) {
+                    // A key without a value is "" in Alloy.
+                    o.line(&format!("{k} = {}", expr(v, true)?));
                 } else if !v.is_null() {
                     o.attr(k, v)?;
                 }
