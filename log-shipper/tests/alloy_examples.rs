@@ -383,3 +383,98 @@ fn alloy_reference_file_pipeline_runs() {
         ]
     );
 }
+
+/// One pipeline forwarding to two `loki.write`: both get every entry, and
+/// the file's position does not advance while one endpoint refuses the
+/// pushes (the YAML form's guarantee with several clients).
+#[test]
+fn positions_wait_for_every_loki_write() {
+    use e2e_tests::loki_receiver::Mode;
+    let a = LokiReceiver::start();
+    let b = LokiReceiver::start();
+    b.set_mode(Mode::Status(500));
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let positions = state.path().join("positions.yaml");
+    let config = state.path().join("config.alloy");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+loki.source.file "app" {{
+  targets    = [{{ __path__ = {path:?}, job = "app" }}]
+  forward_to = [loki.process.p.receiver]
+}}
+loki.process "p" {{
+  forward_to = [loki.write.a.receiver, loki.write.b.receiver]
+  stage.static_labels {{
+    values = {{ via = "alloy" }}
+  }}
+}}
+loki.write "a" {{
+  endpoint {{
+    url        = {a:?}
+    batch_wait = "100ms"
+  }}
+}}
+loki.write "b" {{
+  endpoint {{
+    url                 = {b:?}
+    batch_wait          = "100ms"
+    min_backoff_period  = "100ms"
+    max_backoff_period  = "200ms"
+    max_backoff_retries = 1000
+  }}
+}}
+"#,
+            path = log.display().to_string(),
+            a = a.push_url(),
+            b = b.push_url(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", config.display()))
+        .arg(format!("-positions.file={}", positions.display()))
+        .arg("-positions.sync-period=100ms")
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    assert!(
+        a.wait_for_entries(3, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    let offset = || -> Option<u64> {
+        let text = std::fs::read_to_string(&positions).ok()?;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        v["positions"][log.display().to_string().as_str()]
+            .as_str()?
+            .parse()
+            .ok()
+    };
+    // Several sync periods and retries while b refuses.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.requests() > 1, "b was not retried");
+    assert_eq!(offset().unwrap_or(0), 0, "advanced past entries b refused");
+    b.set_mode(Mode::Accept);
+    assert!(
+        b.wait_for_entries(3, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    wait_until(
+        "the position reaches the end",
+        Duration::from_secs(10),
+        || Ok(offset() == Some(14)),
+    )
+    .unwrap();
+    drop(shipper);
+    for r in [&a, &b] {
+        let streams = r.streams();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].labels["via"], "alloy");
+        assert_eq!(r.lines(), ["one", "two", "three"]);
+    }
+}
