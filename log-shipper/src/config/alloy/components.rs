@@ -409,7 +409,7 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
                 relabel_component(id, c.block, &g)?;
             }
             "discovery.relabel" | "discovery.docker" | "local.file_match" => {
-                targets_of(id, c.block.pos, &g, &mut globals, 0)?;
+                targets_of(id, &g, &mut globals, 0)?;
             }
             other => unreachable!("{other} is in COMPONENTS"),
         }
@@ -538,8 +538,7 @@ fn resolve_targets(
             rules: Vec::new(),
         }),
         Value::Export { component, export } if export != "rules" && export != "receiver" => {
-            let c = &g.components[component.as_str()];
-            targets_of(component, c.block.pos, g, globals, depth + 1)
+            targets_of(component, g, globals, depth + 1)
         }
         other => Err(at(
             pos,
@@ -580,7 +579,7 @@ fn literal_targets(items: &[Value], pos: Pos) -> R<Vec<BTreeMap<String, String>>
 }
 
 /// The targets a discovery component exports (`export` empty: only check it).
-fn targets_of(id: &str, _pos: Pos, g: &Graph, globals: &mut Globals, depth: usize) -> R<TargetSet> {
+fn targets_of(id: &str, g: &Graph, globals: &mut Globals, depth: usize) -> R<TargetSet> {
     let c = &g.components[id];
     match c.kind {
         "local.file_match" => {
@@ -1373,6 +1372,14 @@ mod tests {
                 "config:3:16: loki.source.file.f: reaches loki.write.other but not loki.write.default",
             ),
             ("local.file_match {\n}\n", "config:1:1: local.file_match: a component needs a label"),
+            (
+                "discovery.relabel \"a\" {\n  targets = discovery.relabel.a.output\n}\n",
+                "config:2:13: targets refer to each other in a cycle",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.process.p.receiver]\n}\nloki.process \"p\" {\n  forward_to = [loki.process.p.receiver]\n}\n",
+                "config:6:16: forward_to chains loop back on themselves",
+            ),
         ];
         for (src, want) in cases {
             let src = if want.contains("reaches") || src.contains("loki.write \"default\"") {
