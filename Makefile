@@ -138,6 +138,7 @@ bench: deps static-exporter
 FUZZ_SECONDS ?= 60
 fuzz:
 	node-exporter/fuzz/run.sh $(FUZZ_SECONDS)
+	log-shipper/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -11,10 +11,14 @@ use crate::config::{units, ClientConfig, Config, GoDuration};
 pub struct Cli {
     pub config_file: Option<PathBuf>,
     pub config_expand_env: bool,
+    /// `yaml` or `alloy`; by default the file's extension decides.
+    pub config_format: Option<String>,
     /// Parse the config and exit (promtail's -check-syntax).
     pub check_syntax: bool,
     /// Validate everything (stages, regexes, globs) and exit.
     pub check_config: bool,
+    /// Print the config in Grafana Alloy's syntax and exit.
+    pub print_alloy: bool,
     pub dry_run: bool,
     pub inspect: bool,
     pub print_config_stderr: bool,
@@ -40,8 +44,10 @@ impl Default for Cli {
         Cli {
             config_file: None,
             config_expand_env: false,
+            config_format: None,
             check_syntax: false,
             check_config: false,
+            print_alloy: false,
             dry_run: false,
             inspect: false,
             print_config_stderr: false,
@@ -78,9 +84,11 @@ impl std::error::Error for CliError {}
 /// (name, takes a value, help)
 const FLAGS: &[(&str, bool, &str)] = &[
     ("config.file", true, "yaml file to load"),
+    ("config.format", true, "Config syntax: yaml (promtail) or alloy (default: alloy for a .alloy file, else yaml)"),
     ("config.expand-env", false, "Expands ${var} or $var in config according to the values of the environment variables."),
     ("check-syntax", false, "Validate the config file of its syntax"),
     ("check-config", false, "Validate the whole config (stages, regexes, globs) and exit 0 or 1"),
+    ("config.print-alloy", false, "Print the config in Grafana Alloy's syntax and exit"),
     ("dry-run", false, "Start Promtail but print entries instead of sending them to Loki."),
     ("inspect", false, "Allows for detailed inspection of pipeline stages"),
     ("print-config-stderr", false, "Dump the entire Loki config object to stderr"),
@@ -158,6 +166,7 @@ impl Cli {
                     "config.expand-env" => cli.config_expand_env = on,
                     "check-syntax" => cli.check_syntax = on,
                     "check-config" => cli.check_config = on,
+                    "config.print-alloy" => cli.print_alloy = on,
                     "dry-run" => cli.dry_run = on,
                     "inspect" => cli.inspect = on,
                     "print-config-stderr" => cli.print_config_stderr = on,
@@ -177,6 +186,12 @@ impl Cli {
                 |e: String| CliError(format!("invalid value {value:?} for flag -{name}: {e}"));
             match name {
                 "config.file" => cli.config_file = Some(PathBuf::from(&value)),
+                "config.format" => {
+                    if !matches!(value.as_str(), "yaml" | "alloy") {
+                        return Err(bad("valid formats are yaml, alloy".into()));
+                    }
+                    cli.config_format = Some(value);
+                }
                 "log.level" => {
                     exporter_toolkit::logging::parse_level(&value).map_err(bad)?;
                     cli.log_level = value;

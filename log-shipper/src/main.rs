@@ -42,6 +42,18 @@ fn main() -> ExitCode {
     if cli.print_config_stderr {
         eprintln!("{}", cfg.to_yaml());
     }
+    if cli.print_alloy {
+        return match config::alloy::print::to_alloy(&cfg) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check_syntax {
         println!("Valid config file! No syntax issues found");
         return ExitCode::SUCCESS;
@@ -101,7 +113,17 @@ fn load(cli: &Cli) -> Result<Config, String> {
     let Some(path) = &cli.config_file else {
         return Err("-config.file is required".into());
     };
-    let mut cfg = config::load(path, cli.config_expand_env).map_err(|e| e.to_string())?;
+    let alloy = match cli.config_format.as_deref() {
+        Some(f) => f == "alloy",
+        None => config::alloy::is_alloy_path(path),
+    };
+    let mut cfg = if alloy {
+        // Alloy has env() in the language: -config.expand-env does not apply.
+        config::alloy::load(path)
+    } else {
+        config::load(path, cli.config_expand_env)
+    }
+    .map_err(|e| e.to_string())?;
     cli.apply_overrides(&mut cfg);
     Ok(cfg)
 }

@@ -4,6 +4,7 @@
 //! key path. Blocks promtail knows but we do not run yet (other sources,
 //! gRPC settings) are parsed and kept, so they print back and fail nothing.
 
+pub mod alloy;
 pub mod envsubst;
 pub mod units;
 

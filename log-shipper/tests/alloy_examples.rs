@@ -1,0 +1,480 @@
+//! The example configs in Alloy's syntax (`examples/*.alloy`) and the
+//! promtail ones converted by `-config.print-alloy` must push exactly what
+//! the YAML examples push: the same streams, labels, lines, timestamps and
+//! structured metadata as `tests/fixtures/examples/golden/<config>.jsonl`
+//! (which `golden_examples.rs` checks the YAML form against).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
+use e2e_tests::process::{free_port, wait_until, Process};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples")
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn rfc3339(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| format!("{ns}ns"))
+}
+
+/// As golden_examples.rs: one JSON object per entry, sorted.
+fn normalize(receiver: &LokiReceiver) -> String {
+    let mut rows = Vec::new();
+    for s in receiver.streams() {
+        let mut labels: BTreeMap<String, String> = s.labels.clone();
+        if let Some(f) = labels.get_mut("filename") {
+            let root = fixtures().display().to_string();
+            *f = f.replace(&root, "<fixtures>");
+        }
+        for e in &s.entries {
+            let metadata: BTreeMap<&str, &str> = e
+                .structured_metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let row = serde_json::json!({
+                "labels": labels,
+                "time": rfc3339(e.timestamp_ns),
+                "metadata": metadata,
+                "line": e.line,
+            });
+            rows.push((
+                serde_json::to_string(&labels).unwrap(),
+                e.timestamp_ns,
+                serde_json::to_string(&row).unwrap(),
+            ));
+        }
+    }
+    rows.sort();
+    rows.into_iter().map(|(_, _, r)| r + "\n").collect()
+}
+
+fn environment(cmd: &mut Command, receiver: &LokiReceiver, env: &[(&str, PathBuf)]) {
+    cmd.env("HOSTNAME", "web1")
+        .env("LOG_TIMEZONE", "Europe/Berlin")
+        .env("LOKI_PUSH_URL", receiver.push_url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+}
+
+/// Runs the Alloy config `alloy` over the fixtures and compares what
+/// arrives with the YAML example `golden`'s golden file.
+fn check(alloy: &Path, golden: &str, env: &[(&str, PathBuf)], min_entries: usize) {
+    let receiver = LokiReceiver::start_with(Options {
+        limits: Limits {
+            reject_old_samples_max_age: None,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .expect("starting the Loki test receiver");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", alloy.display()))
+        .arg(format!(
+            "-positions.file={}",
+            dir.path().join("positions.yaml").display()
+        ))
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    environment(&mut cmd, &receiver, env);
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    let arrived = receiver.wait_for_entries(min_entries, Duration::from_secs(30));
+    assert!(
+        arrived,
+        "{}: only {} of at least {min_entries} entries arrived\n{}",
+        alloy.display(),
+        receiver.entry_count(),
+        shipper.log_tail(30)
+    );
+    let mut last = receiver.entry_count();
+    wait_until("no more entries for 4s", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_secs(4));
+        let now = receiver.entry_count();
+        let quiet = now == last;
+        last = now;
+        Ok(quiet)
+    })
+    .unwrap();
+    drop(shipper);
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+    let got = normalize(&receiver);
+    let want = std::fs::read_to_string(
+        fixtures()
+            .join("golden")
+            .join(golden.replace(".yaml", ".jsonl")),
+    )
+    .unwrap();
+    assert!(
+        got == want,
+        "{}: what arrived differs from {golden}'s golden file:\n--- want\n{want}\n--- got\n{got}",
+        alloy.display()
+    );
+}
+
+/// Both forms of one example: the hand-written `.alloy` next to the YAML,
+/// and the YAML converted by `-config.print-alloy`.
+fn both(yaml: &str, env: &[(&str, PathBuf)], min_entries: usize) {
+    check(
+        &example(&yaml.replace(".yaml", ".alloy")),
+        yaml,
+        env,
+        min_entries,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", example(yaml).display()))
+        .arg("-config.expand-env=true")
+        .arg("-config.print-alloy")
+        .env("HOSTNAME", "web1")
+        .env("LOG_TIMEZONE", "Europe/Berlin")
+        // The converted file holds the values as expanded at conversion;
+        // the receiver's URL is known only in check(), so a placeholder
+        // goes in and becomes env("LOKI_PUSH_URL") below.
+        .env("LOKI_PUSH_URL", "http://push.invalid/loki/api/v1/push");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{yaml}: -config.print-alloy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap().replace(
+        "\"http://push.invalid/loki/api/v1/push\"",
+        "env(\"LOKI_PUSH_URL\")",
+    );
+    assert!(text.contains("env(\"LOKI_PUSH_URL\")"), "{text}");
+    let converted = dir.path().join(yaml.replace(".yaml", ".converted.alloy"));
+    std::fs::write(&converted, text).unwrap();
+    check(&converted, yaml, env, min_entries);
+}
+
+#[test]
+fn nginx_in_alloy_form() {
+    both(
+        "nginx.yaml",
+        &[("NGINX_LOG_DIR", fixtures().join("nginx"))],
+        10,
+    );
+}
+
+#[test]
+fn apache_in_alloy_form() {
+    both(
+        "apache.yaml",
+        &[("APACHE_LOG_DIR", fixtures().join("apache2"))],
+        8,
+    );
+}
+
+#[test]
+fn auth_in_alloy_form() {
+    both(
+        "auth.yaml",
+        &[("AUTH_LOG", fixtures().join("auth/auth.log"))],
+        13,
+    );
+}
+
+#[test]
+fn services_in_alloy_form() {
+    let s = fixtures().join("services");
+    both(
+        "services.yaml",
+        &[
+            ("PROMETHEUS_LOG_DIR", s.join("prometheus")),
+            ("ALERTMANAGER_LOG_DIR", s.join("alertmanager")),
+            ("GRAFANA_LOG_DIR", s.join("grafana")),
+            ("LOKI_LOG_DIR", s.join("loki")),
+        ],
+        14,
+    );
+}
+
+#[test]
+fn container_files_in_alloy_form() {
+    both(
+        "containers-files.yaml",
+        &[
+            (
+                "DOCKER_CONTAINERS_DIR",
+                fixtures().join("docker/containers"),
+            ),
+            ("POD_LOGS_DIR", fixtures().join("pods")),
+        ],
+        7,
+    );
+}
+
+/// Every example has its Alloy form, and it is valid (docker and the
+/// journal need a daemon to run, so those are only checked), and reads
+/// into the same scrape configs and clients as the YAML.
+#[test]
+fn every_example_has_a_valid_alloy_form() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        n += 1;
+        let alloy = path.with_extension("alloy");
+        assert!(alloy.exists(), "{} has no Alloy form", path.display());
+        let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
+            .arg(format!("-config.file={}", alloy.display()))
+            .arg("-check-config")
+            .env("HOSTNAME", "web1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            alloy.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The pipelines, targets, relabeling and clients must be the YAML's
+        // (job names differ: Alloy's are component ids).
+        let print = |args: &[String]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
+                .args(args)
+                .arg("-check-syntax")
+                .arg("-print-config-stderr")
+                .env("HOSTNAME", "web1")
+                .env("LOKI_PUSH_URL", "http://loki:3100/loki/api/v1/push")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+            let mut scrapes = v["scrape_configs"].clone();
+            for s in scrapes.as_sequence_mut().unwrap() {
+                s.as_mapping_mut().unwrap().remove("job_name");
+            }
+            (scrapes, v["clients"].clone())
+        };
+        let from_yaml = print(&[
+            format!("-config.file={}", path.display()),
+            "-config.expand-env".into(),
+        ]);
+        let from_alloy = print(&[format!("-config.file={}", alloy.display())]);
+        assert_eq!(from_yaml, from_alloy, "{}", alloy.display());
+    }
+    assert!(n >= 7, "only {n} example configs");
+}
+
+fn docs_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/alloy")
+        .join(name)
+}
+
+/// The reference docs' examples (rewritten as fixtures) are valid configs.
+#[test]
+fn alloy_reference_examples_parse() {
+    for f in [
+        "file_and_write.alloy",
+        "journal.alloy",
+        "docker.alloy",
+        "relabel_and_fanin.alloy",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
+            .arg(format!("-config.file={}", docs_fixture(f).display()))
+            .arg("-check-config")
+            .env("APP_LOG_DIR", "/nonexistent")
+            .env("LOKI_PUSH_URL", "http://loki:3100/loki/api/v1/push")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The docs' file pipeline runs: JSON parsed, a debug line dropped, the
+/// level a label, the user structured metadata, the message the line with
+/// the password masked, the line's own time, external labels added.
+#[test]
+fn alloy_reference_file_pipeline_runs() {
+    let receiver = LokiReceiver::start_with(Options {
+        limits: Limits {
+            reject_old_samples_max_age: None,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        logs.path().join("app.log"),
+        concat!(
+            r#"{"level":"info","message":"login password=hunter2 ok","time":"2024-03-05T10:15:30Z","user":"alice"}"#,
+            "\n",
+            r#"{"level":"debug","message":"noise","time":"2024-03-05T10:15:31Z","user":"bob"}"#,
+            "\n",
+            r#"{"level":"error","message":"disk full","time":"2024-03-05T10:15:32Z","user":"carol"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!(
+        "-config.file={}",
+        docs_fixture("file_and_write.alloy").display()
+    ))
+    .arg(format!(
+        "-positions.file={}",
+        state.path().join("positions.yaml").display()
+    ))
+    .arg(format!("-server.http-listen-port={}", free_port()))
+    .env("APP_LOG_DIR", logs.path())
+    .env("LOKI_PUSH_URL", receiver.push_url());
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    assert!(
+        receiver.wait_for_entries(2, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    // The debug line would come in the same batch as the others.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(shipper);
+    let mut got: Vec<String> = receiver
+        .streams()
+        .iter()
+        .flat_map(|s| {
+            s.entries.iter().map(move |e| {
+                format!(
+                    "{:?} {} {:?} {}",
+                    s.labels
+                        .iter()
+                        .filter(|(k, _)| *k != "filename")
+                        .collect::<Vec<_>>(),
+                    rfc3339(e.timestamp_ns),
+                    e.structured_metadata,
+                    e.line
+                )
+            })
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#"[("cluster", "docs"), ("env", "dev"), ("level", "error"), ("service", "app")] 2024-03-05T10:15:32Z [("user", "carol")] disk full"#,
+            r#"[("cluster", "docs"), ("env", "dev"), ("level", "info"), ("service", "app")] 2024-03-05T10:15:30Z [("user", "alice")] login password=**** ok"#,
+        ]
+    );
+}
+
+/// One pipeline forwarding to two `loki.write`: both get every entry, and
+/// the file's position does not advance while one endpoint refuses the
+/// pushes (the YAML form's guarantee with several clients).
+#[test]
+fn positions_wait_for_every_loki_write() {
+    use e2e_tests::loki_receiver::Mode;
+    let a = LokiReceiver::start();
+    let b = LokiReceiver::start();
+    b.set_mode(Mode::Status(500));
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let positions = state.path().join("positions.yaml");
+    let config = state.path().join("config.alloy");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+loki.source.file "app" {{
+  targets    = [{{ __path__ = {path:?}, job = "app" }}]
+  forward_to = [loki.process.p.receiver]
+}}
+loki.process "p" {{
+  forward_to = [loki.write.a.receiver, loki.write.b.receiver]
+  stage.static_labels {{
+    values = {{ via = "alloy" }}
+  }}
+}}
+loki.write "a" {{
+  endpoint {{
+    url        = {a:?}
+    batch_wait = "100ms"
+  }}
+}}
+loki.write "b" {{
+  endpoint {{
+    url                 = {b:?}
+    batch_wait          = "100ms"
+    min_backoff_period  = "100ms"
+    max_backoff_period  = "200ms"
+    max_backoff_retries = 1000
+  }}
+}}
+"#,
+            path = log.display().to_string(),
+            a = a.push_url(),
+            b = b.push_url(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", config.display()))
+        .arg(format!("-positions.file={}", positions.display()))
+        .arg("-positions.sync-period=100ms")
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    assert!(
+        a.wait_for_entries(3, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    let offset = || -> Option<u64> {
+        let text = std::fs::read_to_string(&positions).ok()?;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        v["positions"][log.display().to_string().as_str()]
+            .as_str()?
+            .parse()
+            .ok()
+    };
+    // Several sync periods and retries while b refuses.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.requests() > 1, "b was not retried");
+    assert_eq!(offset().unwrap_or(0), 0, "advanced past entries b refused");
+    b.set_mode(Mode::Accept);
+    assert!(
+        b.wait_for_entries(3, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    wait_until(
+        "the position reaches the end",
+        Duration::from_secs(10),
+        || Ok(offset() == Some(14)),
+    )
+    .unwrap();
+    drop(shipper);
+    for r in [&a, &b] {
+        let streams = r.streams();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].labels["via"], "alloy");
+        assert_eq!(r.lines(), ["one", "two", "three"]);
+    }
+}
