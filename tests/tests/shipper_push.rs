@@ -425,15 +425,16 @@ fn a_flood_of_incomplete_gelf_chunks_does_not_grow_memory() {
         if sock.send_to(&d, &target).is_ok() {
             sent += d.len() as u64;
         }
-        if id % 64 == 0 {
-            std::thread::sleep(Duration::from_micros(500));
+        if id % 24 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     let elapsed = start.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     let after = rss_kb(p.id());
+    eprintln!("RSS {before} -> {after} kB, {sent} bytes in {elapsed:?}");
     assert!(
-        after < before + 160 * 1024,
+        after < before + 120 * 1024,
         "RSS grew from {before} kB to {after} kB after {sent} bytes of chunks in {elapsed:?}"
     );
     // Still taking messages.
