@@ -418,8 +418,13 @@ impl Shipper {
         for j in &self.journals {
             j.stop();
         }
-        self.pushes.iter().for_each(|p| p.stop());
-        self.gelfs.iter().for_each(|g| g.stop());
+        // Ports closed before a reload binds them again.
+        for p in self.pushes {
+            p.join().await;
+        }
+        for g in self.gelfs {
+            g.join().await;
+        }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
             let abort = p.abort_handle();

@@ -407,7 +407,7 @@ impl Formatter {
 
 /// One listening GELF socket.
 pub struct GelfTarget {
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
 
@@ -454,7 +454,10 @@ impl GelfTarget {
         let job = sc.job_name.clone();
         tracing::info!(job = %job, address = %addr, "listening for GELF UDP messages");
         let task = tokio::spawn(run(sock, formatter, tx, job));
-        Ok(GelfTarget { task, addr })
+        Ok(GelfTarget {
+            task: Some(task),
+            addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -462,13 +465,23 @@ impl GelfTarget {
     }
 
     pub fn stop(&self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+
+    /// Stops and waits until the port is closed.
+    pub async fn join(mut self) {
+        self.stop();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
     }
 }
 
 impl Drop for GelfTarget {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 

@@ -416,7 +416,7 @@ struct Shared {
 /// One running push server.
 pub struct PushTarget {
     closing: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
 }
 
@@ -470,7 +470,7 @@ impl PushTarget {
         let task = tokio::spawn(serve(listeners, shared, closing_rx));
         Ok(PushTarget {
             closing,
-            task,
+            task: Some(task),
             addrs,
         })
     }
@@ -483,7 +483,17 @@ impl PushTarget {
     /// nothing: their senders retry).
     pub fn stop(&self) {
         self.closing.send_replace(true);
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+
+    /// Stops and waits until the port is closed.
+    pub async fn join(mut self) {
+        self.stop();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
     }
 }
 
@@ -499,31 +509,23 @@ async fn serve(
     mut closing: watch::Receiver<bool>,
 ) {
     // Connections live in this set: aborting this task ends them all.
+    // The listeners are owned here, not by tasks of their own, so that
+    // once this task is joined the port is free again (a reload binds it).
     let mut conns = JoinSet::new();
-    let mut accepts = JoinSet::new();
-    let (conn_tx, mut conn_rx) = mpsc::channel(16);
-    for l in listeners {
-        let tx = conn_tx.clone();
-        accepts.spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((s, _)) => {
-                        if tx.send(s).await.is_err() {
-                            return;
-                        }
-                    }
+    loop {
+        let accept =
+            futures_util::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
+        tokio::select! {
+            _ = closing.changed() => return,
+            (accepted, _, _) = accept => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
                     }
-                }
-            }
-        });
-    }
-    loop {
-        tokio::select! {
-            _ = closing.changed() => return,
-            Some(stream) = conn_rx.recv() => {
+                };
                 let shared = Arc::clone(&shared);
                 conns.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
