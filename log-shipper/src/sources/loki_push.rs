@@ -873,6 +873,61 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sender_that_gives_up_while_held_leaves_nothing_behind() {
+        use tokio::io::AsyncWriteExt;
+        let sc: ScrapeConfig = serde_yaml_ng::from_str(
+            "job_name: p\nloki_push_api:\n  server: {http_listen_address: 127.0.0.1, http_listen_port: 0, http_server_write_timeout: 30s}\n",
+        )
+        .unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let downstream = Downstream::single();
+        downstream.test_set_failing(true);
+        let target = PushTarget::start(&sc, tx, downstream.clone()).unwrap();
+        let addr = target.local_addrs()[0];
+        let body = "{\"streams\":[{\"stream\":{\"a\":\"b\"},\"values\":[[\"1\",\"x\"]]}]}";
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(req.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        downstream.test_set_failing(false);
+        let got = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+        assert!(
+            got.is_err(),
+            "a push whose sender left was taken in: {got:?}"
+        );
+        target.join().await;
+    }
+
+    #[test]
+    fn keys_we_do_not_run_are_refused_by_name() {
+        let base = "scrape_configs:\n  - job_name: p\n    loki_push_api:\n      server:\n        http_listen_port: 3500\n";
+        let c =
+            crate::config::from_str(&format!("{base}        grpc_listen_port: 3600\n")).unwrap();
+        assert!(check(&c.scrape_configs[0]).is_ok());
+        for key in [
+            "http_server_idle_timeout: 1m",
+            "http_tls_config: {}",
+            "log_level: debug",
+        ] {
+            let e = crate::config::from_str(&format!("{base}        {key}\n")).unwrap_err();
+            let name = key.split(':').next().unwrap();
+            assert!(e.message.contains(name), "{e}");
+        }
+        let e = crate::config::from_str("scrape_configs:\n  - job_name: g\n    gelf:\n      listen_address: :1\n      max_message_size: 1\n").unwrap_err();
+        assert!(e.message.contains("max_message_size"), "{e}");
+        let c =
+            crate::config::from_str(&format!("{base}        http_listen_network: unix\n")).unwrap();
+        assert!(check(&c.scrape_configs[0])
+            .unwrap_err()
+            .contains("http_listen_network"));
+    }
+
     #[test]
     fn raw_lines_split_and_skip_empty_ones() {
         assert_eq!(raw_lines(b"a\r\n\nb\nc").unwrap(), vec!["a", "b", "c"]);
