@@ -527,12 +527,17 @@ async fn serve(
                     }
                 };
                 let shared = Arc::clone(&shared);
+                let read_timeout = shared.read_timeout;
                 conns.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
                     });
+                    // Headers too must come within the read timeout: a
+                    // client trickling them cannot hold a connection.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(read_timeout)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
