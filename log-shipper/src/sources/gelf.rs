@@ -393,6 +393,9 @@ impl Formatter {
             return None;
         }
         let mut e = Entry::new(labels, msg.line);
+        // Each its own nanosecond: Loki keeps one of identical entries.
+        e.timestamp =
+            UNIX_EPOCH + Duration::from_nanos(crate::sources::file::watcher::read_times(1));
         if self.use_incoming_timestamp && msg.timestamp != 0.0 && msg.timestamp.is_finite() {
             let d = Duration::from_secs_f64(msg.timestamp.abs().min(1e12));
             e.timestamp = if msg.timestamp > 0.0 {

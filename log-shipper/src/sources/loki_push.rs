@@ -639,20 +639,24 @@ where
     let decoded = decode_content(content_encoding.as_deref(), &body, MAX_BODY)?;
     drop(body);
     let size = decoded.len().max(1);
-    let entries = if raw {
-        let now = SystemTime::now();
+    let mut entries: Vec<Entry> = if raw {
         raw_lines(&decoded)?
             .into_iter()
-            .map(|line| Entry {
-                timestamp: now,
-                ..Entry::new(shared.labels.clone(), line)
-            })
+            .map(|line| Entry::new(shared.labels.clone(), line))
             .collect()
     } else {
         let streams = decode_push(content_type.as_deref(), &decoded, MAX_BODY)?;
         drop(decoded);
         entries_of(shared, streams)
     };
+    if raw || !shared.keep_timestamp {
+        // Each its own nanosecond, as the file source stamps lines: Loki
+        // keeps one of entries identical in stream, timestamp and line.
+        let first = crate::sources::file::watcher::read_times(entries.len() as u64);
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.timestamp = UNIX_EPOCH + Duration::from_nanos(first + i as u64);
+        }
+    }
     let _permit = shared
         .in_flight
         .try_acquire_many(u32::try_from(size).unwrap_or(u32::MAX))
@@ -666,7 +670,6 @@ where
 /// Stream labels plus the configured ones, relabeled; `__` labels go, as
 /// in promtail. A stream relabeling drops is dropped.
 fn entries_of(shared: &Shared, streams: Vec<PushStream>) -> Vec<Entry> {
-    let now = SystemTime::now();
     let mut out = Vec::new();
     for s in streams {
         let mut labels = s.labels;
@@ -684,11 +687,7 @@ fn entries_of(shared: &Shared, streams: Vec<PushStream>) -> Vec<Entry> {
         for e in s.entries {
             out.push(Entry {
                 labels: labels.clone(),
-                timestamp: if shared.keep_timestamp {
-                    e.timestamp
-                } else {
-                    now
-                },
+                timestamp: e.timestamp,
                 line: e.line,
                 structured_metadata: e.structured_metadata,
                 ack: None,
