@@ -134,7 +134,8 @@ bench: deps static-exporter
 	$(CARGO) build --release -p e2e-tests --example loki_bench_receiver
 	python3 bench/shipper.py --output BENCHMARKS.md
 
-## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz)
+## fuzz: run every parser fuzz target for FUZZ_SECONDS each (cargo-fuzz): node-exporter's
+## /proc and /sys parsers, log-shipper's push API bodies and GELF chunks
 FUZZ_SECONDS ?= 60
 fuzz:
 	node-exporter/fuzz/run.sh $(FUZZ_SECONDS)

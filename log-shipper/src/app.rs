@@ -63,6 +63,8 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.check_all()?;
     for sc in &cfg.scrape_configs {
         crate::sources::journal::check(sc).map_err(ConfigError::new)?;
+        crate::sources::loki_push::check(sc).map_err(ConfigError::new)?;
+        crate::sources::gelf::check(sc).map_err(ConfigError::new)?;
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
@@ -193,6 +195,8 @@ pub struct Shipper {
     positions_sync: Option<JoinHandle<()>>,
     docker: Vec<DockerSources>,
     journals: Vec<crate::sources::journal::JournalTarget>,
+    pushes: Vec<crate::sources::loki_push::PushTarget>,
+    gelfs: Vec<crate::sources::gelf::GelfTarget>,
 }
 
 impl Shipper {
@@ -220,6 +224,8 @@ impl Shipper {
             positions_sync: None,
             docker: Vec::new(),
             journals: Vec::new(),
+            pushes: Vec::new(),
+            gelfs: Vec::new(),
         };
         match shipper.start_parts(cfg, dry_run) {
             Ok(()) => {
@@ -273,7 +279,8 @@ impl Shipper {
         for sc in &cfg.scrape_configs {
             let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
-            if !has_files && !has_docker && sc.journal.is_none() {
+            let has_push = sc.loki_push_api.is_some() || sc.gelf.is_some();
+            if !has_files && !has_docker && sc.journal.is_none() && !has_push {
                 continue;
             }
             let pipeline =
@@ -294,6 +301,21 @@ impl Shipper {
                         Arc::clone(&self.positions),
                         job_tx.clone(),
                     )?);
+            }
+            if sc.loki_push_api.is_some() {
+                // Pushes are answered once delivered, so they must see
+                // whether the clients get through (a dry run always does).
+                let downstream = crate::client::Downstream::new(&self.clients);
+                self.pushes
+                    .push(crate::sources::loki_push::PushTarget::start(
+                        sc,
+                        job_tx.clone(),
+                        downstream,
+                    )?);
+            }
+            if sc.gelf.is_some() {
+                self.gelfs
+                    .push(crate::sources::gelf::GelfTarget::start(sc, job_tx.clone())?);
             }
             if !has_files {
                 continue;
@@ -339,6 +361,8 @@ impl Shipper {
         for j in &self.journals {
             j.stop();
         }
+        self.pushes.iter().for_each(|p| p.stop());
+        self.gelfs.iter().for_each(|g| g.stop());
     }
 
     /// What `/targets` shows.
@@ -393,6 +417,13 @@ impl Shipper {
         self.docker.iter().for_each(DockerSources::stop_reading);
         for j in &self.journals {
             j.stop();
+        }
+        // Ports closed before a reload binds them again.
+        for p in self.pushes {
+            p.join().await;
+        }
+        for g in self.gelfs {
+            g.join().await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {

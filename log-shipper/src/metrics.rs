@@ -28,4 +28,5 @@ pub fn collect(set: &mut MetricSet) {
     crate::sources::journal::collect(set);
     crate::client::collect(set);
     crate::sources::docker::collect(set);
+    crate::sources::gelf::collect(set);
 }

@@ -17,6 +17,7 @@ pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,54 @@ pub struct Client {
     closing: watch::Sender<bool>,
     task: JoinHandle<()>,
     metrics: Arc<metrics::ClientMetrics>,
+    health: Arc<Health>,
+}
+
+/// Whether Loki takes this client's pushes, for sources that answer their
+/// own senders (the push API): while Loki fails they make senders retry
+/// instead of taking lines in they cannot deliver.
+#[derive(Debug, Default)]
+pub struct Health {
+    failing: AtomicBool,
+    /// Batches dropped after retries ran out (their acks completed
+    /// undelivered).
+    gave_up: AtomicU64,
+}
+
+/// The health of every client entries fan out to.
+#[derive(Clone, Debug, Default)]
+pub struct Downstream(Vec<Arc<Health>>);
+
+impl Downstream {
+    pub fn new(clients: &[Client]) -> Downstream {
+        Downstream(clients.iter().map(|c| Arc::clone(&c.health)).collect())
+    }
+
+    /// The last push of some client failed and it has not succeeded since.
+    pub fn failing(&self) -> bool {
+        self.0.iter().any(|h| h.failing.load(Ordering::Relaxed))
+    }
+
+    /// Batches given up so far, over all clients: an increase while a
+    /// push waited means its lines may be among them.
+    pub fn gave_up(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|h| h.gave_up.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// For tests: a client marked failing, or not.
+    pub fn test_set_failing(&self, failing: bool) {
+        for h in &self.0 {
+            h.failing.store(failing, Ordering::Relaxed);
+        }
+    }
+
+    /// For tests: one client's health.
+    pub fn single() -> Downstream {
+        Downstream(vec![Arc::new(Health::default())])
+    }
 }
 
 impl Client {
@@ -144,9 +193,11 @@ impl Client {
             .map_err(|e| format!("client {}: {e}", settings.url))?;
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let (closing, closing_rx) = watch::channel(false);
+        let health = Arc::new(Health::default());
         let worker = Worker {
             settings,
             transport,
+            health: Arc::clone(&health),
             metrics: Arc::clone(&metrics),
             batches: HashMap::new(),
             closing: closing_rx,
@@ -157,6 +208,7 @@ impl Client {
             closing,
             task,
             metrics,
+            health,
         })
     }
 
@@ -269,6 +321,7 @@ fn entry_size(e: &Entry) -> usize {
 struct Worker {
     settings: ClientSettings,
     transport: transport::Transport,
+    health: Arc<Health>,
     metrics: Arc<metrics::ClientMetrics>,
     batches: HashMap<Option<String>, Batch>,
     closing: watch::Receiver<bool>,
@@ -448,11 +501,14 @@ impl Worker {
             self.metrics.request(status, elapsed);
             match status {
                 Some(s) if (200..300).contains(&s) => {
+                    self.health.failing.store(false, Ordering::Relaxed);
                     self.metrics.sent(entries, bytes);
                     Ack::complete_all(acks);
                     return;
                 }
                 Some(s) if s != 429 && s / 100 != 5 => {
+                    // Loki answered: it is up, it only refused these lines.
+                    self.health.failing.store(false, Ordering::Relaxed);
                     tracing::error!(
                         host = %self.transport.endpoint().authority,
                         status = s,
@@ -484,9 +540,14 @@ impl Worker {
                     "final error sending batch: retries exhausted, dropping it"
                 );
                 self.metrics.dropped(reason_label, entries, bytes);
+                self.health.gave_up.fetch_add(1, Ordering::Relaxed);
+                // Cleared so the next batch tries again: nothing else would
+                // if the push API refused every line while failing.
+                self.health.failing.store(false, Ordering::Relaxed);
                 Ack::complete_all(acks);
                 return;
             }
+            self.health.failing.store(true, Ordering::Relaxed);
             tracing::warn!(
                 host = %self.transport.endpoint().authority,
                 status = status.map_or_else(|| "failed".to_string(), |s| s.to_string()),

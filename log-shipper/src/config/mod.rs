@@ -426,14 +426,16 @@ pub struct ScrapeConfig {
     pub windows_events: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<Opaque>,
+    /// GELF over UDP (`sources::gelf`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gelf: Option<Opaque>,
+    pub gelf: Option<GelfConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudflare: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heroku_drain: Option<Opaque>,
+    /// Loki's push API served to other senders (`sources::loki_push`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub loki_push_api: Option<Opaque>,
+    pub loki_push_api: Option<PushApiConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azure_event_hubs: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -573,6 +575,73 @@ impl Default for JournalConfig {
             path: String::new(),
             matches: String::new(),
             labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// promtail's `loki_push_api` block.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushApiConfig {
+    pub server: PushServerConfig,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub use_incoming_timestamp: bool,
+}
+
+/// The keys of promtail's server block a push target runs on. Anything
+/// else of that block is refused (`deny_unknown_fields` names the key)
+/// rather than accepted and ignored.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushServerConfig {
+    pub http_listen_network: String,
+    pub http_listen_address: String,
+    pub http_listen_port: u16,
+    /// promtail opens a gRPC port on every push server but registers no
+    /// push service on it; configs set it only to avoid clashing ports.
+    /// We open none, so these only need to parse.
+    pub grpc_listen_network: String,
+    pub grpc_listen_address: String,
+    pub grpc_listen_port: u16,
+    /// Time to receive a push's body.
+    pub http_server_read_timeout: GoDuration,
+    /// How long a push is held waiting for its lines to be delivered
+    /// (or for Loki to come back) before it is answered 503.
+    pub http_server_write_timeout: GoDuration,
+}
+
+impl Default for PushServerConfig {
+    fn default() -> Self {
+        PushServerConfig {
+            http_listen_network: "tcp".into(),
+            http_listen_address: String::new(),
+            http_listen_port: 80,
+            grpc_listen_network: "tcp".into(),
+            grpc_listen_address: String::new(),
+            grpc_listen_port: 9095,
+            http_server_read_timeout: GoDuration::from_secs(30),
+            http_server_write_timeout: GoDuration::from_secs(30),
+        }
+    }
+}
+
+/// promtail's `gelf` block.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GelfConfig {
+    pub listen_address: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub use_incoming_timestamp: bool,
+}
+
+impl Default for GelfConfig {
+    fn default() -> Self {
+        GelfConfig {
+            listen_address: ":12201".into(),
+            labels: BTreeMap::new(),
+            use_incoming_timestamp: false,
         }
     }
 }

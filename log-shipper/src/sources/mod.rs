@@ -1,8 +1,11 @@
-//! Log sources: files, Docker containers and events, the systemd journal.
+//! Log sources: files, Docker containers and events, the systemd journal, Loki's push
+//! API and GELF.
 
 pub mod docker;
 pub mod docker_engine;
 pub mod docker_events;
 pub mod docker_sd;
 pub mod file;
+pub mod gelf;
 pub mod journal;
+pub mod loki_push;
