@@ -63,6 +63,7 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.check_all()?;
     for sc in &cfg.scrape_configs {
         crate::sources::journal::check(sc).map_err(ConfigError::new)?;
+        crate::sources::syslog::check(sc).map_err(ConfigError::new)?;
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
@@ -193,6 +194,7 @@ pub struct Shipper {
     positions_sync: Option<JoinHandle<()>>,
     docker: Vec<DockerSources>,
     journals: Vec<crate::sources::journal::JournalTarget>,
+    syslogs: Vec<crate::sources::syslog::SyslogTarget>,
 }
 
 impl Shipper {
@@ -220,6 +222,7 @@ impl Shipper {
             positions_sync: None,
             docker: Vec::new(),
             journals: Vec::new(),
+            syslogs: Vec::new(),
         };
         match shipper.start_parts(cfg, dry_run) {
             Ok(()) => {
@@ -273,7 +276,7 @@ impl Shipper {
         for sc in &cfg.scrape_configs {
             let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
-            if !has_files && !has_docker && sc.journal.is_none() {
+            if !has_files && !has_docker && sc.journal.is_none() && sc.syslog.is_none() {
                 continue;
             }
             let pipeline =
@@ -292,6 +295,13 @@ impl Shipper {
                     .push(crate::sources::journal::JournalTarget::start(
                         sc,
                         Arc::clone(&self.positions),
+                        job_tx.clone(),
+                    )?);
+            }
+            if sc.syslog.is_some() {
+                self.syslogs
+                    .push(crate::sources::syslog::SyslogTarget::start(
+                        sc,
                         job_tx.clone(),
                     )?);
             }
@@ -339,6 +349,7 @@ impl Shipper {
         for j in &self.journals {
             j.stop();
         }
+        self.syslogs.iter().for_each(|s| s.stop_reading());
     }
 
     /// What `/targets` shows.
@@ -393,6 +404,10 @@ impl Shipper {
         self.docker.iter().for_each(DockerSources::stop_reading);
         for j in &self.journals {
             j.stop();
+        }
+        // Closed before the next config binds the same address.
+        for s in self.syslogs {
+            s.stopped().await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {

@@ -1,4 +1,5 @@
-//! Log sources: files, Docker containers and events, the systemd journal.
+//! Log sources: files, Docker containers and events, the systemd journal,
+//! syslog senders.
 
 pub mod docker;
 pub mod docker_engine;
@@ -6,3 +7,4 @@ pub mod docker_events;
 pub mod docker_sd;
 pub mod file;
 pub mod journal;
+pub mod syslog;
