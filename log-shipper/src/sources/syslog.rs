@@ -968,7 +968,7 @@ mod tests {
 
     #[test]
     fn frames_octet_counted_and_newline_in_any_split() {
-        let stream = b"5 <1>ab\n<2>cd\r\n12 <3>1 - x y\n\n<4>last";
+        let stream = b"5 <1>ab\n<2>cd\r\n11 <3>1 - x y\n\n<4>last";
         let want = s(&[
             ("<1>ab", false),
             ("<2>cd", false),
@@ -1091,10 +1091,11 @@ mod tests {
         let p = parse("<14>Jun  1 00:00:00 h app: x", &opts(Format::Rfc5424), now).unwrap();
         assert_eq!(p.line, "x");
         assert_eq!(label(&p, "__syslog_message_app_name"), Some("app"));
-        assert_eq!(
-            parse("<14>1 - - - - -", &opts(Format::Rfc5424), now),
-            Err(Skip::EmptyMessage)
-        );
+        let p = parse("<14>1 - h app - - - msg", &opts(Format::Rfc5424), now).unwrap();
+        assert_eq!(p.line, "msg");
+        assert_eq!(label(&p, "__syslog_message_hostname"), Some("h"));
+        let empty = "<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 -";
+        assert_eq!(parse(empty, &opts(Format::Rfc5424), now), Err(Skip::EmptyMessage));
         let p = parse("\u{1}\u{2} not syslog", &opts(Format::Rfc5424), now).unwrap();
         assert!(p.line.contains("not syslog"));
     }
