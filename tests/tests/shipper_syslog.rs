@@ -80,7 +80,9 @@ fn job(name: &str, port: u16, extra: &str) -> String {
 fn received(receiver: &LokiReceiver) -> BTreeMap<(String, String), BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for s in receiver.streams() {
-        let ReceivedStream { labels, entries, .. } = s;
+        let ReceivedStream {
+            labels, entries, ..
+        } = s;
         for e in entries {
             // rsyslog's %msg% of a BSD message keeps the space after the tag.
             let key = (
@@ -160,28 +162,30 @@ fn logger_over_tcp_and_udp_in_both_formats() {
         "--msgid",
         "MID7",
     ];
-    let mut sends: Vec<Vec<&str>> = Vec::new();
-    let mut a = |more: &[&str]| sends.push(base.iter().chain(more).copied().collect());
-    // TCP, RFC 5424: newline framing, then octet counting.
-    a(&["-P", &t5, "-T", "--rfc5424", "-p", "local3.warning"]);
-    a(&["-P", &t5, "-T", "--rfc5424", "--octet-count", "-p", "user.err"]);
-    // TCP, RFC 3164.
-    a(&["-P", &t3, "-T", "--rfc3164", "-p", "daemon.notice"]);
-    a(&["-P", &t3, "-T", "--rfc3164", "--octet-count", "-p", "auth.info"]);
-    // UDP, both formats.
-    a(&["-P", &u, "-d", "--rfc5424", "-p", "local7.debug"]);
-    a(&["-P", &u, "-d", "--rfc3164", "-p", "mail.crit"]);
-    for (i, args) in sends.iter().enumerate() {
-        let mut args = args.clone();
-        let with_sd: Vec<&str>;
-        if args.contains(&"--rfc5424") {
-            with_sd = args.iter().copied().chain(sd).collect();
-            args = with_sd;
-        }
+    let sends: [(&str, &[&str]); 6] = [
+        // TCP, RFC 5424: newline framing, then octet counting.
+        (&t5, &["-T", "--rfc5424", "-p", "local3.warning"]),
+        (&t5, &["-T", "--rfc5424", "--octet-count", "-p", "user.err"]),
+        // TCP, RFC 3164.
+        (&t3, &["-T", "--rfc3164", "-p", "daemon.notice"]),
+        (
+            &t3,
+            &["-T", "--rfc3164", "--octet-count", "-p", "auth.info"],
+        ),
+        // UDP, both formats.
+        (&u, &["-d", "--rfc5424", "-p", "local7.debug"]),
+        (&u, &["-d", "--rfc3164", "-p", "mail.crit"]),
+    ];
+    for (i, (port, more)) in sends.iter().enumerate() {
         let msg = format!("message {i} from logger");
-        let mut all = args.clone();
-        all.push(&msg);
-        run_logger(&all);
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["-P", port]);
+        args.extend(more.iter().copied());
+        if more.contains(&"--rfc5424") {
+            args.extend(sd);
+        }
+        args.push(&msg);
+        run_logger(&args);
     }
     wait_entries(&receiver, sends.len(), &p);
     let got = received(&receiver);
@@ -199,7 +203,7 @@ fn logger_over_tcp_and_udp_in_both_formats() {
             ("ip", "127.0.0.1"),
         ])
     };
-    let mut with_sd = |mut l: BTreeMap<String, String>| {
+    let with_sd = |mut l: BTreeMap<String, String>| {
         l.insert("sd_k".into(), "v 1".into());
         l
     };
@@ -228,7 +232,10 @@ fn logger_over_tcp_and_udp_in_both_formats() {
         // logger may send the FQDN in RFC 5424, the short name in RFC 3164.
         let mut have = have.clone();
         let h = have.remove("host").unwrap_or_default();
-        assert!(h.starts_with(&host), "host {h:?} of {key:?}, this is {host:?}");
+        assert!(
+            h.starts_with(&host),
+            "host {h:?} of {key:?}, this is {host:?}"
+        );
         assert_eq!(&have, want, "labels of {key:?}");
     }
     // use_incoming_timestamp: logger's own time, not far from now.
@@ -386,7 +393,10 @@ fn loki_outage_slows_tcp_senders_and_loses_nothing() {
         let mut buf = Vec::with_capacity(1 << 20);
         for i in 0..n {
             // Octet counting and newline framing mixed on one connection.
-            let msg = format!("<14>1 - host app - - - outage line {i:07} {}", "x".repeat(60));
+            let msg = format!(
+                "<14>1 - host app - - - outage line {i:07} {}",
+                "x".repeat(60)
+            );
             if i % 2 == 0 {
                 buf.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
             } else {
@@ -414,7 +424,10 @@ fn loki_outage_slows_tcp_senders_and_loses_nothing() {
     let got = received(&receiver);
     for i in (0..n).step_by(997) {
         let line = format!("outage line {i:07} {}", "x".repeat(60));
-        assert!(got.contains_key(&("outage".to_string(), line)), "line {i} missing");
+        assert!(
+            got.contains_key(&("outage".to_string(), line)),
+            "line {i} missing"
+        );
     }
     shipper::stop(p);
 }
@@ -439,7 +452,8 @@ fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
-/// What each endless line starts with.
+/// What each endless line starts with (then its number: Loki would keep
+/// only one of identical lines).
 const HEAD: &str = "<14>1 - h app - - - endless ";
 
 #[test]
@@ -448,7 +462,8 @@ fn endless_and_oversized_frames_and_many_connections_keep_memory_bounded() {
     let receiver = LokiReceiver::start();
     let port = free_port();
     let http = free_port();
-    let extra = "      max_message_length: 1024\n      max_connections: 20\n      idle_timeout: 2s\n";
+    let extra =
+        "      max_message_length: 1024\n      max_connections: 20\n      idle_timeout: 2s\n";
     let cfg = config(dir.path(), &receiver, http, &job("limits", port, extra));
     let p = shipper::start(&cfg, http, &[], &[]);
     let before = rss_kib(p.id());
@@ -462,7 +477,7 @@ fn endless_and_oversized_frames_and_many_connections_keep_memory_bounded() {
         if i == 0 {
             c.write_all(b"9000000000 <14>1 - h app - - - big ").unwrap();
         } else {
-            c.write_all(HEAD.as_bytes()).unwrap();
+            c.write_all(format!("{HEAD}{i:02} ").as_bytes()).unwrap();
         }
         conns.push(c);
     }
@@ -507,14 +522,16 @@ fn endless_and_oversized_frames_and_many_connections_keep_memory_bounded() {
         .collect::<Vec<_>>();
     assert_eq!(cut.len(), 19);
     assert!(
-        cut.iter().all(|l| l.len() == 1024 - HEAD.len() + "endless ".len()),
+        cut.iter()
+            .all(|l| l.len() == 1024 - HEAD.len() + "endless ".len()),
         "cut to max_message_length"
     );
     assert!(metric(http, "log_shipper_syslog_truncated_messages_total") >= 20.0);
 
     // idle_timeout: a silent connection is closed by the shipper.
     let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let t = Instant::now();
     let mut b = [0u8; 1];
     assert_eq!(idle.read(&mut b).unwrap_or(0), 0);

@@ -1095,7 +1095,10 @@ mod tests {
         assert_eq!(p.line, "msg");
         assert_eq!(label(&p, "__syslog_message_hostname"), Some("h"));
         let empty = "<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 -";
-        assert_eq!(parse(empty, &opts(Format::Rfc5424), now), Err(Skip::EmptyMessage));
+        assert_eq!(
+            parse(empty, &opts(Format::Rfc5424), now),
+            Err(Skip::EmptyMessage)
+        );
         let p = parse("\u{1}\u{2} not syslog", &opts(Format::Rfc5424), now).unwrap();
         assert!(p.line.contains("not syslog"));
     }
