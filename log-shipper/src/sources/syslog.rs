@@ -9,8 +9,9 @@
 //! the senders are slowed by TCP flow control, not dropped. A UDP socket
 //! cannot be slowed: what does not fit in the queue is dropped and counted.
 //!
-//! Memory is bounded per connection (one read chunk plus at most
-//! `max_message_length` of an unfinished frame) and by `max_connections`.
+//! Memory is bounded per connection (one read chunk, the entries of 1 KiB
+//! of it, at most `max_message_length` of an unfinished frame) and by
+//! `max_connections`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,8 @@ use crate::relabel::{self, RelabelConfig};
 /// Bytes read from a socket at a time: small enough that the entries of
 /// one chunk waiting for the queue stay a bounded amount of memory.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes framed before the entries they made are queued.
+const PIECE: usize = 1024;
 /// Room for an octet count's digits and space ahead of a full frame.
 const HEADER_ROOM: usize = 16;
 /// Reverse lookups remembered for UDP senders before the cache is cleared.
@@ -876,22 +879,32 @@ async fn read_stream<R: AsyncRead + Unpin>(
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err("idle timeout".into()),
         };
-        let mut emit = |f: &[u8], cut: bool| entries.extend(b.entry(f, cut));
         if n == 0 {
-            framer.finish(&mut emit);
-        } else {
-            framer.push(&chunk[..n], &mut emit);
-        }
-        for e in entries.drain(..) {
-            if tx.send(e).await.is_err() {
-                return Ok(());
-            }
-            ENTRIES.fetch_add(1, Ordering::Relaxed);
-        }
-        if n == 0 {
+            framer.finish(&mut |f, cut| entries.extend(b.entry(f, cut)));
+            queue(&mut entries, tx).await;
             return Ok(());
         }
+        // Small pieces: tiny frames would otherwise make thousands of
+        // entries per chunk wait in memory for the queue.
+        for piece in chunk[..n].chunks(PIECE) {
+            framer.push(piece, &mut |f, cut| entries.extend(b.entry(f, cut)));
+            if !queue(&mut entries, tx).await {
+                return Ok(());
+            }
+        }
     }
+}
+
+/// Sends `entries` into the job's queue, waiting for room; false once the
+/// queue is gone.
+async fn queue(entries: &mut Vec<Entry>, tx: &mpsc::Sender<Entry>) -> bool {
+    for e in entries.drain(..) {
+        if tx.send(e).await.is_err() {
+            return false;
+        }
+        ENTRIES.fetch_add(1, Ordering::Relaxed);
+    }
+    true
 }
 
 async fn serve_udp(
