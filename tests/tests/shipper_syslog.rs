@@ -67,6 +67,7 @@ const RELABEL: &str = "
       - {source_labels: [__syslog_message_msg_id], target_label: msgid}
       - {source_labels: [__syslog_message_sd_meta_32473_k], target_label: sd_k}
       - {source_labels: [__syslog_connection_ip_address], target_label: ip}
+      - {source_labels: [__syslog_connection_hostname], target_label: peer}
 ";
 
 fn job(name: &str, port: u16, extra: &str) -> String {
@@ -193,6 +194,14 @@ fn logger_over_tcp_and_udp_in_both_formats() {
         .unwrap()
         .trim()
         .to_string();
+    let peer = Command::new("getent")
+        .args(["hosts", "127.0.0.1"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).to_string();
+            out.split_whitespace().nth(1).map(str::to_string)
+        });
     let want5424 = |job: &str, level: &str, facility: &str| {
         labels(&[
             ("job", job),
@@ -232,6 +241,8 @@ fn logger_over_tcp_and_udp_in_both_formats() {
         // logger may send the FQDN in RFC 5424, the short name in RFC 3164.
         let mut have = have.clone();
         let h = have.remove("host").unwrap_or_default();
+        // The sender's address looked up as getent does (/etc/hosts here).
+        assert_eq!(have.remove("peer"), peer.clone(), "peer of {key:?}");
         assert!(
             h.starts_with(&host),
             "host {h:?} of {key:?}, this is {host:?}"

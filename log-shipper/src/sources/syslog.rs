@@ -1133,6 +1133,11 @@ mod tests {
         );
         assert!(e("listen_address: 127.0.0.1:1\ntls_config: {cert_file: /nonexistent.pem, key_file: /n.pem}")
             .starts_with("tls_config:"));
+        // A key promtail's block does not have is named, not ignored.
+        let unknown = serde_yaml_ng::from_str::<SyslogConfig>("listen_address: x\nlisten_port: 1")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("listen_port"), "{unknown}");
         let ok = settings(&cfg("listen_address: ':1514'\nlisten_protocol: udp")).unwrap();
         assert_eq!(ok.transport, Transport::Udp);
         assert_eq!(ok.max_message_length, 8192);
