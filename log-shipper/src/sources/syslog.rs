@@ -768,6 +768,10 @@ impl SyslogTarget {
             Transport::Udp => {
                 let sock = std::net::UdpSocket::bind(s.listen_address)
                     .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                    .map(|l| {
+                        set_receive_buffer(&l);
+                        l
+                    })
                     .and_then(tokio::net::UdpSocket::from_std)
                     .map_err(|e| err(format!("listen_address {}: {e}", s.listen_address)))?;
                 let addr = sock.local_addr().map_err(|e| err(e.to_string()))?;
@@ -787,6 +791,27 @@ impl SyslogTarget {
     pub async fn stopped(self) {
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+/// 1 MiB of datagrams may wait in the kernel, as promtail asks for, so a
+/// burst is not lost before the listener reads it (the kernel caps it at
+/// net.core.rmem_max).
+fn set_receive_buffer(sock: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 1 << 20;
+    // SAFETY: a valid socket and an int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "SO_RCVBUF");
     }
 }
 
