@@ -768,10 +768,7 @@ impl SyslogTarget {
             Transport::Udp => {
                 let sock = std::net::UdpSocket::bind(s.listen_address)
                     .and_then(|l| l.set_nonblocking(true).map(|_| l))
-                    .map(|l| {
-                        set_receive_buffer(&l);
-                        l
-                    })
+                    .inspect(set_receive_buffer)
                     .and_then(tokio::net::UdpSocket::from_std)
                     .map_err(|e| err(format!("listen_address {}: {e}", s.listen_address)))?;
                 let addr = sock.local_addr().map_err(|e| err(e.to_string()))?;
