@@ -598,9 +598,10 @@ pub struct SyslogConfig {
     pub syslog_format: String,
     pub max_message_length: usize,
     pub tls_config: TlsConfig,
-    /// Our extension: TCP connections served at once; further ones wait
-    /// in the listen backlog until one closes.
-    pub max_connections: usize,
+    /// Our extension: TCP connections served at once (default 1024);
+    /// further ones wait in the listen backlog until one closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 impl Default for SyslogConfig {
@@ -616,7 +617,7 @@ impl Default for SyslogConfig {
             syslog_format: String::new(),
             max_message_length: 8192,
             tls_config: TlsConfig::default(),
-            max_connections: 1024,
+            max_connections: None,
         }
     }
 }

@@ -182,9 +182,14 @@ pub fn settings(c: &SyslogConfig) -> Result<Settings, String> {
     } else {
         c.max_message_length
     };
-    if c.max_connections == 0 {
-        return Err("max_connections: must be at least 1".into());
-    }
+    let max_connections = match (c.max_connections, transport) {
+        (None, _) => 1024,
+        (Some(_), Transport::Udp) => {
+            return Err("max_connections: only for listen_protocol tcp".into())
+        }
+        (Some(0), _) => return Err("max_connections: must be at least 1".into()),
+        (Some(n), _) => n,
+    };
     let idle_timeout = if c.idle_timeout.get().is_zero() {
         Duration::from_secs(120)
     } else {
@@ -199,7 +204,7 @@ pub fn settings(c: &SyslogConfig) -> Result<Settings, String> {
         transport,
         idle_timeout,
         max_message_length,
-        max_connections: c.max_connections,
+        max_connections,
         labels: c
             .labels
             .iter()
@@ -1160,6 +1165,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("listen_port"), "{unknown}");
+        assert!(
+            e("listen_address: 127.0.0.1:1\nlisten_protocol: udp\nmax_connections: 5")
+                .starts_with("max_connections:")
+        );
         let ok = settings(&cfg("listen_address: ':1514'\nlisten_protocol: udp")).unwrap();
         assert_eq!(ok.transport, Transport::Udp);
         assert_eq!(ok.max_message_length, 8192);
