@@ -100,7 +100,7 @@ fn received(receiver: &LokiReceiver) -> BTreeMap<(String, String), BTreeMap<Stri
 }
 
 fn wait_entries(receiver: &LokiReceiver, n: usize, shipper: &Process) {
-    if !receiver.wait_for_entries(n, Duration::from_secs(60)) {
+    if !receiver.wait_for_entries(n, Duration::from_secs(180)) {
         panic!(
             "{} of {n} entries arrived: {:?}\n{}",
             receiver.entry_count(),
