@@ -366,9 +366,14 @@ impl Framer {
             // A counted frame cut short by the end of the stream.
             Header::Frame { len, start } => {
                 let body = &rest[start..];
-                emit(body, body.len() < len);
+                emit(&body[..body.len().min(self.max)], body.len() < len);
             }
-            Header::NeedMore | Header::NotCounted => emit(trim_cr(rest), false),
+            // Up to `max + HEADER_ROOM` bytes can wait here (digits that
+            // might have been a count): still cut to `max`.
+            Header::NeedMore | Header::NotCounted => {
+                let line = trim_cr(rest);
+                emit(&line[..line.len().min(self.max)], line.len() > self.max);
+            }
         }
     }
 
@@ -1049,6 +1054,9 @@ mod tests {
             n += 1
         });
         assert_eq!(n, 2);
+        // Found by the fuzz target: digits that are not a count, at the end
+        // of the stream, are still cut to `max`.
+        assert_eq!(frames(4, &[b"1234567890"]), s(&[("1234", true)]));
         // A huge announced length is skipped, not buffered.
         let mut f = Framer::new(64);
         let mut got = Vec::new();
