@@ -22,6 +22,8 @@ APT_PACKAGES += logrotate
 APT_PACKAGES += prometheus-blackbox-exporter
 # iproute2: the icmp socket test brings up loopback in a network namespace of its own.
 APT_PACKAGES += iproute2
+# rsyslog (+ rsyslog-gnutls for TLS): the log-shipper's syslog test forwards through the real rsyslogd.
+APT_PACKAGES += rsyslog rsyslog-gnutls
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the

@@ -20,6 +20,10 @@ Measured:
      spread over all of them)
   e. resident memory during and after a Loki outage (receiver refusing
      connections) with lines written all along; every line must arrive
+  syslog. the lines of case a as RFC 5424 messages (octet counting) over
+     one TCP connection at full speed into the syslog source
+     (bench/shipper/syslog.yaml): lines/s, lines/s per core and memory,
+     shown beside case a (file tailing) when both run
 
 Every case checks that exactly the lines written arrived, in order per
 stream. Writes its own marked section of BENCHMARKS.md. Python standard
@@ -51,7 +55,7 @@ import compare  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTION_START = "<!-- bench/shipper.py: start (generated, replaced on each run) -->"
 SECTION_END = "<!-- bench/shipper.py: end -->"
-CASES = ("plain", "nginx", "latency", "files", "outage")
+CASES = ("plain", "nginx", "latency", "files", "outage", "syslog")
 MARKER = "wts="
 MIB = 1048576
 # The issue's targets, and promtail 2.8's figures on such a machine (issue 3).
@@ -163,7 +167,9 @@ class Shipper:
             BENCH_DIR=workdir,
             BENCH_LOKI_URL=push_url,
             BENCH_HTTP_PORT=str(self.port),
+            BENCH_SYSLOG_PORT=str(compare.free_port()),
         )
+        self.syslog_port = int(env["BENCH_SYSLOG_PORT"])
         self.args = [binary, f"-config.file={config}", "-config.expand-env=true"]
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -522,6 +528,75 @@ def outage_case(args, root, receiver):
 # --- report ------------------------------------------------------------------
 
 
+def syslog_frames(start, n):
+    """The lines of case a as RFC 5424 messages with octet counting."""
+    out = []
+    for line in plain_lines(start, n).splitlines():
+        msg = f"<14>1 - bench-host app 1 - - {line}".encode()
+        out.append(b"%d %s" % (len(msg), msg))
+    return b"".join(out)
+
+
+def syslog_case(args, root, receiver):
+    import socket
+    import threading
+
+    n = args.plain_lines
+    work = fresh_workdir(root, "syslog")
+    log(f"syslog: building {n:,} messages")
+    chunks = [syslog_frames(start, min(100_000, n - start)) for start in range(0, n, 100_000)]
+    size = sum(len(c) for c in chunks)
+    receiver.reset()
+    shipper = Shipper(args.shipper, config_path("syslog.yaml"), work, receiver.push_url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", shipper.syslog_port))
+            break
+        except OSError:
+            shipper.check_alive()
+            if time.monotonic() > deadline:
+                die("the shipper's syslog listener did not come up")
+            time.sleep(0.05)
+
+    def send():
+        for c in chunks:
+            sock.sendall(c)
+        sock.close()
+
+    sender = threading.Thread(target=send)
+    t0 = time.monotonic()
+    samples = []
+    sender.start()
+    try:
+        stats = wait_for(receiver, shipper, n, timeout=max(120, n / 20_000), samples=samples)
+        total_wall = time.monotonic() - t0
+        total_cpu = shipper.cpu()
+        rss, hwm = shipper.rss_mib()
+    finally:
+        sender.join()
+        shipper.stop()
+    check_exact(stats, n, "syslog")
+    lo = next(s for s in samples if s[1] >= n * 0.1)
+    hi = next(s for s in samples if s[1] >= n * 0.9)
+    lines, wall, cpu = hi[1] - lo[1], hi[0] - lo[0], hi[2] - lo[2]
+    if lines <= 0 or wall <= 0:
+        die("syslog: the run was too short to measure; use more lines")
+    res = {
+        "lines": n,
+        "bytes": size,
+        "rate": lines / wall,
+        "per_core": lines / cpu if cpu > 0 else float("inf"),
+        "cpu_per_million": cpu / lines * 1e6,
+        "total_wall": total_wall,
+        "total_cpu": total_cpu,
+        "rss": rss,
+        "hwm": hwm,
+    }
+    log(f"syslog: {res}")
+    return res
+
+
 def render(args, command, versions, res):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu_model = "?"
@@ -595,6 +670,18 @@ def render(args, command, versions, res):
             ("(e) resident memory, peak over the whole case (MiB)", f"{r['hwm']:.1f}", "", "",
              f"< {TARGET_RSS_MIB}: {ok(r['hwm'] < TARGET_RSS_MIB)}"),
         ]
+    if "syslog" in res:
+        r = res["syslog"]
+        f = res.get("plain")
+        beside = lambda key, fmt: (fmt.format(f[key]) if f else "")
+        rows += [
+            ("(syslog) RFC 5424 over TCP, lines/s (wall)", f"{r['rate']:,.0f}", "", "",
+             f"file tailing (a): {beside('rate', '{:,.0f}')}"),
+            ("(syslog) lines/s per core", f"{r['per_core']:,.0f}", "", "",
+             f"file tailing (a): {beside('per_core', '{:,.0f}')}"),
+            ("(syslog) resident memory, peak (MiB)", f"{r['hwm']:.1f}", "", "",
+             f"file tailing (a): {beside('hwm', '{:.1f}')}"),
+        ]
     out += [
         "| | ours | promtail 2.8 (issue 3) | ours/promtail | target: met? |",
         "|---|---:|---:|---:|---|",
@@ -612,6 +699,14 @@ def render(args, command, versions, res):
                 f"{r['total_cpu']:.1f} s CPU incl. start-up and the last batchwait; the receiver used "
                 f"{r['receiver_cpu_per_million']:.2f} CPU s per million lines on the same CPUs"
             )
+    if "syslog" in res:
+        r = res["syslog"]
+        notes.append(
+            f"- (syslog) the {r['lines']:,} lines of (a) as RFC 5424 messages with octet counting "
+            f"({r['bytes'] / MIB:.0f} MiB) sent at full speed over one TCP connection from Python on the same "
+            f"machine into the syslog source (`bench/shipper/syslog.yaml`); rates over the middle 80 %; whole run "
+            f"{r['total_wall']:.1f} s wall, {r['total_cpu']:.1f} s CPU"
+        )
     if "latency" in res:
         r = res["latency"]
         notes.append(
@@ -668,6 +763,8 @@ def main(argv):
             res["files"] = files_case(args, root, receiver)
         if "outage" in args.cases:
             res["outage"] = outage_case(args, root, receiver)
+        if "syslog" in args.cases:
+            res["syslog"] = syslog_case(args, root, receiver)
     finally:
         receiver.stop()
         if not args.workdir:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs each of the log-shipper's fuzz targets (the Alloy config parser,
-# push API bodies, GELF chunks) for $1 seconds (default 60) each with
-# cargo-fuzz. libFuzzer needs nightly-only compiler flags; this machine has
-# a stable toolchain only, so RUSTC_BOOTSTRAP=1 lets stable accept them.
+# push API bodies, GELF chunks, syslog framing and parsers) for $1 seconds
+# (default 60) each with cargo-fuzz. libFuzzer needs nightly-only compiler
+# flags; this machine has a stable toolchain only, so RUSTC_BOOTSTRAP=1
+# lets stable accept them.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
@@ -43,6 +44,11 @@ plain = b'{"version":"1.1","host":"h","short_message":"x"}'
 PY
 mkdir -p corpus/alloy
 cp ../examples/*.alloy ../tests/fixtures/alloy/*.alloy corpus/alloy/ 2>/dev/null || true
-for target in alloy push_body gelf_chunks; do
+mkdir -p corpus/syslog
+# Syslog seeds: one message of each framing and format.
+printf '\x05<34>1 2003-10-11T22:14:15.003Z host app 12 ID [a@1 k="v"] msg\n' > corpus/syslog/rfc5424
+printf '\x4520 <13>Feb  5 17:32:18 h a[1]: m\n' > corpus/syslog/rfc3164-counted
+printf '\xc1<13>Oct 11 22:14:15 mymachine su: hi\r\n\n<14>x' > corpus/syslog/mixed
+for target in alloy push_body gelf_chunks syslog; do
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=65536
 done

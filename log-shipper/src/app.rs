@@ -65,6 +65,7 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
         crate::sources::journal::check(sc).map_err(ConfigError::new)?;
         crate::sources::loki_push::check(sc).map_err(ConfigError::new)?;
         crate::sources::gelf::check(sc).map_err(ConfigError::new)?;
+        crate::sources::syslog::check(sc).map_err(ConfigError::new)?;
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
@@ -197,6 +198,7 @@ pub struct Shipper {
     journals: Vec<crate::sources::journal::JournalTarget>,
     pushes: Vec<crate::sources::loki_push::PushTarget>,
     gelfs: Vec<crate::sources::gelf::GelfTarget>,
+    syslogs: Vec<crate::sources::syslog::SyslogTarget>,
 }
 
 impl Shipper {
@@ -226,6 +228,7 @@ impl Shipper {
             journals: Vec::new(),
             pushes: Vec::new(),
             gelfs: Vec::new(),
+            syslogs: Vec::new(),
         };
         match shipper.start_parts(cfg, dry_run) {
             Ok(()) => {
@@ -279,7 +282,7 @@ impl Shipper {
         for sc in &cfg.scrape_configs {
             let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
-            let has_push = sc.loki_push_api.is_some() || sc.gelf.is_some();
+            let has_push = sc.loki_push_api.is_some() || sc.gelf.is_some() || sc.syslog.is_some();
             if !has_files && !has_docker && sc.journal.is_none() && !has_push {
                 continue;
             }
@@ -316,6 +319,13 @@ impl Shipper {
             if sc.gelf.is_some() {
                 self.gelfs
                     .push(crate::sources::gelf::GelfTarget::start(sc, job_tx.clone())?);
+            }
+            if sc.syslog.is_some() {
+                self.syslogs
+                    .push(crate::sources::syslog::SyslogTarget::start(
+                        sc,
+                        job_tx.clone(),
+                    )?);
             }
             if !has_files {
                 continue;
@@ -363,6 +373,7 @@ impl Shipper {
         }
         self.pushes.iter().for_each(|p| p.stop());
         self.gelfs.iter().for_each(|g| g.stop());
+        self.syslogs.iter().for_each(|s| s.stop_reading());
     }
 
     /// What `/targets` shows.
@@ -424,6 +435,9 @@ impl Shipper {
         }
         for g in self.gelfs {
             g.join().await;
+        }
+        for s in self.syslogs {
+            s.stopped().await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {

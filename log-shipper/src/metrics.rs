@@ -26,6 +26,7 @@ pub fn collect(set: &mut MetricSet) {
     crate::pipeline::collect(set);
     crate::sources::file::collect(set);
     crate::sources::journal::collect(set);
+    crate::sources::syslog::collect(set);
     crate::client::collect(set);
     crate::sources::docker::collect(set);
     crate::sources::gelf::collect(set);

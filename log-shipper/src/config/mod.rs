@@ -417,9 +417,10 @@ pub struct ScrapeConfig {
     pub encoding: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decompression: Option<Opaque>,
-    // Other promtail sources: accepted and kept, not run.
+    /// A syslog listener (`sources::syslog`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub syslog: Option<Opaque>,
+    pub syslog: Option<SyslogConfig>,
+    // Other promtail sources: accepted and kept, not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcplog: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -642,6 +643,51 @@ impl Default for GelfConfig {
             listen_address: ":12201".into(),
             labels: BTreeMap::new(),
             use_incoming_timestamp: false,
+        }
+    }
+}
+
+/// promtail's syslog scrape block (`sources::syslog`). Every key promtail
+/// knows is here; `tls_config` keys a syslog server cannot use are refused
+/// by `sources::syslog::check`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    pub listen_address: String,
+    /// `tcp` (default) or `udp`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub listen_protocol: String,
+    pub idle_timeout: GoDuration,
+    pub label_structured_data: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub use_incoming_timestamp: bool,
+    pub use_rfc5424_message: bool,
+    /// `rfc5424` (default) or `rfc3164`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub syslog_format: String,
+    pub max_message_length: usize,
+    pub tls_config: TlsConfig,
+    /// Our extension: TCP connections served at once (default 1024);
+    /// further ones wait in the listen backlog until one closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            listen_address: String::new(),
+            listen_protocol: String::new(),
+            idle_timeout: GoDuration::from_secs(120),
+            label_structured_data: false,
+            labels: BTreeMap::new(),
+            use_incoming_timestamp: false,
+            use_rfc5424_message: false,
+            syslog_format: String::new(),
+            max_message_length: 8192,
+            tls_config: TlsConfig::default(),
+            max_connections: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Log sources: files, Docker containers and events, the systemd journal, Loki's push
-//! API and GELF.
+//! API, GELF and syslog senders.
 
 pub mod docker;
 pub mod docker_engine;
@@ -9,3 +9,4 @@ pub mod file;
 pub mod gelf;
 pub mod journal;
 pub mod loki_push;
+pub mod syslog;
