@@ -203,7 +203,6 @@ def main(argv):
         theirs.stop()
     command = "python3 bench/probes.py" + ("" if args.probes == 300 else f" -n {args.probes}")
     lines = [
-        SECTION_START,
         "## Probes: our /probe against blackbox_exporter, one run",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
@@ -223,7 +222,6 @@ def main(argv):
         "",
         f"- resident memory after the run: ours {rss['ours'][0] / 1024:.1f} MiB, "
         f"blackbox_exporter {rss['theirs'][0] / 1024:.1f} MiB (ours also serves /metrics, with no collector on)",
-        SECTION_END,
     ]
     section = "\n".join(lines) + "\n"
     print(section)
