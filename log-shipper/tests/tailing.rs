@@ -845,11 +845,15 @@ async fn rotations_while_a_long_copy_is_read_are_each_seen() {
     std::fs::write(&log, b"").unwrap();
     h.start("*.log", tailer_settings());
     tokio::time::sleep(Duration::from_millis(100)).await;
+    // Loki refuses meanwhile, so the copy is far from read whatever the
+    // machine's speed (an unloaded one read all of it before the
+    // rotations below were done).
+    h.receiver.set_mode(Mode::Down);
     let mut expected = numbered("big", 0..100_000);
     write_lines(&log, &expected);
     // Seen (a content that lives less than one poll cannot be told from
-    // the next one), but far from read.
-    h.wait_lines(1, 10).await;
+    // the next one): many polls.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     copytruncate(&log, &h.logs().join("app.log.1"));
     for gen in 0..2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -863,10 +867,7 @@ async fn rotations_while_a_long_copy_is_read_are_each_seen() {
     let last = numbered("after", 0..200);
     write_lines(&log, &last);
     expected.extend(last);
-    assert!(
-        h.lines().len() < 100_000,
-        "the big copy was still being read during the rotations"
-    );
+    h.receiver.set_mode(Mode::Accept);
     // Generous: the suite's tests run side by side on a loaded machine.
     h.wait_lines(expected.len(), 90).await;
     h.assert_exactly_once(&expected);
