@@ -50,11 +50,13 @@ check 'vpc_cidr must be an IPv4 network in CIDR notation with no host bits set, 
   -var 'vpc_cidr=10.42.1.0/16'
 check "every subnets[*].cidr must lie inside vpc_cidr (10.42.0.0/16)." \
   -var 'subnets={a={cidr="10.43.1.0/24"}}'
-check "each of prometheus, alertmanager, grafana and loki must run on exactly one of monitoring_servers." \
+check "prometheus and alertmanager must each run on at least one of monitoring_servers (several: replicas and cluster peers)." \
   -var 'monitoring_servers={monitoring-1={components=["prometheus","grafana","loki"]}}'
+check "each of grafana and loki must run on exactly one of monitoring_servers." \
+  -var 'monitoring_servers={monitoring-1={components=["prometheus","alertmanager","grafana"]}}'
 check "a name is used in both monitoring_servers and app_servers: monitoring-1." \
   -var 'app_servers={monitoring-1={}}'
-check "app_servers[*].public_tcp_ports must not include SSH or a monitoring port (9093, 3000, 9080, 3100, 9100, 9090, 22)" \
+check "app_servers[*].public_tcp_ports must not include SSH or a monitoring port (9093, 9094, 3000, 9080, 3100, 9100, 9090, 22, 8428)" \
   -var 'app_servers={web-1={public_tcp_ports=[443,9100]}}'
 check "ssh_public_key must be one OpenSSH public key line" \
   -var 'ssh_public_key=-----BEGIN OPENSSH PRIVATE KEY-----'

@@ -3,7 +3,7 @@
 # security groups of the monitoring policy (modules/monitoring_firewall).
 
 locals {
-  components = ["prometheus", "alertmanager", "grafana", "loki"]
+  components = ["prometheus", "alertmanager", "grafana", "loki", "victoriametrics"]
   ami_id     = coalesce(var.ami_id, try(data.aws_ami.debian[0].id, null))
   subnet     = sort(keys(var.subnets))[0]
 

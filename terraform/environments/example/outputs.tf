@@ -1,5 +1,5 @@
 locals {
-  inventory_groups = ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki"]
+  inventory_groups = ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki", "victoriametrics"]
 
   hostvars = {
     for name, m in module.server : name => {
@@ -50,7 +50,7 @@ output "ansible_inventory_yaml" {
 }
 
 output "security_group_ids" {
-  description = "Security group IDs by role (fleet, prometheus, alertmanager, loki, grafana)."
+  description = "Security group IDs by role (fleet, prometheus, alertmanager, loki, grafana, victoriametrics)."
   value       = module.firewall.security_group_ids
 }
 

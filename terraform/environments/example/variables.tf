@@ -113,7 +113,7 @@ variable "monitoring_servers" {
     subnet              = optional(string)
     root_volume_size_gb = optional(number, 40)
   }))
-  description = "Monitoring servers by name and the components each runs (prometheus, alertmanager, grafana, loki). Default: one server, monitoring-1, running all four; give each its own entry to split them. Names must differ from the group names."
+  description = "Monitoring servers by name and the components each runs (prometheus, alertmanager, grafana, loki, victoriametrics). Default: one server, monitoring-1, running the first four; give each its own entry to split them. prometheus (replicas) and alertmanager (cluster peers) may run on several servers, grafana and loki on exactly one, victoriametrics (long-term storage) on at most one. Names must differ from the group names."
   default = {
     monitoring-1 = { components = ["prometheus", "alertmanager", "grafana", "loki"] }
   }
@@ -123,19 +123,31 @@ variable "monitoring_servers" {
     error_message = "monitoring_servers names must be hostnames: lower-case letters, digits and '-', starting with a letter."
   }
   validation {
-    condition     = length(setintersection(keys(var.monitoring_servers), ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki"])) == 0
-    error_message = "monitoring_servers names must differ from the Ansible group names (monitoring, prometheus, alertmanager, grafana, loki): name them e.g. prometheus-1."
+    condition     = length(setintersection(keys(var.monitoring_servers), ["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki", "victoriametrics"])) == 0
+    error_message = "monitoring_servers names must differ from the Ansible group names (monitoring, prometheus, alertmanager, grafana, loki, victoriametrics): name them e.g. prometheus-1."
   }
   validation {
-    condition     = alltrue(flatten([for s in values(var.monitoring_servers) : [for c in s.components : contains(["prometheus", "alertmanager", "grafana", "loki"], c)]]))
-    error_message = "monitoring_servers[*].components may only hold prometheus, alertmanager, grafana and loki."
+    condition     = alltrue(flatten([for s in values(var.monitoring_servers) : [for c in s.components : contains(["prometheus", "alertmanager", "grafana", "loki", "victoriametrics"], c)]]))
+    error_message = "monitoring_servers[*].components may only hold prometheus, alertmanager, grafana, loki and victoriametrics."
   }
   validation {
     condition = alltrue([
-      for c in ["prometheus", "alertmanager", "grafana", "loki"] :
+      for c in ["grafana", "loki"] :
       length([for s in values(var.monitoring_servers) : s if contains(s.components, c)]) == 1
     ])
-    error_message = "each of prometheus, alertmanager, grafana and loki must run on exactly one of monitoring_servers."
+    error_message = "each of grafana and loki must run on exactly one of monitoring_servers."
+  }
+  validation {
+    # Replicas and cluster peers: one or more (three Alertmanagers survive losing one).
+    condition = alltrue([
+      for c in ["prometheus", "alertmanager"] :
+      length([for s in values(var.monitoring_servers) : s if contains(s.components, c)]) >= 1
+    ])
+    error_message = "prometheus and alertmanager must each run on at least one of monitoring_servers (several: replicas and cluster peers)."
+  }
+  validation {
+    condition     = length([for s in values(var.monitoring_servers) : s if contains(s.components, "victoriametrics")]) <= 1
+    error_message = "victoriametrics runs on at most one of monitoring_servers (the single-node store; see ansible/roles/victoriametrics for its cluster form)."
   }
   validation {
     condition     = length(setintersection(keys(var.monitoring_servers), keys(var.app_servers))) == 0
@@ -156,6 +168,10 @@ variable "ports" {
     alertmanager  = optional(number, 9093)
     loki          = optional(number, 3100)
     grafana       = optional(number, 3000)
+    # Alertmanager's cluster gossip (TCP and UDP), between its peers only.
+    alertmanager_cluster = optional(number, 9094)
+    # VictoriaMetrics (long-term storage), written by Prometheus.
+    victoriametrics = optional(number, 8428)
   })
   description = "TCP ports of the services (the upstream defaults). Change them only together with the Ansible variables."
   default     = {}

@@ -5,59 +5,77 @@
 #   alertmanager - from Prometheus (alert delivery), Grafana (datasource), operators.
 #   loki         - pushes from every server of the fleet, and the operators.
 #   grafana      - from grafana_allowed_cidrs, the operators, and Prometheus (scrape).
+#   victoriametrics - from Prometheus (remote_write, scrape), Grafana and the operators.
+# Prometheus servers also scrape each other (replicas), and Alertmanager peers
+# gossip among themselves (TCP and UDP) and with no one else.
 # A server carries `fleet` plus the group of each component it runs, so the same
 # rules hold whether the components share one server or have one each.
 
 locals {
   groups = {
     fleet        = "Every server: SSH from operators; node exporter and log shipper from Prometheus and operators"
-    prometheus   = "Prometheus servers: port ${var.ports.prometheus} from Grafana and operators"
-    alertmanager = "Alertmanager servers: port ${var.ports.alertmanager} from Prometheus, Grafana and operators"
+    prometheus   = "Prometheus servers: port ${var.ports.prometheus} from Grafana, Prometheus and operators"
+    alertmanager = "Alertmanager servers: port ${var.ports.alertmanager} from Prometheus, Grafana and operators; cluster ${var.ports.alertmanager_cluster} from the peers"
     loki         = "Loki servers: push on port ${var.ports.loki} from the fleet and operators"
     grafana      = "Grafana servers: port ${var.ports.grafana} from grafana_allowed_cidrs, operators and Prometheus"
+    # Declared like the others so that the map keeps one type.
+    victoriametrics = "VictoriaMetrics servers: port ${var.ports.victoriametrics} from Prometheus, Grafana and operators"
   }
 
-  # target group => service => who may connect (other groups by name, and CIDRs).
+  # target group => service => who may connect (other groups by name, and
+  # CIDRs), over which protocols.
+  tcp = ["tcp"]
   policy = {
     fleet = {
-      ssh           = { port = var.ports.ssh, from_groups = [], cidrs = var.operator_cidrs }
-      node_exporter = { port = var.ports.node_exporter, from_groups = ["prometheus"], cidrs = var.operator_cidrs }
-      log_shipper   = { port = var.ports.log_shipper, from_groups = ["prometheus"], cidrs = var.operator_cidrs }
+      ssh           = { port = var.ports.ssh, protocols = local.tcp, from_groups = [], cidrs = var.operator_cidrs }
+      node_exporter = { port = var.ports.node_exporter, protocols = local.tcp, from_groups = ["prometheus"], cidrs = var.operator_cidrs }
+      log_shipper   = { port = var.ports.log_shipper, protocols = local.tcp, from_groups = ["prometheus"], cidrs = var.operator_cidrs }
     }
     prometheus = {
-      prometheus = { port = var.ports.prometheus, from_groups = ["grafana"], cidrs = var.operator_cidrs }
+      # Replicas scrape each other, so a dead one is noticed.
+      prometheus = { port = var.ports.prometheus, protocols = local.tcp, from_groups = ["grafana", "prometheus"], cidrs = var.operator_cidrs }
     }
     alertmanager = {
-      alertmanager = { port = var.ports.alertmanager, from_groups = ["prometheus", "grafana"], cidrs = var.operator_cidrs }
+      alertmanager = { port = var.ports.alertmanager, protocols = local.tcp, from_groups = ["prometheus", "grafana"], cidrs = var.operator_cidrs }
+      # memberlist gossip: the peers only, never an operator or the internet.
+      alertmanager_cluster = { port = var.ports.alertmanager_cluster, protocols = ["tcp", "udp"], from_groups = ["alertmanager"], cidrs = [] }
     }
     loki = {
-      loki = { port = var.ports.loki, from_groups = ["fleet"], cidrs = var.operator_cidrs }
+      loki = { port = var.ports.loki, protocols = local.tcp, from_groups = ["fleet"], cidrs = var.operator_cidrs }
     }
     grafana = {
-      grafana = { port = var.ports.grafana, from_groups = ["prometheus"], cidrs = distinct(concat(var.operator_cidrs, var.grafana_allowed_cidrs)) }
+      grafana = { port = var.ports.grafana, protocols = local.tcp, from_groups = ["prometheus"], cidrs = distinct(concat(var.operator_cidrs, var.grafana_allowed_cidrs)) }
+    }
+    victoriametrics = {
+      victoriametrics = { port = var.ports.victoriametrics, protocols = local.tcp, from_groups = ["prometheus", "grafana"], cidrs = var.operator_cidrs }
     }
   }
 
-  # One security group rule per (group, service, source); keys stay the same
-  # when unrelated sources are added, so a change touches only its own rules.
+  # One security group rule per (group, service, protocol, source); keys stay
+  # the same when unrelated sources are added, so a change touches only its
+  # own rules. TCP rules carry no protocol in their key (as before UDP came).
   ingress = merge(
     merge([
-      for group, services in local.policy : merge([
-        for service, rule in services : {
-          for source in rule.from_groups : "${group}/${service}/sg:${source}" => {
-            group = group, service = service, port = rule.port, from_group = source, cidr = null
+      for group, services in local.policy : merge(flatten([
+        for service, rule in services : [
+          for protocol in rule.protocols : {
+            for source in rule.from_groups : "${group}/${service}/${protocol == "tcp" ? "" : "${protocol}/"}sg:${source}" => {
+              group = group, service = service, port = rule.port, protocol = protocol, from_group = source, cidr = null
+            }
           }
-        }
-      ]...)
+        ]
+      ])...)
     ]...),
     merge([
-      for group, services in local.policy : merge([
-        for service, rule in services : {
-          for cidr in rule.cidrs : "${group}/${service}/${cidr}" => {
-            group = group, service = service, port = rule.port, from_group = null, cidr = cidr
+      for group, services in local.policy : merge(flatten([
+        for service, rule in services : [
+          for protocol in rule.protocols : {
+            for cidr in rule.cidrs : "${group}/${service}/${protocol == "tcp" ? "" : "${protocol}/"}${cidr}" => {
+              group = group, service = service, port = rule.port, protocol = protocol, from_group = null, cidr = cidr
+            }
           }
-        }
-      ]...)
+        ]
+      ])...)
     ]...),
   )
 }
@@ -82,8 +100,8 @@ resource "aws_vpc_security_group_ingress_rule" "this" {
   for_each = local.ingress
 
   security_group_id            = aws_security_group.this[each.value.group].id
-  description                  = each.value.from_group != null ? "${each.value.service} from ${each.value.from_group} servers" : "${each.value.service} from ${each.value.cidr}"
-  ip_protocol                  = "tcp"
+  description                  = "${each.value.service}${each.value.protocol == "tcp" ? "" : " (${each.value.protocol})"} from ${each.value.from_group != null ? "${each.value.from_group} servers" : each.value.cidr}"
+  ip_protocol                  = each.value.protocol
   from_port                    = each.value.port
   to_port                      = each.value.port
   referenced_security_group_id = each.value.from_group != null ? aws_security_group.this[each.value.from_group].id : null

@@ -61,8 +61,11 @@ variable "ports" {
     alertmanager  = optional(number, 9093)
     loki          = optional(number, 3100)
     grafana       = optional(number, 3000)
+    # Alertmanager's cluster gossip (memberlist: TCP and UDP), between its peers only.
+    alertmanager_cluster = optional(number, 9094)
+    victoriametrics      = optional(number, 8428)
   })
-  description = "TCP ports the services listen on (the upstream defaults; change them only together with the Ansible variables)."
+  description = "Ports the services listen on (the upstream defaults; change them only together with the Ansible variables). All TCP, but alertmanager_cluster: TCP and UDP."
   default     = {}
 
   validation {

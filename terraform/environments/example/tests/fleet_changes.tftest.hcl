@@ -109,8 +109,8 @@ run "adding_an_operator_adds_one_rule_per_service" {
   }
 
   assert {
-    condition     = toset([for k, r in output.ingress_rules : k if !contains(keys(run.two_app_servers.ingress_rules), k)]) == toset([for s in ["fleet/ssh", "fleet/node_exporter", "fleet/log_shipper", "prometheus/prometheus", "alertmanager/alertmanager", "loki/loki", "grafana/grafana"] : "${s}/192.0.2.0/28"])
-    error_message = "a new operator CIDR should add exactly one rule for each of the 7 services"
+    condition     = toset([for k, r in output.ingress_rules : k if !contains(keys(run.two_app_servers.ingress_rules), k)]) == toset([for s in ["fleet/ssh", "fleet/node_exporter", "fleet/log_shipper", "prometheus/prometheus", "alertmanager/alertmanager", "loki/loki", "grafana/grafana", "victoriametrics/victoriametrics"] : "${s}/192.0.2.0/28"])
+    error_message = "a new operator CIDR should add exactly one rule for each of the 8 services open to operators (not Alertmanager's cluster port)"
   }
   assert {
     condition     = alltrue([for k, r in run.two_app_servers.ingress_rules : output.ingress_rules[k] == r])

@@ -26,8 +26,8 @@ run "one_monitoring_server_is_in_every_monitoring_group" {
     error_message = "app_servers should hold web-1 only"
   }
   assert {
-    condition     = toset(output.ansible_inventory.all.children) == toset(["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki"])
-    error_message = "all.children should list the six groups the Ansible roles use"
+    condition     = toset(output.ansible_inventory.all.children) == toset(["app_servers", "monitoring", "prometheus", "alertmanager", "grafana", "loki", "victoriametrics"])
+    error_message = "all.children should list the seven groups the Ansible roles use"
   }
   assert {
     condition = alltrue([
@@ -102,5 +102,49 @@ run "one_server_per_component" {
       for r in values(output.ingress_rules) : r.referenced_security_group_id if r.to_port == 9100 && r.referenced_security_group_id != null
     ]) == toset([output.security_group_ids["prometheus"]])
     error_message = "node exporter should trust Prometheus' group only"
+  }
+}
+
+# Issue 19: two Prometheus replicas, three Alertmanager peers, one VictoriaMetrics.
+run "highly_available_layout" {
+  command = apply
+
+  variables {
+    monitoring_servers = {
+      mon-1  = { components = ["prometheus", "alertmanager", "grafana", "loki"] }
+      mon-2  = { components = ["prometheus", "alertmanager"] }
+      tsdb-1 = { components = ["alertmanager", "victoriametrics"] }
+    }
+  }
+
+  assert {
+    condition = (output.ansible_inventory.prometheus.hosts == tolist(["mon-1", "mon-2"])
+      && output.ansible_inventory.alertmanager.hosts == tolist(["mon-1", "mon-2", "tsdb-1"])
+    && output.ansible_inventory.victoriametrics.hosts == tolist(["tsdb-1"]))
+    error_message = "the inventory should hold both replicas, the three peers and the store"
+  }
+  # Gossip: TCP and UDP, from the peers' own group, and from nothing else.
+  assert {
+    condition = toset([for k, r in output.ingress_rules : "${r.ip_protocol}:${r.referenced_security_group_id}" if r.from_port == 9094]) == toset([
+      "tcp:${output.security_group_ids["alertmanager"]}", "udp:${output.security_group_ids["alertmanager"]}"
+    ])
+    error_message = "port 9094 should be open over TCP and UDP to the alertmanager group only"
+  }
+  assert {
+    condition = alltrue([
+      for r in values(output.ingress_rules) : r.security_group_id == output.security_group_ids["alertmanager"] && r.cidr_ipv4 == null
+      if r.from_port == 9094
+    ])
+    error_message = "port 9094 should be opened on the alertmanager group only, to no CIDR"
+  }
+  assert {
+    condition     = contains(module.server["tsdb-1"].security_group_ids, output.security_group_ids["victoriametrics"]) && !contains(module.server["mon-2"].security_group_ids, output.security_group_ids["victoriametrics"])
+    error_message = "the victoriametrics group should be on tsdb-1 only"
+  }
+  assert {
+    condition = toset([for r in values(output.ingress_rules) : coalesce(r.referenced_security_group_id, r.cidr_ipv4) if r.from_port == 8428]) == toset(concat(
+      [output.security_group_ids["prometheus"], output.security_group_ids["grafana"]], var.operator_cidrs
+    ))
+    error_message = "VictoriaMetrics (8428) should admit Prometheus, Grafana and the operators only"
   }
 }

@@ -46,10 +46,11 @@ run "exporter_and_shipper_admit_only_prometheus_and_operators" {
     condition     = [for name, m in module.server : name if contains(m.security_group_ids, output.security_group_ids["prometheus"])] == ["monitoring-1"]
     error_message = "the prometheus security group is on a server that does not run Prometheus"
   }
-  # No rule anywhere is all-protocols (which would open every port).
+  # No rule anywhere is all-protocols (which would open every port); UDP only
+  # for Alertmanager's cluster gossip.
   assert {
-    condition     = alltrue([for r in values(output.ingress_rules) : r.ip_protocol == "tcp"])
-    error_message = "an ingress rule is not TCP-only"
+    condition     = alltrue([for r in values(output.ingress_rules) : r.ip_protocol == "tcp" || (r.ip_protocol == "udp" && r.from_port == 9094 && r.to_port == 9094)])
+    error_message = "an ingress rule is neither TCP nor Alertmanager's UDP gossip"
   }
 }
 
@@ -60,11 +61,11 @@ run "prometheus_and_alertmanager_admit_only_grafana_and_operators" {
     condition = alltrue([
       for r in values(output.ingress_rules) :
       r.security_group_id == output.security_group_ids["prometheus"] && (
-        r.referenced_security_group_id == output.security_group_ids["grafana"] || contains(var.operator_cidrs, coalesce(r.cidr_ipv4, "-"))
+        contains([output.security_group_ids["grafana"], output.security_group_ids["prometheus"]], coalesce(r.referenced_security_group_id, "-")) || contains(var.operator_cidrs, coalesce(r.cidr_ipv4, "-"))
       )
       if r.from_port <= 9090 && r.to_port >= 9090
     ])
-    error_message = "Prometheus (9090) admits something other than Grafana and operator_cidrs"
+    error_message = "Prometheus (9090) admits something other than Grafana, its replicas and operator_cidrs"
   }
   # Alertmanager also takes Prometheus' alerts: without that no alert is ever delivered.
   assert {
@@ -83,9 +84,14 @@ run "prometheus_and_alertmanager_admit_only_grafana_and_operators" {
     ]) == 1
     error_message = "Grafana cannot reach Prometheus"
   }
+  # Alertmanager's cluster port: only its peers (the alertmanager group), never a CIDR.
   assert {
-    condition     = length([for r in values(output.ingress_rules) : r if r.from_port <= 9094 && r.to_port >= 9094]) == 0
-    error_message = "Alertmanager's cluster port 9094 must not be exposed"
+    condition = alltrue([
+      for r in values(output.ingress_rules) :
+      r.security_group_id == output.security_group_ids["alertmanager"] && r.referenced_security_group_id == output.security_group_ids["alertmanager"] && r.cidr_ipv4 == null
+      if r.from_port <= 9094 && r.to_port >= 9094
+    ])
+    error_message = "Alertmanager's cluster port 9094 must be open to the Alertmanager peers only"
   }
 }
 

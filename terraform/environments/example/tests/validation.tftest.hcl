@@ -68,15 +68,37 @@ run "monitoring_servers_need_every_component" {
   expect_failures = [var.monitoring_servers]
 }
 
-run "monitoring_servers_run_a_component_once" {
+run "grafana_runs_once" {
   command = plan
   variables {
     monitoring_servers = {
-      a = { components = ["prometheus", "alertmanager"] }
+      a = { components = ["prometheus", "alertmanager", "grafana"] }
       b = { components = ["prometheus", "grafana", "loki"] }
     }
   }
   expect_failures = [var.monitoring_servers]
+}
+
+run "victoriametrics_runs_once_at_most" {
+  command = plan
+  variables {
+    monitoring_servers = {
+      a = { components = ["prometheus", "alertmanager", "grafana", "loki", "victoriametrics"] }
+      b = { components = ["victoriametrics"] }
+    }
+  }
+  expect_failures = [var.monitoring_servers]
+}
+
+# Replicas and cluster peers are allowed: Prometheus and Alertmanager on several servers.
+run "prometheus_and_alertmanager_may_run_on_several_servers" {
+  command = plan
+  variables {
+    monitoring_servers = {
+      a = { components = ["prometheus", "alertmanager", "grafana", "loki"] }
+      b = { components = ["prometheus", "alertmanager"] }
+    }
+  }
 }
 
 run "monitoring_servers_reject_an_unknown_component" {

@@ -18,28 +18,32 @@ run "every_service_admits_exactly_its_sources" {
       "fleet/ssh/203.0.113.7/32",
       "fleet/node_exporter/sg:prometheus", "fleet/node_exporter/203.0.113.7/32",
       "fleet/log_shipper/sg:prometheus", "fleet/log_shipper/203.0.113.7/32",
-      "prometheus/prometheus/sg:grafana", "prometheus/prometheus/203.0.113.7/32",
+      "prometheus/prometheus/sg:grafana", "prometheus/prometheus/sg:prometheus", "prometheus/prometheus/203.0.113.7/32",
       "alertmanager/alertmanager/sg:prometheus", "alertmanager/alertmanager/sg:grafana", "alertmanager/alertmanager/203.0.113.7/32",
+      "alertmanager/alertmanager_cluster/sg:alertmanager", "alertmanager/alertmanager_cluster/udp/sg:alertmanager",
       "loki/loki/sg:fleet", "loki/loki/203.0.113.7/32",
       "grafana/grafana/sg:prometheus", "grafana/grafana/203.0.113.7/32",
+      "victoriametrics/victoriametrics/sg:prometheus", "victoriametrics/victoriametrics/sg:grafana",
+      "victoriametrics/victoriametrics/203.0.113.7/32",
     ])
     error_message = "the set of rules differs from the policy"
   }
+  # Keys are group/service[/protocol]/source; TCP is the protocol when none is spelt.
   assert {
     condition = alltrue([
       for k, r in output.ingress_rules :
       r.security_group_id == output.security_group_ids[split("/", k)[0]] && (
-        startswith(split("/", k)[2], "sg:")
-        ? r.referenced_security_group_id == output.security_group_ids[trimprefix(split("/", k)[2], "sg:")] && r.cidr_ipv4 == null
-        : r.cidr_ipv4 == join("/", slice(split("/", k), 2, 4)) && r.referenced_security_group_id == null
-      )
+        startswith([for part in split("/", k) : part if part != "udp"][2], "sg:")
+        ? r.referenced_security_group_id == output.security_group_ids[trimprefix([for part in split("/", k) : part if part != "udp"][2], "sg:")] && r.cidr_ipv4 == null
+        : r.cidr_ipv4 == join("/", slice([for part in split("/", k) : part if part != "udp"], 2, 4)) && r.referenced_security_group_id == null
+      ) && r.ip_protocol == (contains(split("/", k), "udp") ? "udp" : "tcp")
     ])
-    error_message = "a rule is on the wrong group or admits a different source than its key says"
+    error_message = "a rule is on the wrong group, admits a different source or protocol than its key says"
   }
   assert {
     condition = alltrue([
       for k, r in output.ingress_rules : r.from_port == r.to_port && r.to_port == lookup(
-        { ssh = 22, node_exporter = 9100, log_shipper = 9080, prometheus = 9090, alertmanager = 9093, loki = 3100, grafana = 3000 },
+        { ssh = 22, node_exporter = 9100, log_shipper = 9080, prometheus = 9090, alertmanager = 9093, loki = 3100, grafana = 3000, alertmanager_cluster = 9094, victoriametrics = 8428 },
       split("/", k)[1])
     ])
     error_message = "a rule opens another port than its service's upstream default"
