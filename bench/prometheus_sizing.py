@@ -113,10 +113,23 @@ def run_size(n, args, work):
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"prom-{n}.log"), "w"))
         base = f"http://127.0.0.1:{prom_port}"
         wait_http(f"{base}/-/ready")
-        time.sleep(args.warmup)
+        # The machine is shared: past --max-rss-gib Prometheus is stopped
+        # and the size reported as not fitting.
+        limit = args.max_rss_gib * 1024 ** 3
+
+        def sleep_watching(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if proc_mem(prom.pid)["VmRSS"] > limit:
+                    return False
+                time.sleep(2)
+            return True
+        if not sleep_watching(args.warmup):
+            return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
         cpu0, sim0, t0 = proc_cpu(prom.pid), proc_cpu(sim.pid), time.monotonic()
         own0 = self_metrics(base)
-        time.sleep(args.measure)
+        if not sleep_watching(args.measure):
+            return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
         cpu1, sim1, t1 = proc_cpu(prom.pid), proc_cpu(sim.pid), time.monotonic()
         own = self_metrics(base)
         appended = "prometheus_tsdb_head_samples_appended_total"
@@ -166,6 +179,10 @@ def table(rows, args):
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "over" in r:
+            out.append(f"| {r['targets']} | stopped: resident memory passed the {r['limit']} GiB this shared "
+                       "machine allows the run | | | | | | | | |")
+            continue
         out.append(
             f"| {r['targets']} | {int(r['up'] or 0)} | {int(r['series'] or 0):,} | {r['rss'] / mib:.0f} MiB "
             f"({r['hwm'] / mib:.0f}) | {r['rss'] / (r['series'] or 1):,.0f} | {r['cpu']:.2f} | "
@@ -183,6 +200,7 @@ def main():
     p.add_argument("--scrape-interval", default="15s")
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--measure", type=int, default=120)
+    p.add_argument("--max-rss-gib", type=float, default=8.0)
     p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()

@@ -123,10 +123,10 @@ def start_hosts(image):
     # a free subnet; the network is made again with it spelled out, which
     # --ip needs.
     sh("docker", "network", "create", "--driver", "bridge", RUN)
-    subnet = sh("docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-                RUN).stdout.strip()
+    subnet, gw = sh("docker", "network", "inspect", "-f",
+                    "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", RUN).stdout.split()
     sh("docker", "network", "rm", RUN)
-    sh("docker", "network", "create", "--driver", "bridge", "--subnet", subnet, RUN)
+    sh("docker", "network", "create", "--driver", "bridge", "--subnet", subnet, "--gateway", gw, RUN)
     net = ipaddress.ip_network(subnet)
     for i, h in enumerate(HOSTS):
         # systemd as PID 1: the host's cgroup tree (v1 with a unified mount),
