@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::loki_receiver::{LokiReceiver, Mode};
+use e2e_tests::loki_receiver::{Limits, LokiReceiver, Mode, Options};
 use log_shipper::ack::Progress;
 use log_shipper::client::{BackoffSettings, Client, ClientSettings, DropReason};
 use log_shipper::entry::{Entry, LabelSet};
@@ -325,4 +325,93 @@ async fn bad_settings_are_errors_naming_the_setting() {
     .err()
     .unwrap();
     assert!(e.contains("bearer_token & bearer_token_file"), "{e}");
+}
+
+/// A Loki 3.x with `allow_structured_metadata: false` answers 400 for the
+/// entries carrying metadata (storing the others of the push); the batch
+/// goes again without metadata, so every line is stored once, and the
+/// client sends no metadata from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_metadata_refused_by_loki_is_resent_without_it() {
+    let r = LokiReceiver::start_with(Options {
+        limits: Limits {
+            allow_structured_metadata: false,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .unwrap();
+    let mut s = settings(&r);
+    s.url = format!(
+        "{}/loki/api/v1/push",
+        r.base_url().replace("127.0.0.1", "localhost")
+    );
+    let client = Client::start(s).unwrap();
+    let p = Progress::new(0);
+    let tx = client.sender();
+    let send = |from: usize, n: usize| {
+        let (tx, p) = (tx.clone(), Arc::clone(&p));
+        async move {
+            for i in from..from + n {
+                let mut e = Entry::new(labels(&[("job", "sm")]), format!("line {i}"));
+                if i % 2 == 0 {
+                    e.structured_metadata = vec![("trace_id".into(), format!("t{i}"))];
+                }
+                e.ack = Some(p.track(i as u64 + 1));
+                tx.send(e).await.unwrap();
+            }
+        }
+    };
+    send(0, 10).await;
+    // The saved position never passes what Loki stored.
+    wait_until("the first batch", Duration::from_secs(5), || {
+        let committed = p.committed();
+        assert!(
+            committed as usize <= r.entry_count(),
+            "acked {committed} with {} stored",
+            r.entry_count()
+        );
+        committed == 10
+    })
+    .await;
+    assert_eq!(r.requests(), 2, "refused once, resent once");
+    assert_eq!(r.counts().rejected_entries, 5, "the entries with metadata");
+    assert_eq!(r.duplicates_dropped(), 5, "those stored by the first push");
+    send(10, 10).await;
+    wait_until("the second batch", Duration::from_secs(5), || {
+        p.committed() == 20
+    })
+    .await;
+    assert_eq!(r.requests(), 3, "later batches go without metadata at once");
+    let streams = r.streams();
+    assert_eq!(streams.len(), 1);
+    let stored: Vec<&str> = streams[0].entries.iter().map(|e| e.line.as_str()).collect();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("line {i}")).collect();
+    let mut got: Vec<String> = stored.iter().map(|l| l.to_string()).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every line stored exactly once");
+    assert!(streams[0]
+        .entries
+        .iter()
+        .all(|e| e.structured_metadata.is_empty()));
+    assert_eq!(
+        client.metrics().dropped_entries(DropReason::IngesterError),
+        0
+    );
+    assert_eq!(client.metrics().metadata_stripped_entries(), 10);
+    let mut set = exporter_toolkit::exposition::MetricSet::new();
+    log_shipper::client::collect(&mut set);
+    let text = exporter_toolkit::exposition::encode(
+        &set.finish().unwrap(),
+        exporter_toolkit::exposition::Format::Text,
+    );
+    let host = format!("localhost:{}", r.addr().port());
+    assert!(
+        text.contains(&format!(
+            "log_shipper_structured_metadata_stripped_entries_total{{host=\"{host}\"}} 10"
+        )),
+        "{text}"
+    );
+    client.stop(Duration::from_secs(1)).await;
 }
