@@ -6,6 +6,8 @@
 
 pub mod alloy;
 pub mod envsubst;
+mod shown;
+pub use shown::shown;
 pub mod units;
 
 use std::collections::BTreeMap;
