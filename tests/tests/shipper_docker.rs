@@ -153,6 +153,33 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     );
     wait_exited(&a);
     expect_same(&receiver, &a, &shipper, "a's first run arrives");
+    // B, running, is a Docker target on /targets and /service-discovery.
+    let json = |path: &str| -> serde_json::Value {
+        let body = ureq::get(&format!("http://127.0.0.1:{port}{path}?format=json"))
+            .call()
+            .and_then(|r| Ok(r.into_string()?))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        serde_json::from_str(&body).unwrap()
+    };
+    wait_until("b on /targets", Duration::from_secs(10), || {
+        Ok(json("/targets").as_array().unwrap().iter().any(|t| {
+            t["kind"] == "docker"
+                && t["path"] == format!("/{b}")
+                && t["labels"]["container"] == b.as_str()
+                && t["labels"]["stream"] == "stdout"
+                && t["ready"] == true
+        }))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", json("/targets")));
+    let sd = json("/service-discovery");
+    let found = sd
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["discovered_labels"]["__meta_docker_container_name"] == format!("/{b}"))
+        .unwrap_or_else(|| panic!("b on /service-discovery: {sd}"));
+    assert_eq!(found["mechanism"], "docker_sd_configs");
+    assert_eq!(found["target_labels"]["job"], "docker");
     wait_exited(&c);
     expect_same(
         &receiver,
