@@ -231,13 +231,13 @@ async fn reload(
     if let Some(old) = old {
         old.stop(grace).await;
     }
-    let (new, result) = match Shipper::start(&cfg, start_options(&cli)) {
+    let (new, result) = match Shipper::start(&cfg, start_options(cli)) {
         Ok(s) => {
             *running = cfg;
             (s, Ok(()))
         }
         // Checked but failed to start (a port, a file): back to the old one.
-        Err(e) => (Shipper::start(running, start_options(&cli))?, Err(e)),
+        Err(e) => (Shipper::start(running, start_options(cli))?, Err(e)),
     };
     *shipper.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
     result

@@ -157,8 +157,9 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     let json = |path: &str| -> serde_json::Value {
         let body = ureq::get(&format!("http://127.0.0.1:{port}{path}?format=json"))
             .call()
-            .and_then(|r| Ok(r.into_string()?))
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap();
         serde_json::from_str(&body).unwrap()
     };
     wait_until("b on /targets", Duration::from_secs(10), || {
