@@ -128,6 +128,22 @@ fn load(cli: &Cli) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// A page's data from the running shipper (none while it restarts).
+fn from_running<T: Default + 'static>(
+    shipper: &Arc<Mutex<Option<Shipper>>>,
+    f: fn(&Shipper) -> T,
+) -> Box<dyn Fn() -> T + Send + Sync> {
+    let shipper = Arc::clone(shipper);
+    Box::new(move || {
+        shipper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(f)
+            .unwrap_or_default()
+    })
+}
+
 fn start_options(cli: &Cli) -> app::StartOptions {
     app::StartOptions {
         dry_run: cli.dry_run,
@@ -142,28 +158,8 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
     let (reload_tx, mut reload_rx) = mpsc::channel::<server::ReloadReply>(4);
     let state = Arc::new(ServerState {
         ready: Default::default(),
-        targets: {
-            let shipper = Arc::clone(&shipper);
-            Box::new(move || {
-                shipper
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(Shipper::targets)
-                    .unwrap_or_default()
-            })
-        },
-        discovered: {
-            let shipper = Arc::clone(&shipper);
-            Box::new(move || {
-                shipper
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(Shipper::service_discovery)
-                    .unwrap_or_default()
-            })
-        },
+        targets: from_running(&shipper, Shipper::targets),
+        discovered: from_running(&shipper, Shipper::service_discovery),
         config: Mutex::new(config::shown(&cfg)),
         reload: reload_tx,
         collect: Box::new(log_shipper::metrics::collect),

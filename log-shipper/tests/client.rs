@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::loki_receiver::{Limits, LokiReceiver, Mode, Options};
+use e2e_tests::loki_receiver::{LokiReceiver, Mode};
 use log_shipper::ack::Progress;
 use log_shipper::client::{BackoffSettings, Client, ClientSettings, DropReason};
 use log_shipper::entry::{Entry, LabelSet};
@@ -37,6 +37,25 @@ async fn send_lines(client: &Client, p: &Arc<Progress>, l: &LabelSet, from: usiz
         e.ack = Some(p.track(i as u64 + 1));
         tx.send(e).await.unwrap();
     }
+}
+
+/// The client self-metrics as /metrics shows them.
+fn metrics_text() -> String {
+    let mut set = exporter_toolkit::exposition::MetricSet::new();
+    log_shipper::client::collect(&mut set);
+    exporter_toolkit::exposition::encode(
+        &set.finish().unwrap(),
+        exporter_toolkit::exposition::Format::Text,
+    )
+}
+
+/// The push URL by the name `localhost`: a `host` label of the metrics
+/// no other test shares.
+fn localhost_url(r: &LokiReceiver) -> String {
+    format!(
+        "{}/loki/api/v1/push",
+        r.base_url().replace("127.0.0.1", "localhost")
+    )
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -238,10 +257,7 @@ async fn entries_of_streams_past_max_streams_are_dropped_and_acked() {
 async fn a_4xx_drops_the_batch_and_counts_it() {
     let r = LokiReceiver::start();
     let mut s = settings(&r);
-    s.url = format!(
-        "{}/loki/api/v1/push",
-        r.base_url().replace("127.0.0.1", "localhost")
-    );
+    s.url = localhost_url(&r);
     let client = Client::start(s).unwrap();
     let p = Progress::new(0);
     r.set_mode(Mode::Status(400));
@@ -252,12 +268,7 @@ async fn a_4xx_drops_the_batch_and_counts_it() {
         client.metrics().dropped_entries(DropReason::IngesterError),
         10
     );
-    let mut set = exporter_toolkit::exposition::MetricSet::new();
-    log_shipper::client::collect(&mut set);
-    let text = exporter_toolkit::exposition::encode(
-        &set.finish().unwrap(),
-        exporter_toolkit::exposition::Format::Text,
-    );
+    let text = metrics_text();
     let port = r.addr().port();
     assert!(
         text.contains(&format!(
@@ -333,19 +344,9 @@ async fn bad_settings_are_errors_naming_the_setting() {
 /// client sends no metadata from then on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn structured_metadata_refused_by_loki_is_resent_without_it() {
-    let r = LokiReceiver::start_with(Options {
-        limits: Limits {
-            allow_structured_metadata: false,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .unwrap();
+    let r = LokiReceiver::start_refusing_structured_metadata();
     let mut s = settings(&r);
-    s.url = format!(
-        "{}/loki/api/v1/push",
-        r.base_url().replace("127.0.0.1", "localhost")
-    );
+    s.url = localhost_url(&r);
     let client = Client::start(s).unwrap();
     let p = Progress::new(0);
     let tx = client.sender();
@@ -400,12 +401,7 @@ async fn structured_metadata_refused_by_loki_is_resent_without_it() {
         0
     );
     assert_eq!(client.metrics().metadata_stripped_entries(), 10);
-    let mut set = exporter_toolkit::exposition::MetricSet::new();
-    log_shipper::client::collect(&mut set);
-    let text = exporter_toolkit::exposition::encode(
-        &set.finish().unwrap(),
-        exporter_toolkit::exposition::Format::Text,
-    );
+    let text = metrics_text();
     let host = format!("localhost:{}", r.addr().port());
     assert!(
         text.contains(&format!(

@@ -377,6 +377,20 @@ impl LokiReceiver {
         .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"))
     }
 
+    /// A Loki 3.x with `allow_structured_metadata: false` (its other
+    /// limits Loki's defaults): entries with structured metadata are
+    /// refused with Loki's 400.
+    pub fn start_refusing_structured_metadata() -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            limits: Limits {
+                allow_structured_metadata: false,
+                ..Limits::default()
+            },
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
+    }
+
     /// The same over HTTPS.
     pub fn start_tls(tls: ReceiverTls) -> LokiReceiver {
         LokiReceiver::start_with(Options {
@@ -1538,14 +1552,7 @@ mod tests {
 
     #[test]
     fn disallowed_structured_metadata_refuses_those_entries_as_loki_does() {
-        let r = LokiReceiver::start_with(Options {
-            limits: Limits {
-                allow_structured_metadata: false,
-                ..Limits::default()
-            },
-            ..Options::default()
-        })
-        .unwrap();
+        let r = LokiReceiver::start_refusing_structured_metadata();
         let now = unix_nanos();
         let body = serde_json::json!({"streams": [{"stream": {"job": "j"}, "values": [
             [now.to_string(), "with metadata", {"trace_id": "abc"}],
