@@ -8,8 +8,10 @@
 //! `.Entry.Labels`, `.Entry.Entry.Timestamp`, `.Entry.Entry.Line`,
 //! `.Entry.Entry.StructuredMetadata`), so a promtail user reads them as
 //! before. Only top-level stages are shown (a `match` stage's own stages
-//! count as the `match` stage), and entries a buffering stage (multiline)
-//! releases later are not shown again in the stages after it.
+//! count as the `match` stage). A buffering stage (multiline) shows the
+//! entries it holds as held; the joined entry it lets go when the next
+//! block starts is shown through the stages after it, one it lets go when
+//! `max_wait_time` passes is not.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -91,6 +93,8 @@ impl Inspector {
     /// it decided).
     pub fn report(&self, stage: &str, before: &Snapshot, after: &Snapshot, flow: Flow) {
         let mut diffs = Vec::new();
+        // A held entry was moved into the stage: what is left is a shell.
+        let after = if flow == Flow::Held { before } else { after };
         self.maps(&mut diffs, "Extracted", &before.extracted, &after.extracted);
         self.maps(&mut diffs, "Entry.Labels", &before.labels, &after.labels);
         if before.timestamp != after.timestamp {
@@ -184,6 +188,85 @@ fn go_time(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot(extracted: &[(&str, &str)], line: &str) -> Snapshot {
+        Snapshot {
+            extracted: extracted
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            labels: BTreeMap::new(),
+            timestamp: SystemTime::UNIX_EPOCH,
+            line: line.into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn printed(color: bool, f: impl FnOnce(&Inspector)) -> String {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        f(&Inspector::to(out.clone(), color));
+        let bytes = out.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn colors_say_changed_added_and_removed() {
+        let before = snapshot(&[("a", "1"), ("gone", "x")], "line");
+        let after = snapshot(&[("a", "2"), ("new", "y")], "line");
+        let text = printed(true, |i| i.report("json", &before, &after, Flow::Keep));
+        assert_eq!(
+            text,
+            "[inspect: \x1b[1mjson\x1b[0m stage]: \n\
+             \x1b[33m{stages.Entry}.Extracted[\"a\"]:\x1b[0m\n\
+             \x1b[33m\t-: 1\x1b[0m\n\
+             \x1b[32m\t+: 2\x1b[0m\n\
+             \x1b[31m{stages.Entry}.Extracted[\"gone\"]:\x1b[0m\n\
+             \x1b[31m\t-: x\x1b[0m\n\
+             \x1b[32m{stages.Entry}.Extracted[\"new\"]:\x1b[0m\n\
+             \x1b[32m\t+: y\x1b[0m\n"
+        );
+        let same = snapshot(&[], "l");
+        let text = printed(false, |i| {
+            i.report("multiline", &same, &same, Flow::Held);
+            i.report("drop", &same, &same, Flow::Drop);
+            i.report("labels", &same, &same, Flow::Keep);
+        });
+        assert_eq!(
+            text,
+            "[inspect: multiline stage]: held (to be joined)\n\
+             [inspect: drop stage]: dropped\n\
+             [inspect: labels stage]: none\n"
+        );
+    }
+
+    #[test]
+    fn a_joined_multiline_block_is_inspected_through_the_later_stages() {
+        let mut p = crate::pipeline::stages::testutil::pipeline(
+            "- multiline: {firstline: '^START'}\n- output: {source: nope}\n- static_labels: {joined: 'yes'}\n",
+        );
+        let text = printed(false, |i| {
+            p.inspect(i.clone());
+            let mut out = Vec::new();
+            for line in ["START 1", "more", "START 2"] {
+                p.process(
+                    Entry::new(crate::relabel::labels([("job", "j")]), line.into()),
+                    &mut out,
+                );
+            }
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].line, "START 1\nmore");
+        });
+        assert_eq!(
+            text,
+            "[inspect: multiline stage]: held (to be joined)\n\
+             [inspect: multiline stage]: held (to be joined)\n\
+             [inspect: multiline stage]: held (to be joined)\n\
+             [inspect: output stage]: none\n\
+             [inspect: static_labels stage]: \n\
+             {stages.Entry}.Entry.Labels[\"joined\"]:\n\
+             \t+: yes\n"
+        );
+    }
 
     #[test]
     fn go_time_trims_the_fraction_as_go_does() {

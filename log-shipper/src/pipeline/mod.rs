@@ -222,7 +222,24 @@ fn run_stages_inspected(
         let flow = stages[i].process(entry, x);
         inspector.report(kinds[i], &before, &inspect::Snapshot::of(entry, x), flow);
         if stages[i].buffers() {
-            continue_released(stages, i, done);
+            // What it let go goes on through the later stages, inspected.
+            let mut released = Vec::new();
+            stages[i].drain_released(&mut released);
+            for mut r in released {
+                let (rest, names) = (&mut stages[i + 1..], &kinds[i + 1..]);
+                match run_stages_inspected(
+                    rest,
+                    names,
+                    inspector,
+                    &mut r.entry,
+                    &mut r.extracted,
+                    done,
+                ) {
+                    Flow::Keep => done.push(r),
+                    Flow::Drop => r.entry.complete(),
+                    Flow::Held => {}
+                }
+            }
         }
         if flow != Flow::Keep {
             return flow;
