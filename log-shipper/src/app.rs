@@ -312,15 +312,6 @@ impl Shipper {
             if opts.inspect {
                 pipeline.inspect(crate::pipeline::inspect::Inspector::stderr());
             }
-            let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
-            self.pipelines.push(tokio::spawn(run_pipeline(
-                pipeline,
-                job_rx,
-                output.clone(),
-                readline.clone(),
-            )));
-            self.docker
-                .extend(DockerSources::start(sc, &job_tx, &self.positions));
             let fixed =
                 |kind, path: String, labels: &std::collections::BTreeMap<String, String>| {
                     TargetView {
@@ -334,6 +325,19 @@ impl Shipper {
                         ready: true,
                     }
                 };
+            let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
+            self.pipelines.push(tokio::spawn(run_pipeline(
+                pipeline,
+                job_rx,
+                output.clone(),
+                readline.clone(),
+            )));
+            self.docker
+                .extend(DockerSources::start(sc, &job_tx, &self.positions));
+            if let Some(e) = &sc.docker_events {
+                self.fixed_targets
+                    .push(fixed("docker_events", e.host.clone(), &e.labels));
+            }
             if let Some(j) = &sc.journal {
                 self.journals
                     .push(crate::sources::journal::JournalTarget::start(

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 /// or a receiver's listener.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetView {
-    /// `file`, `docker`, `journal`, `syslog`, `loki_push_api` or `gelf`.
+    /// `file`, `docker`, `docker_events`, `journal`, `syslog`,
+    /// `loki_push_api` or `gelf`.
     pub kind: &'static str,
     pub job: String,
     /// What is read: the file, the container's name, the journal's

@@ -304,6 +304,16 @@ fn docker_events_report_the_life_of_a_container_once_across_a_restart() {
         ),
     );
     let shipper = shipper::start(&cfg, port, &[], &[]);
+    // The event stream is a target on /targets.
+    let targets = ureq::get(&format!("http://127.0.0.1:{port}/targets"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        targets,
+        "docker_events\n  ready   docker_events unix:///var/run/docker.sock {job=\"docker_events\"}\n"
+    );
     let c = scene.name("c");
     scene.run("c", &["--label", &format!("e2e.test={tag}")], "sleep 30");
     docker(&["restart", "-t", "0", &c]).unwrap();
