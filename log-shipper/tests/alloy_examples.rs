@@ -4,221 +4,99 @@
 //! structured metadata as `tests/fixtures/examples/golden/<config>.jsonl`
 //! (which `golden_examples.rs` checks the YAML form against).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::{case, environment, example, golden, rfc3339, run, Ports};
 use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
 use e2e_tests::process::{free_port, wait_until, Process};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples")
-}
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
-fn rfc3339(ns: i128) -> String {
-    let secs = ns.div_euclid(1_000_000_000) as i64;
-    let nanos = ns.rem_euclid(1_000_000_000) as u32;
-    chrono::DateTime::from_timestamp(secs, nanos)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| format!("{ns}ns"))
-}
-
-/// As golden_examples.rs: one JSON object per entry, sorted.
-fn normalize(receiver: &LokiReceiver) -> String {
-    let mut rows = Vec::new();
-    for s in receiver.streams() {
-        let mut labels: BTreeMap<String, String> = s.labels.clone();
-        if let Some(f) = labels.get_mut("filename") {
-            let root = fixtures().display().to_string();
-            *f = f.replace(&root, "<fixtures>");
-        }
-        for e in &s.entries {
-            let metadata: BTreeMap<&str, &str> = e
-                .structured_metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let row = serde_json::json!({
-                "labels": labels,
-                "time": rfc3339(e.timestamp_ns),
-                "metadata": metadata,
-                "line": e.line,
-            });
-            rows.push((
-                serde_json::to_string(&labels).unwrap(),
-                e.timestamp_ns,
-                serde_json::to_string(&row).unwrap(),
-            ));
-        }
-    }
-    rows.sort();
-    rows.into_iter().map(|(_, _, r)| r + "\n").collect()
-}
-
-fn environment(cmd: &mut Command, receiver: &LokiReceiver, env: &[(&str, PathBuf)]) {
-    cmd.env("HOSTNAME", "web1")
-        .env("LOG_TIMEZONE", "Europe/Berlin")
-        .env("LOKI_PUSH_URL", receiver.push_url());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-}
-
 /// Runs the Alloy config `alloy` over the fixtures and compares what
-/// arrives with the YAML example `golden`'s golden file.
-fn check(alloy: &Path, golden: &str, env: &[(&str, PathBuf)], min_entries: usize) {
-    let receiver = LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .expect("starting the Loki test receiver");
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
-    cmd.arg(format!("-config.file={}", alloy.display()))
-        .arg(format!(
-            "-positions.file={}",
-            dir.path().join("positions.yaml").display()
-        ))
-        .arg(format!("-server.http-listen-port={}", free_port()));
-    environment(&mut cmd, &receiver, env);
-    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    let arrived = receiver.wait_for_entries(min_entries, Duration::from_secs(30));
-    assert!(
-        arrived,
-        "{}: only {} of at least {min_entries} entries arrived\n{}",
-        alloy.display(),
-        receiver.entry_count(),
-        shipper.log_tail(30)
-    );
-    let mut last = receiver.entry_count();
-    wait_until("no more entries for 4s", Duration::from_secs(30), || {
-        std::thread::sleep(Duration::from_secs(4));
-        let now = receiver.entry_count();
-        let quiet = now == last;
-        last = now;
-        Ok(quiet)
-    })
-    .unwrap();
-    drop(shipper);
-    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
-    let got = normalize(&receiver);
-    let want = std::fs::read_to_string(
-        fixtures()
-            .join("golden")
-            .join(golden.replace(".yaml", ".jsonl")),
-    )
-    .unwrap();
+/// arrives with the YAML example `yaml`'s golden file.
+fn check(alloy: &Path, yaml: &str) {
+    let got = run(case(yaml), alloy, true);
+    let want = std::fs::read_to_string(golden(yaml)).unwrap();
     assert!(
         got == want,
-        "{}: what arrived differs from {golden}'s golden file:\n--- want\n{want}\n--- got\n{got}",
+        "{}: what arrived differs from {yaml}'s golden file:\n--- want\n{want}\n--- got\n{got}",
         alloy.display()
     );
 }
 
 /// Both forms of one example: the hand-written `.alloy` next to the YAML,
 /// and the YAML converted by `-config.print-alloy`.
-fn both(yaml: &str, env: &[(&str, PathBuf)], min_entries: usize) {
-    check(
-        &example(&yaml.replace(".yaml", ".alloy")),
-        yaml,
-        env,
-        min_entries,
-    );
+fn both(yaml: &str) {
+    check(&example(&yaml.replace(".yaml", ".alloy")), yaml);
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
     cmd.arg(format!("-config.file={}", example(yaml).display()))
         .arg("-config.expand-env=true")
-        .arg("-config.print-alloy")
-        .env("HOSTNAME", "web1")
-        .env("LOG_TIMEZONE", "Europe/Berlin")
-        // The converted file holds the values as expanded at conversion;
-        // the receiver's URL is known only in check(), so a placeholder
-        // goes in and becomes env("LOKI_PUSH_URL") below.
-        .env("LOKI_PUSH_URL", "http://push.invalid/loki/api/v1/push");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+        .arg("-config.print-alloy");
+    // The converted file holds the values as expanded at conversion; the
+    // receiver's URL and the ports are known only in run(), so
+    // placeholders go in and become env() calls below.
+    environment(
+        &mut cmd,
+        "http://push.invalid/loki/api/v1/push",
+        case(yaml),
+        &Ports { listen: 1 },
+    );
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{yaml}: -config.print-alloy failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap().replace(
-        "\"http://push.invalid/loki/api/v1/push\"",
-        "env(\"LOKI_PUSH_URL\")",
-    );
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(
+            "\"http://push.invalid/loki/api/v1/push\"",
+            "env(\"LOKI_PUSH_URL\")",
+        )
+        .replace("\"127.0.0.1:1\"", "env(\"SYSLOG_LISTEN_ADDRESS\")")
+        .replace("listen_port = 1\n", "listen_port = env(\"PUSH_API_PORT\")\n");
     assert!(text.contains("env(\"LOKI_PUSH_URL\")"), "{text}");
     let converted = dir.path().join(yaml.replace(".yaml", ".converted.alloy"));
     std::fs::write(&converted, text).unwrap();
-    check(&converted, yaml, env, min_entries);
+    check(&converted, yaml);
 }
 
 #[test]
 fn nginx_in_alloy_form() {
-    both(
-        "nginx.yaml",
-        &[("NGINX_LOG_DIR", fixtures().join("nginx"))],
-        10,
-    );
+    both("nginx.yaml");
 }
 
 #[test]
 fn apache_in_alloy_form() {
-    both(
-        "apache.yaml",
-        &[("APACHE_LOG_DIR", fixtures().join("apache2"))],
-        8,
-    );
+    both("apache.yaml");
 }
 
 #[test]
 fn auth_in_alloy_form() {
-    both(
-        "auth.yaml",
-        &[("AUTH_LOG", fixtures().join("auth/auth.log"))],
-        13,
-    );
+    both("auth.yaml");
 }
 
 #[test]
 fn services_in_alloy_form() {
-    let s = fixtures().join("services");
-    both(
-        "services.yaml",
-        &[
-            ("PROMETHEUS_LOG_DIR", s.join("prometheus")),
-            ("ALERTMANAGER_LOG_DIR", s.join("alertmanager")),
-            ("GRAFANA_LOG_DIR", s.join("grafana")),
-            ("LOKI_LOG_DIR", s.join("loki")),
-        ],
-        14,
-    );
+    both("services.yaml");
 }
 
 #[test]
 fn container_files_in_alloy_form() {
-    both(
-        "containers-files.yaml",
-        &[
-            (
-                "DOCKER_CONTAINERS_DIR",
-                fixtures().join("docker/containers"),
-            ),
-            ("POD_LOGS_DIR", fixtures().join("pods")),
-        ],
-        7,
-    );
+    both("containers-files.yaml");
+}
+
+#[test]
+fn syslog_in_alloy_form() {
+    both("syslog.yaml");
+}
+
+#[test]
+fn push_api_in_alloy_form() {
+    both("push-api.yaml");
 }
 
 /// Every example has its Alloy form, and it is valid (docker and the

@@ -113,6 +113,10 @@ pub struct Config {
     pub tracing: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<Opaque>,
+    /// Set only from an Alloy config whose component graph promtail's
+    /// model cannot express: the scrape configs' entries flow through it.
+    #[serde(skip)]
+    pub graph: Option<crate::graph::Graph>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -845,12 +849,20 @@ impl Config {
                 }
             }
         }
+        if let Some(g) = &self.graph {
+            g.check()?;
+        }
         Ok(())
     }
 
     /// The config as YAML, every default filled in (for -print-config-stderr).
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let yaml = serde_yaml_ng::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot print config: {e}\n"));
+        match &self.graph {
+            Some(g) => format!("{yaml}{g}"),
+            None => yaml,
+        }
     }
 }
 
