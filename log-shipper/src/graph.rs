@@ -67,9 +67,8 @@ impl Graph {
     pub fn check(&self) -> Result<(), ConfigError> {
         for n in &self.nodes {
             if let NodeKind::Process(stages) = &n.kind {
-                Pipeline::new(stages, &n.id).map_err(|e| {
-                    ConfigError::new(format!("{}: {}", n.id, e.message))
-                })?;
+                Pipeline::new(stages, &n.id)
+                    .map_err(|e| ConfigError::new(format!("{}: {}", n.id, e.message)))?;
             }
         }
         Ok(())
@@ -221,8 +220,7 @@ async fn relabel(
         let result = match cache.get(&e.labels) {
             Some(r) => r.clone(),
             None => {
-                let r = crate::relabel::process(e.labels.clone(), &rules)
-                    .filter(|l| !l.is_empty());
+                let r = crate::relabel::process(e.labels.clone(), &rules).filter(|l| !l.is_empty());
                 if max_cache_size > 0 {
                     // A bounded cache: started afresh when full.
                     if cache.len() >= max_cache_size {
@@ -313,9 +311,15 @@ mod tests {
         let running = start(&graph, &[a_tx, b_tx]).unwrap();
         let src = running.sources["src"].clone();
         let p = Progress::new(0);
-        src.send(entry(&p, 10, labels([("app", "web")]))).await.unwrap();
-        src.send(entry(&p, 20, labels([("app", "noise")]))).await.unwrap();
-        src.send(entry(&p, 30, labels([("app", "web")]))).await.unwrap();
+        src.send(entry(&p, 10, labels([("app", "web")])))
+            .await
+            .unwrap();
+        src.send(entry(&p, 20, labels([("app", "noise")])))
+            .await
+            .unwrap();
+        src.send(entry(&p, 30, labels([("app", "web")])))
+            .await
+            .unwrap();
         let a: Vec<Entry> = vec![a_rx.recv().await.unwrap(), a_rx.recv().await.unwrap()];
         let b: Vec<Entry> = vec![
             b_rx.recv().await.unwrap(),

@@ -57,7 +57,10 @@ fn both(yaml: &str) {
             "env(\"LOKI_PUSH_URL\")",
         )
         .replace("\"127.0.0.1:1\"", "env(\"SYSLOG_LISTEN_ADDRESS\")")
-        .replace("listen_port = 1\n", "listen_port = env(\"PUSH_API_PORT\")\n");
+        .replace(
+            "listen_port = 1\n",
+            "listen_port = encoding.from_json(env(\"PUSH_API_PORT\"))\n",
+        );
     assert!(text.contains("env(\"LOKI_PUSH_URL\")"), "{text}");
     let converted = dir.path().join(yaml.replace(".yaml", ".converted.alloy"));
     std::fs::write(&converted, text).unwrap();

@@ -139,12 +139,7 @@ pub struct Downstream(Vec<Arc<Health>>);
 
 impl Downstream {
     pub fn new<'a>(clients: impl IntoIterator<Item = &'a Client>) -> Downstream {
-        Downstream(
-            clients
-                .into_iter()
-                .map(|c| Arc::clone(&c.health))
-                .collect(),
-        )
+        Downstream(clients.into_iter().map(|c| Arc::clone(&c.health)).collect())
     }
 
     /// The last push of some client failed and it has not succeeded since.

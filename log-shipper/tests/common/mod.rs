@@ -304,4 +304,3 @@ pub fn golden(yaml: &str) -> PathBuf {
         .join("golden")
         .join(yaml.replace(".yaml", ".jsonl"))
 }
-

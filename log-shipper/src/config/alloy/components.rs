@@ -396,8 +396,7 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
         match c.kind {
             "loki.write" => {
                 let start = cfg.clients.len();
-                cfg.clients
-                    .extend(write(id, c.block, &g, &mut globals)?);
+                cfg.clients.extend(write(id, c.block, &g, &mut globals)?);
                 writers.insert(id.clone(), (start..cfg.clients.len()).collect());
             }
             "loki.source.file" => sources.push(source_file(id, c.block, &g, &mut globals)?),
@@ -825,12 +824,7 @@ impl GraphBuilder<'_, '_> {
     }
 }
 
-fn source_file(
-    id: &str,
-    b: &Block,
-    g: &Graph,
-    globals: &mut Globals,
-) -> R<Source> {
+fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Source> {
     let a = Args::new(
         id,
         b,
@@ -934,12 +928,7 @@ fn source_journal(id: &str, b: &Block, g: &Graph) -> R<Source> {
     Ok((sc, fv.clone(), fp))
 }
 
-fn source_docker(
-    id: &str,
-    b: &Block,
-    g: &Graph,
-    globals: &mut Globals,
-) -> R<Source> {
+fn source_docker(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Source> {
     let a = Args::new(
         id,
         b,
@@ -1024,7 +1013,10 @@ fn source_syslog(id: &str, b: &Block, g: &Graph) -> R<Vec<Source>> {
     let a = Args::new(id, b, g, &["forward_to", "relabel_rules"], &["listener"])?;
     let relabel = relabel_rules(&a, g)?;
     let (fv, fp) = a.required("forward_to")?;
-    let rename = &[("address", "listen_address"), ("protocol", "listen_protocol")];
+    let rename = &[
+        ("address", "listen_address"),
+        ("protocol", "listen_protocol"),
+    ];
     let mut out = Vec::new();
     for (i, l) in a.blocks.iter().enumerate() {
         let what = format!("{id}: listener");
@@ -1085,7 +1077,12 @@ fn source_api(id: &str, b: &Block, g: &Graph) -> R<Source> {
         id,
         b,
         g,
-        &["forward_to", "labels", "use_incoming_timestamp", "relabel_rules"],
+        &[
+            "forward_to",
+            "labels",
+            "use_incoming_timestamp",
+            "relabel_rules",
+        ],
         &["http", "grpc"],
     )?;
     let relabel = relabel_rules(&a, g)?;
@@ -1227,18 +1224,13 @@ fn process(id: &str, b: &Block, g: &Graph) -> R<(Vec<StageConfig>, Value, Pos)> 
 }
 
 /// A `loki.relabel`: its rules, cache size, `forward_to` and where that is.
-fn relabel_component(
-    id: &str,
-    b: &Block,
-    g: &Graph,
-) -> R<(Vec<RelabelConfig>, usize, Value, Pos)> {
+fn relabel_component(id: &str, b: &Block, g: &Graph) -> R<(Vec<RelabelConfig>, usize, Value, Pos)> {
     let a = Args::new(id, b, g, &["forward_to", "max_cache_size"], &["rule"])?;
     let (fv, fp) = a.required("forward_to")?;
     let max_cache_size = match a.get("max_cache_size") {
         None => 10_000,
-        Some((Value::Int(n), p)) => usize::try_from(*n).map_err(|_| {
-            at(p, format!("{id}: max_cache_size must not be negative"))
-        })?,
+        Some((Value::Int(n), p)) => usize::try_from(*n)
+            .map_err(|_| at(p, format!("{id}: max_cache_size must not be negative")))?,
         Some((v, p)) => {
             return Err(at(
                 p,
@@ -1409,8 +1401,14 @@ fn empty_to_null(m: &mut Mapping) {
 /// Alloy `loki.write` settings this shipper does not implement: refused by
 /// name where they are written, before the generic "unsupported" error.
 const WRITE_NOT_YET: &[(&str, &str)] = &[
-    ("wal", "the write-ahead log (the files and positions are the buffer here)"),
-    ("oauth2", "OAuth 2.0; use basic_auth, bearer_token or authorization"),
+    (
+        "wal",
+        "the write-ahead log (the files and positions are the buffer here)",
+    ),
+    (
+        "oauth2",
+        "OAuth 2.0; use basic_auth, bearer_token or authorization",
+    ),
     ("queue_config", "the WAL's queue (no WAL here)"),
     ("proxy_url", "a proxy"),
     ("no_proxy", "a proxy"),
@@ -1735,7 +1733,10 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.clients.len(), 3);
         assert_eq!(cfg.limits_config.max_streams, 100);
-        assert!(cfg.scrape_configs.iter().all(|s| s.pipeline_stages.is_empty()));
+        assert!(cfg
+            .scrape_configs
+            .iter()
+            .all(|s| s.pipeline_stages.is_empty()));
         let g = cfg.graph.as_ref().expect("a graph");
         let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(
@@ -1764,7 +1765,9 @@ mod tests {
             [0].into_iter().collect()
         );
         cfg.check_all().unwrap();
-        assert!(cfg.to_yaml().contains("#   loki.relabel.r -> loki.process.p, loki.echo.e\n"));
+        assert!(cfg
+            .to_yaml()
+            .contains("#   loki.relabel.r -> loki.process.p, loki.echo.e\n"));
     }
 
     #[test]
@@ -1777,14 +1780,26 @@ mod tests {
         ))
         .unwrap();
         assert!(cfg.graph.is_none(), "promtail's model holds it");
-        let jobs: Vec<&str> = cfg.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+        let jobs: Vec<&str> = cfg
+            .scrape_configs
+            .iter()
+            .map(|s| s.job_name.as_str())
+            .collect();
         assert_eq!(
             jobs,
-            ["loki.source.syslog.s/0", "loki.source.syslog.s/1", "loki.source.api.push", "loki.source.gelf.g"]
+            [
+                "loki.source.syslog.s/0",
+                "loki.source.syslog.s/1",
+                "loki.source.api.push",
+                "loki.source.gelf.g"
+            ]
         );
         let push = cfg.scrape_configs[2].loki_push_api.as_ref().unwrap();
         assert_eq!(
-            (push.server.http_listen_address.as_str(), push.server.http_listen_port),
+            (
+                push.server.http_listen_address.as_str(),
+                push.server.http_listen_port
+            ),
             ("0.0.0.0", 9999)
         );
         assert_eq!(push.labels["forwarded"], "true");
@@ -1792,10 +1807,18 @@ mod tests {
         assert_eq!(gelf.labels["job"], "loki.source.gelf.g");
         let udp = cfg.scrape_configs[1].syslog.as_ref().unwrap();
         assert_eq!(
-            (udp.listen_address.as_str(), udp.listen_protocol.as_str(), udp.idle_timeout.get().as_secs(), udp.use_incoming_timestamp),
+            (
+                udp.listen_address.as_str(),
+                udp.listen_protocol.as_str(),
+                udp.idle_timeout.get().as_secs(),
+                udp.use_incoming_timestamp
+            ),
             ("127.0.0.1:51898", "udp", 60, true)
         );
-        assert_eq!(cfg.scrape_configs[0].syslog.as_ref().unwrap().labels["protocol"], "tcp");
+        assert_eq!(
+            cfg.scrape_configs[0].syslog.as_ref().unwrap().labels["protocol"],
+            "tcp"
+        );
         assert_eq!(cfg.scrape_configs[1].relabel_configs.len(), 1);
         cfg.check_all().unwrap();
     }
