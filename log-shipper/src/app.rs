@@ -258,7 +258,7 @@ impl Shipper {
             output = tx;
             self.dry_run = Some(task);
         } else {
-            if cfg.clients.is_empty() {
+            if cfg.clients.is_empty() && cfg.graph.is_none() {
                 return Err("no clients configured: set clients[].url or -client.url".into());
             }
             for (i, c) in cfg.clients.iter().enumerate() {

@@ -173,6 +173,11 @@ fn alloy_reference_examples_parse() {
         "journal.alloy",
         "docker.alloy",
         "relabel_and_fanin.alloy",
+        "echo.alloy",
+        "relabel.alloy",
+        "syslog.alloy",
+        "api.alloy",
+        "gelf.alloy",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_log-shipper"))
             .arg(format!("-config.file={}", docs_fixture(f).display()))
@@ -358,4 +363,249 @@ loki.write "b" {{
         assert_eq!(streams[0].labels["via"], "alloy");
         assert_eq!(r.lines(), ["one", "two", "three"]);
     }
+}
+
+/// Runs a docs fixture with `env` into a fresh Loki test receiver, calls
+/// `feed` with the shipper running, waits for `n` entries and a moment for
+/// more, and returns the receiver and the shipper's output.
+fn run_docs_fixture(
+    name: &str,
+    env: &[(&str, String)],
+    feed: impl FnOnce(&LokiReceiver),
+    n: usize,
+) -> (LokiReceiver, String) {
+    let receiver = LokiReceiver::start_with(Options {
+        limits: Limits {
+            reject_old_samples_max_age: None,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", docs_fixture(name).display()))
+        .arg(format!(
+            "-positions.file={}",
+            state.path().join("positions.yaml").display()
+        ))
+        .arg(format!("-server.http-listen-port={}", free_port()))
+        .env("LOKI_PUSH_URL", receiver.push_url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    feed(&receiver);
+    assert!(
+        receiver.wait_for_entries(n, Duration::from_secs(30)),
+        "{name}: {} of {n} entries\n{}",
+        receiver.entry_count(),
+        shipper.log_tail(30)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let log = shipper.log();
+    drop(shipper);
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
+    (receiver, log)
+}
+
+/// Every stream's labels and lines, sorted: `labels line` per entry.
+fn pushed(receiver: &LokiReceiver) -> Vec<String> {
+    let mut out: Vec<String> = receiver
+        .streams()
+        .iter()
+        .flat_map(|s| {
+            s.entries
+                .iter()
+                .map(move |e| format!("{:?} {}", s.labels, e.line))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn connect_tcp(port: u16) -> std::net::TcpStream {
+    let mut stream = None;
+    wait_until("the receiver listens", Duration::from_secs(30), || {
+        stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+        Ok(stream.is_some())
+    })
+    .unwrap();
+    stream.unwrap()
+}
+
+/// The loki.relabel docs example in a chain: only error lines reach
+/// Loki, relabeled; loki.echo prints every line, as read.
+#[test]
+fn alloy_reference_relabel_and_echo_run() {
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        logs.path().join("app.log"),
+        "level=info msg=started\nlevel=error msg=\"disk full\"\nlevel=debug msg=tick\nlevel=error msg=\"retry failed\"\n",
+    )
+    .unwrap();
+    let glob = format!("{}/*.log", logs.path().display());
+    let (receiver, out) = run_docs_fixture(
+        "relabel.alloy",
+        &[("APP_LOG_GLOB", glob.clone())],
+        |_| {},
+        2,
+    );
+    assert_eq!(
+        pushed(&receiver),
+        [
+            r#"{"app": "app", "level": "error"} level=error msg="disk full""#,
+            r#"{"app": "app", "level": "error"} level=error msg="retry failed""#,
+        ]
+    );
+    for line in [
+        "msg=started",
+        "msg=\"disk full\"",
+        "msg=tick",
+        "msg=\"retry failed\"",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains("service=\"app\"") && l.ends_with(line)),
+            "loki.echo did not print {line}:\n{out}"
+        );
+    }
+    // The docs' echo example alone: every line printed, nothing pushed.
+    let (receiver, out) = {
+        let receiver = LokiReceiver::start();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+        let state = tempfile::tempdir().unwrap();
+        cmd.arg(format!(
+            "-config.file={}",
+            docs_fixture("echo.alloy").display()
+        ))
+        .arg(format!(
+            "-positions.file={}",
+            state.path().join("positions.yaml").display()
+        ))
+        .arg(format!("-server.http-listen-port={}", free_port()))
+        .env("APP_LOG_GLOB", &glob);
+        let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+        wait_until("4 lines echoed", Duration::from_secs(30), || {
+            Ok(shipper.log().matches("job=\"varlog\"").count() >= 4)
+        })
+        .unwrap();
+        let log = shipper.log();
+        drop(shipper);
+        (receiver, log)
+    };
+    assert_eq!(receiver.requests(), 0);
+    assert!(out.contains("level=debug msg=tick"), "{out}");
+}
+
+/// The syslog docs example: a message over TCP and one over UDP, each
+/// with its listener's labels.
+#[test]
+fn alloy_reference_syslog_runs() {
+    use std::io::Write as _;
+    let (tcp, udp) = (free_port(), free_port());
+    let (receiver, _) = run_docs_fixture(
+        "syslog.alloy",
+        &[
+            ("SYSLOG_TCP_ADDRESS", format!("127.0.0.1:{tcp}")),
+            ("SYSLOG_UDP_ADDRESS", format!("127.0.0.1:{udp}")),
+        ],
+        |receiver| {
+            let msg = "<13>1 2024-03-05T10:15:30Z web1 app 1 - - over tcp";
+            let mut s = connect_tcp(tcp);
+            write!(s, "{} {msg}", msg.len()).unwrap();
+            s.flush().unwrap();
+            send_udp_until_arrived(
+                receiver,
+                udp,
+                b"<13>1 2024-03-05T10:15:31Z web1 app 1 - - over udp",
+                "over udp",
+            );
+        },
+        2,
+    );
+    let got = pushed(&receiver);
+    assert!(
+        got.contains(
+            &r#"{"component": "loki.source.syslog", "protocol": "tcp"} over tcp"#.to_string()
+        ),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(
+            &r#"{"component": "loki.source.syslog", "protocol": "udp"} over udp"#.to_string()
+        ),
+        "{got:?}"
+    );
+}
+
+/// The push API docs example: a pushed stream arrives with its labels
+/// and `forwarded="true"`.
+#[test]
+fn alloy_reference_api_runs() {
+    use std::io::{Read as _, Write as _};
+    let port = free_port();
+    let (receiver, _) = run_docs_fixture(
+        "api.alloy",
+        &[("API_PORT", port.to_string())],
+        |_| {
+            let body = r#"{"streams":[{"stream":{"app":"shop"},"values":[["1709633730000000000","pushed line"]]}]}"#;
+            let mut s = connect_tcp(port);
+            write!(
+                s,
+                "POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+        },
+        1,
+    );
+    assert_eq!(
+        pushed(&receiver),
+        [r#"{"app": "shop", "forwarded": "true"} pushed line"#]
+    );
+}
+
+/// The GELF docs example: the sending host a label through the
+/// loki.relabel's rules, and Alloy's job label (the component's id).
+#[test]
+fn alloy_reference_gelf_runs() {
+    let port = free_port();
+    let (receiver, _) = run_docs_fixture(
+        "gelf.alloy",
+        &[("GELF_ADDRESS", format!("127.0.0.1:{port}"))],
+        |receiver| {
+            send_udp_until_arrived(
+                receiver,
+                port,
+                br#"{"version":"1.1","host":"web3","short_message":"hello gelf","level":6}"#,
+                "hello gelf",
+            )
+        },
+        1,
+    );
+    // The line is the message as JSON (promtail's and Alloy's).
+    let got = pushed(&receiver);
+    assert!(
+        got.iter().any(|e| e
+            .starts_with(r#"{"host": "web3", "job": "loki.source.gelf.listen"} {"#)
+            && e.contains(r#""short_message":"hello gelf""#)),
+        "{got:?}"
+    );
+}
+
+/// UDP has no connection to wait for: `msg` is sent again until a line
+/// containing `line` arrives (a datagram sent before the listener binds is
+/// lost).
+fn send_udp_until_arrived(receiver: &LokiReceiver, port: u16, msg: &[u8], line: &str) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    wait_until("the UDP message arrives", Duration::from_secs(30), || {
+        sock.send_to(msg, ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(receiver.lines().iter().any(|l| l.contains(line)))
+    })
+    .unwrap();
 }

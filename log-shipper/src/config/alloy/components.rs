@@ -422,9 +422,9 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
             other => unreachable!("{other} is in COMPONENTS"),
         }
     }
-    if writers.is_empty() {
+    if writers.is_empty() && !g.components.values().any(|c| c.kind == "loki.echo") {
         return Err(ConfigError::new(
-            "no loki.write component: nothing would be delivered",
+            "no loki.write or loki.echo component: nothing would be delivered",
         ));
     }
     // promtail's model when every source is one chain of loki.process
