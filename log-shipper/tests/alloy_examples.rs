@@ -609,3 +609,127 @@ fn send_udp_until_arrived(receiver: &LokiReceiver, port: u16, msg: &[u8], line: 
     })
     .unwrap();
 }
+
+/// Partial fan-out: file `x` goes through a loki.relabel to loki.write
+/// `a` and, as read, to loki.write `b`; file `y` goes to `a` only. While
+/// `b` refuses, `x`'s position holds and `y`'s advances (`b` is not
+/// reachable from it); once `b` accepts, `x`'s reaches its end too.
+#[test]
+fn positions_wait_for_the_loki_writes_each_source_reaches() {
+    use e2e_tests::loki_receiver::Mode;
+    let a = LokiReceiver::start();
+    let b = LokiReceiver::start();
+    b.set_mode(Mode::Status(500));
+    let logs = tempfile::tempdir().unwrap();
+    let (x, y) = (logs.path().join("x.log"), logs.path().join("y.log"));
+    std::fs::write(&x, "one\ntwo\nthree\n").unwrap();
+    std::fs::write(&y, "alpha\nbeta\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let positions = state.path().join("positions.yaml");
+    let config = state.path().join("config.alloy");
+    let endpoint = |url: String| {
+        format!(
+            "  endpoint {{\n    url = {url:?}\n    batch_wait = \"100ms\"\n    min_backoff_period = \"100ms\"\n    max_backoff_period = \"200ms\"\n    max_backoff_retries = 1000\n  }}\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+loki.source.file "x" {{
+  targets    = [{{ __path__ = {x:?}, job = "x" }}]
+  forward_to = [loki.relabel.tag.receiver, loki.write.b.receiver]
+}}
+loki.source.file "y" {{
+  targets    = [{{ __path__ = {y:?}, job = "y" }}]
+  forward_to = [loki.write.a.receiver]
+}}
+loki.relabel "tag" {{
+  forward_to = [loki.write.a.receiver]
+  rule {{
+    target_label = "via"
+    replacement  = "relabel"
+  }}
+}}
+loki.write "a" {{
+{a}}}
+loki.write "b" {{
+{b}}}
+"#,
+            x = x.display().to_string(),
+            y = y.display().to_string(),
+            a = endpoint(a.push_url()),
+            b = endpoint(b.push_url()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", config.display()))
+        .arg(format!("-positions.file={}", positions.display()))
+        .arg("-positions.sync-period=100ms")
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    let offset = |f: &Path| -> Option<u64> {
+        let text = std::fs::read_to_string(&positions).ok()?;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+        v["positions"][f.display().to_string().as_str()]
+            .as_str()?
+            .parse()
+            .ok()
+    };
+    assert!(
+        a.wait_for_entries(5, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    wait_until(
+        "y's position reaches its end",
+        Duration::from_secs(10),
+        || Ok(offset(&y) == Some(11)),
+    )
+    .unwrap();
+    // Several sync periods and retries while b refuses.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(b.requests() > 1, "b was not retried");
+    assert_eq!(
+        offset(&x).unwrap_or(0),
+        0,
+        "advanced past entries b refused"
+    );
+    b.set_mode(Mode::Accept);
+    assert!(
+        b.wait_for_entries(3, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    wait_until(
+        "x's position reaches its end",
+        Duration::from_secs(10),
+        || Ok(offset(&x) == Some(14)),
+    )
+    .unwrap();
+    drop(shipper);
+    let streams = |r: &LokiReceiver| -> Vec<String> {
+        let mut out: Vec<String> = r
+            .streams()
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "filename")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let lines: Vec<&str> = s.entries.iter().map(|e| e.line.as_str()).collect();
+                format!("{} {}", labels.join(","), lines.join(","))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        streams(&a),
+        ["job=x,via=relabel one,two,three", "job=y alpha,beta"]
+    );
+    assert_eq!(streams(&b), ["job=x one,two,three"]);
+}
