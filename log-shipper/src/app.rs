@@ -362,6 +362,9 @@ impl Shipper {
             if !has_files {
                 continue;
             }
+            if sc.tail_from_end {
+                self.manager.tail_from_end(&sc.job_name);
+            }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&self.manager);
             let job = sc.job_name.clone();

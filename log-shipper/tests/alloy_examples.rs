@@ -733,3 +733,74 @@ loki.write "b" {{
     );
     assert_eq!(streams(&b), ["job=x one,two,three"]);
 }
+
+/// `tail_from_end = true`: a file there at the start without a saved
+/// position is read from its last complete line's end (its backlog is not
+/// shipped; a partial last line is, once complete); a file appearing later
+/// is read from its start.
+#[test]
+fn tail_from_end_skips_the_backlog_of_files_found_at_start() {
+    use std::io::Write as _;
+    let receiver = LokiReceiver::start();
+    let logs = tempfile::tempdir().unwrap();
+    let old = logs.path().join("old.log");
+    std::fs::write(&old, "backlog 1\nbacklog 2\npart").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("config.alloy");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+local.file_match "logs" {{
+  path_targets = [{{ __path__ = {glob:?} }}]
+  sync_period  = "200ms"
+}}
+loki.source.file "logs" {{
+  targets       = local.file_match.logs.targets
+  forward_to    = [loki.write.default.receiver]
+  tail_from_end = true
+}}
+loki.write "default" {{
+  endpoint {{
+    url        = {url:?}
+    batch_wait = "100ms"
+  }}
+}}
+"#,
+            glob = format!("{}/*.log", logs.path().display()),
+            url = receiver.push_url(),
+        ),
+    )
+    .unwrap();
+    let positions = state.path().join("positions.yaml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", config.display()))
+        .arg(format!("-positions.file={}", positions.display()))
+        .arg("-positions.sync-period=100ms")
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    // Appended to only once its reader started where tail_from_end says
+    // (the saved position shows it).
+    wait_until("old.log is read from 20", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&positions).unwrap_or_default();
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_default();
+        Ok(v["positions"][old.display().to_string().as_str()].as_str() == Some("20"))
+    })
+    .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&old).unwrap();
+    f.write_all(b"ial\nafter start\n").unwrap();
+    std::fs::write(logs.path().join("new.log"), "new file 1\nnew file 2\n").unwrap();
+    assert!(
+        receiver.wait_for_entries(4, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    drop(shipper);
+    let mut lines = receiver.lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["after start", "new file 1", "new file 2", "partial"]
+    );
+}

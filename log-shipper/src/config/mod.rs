@@ -419,6 +419,11 @@ pub struct ScrapeConfig {
     pub docker_events: Option<DockerEventsConfig>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub encoding: String,
+    /// Our extension, Alloy's `loki.source.file` `tail_from_end`: files
+    /// found at the start without a saved position are read from their
+    /// last line's end (`sources::file`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub tail_from_end: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decompression: Option<Opaque>,
     /// A syslog listener (`sources::syslog`).
@@ -796,6 +801,11 @@ impl Config {
                         ))
                     })?;
                 }
+            }
+            if sc.tail_from_end && sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+                return Err(ConfigError::new(format!(
+                    "scrape_configs[{i}].tail_from_end: only files are read from their end; this job reads none"
+                )));
             }
             crate::sources::docker_engine::validate(i, sc)?;
             if !jobs.insert(sc.job_name.as_str()) {

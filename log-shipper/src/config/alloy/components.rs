@@ -838,12 +838,6 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
         ],
         &["file_watch", "decompression"],
     )?;
-    if a.bool("tail_from_end")? == Some(true) {
-        return Err(at(
-            a.get("tail_from_end").unwrap().1,
-            format!("{id}: tail_from_end = true is not supported yet (new files are read from their start)"),
-        ));
-    }
     if let Some(f) = a.string("legacy_positions_file")? {
         set_once(
             &mut globals.positions,
@@ -893,6 +887,7 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
             .collect(),
         relabel_configs: set.rules,
         encoding: a.string("encoding")?.unwrap_or_default(),
+        tail_from_end: a.bool("tail_from_end")?.unwrap_or(false),
         ..ScrapeConfig::default()
     };
     Ok((sc, fv.clone(), fp))
@@ -1676,8 +1671,8 @@ mod tests {
                 "config:1:1: unknown component \"prometheus.scrape\" (supported: ",
             ),
             (
-                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  tail_from_end = true\n}\n",
-                "config:4:19: loki.source.file.f: tail_from_end = true is not supported yet",
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  tail_from_end = \"yes\"\n}\n",
+                "config:4:19: loki.source.file.f: tail_from_end must be a bool, got string",
             ),
             (
                 "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.nope.receiver]\n}\n",

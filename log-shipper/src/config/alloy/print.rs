@@ -484,6 +484,9 @@ fn scrape(
         if !sc.encoding.is_empty() {
             o.line(&format!("encoding = {}", string(&sc.encoding)));
         }
+        if sc.tail_from_end {
+            o.line("tail_from_end = true");
+        }
         if cfg.positions.filename != default_positions {
             o.line(&format!(
                 "legacy_positions_file = {}",
