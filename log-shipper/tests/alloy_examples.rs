@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{case, environment, example, golden, rfc3339, run, Ports};
-use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
+use e2e_tests::loki_receiver::LokiReceiver;
 use e2e_tests::process::{free_port, wait_until, Process};
 
 /// Runs the Alloy config `alloy` over the fixtures and compares what
@@ -199,14 +199,6 @@ fn alloy_reference_examples_parse() {
 /// the password masked, the line's own time, external labels added.
 #[test]
 fn alloy_reference_file_pipeline_runs() {
-    let receiver = LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .unwrap();
     let logs = tempfile::tempdir().unwrap();
     std::fs::write(
         logs.path().join("app.log"),
@@ -220,28 +212,13 @@ fn alloy_reference_file_pipeline_runs() {
         ),
     )
     .unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
-    cmd.arg(format!(
-        "-config.file={}",
-        docs_fixture("file_and_write.alloy").display()
-    ))
-    .arg(format!(
-        "-positions.file={}",
-        state.path().join("positions.yaml").display()
-    ))
-    .arg(format!("-server.http-listen-port={}", free_port()))
-    .env("APP_LOG_DIR", logs.path())
-    .env("LOKI_PUSH_URL", receiver.push_url());
-    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    assert!(
-        receiver.wait_for_entries(2, Duration::from_secs(30)),
-        "{}",
-        shipper.log_tail(30)
-    );
     // The debug line would come in the same batch as the others.
-    std::thread::sleep(Duration::from_secs(2));
-    drop(shipper);
+    let (receiver, _) = run_docs_fixture(
+        "file_and_write.alloy",
+        &[("APP_LOG_DIR", logs.path().display().to_string())],
+        |_| {},
+        2,
+    );
     let mut got: Vec<String> = receiver
         .streams()
         .iter()
@@ -321,41 +298,13 @@ loki.write "b" {{
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
-    cmd.arg(format!("-config.file={}", config.display()))
-        .arg(format!("-positions.file={}", positions.display()))
-        .arg("-positions.sync-period=100ms")
-        .arg(format!("-server.http-listen-port={}", free_port()));
-    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    let shipper = start_saving_positions(&config, &positions);
     assert!(
         a.wait_for_entries(3, Duration::from_secs(30)),
         "{}",
         shipper.log_tail(30)
     );
-    let offset = || -> Option<u64> {
-        let text = std::fs::read_to_string(&positions).ok()?;
-        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
-        v["positions"][log.display().to_string().as_str()]
-            .as_str()?
-            .parse()
-            .ok()
-    };
-    // Several sync periods and retries while b refuses.
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(b.requests() > 1, "b was not retried");
-    assert_eq!(offset().unwrap_or(0), 0, "advanced past entries b refused");
-    b.set_mode(Mode::Accept);
-    assert!(
-        b.wait_for_entries(3, Duration::from_secs(30)),
-        "{}",
-        shipper.log_tail(30)
-    );
-    wait_until(
-        "the position reaches the end",
-        Duration::from_secs(10),
-        || Ok(offset() == Some(14)),
-    )
-    .unwrap();
+    held_while_b_refuses(&shipper, &b, &positions, &log, 3, 14);
     drop(shipper);
     for r in [&a, &b] {
         let streams = r.streams();
@@ -374,14 +323,7 @@ fn run_docs_fixture(
     feed: impl FnOnce(&LokiReceiver),
     n: usize,
 ) -> (LokiReceiver, String) {
-    let receiver = LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .unwrap();
+    let receiver = common::backfill_receiver();
     let state = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
     cmd.arg(format!("-config.file={}", docs_fixture(name).display()))
@@ -422,16 +364,6 @@ fn pushed(receiver: &LokiReceiver) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-fn connect_tcp(port: u16) -> std::net::TcpStream {
-    let mut stream = None;
-    wait_until("the receiver listens", Duration::from_secs(30), || {
-        stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
-        Ok(stream.is_some())
-    })
-    .unwrap();
-    stream.unwrap()
 }
 
 /// The loki.relabel docs example in a chain: only error lines reach
@@ -512,7 +444,7 @@ fn alloy_reference_syslog_runs() {
         ],
         |receiver| {
             let msg = "<13>1 2024-03-05T10:15:30Z web1 app 1 - - over tcp";
-            let mut s = connect_tcp(tcp);
+            let mut s = common::connect(tcp);
             write!(s, "{} {msg}", msg.len()).unwrap();
             s.flush().unwrap();
             send_udp_until_arrived(
@@ -550,7 +482,7 @@ fn alloy_reference_api_runs() {
         &[("API_PORT", port.to_string())],
         |_| {
             let body = r#"{"streams":[{"stream":{"app":"shop"},"values":[["1709633730000000000","pushed line"]]}]}"#;
-            let mut s = connect_tcp(port);
+            let mut s = common::connect(port);
             write!(
                 s,
                 "POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -663,20 +595,7 @@ loki.write "b" {{
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
-    cmd.arg(format!("-config.file={}", config.display()))
-        .arg(format!("-positions.file={}", positions.display()))
-        .arg("-positions.sync-period=100ms")
-        .arg(format!("-server.http-listen-port={}", free_port()));
-    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
-    let offset = |f: &Path| -> Option<u64> {
-        let text = std::fs::read_to_string(&positions).ok()?;
-        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
-        v["positions"][f.display().to_string().as_str()]
-            .as_str()?
-            .parse()
-            .ok()
-    };
+    let shipper = start_saving_positions(&config, &positions);
     assert!(
         a.wait_for_entries(5, Duration::from_secs(30)),
         "{}",
@@ -685,29 +604,10 @@ loki.write "b" {{
     wait_until(
         "y's position reaches its end",
         Duration::from_secs(10),
-        || Ok(offset(&y) == Some(11)),
+        || Ok(saved_offset(&positions, &y) == Some(11)),
     )
     .unwrap();
-    // Several sync periods and retries while b refuses.
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(b.requests() > 1, "b was not retried");
-    assert_eq!(
-        offset(&x).unwrap_or(0),
-        0,
-        "advanced past entries b refused"
-    );
-    b.set_mode(Mode::Accept);
-    assert!(
-        b.wait_for_entries(3, Duration::from_secs(30)),
-        "{}",
-        shipper.log_tail(30)
-    );
-    wait_until(
-        "x's position reaches its end",
-        Duration::from_secs(10),
-        || Ok(offset(&x) == Some(14)),
-    )
-    .unwrap();
+    held_while_b_refuses(&shipper, &b, &positions, &x, 3, 14);
     drop(shipper);
     let streams = |r: &LokiReceiver| -> Vec<String> {
         let mut out: Vec<String> = r
@@ -773,18 +673,11 @@ loki.write "default" {{
     )
     .unwrap();
     let positions = state.path().join("positions.yaml");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
-    cmd.arg(format!("-config.file={}", config.display()))
-        .arg(format!("-positions.file={}", positions.display()))
-        .arg("-positions.sync-period=100ms")
-        .arg(format!("-server.http-listen-port={}", free_port()));
-    let shipper = Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap());
+    let shipper = start_saving_positions(&config, &positions);
     // Appended to only once its reader started where tail_from_end says
     // (the saved position shows it).
     wait_until("old.log is read from 20", Duration::from_secs(30), || {
-        let text = std::fs::read_to_string(&positions).unwrap_or_default();
-        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_default();
-        Ok(v["positions"][old.display().to_string().as_str()].as_str() == Some("20"))
+        Ok(saved_offset(&positions, &old) == Some(20))
     })
     .unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&old).unwrap();
@@ -803,4 +696,56 @@ loki.write "default" {{
         lines,
         ["after start", "new file 1", "new file 2", "partial"]
     );
+}
+
+/// The shipper on `config`, saving positions to `positions` every 100ms.
+fn start_saving_positions(config: &Path, positions: &Path) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-shipper"));
+    cmd.arg(format!("-config.file={}", config.display()))
+        .arg(format!("-positions.file={}", positions.display()))
+        .arg("-positions.sync-period=100ms")
+        .arg(format!("-server.http-listen-port={}", free_port()));
+    Process::spawn("log-shipper", cmd, tempfile::tempdir().unwrap())
+}
+
+/// `file`'s offset in the positions file, once saved.
+fn saved_offset(positions: &Path, file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(positions).ok()?;
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+    v["positions"][file.display().to_string().as_str()]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// With receiver `b` refusing (status 500): `file`'s saved position stays
+/// at 0 over several syncs and retries; once `b` accepts, it gets
+/// `entries` and the position reaches `end`.
+fn held_while_b_refuses(
+    shipper: &Process,
+    b: &LokiReceiver,
+    positions: &Path,
+    file: &Path,
+    entries: usize,
+    end: u64,
+) {
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.requests() > 1, "b was not retried");
+    assert_eq!(
+        saved_offset(positions, file).unwrap_or(0),
+        0,
+        "advanced past entries b refused"
+    );
+    b.set_mode(e2e_tests::loki_receiver::Mode::Accept);
+    assert!(
+        b.wait_for_entries(entries, Duration::from_secs(30)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    wait_until(
+        "the position reaches the end",
+        Duration::from_secs(10),
+        || Ok(saved_offset(positions, file) == Some(end)),
+    )
+    .unwrap();
 }

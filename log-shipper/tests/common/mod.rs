@@ -117,7 +117,7 @@ pub fn case(yaml: &str) -> &'static Case {
 pub const NEED_A_DAEMON: &[&str] = &["docker.yaml", "auth-journal.yaml"];
 
 /// Connects to a receiver the shipper opens, retrying until it listens.
-fn connect(port: u16) -> std::net::TcpStream {
+pub fn connect(port: u16) -> std::net::TcpStream {
     let mut stream = None;
     wait_until("the receiver listens", Duration::from_secs(30), || {
         stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
@@ -237,17 +237,7 @@ pub fn environment(cmd: &mut Command, push_url: &str, case: &Case, ports: &Ports
 /// An Alloy form (`alloy`) takes the positions file and the HTTP port as
 /// flags, a YAML one from its environment.
 pub fn run(case: &Case, config: &Path, alloy: bool) -> String {
-    // The fixtures' lines carry their own (past) times, which the example
-    // pipelines keep: a Loki that takes them is one set up for a backfill
-    // (`reject_old_samples: false`); Loki's other limits stay.
-    let receiver = LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .expect("starting the Loki test receiver");
+    let receiver = backfill_receiver();
     let ports = Ports {
         listen: free_port(),
     };
@@ -296,6 +286,20 @@ pub fn run(case: &Case, config: &Path, alloy: bool) -> String {
         receiver.problems()
     );
     normalize(&receiver)
+}
+
+/// The fixtures' lines carry their own (past) times, which the example
+/// pipelines keep: a Loki that takes them is one set up for a backfill
+/// (`reject_old_samples: false`); Loki's other limits stay.
+pub fn backfill_receiver() -> LokiReceiver {
+    LokiReceiver::start_with(Options {
+        limits: Limits {
+            reject_old_samples_max_age: None,
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .expect("starting the Loki test receiver")
 }
 
 /// The golden file of a YAML example.

@@ -316,12 +316,7 @@ fn scrape(
             }
         }
         o.close();
-        if relabel_rules {
-            o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
-        }
-        o.line(&format!("forward_to = {forward}"));
-        o.close();
-        o.line("");
+        end_source(o, relabel_rules.then_some(l), &forward);
     } else if let Some(p) = &sc.loki_push_api {
         o.open(&format!("loki.source.api {}", string(l)));
         let server = to_value(&p.server)?;
@@ -366,12 +361,7 @@ fn scrape(
         if p.use_incoming_timestamp {
             o.line("use_incoming_timestamp = true");
         }
-        if relabel_rules {
-            o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
-        }
-        o.line(&format!("forward_to = {forward}"));
-        o.close();
-        o.line("");
+        end_source(o, relabel_rules.then_some(l), &forward);
     } else if let Some(gelf) = &sc.gelf {
         o.open(&format!("loki.source.gelf {}", string(l)));
         o.line(&format!(
@@ -381,12 +371,7 @@ fn scrape(
         if gelf.use_incoming_timestamp {
             o.line("use_incoming_timestamp = true");
         }
-        if relabel_rules {
-            o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
-        }
-        o.line(&format!("forward_to = {forward}"));
-        o.close();
-        o.line("");
+        end_source(o, relabel_rules.then_some(l), &forward);
     } else if let Some(j) = &sc.journal {
         o.open(&format!("loki.source.journal {}", string(l)));
         if let Yaml::Mapping(m) = to_value(j)? {
@@ -399,12 +384,7 @@ fn scrape(
                 o.attr(if k == "json" { "format_as_json" } else { k }, v)?;
             }
         }
-        if !sc.relabel_configs.is_empty() {
-            o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
-        }
-        o.line(&format!("forward_to = {forward}"));
-        o.close();
-        o.line("");
+        end_source(o, relabel_rules.then_some(l), &forward);
     } else if !sc.docker_sd_configs.is_empty() {
         let [sd] = sc.docker_sd_configs.as_slice() else {
             return Err(unsupported(&format!(
@@ -534,6 +514,17 @@ fn gelf_label_rules(gelf: &crate::config::GelfConfig) -> Vec<Vec<(&'static str, 
         ]);
     }
     out
+}
+
+/// A source block's last lines: its relabel rules (a loki.relabel of
+/// the same label), where it forwards, the closing brace.
+fn end_source(o: &mut Out, relabel: Option<&str>, forward: &str) {
+    if let Some(l) = relabel {
+        o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
+    }
+    o.line(&format!("forward_to = {forward}"));
+    o.close();
+    o.line("");
 }
 
 fn tls_block(o: &mut Out, v: &Yaml) -> Result<(), ConfigError> {
