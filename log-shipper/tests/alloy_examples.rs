@@ -56,7 +56,10 @@ fn both(yaml: &str) {
             "\"http://push.invalid/loki/api/v1/push\"",
             "env(\"LOKI_PUSH_URL\")",
         )
-        .replace("\"127.0.0.1:1\"", "env(\"SYSLOG_LISTEN_ADDRESS\")")
+        .replace(
+            "address = \"127.0.0.1:1\"",
+            &format!("address = env(\"{}\")", listen_variable(yaml)),
+        )
         .replace(
             "listen_port = 1\n",
             "listen_port = encoding.from_json(env(\"PUSH_API_PORT\"))\n",
@@ -65,6 +68,14 @@ fn both(yaml: &str) {
     let converted = dir.path().join(yaml.replace(".yaml", ".converted.alloy"));
     std::fs::write(&converted, text).unwrap();
     check(&converted, yaml);
+}
+
+/// The variable a receiver example's listen address comes from.
+fn listen_variable(yaml: &str) -> &'static str {
+    match yaml {
+        "gelf.yaml" => "GELF_LISTEN_ADDRESS",
+        _ => "SYSLOG_LISTEN_ADDRESS",
+    }
 }
 
 #[test]
@@ -100,6 +111,11 @@ fn syslog_in_alloy_form() {
 #[test]
 fn push_api_in_alloy_form() {
     both("push-api.yaml");
+}
+
+#[test]
+fn gelf_in_alloy_form() {
+    both("gelf.yaml");
 }
 
 /// Every example has its Alloy form, and it is valid (docker and the

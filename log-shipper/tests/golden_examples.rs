@@ -84,6 +84,11 @@ fn loki_push_api_receiver() {
     check("push-api.yaml");
 }
 
+#[test]
+fn gelf_receiver() {
+    check("gelf.yaml");
+}
+
 /// Every example config passes `-check-config`, and every one runs in
 /// the table (unless it needs a daemon): a new example gets a golden test.
 #[test]
@@ -116,5 +121,5 @@ fn every_example_config_is_valid_and_in_the_table() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(n >= 9, "only {n} example configs");
+    assert!(n >= 10, "only {n} example configs");
 }

@@ -103,6 +103,12 @@ pub const CASES: &[Case] = &[
         min_entries: 4,
         feed: Some(feed_push_api),
     },
+    Case {
+        yaml: "gelf.yaml",
+        env: |p| vec![("GELF_LISTEN_ADDRESS", format!("127.0.0.1:{}", p.listen))],
+        min_entries: 3,
+        feed: Some(feed_gelf),
+    },
 ];
 
 /// The table's entry for one example.
@@ -136,6 +142,37 @@ fn feed_syslog(p: &Ports) {
         write!(s, "{} {line}", line.len()).unwrap();
     }
     s.flush().unwrap();
+}
+
+/// `tests/fixtures/examples/gelf/messages.jsonl`, a datagram a line.
+/// UDP says nothing of a listener not bound yet, except that a connected
+/// socket's next call fails with "connection refused" after a datagram to
+/// a closed port: the first message is sent until that stops (sent twice,
+/// it is the same entry, which Loki keeps once).
+fn feed_gelf(p: &Ports) {
+    let text = std::fs::read_to_string(fixtures().join("gelf/messages.jsonl")).unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", p.listen)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let first = lines.next().unwrap();
+    wait_until(
+        "the GELF listener is bound",
+        Duration::from_secs(30),
+        || {
+            let _ = sock.send(first.as_bytes());
+            let mut buf = [0u8; 1];
+            Ok(!matches!(
+                sock.recv(&mut buf),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            ))
+        },
+    )
+    .unwrap();
+    for line in lines {
+        sock.send(line.as_bytes()).unwrap();
+    }
 }
 
 /// `tests/fixtures/examples/push-api/*.json`, each POSTed as one push.

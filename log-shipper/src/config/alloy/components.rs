@@ -1522,7 +1522,20 @@ fn write(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Vec<ClientC
         for blk in &ea.blocks {
             let bwhat = format!("{what}: {}", blk.name);
             let (key, y) = match blk.name.as_str() {
-                "tls_config" => ("tls_config", tls(&bwhat, blk, g)?),
+                "tls_config" => {
+                    // The Loki client reads certificates from files only.
+                    for st in &blk.body {
+                        if let Stmt::Attr(at_) = st {
+                            if let Some(key) = at_.name.strip_suffix("_pem") {
+                                return Err(at(
+                                    at_.pos,
+                                    format!("{bwhat}: {} is not supported yet by this shipper; use {key}_file", at_.name),
+                                ));
+                            }
+                        }
+                    }
+                    ("tls_config", tls(&bwhat, blk, g)?)
+                }
                 "basic_auth" => ("basic_auth", basic_auth(&bwhat, blk, g)?),
                 _ => ("authorization", authorization(&bwhat, blk, g)?),
             };
@@ -1681,6 +1694,10 @@ mod tests {
             (
                 "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    oauth2 {\n    }\n  }\n}\n",
                 "config:4:5: loki.write.default: endpoint: oauth2 is not supported yet by this shipper",
+            ),
+            (
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    tls_config {\n      ca_pem = \"-----BEGIN CERTIFICATE-----\"\n    }\n  }\n}\n",
+                "config:5:7: loki.write.default: endpoint: tls_config: ca_pem is not supported yet by this shipper; use ca_file",
             ),
             (
                 "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    proxy_url = \"http://proxy:3128\"\n  }\n}\n",
