@@ -146,6 +146,12 @@ fn every_example_has_a_valid_alloy_form() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Alloy's GELF source labels entries job = its component id, which
+        // its form replaces by a rule: other config, the same pushes
+        // (gelf_in_alloy_form).
+        if path.ends_with("gelf.yaml") {
+            continue;
+        }
         // The pipelines, targets, relabeling and clients must be the YAML's
         // (job names differ: Alloy's are component ids).
         let print = |args: &[String]| {
@@ -172,7 +178,7 @@ fn every_example_has_a_valid_alloy_form() {
         let from_alloy = print(&[format!("-config.file={}", alloy.display())]);
         assert_eq!(from_yaml, from_alloy, "{}", alloy.display());
     }
-    assert!(n >= 7, "only {n} example configs");
+    assert!(n >= 10, "only {n} example configs");
 }
 
 fn docs_fixture(name: &str) -> PathBuf {
