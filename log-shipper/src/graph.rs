@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(graph.clients_reached("src"), BTreeSet::from([0, 1]));
         let (a_tx, mut a_rx) = mpsc::channel(16);
         let (b_tx, mut b_rx) = mpsc::channel(16);
-        let running = start(&graph, &[a_tx, b_tx]).unwrap();
+        let running = start(&graph, &[a_tx, b_tx], false).unwrap();
         let src = running.sources["src"].clone();
         let p = Progress::new(0);
         src.send(entry(&p, 10, labels([("app", "web")])))
