@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
+use e2e_tests::loki_receiver::LokiReceiver;
 use e2e_tests::process::{free_port, wait_until, Process};
 
 fn get(port: u16, path: &str) -> String {
@@ -15,19 +15,6 @@ fn get(port: u16, path: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
         .into_string()
         .unwrap()
-}
-
-/// A receiver taking entries of any age: the test's lines carry fixed
-/// timestamps from 2024 (no test may depend on today's date).
-fn receiver() -> LokiReceiver {
-    LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .unwrap()
 }
 
 fn start(dir: &Path, port: u16, config: &str, args: &[&str]) -> Process {
@@ -73,7 +60,8 @@ fn inspect_prints_each_stages_changes_as_promtail() {
          2024-03-01T10:00:01Z level=debug msg=\"noise\" user=amy tags=c\n",
     )
     .unwrap();
-    let r = receiver();
+    // The lines carry fixed times from 2024 (no test may depend on today's date).
+    let r = LokiReceiver::start_accepting_old_samples();
     let port = free_port();
     let config = format!(
         r#"server: {{http_listen_address: 127.0.0.1, http_listen_port: {port}}}
@@ -194,7 +182,8 @@ fn service_discovery_config_and_targets_of_every_kind() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     std::fs::write(dir.path().join("logs/app.log"), "hello\n").unwrap();
-    let r = receiver();
+    // The lines carry fixed times from 2024 (no test may depend on today's date).
+    let r = LokiReceiver::start_accepting_old_samples();
     let (port, push_port, gelf_port, syslog_port) =
         (free_port(), free_port(), free_port(), free_port());
     let config = format!(

@@ -377,6 +377,20 @@ impl LokiReceiver {
         .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"))
     }
 
+    /// A Loki set up for a backfill (`reject_old_samples: false`), its
+    /// other limits Loki's defaults: for lines that carry their own past
+    /// times.
+    pub fn start_accepting_old_samples() -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            limits: Limits {
+                reject_old_samples_max_age: None,
+                ..Limits::default()
+            },
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
+    }
+
     /// A Loki 3.x with `allow_structured_metadata: false` (its other
     /// limits Loki's defaults): entries with structured metadata are
     /// refused with Loki's 400.
