@@ -22,6 +22,7 @@ import http.server
 import json
 import math
 import re
+import sys
 import threading
 import time
 import zlib
@@ -131,6 +132,11 @@ def serve(fleet, targets, listen):
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
         request_queue_size = 1024
+
+        def handle_error(self, request, client_address):
+            # Prometheus drops a connection whose scrape timed out: not ours to report.
+            if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                super().handle_error(request, client_address)
 
     return Server((host, int(port)), Handler)
 
