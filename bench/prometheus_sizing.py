@@ -166,7 +166,8 @@ def table(rows, args):
     out = [
         "## Prometheus sizing: one replica scraping a simulated fleet, one run",
         "",
-        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes} --warmup {args.warmup} --measure {args.measure}`: "
+        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes} --warmup {args.warmup} --measure {args.measure} "
+        f"--max-rss-gib {args.max_rss_gib:g}`: "
         f"Debian's Prometheus ({args.version}) scrapes `tests/fleet_sim/fleet_sim.py` (one process serving "
         f"`{os.path.relpath(args.body, ROOT)}`, a body of our node-exporter on a Debian 12 server, "
         f"as N hosts with changing values) every {args.scrape_interval}, with the rules of "
