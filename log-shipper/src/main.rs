@@ -148,6 +148,7 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
         },
         reload: reload_tx,
         collect: Box::new(log_shipper::metrics::collect),
+        routes: server::Routes::from_config(&cfg.server),
     });
     if !cfg.server.disable {
         let address = format!(
@@ -159,11 +160,12 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
         } else {
             address
         };
+        let web = server::web_config(&cfg.server)?;
         let listeners = exporter_toolkit::server::bind(&[address]).await?;
         let state = Arc::clone(&state);
         tokio::spawn(exporter_toolkit::server::serve(
             listeners,
-            Default::default(),
+            exporter_toolkit::web_config_reload::LiveWebConfig::fixed(web),
             move |req| server::handle(Arc::clone(&state), req),
         ));
     }

@@ -18,8 +18,15 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Inline PEM, instead of the files.
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
+    /// Go's names (`TLS12`, `TLS13`); unset: TLS 1.2 to 1.3.
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
 }
 
 /// A parsed `http://` or `https://` push URL.
@@ -232,12 +239,57 @@ impl Transport {
 
 /// The client side of `tls_config` (the server name is used when connecting).
 pub fn client_tls_config(t: &TlsSettings) -> Result<rustls::ClientConfig, String> {
-    exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
-        ca_file: t.ca_file.clone(),
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        insecure_skip_verify: t.insecure_skip_verify,
-    })
+    exporter_toolkit::tls::client_config_with_versions(
+        &exporter_toolkit::tls::ClientTls {
+            ca_file: t.ca_file.clone(),
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            ca: t.ca.clone(),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            insecure_skip_verify: t.insecure_skip_verify,
+        },
+        &tls_versions(t.min_version.as_deref(), t.max_version.as_deref())?,
+    )
+}
+
+/// `tls_config.min_version` / `max_version` as the versions rustls may
+/// speak. rustls has no TLS 1.0/1.1: asking for them is an error, not a
+/// silent upgrade.
+pub fn tls_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let rank = |key: &str, v: &str| {
+        match v {
+        "TLS12" => Ok(12),
+        "TLS13" => Ok(13),
+        "TLS10" | "TLS11" => Err(format!(
+            "tls_config.{key}: {v} is not supported (TLS 1.0 and 1.1 are insecure): use TLS12 or TLS13"
+        )),
+        other => Err(format!(
+            "tls_config.{key}: unknown TLS version {other:?} (TLS12, TLS13)"
+        )),
+    }
+    };
+    let lo = min
+        .map(|v| rank("min_version", v))
+        .transpose()?
+        .unwrap_or(12);
+    let hi = max
+        .map(|v| rank("max_version", v))
+        .transpose()?
+        .unwrap_or(13);
+    if lo > hi {
+        return Err("tls_config: min_version is above max_version".into());
+    }
+    Ok(
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (lo..=hi).contains(v))
+            .map(|(_, p)| p)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

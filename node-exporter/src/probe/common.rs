@@ -186,6 +186,7 @@ pub fn tls_client_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> 
             cert_file: c.cert_file.as_ref().map(Into::into),
             key_file: c.key_file.as_ref().map(Into::into),
             insecure_skip_verify: c.insecure_skip_verify,
+            ..Default::default()
         },
         &c.versions()?,
     )
