@@ -85,6 +85,13 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
+    if cli.log_config_reverse_order {
+        // One log line per config line, last first, as promtail: read
+        // newest-first (Grafana's Explore), the config reads top down.
+        for line in cfg.to_yaml().lines().rev() {
+            tracing::info!("{line}");
+        }
+    }
     if let Err(e) = app::check(&cfg) {
         tracing::error!(error = %e, "invalid config");
         return ExitCode::FAILURE;
