@@ -118,9 +118,6 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
     if c.oauth2.is_some() {
         return Err("oauth2 is not supported; use basic_auth or a bearer token".into());
     }
-    if !c.proxy_url.is_empty() {
-        return Err("proxy_url is not supported".into());
-    }
     let t = &c.tls_config;
     let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());

@@ -193,7 +193,10 @@ impl Default for FileWatchConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptionsConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "refused::keys::options_stream_lag_labels"
+    )]
     pub stream_lag_labels: String,
 }
 
@@ -414,11 +417,17 @@ pub struct ClientConfig {
     pub bearer_token: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub bearer_token_file: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "refused::keys::proxy_url"
+    )]
     pub proxy_url: String,
     #[serde(skip_serializing_if = "is_default")]
     pub tls_config: TlsConfig,
+    /// Our client speaks HTTP/1.1 and takes no redirect: only `false`.
+    #[serde(deserialize_with = "refused::keys::follow_redirects")]
     pub follow_redirects: bool,
+    #[serde(deserialize_with = "refused::keys::enable_http2")]
     pub enable_http2: bool,
     pub backoff_config: BackoffConfig,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -449,8 +458,8 @@ impl Default for ClientConfig {
             bearer_token_file: String::new(),
             proxy_url: String::new(),
             tls_config: TlsConfig::default(),
-            follow_redirects: true,
-            enable_http2: true,
+            follow_redirects: false,
+            enable_http2: false,
             backoff_config: BackoffConfig::default(),
             external_labels: BTreeMap::new(),
             timeout: GoDuration::from_secs(10),

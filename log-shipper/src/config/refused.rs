@@ -151,6 +151,9 @@ pub mod keys {
         log_request_headers: bool = false, "not supported";
         stdin: bool = false, "reading stdin is not supported";
         enabled: bool = false, "tracing (Jaeger) is not supported";
+        proxy_url: String = String::new(), "pushing through a proxy is not supported";
+        follow_redirects: bool = false, "the client follows no redirect";
+        enable_http2: bool = false, "the client speaks HTTP/1.1";
     }
 
     /// promtail's `/ready` waits for a ready target unless this is false;
@@ -163,6 +166,11 @@ pub mod keys {
             "/ready does not wait for targets",
         )
         .map(Some)
+    }
+
+    /// `options.stream_lag_labels` (promtail's stream lag metric is gone).
+    pub fn options_stream_lag_labels<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        only(d, "stream_lag_labels", String::new(), "the stream lag metric is not supported")
     }
 
     /// `scrape_configs[].encoding`: files are read as UTF-8.
