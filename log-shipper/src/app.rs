@@ -556,3 +556,22 @@ async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_watch_config_sets_the_poll_period() {
+        let cfg = crate::config::from_str(
+            "global:\n  file_watch_config:\n    min_poll_frequency: 3s\n    max_poll_frequency: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(tailer_settings(&cfg).poll_interval, Duration::from_secs(3));
+        let default = crate::config::from_str("").unwrap();
+        assert_eq!(
+            tailer_settings(&default).poll_interval,
+            Duration::from_millis(250)
+        );
+    }
+}

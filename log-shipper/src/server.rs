@@ -218,6 +218,8 @@ pub fn web_config(
         },
     )?;
     web.tls = Some(Arc::new(tls));
+    // The certificate offers h2 by ALPN, as Go's server does: serve it.
+    web.http2 = true;
     web.files = [&t.cert_file, &t.key_file, &t.client_ca_file]
         .into_iter()
         .filter(|f| !f.is_empty())

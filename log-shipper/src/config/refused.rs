@@ -170,7 +170,12 @@ pub mod keys {
 
     /// `options.stream_lag_labels` (promtail's stream lag metric is gone).
     pub fn options_stream_lag_labels<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        only(d, "stream_lag_labels", String::new(), "the stream lag metric is not supported")
+        only(
+            d,
+            "stream_lag_labels",
+            String::new(),
+            "the stream lag metric is not supported",
+        )
     }
 
     /// `scrape_configs[].encoding`: files are read as UTF-8.
