@@ -327,6 +327,11 @@ impl Shipper {
             if !has_files {
                 continue;
             }
+            if let Some(enc) = crate::config::refused::encoding_named(&sc.encoding)
+                .filter(|e| *e != encoding_rs::UTF_8)
+            {
+                self.manager.set_encoding(&sc.job_name, enc);
+            }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&self.manager);
             let job = sc.job_name.clone();

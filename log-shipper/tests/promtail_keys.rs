@@ -138,7 +138,7 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("scrape_configs[].loki_push_api", "scrape_configs:\n  - job_name: a\n    loki_push_api: {server: {http_listen_port: 3500}}\n", Tested("tests/tests/shipper_push.rs", "a_chained_shipper_loses_nothing_across_an_outage_and_a_restart")),
     ("scrape_configs[].loki_push_api.server.grpc_listen_port", "scrape_configs:\n  - job_name: a\n    loki_push_api:\n      server:\n        http_listen_port: 3500\n        grpc_listen_port: 3600\n", Refused(6)),
     ("scrape_configs[].gelf", "scrape_configs:\n  - job_name: a\n    gelf: {listen_address: '127.0.0.1:12201'}\n", Tested("tests/tests/shipper_push.rs", "graypy_messages_arrive_chunked_and_compressed")),
-    ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: UTF-8\n", Off),
+    ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: ISO-8859-1\n", Tested(HERE, "encoding_converts_latin1_and_shift_jis_files_to_utf8")),
     ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: UTF-16\n", Refused(3)),
     ("scrape_configs[].decompression", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: gz}\n", Refused(3)),
     ("scrape_configs[].kafka", "scrape_configs:\n  - job_name: a\n    kafka: {brokers: [k:9092], topics: [t]}\n", Refused(3)),
@@ -705,4 +705,43 @@ fn server_disable_log_level_format_and_graceful_shutdown_timeout() {
         "took {:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = LokiReceiver::start();
+    let port = free_port();
+    // "café 10€" in windows-1252 (Latin-1 with €), "日本" in Shift_JIS.
+    std::fs::write(dir.path().join("latin1.log"), b"caf\xe9 10\x80\n").unwrap();
+    std::fs::write(dir.path().join("sjis.log"), b"\x93\xfa\x96\x7b\n").unwrap();
+    std::fs::write(dir.path().join("utf8.log"), "déjà\n").unwrap();
+    let job = |name: &str, enc: &str| {
+        format!(
+            "  - job_name: {name}\n    encoding: {enc}\n    static_configs: [{{labels: {{job: {name}, __path__: {}/{name}.log}}}}]\n",
+            dir.path().display()
+        )
+    };
+    let cfg = write(
+        dir.path(),
+        "config.yaml",
+        &format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nscrape_configs:\n{}{}{}",
+            dir.path().display(),
+            r.push_url(),
+            job("latin1", "ISO-8859-1"),
+            job("sjis", "Shift_JIS"),
+            job("utf8", "UTF-8"),
+        ),
+    );
+    let mut p = start(&cfg, &[]);
+    assert!(
+        r.wait_for_entries(3, Duration::from_secs(20)),
+        "{}",
+        p.log_tail(20)
+    );
+    let mut lines = r.lines();
+    lines.sort();
+    assert_eq!(lines, ["café 10€", "déjà", "日本"]);
+    kill(&mut p);
 }

@@ -92,6 +92,11 @@ pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
     e
 }
 
+/// The encoding an `encoding` value names.
+pub fn encoding_named(label: &str) -> Option<&'static encoding_rs::Encoding> {
+    encoding_rs::Encoding::for_label(label.trim().as_bytes())
+}
+
 /// One `deserialize_with` function per refused key, named after it.
 pub mod keys {
     use super::{only, refuse, Unsupported};
@@ -178,15 +183,22 @@ pub mod keys {
         )
     }
 
-    /// `scrape_configs[].encoding`: files are read as UTF-8.
+    /// `scrape_configs[].encoding`: an encoding name (IANA / WHATWG label:
+    /// `ISO-8859-1`, `windows-1252`, `Shift_JIS`...) whose lines end at the
+    /// `\n` byte. UTF-16 and ISO-2022-JP, whose newlines are not that byte,
+    /// are refused by name.
     pub fn encoding<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         let v = String::deserialize(d)?;
-        if v.is_empty() || v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8") {
-            Ok(v)
-        } else {
-            Err(D::Error::custom(format!(
-                "encoding: {v:?} is not supported by this shipper (files are read as UTF-8)"
-            )))
+        if v.is_empty() {
+            return Ok(v);
+        }
+        match super::encoding_named(&v) {
+            Some(e) if e.is_ascii_compatible() => Ok(v),
+            Some(e) => Err(D::Error::custom(format!(
+                "encoding: {v:?} ({}) is not supported by this shipper (its lines do not end at the newline byte; ASCII-compatible encodings only)",
+                e.name()
+            ))),
+            None => Err(D::Error::custom(format!("encoding: unknown encoding {v:?}"))),
         }
     }
 }

@@ -65,6 +65,10 @@ pub struct TailerSettings {
     /// Chunks a job reads (or holds in front of its full channel) at once:
     /// with `read_chunk`, bounds the memory of a backlog.
     pub max_concurrent_reads: usize,
+    /// `scrape_configs[].encoding` (set per job by
+    /// [`FileTargetManager::set_encoding`]): lines are converted from it
+    /// to UTF-8. `None`: UTF-8 already.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 impl Default for TailerSettings {
@@ -79,6 +83,7 @@ impl Default for TailerSettings {
             max_open_files: default_max_open_files(),
             idle_close: Duration::from_secs(10),
             max_concurrent_reads: 4,
+            encoding: None,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct FileTargetManager {
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
     jobs: Mutex<BTreeMap<String, Job>>,
+    /// Jobs whose files are not UTF-8, and their encoding.
+    encodings: Mutex<HashMap<String, &'static encoding_rs::Encoding>>,
 }
 
 impl FileTargetManager {
@@ -164,7 +171,16 @@ impl FileTargetManager {
             positions,
             fd_budget,
             jobs: Mutex::new(BTreeMap::new()),
+            encodings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The encoding of `job`'s files (call before its first `update`).
+    pub fn set_encoding(&self, job: &str, encoding: &'static encoding_rs::Encoding) {
+        self.encodings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.to_string(), encoding);
     }
 
     /// Sets the targets of `job` (label sets with `__path__`), whose
@@ -225,8 +241,21 @@ impl FileTargetManager {
             let (commands, rx) = mpsc::unbounded_channel();
             let _ = commands.send(JobCommand::Update(parsed, out));
             let state = Arc::new(Mutex::new(JobView::default()));
+            let encoding = self
+                .encodings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(job)
+                .copied();
+            let settings = match encoding {
+                Some(e) => Arc::new(TailerSettings {
+                    encoding: Some(e),
+                    ..(*self.settings).clone()
+                }),
+                None => Arc::clone(&self.settings),
+            };
             let runner = JobRunner {
-                settings: Arc::clone(&self.settings),
+                settings,
                 positions: Arc::clone(&self.positions),
                 fd_budget: Arc::clone(&self.fd_budget),
                 read_budget: Arc::new(Semaphore::new(self.settings.max_concurrent_reads.max(1))),

@@ -1042,7 +1042,7 @@ impl Open {
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
                 entries.push(e);
             }
         });
@@ -1103,7 +1103,7 @@ impl Open {
         let mut entries = Vec::new();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.flush(self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
                 entries.push(e);
             }
         });
@@ -1157,6 +1157,7 @@ fn make_entry(
     progress: &Arc<Progress>,
     labels: &LabelSet,
     m: &super::metrics::FileMetrics,
+    encoding: Option<&'static encoding_rs::Encoding>,
 ) -> Option<Entry> {
     match piece {
         Piece::Line {
@@ -1167,10 +1168,14 @@ fn make_entry(
             if truncated {
                 m.truncated_lines.fetch_add(1, Ordering::Relaxed);
             }
-            let line = match bytes {
-                std::borrow::Cow::Owned(v) => String::from_utf8(v)
+            let line = match (bytes, encoding) {
+                // A line of an ASCII-compatible encoding (the config takes
+                // no other) ends at the same `\n` byte: only its text is
+                // converted. Bytes it cannot map become U+FFFD.
+                (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
+                (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+                (std::borrow::Cow::Borrowed(b), None) => String::from_utf8_lossy(b).into_owned(),
             };
             Some(Entry {
                 labels: labels.clone(),
