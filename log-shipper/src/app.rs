@@ -327,10 +327,16 @@ impl Shipper {
             if !has_files {
                 continue;
             }
-            if let Some(enc) = crate::config::refused::encoding_named(&sc.encoding)
-                .filter(|e| *e != encoding_rs::UTF_8)
-            {
-                self.manager.set_encoding(&sc.job_name, enc);
+            let encoding = crate::config::refused::encoding_named(&sc.encoding)
+                .filter(|e| *e != encoding_rs::UTF_8);
+            let decompression = sc.decompression.as_ref().and_then(|d| d.reading());
+            if encoding.is_some() || decompression.is_some() {
+                let settings = TailerSettings {
+                    encoding,
+                    decompression,
+                    ..self.manager.settings().clone()
+                };
+                self.manager.set_job_settings(&sc.job_name, settings);
             }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&self.manager);

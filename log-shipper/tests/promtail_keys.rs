@@ -140,7 +140,10 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("scrape_configs[].gelf", "scrape_configs:\n  - job_name: a\n    gelf: {listen_address: '127.0.0.1:12201'}\n", Tested("tests/tests/shipper_push.rs", "graypy_messages_arrive_chunked_and_compressed")),
     ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: ISO-8859-1\n", Tested(HERE, "encoding_converts_latin1_and_shift_jis_files_to_utf8")),
     ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: UTF-16\n", Refused(3)),
-    ("scrape_configs[].decompression", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: gz}\n", Refused(3)),
+    ("scrape_configs[].decompression.enabled", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: gz}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
+    ("scrape_configs[].decompression.format", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: bz2}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
+    ("scrape_configs[].decompression.initial_delay", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: z, initial_delay: 1s}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
+    ("scrape_configs[].decompression.format", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: lz4}\n", Refused(3)),
     ("scrape_configs[].kafka", "scrape_configs:\n  - job_name: a\n    kafka: {brokers: [k:9092], topics: [t]}\n", Refused(3)),
     ("scrape_configs[].gcplog", "scrape_configs:\n  - job_name: a\n    gcplog: {project_id: p, subscription: s}\n", Refused(3)),
     ("scrape_configs[].windows_events", "scrape_configs:\n  - job_name: a\n    windows_events: {eventlog_name: Application}\n", Refused(3)),
@@ -743,5 +746,71 @@ fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
     let mut lines = r.lines();
     lines.sort();
     assert_eq!(lines, ["café 10€", "déjà", "日本"]);
+    kill(&mut p);
+}
+
+#[test]
+fn decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let r = LokiReceiver::start();
+    let port = free_port();
+    let d = dir.path();
+    // Named .log: the setting decides, not the name.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"gz one\ngz two\n").unwrap();
+    std::fs::write(d.join("gz.log"), gz.finish().unwrap()).unwrap();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(b"bz2 one\n").unwrap();
+    std::fs::write(d.join("bz2.log"), bz.finish().unwrap()).unwrap();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(b"zlib one\n").unwrap();
+    std::fs::write(d.join("z.log"), z.finish().unwrap()).unwrap();
+    let job = |name: &str, format: &str, delay: &str| {
+        format!(
+            "  - job_name: {name}\n    decompression: {{enabled: true, format: {format}, initial_delay: {delay}}}\n    static_configs: [{{labels: {{job: {name}, __path__: {}/{name}.log}}}}]\n",
+            d.display()
+        )
+    };
+    let cfg = write(
+        d,
+        "config.yaml",
+        &format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nscrape_configs:\n{}{}{}",
+            d.display(),
+            r.push_url(),
+            job("gz", "gz", "0s"),
+            job("bz2", "bz2", "0s"),
+            job("z", "z", "4s"),
+        ),
+    );
+    let started = Instant::now();
+    let mut p = start(&cfg, &[]);
+    assert!(
+        r.wait_for_entries(3, Duration::from_secs(20)),
+        "{}",
+        p.log_tail(20)
+    );
+    // The zlib file waits its initial_delay.
+    if started.elapsed() < Duration::from_secs(3) {
+        assert!(
+            !r.lines().contains(&"zlib one".to_string()),
+            "read before initial_delay"
+        );
+    }
+    assert!(
+        r.wait_for_entries(4, Duration::from_secs(20)),
+        "{}",
+        p.log_tail(20)
+    );
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    let mut lines = r.lines();
+    lines.sort();
+    assert_eq!(lines, ["bz2 one", "gz one", "gz two", "zlib one"]);
+    kill(&mut p);
+    // A restart reads nothing twice (positions count decompressed bytes).
+    let mut p = start(&cfg, &[]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(r.entry_count(), 4, "{}", p.log_tail(20));
     kill(&mut p);
 }

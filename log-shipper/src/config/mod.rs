@@ -563,11 +563,8 @@ pub struct ScrapeConfig {
         deserialize_with = "refused::keys::encoding"
     )]
     pub encoding: String,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "refused::keys::decompression"
-    )]
-    pub decompression: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decompression: Option<DecompressionConfig>,
     /// A syslog listener (`sources::syslog`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog: Option<SyslogConfig>,
@@ -743,6 +740,30 @@ pub struct ScrapeConfig {
         deserialize_with = "refused::keys::nomad_sd_configs"
     )]
     pub nomad_sd_configs: Option<Unsupported>,
+}
+
+/// promtail's `decompression` block: when enabled, every file of the job
+/// is compressed in `format` and read once, from its start.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecompressionConfig {
+    pub enabled: bool,
+    pub initial_delay: GoDuration,
+    #[serde(deserialize_with = "refused::keys::format")]
+    pub format: String,
+}
+
+impl DecompressionConfig {
+    /// What the file source does with it (None: files read as they are).
+    pub fn reading(&self) -> Option<crate::sources::file::Decompression> {
+        if !self.enabled {
+            return None;
+        }
+        Some(crate::sources::file::Decompression {
+            format: crate::sources::file::CompressionFormat::parse(&self.format)?,
+            initial_delay: self.initial_delay.get(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

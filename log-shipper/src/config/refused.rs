@@ -135,7 +135,6 @@ pub mod keys {
         dockerswarm_sd_configs eureka_sd_configs hetzner_sd_configs http_sd_configs
         kuma_sd_configs linode_sd_configs lightsail_sd_configs puppetdb_sd_configs
         scaleway_sd_configs uyuni_sd_configs vultr_sd_configs ionos_sd_configs nomad_sd_configs
-        decompression
     }
 
     const NO_GRPC: &str = "this shipper serves no gRPC (0 / empty means none)";
@@ -171,6 +170,18 @@ pub mod keys {
             "/ready does not wait for targets",
         )
         .map(Some)
+    }
+
+    /// `decompression.format`: promtail's `gz`, `bz2`, `z` (zlib).
+    pub fn format<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let v = String::deserialize(d)?;
+        if crate::sources::file::CompressionFormat::parse(&v).is_some() {
+            Ok(v)
+        } else {
+            Err(D::Error::custom(format!(
+                "format: {v:?} is not supported by this shipper (gz, bz2, z)"
+            )))
+        }
     }
 
     /// `options.stream_lag_labels` (promtail's stream lag metric is gone).

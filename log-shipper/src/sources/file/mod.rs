@@ -69,6 +69,50 @@ pub struct TailerSettings {
     /// [`FileTargetManager::set_encoding`]): lines are converted from it
     /// to UTF-8. `None`: UTF-8 already.
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// `scrape_configs[].decompression` (per job): every file is read
+    /// once, decompressed; without it only `.gz` files are.
+    pub decompression: Option<Decompression>,
+}
+
+/// How a job's compressed files are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decompression {
+    pub format: CompressionFormat,
+    /// Wait this long after finding a file before reading it (its writer
+    /// may not have finished compressing it).
+    pub initial_delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionFormat {
+    Gz,
+    Bz2,
+    /// zlib (promtail's `z`).
+    Zlib,
+}
+
+impl CompressionFormat {
+    /// promtail's names: `gz`, `bz2`, `z`.
+    pub fn parse(s: &str) -> Option<CompressionFormat> {
+        match s {
+            "gz" => Some(CompressionFormat::Gz),
+            "bz2" => Some(CompressionFormat::Bz2),
+            "z" => Some(CompressionFormat::Zlib),
+            _ => None,
+        }
+    }
+
+    /// A reader of the decompressed bytes.
+    pub fn decoder<R: std::io::BufRead + Send + 'static>(
+        self,
+        r: R,
+    ) -> Box<dyn std::io::Read + Send> {
+        match self {
+            CompressionFormat::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+            CompressionFormat::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(r)),
+            CompressionFormat::Bz2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        }
+    }
 }
 
 impl Default for TailerSettings {
@@ -84,6 +128,7 @@ impl Default for TailerSettings {
             idle_close: Duration::from_secs(10),
             max_concurrent_reads: 4,
             encoding: None,
+            decompression: None,
         }
     }
 }
@@ -159,8 +204,8 @@ pub struct FileTargetManager {
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
     jobs: Mutex<BTreeMap<String, Job>>,
-    /// Jobs whose files are not UTF-8, and their encoding.
-    encodings: Mutex<HashMap<String, &'static encoding_rs::Encoding>>,
+    /// Jobs whose files are read differently (encoding, decompression).
+    job_settings: Mutex<HashMap<String, Arc<TailerSettings>>>,
 }
 
 impl FileTargetManager {
@@ -171,16 +216,21 @@ impl FileTargetManager {
             positions,
             fd_budget,
             jobs: Mutex::new(BTreeMap::new()),
-            encodings: Mutex::new(HashMap::new()),
+            job_settings: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The encoding of `job`'s files (call before its first `update`).
-    pub fn set_encoding(&self, job: &str, encoding: &'static encoding_rs::Encoding) {
-        self.encodings
+    /// The settings every job gets unless [`Self::set_job_settings`].
+    pub fn settings(&self) -> &TailerSettings {
+        &self.settings
+    }
+
+    /// `job`'s own settings (call before its first `update`).
+    pub fn set_job_settings(&self, job: &str, settings: TailerSettings) {
+        self.job_settings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(job.to_string(), encoding);
+            .insert(job.to_string(), Arc::new(settings));
     }
 
     /// Sets the targets of `job` (label sets with `__path__`), whose
@@ -241,19 +291,13 @@ impl FileTargetManager {
             let (commands, rx) = mpsc::unbounded_channel();
             let _ = commands.send(JobCommand::Update(parsed, out));
             let state = Arc::new(Mutex::new(JobView::default()));
-            let encoding = self
-                .encodings
+            let settings = self
+                .job_settings
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(job)
-                .copied();
-            let settings = match encoding {
-                Some(e) => Arc::new(TailerSettings {
-                    encoding: Some(e),
-                    ..(*self.settings).clone()
-                }),
-                None => Arc::clone(&self.settings),
-            };
+                .cloned()
+                .unwrap_or_else(|| Arc::clone(&self.settings));
             let runner = JobRunner {
                 settings,
                 positions: Arc::clone(&self.positions),
@@ -924,8 +968,10 @@ impl JobRunner {
         let file = std::fs::File::open(path).ok();
         let same = |id: &identity::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         let mut facts = start::Facts {
-            // Offsets of .gz files count decompressed bytes.
-            len: if path.extension().is_some_and(|e| e == "gz") {
+            // Offsets of compressed files count decompressed bytes.
+            len: if self.settings.decompression.is_some()
+                || path.extension().is_some_and(|e| e == "gz")
+            {
                 u64::MAX
             } else {
                 len
