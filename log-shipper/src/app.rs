@@ -255,7 +255,7 @@ impl Shipper {
             output = tx;
             self.dry_run = Some(task);
         } else {
-            if cfg.clients.is_empty() {
+            if cfg.clients.is_empty() && cfg.graph.is_none() {
                 return Err("no clients configured: set clients[].url or -client.url".into());
             }
             for (i, c) in cfg.clients.iter().enumerate() {
@@ -274,6 +274,19 @@ impl Shipper {
             }
         }
 
+        // An Alloy component graph: where each source's entries go.
+        let mut routes = None;
+        if let Some(graph) = &cfg.graph {
+            let clients: Vec<mpsc::Sender<Entry>> = if dry_run {
+                vec![output.clone(); cfg.clients.len()]
+            } else {
+                self.clients.iter().map(Client::sender).collect()
+            };
+            let running = crate::graph::start(graph, &clients)?;
+            self.pipelines.extend(running.tasks);
+            routes = Some(running.sources);
+        }
+
         // One bucket for every line read, whichever job it belongs to.
         let readline = ReadlineLimit::from_config(&cfg.limits_config);
         for sc in &cfg.scrape_configs {
@@ -285,11 +298,18 @@ impl Shipper {
             }
             let pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
+            let job_output = match &routes {
+                Some(r) => r
+                    .get(&sc.job_name)
+                    .cloned()
+                    .ok_or_else(|| format!("{}: not in the component graph", sc.job_name))?,
+                None => output.clone(),
+            };
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
             self.pipelines.push(tokio::spawn(run_pipeline(
                 pipeline,
                 job_rx,
-                output.clone(),
+                job_output,
                 readline.clone(),
             )));
             self.docker
@@ -305,7 +325,19 @@ impl Shipper {
             if sc.loki_push_api.is_some() {
                 // Pushes are answered once delivered, so they must see
                 // whether the clients get through (a dry run always does).
-                let downstream = crate::client::Downstream::new(&self.clients);
+                let downstream = match &cfg.graph {
+                    Some(g) if !dry_run => {
+                        let reached = g.clients_reached(&sc.job_name);
+                        crate::client::Downstream::new(
+                            self.clients
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| reached.contains(i))
+                                .map(|(_, c)| c),
+                        )
+                    }
+                    _ => crate::client::Downstream::new(&self.clients),
+                };
                 self.pushes
                     .push(crate::sources::loki_push::PushTarget::start(
                         sc,
@@ -337,6 +369,9 @@ impl Shipper {
                     ..self.manager.settings().clone()
                 };
                 self.manager.set_job_settings(&sc.job_name, settings);
+            }
+            if sc.tail_from_end {
+                self.manager.tail_from_end(&sc.job_name);
             }
             let mut discovery = crate::discovery::spawn(sc);
             let manager = Arc::clone(&self.manager);
@@ -487,7 +522,7 @@ impl Shipper {
 /// the survivors on. Waiting on `out` is what stops the tailers when Loki
 /// is slow. Buffering stages (multiline) are flushed when their deadline
 /// passes and when the job's channel closes.
-async fn run_pipeline(
+pub(crate) async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<Entry>,
     out: mpsc::Sender<Entry>,
@@ -547,7 +582,7 @@ async fn admit(limit: &ReadlineLimit) -> bool {
 
 /// Several clients: every entry goes to each, and its ack is split so the
 /// source's position moves only once all of them accepted it.
-async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>>) {
+pub(crate) async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>>) {
     while let Some(mut e) = rx.recv().await {
         let mut acks: Vec<Option<crate::ack::Ack>> = match e.ack.take() {
             Some(a) => a.split(clients.len()).into_iter().map(Some).collect(),

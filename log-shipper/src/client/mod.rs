@@ -142,8 +142,8 @@ pub struct Health {
 pub struct Downstream(Vec<Arc<Health>>);
 
 impl Downstream {
-    pub fn new(clients: &[Client]) -> Downstream {
-        Downstream(clients.iter().map(|c| Arc::clone(&c.health)).collect())
+    pub fn new<'a>(clients: impl IntoIterator<Item = &'a Client>) -> Downstream {
+        Downstream(clients.into_iter().map(|c| Arc::clone(&c.health)).collect())
     }
 
     /// The last push of some client failed and it has not succeeded since.
