@@ -17,7 +17,11 @@ pub fn server_config(t: &TlsSettings, base: &Path) -> Result<rustls::ServerConfi
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = load_certs("cert_file", t.cert_file.as_deref(), t.cert.as_deref(), base)?;
     let key = load_key(t.key_file.as_deref(), t.key.as_deref(), base)?;
-    let versions = protocol_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let versions = protocol_versions(
+        "tls_server_config",
+        t.min_version.as_deref(),
+        t.max_version.as_deref(),
+    )?;
     if let Some(suites) = &t.cipher_suites {
         // rustls only implements modern AEAD suites; accept the Go names of
         // those so that existing files keep working, refuse anything else.
@@ -136,7 +140,11 @@ const SUPPORTED_GO_SUITES: &[&str] = &[
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
 ];
 
-fn protocol_versions(
+/// `min_version` / `max_version` (Go's names) of the `block` config block
+/// (named in errors) as the versions rustls may speak. rustls has no TLS
+/// 1.0/1.1: asking for them is an error, not a silent upgrade.
+pub fn protocol_versions(
+    block: &str,
     min: Option<&str>,
     max: Option<&str>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
@@ -145,10 +153,10 @@ fn protocol_versions(
             "TLS12" => Ok(12),
             "TLS13" => Ok(13),
             "TLS10" | "TLS11" => Err(format!(
-                "tls_server_config.{field}: {v} is insecure and not supported; use TLS12 or TLS13"
+                "{block}.{field}: {v} is insecure and not supported; use TLS12 or TLS13"
             )),
             other => Err(format!(
-                "tls_server_config.{field}: unknown TLS version {other:?} (TLS12, TLS13)"
+                "{block}.{field}: unknown TLS version {other:?} (TLS12, TLS13)"
             )),
         }
     };
@@ -161,7 +169,7 @@ fn protocol_versions(
         .transpose()?
         .unwrap_or(13);
     if lo > hi {
-        return Err("tls_server_config: min_version is above max_version".into());
+        return Err(format!("{block}: min_version is above max_version"));
     }
     let mut out = Vec::new();
     if lo <= 12 {

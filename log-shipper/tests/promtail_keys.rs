@@ -18,6 +18,10 @@ use log_shipper::client::{Client, DropReason};
 use log_shipper::config;
 use log_shipper::entry::{Entry, LabelSet};
 
+#[path = "common/test_ca.rs"]
+mod test_ca;
+use test_ca::TestCa;
+
 /// What happens to a key.
 enum Fate {
     /// Implemented; its effect is tested by this test (file from the
@@ -360,36 +364,6 @@ async fn drop_rate_limited_batches_drops_a_429_at_once() {
     assert_eq!(r.requests(), 1, "and not retried");
     assert_eq!(push_through(&yaml(false), 1).await, 1);
     assert_eq!(r.requests(), 1 + 4, "without it: retried max_retries times");
-}
-
-/// A CA and certificates it signs, as PEM.
-struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "promtail keys test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        TestCa {
-            issuer: rcgen::Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// (certificate, key) for `name`.
-    fn sign(&self, name: &str) -> (String, String) {
-        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
 }
 
 /// `s` indented to sit in a YAML block scalar at `indent` spaces.

@@ -249,46 +249,11 @@ pub fn client_tls_config(t: &TlsSettings) -> Result<rustls::ClientConfig, String
             key: t.key.clone(),
             insecure_skip_verify: t.insecure_skip_verify,
         },
-        &tls_versions(t.min_version.as_deref(), t.max_version.as_deref())?,
-    )
-}
-
-/// `tls_config.min_version` / `max_version` as the versions rustls may
-/// speak. rustls has no TLS 1.0/1.1: asking for them is an error, not a
-/// silent upgrade.
-pub fn tls_versions(
-    min: Option<&str>,
-    max: Option<&str>,
-) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
-    let rank = |key: &str, v: &str| {
-        match v {
-        "TLS12" => Ok(12),
-        "TLS13" => Ok(13),
-        "TLS10" | "TLS11" => Err(format!(
-            "tls_config.{key}: {v} is not supported (TLS 1.0 and 1.1 are insecure): use TLS12 or TLS13"
-        )),
-        other => Err(format!(
-            "tls_config.{key}: unknown TLS version {other:?} (TLS12, TLS13)"
-        )),
-    }
-    };
-    let lo = min
-        .map(|v| rank("min_version", v))
-        .transpose()?
-        .unwrap_or(12);
-    let hi = max
-        .map(|v| rank("max_version", v))
-        .transpose()?
-        .unwrap_or(13);
-    if lo > hi {
-        return Err("tls_config: min_version is above max_version".into());
-    }
-    Ok(
-        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
-            .into_iter()
-            .filter(|(v, _)| (lo..=hi).contains(v))
-            .map(|(_, p)| p)
-            .collect(),
+        &exporter_toolkit::tls::protocol_versions(
+            "tls_config",
+            t.min_version.as_deref(),
+            t.max_version.as_deref(),
+        )?,
     )
 }
 
