@@ -127,8 +127,13 @@ pub struct Running {
 }
 
 /// Starts every node (call inside a tokio runtime, after [`Graph::check`]).
-/// `clients[i]` takes what is for client `i`.
-pub fn start(graph: &Graph, clients: &[mpsc::Sender<Entry>]) -> Result<Running, String> {
+/// `clients[i]` takes what is for client `i`; with `inspect`, each
+/// `loki.process` prints what its stages change (`-inspect`).
+pub fn start(
+    graph: &Graph,
+    clients: &[mpsc::Sender<Entry>],
+    inspect: bool,
+) -> Result<Running, String> {
     let mut tasks = Vec::new();
     let mut inputs: Vec<mpsc::Sender<Entry>> = Vec::with_capacity(graph.nodes.len());
     for n in &graph.nodes {
@@ -159,7 +164,10 @@ pub fn start(graph: &Graph, clients: &[mpsc::Sender<Entry>]) -> Result<Running, 
                 tx
             }
             NodeKind::Process(stages) => {
-                let pipeline = Pipeline::new(stages, &n.id).map_err(|e| e.to_string())?;
+                let mut pipeline = Pipeline::new(stages, &n.id).map_err(|e| e.to_string())?;
+                if inspect {
+                    pipeline.inspect(crate::pipeline::inspect::Inspector::stderr());
+                }
                 let out = out(&mut tasks);
                 let (tx, rx) = mpsc::channel(QUEUE);
                 tasks.push(tokio::spawn(crate::app::run_pipeline(
@@ -308,7 +316,7 @@ mod tests {
         assert_eq!(graph.clients_reached("src"), BTreeSet::from([0, 1]));
         let (a_tx, mut a_rx) = mpsc::channel(16);
         let (b_tx, mut b_rx) = mpsc::channel(16);
-        let running = start(&graph, &[a_tx, b_tx]).unwrap();
+        let running = start(&graph, &[a_tx, b_tx], false).unwrap();
         let src = running.sources["src"].clone();
         let p = Progress::new(0);
         src.send(entry(&p, 10, labels([("app", "web")])))

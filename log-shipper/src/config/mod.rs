@@ -8,6 +8,8 @@
 pub mod alloy;
 pub mod envsubst;
 pub mod refused;
+mod shown;
+pub use shown::shown;
 pub mod units;
 
 use std::collections::BTreeMap;

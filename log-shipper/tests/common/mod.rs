@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::loki_receiver::{Limits, LokiReceiver, Options};
+use e2e_tests::loki_receiver::LokiReceiver;
 use e2e_tests::process::{free_port, wait_until, Process};
 
 pub fn fixtures() -> PathBuf {
@@ -329,14 +329,7 @@ pub fn run(case: &Case, config: &Path, alloy: bool) -> String {
 /// pipelines keep: a Loki that takes them is one set up for a backfill
 /// (`reject_old_samples: false`); Loki's other limits stay.
 pub fn backfill_receiver() -> LokiReceiver {
-    LokiReceiver::start_with(Options {
-        limits: Limits {
-            reject_old_samples_max_age: None,
-            ..Limits::default()
-        },
-        ..Options::default()
-    })
-    .expect("starting the Loki test receiver")
+    LokiReceiver::start_accepting_old_samples()
 }
 
 /// The golden file of a YAML example.
