@@ -68,12 +68,7 @@ const NEWER: &[&str] = &["probe_tls_cipher_info", "probe_timeout_seconds"];
 // ------------------------------------------------------------ the servers
 
 fn tls_server(pki: &common::Pki, alpn: &[&[u8]]) -> TlsAcceptor {
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(pki.path("server.crt"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let (certs, key) = pki.server_cert();
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -447,22 +442,7 @@ async fn http_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
         let _ = r.get_mut().write_all(reply).await;
         let _ = r.get_mut().shutdown().await;
     }
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            match acceptor {
-                Some(a) => {
-                    if let Ok(tls) = a.accept(tcp).await {
-                        answer(tls).await;
-                    }
-                }
-                None => answer(tcp).await,
-            }
-        });
-    }
+    common::serve_each(listener, acceptor, answer).await
 }
 
 /// A gzip-encoded page: "hello compressed world".

@@ -33,12 +33,7 @@ fn one_suite(
     suite: rustls::SupportedCipherSuite,
     version: &'static rustls::SupportedProtocolVersion,
 ) -> TlsAcceptor {
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(pki.path("server.crt"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let (certs, key) = pki.server_cert();
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = vec![suite];
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
@@ -53,10 +48,7 @@ fn one_suite(
 /// Answers one HTTP/1.1 request per connection: `/to-plain` redirects to
 /// `plain`, anything else is 200.
 async fn http_server(listener: TcpListener, tls: Option<TlsAcceptor>, plain: Option<SocketAddr>) {
-    async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-        s: S,
-        plain: Option<SocketAddr>,
-    ) {
+    async fn answer(s: Box<dyn common::Conn>, plain: Option<SocketAddr>) {
         let mut r = BufReader::new(s);
         let mut first = String::new();
         if r.read_line(&mut first).await.is_err() {
@@ -79,57 +71,37 @@ async fn http_server(listener: TcpListener, tls: Option<TlsAcceptor>, plain: Opt
         let _ = r.get_mut().write_all(reply.as_bytes()).await;
         let _ = r.get_mut().shutdown().await;
     }
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                Some(a) => {
-                    if let Ok(s) = a.accept(tcp).await {
-                        answer(s, plain).await;
-                    }
-                }
-                None => answer(tcp, plain).await,
-            }
-        });
-    }
+    common::serve_each(listener, tls, move |s| answer(s, plain)).await
 }
 
 /// "220 ready", then on "STARTTLS" "220 go" and a TLS handshake, then
 /// "250 ok" over TLS; with `tls_first` the handshake comes first and
 /// "250 ok" at once.
 async fn line_server(listener: TcpListener, tls: TlsAcceptor, tls_first: bool) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            if tls_first {
-                if let Ok(mut s) = tls.accept(tcp).await {
-                    let _ = s.write_all(b"250 ok\r\n").await;
-                    let _ = s.shutdown().await;
-                }
-                return;
-            }
-            let mut r = BufReader::new(tcp);
-            if r.get_mut().write_all(b"220 ready\r\n").await.is_err() {
-                return;
-            }
-            let mut line = String::new();
-            if r.read_line(&mut line).await.is_err() || line.trim_end() != "STARTTLS" {
-                return;
-            }
-            if r.get_mut().write_all(b"220 go\r\n").await.is_err() {
-                return;
-            }
-            if let Ok(mut s) = tls.accept(r.into_inner()).await {
-                let _ = s.write_all(b"250 ok\r\n").await;
-                let _ = s.shutdown().await;
-            }
-        });
+    async fn ok(mut s: Box<dyn common::Conn>) {
+        let _ = s.write_all(b"250 ok\r\n").await;
+        let _ = s.shutdown().await;
+    }
+    async fn starttls(s: Box<dyn common::Conn>, tls: TlsAcceptor) {
+        let mut r = BufReader::new(s);
+        if r.get_mut().write_all(b"220 ready\r\n").await.is_err() {
+            return;
+        }
+        let mut line = String::new();
+        if r.read_line(&mut line).await.is_err() || line.trim_end() != "STARTTLS" {
+            return;
+        }
+        if r.get_mut().write_all(b"220 go\r\n").await.is_err() {
+            return;
+        }
+        if let Ok(s) = tls.accept(r.into_inner()).await {
+            ok(Box::new(s)).await;
+        }
+    }
+    if tls_first {
+        common::serve_each(listener, Some(tls), ok).await
+    } else {
+        common::serve_each(listener, None, move |s| starttls(s, tls.clone())).await
     }
 }
 
