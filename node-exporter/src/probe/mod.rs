@@ -4,8 +4,9 @@
 //! by name in [`PROBERS`]; each writes the metrics blackbox_exporter 0.23
 //! (Debian 12's) writes, which `tests/probe_blackbox_side_by_side.rs`
 //! checks against the real one, and two of later versions:
-//! `probe_timeout_seconds` and `probe_tls_cipher_info`. Without the flag the endpoint is off: a
-//! prober makes requests to any target it is asked for, so it is opt-in.
+//! `probe_timeout_seconds` and `probe_tls_cipher_info`. Without the flag
+//! the endpoint is off: a prober makes requests to any target it is asked
+//! for, so it is opt-in.
 
 pub mod common;
 pub mod config;
