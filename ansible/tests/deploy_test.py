@@ -107,6 +107,11 @@ def container(name):
     return f"{RUN}-{name}"
 
 
+def docker_driver():
+    """The Engine's storage driver (overlay2, fuse-overlayfs, ...)."""
+    return sh("docker", "info", "-f", "{{.Driver}}").stdout.strip()
+
+
 def start_hosts(image):
     sh("docker", "network", "create", "--driver", "bridge", RUN)
     for h in HOSTS:
@@ -118,13 +123,16 @@ def start_hosts(image):
         # mounted first).
         docker_socket = ["-v", f"{DOCKER_SOCKET}:/run/docker.sock"] if h == "app" else []
         if h == "app":
-            # As on a real Docker host, the Engine's root directory (0710
-            # root) holds the containers' writable layers, and a host's
-            # systemd may grant CAP_DAC_READ_SEARCH (the exporter's unit does,
-            # for container_fs_usage_bytes): the directory read-only, without
-            # the containers' mounts inside it, and the capability.
+            # As on a real Docker host, the storage driver's directory under
+            # the Engine's root (0710 root) holds the containers' writable
+            # layers, and a host's systemd may grant CAP_DAC_READ_SEARCH (the
+            # exporter's unit does, for container_fs_usage_bytes): that
+            # directory read-only, without the containers' mounts inside it
+            # (under /var/lib/docker/, which the filesystem collector leaves
+            # out, as on a real host), and the capability.
+            layers = f"{DOCKER_ROOT}/{docker_driver()}"
             docker_socket += [
-                "--mount", f"type=bind,source={DOCKER_ROOT},target={DOCKER_ROOT},"
+                "--mount", f"type=bind,source={layers},target={layers},"
                            "readonly,bind-nonrecursive=true",
                 "--cap-add", "DAC_READ_SEARCH",
             ]
