@@ -2,19 +2,24 @@
 """Deploys site.yml to real Debian 12 hosts (Docker containers running systemd
 as PID 1) and checks from outside what the deployment promises.
 
+Two topologies (DEPLOY_TOPOLOGY): `single` (the default, what `make
+ansible-test` runs) is app, monitoring (one Prometheus, one Alertmanager, no
+cluster, no long-term store) and outsider; `ha` (`make ansible-ha-test`) is
+issue 19's high-availability deployment with every host below.
+
 Hosts, on a private Docker network made for the run:
   app         an application server (node exporter, log shipper): nginx,
               sshd and sudo logging to the journal, and this machine's
               Docker Engine through its socket (bind-mounted), running one
               test container
-  app2        a second application server (the agents only)
+  app2        (ha) a second application server (the agents only)
   monitoring  node exporter, log shipper, Prometheus (replica 1), Alertmanager (peer 1)
-  monitoring2 the same: Prometheus replica 2, Alertmanager peer 2
-  tsdb        VictoriaMetrics (long-term storage), Alertmanager peer 3
+  monitoring2 (ha) the same: Prometheus replica 2, Alertmanager peer 2
+  tsdb        (ha) VictoriaMetrics (long-term storage), Alertmanager peer 3
   outsider    not in the inventory: a machine on the same network that must
               be kept out by the firewalls
 
-High availability (issue 19): the replicas write to VictoriaMetrics, which
+High availability (issue 19, `ha` only): the replicas write to VictoriaMetrics, which
 is stopped for 90 s during the rules' `for:` and must have no hole when it
 is back; old samples written into it are read through the Grafana
 datasource's URL; once the alerts are notified, monitoring2 (a replica and
@@ -47,6 +52,7 @@ Environment:
                       or alert-rules/*.yml)
   DEPLOYED_DASHBOARDS_BIN  default <repo>/target/debug/examples/deployed_dashboards:
                       runs every dashboard query against the deployment
+  DEPLOY_TOPOLOGY     `single` (default) or `ha`
   KEEP=1              leave the containers and network up afterwards
 """
 
@@ -68,9 +74,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ANSIBLE_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(ANSIBLE_DIR)
 RUN = f"fleet-ansible-{os.getpid()}"
-HOSTS = ["app", "app2", "monitoring", "monitoring2", "tsdb", "outsider"]
+TOPOLOGY = os.environ.get("DEPLOY_TOPOLOGY", "single")
+if TOPOLOGY not in ("single", "ha"):
+    raise SystemExit(f"DEPLOY_TOPOLOGY={TOPOLOGY!r}: expected `single` or `ha`")
+HA = TOPOLOGY == "ha"
 # The hosts in the inventory (all but the outsider).
-FLEET = ["app", "app2", "monitoring", "monitoring2", "tsdb"]
+FLEET = ["app", "app2", "monitoring", "monitoring2", "tsdb"] if HA else ["app", "monitoring"]
+HOSTS = FLEET + ["outsider"]
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_ROOT = "/var/lib/docker"
 # Written into the app's container: its disk use must show it.
@@ -218,15 +228,18 @@ def write_inventory(path, addrs, extra_groups, group_vars, app_vars, db_vars):
         return {"ansible_host": container(h), "fleet_address": addrs[h],
                 **(app_vars if h == "app" else {})}
 
+    def group(*hosts):
+        return {"hosts": {h: hostvars(h) for h in hosts if h in FLEET}}
+
     inv = {"all": {
         "vars": group_vars,
         "children": {
-            "app_servers": {"hosts": {"app": hostvars("app"), "app2": hostvars("app2")}},
-            "monitoring": {"hosts": {"monitoring": hostvars("monitoring"),
-                                     "monitoring2": hostvars("monitoring2")}},
-            "storage": {"hosts": {"tsdb": hostvars("tsdb")}},
+            "app_servers": group("app", "app2"),
+            "monitoring": group("monitoring", "monitoring2"),
+            "storage": group("tsdb"),
             "db": {"hosts": {"app": {}}, "vars": db_vars},
-            # Two Prometheus replicas, three Alertmanager peers, one store.
+            # ha: two Prometheus replicas, three Alertmanager peers, one store;
+            # single: one of each of the first two, no store.
             "prometheus": {"children": {"monitoring": {}}},
             "alertmanager": {"children": {"monitoring": {}, "storage": {}}},
             "victoriametrics": {"children": {"storage": {}}},
@@ -714,6 +727,32 @@ def check_ha_deployment(addrs):
               f"interval (without deduplication about {2 * per_minute})")
 
 
+def check_ha_firewall(addrs):
+    """Gossip between the three peers only; VictoriaMetrics open to the
+    replicas and the operator only."""
+    mon = addrs["monitoring"]
+    for src, dst in (("monitoring", "monitoring2"), ("tsdb", "monitoring"), ("monitoring2", "tsdb")):
+        check(probe_from(src, addrs[dst], 9094) == "open", f"Alertmanager peer {src} reaches {dst}:9094 (gossip)")
+    check(probe_from("app2", mon, 9094) == "filtered", "app2 (no peer) cannot reach monitoring:9094")
+    ruleset = sh("docker", "exec", container("monitoring"), "nft", "list", "table", "inet",
+                 "fleet_firewall").stdout
+    gossip = {}
+    for line in ruleset.splitlines():
+        m = re.search(r"ip saddr \{?([^}]*?)\}? (tcp|udp) dport \{? ?9094 ?\}? accept", line)
+        if m:
+            gossip.setdefault(m.group(2), set()).update(a.strip() for a in m.group(1).split(","))
+    peers = {addrs["monitoring2"], addrs["tsdb"]}
+    check(gossip == {"tcp": peers, "udp": peers},
+          f"monitoring's firewall opens 9094 over TCP and UDP to the other peers {sorted(peers)} only ({gossip})")
+    # VictoriaMetrics: the replicas write, the operator (and Grafana) read.
+    tsdb = addrs["tsdb"]
+    for h in ("monitoring", "monitoring2"):
+        check(probe_from(h, tsdb, 8428) == "open", f"Prometheus replica {h} reaches tsdb:8428")
+    check(probe_local(tsdb, 8428) == "open", "the operator reaches tsdb:8428")
+    for h in ("app", "outsider"):
+        check(probe_from(h, tsdb, 8428) == "filtered", f"{h} cannot reach tsdb:8428")
+
+
 def vm_query(base, query, at=None):
     """An instant query against a Prometheus-compatible API (range vectors
     return raw samples)."""
@@ -1074,7 +1113,7 @@ def main():
             "prometheus_scrape_interval": "5s",
             "prometheus_evaluation_interval": "5s",
             # Issue 19: an hour kept locally; older ranges come from VictoriaMetrics.
-            "prometheus_retention_time": "1h",
+            **({"prometheus_retention_time": "1h"} if HA else {}),
             "prometheus_rules_src_glob": rules_glob,
             # Test values for what a real inventory keeps in ansible-vault.
             "vault_alertmanager_slack_api_url": f"http://{gw}:{WEBHOOK_PORT}/services/slack-webhook-test",
@@ -1121,7 +1160,8 @@ def main():
         app_vars = {
             # Prometheus probes the web server; the operator browses it.
             "firewall_extra_input_rules": [
-                f"ip saddr {{ {mon}, {addrs['monitoring2']}, {gw} }} tcp dport {{ 80, 8081 }} accept"],
+                f"ip saddr {{ {', '.join(addrs[h] for h in ('monitoring', 'monitoring2') if h in addrs)}, {gw} }} "
+                "tcp dport { 80, 8081 } accept"],
             # Only the test's own containers: the Engine is this machine's.
             "log_shipper_docker_filters": [{"name": "label", "values": [f"fleet-test={RUN}"]}],
         }
@@ -1202,7 +1242,8 @@ def main():
         # 5b. High availability: one Alertmanager cluster of three peers, every
         # replica sending to every peer and writing to VictoriaMetrics, which
         # keeps one copy of the replicas' identical series.
-        check_ha_deployment(addrs)
+        if HA:
+            check_ha_deployment(addrs)
 
         # 6. Reachability: the firewall policy, seen from each side.
         exporter_ports = [9100] + ([9080] if have_shipper else [])
@@ -1217,29 +1258,13 @@ def main():
             check(probe_from("app", mon, port) == "filtered",
                   f"the app host (not a Prometheus host) cannot reach monitoring:{port}")
         # Alertmanager's gossip port: between the peers only (TCP probed
-        # here; UDP is in the same rule, checked in the ruleset).
-        for src, dst in (("monitoring", "monitoring2"), ("tsdb", "monitoring"), ("monitoring2", "tsdb")):
-            check(probe_from(src, addrs[dst], 9094) == "open", f"Alertmanager peer {src} reaches {dst}:9094 (gossip)")
+        # here; UDP is in the same rule, checked in the ruleset). A single
+        # Alertmanager has no peer: closed to everyone.
         for src in ("app", "outsider"):
             check(probe_from(src, mon, 9094) == "filtered", f"{src} (no peer) cannot reach monitoring:9094")
         check(probe_local(mon, 9094) == "filtered", "the operator (no peer) cannot reach monitoring:9094")
-        ruleset = sh("docker", "exec", container("monitoring"), "nft", "list", "table", "inet",
-                     "fleet_firewall").stdout
-        gossip = {}
-        for line in ruleset.splitlines():
-            m = re.search(r"ip saddr \{?([^}]*?)\}? (tcp|udp) dport \{? ?9094 ?\}? accept", line)
-            if m:
-                gossip.setdefault(m.group(2), set()).update(a.strip() for a in m.group(1).split(","))
-        peers = {addrs["monitoring2"], addrs["tsdb"]}
-        check(gossip == {"tcp": peers, "udp": peers},
-              f"monitoring's firewall opens 9094 over TCP and UDP to the other peers {sorted(peers)} only ({gossip})")
-        # VictoriaMetrics: the replicas write, the operator (and Grafana) read.
-        tsdb = addrs["tsdb"]
-        for h in ("monitoring", "monitoring2"):
-            check(probe_from(h, tsdb, 8428) == "open", f"Prometheus replica {h} reaches tsdb:8428")
-        check(probe_local(tsdb, 8428) == "open", "the operator reaches tsdb:8428")
-        for h in ("app", "outsider"):
-            check(probe_from(h, tsdb, 8428) == "filtered", f"{h} cannot reach tsdb:8428")
+        if HA:
+            check_ha_firewall(addrs)
         for port in (9090, 9093):
             check(probe_local(mon, port) == "open", f"the operator reaches monitoring:{port}")
             check(probe_from("outsider", mon, port) == "filtered",
@@ -1359,17 +1384,20 @@ def main():
 
         # 7f. VictoriaMetrics goes down while the rules' `for` runs (and the
         # --check run of 8. with it); the replicas keep its samples in their WAL.
-        t_store_down = stop_store()
-        log("VictoriaMetrics stopped on tsdb")
-        # Started again after STORE_OUTAGE seconds, while the --check run goes on.
+        # (ha only: the single topology has no store.)
         store_up = []
+        restart = None
+        if HA:
+            t_store_down = stop_store()
+            log("VictoriaMetrics stopped on tsdb")
 
-        def start_store():
-            sh("docker", "exec", container("tsdb"), "systemctl", "start", "victoria-metrics")
-            store_up.append(time.time())
-            log(f"VictoriaMetrics started again after {store_up[0] - t_store_down:.0f}s")
-        restart = threading.Timer(STORE_OUTAGE, start_store)
-        restart.start()
+            # Started again after STORE_OUTAGE seconds, while the --check run goes on.
+            def start_store():
+                sh("docker", "exec", container("tsdb"), "systemctl", "start", "victoria-metrics")
+                store_up.append(time.time())
+                log(f"VictoriaMetrics started again after {store_up[0] - t_store_down:.0f}s")
+            restart = threading.Timer(STORE_OUTAGE, start_store)
+            restart.start()
 
         # 8. Loki and Grafana: --check --diff with their groups filled in.
         inventory_full = os.path.join(work, "hosts-full.yml")
@@ -1410,8 +1438,8 @@ def main():
         # than TargetDown's 2 minutes `for` (so it pages no one) and 18 scrape
         # intervals, all buffered in the replicas' WAL like a longer outage;
         # the hole is looked for once the second run is done.
-        restart.join()
-        t_store_up = store_up[0]
+        if restart:
+            restart.join()
 
         # 2. Idempotence: a second run changes nothing (run while the rules'
         # `for` of 7e runs; what 7e did is no setting of the playbook's).
@@ -1422,9 +1450,9 @@ def main():
         check(rc == 0 and set(changed) == set(FLEET) and not any(changed.values()),
               f"second run reports changed=0 on every host ({changed}, {took2:.1f}s)")
 
-        check_store_gap(addrs, t_store_down, t_store_up)
-        check_long_term_query(addrs, check_text)
-
+        if HA:
+            check_store_gap(addrs, t_store_down, store_up[0])
+            check_long_term_query(addrs, check_text)
 
         # 9. The alerts of 7e reach the receivers the inventory names, once
         # each, and resolve once undone.
@@ -1456,7 +1484,7 @@ def main():
             sh("docker", "exec", "-d", container("app"), "python3", "-m", "http.server", "8081",
                "--directory", "/var/www/html")
         check_notifications(prom, webhooks, mail, expected, t_fault, undo,
-                            lambda: lose_replica_and_peer(addrs, webhooks))
+                            (lambda: lose_replica_and_peer(addrs, webhooks)) if HA else (lambda: None))
     finally:
         if receiver:
             receiver.stop()
