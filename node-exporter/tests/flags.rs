@@ -455,3 +455,21 @@ fn help_man_prints_a_man_page_as_node_exporter_does() {
         theirs["\\fB--collector.ethtool.metrics-include=\".*\"\\fR"]
     );
 }
+
+#[test]
+fn a_vsock_listen_address_is_refused_by_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_node-exporter"))
+        .args([
+            "--web.listen-address=vsock://1:19790",
+            "--collector.disable-defaults",
+        ])
+        .output()
+        .expect("running node-exporter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("\"vsock://1:19790\": vsock:// (VM socket) addresses are not supported yet"),
+        "{stderr}"
+    );
+}
