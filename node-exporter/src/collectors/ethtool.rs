@@ -21,7 +21,7 @@ use regex::Regex;
 
 use super::CollectorSpec;
 use crate::cli::{string_flag, Flags};
-use crate::collector::{Collector, NoData, Paths};
+use crate::collector::{Collector, Paths};
 use crate::device_filter::DeviceFilter;
 use crate::helpers::{go_sanitize_metric_name, KeyNames};
 
@@ -104,31 +104,6 @@ impl Ethtool {
             source,
             names: KeyNames::default(),
         })
-    }
-
-    /// The interfaces in /sys/class/net (directories and symlinks; files
-    /// like `bonding_masters` are not interfaces), sorted.
-    fn devices(&self) -> anyhow::Result<Vec<String>> {
-        let dir = self.paths.sys("class/net");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                return Err(NoData(format!("could not read {}: {e}", dir.display())).into())
-            }
-            Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
-        };
-        let mut devices: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| !t.is_file()).unwrap_or(false))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        devices.sort();
-        Ok(devices)
     }
 
     /// (name, help) of a statistic, `None` when `metrics-include` leaves it
@@ -358,7 +333,7 @@ fn log_failure(what: &str, device: &str, e: &io::Error) {
 
 impl Collector for Ethtool {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        let devices = self.devices()?;
+        let devices = super::netclass::devices(&self.paths)?;
         if devices.is_empty() {
             return Err(anyhow!("no network devices found"));
         }
