@@ -1177,7 +1177,12 @@ fn make_entry(
             let line = match bytes {
                 std::borrow::Cow::Owned(v) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+                // from_utf8 checks ASCII a word at a time; the lossy
+                // conversion walks every byte, so it only takes the rest.
+                std::borrow::Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(b).into_owned(),
+                },
             };
             Some(Entry {
                 labels: labels.clone(),
