@@ -18,7 +18,7 @@ use crate::entry::Entry;
 use crate::limits::ReadlineLimit;
 use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsSettings};
-use crate::server::TargetView;
+use crate::server::{DiscoveredView, TargetView};
 use crate::sources::docker::DockerSources;
 use crate::sources::file::{FileTargetManager, TailerSettings};
 
@@ -184,6 +184,15 @@ fn tailer_settings(cfg: &Config) -> TailerSettings {
     }
 }
 
+/// How to run a config: the command line's `-dry-run` and `-inspect`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// Print entries to stdout instead of pushing them; never write positions.
+    pub dry_run: bool,
+    /// Print what each stage changes in each entry to stderr.
+    pub inspect: bool,
+}
+
 /// One running config.
 pub struct Shipper {
     manager: Arc<FileTargetManager>,
@@ -199,13 +208,22 @@ pub struct Shipper {
     pushes: Vec<crate::sources::loki_push::PushTarget>,
     gelfs: Vec<crate::sources::gelf::GelfTarget>,
     syslogs: Vec<crate::sources::syslog::SyslogTarget>,
+    /// The journal and receivers, as `/targets` lists them (fixed while
+    /// the config runs).
+    fixed_targets: Vec<TargetView>,
+    /// Per job, what its static and file discovery found.
+    discovered: Vec<(
+        String,
+        Arc<std::sync::Mutex<Vec<crate::discovery::Discovered>>>,
+    )>,
 }
 
 impl Shipper {
     /// Starts everything `cfg` describes (call inside a tokio runtime, after
     /// [`check`]). In a dry run entries are printed to stdout, not pushed,
     /// and positions are read but never written.
-    pub fn start(cfg: &Config, dry_run: bool) -> Result<Shipper, String> {
+    pub fn start(cfg: &Config, opts: StartOptions) -> Result<Shipper, String> {
+        let dry_run = opts.dry_run;
         let positions = Positions::load(PositionsSettings {
             filename: cfg.positions.filename.clone(),
             sync_period: cfg.positions.sync_period.get(),
@@ -229,8 +247,10 @@ impl Shipper {
             pushes: Vec::new(),
             gelfs: Vec::new(),
             syslogs: Vec::new(),
+            fixed_targets: Vec::new(),
+            discovered: Vec::new(),
         };
-        match shipper.start_parts(cfg, dry_run) {
+        match shipper.start_parts(cfg, opts) {
             Ok(()) => {
                 if !dry_run {
                     shipper.positions_sync = Some(shipper.positions.spawn_sync());
@@ -245,7 +265,8 @@ impl Shipper {
     }
 
     /// Starts the clients, then per scrape config its pipeline and sources.
-    fn start_parts(&mut self, cfg: &Config, dry_run: bool) -> Result<(), String> {
+    fn start_parts(&mut self, cfg: &Config, opts: StartOptions) -> Result<(), String> {
+        let dry_run = opts.dry_run;
         // Where pipelines send: one client directly, or a fan-out task.
         let output: mpsc::Sender<Entry>;
         if dry_run {
@@ -258,7 +279,7 @@ impl Shipper {
             output = tx;
             self.dry_run = Some(task);
         } else {
-            if cfg.clients.is_empty() {
+            if cfg.clients.is_empty() && cfg.graph.is_none() {
                 return Err("no clients configured: set clients[].url or -client.url".into());
             }
             for (i, c) in cfg.clients.iter().enumerate() {
@@ -277,6 +298,19 @@ impl Shipper {
             }
         }
 
+        // An Alloy component graph: where each source's entries go.
+        let mut routes = None;
+        if let Some(graph) = &cfg.graph {
+            let clients: Vec<mpsc::Sender<Entry>> = if dry_run {
+                vec![output.clone(); cfg.clients.len()]
+            } else {
+                self.clients.iter().map(Client::sender).collect()
+            };
+            let running = crate::graph::start(graph, &clients, opts.inspect)?;
+            self.pipelines.extend(running.tasks);
+            routes = Some(running.sources);
+        }
+
         // One bucket for every line read, whichever job it belongs to.
         let readline = ReadlineLimit::from_config(&cfg.limits_config);
         for sc in &cfg.scrape_configs {
@@ -286,51 +320,108 @@ impl Shipper {
             if !has_files && !has_docker && sc.journal.is_none() && !has_push {
                 continue;
             }
-            let pipeline =
+            let mut pipeline =
                 Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
+            if opts.inspect {
+                pipeline.inspect(crate::pipeline::inspect::Inspector::stderr());
+            }
+            let fixed =
+                |kind, path: String, labels: &std::collections::BTreeMap<String, String>| {
+                    TargetView {
+                        kind,
+                        job: sc.job_name.clone(),
+                        path,
+                        labels: labels.clone(),
+                        read_bytes: 0,
+                        size_bytes: 0,
+                        acked_position: 0,
+                        ready: true,
+                    }
+                };
+            let job_output = match &routes {
+                Some(r) => r
+                    .get(&sc.job_name)
+                    .cloned()
+                    .ok_or_else(|| format!("{}: not in the component graph", sc.job_name))?,
+                None => output.clone(),
+            };
             let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
             self.pipelines.push(tokio::spawn(run_pipeline(
                 pipeline,
                 job_rx,
-                output.clone(),
+                job_output,
                 readline.clone(),
             )));
             self.docker
                 .extend(DockerSources::start(sc, &job_tx, &self.positions));
-            if sc.journal.is_some() {
+            if let Some(e) = &sc.docker_events {
+                self.fixed_targets
+                    .push(fixed("docker_events", e.host.clone(), &e.labels));
+            }
+            if let Some(j) = &sc.journal {
                 self.journals
                     .push(crate::sources::journal::JournalTarget::start(
                         sc,
                         Arc::clone(&self.positions),
                         job_tx.clone(),
                     )?);
+                let path = if j.path.is_empty() {
+                    "the system journal".to_string()
+                } else {
+                    j.path.clone()
+                };
+                self.fixed_targets.push(fixed("journal", path, &j.labels));
             }
-            if sc.loki_push_api.is_some() {
+            if let Some(p) = &sc.loki_push_api {
                 // Pushes are answered once delivered, so they must see
                 // whether the clients get through (a dry run always does).
-                let downstream = crate::client::Downstream::new(&self.clients);
-                self.pushes
-                    .push(crate::sources::loki_push::PushTarget::start(
-                        sc,
-                        job_tx.clone(),
-                        downstream,
-                    )?);
+                let downstream = match &cfg.graph {
+                    Some(g) if !dry_run => {
+                        let reached = g.clients_reached(&sc.job_name);
+                        crate::client::Downstream::new(
+                            self.clients
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| reached.contains(i))
+                                .map(|(_, c)| c),
+                        )
+                    }
+                    _ => crate::client::Downstream::new(&self.clients),
+                };
+                let target =
+                    crate::sources::loki_push::PushTarget::start(sc, job_tx.clone(), downstream)?;
+                for a in target.local_addrs() {
+                    self.fixed_targets
+                        .push(fixed("loki_push_api", a.to_string(), &p.labels));
+                }
+                self.pushes.push(target);
             }
-            if sc.gelf.is_some() {
-                self.gelfs
-                    .push(crate::sources::gelf::GelfTarget::start(sc, job_tx.clone())?);
+            if let Some(g) = &sc.gelf {
+                let target = crate::sources::gelf::GelfTarget::start(sc, job_tx.clone())?;
+                self.fixed_targets
+                    .push(fixed("gelf", target.local_addr().to_string(), &g.labels));
+                self.gelfs.push(target);
             }
-            if sc.syslog.is_some() {
-                self.syslogs
-                    .push(crate::sources::syslog::SyslogTarget::start(
-                        sc,
-                        job_tx.clone(),
-                    )?);
+            if let Some(c) = &sc.syslog {
+                let target = crate::sources::syslog::SyslogTarget::start(sc, job_tx.clone())?;
+                let protocol = if c.listen_protocol.is_empty() {
+                    "tcp"
+                } else {
+                    &c.listen_protocol
+                };
+                let path = format!("{protocol}://{}", target.local_addr);
+                self.fixed_targets.push(fixed("syslog", path, &c.labels));
+                self.syslogs.push(target);
             }
             if !has_files {
                 continue;
             }
+            if sc.tail_from_end {
+                self.manager.tail_from_end(&sc.job_name);
+            }
             let mut discovery = crate::discovery::spawn(sc);
+            self.discovered
+                .push((sc.job_name.clone(), Arc::clone(&discovery.discovered)));
             let manager = Arc::clone(&self.manager);
             let job = sc.job_name.clone();
             self.discoveries.push(tokio::spawn(async move {
@@ -388,6 +479,7 @@ impl Shipper {
                 .collect();
             if t.files.is_empty() {
                 out.push(TargetView {
+                    kind: "file",
                     job: t.job.clone(),
                     path: t.labels.get("__path__").cloned().unwrap_or_default(),
                     labels: labels.clone(),
@@ -401,6 +493,7 @@ impl Shipper {
                 let mut labels = labels.clone();
                 labels.insert("filename".into(), f.path.clone());
                 out.push(TargetView {
+                    kind: "file",
                     job: t.job.clone(),
                     path: f.path,
                     labels,
@@ -410,6 +503,45 @@ impl Shipper {
                     ready: true,
                 });
             }
+        }
+        for d in self.docker.iter().flat_map(DockerSources::targets) {
+            let Some(labels) = d.labels else { continue };
+            out.push(TargetView {
+                kind: "docker",
+                job: d.job,
+                path: d.name,
+                labels,
+                read_bytes: 0,
+                size_bytes: 0,
+                acked_position: 0,
+                ready: d.running,
+            });
+        }
+        out.extend(self.fixed_targets.iter().cloned());
+        out
+    }
+
+    /// What `/service-discovery` shows: every target static, file and
+    /// Docker discovery found, with its labels before and after relabeling.
+    pub fn service_discovery(&self) -> Vec<DiscoveredView> {
+        let mut out = Vec::new();
+        for (job, found) in &self.discovered {
+            for d in found.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                out.push(DiscoveredView {
+                    job: job.clone(),
+                    mechanism: "static_configs/file_sd_configs",
+                    discovered_labels: d.discovered.clone(),
+                    target_labels: d.target.clone(),
+                });
+            }
+        }
+        for d in self.docker.iter().flat_map(DockerSources::targets) {
+            out.push(DiscoveredView {
+                job: d.job,
+                mechanism: "docker_sd_configs",
+                discovered_labels: d.discovered,
+                target_labels: d.labels,
+            });
         }
         out
     }
@@ -479,7 +611,7 @@ impl Shipper {
 /// the survivors on. Waiting on `out` is what stops the tailers when Loki
 /// is slow. Buffering stages (multiline) are flushed when their deadline
 /// passes and when the job's channel closes.
-async fn run_pipeline(
+pub(crate) async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<Entry>,
     out: mpsc::Sender<Entry>,
@@ -558,7 +690,7 @@ async fn admit(limit: &ReadlineLimit) -> bool {
 
 /// Several clients: every entry goes to each, and its ack is split so the
 /// source's position moves only once all of them accepted it.
-async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>>) {
+pub(crate) async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Sender<Entry>>) {
     while let Some(mut e) = rx.recv().await {
         let mut acks: Vec<Option<crate::ack::Ack>> = match e.ack.take() {
             Some(a) => a.split(clients.len()).into_iter().map(Some).collect(),

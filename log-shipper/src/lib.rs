@@ -22,6 +22,7 @@ pub mod positions;
 pub mod sources;
 
 pub mod app;
+pub mod graph;
 pub mod limits;
 pub mod metrics;
 pub mod server;

@@ -128,24 +128,39 @@ fn load(cli: &Cli) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// A page's data from the running shipper (none while it restarts).
+fn from_running<T: Default + 'static>(
+    shipper: &Arc<Mutex<Option<Shipper>>>,
+    f: fn(&Shipper) -> T,
+) -> Box<dyn Fn() -> T + Send + Sync> {
+    let shipper = Arc::clone(shipper);
+    Box::new(move || {
+        shipper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(f)
+            .unwrap_or_default()
+    })
+}
+
+fn start_options(cli: &Cli) -> app::StartOptions {
+    app::StartOptions {
+        dry_run: cli.dry_run,
+        inspect: cli.inspect,
+    }
+}
+
 async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
     let grace = cfg.server.graceful_shutdown_timeout.get();
-    let shipper = Arc::new(Mutex::new(Some(Shipper::start(&cfg, cli.dry_run)?)));
+    let shipper = Arc::new(Mutex::new(Some(Shipper::start(&cfg, start_options(&cli))?)));
     let mut running_cfg = cfg.clone();
     let (reload_tx, mut reload_rx) = mpsc::channel::<server::ReloadReply>(4);
     let state = Arc::new(ServerState {
         ready: Default::default(),
-        targets: {
-            let shipper = Arc::clone(&shipper);
-            Box::new(move || {
-                shipper
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(Shipper::targets)
-                    .unwrap_or_default()
-            })
-        },
+        targets: from_running(&shipper, Shipper::targets),
+        discovered: from_running(&shipper, Shipper::service_discovery),
+        config: Mutex::new(config::shown(&cfg)),
         reload: reload_tx,
         collect: Box::new(log_shipper::metrics::collect),
     });
@@ -179,6 +194,7 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
             Some(r) = reload_rx.recv() => Some(r),
         };
         let result = reload(&cli, &shipper, &mut running_cfg, grace).await;
+        *state.config.lock().unwrap_or_else(|e| e.into_inner()) = config::shown(&running_cfg);
         app::count_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!("config reloaded"),
@@ -211,13 +227,13 @@ async fn reload(
     if let Some(old) = old {
         old.stop(grace).await;
     }
-    let (new, result) = match Shipper::start(&cfg, cli.dry_run) {
+    let (new, result) = match Shipper::start(&cfg, start_options(cli)) {
         Ok(s) => {
             *running = cfg;
             (s, Ok(()))
         }
         // Checked but failed to start (a port, a file): back to the old one.
-        Err(e) => (Shipper::start(running, cli.dry_run)?, Err(e)),
+        Err(e) => (Shipper::start(running, start_options(cli))?, Err(e)),
     };
     *shipper.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
     result

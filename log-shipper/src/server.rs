@@ -1,5 +1,6 @@
 //! HTTP, as promtail serves it: `/metrics`, `/ready`, `/targets`,
-//! `POST /reload`, and a small landing page. The app owns what is served;
+//! `/service-discovery`, `/config`, `POST /reload`, and a small landing
+//! page. The app owns what is served;
 //! this module only routes and formats.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,20 +12,37 @@ use http::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-/// One tailed source as `/targets` lists it.
+/// One target as `/targets` lists it: a file, a container, the journal,
+/// or a receiver's listener.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetView {
+    /// `file`, `docker`, `docker_events`, `journal`, `syslog`,
+    /// `loki_push_api` or `gelf`.
+    pub kind: &'static str,
     pub job: String,
-    /// The file (or stream) being read.
+    /// What is read: the file, the container's name, the journal's
+    /// directory, or the address a receiver listens on.
     pub path: String,
-    /// Labels its lines are sent with.
+    /// Labels its lines are sent with (before the pipeline).
     pub labels: std::collections::BTreeMap<String, String>,
-    /// Bytes read so far / size of the file, where known.
+    /// Files only: bytes read so far / size of the file.
     pub read_bytes: u64,
     pub size_bytes: u64,
-    /// Position saved (acknowledged by Loki).
+    /// Files only: position saved (acknowledged by Loki).
     pub acked_position: u64,
     pub ready: bool,
+}
+
+/// One discovered target as `/service-discovery` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiscoveredView {
+    pub job: String,
+    /// `static_configs`/`file_sd_configs` or `docker_sd_configs`.
+    pub mechanism: &'static str,
+    /// Labels as discovered, before relabeling.
+    pub discovered_labels: std::collections::BTreeMap<String, String>,
+    /// After relabeling; `None`: dropped.
+    pub target_labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub type ReloadReply = oneshot::Sender<Result<(), String>>;
@@ -33,6 +51,9 @@ pub type ReloadReply = oneshot::Sender<Result<(), String>>;
 pub struct ServerState {
     pub ready: AtomicBool,
     pub targets: Box<dyn Fn() -> Vec<TargetView> + Send + Sync>,
+    pub discovered: Box<dyn Fn() -> Vec<DiscoveredView> + Send + Sync>,
+    /// The running config as `/config` shows it (YAML, secrets masked).
+    pub config: std::sync::Mutex<String>,
     pub reload: mpsc::Sender<ReloadReply>,
     pub collect: Box<dyn Fn(&mut MetricSet) + Send + Sync>,
 }
@@ -48,6 +69,20 @@ pub async fn handle<B>(state: Arc<ServerState>, req: Request<B>) -> Response<Bod
             }
         }
         (&Method::GET | &Method::HEAD, "/targets") => targets(&state, &req),
+        (&Method::GET | &Method::HEAD, "/service-discovery") => service_discovery(&state, &req),
+        (&Method::GET | &Method::HEAD, "/config") => {
+            let yaml = state
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut resp = text_response(StatusCode::OK, yaml);
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
         (&Method::POST, "/reload") => reload(&state).await,
         (_, "/reload") => text_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -55,7 +90,7 @@ pub async fn handle<B>(state: Arc<ServerState>, req: Request<B>) -> Response<Bod
         ),
         (&Method::GET | &Method::HEAD, "/") => text_response(
             StatusCode::OK,
-            "log-shipper (promtail-compatible)\n\n/metrics  self-metrics\n/ready    200 when running\n/targets  what is tailed (?format=json)\nPOST /reload  re-read the config\n",
+            "log-shipper (promtail-compatible)\n\n/metrics  self-metrics\n/ready    200 when running\n/targets  what is read: files, containers, journal, receivers (?format=json)\n/service-discovery  targets as discovered and after relabeling (?format=json)\n/config   the running config (secrets masked)\nPOST /reload  re-read the config\n",
         ),
         _ => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
@@ -86,21 +121,69 @@ fn metrics<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
     resp
 }
 
+fn wants_json<B>(req: &Request<B>) -> bool {
+    req.uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"))
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response<Body> {
+    let body = serde_json::to_string_pretty(value).unwrap_or_else(|e| e.to_string());
+    let mut resp = text_response(StatusCode::OK, body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn label_list(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", labels.join(", "))
+}
+
+fn service_discovery<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
+    let mut list = (state.discovered)();
+    list.sort_by(|a, b| (&a.job, a.mechanism).cmp(&(&b.job, b.mechanism)));
+    if wants_json(req) {
+        return json_response(&list);
+    }
+    let mut out = String::new();
+    let mut group = None;
+    for d in &list {
+        if group != Some((&d.job, d.mechanism)) {
+            let (kept, all) = list
+                .iter()
+                .filter(|o| o.job == d.job && o.mechanism == d.mechanism)
+                .fold((0, 0), |(k, n), o| {
+                    (k + o.target_labels.is_some() as usize, n + 1)
+                });
+            out.push_str(&format!(
+                "{} ({}): {kept} active / {all} discovered\n",
+                d.job, d.mechanism
+            ));
+            group = Some((&d.job, d.mechanism));
+        }
+        out.push_str(&format!(
+            "  discovered {}\n",
+            label_list(&d.discovered_labels)
+        ));
+        match &d.target_labels {
+            Some(t) => out.push_str(&format!("      target {}\n", label_list(t))),
+            None => out.push_str("      dropped\n"),
+        }
+    }
+    if list.is_empty() {
+        out.push_str("no discovered targets\n");
+    }
+    text_response(StatusCode::OK, out)
+}
+
 fn targets<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
     let mut list = (state.targets)();
-    list.sort_by(|a, b| (&a.job, &a.path).cmp(&(&b.job, &b.path)));
-    let json = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
-    if json {
-        let body = serde_json::to_string_pretty(&list).unwrap_or_else(|e| e.to_string());
-        let mut resp = text_response(StatusCode::OK, body);
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        return resp;
+    list.sort_by(|a, b| (&a.job, a.kind, &a.path).cmp(&(&b.job, b.kind, &b.path)));
+    if wants_json(req) {
+        return json_response(&list);
     }
     let mut out = String::new();
     let mut job = None;
@@ -109,15 +192,20 @@ fn targets<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
             out.push_str(&format!("{}\n", t.job));
             job = Some(&t.job);
         }
-        let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let progress = if t.kind == "file" {
+            format!(
+                " read={}/{} acked={}",
+                t.read_bytes, t.size_bytes, t.acked_position
+            )
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "  {} {} read={}/{} acked={} {{{}}}\n",
+            "  {} {} {}{progress} {}\n",
             if t.ready { "ready  " } else { "waiting" },
+            t.kind,
             t.path,
-            t.read_bytes,
-            t.size_bytes,
-            t.acked_position,
-            labels.join(", ")
+            label_list(&t.labels)
         ));
     }
     if list.is_empty() {

@@ -39,6 +39,25 @@ async fn send_lines(client: &Client, p: &Arc<Progress>, l: &LabelSet, from: usiz
     }
 }
 
+/// The client self-metrics as /metrics shows them.
+fn metrics_text() -> String {
+    let mut set = exporter_toolkit::exposition::MetricSet::new();
+    log_shipper::client::collect(&mut set);
+    exporter_toolkit::exposition::encode(
+        &set.finish().unwrap(),
+        exporter_toolkit::exposition::Format::Text,
+    )
+}
+
+/// The push URL by the name `localhost`: a `host` label of the metrics
+/// no other test shares.
+fn localhost_url(r: &LokiReceiver) -> String {
+    format!(
+        "{}/loki/api/v1/push",
+        r.base_url().replace("127.0.0.1", "localhost")
+    )
+}
+
 async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -238,10 +257,7 @@ async fn entries_of_streams_past_max_streams_are_dropped_and_acked() {
 async fn a_4xx_drops_the_batch_and_counts_it() {
     let r = LokiReceiver::start();
     let mut s = settings(&r);
-    s.url = format!(
-        "{}/loki/api/v1/push",
-        r.base_url().replace("127.0.0.1", "localhost")
-    );
+    s.url = localhost_url(&r);
     let client = Client::start(s).unwrap();
     let p = Progress::new(0);
     r.set_mode(Mode::Status(400));
@@ -252,12 +268,7 @@ async fn a_4xx_drops_the_batch_and_counts_it() {
         client.metrics().dropped_entries(DropReason::IngesterError),
         10
     );
-    let mut set = exporter_toolkit::exposition::MetricSet::new();
-    log_shipper::client::collect(&mut set);
-    let text = exporter_toolkit::exposition::encode(
-        &set.finish().unwrap(),
-        exporter_toolkit::exposition::Format::Text,
-    );
+    let text = metrics_text();
     let port = r.addr().port();
     assert!(
         text.contains(&format!(
@@ -325,4 +336,78 @@ async fn bad_settings_are_errors_naming_the_setting() {
     .err()
     .unwrap();
     assert!(e.contains("bearer_token & bearer_token_file"), "{e}");
+}
+
+/// A Loki 3.x with `allow_structured_metadata: false` answers 400 for the
+/// entries carrying metadata (storing the others of the push); the batch
+/// goes again without metadata, so every line is stored once, and the
+/// client sends no metadata from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_metadata_refused_by_loki_is_resent_without_it() {
+    let r = LokiReceiver::start_refusing_structured_metadata();
+    let mut s = settings(&r);
+    s.url = localhost_url(&r);
+    let client = Client::start(s).unwrap();
+    let p = Progress::new(0);
+    let tx = client.sender();
+    let send = |from: usize, n: usize| {
+        let (tx, p) = (tx.clone(), Arc::clone(&p));
+        async move {
+            for i in from..from + n {
+                let mut e = Entry::new(labels(&[("job", "sm")]), format!("line {i}"));
+                if i % 2 == 0 {
+                    e.structured_metadata = vec![("trace_id".into(), format!("t{i}"))];
+                }
+                e.ack = Some(p.track(i as u64 + 1));
+                tx.send(e).await.unwrap();
+            }
+        }
+    };
+    send(0, 10).await;
+    // The saved position never passes what Loki stored.
+    wait_until("the first batch", Duration::from_secs(5), || {
+        let committed = p.committed();
+        assert!(
+            committed as usize <= r.entry_count(),
+            "acked {committed} with {} stored",
+            r.entry_count()
+        );
+        committed == 10
+    })
+    .await;
+    assert_eq!(r.requests(), 2, "refused once, resent once");
+    assert_eq!(r.counts().rejected_entries, 5, "the entries with metadata");
+    assert_eq!(r.duplicates_dropped(), 5, "those stored by the first push");
+    send(10, 10).await;
+    wait_until("the second batch", Duration::from_secs(5), || {
+        p.committed() == 20
+    })
+    .await;
+    assert_eq!(r.requests(), 3, "later batches go without metadata at once");
+    let streams = r.streams();
+    assert_eq!(streams.len(), 1);
+    let stored: Vec<&str> = streams[0].entries.iter().map(|e| e.line.as_str()).collect();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("line {i}")).collect();
+    let mut got: Vec<String> = stored.iter().map(|l| l.to_string()).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every line stored exactly once");
+    assert!(streams[0]
+        .entries
+        .iter()
+        .all(|e| e.structured_metadata.is_empty()));
+    assert_eq!(
+        client.metrics().dropped_entries(DropReason::IngesterError),
+        0
+    );
+    assert_eq!(client.metrics().metadata_stripped_entries(), 10);
+    let text = metrics_text();
+    let host = format!("localhost:{}", r.addr().port());
+    assert!(
+        text.contains(&format!(
+            "log_shipper_structured_metadata_stripped_entries_total{{host=\"{host}\"}} 10"
+        )),
+        "{text}"
+    );
+    client.stop(Duration::from_secs(1)).await;
 }

@@ -1,7 +1,8 @@
 //! The issue-6 stages in the real binary: a `metrics` stage's series on
 //! the shipper's /metrics, the `tenant` stage choosing the Loki tenant the
-//! client sends to, and a multiline block whose lines' positions are saved
-//! only once the block was delivered.
+//! client sends to, a multiline block whose lines' positions are saved
+//! only once the block was delivered, and `structured_metadata` against a
+//! Loki that refuses it.
 
 use std::io::Write;
 use std::path::Path;
@@ -175,4 +176,82 @@ fn a_multiline_block_is_one_entry_and_its_lines_are_saved_once_delivered() {
         || Ok(saved_whole(&positions())),
     )
     .unwrap_or_else(|e| panic!("{e}: {}", positions()));
+}
+
+/// A Loki 3.x with `allow_structured_metadata: false`: the lines a
+/// `structured_metadata` stage decorates all arrive (without it), the
+/// refusal is logged once and counted, and the file's position is saved
+/// only once they are stored.
+#[test]
+fn structured_metadata_refused_by_loki_loses_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/app.log");
+    let receiver = LokiReceiver::start_refusing_structured_metadata();
+    let port = free_port();
+    let write = |from: usize| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for i in from..from + 5 {
+            writeln!(f, "user=u{i} msg=m{i}").unwrap();
+        }
+    };
+    write(0);
+    let shipper = start(
+        dir.path(),
+        &receiver,
+        port,
+        "      - logfmt: {mapping: {user: ''}}\n      - structured_metadata: {user: ''}\n",
+    );
+    assert!(
+        receiver.wait_for_entries(5, Duration::from_secs(20)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    write(5);
+    assert!(
+        receiver.wait_for_entries(10, Duration::from_secs(20)),
+        "{}",
+        shipper.log_tail(30)
+    );
+    let mut lines = receiver.lines();
+    lines.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("user=u{i} msg=m{i}")).collect();
+    want.sort();
+    assert_eq!(lines, want, "every line once");
+    assert!(receiver
+        .streams()
+        .iter()
+        .flat_map(|s| &s.entries)
+        .all(|e| e.structured_metadata.is_empty()));
+    let size = std::fs::metadata(&log).unwrap().len();
+    let positions =
+        || std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap_or_default();
+    wait_until("the whole file saved", Duration::from_secs(10), || {
+        let p = positions();
+        Ok(p.contains(&format!(": '{size}'")) || p.contains(&format!(": {size}\n")))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", positions()));
+    let metrics = get(port, "/metrics").unwrap();
+    let host = receiver.addr().to_string();
+    assert!(
+        metrics.contains(&format!(
+            "log_shipper_structured_metadata_stripped_entries_total{{host=\"{host}\"}} 10"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "promtail_dropped_entries_total{{host=\"{host}\",reason=\"ingester_error\"}} 0"
+        )),
+        "{metrics}"
+    );
+    let warnings = shipper
+        .log()
+        .matches("Loki refuses structured metadata")
+        .count();
+    assert_eq!(warnings, 1, "{}", shipper.log_tail(30));
 }

@@ -95,7 +95,7 @@ pub struct Options {
 /// answered 400 with Loki's messages, as Loki's distributor does.
 ///
 /// Not mirrored: the per-stream rate limit, label count and length limits,
-/// structured metadata limits, and "too far behind" for entries older than
+/// structured metadata size limits, and "too far behind" for entries older than
 /// the stream's newest (reported as [`LokiReceiver::problems`] instead).
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -111,6 +111,11 @@ pub struct Limits {
     /// push whose entries exceed the tenant's rate is answered 429 and
     /// stores nothing.
     pub ingestion_rate: Option<IngestionRate>,
+    /// `allow_structured_metadata` [true since Loki 3.0]: when false, an
+    /// entry carrying structured metadata is refused (the entries without
+    /// any in the same push are stored), as a Loki 3.x configured without
+    /// it does, or one with schemas older than v13.
+    pub allow_structured_metadata: bool,
 }
 
 impl Default for Limits {
@@ -126,6 +131,7 @@ impl Default for Limits {
                 bytes_per_second: 4.0 * MB,
                 burst_bytes: 6.0 * MB,
             }),
+            allow_structured_metadata: true,
         }
     }
 }
@@ -141,6 +147,7 @@ impl Limits {
             reject_old_samples_max_age: None,
             creation_grace_period: None,
             ingestion_rate: None,
+            allow_structured_metadata: true,
         }
     }
 }
@@ -368,6 +375,34 @@ impl LokiReceiver {
             ..Options::default()
         })
         .unwrap_or_else(|e| panic!("binding the Loki test receiver to {addr}: {e}"))
+    }
+
+    /// A Loki set up for a backfill (`reject_old_samples: false`), its
+    /// other limits Loki's defaults: for lines that carry their own past
+    /// times.
+    pub fn start_accepting_old_samples() -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            limits: Limits {
+                reject_old_samples_max_age: None,
+                ..Limits::default()
+            },
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
+    }
+
+    /// A Loki 3.x with `allow_structured_metadata: false` (its other
+    /// limits Loki's defaults): entries with structured metadata are
+    /// refused with Loki's 400.
+    pub fn start_refusing_structured_metadata() -> LokiReceiver {
+        LokiReceiver::start_with(Options {
+            limits: Limits {
+                allow_structured_metadata: false,
+                ..Limits::default()
+            },
+            ..Options::default()
+        })
+        .expect("binding a loopback port")
     }
 
     /// The same over HTTPS.
@@ -799,7 +834,8 @@ fn entry_size(e: &ReceivedEntry) -> usize {
 fn validate(limits: &Limits, streams: Decoded) -> (Decoded, Vec<String>) {
     let checked = limits.max_line_size.is_some()
         || limits.reject_old_samples_max_age.is_some()
-        || limits.creation_grace_period.is_some();
+        || limits.creation_grace_period.is_some()
+        || !limits.allow_structured_metadata;
     if !checked {
         return (streams, Vec::new());
     }
@@ -828,6 +864,8 @@ fn validate(limits: &Limits, streams: Decoded) -> (Decoded, Vec<String>) {
                         "entry for stream '{stream}' has timestamp too new: {}",
                         rfc3339(e.timestamp_ns)
                     )
+                } else if !limits.allow_structured_metadata && !e.structured_metadata.is_empty() {
+                    disallowed_structured_metadata(&stream)
                 } else if let Some(max) = limits.max_line_size.filter(|m| e.line.len() > *m) {
                     format!(
                         "Max entry size '{max}' bytes exceeded for stream '{stream}' while adding an entry with length '{}' bytes",
@@ -845,6 +883,15 @@ fn validate(limits: &Limits, streams: Decoded) -> (Decoded, Vec<String>) {
         }
     }
     (kept, refused)
+}
+
+/// Loki's answer (`validation.DisallowedStructuredMetadataErrorMsg`) for
+/// an entry with structured metadata when `allow_structured_metadata` is
+/// off.
+pub fn disallowed_structured_metadata(stream: &str) -> String {
+    format!(
+        "stream '{stream}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+    )
 }
 
 /// RFC 3339 in UTC with seconds, as Loki prints times in its errors.
@@ -1479,6 +1526,7 @@ mod tests {
                 reject_old_samples_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
                 creation_grace_period: Some(Duration::from_secs(600)),
                 ingestion_rate: None,
+                allow_structured_metadata: true,
             },
             ..Options::default()
         })
@@ -1514,6 +1562,28 @@ mod tests {
         assert_eq!(r.lines(), vec!["fine"], "the valid entry is stored");
         let c = r.counts();
         assert_eq!((c.rejected_entries, c.accepted_requests), (3, 0));
+    }
+
+    #[test]
+    fn disallowed_structured_metadata_refuses_those_entries_as_loki_does() {
+        let r = LokiReceiver::start_refusing_structured_metadata();
+        let now = unix_nanos();
+        let body = serde_json::json!({"streams": [{"stream": {"job": "j"}, "values": [
+            [now.to_string(), "with metadata", {"trace_id": "abc"}],
+            [(now + 1).to_string(), "plain"],
+        ]}]})
+        .to_string();
+        let (code, msg) = post(&r.push_url(), "application/json", body.as_bytes());
+        assert_eq!(code, 400, "{msg}");
+        assert_eq!(
+            msg.trim_end(),
+            "stream '{job=\"j\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+        );
+        assert_eq!(
+            r.lines(),
+            vec!["plain"],
+            "the entry without metadata is stored"
+        );
     }
 
     #[test]

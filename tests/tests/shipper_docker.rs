@@ -153,6 +153,34 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     );
     wait_exited(&a);
     expect_same(&receiver, &a, &shipper, "a's first run arrives");
+    // B, running, is a Docker target on /targets and /service-discovery.
+    let json = |path: &str| -> serde_json::Value {
+        let body = ureq::get(&format!("http://127.0.0.1:{port}{path}?format=json"))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    wait_until("b on /targets", Duration::from_secs(10), || {
+        Ok(json("/targets").as_array().unwrap().iter().any(|t| {
+            t["kind"] == "docker"
+                && t["path"] == format!("/{b}")
+                && t["labels"]["container"] == b.as_str()
+                && t["labels"]["stream"] == "stdout"
+                && t["ready"] == true
+        }))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", json("/targets")));
+    let sd = json("/service-discovery");
+    let found = sd
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["discovered_labels"]["__meta_docker_container_name"] == format!("/{b}"))
+        .unwrap_or_else(|| panic!("b on /service-discovery: {sd}"));
+    assert_eq!(found["mechanism"], "docker_sd_configs");
+    assert_eq!(found["target_labels"]["job"], "docker");
     wait_exited(&c);
     expect_same(
         &receiver,
@@ -276,6 +304,16 @@ fn docker_events_report_the_life_of_a_container_once_across_a_restart() {
         ),
     );
     let shipper = shipper::start(&cfg, port, &[], &[]);
+    // The event stream is a target on /targets.
+    let targets = ureq::get(&format!("http://127.0.0.1:{port}/targets"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        targets,
+        "docker_events\n  ready   docker_events unix:///var/run/docker.sock {job=\"docker_events\"}\n"
+    );
     let c = scene.name("c");
     scene.run("c", &["--label", &format!("e2e.test={tag}")], "sleep 30");
     docker(&["restart", "-t", "0", &c]).unwrap();

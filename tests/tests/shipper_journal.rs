@@ -355,6 +355,18 @@ fn the_cursor_moves_only_past_what_loki_accepted() {
     wait_for_lines(&receiver, &numbered(0..20), &shipper);
     std::thread::sleep(Duration::from_millis(1000));
     assert_each_once(&receiver, &numbered(0..20));
+    // The journal is a target on /targets.
+    let targets = ureq::get(&format!("http://127.0.0.1:{port}/targets?format=json"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let targets: serde_json::Value = serde_json::from_str(&targets).unwrap();
+    assert_eq!(targets.as_array().unwrap().len(), 1, "{targets}");
+    assert_eq!(targets[0]["kind"], "journal");
+    assert_eq!(targets[0]["job"], "systemd");
+    assert_eq!(targets[0]["path"], jdir.display().to_string());
+    assert_eq!(targets[0]["labels"]["job"], "journal");
 }
 
 /// The journalctl processes `pid` started.

@@ -41,6 +41,9 @@ pub struct ClientMetrics {
     dropped_entries: [AtomicU64; 3],
     dropped_bytes: [AtomicU64; 3],
     batch_retries: AtomicU64,
+    /// Entries sent again without their structured metadata because Loki
+    /// refused it (and later entries sent without it).
+    metadata_stripped: AtomicU64,
     /// status code ("204", "429", "failed") -> durations.
     durations: Mutex<BTreeMap<String, Histogram>>,
 }
@@ -74,6 +77,10 @@ impl ClientMetrics {
     pub fn retried(&self) {
         self.batch_retries.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn metadata_stripped(&self, entries: usize) {
+        self.metadata_stripped
+            .fetch_add(entries as u64, Ordering::Relaxed);
+    }
     pub fn request(&self, status: Option<u16>, seconds: f64) {
         let key = status.map_or_else(|| "failed".to_string(), |s| s.to_string());
         let mut d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,6 +101,9 @@ impl ClientMetrics {
     }
     pub fn batch_retries(&self) -> u64 {
         self.batch_retries.load(Ordering::Relaxed)
+    }
+    pub fn metadata_stripped_entries(&self) -> u64 {
+        self.metadata_stripped.load(Ordering::Relaxed)
     }
 }
 
@@ -126,6 +136,12 @@ pub fn collect(set: &mut MetricSet) {
             "Number of times batches has had to be retried.",
             &[("host", h)],
             load(&m.batch_retries),
+        );
+        set.counter(
+            "log_shipper_structured_metadata_stripped_entries_total",
+            "Entries sent without their structured metadata because Loki refused structured metadata (limits_config.allow_structured_metadata off).",
+            &[("host", h)],
+            load(&m.metadata_stripped),
         );
         for (i, reason) in REASONS.iter().enumerate() {
             set.counter(

@@ -5,7 +5,10 @@
 //!
 //! An entry's ack is completed only when Loki accepted its batch, or when
 //! the batch is dropped on purpose and counted (a 4xx other than 429, or
-//! retries exhausted). A batch being retried blocks the client's loop, so
+//! retries exhausted). A Loki that refuses structured metadata (400,
+//! `allow_structured_metadata` off) gets the batch once more without it,
+//! and the client sends none from then on, so no line is lost for a
+//! metadata field. A batch being retried blocks the client's loop, so
 //! its bounded input channel fills and the sources stop reading: the files
 //! are the buffer. On shutdown unsent entries are simply not acked, so
 //! their positions are not saved and they are read again on the next start.
@@ -138,8 +141,8 @@ pub struct Health {
 pub struct Downstream(Vec<Arc<Health>>);
 
 impl Downstream {
-    pub fn new(clients: &[Client]) -> Downstream {
-        Downstream(clients.iter().map(|c| Arc::clone(&c.health)).collect())
+    pub fn new<'a>(clients: impl IntoIterator<Item = &'a Client>) -> Downstream {
+        Downstream(clients.into_iter().map(|c| Arc::clone(&c.health)).collect())
     }
 
     /// The last push of some client failed and it has not succeeded since.
@@ -202,6 +205,7 @@ impl Client {
             batches: HashMap::new(),
             routes: Routes::default(),
             closing: closing_rx,
+            metadata_refused: false,
         };
         let task = tokio::spawn(worker.run(rx));
         Ok(Client {
@@ -390,6 +394,33 @@ struct Worker {
     batches: HashMap<Option<String>, Batch>,
     routes: Routes,
     closing: watch::Receiver<bool>,
+    /// Loki refused structured metadata once: entries go without it.
+    metadata_refused: bool,
+}
+
+/// The start of Loki's answer (`validation.DisallowedStructuredMetadataErrorMsg`,
+/// after the stream) to an entry with structured metadata when
+/// `limits_config.allow_structured_metadata` is off.
+const METADATA_DISALLOWED: &str = "includes structured metadata, but this feature is disallowed";
+
+/// Removes every entry's structured metadata; returns how many entries had some.
+fn strip_metadata(streams: &mut [proto::Stream]) -> usize {
+    let mut n = 0;
+    for e in streams.iter_mut().flat_map(|s| s.entries.iter_mut()) {
+        if !e.structured_metadata.is_empty() {
+            e.structured_metadata = Vec::new();
+            n += 1;
+        }
+    }
+    n
+}
+
+fn encode(req: &proto::PushRequest) -> Bytes {
+    Bytes::from(
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap_or_default(),
+    )
 }
 
 impl Worker {
@@ -428,6 +459,10 @@ impl Worker {
 
     async fn add(&mut self, mut e: Entry) {
         let Route { tenant, labels } = self.routes.get(&e.labels, &self.settings);
+        if self.metadata_refused && !e.structured_metadata.is_empty() {
+            e.structured_metadata.clear();
+            self.metrics.metadata_stripped(1);
+        }
         let size = entry_size(&e);
         if labels.is_empty() {
             tracing::warn!(line = %truncate(&e.line, 200), "dropping an entry without labels: Loki rejects streams without labels");
@@ -537,13 +572,15 @@ impl Worker {
             entries,
             ..
         } = batch;
-        let raw = proto::PushRequest { streams }.encode_to_vec();
-        let body = Bytes::from(
-            snap::raw::Encoder::new()
-                .compress_vec(&raw)
-                .unwrap_or_default(),
-        );
-        drop(raw);
+        let mut request = proto::PushRequest { streams };
+        let mut body = encode(&request);
+        // Kept only while a refusal of its metadata could make us resend it.
+        let has_metadata = request
+            .streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .any(|e| !e.structured_metadata.is_empty());
+        let mut with_metadata = has_metadata.then_some(&mut request);
         self.metrics.encoded(body.len());
         let headers = self.headers(&tenant);
         let backoff = self.settings.backoff.clone();
@@ -561,6 +598,26 @@ impl Worker {
                 Err(e) => (None, e.clone()),
             };
             self.metrics.request(status, elapsed);
+            if status == Some(400) && reason.contains(METADATA_DISALLOWED) {
+                if let Some(request) = with_metadata.take() {
+                    // Entries without metadata were stored, the others
+                    // refused: the resend stores those (Loki drops the
+                    // stored ones as duplicates) and nothing is lost.
+                    let stripped = strip_metadata(&mut request.streams);
+                    if !self.metadata_refused {
+                        tracing::warn!(
+                            host = %self.transport.endpoint().authority,
+                            error = %reason,
+                            "Loki refuses structured metadata: sending this client's entries without it from now on"
+                        );
+                        self.metadata_refused = true;
+                    }
+                    self.metrics.metadata_stripped(stripped);
+                    body = encode(request);
+                    self.metrics.encoded(body.len());
+                    continue;
+                }
+            }
             match status {
                 Some(s) if (200..300).contains(&s) => {
                     self.health.failing.store(false, Ordering::Relaxed);

@@ -6,6 +6,8 @@
 
 pub mod alloy;
 pub mod envsubst;
+mod shown;
+pub use shown::shown;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -113,6 +115,10 @@ pub struct Config {
     pub tracing: Option<Opaque>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<Opaque>,
+    /// Set only from an Alloy config whose component graph promtail's
+    /// model cannot express: the scrape configs' entries flow through it.
+    #[serde(skip)]
+    pub graph: Option<crate::graph::Graph>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -415,6 +421,11 @@ pub struct ScrapeConfig {
     pub docker_events: Option<DockerEventsConfig>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub encoding: String,
+    /// Our extension, Alloy's `loki.source.file` `tail_from_end`: files
+    /// found at the start without a saved position are read from their
+    /// last line's end (`sources::file`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub tail_from_end: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decompression: Option<Opaque>,
     /// A syslog listener (`sources::syslog`).
@@ -793,6 +804,11 @@ impl Config {
                     })?;
                 }
             }
+            if sc.tail_from_end && sc.static_configs.is_empty() && sc.file_sd_configs.is_empty() {
+                return Err(ConfigError::new(format!(
+                    "scrape_configs[{i}].tail_from_end: only files are read from their end; this job reads none"
+                )));
+            }
             crate::sources::docker_engine::validate(i, sc)?;
             if !jobs.insert(sc.job_name.as_str()) {
                 return Err(ConfigError::new(format!(
@@ -845,12 +861,20 @@ impl Config {
                 }
             }
         }
+        if let Some(g) = &self.graph {
+            g.check()?;
+        }
         Ok(())
     }
 
     /// The config as YAML, every default filled in (for -print-config-stderr).
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let yaml = serde_yaml_ng::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot print config: {e}\n"));
+        match &self.graph {
+            Some(g) => format!("{yaml}{g}"),
+            None => yaml,
+        }
     }
 }
 

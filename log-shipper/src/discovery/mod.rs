@@ -13,6 +13,7 @@
 pub mod file_sd;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -64,13 +65,30 @@ impl From<&StaticConfig> for Group {
     }
 }
 
+/// One discovered target: its labels before relabeling, and after (`None`
+/// when relabeling dropped it or it has no `__path__`), for
+/// `/service-discovery`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovered {
+    pub discovered: LabelSet,
+    pub target: Option<LabelSet>,
+}
+
 /// Turns groups into targets: `__address__`, relabeling, `__path__` check.
 pub fn resolve(job: &str, groups: &[Group], rules: &[relabel::RelabelConfig]) -> Vec<Target> {
+    resolve_all(job, groups, rules).0
+}
+
+/// [`resolve`], with every group's target as discovered (dropped ones too).
+pub fn resolve_all(
+    job: &str,
+    groups: &[Group],
+    rules: &[relabel::RelabelConfig],
+) -> (Vec<Target>, Vec<Discovered>) {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    let mut all = Vec::new();
     for g in groups {
-        // A group without targets still yields one target in promtail's
-        // usage (`targets: [localhost]` is customary, but not required).
         let addrs: Vec<Option<&String>> = if g.targets.is_empty() {
             vec![None]
         } else {
@@ -81,12 +99,16 @@ pub fn resolve(job: &str, groups: &[Group], rules: &[relabel::RelabelConfig]) ->
             if let Some(a) = addr {
                 labels.insert("__address__".into(), a.clone());
             }
-            let Some(labels) = relabel::process(labels, rules) else {
+            let discovered = labels.clone();
+            let labels = relabel::process(labels, rules)
+                .filter(|l| l.get("__path__").is_some_and(|p| !p.is_empty()));
+            let Some(labels) = labels else {
+                all.push(Discovered {
+                    discovered,
+                    target: None,
+                });
                 continue;
             };
-            if labels.get("__path__").is_none_or(|p| p.is_empty()) {
-                continue;
-            }
             let labels: LabelSet = labels
                 .into_iter()
                 .filter(|(k, _)| {
@@ -94,6 +116,10 @@ pub fn resolve(job: &str, groups: &[Group], rules: &[relabel::RelabelConfig]) ->
                         || crate::sources::file::TARGET_LABELS.contains(&k.as_str())
                 })
                 .collect();
+            all.push(Discovered {
+                discovered,
+                target: Some(labels.clone()),
+            });
             if seen.insert(labels.clone()) {
                 out.push(Target {
                     job: job.to_string(),
@@ -102,10 +128,9 @@ pub fn resolve(job: &str, groups: &[Group], rules: &[relabel::RelabelConfig]) ->
             }
         }
     }
-    out
+    (out, all)
 }
 
-/// The targets of the static part of a scrape config (no file reads).
 pub fn static_targets(sc: &ScrapeConfig) -> Vec<Target> {
     let groups: Vec<Group> = sc.static_configs.iter().map(Group::from).collect();
     resolve(&sc.job_name, &groups, &sc.relabel_configs)
@@ -114,6 +139,8 @@ pub fn static_targets(sc: &ScrapeConfig) -> Vec<Target> {
 /// Keeps a scrape config's targets current; dropping it stops the watching.
 pub struct Discovery {
     pub targets: watch::Receiver<Vec<Target>>,
+    /// Every target discovered, kept or dropped, as last computed.
+    pub discovered: Arc<Mutex<Vec<Discovered>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -130,10 +157,14 @@ pub fn spawn(sc: &ScrapeConfig) -> Discovery {
     let mut files = file_sd::FileSd::new(&sc.file_sd_configs);
     let job = sc.job_name.clone();
     let rules = sc.relabel_configs.clone();
+    let discovered = Arc::new(Mutex::new(Vec::new()));
+    let publish = Arc::clone(&discovered);
     let compute = move |files: &file_sd::FileSd| {
         let mut groups = statics.clone();
         groups.extend(files.groups());
-        resolve(&job, &groups, &rules)
+        let (targets, all) = resolve_all(&job, &groups, &rules);
+        *publish.lock().unwrap_or_else(|e| e.into_inner()) = all;
+        targets
     };
     // Watch before the first read, so no change falls between the two.
     let changes = (!files.is_empty()).then(|| files.watch());
@@ -162,7 +193,11 @@ pub fn spawn(sc: &ScrapeConfig) -> Discovery {
             });
         }
     });
-    Discovery { targets: rx, task }
+    Discovery {
+        targets: rx,
+        discovered,
+        task,
+    }
 }
 
 /// Adds discovery's self-metrics to `set`.

@@ -11,6 +11,7 @@
 pub mod extracted;
 pub mod fastcap;
 pub mod gotime;
+pub mod inspect;
 pub mod selector;
 pub mod stages;
 pub mod template;
@@ -95,6 +96,8 @@ pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
     extracted: Extracted,
     released: Vec<Released>,
+    /// `-inspect`: each stage's changes printed.
+    inspector: Option<inspect::Inspector>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -116,7 +119,13 @@ impl Pipeline {
                 .map_err(|e| e.at(&format!("scrape_configs (job {job:?})")))?,
             extracted: Extracted::default(),
             released: Vec::new(),
+            inspector: None,
         })
+    }
+
+    /// Prints what each stage changes in each entry (`-inspect`).
+    pub fn inspect(&mut self, inspector: inspect::Inspector) {
+        self.inspector = Some(inspector);
     }
 
     pub fn job(&self) -> &str {
@@ -136,12 +145,22 @@ impl Pipeline {
             return;
         }
         self.extracted.reset_from_labels(&entry.labels);
-        let flow = run_stages(
-            &mut self.stages,
-            &mut entry,
-            &mut self.extracted,
-            &mut self.released,
-        );
+        let flow = match &self.inspector {
+            None => run_stages(
+                &mut self.stages,
+                &mut entry,
+                &mut self.extracted,
+                &mut self.released,
+            ),
+            Some(inspector) => run_stages_inspected(
+                &mut self.stages,
+                &self.kinds,
+                inspector,
+                &mut entry,
+                &mut self.extracted,
+                &mut self.released,
+            ),
+        };
         out.extend(self.released.drain(..).map(|r| r.entry));
         match flow {
             Flow::Keep => out.push(entry),
@@ -181,6 +200,46 @@ pub(crate) fn run_stages(
         let flow = stages[i].process(entry, x);
         if stages[i].buffers() {
             continue_released(stages, i, done);
+        }
+        if flow != Flow::Keep {
+            return flow;
+        }
+    }
+    Flow::Keep
+}
+
+/// [`run_stages`] printing each stage's changes.
+fn run_stages_inspected(
+    stages: &mut [Box<dyn Stage>],
+    kinds: &[&str],
+    inspector: &inspect::Inspector,
+    entry: &mut Entry,
+    x: &mut Extracted,
+    done: &mut Vec<Released>,
+) -> Flow {
+    for i in 0..stages.len() {
+        let before = inspect::Snapshot::of(entry, x);
+        let flow = stages[i].process(entry, x);
+        inspector.report(kinds[i], &before, &inspect::Snapshot::of(entry, x), flow);
+        if stages[i].buffers() {
+            // What it let go goes on through the later stages, inspected.
+            let mut released = Vec::new();
+            stages[i].drain_released(&mut released);
+            for mut r in released {
+                let (rest, names) = (&mut stages[i + 1..], &kinds[i + 1..]);
+                match run_stages_inspected(
+                    rest,
+                    names,
+                    inspector,
+                    &mut r.entry,
+                    &mut r.extracted,
+                    done,
+                ) {
+                    Flow::Keep => done.push(r),
+                    Flow::Drop => r.entry.complete(),
+                    Flow::Held => {}
+                }
+            }
         }
         if flow != Flow::Keep {
             return flow;

@@ -1,16 +1,25 @@
 //! The Go `text/template` subset promtail's `template` and `replace`
 //! stages are written in: text and `{{ }}` actions (with `{{-`/`-}}` trim
 //! markers and comments), pipelines (`.Value | ToUpper`), parenthesized
-//! calls, `if`/`else if`/`else`/`end`, `with`, and the functions promtail
+//! calls, `if`/`else if`/`else`/`end`, `with`/`else with`, `range` (over
+//! lists, maps, integers and the data itself, with `else`, `break` and
+//! `continue`), variables (`$x := ...`, `$x = ...`, `$i, $e := ...`, `$`),
+//! `define`/`template`/`block`, and the functions promtail
 //! adds (ToLower, ToUpper, Replace, Trim*, Hash, Sha2Hash, regexReplaceAll,
 //! regexReplaceAllLiteral) plus the Go builtins and common sprig functions
-//! (default, contains, hasPrefix, hasSuffix, trim, upper, lower, ...).
+//! (default, contains, hasPrefix, hasSuffix, trim, upper, lower, list,
+//! splitList, join, keys, dict, ...).
+//!
+//! Our own rather than the `gtmpl` crate: it runs on the stage's data
+//! through the [`Data`] trait without building a map of values per line,
+//! errors where promtail does (at load for undefined functions, variables
+//! and templates), and gtmpl (last release 2021) calls itself incomplete.
 //!
 //! As in Go, a missing map key prints `<no value>`, and passing it to a
 //! function that wants a string is an execution error (the stage then
 //! leaves the entry alone, as promtail does).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -21,11 +30,16 @@ use super::fastcap::utf8_len;
 /// The data a template runs on: string values by key (`.key`).
 pub trait Data {
     fn get(&self, key: &str) -> Option<&str>;
+    /// Every key `get` answers, for `range .`, `$` and printing `.`.
+    fn keys(&self) -> Vec<String>;
 }
 
 impl Data for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<&str> {
         HashMap::get(self, key).map(String::as_str)
+    }
+    fn keys(&self) -> Vec<String> {
+        HashMap::keys(self).cloned().collect()
     }
 }
 
@@ -37,6 +51,10 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// From `list`, `splitList`, `keys`: what `range` walks.
+    List(Vec<Value>),
+    /// The data itself (`.` at the top, `$`) and `dict`.
+    Map(BTreeMap<String, Value>),
 }
 
 impl Value {
@@ -47,6 +65,8 @@ impl Value {
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Bool(b) => *b,
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) => !m.is_empty(),
         }
     }
 
@@ -61,6 +81,29 @@ impl Value {
             Value::Bool(b) => {
                 let _ = write!(out, "{b}");
             }
+            // As Go's fmt prints slices and maps: [a b], map[k:v k2:v2].
+            Value::List(l) => {
+                out.push('[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    v.write_to(out);
+                }
+                out.push(']');
+            }
+            Value::Map(m) => {
+                out.push_str("map[");
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(k);
+                    out.push(':');
+                    v.write_to(out);
+                }
+                out.push(']');
+            }
         }
     }
 
@@ -71,6 +114,8 @@ impl Value {
             Value::Int(_) => "int",
             Value::Float(_) => "float64",
             Value::Bool(_) => "bool",
+            Value::List(_) => "[]interface {}",
+            Value::Map(_) => "map[string]interface {}",
         }
     }
 }
@@ -79,6 +124,8 @@ impl Value {
 enum Arg {
     Dot,
     Field(Vec<String>),
+    /// `$name` (or `$`) and the fields after it (`$x.a.b`).
+    Var(String, Vec<String>),
     Lit(Value),
     Func(String),
     Sub(Pipe),
@@ -91,6 +138,10 @@ struct Cmd {
 
 #[derive(Debug, Clone)]
 struct Pipe {
+    /// `$x := pipe` / `$i, $e := pipe` (range) / `$x = pipe`: the
+    /// variables set, and whether they are declared (`:=`).
+    decl: Vec<String>,
+    declare: bool,
     cmds: Vec<Cmd>,
 }
 
@@ -107,6 +158,18 @@ enum Node {
         body: Vec<Node>,
         otherwise: Vec<Node>,
     },
+    Range {
+        pipe: Pipe,
+        body: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+    /// `{{template "name" pipe}}`
+    Call {
+        name: String,
+        pipe: Option<Pipe>,
+    },
+    Break,
+    Continue,
 }
 
 /// A parsed template.
@@ -114,7 +177,13 @@ enum Node {
 pub struct Template {
     source: String,
     nodes: Vec<Node>,
+    /// Templates named by `define` and `block`.
+    defs: HashMap<String, Vec<Node>>,
 }
+
+/// Nested `{{template}}` calls at most (Go allows 100,000; a template
+/// calling itself must stop well before the stack does).
+const MAX_CALL_DEPTH: usize = 100;
 
 const FUNCS: &[&str] = &[
     // promtail's own
@@ -145,6 +214,7 @@ const FUNCS: &[&str] = &[
     "print",
     "printf",
     "println",
+    "index",
     // sprig
     "default",
     "empty",
@@ -169,6 +239,11 @@ const FUNCS: &[&str] = &[
     "regexMatch",
     "regexFind",
     "sha256sum",
+    "list",
+    "splitList",
+    "join",
+    "keys",
+    "dict",
 ];
 
 // ------------------------------------------------------------------ parse
@@ -176,14 +251,28 @@ const FUNCS: &[&str] = &[
 impl Template {
     pub fn parse(source: &str) -> Result<Template, String> {
         let tokens = split_actions(source)?;
-        let mut p = Parser { tokens, pos: 0 };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+            ranges: 0,
+            scope: vec!["$".into()],
+            defs: HashMap::new(),
+            calls: Vec::new(),
+        };
         let (nodes, end) = p.nodes()?;
         if let Some(end) = end {
             return Err(format!("template: unexpected {{{{{end}}}}}"));
         }
+        // Checked here, not when a line comes: a config naming a template
+        // nobody defined fails at load.
+        if let Some(missing) = p.calls.iter().find(|c| !p.defs.contains_key(*c)) {
+            return Err(format!("template: no such template {missing:?}"));
+        }
         Ok(Template {
             source: source.to_string(),
             nodes,
+            defs: p.defs,
         })
     }
 
@@ -193,8 +282,14 @@ impl Template {
 
     /// Runs the template on `data`; `out` receives the text.
     pub fn execute(&self, data: &dyn Data, out: &mut String) -> Result<(), String> {
-        let dot = Dot::Root;
-        exec_nodes(&self.nodes, data, &dot, out)
+        let mut exec = Exec {
+            data,
+            defs: &self.defs,
+            vars: Vec::new(),
+            dollar: None,
+            depth: 0,
+        };
+        exec.nodes(&self.nodes, Dot::Root, out).map(|_| ())
     }
 }
 
@@ -278,6 +373,15 @@ fn find_close(body: &str) -> Option<usize> {
 struct Parser {
     tokens: Vec<Piece>,
     pos: usize,
+    /// Inside how many if/with/range/define bodies.
+    depth: usize,
+    /// Inside how many range bodies (where break and continue may go).
+    ranges: usize,
+    /// Variables in scope (`$` always), checked as Go does when parsing.
+    scope: Vec<String>,
+    defs: HashMap<String, Vec<Node>>,
+    /// Names `{{template}}` calls.
+    calls: Vec<String>,
 }
 
 impl Parser {
@@ -295,20 +399,44 @@ impl Parser {
                     match word {
                         "end" | "else" => return Ok((nodes, Some(a))),
                         "if" => nodes.push(self.if_node(rest)?),
-                        "with" => {
-                            let pipe = parse_pipe(rest)?;
-                            let (body, end) = self.nodes()?;
-                            let otherwise = self.else_part(end, "with")?;
-                            nodes.push(Node::With {
-                                pipe,
-                                body,
-                                otherwise,
+                        "with" => nodes.push(self.with_node(rest)?),
+                        "range" => nodes.push(self.range_node(rest)?),
+                        "break" | "continue" => {
+                            if !rest.trim().is_empty() {
+                                return Err(format!("template: unexpected {rest:?} in {word}"));
+                            }
+                            if self.ranges == 0 {
+                                return Err(format!(
+                                    "template: {{{{{word}}}}} outside {{{{range}}}}"
+                                ));
+                            }
+                            nodes.push(if word == "break" {
+                                Node::Break
+                            } else {
+                                Node::Continue
                             });
                         }
-                        "range" | "define" | "template" | "block" => {
-                            return Err(format!("template: {word:?} is not supported"))
+                        "define" => {
+                            let (name, pipe) = self.name_and_pipe(rest, word)?;
+                            if pipe.is_some() {
+                                return Err("template: {{define}} takes a name only".into());
+                            }
+                            if self.depth > 0 {
+                                return Err("template: {{define}} must be at the top level".into());
+                            }
+                            self.define(name)?;
                         }
-                        _ => nodes.push(Node::Action(parse_pipe(&a)?)),
+                        "template" => {
+                            let (name, pipe) = self.name_and_pipe(rest, word)?;
+                            self.calls.push(name.clone());
+                            nodes.push(Node::Call { name, pipe });
+                        }
+                        "block" => {
+                            let (name, pipe) = self.name_and_pipe(rest, word)?;
+                            self.define(name.clone())?;
+                            nodes.push(Node::Call { name, pipe });
+                        }
+                        _ => nodes.push(Node::Action(self.pipe(&a, 1)?)),
                     }
                 }
             }
@@ -316,11 +444,87 @@ impl Parser {
         Ok((nodes, None))
     }
 
+    /// A pipeline, with at most `vars` variables declared or assigned;
+    /// checks its variables are in scope and adds those it declares.
+    fn pipe(&mut self, s: &str, vars: usize) -> Result<Pipe, String> {
+        let pipe = parse_pipe(s)?;
+        if pipe.decl.len() > vars {
+            return Err(format!("template: too many declarations in {s:?}"));
+        }
+        check_vars(&pipe, &self.scope)?;
+        if pipe.declare {
+            self.scope.extend(pipe.decl.iter().cloned());
+        } else if let Some(v) = pipe.decl.iter().find(|v| !self.scope.contains(v)) {
+            return Err(format!("template: undefined variable {v:?}"));
+        }
+        Ok(pipe)
+    }
+
+    /// `"name"` and an optional pipeline after it (`define`, `template`, `block`).
+    fn name_and_pipe(&mut self, rest: &str, word: &str) -> Result<(String, Option<Pipe>), String> {
+        let toks = lex(rest)?;
+        let Some(Tok::Lit(Value::Str(name))) = toks.first() else {
+            return Err(format!(
+                "template: {{{{{word}}}}} needs a quoted template name"
+            ));
+        };
+        if toks.len() == 1 {
+            return Ok((name.clone(), None));
+        }
+        let pipe = pipe_of_tokens(&toks[1..], rest)?;
+        check_vars(&pipe, &self.scope)?;
+        if !pipe.decl.is_empty() {
+            return Err(format!(
+                "template: unexpected declaration in {{{{{word}}}}}"
+            ));
+        }
+        Ok((name.clone(), Some(pipe)))
+    }
+
+    /// A `define` (or `block`) body up to its `end`, in a scope of its own.
+    fn define(&mut self, name: String) -> Result<(), String> {
+        let scope = std::mem::replace(&mut self.scope, vec!["$".into()]);
+        let ranges = std::mem::replace(&mut self.ranges, 0);
+        self.depth += 1;
+        let parsed = self.nodes();
+        self.depth -= 1;
+        self.scope = scope;
+        self.ranges = ranges;
+        let (body, end) = parsed?;
+        match end.as_deref().map(split_keyword) {
+            Some(("end", r)) if r.trim().is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "template: missing {{{{end}}}} of {{{{define {name:?}}}}}"
+                ))
+            }
+        }
+        if self.defs.insert(name.clone(), body).is_some() {
+            return Err(format!("template: {name:?} defined twice"));
+        }
+        Ok(())
+    }
+
+    /// A control structure's body: its variables end with it.
+    fn body(&mut self) -> Result<(Vec<Node>, Option<String>), String> {
+        self.depth += 1;
+        let r = self.nodes();
+        self.depth -= 1;
+        r
+    }
+
     fn if_node(&mut self, cond: &str) -> Result<Node, String> {
+        let scope = self.scope.len();
+        let r = self.if_chain(cond);
+        self.scope.truncate(scope);
+        r
+    }
+
+    fn if_chain(&mut self, cond: &str) -> Result<Node, String> {
         let mut branches = vec![];
-        let mut cond = parse_pipe(cond)?;
+        let mut cond = self.pipe(cond, 1)?;
         loop {
-            let (body, end) = self.nodes()?;
+            let (body, end) = self.body()?;
             branches.push((cond, body));
             let end = end.ok_or("template: unexpected EOF (missing {{end}} of if)")?;
             let (word, rest) = split_keyword(&end);
@@ -333,13 +537,13 @@ impl Parser {
             // else
             let (w2, rest2) = split_keyword(rest);
             if w2 == "if" {
-                cond = parse_pipe(rest2)?;
+                cond = self.pipe(rest2, 1)?;
                 continue;
             }
             if !rest.trim().is_empty() {
                 return Err(format!("template: unexpected {rest:?} after else"));
             }
-            let (otherwise, end) = self.nodes()?;
+            let (otherwise, end) = self.body()?;
             match end.as_deref().map(split_keyword) {
                 Some(("end", _)) => {
                     return Ok(Node::If {
@@ -352,21 +556,83 @@ impl Parser {
         }
     }
 
+    fn with_node(&mut self, rest: &str) -> Result<Node, String> {
+        let scope = self.scope.len();
+        let r = (|| {
+            let pipe = self.pipe(rest, 1)?;
+            let (body, end) = self.body()?;
+            let otherwise = self.else_part(end, "with")?;
+            Ok(Node::With {
+                pipe,
+                body,
+                otherwise,
+            })
+        })();
+        self.scope.truncate(scope);
+        r
+    }
+
+    fn range_node(&mut self, rest: &str) -> Result<Node, String> {
+        let scope = self.scope.len();
+        let r = (|| {
+            let pipe = self.pipe(rest, 2)?;
+            if !pipe.decl.is_empty() && !pipe.declare {
+                return Err("template: range can only declare variables (:=)".into());
+            }
+            self.ranges += 1;
+            let parsed = self.body();
+            self.ranges -= 1;
+            let (body, end) = parsed?;
+            let otherwise = self.else_part(end, "range")?;
+            Ok(Node::Range {
+                pipe,
+                body,
+                otherwise,
+            })
+        })();
+        self.scope.truncate(scope);
+        r
+    }
+
     fn else_part(&mut self, end: Option<String>, what: &str) -> Result<Vec<Node>, String> {
         let end = end.ok_or(format!(
             "template: unexpected EOF (missing {{{{end}}}} of {what})"
         ))?;
-        match split_keyword(&end).0 {
-            "end" => Ok(vec![]),
-            _ => {
-                let (otherwise, end) = self.nodes()?;
-                match end.as_deref().map(split_keyword) {
-                    Some(("end", _)) => Ok(otherwise),
-                    _ => Err(format!("template: expected {{{{end}}}} of {what}")),
+        let (word, rest) = split_keyword(&end);
+        if word == "end" {
+            return Ok(vec![]);
+        }
+        // `{{else with pipe}}` (Go 1.23) shares the one `{{end}}`.
+        if let ("with", cond) = split_keyword(rest) {
+            if what == "with" {
+                return Ok(vec![self.with_node(cond)?]);
+            }
+        }
+        if !rest.trim().is_empty() {
+            return Err(format!("template: unexpected {rest:?} after else"));
+        }
+        let (otherwise, end) = self.body()?;
+        match end.as_deref().map(split_keyword) {
+            Some(("end", _)) => Ok(otherwise),
+            _ => Err(format!("template: expected {{{{end}}}} of {what}")),
+        }
+    }
+}
+
+/// Every variable a pipeline reads must be in `scope`.
+fn check_vars(pipe: &Pipe, scope: &[String]) -> Result<(), String> {
+    for c in &pipe.cmds {
+        for a in &c.args {
+            match a {
+                Arg::Var(name, _) if !scope.contains(name) => {
+                    return Err(format!("template: undefined variable {name:?}"))
                 }
+                Arg::Sub(p) => check_vars(p, scope)?,
+                _ => {}
             }
         }
     }
+    Ok(())
 }
 
 fn split_keyword(action: &str) -> (&str, &str) {
@@ -383,6 +649,13 @@ enum Tok {
     Field(Vec<String>),
     Dot,
     Lit(Value),
+    /// `$name` or `$`, and the fields after it.
+    Var(String, Vec<String>),
+    /// `:=`
+    Declare,
+    /// `=`
+    Assign,
+    Comma,
     Pipe,
     Open,
     Close,
@@ -475,7 +748,39 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                     out.push(Tok::Field(path));
                 }
             }
-            b'$' => return Err("template: variables ($) are not supported".into()),
+            b'$' => {
+                let st = i;
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                let name = s[st..i].to_string();
+                let mut path = Vec::new();
+                while i + 1 < b.len()
+                    && b[i] == b'.'
+                    && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_')
+                {
+                    i += 1;
+                    let f = i;
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                        i += 1;
+                    }
+                    path.push(s[f..i].to_string());
+                }
+                out.push(Tok::Var(name, path));
+            }
+            b':' if b.get(i + 1) == Some(&b'=') => {
+                out.push(Tok::Declare);
+                i += 2;
+            }
+            b'=' => {
+                out.push(Tok::Assign);
+                i += 1;
+            }
+            b',' => {
+                out.push(Tok::Comma);
+                i += 1;
+            }
             b'-' | b'0'..=b'9' => {
                 let st = i;
                 i += 1;
@@ -518,14 +823,51 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
 
 fn parse_pipe(s: &str) -> Result<Pipe, String> {
     let toks = lex(s)?;
+    pipe_of_tokens(&toks, s)
+}
+
+/// A pipeline from its tokens, with its declaration (`$x :=`) if any.
+fn pipe_of_tokens(toks: &[Tok], s: &str) -> Result<Pipe, String> {
+    let mut decl = Vec::new();
+    let mut declare = false;
+    let mut start = 0;
+    let plain_var = |t: Option<&Tok>| match t {
+        Some(Tok::Var(v, f)) if f.is_empty() => Some(v.clone()),
+        _ => None,
+    };
+    let op = toks
+        .iter()
+        .position(|t| matches!(t, Tok::Declare | Tok::Assign));
+    if let Some(at) = op {
+        let names = &toks[..at];
+        let ok = match names.len() {
+            1 => true,
+            3 => names[1] == Tok::Comma,
+            _ => false,
+        };
+        let first = plain_var(names.first());
+        let second = plain_var(names.get(2));
+        match (ok, first, second) {
+            (true, Some(a), b) if names.len() == 1 || b.is_some() => {
+                decl.push(a);
+                decl.extend(b);
+            }
+            _ => return Err(format!("template: bad declaration in {s:?}")),
+        }
+        declare = toks[at] == Tok::Declare;
+        start = at + 1;
+    }
+    let toks = &toks[start..];
     if toks.is_empty() {
         return Err("template: missing value for command".into());
     }
     let mut pos = 0;
-    let pipe = pipe_from(&toks, &mut pos)?;
+    let mut pipe = pipe_from(toks, &mut pos)?;
     if pos != toks.len() {
         return Err(format!("template: unexpected {:?} in {s:?}", toks[pos]));
     }
+    pipe.decl = decl;
+    pipe.declare = declare;
     Ok(pipe)
 }
 
@@ -557,6 +899,10 @@ fn pipe_from(toks: &[Tok], pos: &mut usize) -> Result<Pipe, String> {
                 args.push(Arg::Sub(sub));
             }
             Tok::Dot => args.push(Arg::Dot),
+            Tok::Var(v, f) => args.push(Arg::Var(v.clone(), f.clone())),
+            Tok::Declare | Tok::Assign | Tok::Comma => {
+                return Err(format!("template: unexpected {t:?} in command"))
+            }
             Tok::Field(f) => args.push(Arg::Field(f.clone())),
             Tok::Lit(v) => args.push(Arg::Lit(v.clone())),
             Tok::Word(w) => {
@@ -576,120 +922,320 @@ fn pipe_from(toks: &[Tok], pos: &mut usize) -> Result<Pipe, String> {
             return Err("template: non-function command in pipeline".into());
         }
     }
-    Ok(Pipe { cmds })
+    Ok(Pipe {
+        decl: Vec::new(),
+        declare: false,
+        cmds,
+    })
 }
 
 // ------------------------------------------------------------------ execute
 
+/// What `.` is: the data itself, or a value (inside with, range, template).
+#[derive(Clone, Copy)]
 enum Dot<'a> {
     Root,
     Val(&'a Value),
 }
 
-fn exec_nodes(nodes: &[Node], data: &dyn Data, dot: &Dot, out: &mut String) -> Result<(), String> {
-    for n in nodes {
-        match n {
-            Node::Text(t) => out.push_str(t),
-            Node::Action(p) => eval_pipe(p, data, dot)?.write_to(out),
-            Node::If {
-                branches,
-                otherwise,
-            } => {
-                let mut done = false;
-                for (cond, body) in branches {
-                    if eval_pipe(cond, data, dot)?.truthy() {
-                        exec_nodes(body, data, dot, out)?;
-                        done = true;
-                        break;
+/// How a body ended: normally, or by `{{break}}`/`{{continue}}`.
+enum Ctl {
+    Next,
+    Break,
+    Continue,
+}
+
+struct Exec<'a> {
+    data: &'a dyn Data,
+    defs: &'a HashMap<String, Vec<Node>>,
+    /// Variables set so far, innermost last.
+    vars: Vec<(String, Value)>,
+    /// `$`: the data (`None`), or what a `{{template}}` call passed.
+    dollar: Option<Value>,
+    depth: usize,
+}
+
+impl Exec<'_> {
+    fn nodes(&mut self, nodes: &[Node], dot: Dot, out: &mut String) -> Result<Ctl, String> {
+        for n in nodes {
+            let ctl = match n {
+                Node::Text(t) => {
+                    out.push_str(t);
+                    Ctl::Next
+                }
+                Node::Action(p) => {
+                    let v = self.pipe(p, dot)?;
+                    if p.decl.is_empty() {
+                        v.write_to(out);
+                    } else {
+                        self.set(p, v);
                     }
+                    Ctl::Next
                 }
-                if !done {
-                    exec_nodes(otherwise, data, dot, out)?;
+                Node::If {
+                    branches,
+                    otherwise,
+                } => {
+                    let mark = self.vars.len();
+                    let mut chosen = otherwise;
+                    for (cond, body) in branches {
+                        let v = self.pipe(cond, dot)?;
+                        let truthy = v.truthy();
+                        self.set(cond, v);
+                        if truthy {
+                            chosen = body;
+                            break;
+                        }
+                    }
+                    let ctl = self.nodes(chosen, dot, out);
+                    self.vars.truncate(mark);
+                    ctl?
                 }
-            }
-            Node::With {
-                pipe,
-                body,
-                otherwise,
-            } => {
-                let v = eval_pipe(pipe, data, dot)?;
-                if v.truthy() {
-                    exec_nodes(body, data, &Dot::Val(&v), out)?;
-                } else {
-                    exec_nodes(otherwise, data, dot, out)?;
+                Node::With {
+                    pipe,
+                    body,
+                    otherwise,
+                } => {
+                    let mark = self.vars.len();
+                    let v = self.pipe(pipe, dot)?;
+                    self.set(pipe, v.clone());
+                    let ctl = if v.truthy() {
+                        self.nodes(body, Dot::Val(&v), out)
+                    } else {
+                        self.nodes(otherwise, dot, out)
+                    };
+                    self.vars.truncate(mark);
+                    ctl?
                 }
+                Node::Range {
+                    pipe,
+                    body,
+                    otherwise,
+                } => self.range(pipe, body, otherwise, dot, out)?,
+                Node::Call { name, pipe } => {
+                    self.call_template(name, pipe.as_ref(), dot, out)?;
+                    Ctl::Next
+                }
+                Node::Break => Ctl::Break,
+                Node::Continue => Ctl::Continue,
+            };
+            if !matches!(ctl, Ctl::Next) {
+                return Ok(ctl);
             }
         }
+        Ok(Ctl::Next)
     }
-    Ok(())
-}
 
-fn eval_pipe(p: &Pipe, data: &dyn Data, dot: &Dot) -> Result<Value, String> {
-    let mut piped: Option<Value> = None;
-    for c in &p.cmds {
-        piped = Some(eval_cmd(c, data, dot, piped)?);
+    /// Sets the variables a pipeline declares or assigns.
+    fn set(&mut self, p: &Pipe, v: Value) {
+        let Some(name) = p.decl.first() else { return };
+        if p.declare {
+            self.vars.push((name.clone(), v));
+        } else if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            slot.1 = v;
+        }
     }
-    Ok(piped.unwrap_or(Value::Nil))
-}
 
-fn eval_arg(a: &Arg, data: &dyn Data, dot: &Dot) -> Result<Value, String> {
-    Ok(match a {
-        Arg::Dot => match dot {
-            Dot::Root => return Err("template: can't print the whole map".into()),
-            Dot::Val(v) => (*v).clone(),
-        },
-        Arg::Field(path) => match dot {
-            Dot::Root => {
-                let v = data
-                    .get(&path[0])
-                    .map_or(Value::Nil, |s| Value::Str(s.to_string()));
-                if path.len() > 1 {
-                    if v == Value::Nil {
-                        return Err(format!(
-                            "template: nil pointer evaluating .{}",
-                            path.join(".")
-                        ));
-                    }
-                    return Err(format!(
-                        "template: can't evaluate field {} in type string",
-                        path[1]
-                    ));
-                }
-                v
-            }
-            Dot::Val(v) => {
+    fn range(
+        &mut self,
+        pipe: &Pipe,
+        body: &[Node],
+        otherwise: &[Node],
+        dot: Dot,
+        out: &mut String,
+    ) -> Result<Ctl, String> {
+        let items: Vec<(Value, Value)> = match self.pipe(pipe, dot)? {
+            Value::List(l) => l
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v))
+                .collect(),
+            Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
+            Value::Int(n) => (0..n.max(0))
+                .map(|i| (Value::Int(i), Value::Int(i)))
+                .collect(),
+            Value::Nil => Vec::new(),
+            other => {
                 return Err(format!(
-                    "template: can't evaluate field {} in type {}",
-                    path[0],
-                    v.type_name()
+                    "template: range can't iterate over {}",
+                    other.type_name()
                 ))
             }
-        },
-        Arg::Lit(v) => v.clone(),
-        Arg::Func(f) => call(f, vec![])?,
-        Arg::Sub(p) => eval_pipe(p, data, dot)?,
-    })
-}
-
-fn eval_cmd(c: &Cmd, data: &dyn Data, dot: &Dot, piped: Option<Value>) -> Result<Value, String> {
-    match &c.args[0] {
-        Arg::Func(name) => {
-            let mut args = Vec::with_capacity(c.args.len());
-            for a in &c.args[1..] {
-                args.push(eval_arg(a, data, dot)?);
-            }
-            if let Some(p) = piped {
-                args.push(p);
-            }
-            call(name, args)
+        };
+        if items.is_empty() {
+            return self.nodes(otherwise, dot, out);
         }
-        first => {
-            if c.args.len() > 1 || piped.is_some() {
-                return Err("template: can't give argument to non-function".into());
+        for (key, elem) in items {
+            let mark = self.vars.len();
+            match pipe.decl.as_slice() {
+                [e] => self.vars.push((e.clone(), elem.clone())),
+                [k, e] => {
+                    self.vars.push((k.clone(), key));
+                    self.vars.push((e.clone(), elem.clone()));
+                }
+                _ => {}
             }
-            eval_arg(first, data, dot)
+            let ctl = self.nodes(body, Dot::Val(&elem), out);
+            self.vars.truncate(mark);
+            if let Ctl::Break = ctl? {
+                break;
+            }
+        }
+        Ok(Ctl::Next)
+    }
+
+    /// `{{template "name" pipe}}`: the named template with `.` and `$`
+    /// set to the pipeline's value and no variables of the caller.
+    fn call_template(
+        &mut self,
+        name: &str,
+        pipe: Option<&Pipe>,
+        dot: Dot,
+        out: &mut String,
+    ) -> Result<(), String> {
+        let Some(body) = self.defs.get(name) else {
+            return Err(format!("template: no such template {name:?}"));
+        };
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(format!(
+                "template: exceeded maximum template depth ({MAX_CALL_DEPTH})"
+            ));
+        }
+        // `{{template "x" .}}` at the top passes the data itself.
+        let passes_dot = pipe.is_some_and(|p| {
+            p.cmds.len() == 1 && p.cmds[0].args.len() == 1 && matches!(p.cmds[0].args[0], Arg::Dot)
+        });
+        let arg = match pipe {
+            Some(p) if !passes_dot => self.pipe(p, dot)?,
+            Some(_) => match dot {
+                Dot::Root => Value::Nil,
+                Dot::Val(v) => v.clone(),
+            },
+            None => Value::Nil,
+        };
+        let inner_root = passes_dot && matches!(dot, Dot::Root);
+        let vars = std::mem::take(&mut self.vars);
+        let dollar = std::mem::replace(&mut self.dollar, (!inner_root).then(|| arg.clone()));
+        self.depth += 1;
+        let inner_dot = if inner_root {
+            Dot::Root
+        } else {
+            Dot::Val(&arg)
+        };
+        let r = self.nodes(body, inner_dot, out);
+        self.depth -= 1;
+        self.vars = vars;
+        self.dollar = dollar;
+        r.map(|_| ())
+    }
+
+    fn pipe(&mut self, p: &Pipe, dot: Dot) -> Result<Value, String> {
+        let mut piped: Option<Value> = None;
+        for c in &p.cmds {
+            piped = Some(self.cmd(c, dot, piped)?);
+        }
+        Ok(piped.unwrap_or(Value::Nil))
+    }
+
+    /// The data as a map (to range over it, print it or pass it on).
+    fn root(&self) -> Value {
+        Value::Map(
+            self.data
+                .keys()
+                .into_iter()
+                .filter_map(|k| {
+                    let v = Value::Str(self.data.get(&k)?.to_string());
+                    Some((k, v))
+                })
+                .collect(),
+        )
+    }
+
+    /// `.a.b...` on the data: its values are strings, so only one level.
+    fn root_field(&self, path: &[String]) -> Result<Value, String> {
+        let v = self
+            .data
+            .get(&path[0])
+            .map_or(Value::Nil, |s| Value::Str(s.to_string()));
+        fields(v, &path[1..], path)
+    }
+
+    fn arg(&mut self, a: &Arg, dot: Dot) -> Result<Value, String> {
+        Ok(match a {
+            Arg::Dot => match dot {
+                Dot::Root => self.root(),
+                Dot::Val(v) => v.clone(),
+            },
+            Arg::Field(path) => match dot {
+                Dot::Root => self.root_field(path)?,
+                Dot::Val(v) => fields(v.clone(), path, path)?,
+            },
+            Arg::Var(name, path) => {
+                if name == "$" {
+                    match (&self.dollar, path.is_empty()) {
+                        (None, true) => self.root(),
+                        (None, false) => self.root_field(path)?,
+                        (Some(v), _) => fields(v.clone(), path, path)?,
+                    }
+                } else {
+                    let v = self
+                        .vars
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .ok_or_else(|| format!("template: undefined variable {name:?}"))?;
+                    fields(v, path, path)?
+                }
+            }
+            Arg::Lit(v) => v.clone(),
+            Arg::Func(f) => call(f, vec![])?,
+            Arg::Sub(p) => self.pipe(p, dot)?,
+        })
+    }
+
+    fn cmd(&mut self, c: &Cmd, dot: Dot, piped: Option<Value>) -> Result<Value, String> {
+        match &c.args[0] {
+            Arg::Func(name) => {
+                let mut args = Vec::with_capacity(c.args.len());
+                for a in &c.args[1..] {
+                    args.push(self.arg(a, dot)?);
+                }
+                if let Some(p) = piped {
+                    args.push(p);
+                }
+                call(name, args)
+            }
+            first => {
+                if c.args.len() > 1 || piped.is_some() {
+                    return Err("template: can't give argument to non-function".into());
+                }
+                self.arg(first, dot)
+            }
         }
     }
+}
+
+/// `v.a.b...`: map keys (a missing one is `<no value>`, as in Go).
+fn fields(mut v: Value, path: &[String], whole: &[String]) -> Result<Value, String> {
+    for name in path {
+        v = match v {
+            Value::Map(mut m) => m.remove(name).unwrap_or(Value::Nil),
+            Value::Nil => {
+                return Err(format!(
+                    "template: nil pointer evaluating .{}",
+                    whole.join(".")
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "template: can't evaluate field {name} in type {}",
+                    other.type_name()
+                ))
+            }
+        };
+    }
+    Ok(v)
 }
 
 fn want_args(name: &str, args: &[Value], n: usize) -> Result<(), String> {
@@ -978,7 +1524,75 @@ fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {
         }
         "len" => {
             want_args(name, &a, 1)?;
-            Ok(Int(s(name, &a[0])?.len() as i64))
+            Ok(Int(match &a[0] {
+                List(l) => l.len(),
+                Map(m) => m.len(),
+                v => s(name, v)?.len(),
+            } as i64))
+        }
+        "index" => {
+            let Some((first, keys)) = a.split_first() else {
+                return Err("template: index: wants at least 1 arg".into());
+            };
+            let mut v = first.clone();
+            for k in keys {
+                v = match (v, k) {
+                    (Map(mut m), Str(k)) => m.remove(k).unwrap_or(Nil),
+                    (List(mut l), Int(i)) => {
+                        if *i < 0 || *i as usize >= l.len() {
+                            return Err(format!("template: index: index out of range: {i}"));
+                        }
+                        l.swap_remove(*i as usize)
+                    }
+                    (Str(st), Int(i)) => match st.as_bytes().get(*i as usize) {
+                        Some(b) if *i >= 0 => Int(*b as i64),
+                        _ => return Err(format!("template: index: index out of range: {i}")),
+                    },
+                    (v, k) => {
+                        return Err(format!(
+                            "template: index: can't index item of type {} with {}",
+                            v.type_name(),
+                            k.type_name()
+                        ))
+                    }
+                };
+            }
+            Ok(v)
+        }
+        "list" => Ok(List(a)),
+        "splitList" => {
+            want_args(name, &a, 2)?;
+            let (sep, v) = (s(name, &a[0])?, s(name, &a[1])?);
+            Ok(List(
+                v.split(sep.as_str()).map(|p| Str(p.to_string())).collect(),
+            ))
+        }
+        "join" => {
+            want_args(name, &a, 2)?;
+            let sep = s(name, &a[0])?;
+            let parts: Vec<String> = match &a[1] {
+                List(l) => l.iter().map(loose).collect(),
+                v => vec![loose(v)],
+            };
+            str_(parts.join(&sep))
+        }
+        "keys" => Ok(List(
+            a.iter()
+                .flat_map(|m| match m {
+                    Map(m) => m.keys().map(|k| Str(k.clone())).collect(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+        )),
+        "dict" => {
+            if a.len() % 2 != 0 {
+                return Err("template: dict: wants key and value pairs".into());
+            }
+            let mut m = BTreeMap::new();
+            for kv in a.chunks(2) {
+                m.insert(loose(&kv[0]), kv[1].clone());
+            }
+            Ok(Map(m))
         }
         "print" | "println" => {
             let mut out = String::new();
@@ -1228,5 +1842,162 @@ mod tests {
         assert!(Template::parse("{{ if .a }}x").unwrap_err().contains("end"));
         assert!(Template::parse("{{ .a ").unwrap_err().contains("unclosed"));
         assert!(Template::parse("{{ end }}").is_err());
+    }
+
+    #[test]
+    fn range_over_lists_maps_integers_and_the_data() {
+        let kv = [("level", "warn"), ("app", "api"), ("tags", "a,b,c")];
+        assert_eq!(
+            run(r#"{{ range splitList "," .tags }}<{{ . }}>{{ end }}"#, &kv).unwrap(),
+            "<a><b><c>"
+        );
+        assert_eq!(
+            run(
+                r#"{{ range $i, $t := splitList "," .tags }}{{ if $i }},{{ end }}{{ $i }}={{ $t }}{{ end }}"#,
+                &kv
+            )
+            .unwrap(),
+            "0=a,1=b,2=c"
+        );
+        // Over the data itself, in key order as Go ranges over a map.
+        assert_eq!(
+            run(r#"{{ range $k, $v := . }}{{ $k }}={{ $v }} {{ end }}"#, &kv).unwrap(),
+            "app=api level=warn tags=a,b,c "
+        );
+        assert_eq!(run("{{ range 3 }}{{ . }}{{ end }}", &[]).unwrap(), "012");
+        assert_eq!(
+            run("{{ range .nope }}x{{ else }}empty{{ end }}", &[]).unwrap(),
+            "empty"
+        );
+        assert_eq!(
+            run(
+                r#"{{ range list 1 2 3 4 5 }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ if eq . 4 }}{{ break }}{{ end }}{{ . }}{{ end }}"#,
+                &[]
+            )
+            .unwrap(),
+            "13"
+        );
+        assert_eq!(
+            run(r#"{{ join "-" (list "a" 1 true) }}"#, &[]).unwrap(),
+            "a-1-true"
+        );
+        assert_eq!(
+            run(r#"{{ index (dict "x" "1" "y" "2") "y" }} {{ index (list "p" "q") 1 }} {{ len (list 1 2) }}"#, &[])
+                .unwrap(),
+            "2 q 2"
+        );
+        assert_eq!(run(r#"{{ list "a" "b" }}"#, &[]).unwrap(), "[a b]");
+        assert_eq!(run("{{ . }}", &[("a", "1")]).unwrap(), "map[a:1]");
+        assert!(run(r#"{{ range .a }}x{{ end }}"#, &[("a", "s")])
+            .unwrap_err()
+            .contains("range can't iterate over string"));
+        assert!(run(r#"{{ index (list 1) 3 }}"#, &[])
+            .unwrap_err()
+            .contains("out of range"));
+    }
+
+    #[test]
+    fn variables_are_scoped_as_in_go() {
+        assert_eq!(
+            run(
+                r#"{{ $l := ToUpper .level }}{{ $l }}-{{ $l = "x" }}{{ $l }}"#,
+                &[("level", "warn")]
+            )
+            .unwrap(),
+            "WARN-x"
+        );
+        assert_eq!(
+            run(
+                r#"{{ with $u := .user }}{{ $u }}/{{ . }}{{ end }}{{ if $x := .missing }}{{ $x }}{{ else }}none{{ end }}"#,
+                &[("user", "bob")]
+            )
+            .unwrap(),
+            "bob/bobnone"
+        );
+        // `$` is the data wherever `.` moved to.
+        assert_eq!(
+            run(
+                r#"{{ range splitList "," .tags }}{{ . }}@{{ $.host }} {{ end }}"#,
+                &[("tags", "a,b"), ("host", "h1")]
+            )
+            .unwrap(),
+            "a@h1 b@h1 "
+        );
+        // A range's variables end with it; an assignment inside changes the outer one.
+        assert_eq!(
+            run(
+                r#"{{ $n := 0 }}{{ range $i, $e := list 1 2 3 }}{{ $n = $i }}{{ end }}{{ $n }}"#,
+                &[]
+            )
+            .unwrap(),
+            "2"
+        );
+        let err = Template::parse("{{ range $e := list 1 }}{{ end }}{{ $e }}").unwrap_err();
+        assert!(err.contains(r#"undefined variable "$e""#), "{err}");
+        assert!(Template::parse("{{ $x = 1 }}")
+            .unwrap_err()
+            .contains("undefined variable"));
+        assert!(Template::parse("{{ $a, $b := 1 }}")
+            .unwrap_err()
+            .contains("too many declarations"));
+    }
+
+    #[test]
+    fn define_template_and_block() {
+        let kv = [("level", "warn"), ("app", "api")];
+        assert_eq!(
+            run(
+                r#"{{ define "tag" }}[{{ ToUpper . }}]{{ end }}{{ template "tag" .level }}{{ template "tag" .app }}"#,
+                &kv
+            )
+            .unwrap(),
+            "[WARN][API]"
+        );
+        // The data passed whole, and a template called without data.
+        assert_eq!(
+            run(
+                r#"{{- define "kv" }}{{ .app }}:{{ $.level }}{{ end -}}
+                   {{- define "const" }}c{{ . }}{{ end -}}
+                   {{ template "kv" . }} {{ template "const" }}"#,
+                &kv
+            )
+            .unwrap(),
+            "api:warn c<no value>"
+        );
+        assert_eq!(
+            run(r#"{{ block "b" .app }}<{{ . }}>{{ end }}"#, &kv).unwrap(),
+            "<api>"
+        );
+        // A template's variables are its own.
+        assert!(
+            Template::parse(r#"{{ $x := 1 }}{{ define "t" }}{{ $x }}{{ end }}"#)
+                .unwrap_err()
+                .contains("undefined variable")
+        );
+        assert!(Template::parse(r#"{{ template "nope" }}"#)
+            .unwrap_err()
+            .contains(r#"no such template "nope""#));
+        assert!(
+            Template::parse(r#"{{ if 1 }}{{ define "x" }}{{ end }}{{ end }}"#)
+                .unwrap_err()
+                .contains("top level")
+        );
+        let err = run(
+            r#"{{ define "loop" }}{{ template "loop" }}{{ end }}{{ template "loop" }}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.contains("maximum template depth"), "{err}");
+        assert!(Template::parse("{{ break }}")
+            .unwrap_err()
+            .contains("outside"));
+    }
+
+    #[test]
+    fn else_with_chains() {
+        let t = r#"{{ with .a }}a={{ . }}{{ else with .b }}b={{ . }}{{ else }}none{{ end }}"#;
+        assert_eq!(run(t, &[("a", "1"), ("b", "2")]).unwrap(), "a=1");
+        assert_eq!(run(t, &[("b", "2")]).unwrap(), "b=2");
+        assert_eq!(run(t, &[]).unwrap(), "none");
     }
 }

@@ -124,9 +124,27 @@ impl Cursors {
     }
 }
 
+/// A container found by `docker_sd_configs`, as `/targets` and
+/// `/service-discovery` show it.
+#[derive(Clone, Debug)]
+pub struct DockerTarget {
+    pub job: String,
+    pub name: String,
+    /// Labels before relabeling (`__meta_docker_*`).
+    pub discovered: LabelSet,
+    /// The labels of its stdout stream after relabeling; `None`: dropped.
+    pub labels: Option<LabelSet>,
+    /// Its logs are being followed.
+    pub running: bool,
+}
+
+/// The containers one `docker_sd_configs` entry found, by id.
+type Published = Arc<std::sync::Mutex<BTreeMap<String, DockerTarget>>>;
+
 /// The running Docker sources of one scrape config.
 pub struct DockerSources {
     tasks: Vec<JoinHandle<()>>,
+    published: Vec<Published>,
     cursors: Arc<Cursors>,
     sync: JoinHandle<()>,
 }
@@ -144,8 +162,12 @@ impl DockerSources {
         }
         let cursors = Cursors::new(Arc::clone(positions));
         let mut tasks = Vec::new();
+        let mut published = Vec::new();
         for cfg in &sc.docker_sd_configs {
+            let found = Published::default();
+            published.push(Arc::clone(&found));
             let manager = ContainerManager {
+                published: found,
                 job: sc.job_name.clone(),
                 cfg: cfg.clone(),
                 rules: Arc::new(sc.relabel_configs.clone()),
@@ -174,9 +196,27 @@ impl DockerSources {
         });
         Some(DockerSources {
             tasks,
+            published,
             cursors,
             sync,
         })
+    }
+
+    /// The containers found, by name.
+    pub fn targets(&self) -> Vec<DockerTarget> {
+        let mut out: Vec<DockerTarget> = self
+            .published
+            .iter()
+            .flat_map(|p| {
+                p.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Stops reading (what was read is still delivered by the pipeline).
@@ -219,6 +259,7 @@ struct ContainerManager {
     tx: mpsc::Sender<Entry>,
     cursors: Arc<Cursors>,
     tails: BTreeMap<String, Tail>,
+    published: Published,
 }
 
 impl ContainerManager {
@@ -317,6 +358,7 @@ impl ContainerManager {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        self.publish(&targets);
         for id in gone {
             let Some(t) = self.tails.remove(&id) else {
                 continue;
@@ -333,6 +375,29 @@ impl ContainerManager {
             tracing::debug!(job = %self.job, container = %id, removed, "container no longer running");
             self.cursors.untrack(&t.key, removed);
         }
+    }
+}
+
+impl ContainerManager {
+    fn publish(&self, targets: &BTreeMap<String, LabelSet>) {
+        let found = targets
+            .iter()
+            .map(|(id, discovered)| {
+                let name = discovered
+                    .get(docker_sd::CONTAINER_NAME)
+                    .cloned()
+                    .unwrap_or_else(|| id.clone());
+                let target = DockerTarget {
+                    job: self.job.clone(),
+                    name,
+                    discovered: discovered.clone(),
+                    labels: stream_labels(discovered, "stdout", &self.rules),
+                    running: self.tails.get(id).is_some_and(|t| !t.task.is_finished()),
+                };
+                (id.clone(), target)
+            })
+            .collect();
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = found;
     }
 }
 

@@ -13,8 +13,8 @@ use super::eval::{self, EvalError, Scope, Value};
 use super::syntax::{Block, Body, Pos, Stmt};
 use super::{located, Host};
 use crate::config::{
-    ClientConfig, Config, ConfigError, DockerSdConfig, FileWatchConfig, GoDuration, JournalConfig,
-    ScrapeConfig, StaticConfig,
+    ClientConfig, Config, ConfigError, DockerSdConfig, FileWatchConfig, GelfConfig, GoDuration,
+    JournalConfig, PushApiConfig, ScrapeConfig, StaticConfig, SyslogConfig,
 };
 use crate::pipeline::StageConfig;
 use crate::relabel::RelabelConfig;
@@ -27,17 +27,17 @@ const COMPONENTS: &[(&str, &[&str])] = &[
     ("loki.source.file", &[]),
     ("loki.source.journal", &[]),
     ("loki.source.docker", &[]),
+    ("loki.source.syslog", &[]),
+    ("loki.source.api", &[]),
+    ("loki.source.gelf", &[]),
     ("loki.process", &["receiver"]),
     ("loki.relabel", &["receiver", "rules"]),
     ("loki.write", &["receiver"]),
+    ("loki.echo", &["receiver"]),
 ];
 
 /// Alloy components that exist but that this shipper does not run yet.
 const NOT_YET: &[&str] = &[
-    "loki.source.syslog",
-    "loki.source.api",
-    "loki.source.gelf",
-    "loki.echo",
     "loki.source.kubernetes",
     "loki.source.podlogs",
     "loki.source.kafka",
@@ -388,18 +388,26 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
     cfg.server.http_listen_address = "127.0.0.1".into();
     cfg.server.http_listen_port = 12345;
     let mut globals = Globals::default();
-    let mut writers: Vec<String> = Vec::new();
-    let mut sources: Vec<(ScrapeConfig, BTreeSet<String>, Pos)> = Vec::new();
+    // Each loki.write's clients, by their index in cfg.clients.
+    let mut writers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut sources: Vec<Source> = Vec::new();
     for id in &order {
         let c = &g.components[id];
         match c.kind {
             "loki.write" => {
-                cfg.clients.extend(write(id, c.block, &g)?);
-                writers.push(id.clone());
+                let start = cfg.clients.len();
+                cfg.clients.extend(write(id, c.block, &g, &mut globals)?);
+                writers.insert(id.clone(), (start..cfg.clients.len()).collect());
             }
             "loki.source.file" => sources.push(source_file(id, c.block, &g, &mut globals)?),
             "loki.source.journal" => sources.push(source_journal(id, c.block, &g)?),
             "loki.source.docker" => sources.push(source_docker(id, c.block, &g, &mut globals)?),
+            "loki.source.syslog" => sources.extend(source_syslog(id, c.block, &g)?),
+            "loki.source.api" => sources.push(source_api(id, c.block, &g)?),
+            "loki.source.gelf" => sources.push(source_gelf(id, c.block, &g)?),
+            "loki.echo" => {
+                Args::new(id, c.block, &g, &[], &[])?;
+            }
             // Checked here even when nothing uses them: an unsupported
             // argument is an error wherever it is.
             "loki.process" => {
@@ -414,25 +422,42 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
             other => unreachable!("{other} is in COMPONENTS"),
         }
     }
-    if writers.is_empty() {
+    if writers.is_empty() && !g.components.values().any(|c| c.kind == "loki.echo") {
         return Err(ConfigError::new(
-            "no loki.write component: nothing would be delivered",
+            "no loki.write or loki.echo component: nothing would be delivered",
         ));
     }
-    let all: BTreeSet<String> = writers.iter().cloned().collect();
-    for (sc, reached, pos) in sources {
-        if reached != all {
-            return Err(at(
-                pos,
-                format!(
-                    "{}: reaches {} but not {}; this shipper sends every source to every loki.write",
-                    sc.job_name,
-                    list(&reached.iter().map(String::as_str).collect::<Vec<_>>()),
-                    list(&all.difference(&reached).map(String::as_str).collect::<Vec<_>>()),
-                ),
-            ));
+    // promtail's model when every source is one chain of loki.process
+    // components into every loki.write; the component graph otherwise.
+    let all: BTreeSet<&String> = writers.keys().collect();
+    let mut linear = Vec::new();
+    for (_, fwd, pos) in &sources {
+        match linear_chain(fwd, *pos, &g, 0)? {
+            Some((stages, reached)) if reached.iter().collect::<BTreeSet<_>>() == all => {
+                linear.push(Some(stages))
+            }
+            _ => linear.push(None),
         }
-        cfg.scrape_configs.push(sc);
+    }
+    if linear.iter().all(Option::is_some) {
+        for ((mut sc, _, _), stages) in sources.into_iter().zip(linear) {
+            sc.pipeline_stages = stages.unwrap_or_default();
+            cfg.scrape_configs.push(sc);
+        }
+    } else {
+        let mut b = GraphBuilder {
+            g: &g,
+            writers: &writers,
+            index: BTreeMap::new(),
+            visiting: BTreeSet::new(),
+            graph: crate::graph::Graph::default(),
+        };
+        for (sc, fwd, pos) in sources {
+            let to = b.targets(&fwd, pos)?;
+            b.graph.sources.insert(sc.job_name.clone(), to);
+            cfg.scrape_configs.push(sc);
+        }
+        cfg.graph = Some(b.graph);
     }
     if let Some((f, _)) = globals.positions {
         cfg.positions.filename = f.into();
@@ -442,6 +467,9 @@ pub fn build(body: &Body, host: &dyn Host) -> R<Config> {
     }
     if let Some((w, _)) = globals.file_watch {
         cfg.global.file_watch_config = w;
+    }
+    if let Some((n, _)) = globals.max_streams {
+        cfg.limits_config.max_streams = n;
     }
     Ok(cfg)
 }
@@ -453,7 +481,12 @@ struct Globals {
     positions: Option<(String, Pos)>,
     sync_period: Option<(GoDuration, Pos)>,
     file_watch: Option<(FileWatchConfig, Pos)>,
+    max_streams: Option<(u64, Pos)>,
 }
+
+/// A source's scrape config (its pipeline still empty), its `forward_to`
+/// and where that is.
+type Source = (ScrapeConfig, Value, Pos);
 
 fn set_once<T: PartialEq + std::fmt::Debug>(
     slot: &mut Option<(T, Pos)>,
@@ -673,12 +706,8 @@ fn rules_export(v: &Value, pos: Pos, g: &Graph) -> R<Vec<RelabelConfig>> {
 
 // ---------------------------------------------------------------- sources
 
-/// Follows `forward_to` through `loki.process` components to the writers:
-/// the stages on the way and the writers reached.
-fn chain(v: &Value, pos: Pos, g: &Graph, depth: usize) -> R<(Vec<StageConfig>, BTreeSet<String>)> {
-    if depth > 32 {
-        return Err(at(pos, "forward_to chains loop back on themselves"));
-    }
+/// The components a `forward_to` list names (each a receiver export).
+fn receivers<'g>(v: &Value, pos: Pos, g: &'g Graph) -> R<Vec<(&'g str, &'g Component<'g>)>> {
     let Value::Array(items) = v else {
         return Err(at(
             pos,
@@ -691,44 +720,111 @@ fn chain(v: &Value, pos: Pos, g: &Graph, depth: usize) -> R<(Vec<StageConfig>, B
     if items.is_empty() {
         return Err(at(pos, "forward_to is empty: the entries would go nowhere"));
     }
+    items
+        .iter()
+        .map(|it| component(g, it, pos, "receiver"))
+        .collect()
+}
+
+/// Follows `forward_to` through a single chain of `loki.process`
+/// components to `loki.write` components only: the stages on the way and
+/// the writers reached. `None` when the graph is anything else (relabel,
+/// echo, a fan-out to a loki.process and other receivers).
+fn linear_chain(
+    v: &Value,
+    pos: Pos,
+    g: &Graph,
+    depth: usize,
+) -> R<Option<(Vec<StageConfig>, BTreeSet<String>)>> {
+    if depth > 32 {
+        return Err(at(pos, "forward_to chains loop back on themselves"));
+    }
     let mut writers = BTreeSet::new();
     let mut processes = Vec::new();
-    for it in items {
-        let (id, c) = component(g, it, pos, "receiver")?;
+    for (id, c) in receivers(v, pos, g)? {
         match c.kind {
             "loki.write" => {
                 writers.insert(id.to_string());
             }
             "loki.process" => processes.push(id),
-            other => {
-                return Err(at(
-                    pos,
-                    format!("{id}: forwarding to {other} is not supported yet (use a loki.relabel's rules as the source's relabel_rules)"),
-                ))
-            }
+            _ => return Ok(None),
         }
     }
     match (processes.as_slice(), writers.is_empty()) {
-        ([], _) => Ok((Vec::new(), writers)),
+        ([], _) => Ok(Some((Vec::new(), writers))),
         ([p], true) => {
             let c = &g.components[*p];
             let (stages, fwd, fpos) = process(p, c.block, g)?;
-            let (more, writers) = chain(&fwd, fpos, g, depth + 1)?;
-            Ok((stages.into_iter().chain(more).collect(), writers))
+            Ok(linear_chain(&fwd, fpos, g, depth + 1)?
+                .map(|(more, writers)| (stages.into_iter().chain(more).collect(), writers)))
         }
-        _ => Err(at(
-            pos,
-            "fan-out to a loki.process and other receivers is not supported yet: forward to one loki.process, or to loki.write components only",
-        )),
+        _ => Ok(None),
     }
 }
 
-fn source_file(
-    id: &str,
-    b: &Block,
-    g: &Graph,
-    globals: &mut Globals,
-) -> R<(ScrapeConfig, BTreeSet<String>, Pos)> {
+/// The receivers reachable from the sources as a [`crate::graph::Graph`],
+/// each component once, every node after the nodes it forwards to.
+struct GraphBuilder<'a, 'g> {
+    g: &'g Graph<'a>,
+    writers: &'g BTreeMap<String, Vec<usize>>,
+    index: BTreeMap<String, usize>,
+    visiting: BTreeSet<String>,
+    graph: crate::graph::Graph,
+}
+
+impl GraphBuilder<'_, '_> {
+    fn targets(&mut self, v: &Value, pos: Pos) -> R<Vec<usize>> {
+        let mut out = Vec::new();
+        for (id, _) in receivers(v, pos, self.g)? {
+            let i = self.node(id, pos)?;
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    fn node(&mut self, id: &str, pos: Pos) -> R<usize> {
+        use crate::graph::{Node, NodeKind};
+        if let Some(i) = self.index.get(id) {
+            return Ok(*i);
+        }
+        if !self.visiting.insert(id.to_string()) {
+            return Err(at(pos, "forward_to chains loop back on themselves"));
+        }
+        let c = &self.g.components[id];
+        let (kind, forward_to) = match c.kind {
+            "loki.write" => (NodeKind::Write(self.writers[id].clone()), Vec::new()),
+            "loki.echo" => (NodeKind::Echo, Vec::new()),
+            "loki.process" => {
+                let (stages, fwd, fpos) = process(id, c.block, self.g)?;
+                (NodeKind::Process(stages), self.targets(&fwd, fpos)?)
+            }
+            "loki.relabel" => {
+                let (rules, max_cache_size, fwd, fpos) = relabel_component(id, c.block, self.g)?;
+                (
+                    NodeKind::Relabel {
+                        rules,
+                        max_cache_size,
+                    },
+                    self.targets(&fwd, fpos)?,
+                )
+            }
+            other => return Err(at(pos, format!("{id}: {other} is not a receiver"))),
+        };
+        self.visiting.remove(id);
+        let i = self.graph.nodes.len();
+        self.graph.nodes.push(Node {
+            id: id.to_string(),
+            kind,
+            forward_to,
+        });
+        self.index.insert(id.to_string(), i);
+        Ok(i)
+    }
+}
+
+fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Source> {
     let a = Args::new(
         id,
         b,
@@ -742,12 +838,6 @@ fn source_file(
         ],
         &["file_watch", "decompression"],
     )?;
-    if a.bool("tail_from_end")? == Some(true) {
-        return Err(at(
-            a.get("tail_from_end").unwrap().1,
-            format!("{id}: tail_from_end = true is not supported yet (new files are read from their start)"),
-        ));
-    }
     if let Some(f) = a.string("legacy_positions_file")? {
         set_once(
             &mut globals.positions,
@@ -786,10 +876,8 @@ fn source_file(
         ));
     };
     let (fv, fp) = a.required("forward_to")?;
-    let (stages, writers) = chain(fv, fp, g, 0)?;
     let sc = ScrapeConfig {
         job_name: id.to_string(),
-        pipeline_stages: stages,
         static_configs: files
             .into_iter()
             .map(|labels| StaticConfig {
@@ -799,12 +887,13 @@ fn source_file(
             .collect(),
         relabel_configs: set.rules,
         encoding: a.string("encoding")?.unwrap_or_default(),
+        tail_from_end: a.bool("tail_from_end")?.unwrap_or(false),
         ..ScrapeConfig::default()
     };
-    Ok((sc, writers, fp))
+    Ok((sc, fv.clone(), fp))
 }
 
-fn source_journal(id: &str, b: &Block, g: &Graph) -> R<(ScrapeConfig, BTreeSet<String>, Pos)> {
+fn source_journal(id: &str, b: &Block, g: &Graph) -> R<Source> {
     let a = Args::new(
         id,
         b,
@@ -823,28 +912,18 @@ fn source_journal(id: &str, b: &Block, g: &Graph) -> R<(ScrapeConfig, BTreeSet<S
     let rename = &[("format_as_json", "json")];
     let m = a.yaml(rename, &["forward_to", "relabel_rules"])?;
     let journal: JournalConfig = a.de(Yaml::Mapping(m), rename)?;
-    let relabel = match a.get("relabel_rules") {
-        Some((v, p)) => rules_export(v, p, g)?,
-        None => Vec::new(),
-    };
+    let relabel = relabel_rules(&a, g)?;
     let (fv, fp) = a.required("forward_to")?;
-    let (stages, writers) = chain(fv, fp, g, 0)?;
     let sc = ScrapeConfig {
         job_name: id.to_string(),
-        pipeline_stages: stages,
         relabel_configs: relabel,
         journal: Some(journal),
         ..ScrapeConfig::default()
     };
-    Ok((sc, writers, fp))
+    Ok((sc, fv.clone(), fp))
 }
 
-fn source_docker(
-    id: &str,
-    b: &Block,
-    g: &Graph,
-    globals: &mut Globals,
-) -> R<(ScrapeConfig, BTreeSet<String>, Pos)> {
+fn source_docker(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Source> {
     let a = Args::new(
         id,
         b,
@@ -906,15 +985,179 @@ fn source_docker(
         relabel.extend(rules_export(v, p, g)?);
     }
     let (fv, fp) = a.required("forward_to")?;
-    let (stages, writers) = chain(fv, fp, g, 0)?;
     let sc = ScrapeConfig {
         job_name: id.to_string(),
-        pipeline_stages: stages,
         relabel_configs: relabel,
         docker_sd_configs: vec![*sd],
         ..ScrapeConfig::default()
     };
-    Ok((sc, writers, fp))
+    Ok((sc, fv.clone(), fp))
+}
+
+/// A receiver's `relabel_rules` (a loki.relabel's `rules` export).
+fn relabel_rules(a: &Args, g: &Graph) -> R<Vec<RelabelConfig>> {
+    match a.get("relabel_rules") {
+        Some((v, p)) => rules_export(v, p, g),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `loki.source.syslog`: one scrape config with a `syslog` block per
+/// `listener` block, all forwarding alike.
+fn source_syslog(id: &str, b: &Block, g: &Graph) -> R<Vec<Source>> {
+    let a = Args::new(id, b, g, &["forward_to", "relabel_rules"], &["listener"])?;
+    let relabel = relabel_rules(&a, g)?;
+    let (fv, fp) = a.required("forward_to")?;
+    let rename = &[
+        ("address", "listen_address"),
+        ("protocol", "listen_protocol"),
+    ];
+    let mut out = Vec::new();
+    for (i, l) in a.blocks.iter().enumerate() {
+        let what = format!("{id}: listener");
+        let la = Args::new(
+            &what,
+            l,
+            g,
+            &[
+                "address",
+                "protocol",
+                "idle_timeout",
+                "label_structured_data",
+                "labels",
+                "use_incoming_timestamp",
+                "use_rfc5424_message",
+                "max_message_length",
+                "syslog_format",
+            ],
+            &["tls_config"],
+        )?;
+        la.required("address")?;
+        let mut m = la.yaml(rename, &[])?;
+        for t in &la.blocks {
+            m.insert(
+                Yaml::String("tls_config".into()),
+                tls(&format!("{what}: tls_config"), t, g)?,
+            );
+        }
+        let syslog: SyslogConfig = la.de(Yaml::Mapping(m), rename)?;
+        out.push((
+            ScrapeConfig {
+                job_name: if a.blocks.len() == 1 {
+                    id.to_string()
+                } else {
+                    format!("{id}/{i}")
+                },
+                relabel_configs: relabel.clone(),
+                syslog: Some(syslog),
+                ..ScrapeConfig::default()
+            },
+            fv.clone(),
+            fp,
+        ));
+    }
+    if out.is_empty() {
+        return Err(at(
+            b.pos,
+            format!("{id}: no listener block: nothing would be received"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `loki.source.api`: a `loki_push_api` scrape config. Its `http` block
+/// is promtail's server keys for the push server.
+fn source_api(id: &str, b: &Block, g: &Graph) -> R<Source> {
+    let a = Args::new(
+        id,
+        b,
+        g,
+        &[
+            "forward_to",
+            "labels",
+            "use_incoming_timestamp",
+            "relabel_rules",
+        ],
+        &["http", "grpc"],
+    )?;
+    let relabel = relabel_rules(&a, g)?;
+    let (fv, fp) = a.required("forward_to")?;
+    let mut server = Mapping::new();
+    let mut http = false;
+    for blk in &a.blocks {
+        let what = format!("{id}: {}", blk.name);
+        let (attrs, prefix): (&[&str], &str) = if blk.name == "http" {
+            http = true;
+            (
+                &[
+                    "listen_address",
+                    "listen_port",
+                    "server_read_timeout",
+                    "server_write_timeout",
+                ],
+                "http_",
+            )
+        } else {
+            // promtail opens no gRPC push service either: parsed only.
+            (&["listen_address", "listen_port"], "grpc_")
+        };
+        let ba = Args::new(&what, blk, g, attrs, &[])?;
+        if blk.name == "http" {
+            ba.required("listen_port")?;
+        }
+        for (k, v) in ba.yaml(&[], &[])? {
+            let key = format!("{prefix}{}", k.as_str().unwrap_or_default());
+            server.insert(Yaml::String(key), v);
+        }
+    }
+    if !http {
+        return Err(at(
+            b.pos,
+            format!("{id}: needs an http block with listen_port (where pushes are received)"),
+        ));
+    }
+    let mut m = a.yaml(&[], &["forward_to", "relabel_rules"])?;
+    m.insert(Yaml::String("server".into()), Yaml::Mapping(server));
+    let push: PushApiConfig = a.de(Yaml::Mapping(m), &[])?;
+    let sc = ScrapeConfig {
+        job_name: id.to_string(),
+        relabel_configs: relabel,
+        loki_push_api: Some(push),
+        ..ScrapeConfig::default()
+    };
+    Ok((sc, fv.clone(), fp))
+}
+
+/// `loki.source.gelf`: a `gelf` scrape config. Alloy labels every entry
+/// with `job` = the component's id; so does this mapping.
+fn source_gelf(id: &str, b: &Block, g: &Graph) -> R<Source> {
+    let a = Args::new(
+        id,
+        b,
+        g,
+        &[
+            "forward_to",
+            "listen_address",
+            "use_incoming_timestamp",
+            "relabel_rules",
+        ],
+        &[],
+    )?;
+    let relabel = relabel_rules(&a, g)?;
+    let (fv, fp) = a.required("forward_to")?;
+    let mut m = a.yaml(&[], &["forward_to", "relabel_rules"])?;
+    m.insert(
+        Yaml::String("labels".into()),
+        ymap(vec![("job", Yaml::String(id.into()))]),
+    );
+    let gelf: GelfConfig = a.de(Yaml::Mapping(m), &[])?;
+    let sc = ScrapeConfig {
+        job_name: id.to_string(),
+        relabel_configs: relabel,
+        gelf: Some(gelf),
+        ..ScrapeConfig::default()
+    };
+    Ok((sc, fv.clone(), fp))
 }
 
 fn discovery_docker(id: &str, b: &Block, g: &Graph) -> R<(DockerSdConfig, String)> {
@@ -975,11 +1218,22 @@ fn process(id: &str, b: &Block, g: &Graph) -> R<(Vec<StageConfig>, Value, Pos)> 
     Ok((stages, fv.clone(), fp))
 }
 
-fn relabel_component(id: &str, b: &Block, g: &Graph) -> R<()> {
+/// A `loki.relabel`: its rules, cache size, `forward_to` and where that is.
+fn relabel_component(id: &str, b: &Block, g: &Graph) -> R<(Vec<RelabelConfig>, usize, Value, Pos)> {
     let a = Args::new(id, b, g, &["forward_to", "max_cache_size"], &["rule"])?;
-    a.required("forward_to")?;
-    rules(&a, g)?;
-    Ok(())
+    let (fv, fp) = a.required("forward_to")?;
+    let max_cache_size = match a.get("max_cache_size") {
+        None => 10_000,
+        Some((Value::Int(n), p)) => usize::try_from(*n)
+            .map_err(|_| at(p, format!("{id}: max_cache_size must not be negative")))?,
+        Some((v, p)) => {
+            return Err(at(
+                p,
+                format!("{id}: max_cache_size must be an int, got {}", v.type_name()),
+            ))
+        }
+    };
+    Ok((rules(&a, g)?, max_cache_size, fv.clone(), fp))
 }
 
 fn stage(parent: &str, b: &Block, g: &Graph) -> R<StageConfig> {
@@ -1139,8 +1393,53 @@ fn empty_to_null(m: &mut Mapping) {
 
 // ---------------------------------------------------------------- write
 
-fn write(id: &str, b: &Block, g: &Graph) -> R<Vec<ClientConfig>> {
-    let a = Args::new(id, b, g, &["external_labels"], &["endpoint"])?;
+/// Alloy `loki.write` settings this shipper does not implement: refused by
+/// name where they are written, before the generic "unsupported" error.
+const WRITE_NOT_YET: &[(&str, &str)] = &[
+    (
+        "wal",
+        "the write-ahead log (the files and positions are the buffer here)",
+    ),
+    (
+        "oauth2",
+        "OAuth 2.0; use basic_auth, bearer_token or authorization",
+    ),
+    ("queue_config", "the WAL's queue (no WAL here)"),
+    ("proxy_url", "a proxy"),
+    ("no_proxy", "a proxy"),
+    ("proxy_from_environment", "a proxy"),
+    ("proxy_connect_header", "a proxy"),
+    ("http_headers", "secret headers; use headers"),
+];
+
+fn refuse_not_yet(what: &str, b: &Block) -> R<()> {
+    for s in &b.body {
+        let (name, pos) = match s {
+            Stmt::Attr(a) => (a.name.as_str(), a.pos),
+            Stmt::Block(b) => (b.name.as_str(), b.pos),
+        };
+        if let Some((_, why)) = WRITE_NOT_YET.iter().find(|(n, _)| *n == name) {
+            return Err(at(
+                pos,
+                format!("{what}: {name} is not supported yet by this shipper ({why})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn write(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Vec<ClientConfig>> {
+    refuse_not_yet(id, b)?;
+    let a = Args::new(id, b, g, &["external_labels", "max_streams"], &["endpoint"])?;
+    if let Some((v, p)) = a.get("max_streams") {
+        let Value::Int(n) = v else {
+            return Err(at(p, format!("{id}: max_streams must be an int")));
+        };
+        let n = u64::try_from(*n)
+            .map_err(|_| at(p, format!("{id}: max_streams must not be negative")))?;
+        // The shipper's limit is limits_config.max_streams, per client.
+        set_once(&mut globals.max_streams, n, p, "max_streams")?;
+    }
     let external = match a.get("external_labels") {
         Some((v, p)) => to_yaml(v, p)?,
         None => Yaml::Null,
@@ -1154,6 +1453,7 @@ fn write(id: &str, b: &Block, g: &Graph) -> R<Vec<ClientConfig>> {
     let mut out = Vec::new();
     for e in &a.blocks {
         let what = format!("{id}: endpoint");
+        refuse_not_yet(&what, e)?;
         let rename = &[
             ("batch_wait", "batchwait"),
             ("batch_size", "batchsize"),
@@ -1177,7 +1477,6 @@ fn write(id: &str, b: &Block, g: &Graph) -> R<Vec<ClientConfig>> {
                 "retry_on_http_429",
                 "bearer_token",
                 "bearer_token_file",
-                "proxy_url",
                 "follow_redirects",
                 "enable_http2",
             ],
@@ -1223,7 +1522,20 @@ fn write(id: &str, b: &Block, g: &Graph) -> R<Vec<ClientConfig>> {
         for blk in &ea.blocks {
             let bwhat = format!("{what}: {}", blk.name);
             let (key, y) = match blk.name.as_str() {
-                "tls_config" => ("tls_config", tls(&bwhat, blk, g)?),
+                "tls_config" => {
+                    // The Loki client reads certificates from files only.
+                    for st in &blk.body {
+                        if let Stmt::Attr(at_) = st {
+                            if let Some(key) = at_.name.strip_suffix("_pem") {
+                                return Err(at(
+                                    at_.pos,
+                                    format!("{bwhat}: {} is not supported yet by this shipper; use {key}_file", at_.name),
+                                ));
+                            }
+                        }
+                    }
+                    ("tls_config", tls(&bwhat, blk, g)?)
+                }
                 "basic_auth" => ("basic_auth", basic_auth(&bwhat, blk, g)?),
                 _ => ("authorization", authorization(&bwhat, blk, g)?),
             };
@@ -1344,32 +1656,56 @@ mod tests {
                 "config:3:3: loki.process.p: stage.geoip: not supported yet by this shipper",
             ),
             (
-                "loki.source.syslog \"s\" {\n}\n",
-                "config:1:1: loki.source.syslog: not supported yet by this shipper",
+                "loki.source.kafka \"s\" {\n}\n",
+                "config:1:1: loki.source.kafka: not supported yet by this shipper",
+            ),
+            (
+                "loki.source.syslog \"s\" {\n  forward_to = [loki.write.default.receiver]\n}\n",
+                "config:1:1: loki.source.syslog.s: no listener block: nothing would be received",
+            ),
+            (
+                "loki.source.syslog \"s\" {\n  forward_to = [loki.write.default.receiver]\n  listener {\n    address = \"127.0.0.1:514\"\n    rfc3164_default_to_current_year = true\n  }\n}\n",
+                "config:5:5: loki.source.syslog.s: listener: unsupported attribute \"rfc3164_default_to_current_year\"",
+            ),
+            (
+                "loki.source.api \"a\" {\n  forward_to = [loki.write.default.receiver]\n}\n",
+                "config:1:1: loki.source.api.a: needs an http block with listen_port",
+            ),
+            (
+                "loki.relabel \"r\" {\n  forward_to = [loki.write.default.receiver]\n  max_cache_size = -1\n}\n",
+                "config:3:20: loki.relabel.r: max_cache_size must not be negative",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.relabel.r.receiver]\n}\nloki.relabel \"r\" {\n  forward_to = [loki.process.p.receiver, loki.echo.e.receiver]\n}\nloki.process \"p\" {\n  forward_to = [loki.relabel.r.receiver]\n}\nloki.echo \"e\" {\n}\n",
+                "config:9:16: forward_to chains loop back on themselves",
             ),
             (
                 "prometheus.scrape \"s\" {\n}\n",
                 "config:1:1: unknown component \"prometheus.scrape\" (supported: ",
             ),
             (
-                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  tail_from_end = true\n}\n",
-                "config:4:19: loki.source.file.f: tail_from_end = true is not supported yet",
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  tail_from_end = \"yes\"\n}\n",
+                "config:4:19: loki.source.file.f: tail_from_end must be a bool, got string",
             ),
             (
                 "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.nope.receiver]\n}\n",
                 "config:3:17: \"loki.write.nope.receiver\" is not a declared component's export",
             ),
             (
-                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.process.p.receiver, loki.write.default.receiver]\n}\nloki.process \"p\" {\n  forward_to = [loki.write.default.receiver]\n}\n",
-                "config:3:16: fan-out to a loki.process and other receivers is not supported yet",
-            ),
-            (
                 "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    oauth2 {\n    }\n  }\n}\n",
-                "config:4:5: loki.write.default: endpoint: unsupported block \"oauth2\" (supported: basic_auth, authorization, tls_config)",
+                "config:4:5: loki.write.default: endpoint: oauth2 is not supported yet by this shipper",
             ),
             (
-                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.other.receiver]\n}\nloki.write \"other\" {\n  endpoint {\n    url = \"http://b/x\"\n  }\n}\n",
-                "config:3:16: loki.source.file.f: reaches loki.write.other but not loki.write.default",
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    tls_config {\n      ca_pem = \"-----BEGIN CERTIFICATE-----\"\n    }\n  }\n}\n",
+                "config:5:7: loki.write.default: endpoint: tls_config: ca_pem is not supported yet by this shipper; use ca_file",
+            ),
+            (
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    proxy_url = \"http://proxy:3128\"\n  }\n}\n",
+                "config:4:5: loki.write.default: endpoint: proxy_url is not supported yet by this shipper",
+            ),
+            (
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n  }\n  wal {\n    enabled = true\n  }\n}\n",
+                "config:5:3: loki.write.default: wal is not supported yet by this shipper",
             ),
             ("local.file_match {\n}\n", "config:1:1: local.file_match: a component needs a label"),
             (
@@ -1382,14 +1718,121 @@ mod tests {
             ),
         ];
         for (src, want) in cases {
-            let src = if want.contains("reaches") || src.contains("loki.write \"default\"") {
-                format!("{src}{}", if want.contains("reaches") { WRITE } else { "" })
+            let src = if src.contains("loki.write \"default\"") {
+                src.to_string()
             } else {
                 format!("{src}{WRITE}")
             };
             let got = load(&src).unwrap_err();
             assert!(got.starts_with(want), "got:  {got}\nwant: {want}");
         }
+    }
+
+    /// A graph promtail's model cannot hold (a loki.relabel in the chain, a
+    /// loki.echo, a source reaching only one of two loki.write) runs as a
+    /// component graph: each component once, sources forwarding into it.
+    #[test]
+    fn a_partial_fan_out_becomes_a_component_graph() {
+        use crate::graph::NodeKind;
+        let cfg = load(&format!(
+            "loki.source.file \"a\" {{\n  targets = [{{ __path__ = \"/a.log\" }}]\n  forward_to = [loki.relabel.r.receiver, loki.write.second.receiver]\n}}\n\
+             loki.source.file \"b\" {{\n  targets = [{{ __path__ = \"/b.log\" }}]\n  forward_to = [loki.process.p.receiver]\n}}\n\
+             loki.relabel \"r\" {{\n  forward_to = [loki.process.p.receiver, loki.echo.e.receiver]\n  max_cache_size = 5\n  rule {{\n    target_label = \"via\"\n    replacement = \"r\"\n  }}\n}}\n\
+             loki.process \"p\" {{\n  forward_to = [loki.write.default.receiver]\n  stage.static_labels {{\n    values = {{ p = \"yes\" }}\n  }}\n}}\n\
+             loki.echo \"e\" {{\n}}\n\
+             {WRITE}loki.write \"second\" {{\n  endpoint {{\n    url = \"http://b:3100/loki/api/v1/push\"\n  }}\n  endpoint {{\n    url = \"http://c:3100/loki/api/v1/push\"\n  }}\n  max_streams = 100\n}}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.clients.len(), 3);
+        assert_eq!(cfg.limits_config.max_streams, 100);
+        assert!(cfg
+            .scrape_configs
+            .iter()
+            .all(|s| s.pipeline_stages.is_empty()));
+        let g = cfg.graph.as_ref().expect("a graph");
+        let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "loki.write.default",
+                "loki.process.p",
+                "loki.echo.e",
+                "loki.relabel.r",
+                "loki.write.second"
+            ]
+        );
+        assert!(matches!(&g.nodes[4].kind, NodeKind::Write(c) if c == &[1, 2]));
+        assert!(
+            matches!(&g.nodes[3].kind, NodeKind::Relabel { rules, max_cache_size: 5 } if rules.len() == 1)
+        );
+        assert_eq!(g.nodes[3].forward_to, [1, 2]);
+        assert_eq!(g.sources["loki.source.file.a"], [3, 4]);
+        assert_eq!(g.sources["loki.source.file.b"], [1]);
+        assert_eq!(
+            g.clients_reached("loki.source.file.a"),
+            [0, 1, 2].into_iter().collect()
+        );
+        assert_eq!(
+            g.clients_reached("loki.source.file.b"),
+            [0].into_iter().collect()
+        );
+        cfg.check_all().unwrap();
+        assert!(cfg
+            .to_yaml()
+            .contains("#   loki.relabel.r -> loki.process.p, loki.echo.e\n"));
+    }
+
+    #[test]
+    fn receivers_map_onto_syslog_push_and_gelf_scrape_configs() {
+        let cfg = load(&format!(
+            "loki.relabel \"sys\" {{\n  forward_to = []\n  rule {{\n    source_labels = [\"__syslog_message_hostname\"]\n    target_label = \"host\"\n  }}\n}}\n\
+             loki.source.syslog \"s\" {{\n  listener {{\n    address = \"127.0.0.1:51893\"\n    labels = {{ protocol = \"tcp\" }}\n  }}\n  listener {{\n    address = \"127.0.0.1:51898\"\n    protocol = \"udp\"\n    idle_timeout = \"60s\"\n    use_incoming_timestamp = true\n  }}\n  relabel_rules = loki.relabel.sys.rules\n  forward_to = [loki.write.default.receiver]\n}}\n\
+             loki.source.api \"push\" {{\n  http {{\n    listen_address = \"0.0.0.0\"\n    listen_port = encoding.from_json(\"9999\")\n  }}\n  labels = {{ forwarded = \"true\" }}\n  forward_to = [loki.write.default.receiver]\n}}\n\
+             loki.source.gelf \"g\" {{\n  listen_address = \"127.0.0.1:12201\"\n  forward_to = [loki.write.default.receiver]\n}}\n{WRITE}"
+        ))
+        .unwrap();
+        assert!(cfg.graph.is_none(), "promtail's model holds it");
+        let jobs: Vec<&str> = cfg
+            .scrape_configs
+            .iter()
+            .map(|s| s.job_name.as_str())
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                "loki.source.syslog.s/0",
+                "loki.source.syslog.s/1",
+                "loki.source.api.push",
+                "loki.source.gelf.g"
+            ]
+        );
+        let push = cfg.scrape_configs[2].loki_push_api.as_ref().unwrap();
+        assert_eq!(
+            (
+                push.server.http_listen_address.as_str(),
+                push.server.http_listen_port
+            ),
+            ("0.0.0.0", 9999)
+        );
+        assert_eq!(push.labels["forwarded"], "true");
+        let gelf = cfg.scrape_configs[3].gelf.as_ref().unwrap();
+        assert_eq!(gelf.labels["job"], "loki.source.gelf.g");
+        let udp = cfg.scrape_configs[1].syslog.as_ref().unwrap();
+        assert_eq!(
+            (
+                udp.listen_address.as_str(),
+                udp.listen_protocol.as_str(),
+                udp.idle_timeout.get().as_secs(),
+                udp.use_incoming_timestamp
+            ),
+            ("127.0.0.1:51898", "udp", 60, true)
+        );
+        assert_eq!(
+            cfg.scrape_configs[0].syslog.as_ref().unwrap().labels["protocol"],
+            "tcp"
+        );
+        assert_eq!(cfg.scrape_configs[1].relabel_configs.len(), 1);
+        cfg.check_all().unwrap();
     }
 
     /// Every prefix of a valid file is a clean error or a config, never a

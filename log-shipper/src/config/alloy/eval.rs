@@ -74,7 +74,7 @@ pub trait Scope {
 }
 
 /// The functions this evaluator knows, for the "unknown function" error.
-const FUNCTIONS: &str = "env, sys.env, concat, coalesce, string.join, string.to_lower, string.to_upper, string.trim_space";
+const FUNCTIONS: &str = "env, sys.env, concat, coalesce, encoding.from_json, string.join, string.to_lower, string.to_upper, string.trim_space";
 
 /// `a.b.c` as its parts, when the expression is only names and fields.
 fn dotted(e: &Expr) -> Option<Vec<&str>> {
@@ -253,6 +253,15 @@ fn call(f: &Expr, args: &[Expr], pos: Pos, scope: &dyn Scope) -> Result<Value, E
             }
             _ => err(pos, "string.join: expected (array of strings, separator)"),
         },
+        // Alloy's way to a number from the environment:
+        // encoding.from_json(env("PORT")).
+        "encoding.from_json" => {
+            let text = one_string("JSON text")?;
+            match serde_json::from_str(&text) {
+                Ok(json) => Ok(from_json(json)),
+                Err(e) => err(pos, format!("encoding.from_json: {e}")),
+            }
+        }
         "string.to_lower" => Ok(Value::Str(one_string("a string")?.to_lowercase())),
         "string.to_upper" => Ok(Value::Str(one_string("a string")?.to_uppercase())),
         "string.trim_space" => Ok(Value::Str(one_string("a string")?.trim().to_string())),
@@ -260,6 +269,20 @@ fn call(f: &Expr, args: &[Expr], pos: Pos, scope: &dyn Scope) -> Result<Value, E
             f.pos,
             format!("unknown or unsupported function {name:?} (supported: {FUNCTIONS})"),
         ),
+    }
+}
+
+fn from_json(j: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(b),
+        J::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Int),
+        J::String(s) => Value::Str(s),
+        J::Array(a) => Value::Array(a.into_iter().map(from_json).collect()),
+        J::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
     }
 }
 

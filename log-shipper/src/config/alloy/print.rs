@@ -257,9 +257,6 @@ fn scrape(
         (!sc.file_sd_configs.is_empty(), "file_sd_configs"),
         (sc.docker_events.is_some(), "docker_events"),
         (sc.decompression.is_some(), "decompression"),
-        (sc.syslog.is_some(), "syslog"),
-        (sc.gelf.is_some(), "gelf"),
-        (sc.loki_push_api.is_some(), "loki_push_api"),
         (sc.kafka.is_some(), "kafka"),
         (sc.limits_config.is_some(), "limits_config"),
     ] {
@@ -272,14 +269,110 @@ fn scrape(
     } else {
         format!("[loki.process.{l}.receiver]")
     };
-    if let Some(j) = &sc.journal {
-        if !sc.relabel_configs.is_empty() {
-            o.open(&format!("loki.relabel {}", string(l)));
-            o.line("forward_to = []");
-            rules(o, sc)?;
+    // Receivers and the journal take their relabeling as a loki.relabel's
+    // rules.
+    let receiver = sc.journal.is_some()
+        || sc.syslog.is_some()
+        || sc.loki_push_api.is_some()
+        || sc.gelf.is_some();
+    let gelf_rules = match &sc.gelf {
+        Some(gelf) => gelf_label_rules(gelf),
+        None => Vec::new(),
+    };
+    if receiver && !(sc.relabel_configs.is_empty() && gelf_rules.is_empty()) {
+        o.open(&format!("loki.relabel {}", string(l)));
+        o.line("forward_to = []");
+        for r in &gelf_rules {
+            o.open("rule");
+            for (k, v) in r {
+                o.attr(k, &Yaml::String(v.clone()))?;
+            }
             o.close();
-            o.line("");
         }
+        rules(o, sc)?;
+        o.close();
+        o.line("");
+    }
+    let relabel_rules = receiver && !(sc.relabel_configs.is_empty() && gelf_rules.is_empty());
+    if let Some(s) = &sc.syslog {
+        o.open(&format!("loki.source.syslog {}", string(l)));
+        o.open("listener");
+        let d = to_value(&crate::config::SyslogConfig::default())?;
+        for (k, v) in to_value(s)?.as_mapping().into_iter().flatten() {
+            let k = k.as_str().unwrap_or_default();
+            if k != "listen_address" && d.get(k) == Some(v) {
+                continue;
+            }
+            match k {
+                "listen_address" => o.attr("address", v)?,
+                "listen_protocol" => o.attr("protocol", v)?,
+                "max_connections" => {
+                    return Err(unsupported(&format!(
+                        "scrape config {job:?}: syslog max_connections"
+                    )))
+                }
+                "tls_config" => tls_block(o, v)?,
+                _ => o.attr(k, v)?,
+            }
+        }
+        o.close();
+        end_source(o, relabel_rules.then_some(l), &forward);
+    } else if let Some(p) = &sc.loki_push_api {
+        o.open(&format!("loki.source.api {}", string(l)));
+        let server = to_value(&p.server)?;
+        let d = to_value(&crate::config::PushServerConfig::default())?;
+        for (block, prefix) in [("http", "http_"), ("grpc", "grpc_")] {
+            let mut attrs = Vec::new();
+            for (k, v) in server.as_mapping().into_iter().flatten() {
+                let k = k.as_str().unwrap_or_default();
+                let Some(name) = k.strip_prefix(prefix) else {
+                    continue;
+                };
+                let name = match name {
+                    "server_read_timeout" | "server_write_timeout" => name,
+                    n => match n.strip_prefix("listen_") {
+                        Some("address") => "listen_address",
+                        Some("port") => "listen_port",
+                        _ => n,
+                    },
+                };
+                // The http port always: it says where pushes arrive.
+                if d.get(k) == Some(v) && !(block == "http" && name == "listen_port") {
+                    continue;
+                }
+                if name.starts_with("listen_network") {
+                    return Err(unsupported(&format!(
+                        "scrape config {job:?}: loki_push_api server {k}"
+                    )));
+                }
+                attrs.push((name, v.clone()));
+            }
+            if !attrs.is_empty() {
+                o.open(block);
+                for (k, v) in attrs {
+                    o.attr(k, &v)?;
+                }
+                o.close();
+            }
+        }
+        if !p.labels.is_empty() {
+            o.attr("labels", &to_value(&p.labels)?)?;
+        }
+        if p.use_incoming_timestamp {
+            o.line("use_incoming_timestamp = true");
+        }
+        end_source(o, relabel_rules.then_some(l), &forward);
+    } else if let Some(gelf) = &sc.gelf {
+        o.open(&format!("loki.source.gelf {}", string(l)));
+        o.line(&format!(
+            "listen_address = {}",
+            string(&gelf.listen_address)
+        ));
+        if gelf.use_incoming_timestamp {
+            o.line("use_incoming_timestamp = true");
+        }
+        end_source(o, relabel_rules.then_some(l), &forward);
+    } else if let Some(j) = &sc.journal {
         o.open(&format!("loki.source.journal {}", string(l)));
         if let Yaml::Mapping(m) = to_value(j)? {
             let d = to_value(&crate::config::JournalConfig::default())?;
@@ -291,12 +384,7 @@ fn scrape(
                 o.attr(if k == "json" { "format_as_json" } else { k }, v)?;
             }
         }
-        if !sc.relabel_configs.is_empty() {
-            o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
-        }
-        o.line(&format!("forward_to = {forward}"));
-        o.close();
-        o.line("");
+        end_source(o, relabel_rules.then_some(l), &forward);
     } else if !sc.docker_sd_configs.is_empty() {
         let [sd] = sc.docker_sd_configs.as_slice() else {
             return Err(unsupported(&format!(
@@ -376,6 +464,9 @@ fn scrape(
         if !sc.encoding.is_empty() {
             o.line(&format!("encoding = {}", string(&sc.encoding)));
         }
+        if sc.tail_from_end {
+            o.line("tail_from_end = true");
+        }
         if cfg.positions.filename != default_positions {
             o.line(&format!(
                 "legacy_positions_file = {}",
@@ -401,6 +492,52 @@ fn scrape(
         o.close();
         o.line("");
     }
+    Ok(())
+}
+
+/// Alloy's `loki.source.gelf` labels every entry `job` = its component
+/// id and has no `labels`: rules that make its labels the YAML's (run
+/// before the config's own relabel_configs, as the YAML's labels are set
+/// before them).
+fn gelf_label_rules(gelf: &crate::config::GelfConfig) -> Vec<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    if !gelf.labels.contains_key("job") {
+        out.push(vec![
+            ("action", "labeldrop".into()),
+            ("regex", "job".into()),
+        ]);
+    }
+    for (k, v) in &gelf.labels {
+        out.push(vec![
+            ("target_label", k.clone()),
+            ("replacement", v.replace('$', "$$")),
+        ]);
+    }
+    out
+}
+
+/// A source block's last lines: its relabel rules (a loki.relabel of
+/// the same label), where it forwards, the closing brace.
+fn end_source(o: &mut Out, relabel: Option<&str>, forward: &str) {
+    if let Some(l) = relabel {
+        o.line(&format!("relabel_rules = loki.relabel.{l}.rules"));
+    }
+    o.line(&format!("forward_to = {forward}"));
+    o.close();
+    o.line("");
+}
+
+fn tls_block(o: &mut Out, v: &Yaml) -> Result<(), ConfigError> {
+    o.open("tls_config");
+    for (bk, bv) in v.as_mapping().into_iter().flatten() {
+        let bk = bk.as_str().unwrap_or_default();
+        let name = match bk {
+            "ca" | "cert" | "key" => format!("{bk}_pem"),
+            _ => bk.to_string(),
+        };
+        o.attr(&name, bv)?;
+    }
+    o.close();
     Ok(())
 }
 

@@ -62,6 +62,21 @@ impl Data for TemplateData<'_> {
             },
         }
     }
+
+    fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .extracted
+            .iter()
+            .filter(|(_, _, kind)| *kind != Kind::Json)
+            .map(|(k, _, _)| k.to_string())
+            .collect();
+        for (k, v) in [("Value", self.value), ("Entry", self.entry)] {
+            if v.is_some() && !keys.iter().any(|x| x == k) {
+                keys.push(k.to_string());
+            }
+        }
+        keys
+    }
 }
 
 pub struct TemplateStage {

@@ -154,6 +154,9 @@ pub struct FileTargetManager {
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
     jobs: Mutex<BTreeMap<String, Job>>,
+    /// Jobs whose files without a saved position, found at the job's first
+    /// sync, are read from their last line's end (Alloy's `tail_from_end`).
+    from_end: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl FileTargetManager {
@@ -164,7 +167,18 @@ impl FileTargetManager {
             positions,
             fd_budget,
             jobs: Mutex::new(BTreeMap::new()),
+            from_end: Mutex::default(),
         }
+    }
+
+    /// Makes `job` (before its first [`Self::update`]) read files it finds
+    /// at its first sync without a saved position from their last line's
+    /// end; files appearing later are read from their start (new content).
+    pub fn tail_from_end(&self, job: &str) {
+        self.from_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.to_string());
     }
 
     /// Sets the targets of `job` (label sets with `__path__`), whose
@@ -240,6 +254,11 @@ impl FileTargetManager {
                 latest_by_path: HashMap::new(),
                 recovered: Default::default(),
                 started: false,
+                tail_from_end: self
+                    .from_end
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(job),
             };
             let task = tokio::spawn(runner.run(rx));
             jobs.insert(
@@ -494,6 +513,8 @@ struct JobRunner {
     /// The first sync is over: files that left their path while we were
     /// not running were looked for.
     started: bool,
+    /// Alloy's `tail_from_end` (see [`FileTargetManager::tail_from_end`]).
+    tail_from_end: bool,
 }
 
 impl JobRunner {
@@ -945,6 +966,9 @@ impl JobRunner {
                 facts.saved_elsewhere = Some(saved.offset);
             }
         }
+        if self.tail_from_end && !self.started && facts.len != u64::MAX {
+            facts.from_end = file.as_ref().map(|f| last_line_end(f, len));
+        }
         let mut decision = start::decide(&facts, self.copy_wait());
         // A new file to read from its start: unless it starts like content
         // a watcher holds (probably its copy). Looked at only here, so
@@ -979,4 +1003,25 @@ impl JobRunner {
     fn copy_wait(&self) -> Duration {
         (self.settings.poll_interval * 8).max(Duration::from_secs(2))
     }
+}
+
+/// Where the last complete line of the first `len` bytes ends (just past
+/// its newline; 0 when there is none): a partial last line is read once
+/// it is complete, as Alloy's tail_from_end does.
+fn last_line_end(f: &std::fs::File, len: u64) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 4096];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        if f.read_exact_at(chunk, start).is_err() {
+            return 0;
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return start + i as u64 + 1;
+        }
+        end = start;
+    }
+    0
 }

@@ -50,6 +50,9 @@ pub struct Facts {
     /// It starts like content a watcher of this job holds (probably its
     /// copy, being made or about to be claimed): for how long it has.
     pub looks_like_copy_for: Option<Duration>,
+    /// Alloy's `tail_from_end`, for a file there when the job started:
+    /// where its last complete line ends (its backlog is not shipped).
+    pub from_end: Option<u64>,
 }
 
 /// What to do with the file.
@@ -93,6 +96,9 @@ pub fn decide(f: &Facts, copy_wait: Duration) -> Start {
     }
     if let Some(offset) = f.saved_elsewhere.filter(|o| *o <= f.len) {
         return Start::At(offset);
+    }
+    if let Some(end) = f.from_end.filter(|e| *e <= f.len) {
+        return Start::At(end);
     }
     match f.looks_like_copy_for {
         Some(waited) if waited < copy_wait => Start::Wait,
@@ -242,6 +248,23 @@ mod tests {
                     ..new
                 },
                 Start::At(30),
+            ),
+            (
+                "tail_from_end: a file without a position from its last line's end",
+                Facts {
+                    from_end: Some(90),
+                    ..new
+                },
+                Start::At(90),
+            ),
+            (
+                "tail_from_end: a saved position still wins",
+                Facts {
+                    from_end: Some(90),
+                    saved: saved(40, Owner::ThisFile),
+                    ..new
+                },
+                Start::At(40),
             ),
             (
                 "a .gz is read from its decompressed offset",
