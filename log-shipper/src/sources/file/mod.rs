@@ -793,7 +793,7 @@ impl JobRunner {
         let tailer = Tailer {
             path: s.path,
             key: s.key,
-            labels: s.labels,
+            labels: s.labels.into(),
             dev_ino: s.dev_ino,
             start: s.start,
             copy_first: s.copy_first,
