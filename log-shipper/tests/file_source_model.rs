@@ -160,6 +160,10 @@ const WAIT: Duration = Duration::from_secs(30);
 /// 200 ms), and a failing case is shrunk faster. A shipper merely slowed
 /// by a loaded machine is still moving, so it is waited for (up to WAIT).
 const STALL: Duration = Duration::from_secs(5);
+/// A watcher found but waiting behind the file rotated away from its
+/// path shows nothing read: the time it gets, from being listed, to see
+/// its file's content (five watches of `poll_interval`, ten times over).
+const DISCOVERY: Duration = Duration::from_secs(1);
 /// `batch_size` of the client, bytes of lines.
 const BATCH_BYTES: usize = 4096;
 /// The shortest line written (`a.log line 0`): a batch holds at most
@@ -499,27 +503,41 @@ impl World {
         (self.receiver.entry_count(), files)
     }
 
-    /// Waits until a watcher of the shipper tails file `g` and has seen
-    /// its current size (it may not read it yet: a file rotated away from
-    /// the path goes first): it was opened, so a rename cannot take it
-    /// away. An empty file shows no size: its watcher being listed is all.
+    /// Waits until a watcher of the shipper tails file `g` (it opens the
+    /// file first thing, so a rename cannot take it away) and has read or
+    /// seen the size of what it holds (a copy is recognised by the first
+    /// bytes it saw). A watcher waiting behind the file rotated away
+    /// from the path shows neither, and offsets cannot tell a truncated
+    /// file's contents apart: those get DISCOVERY from being listed.
     async fn wait_found(&self, g: usize) -> Result<(), String> {
         let Some(r) = &self.shipper else {
             return Ok(());
         };
         let deadline = Instant::now() + WAIT;
         let f = self.gens[g].file;
+        let mut listed: Option<Instant> = None;
+        let first_content = !self.gens[..g]
+            .iter()
+            .any(|o| o.dev_ino == self.gens[g].dev_ino);
         loop {
             let size = std::fs::metadata(self.path(f)).map_or(0, |m| m.len());
-            let found = r.manager.snapshot().iter().flat_map(|t| &t.files).any(|s| {
-                s.dev_ino == self.gens[g].dev_ino && s.size.max(s.read_offset) >= size
-            });
-            if found {
-                return Ok(());
+            let watcher = r
+                .manager
+                .snapshot()
+                .into_iter()
+                .flat_map(|t| t.files)
+                .find(|s| s.dev_ino == self.gens[g].dev_ino);
+            if let Some(s) = watcher {
+                let since = *listed.get_or_insert_with(Instant::now);
+                if (first_content && s.read_offset.max(s.size) >= size)
+                    || since.elapsed() >= DISCOVERY
+                {
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "op {}: the shipper never tailed {} (device, inode {:?}, {size} bytes) in {WAIT:?}",
+                    "op {}: the shipper never tailed {} (device, inode {:?}) in {WAIT:?}",
                     self.op,
                     FILES[f].name(),
                     self.gens[g].dev_ino
@@ -718,6 +736,9 @@ impl World {
                     .map(|id| (id.dev, id.ino));
                 named[f] = file;
                 let expected = match self.undelivered_rotated(f, &delivered).first() {
+                    // A file rotated away while the shipper was dead may
+                    // never have been found: nothing to expect of it.
+                    Some(&g) if self.gens[g].lines.iter().any(|&l| self.lines[l].at_risk) => None,
                     Some(&g) => Some(g),
                     None => self.live[f].filter(|&g| !self.gens[g].lines.is_empty()),
                 };
