@@ -18,6 +18,9 @@ APT_PACKAGES += debootstrap
 # logrotate: the log-shipper's rotation tests run Debian's real logrotate
 # (copytruncate, create, compress, dateext, olddir, rotate 1) against the shipper.
 APT_PACKAGES += logrotate
+# curl: the shipper's TLS server test (server.http_tls_config with client
+# certificates) is checked with a TLS client nobody here wrote.
+APT_PACKAGES += curl
 # prometheus-blackbox-exporter: the prober test runs the real one side by side with ours.
 APT_PACKAGES += prometheus-blackbox-exporter
 # iproute2: the icmp socket test brings up loopback in a network namespace of its own.

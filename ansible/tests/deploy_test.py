@@ -58,6 +58,9 @@ REPO = os.path.dirname(ANSIBLE_DIR)
 RUN = f"fleet-ansible-{os.getpid()}"
 HOSTS = ["app", "monitoring", "outsider"]
 DOCKER_SOCKET = "/var/run/docker.sock"
+DOCKER_ROOT = "/var/lib/docker"
+# Written into the app's container: its disk use must show it.
+APP_CONTAINER_FILL_MIB = 8
 IMAGE = [None]
 # The app's container on the Docker Engine (labelled for the shipper's filter).
 APP_CONTAINER = f"{RUN}-web"
@@ -104,6 +107,11 @@ def container(name):
     return f"{RUN}-{name}"
 
 
+def docker_driver():
+    """The Engine's storage driver (overlay2, fuse-overlayfs, ...)."""
+    return sh("docker", "info", "-f", "{{.Driver}}").stdout.strip()
+
+
 def start_hosts(image):
     sh("docker", "network", "create", "--driver", "bridge", RUN)
     for h in HOSTS:
@@ -114,6 +122,20 @@ def start_hosts(image):
         # socket is bind-mounted where Docker puts it (/var/run is /run, a tmpfs
         # mounted first).
         docker_socket = ["-v", f"{DOCKER_SOCKET}:/run/docker.sock"] if h == "app" else []
+        if h == "app":
+            # As on a real Docker host, the storage driver's directory under
+            # the Engine's root (0710 root) holds the containers' writable
+            # layers, and a host's systemd may grant CAP_DAC_READ_SEARCH (the
+            # exporter's unit does, for container_fs_usage_bytes): that
+            # directory read-only, without the containers' mounts inside it
+            # (under /var/lib/docker/, which the filesystem collector leaves
+            # out, as on a real host), and the capability.
+            layers = f"{DOCKER_ROOT}/{docker_driver()}"
+            docker_socket += [
+                "--mount", f"type=bind,source={layers},target={layers},"
+                           "readonly,bind-nonrecursive=true",
+                "--cap-add", "DAC_READ_SEARCH",
+            ]
         fills = [a for mp in FILLS.get(h, {}) for a in ("--tmpfs", f"{mp}:size={FILL_MIB}m")]
         sh(
             "docker", "run", "-d", "--name", container(h), "--hostname", h,
@@ -442,6 +464,8 @@ def prepare_app_host(work):
        "--memory", "64m", "--health-cmd", "true", "--health-interval", "2s",
        "--entrypoint", "/bin/sh", IMAGE[0], "-c",
        "i=0; while true; do i=$((i+1)); echo \"web container line $i\"; sleep 2; done")
+    sh("docker", "exec", APP_CONTAINER, "dd", "if=/dev/zero", "of=/var/tmp/fill", "bs=1M",
+       f"count={APP_CONTAINER_FILL_MIB}")
     return key
 
 
@@ -1022,6 +1046,23 @@ def main():
         check(eventually("container metrics", lambda: value(
                   f'container_last_seen{{job="node",instance="app",name="{APP_CONTAINER}"}}')) is not None,
               "the app host's exporter runs the docker collector (container_last_seen of the app's container)")
+        # The exporter runs as an unprivileged user: the layer under the
+        # Engine's root directory is readable through CAP_DAC_READ_SEARCH only,
+        # which the unit grants on the Docker host and nowhere else.
+        for h, want in (("app", "cap_dac_read_search"), ("monitoring", "")):
+            got = [sh("docker", "exec", container(h), "systemctl", "show", "--value",
+                      "-p", p, "node-exporter.service", check_rc=False).stdout.strip()
+                   for p in ("User", "AmbientCapabilities")]
+            check(got == ["node-exporter", want],
+                  f"{h}: the exporter runs as node-exporter with ambient capabilities "
+                  f"{want or 'none'} (User, AmbientCapabilities: {got})")
+        fs_usage = f'container_fs_usage_bytes{{job="node",instance="app",name="{APP_CONTAINER}"}}'
+        got = eventually("container disk use", lambda: value(
+            f"{fs_usage} >= {APP_CONTAINER_FILL_MIB * 1024 * 1024}"), timeout=150)
+        check(got is not None,
+              f"the app host's exporter measures the container's writable layer "
+              f"({APP_CONTAINER_FILL_MIB} MiB written): container_fs_usage_bytes "
+              f"{value(fs_usage)[0]['value'][1] if value(fs_usage) else 'absent'}")
         check(not value('node_scrape_collector_success{collector="docker",instance="monitoring"}'),
               "the monitoring host (no Docker socket) does not run the docker collector")
         for url, want in ((probe_up, "1"), (probe_down, "0")):

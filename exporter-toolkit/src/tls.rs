@@ -17,7 +17,11 @@ pub fn server_config(t: &TlsSettings, base: &Path) -> Result<rustls::ServerConfi
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = load_certs("cert_file", t.cert_file.as_deref(), t.cert.as_deref(), base)?;
     let key = load_key(t.key_file.as_deref(), t.key.as_deref(), base)?;
-    let versions = protocol_versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let versions = protocol_versions(
+        "tls_server_config",
+        t.min_version.as_deref(),
+        t.max_version.as_deref(),
+    )?;
     if let Some(suites) = &t.cipher_suites {
         // rustls only implements modern AEAD suites; accept the Go names of
         // those so that existing files keep working, refuse anything else.
@@ -136,7 +140,11 @@ const SUPPORTED_GO_SUITES: &[&str] = &[
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
 ];
 
-fn protocol_versions(
+/// `min_version` / `max_version` (Go's names) of the `block` config block
+/// (named in errors) as the versions rustls may speak. rustls has no TLS
+/// 1.0/1.1: asking for them is an error, not a silent upgrade.
+pub fn protocol_versions(
+    block: &str,
     min: Option<&str>,
     max: Option<&str>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
@@ -145,10 +153,10 @@ fn protocol_versions(
             "TLS12" => Ok(12),
             "TLS13" => Ok(13),
             "TLS10" | "TLS11" => Err(format!(
-                "tls_server_config.{field}: {v} is insecure and not supported; use TLS12 or TLS13"
+                "{block}.{field}: {v} is insecure and not supported; use TLS12 or TLS13"
             )),
             other => Err(format!(
-                "tls_server_config.{field}: unknown TLS version {other:?} (TLS12, TLS13)"
+                "{block}.{field}: unknown TLS version {other:?} (TLS12, TLS13)"
             )),
         }
     };
@@ -161,7 +169,7 @@ fn protocol_versions(
         .transpose()?
         .unwrap_or(13);
     if lo > hi {
-        return Err("tls_server_config: min_version is above max_version".into());
+        return Err(format!("{block}: min_version is above max_version"));
     }
     let mut out = Vec::new();
     if lo <= 12 {
@@ -320,25 +328,60 @@ pub struct ClientTls {
     pub ca_file: Option<std::path::PathBuf>,
     pub cert_file: Option<std::path::PathBuf>,
     pub key_file: Option<std::path::PathBuf>,
+    /// Inline PEM (Prometheus' `ca`, `cert`, `key`), instead of the files.
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
     pub insecure_skip_verify: bool,
+}
+
+/// PEM given inline (`ca`) or as a file (`ca_file`), with where it came
+/// from for errors. Both at once is an error, as in Prometheus.
+struct Pem {
+    bytes: Vec<u8>,
+    origin: String,
+}
+
+fn client_pem(
+    what: &str,
+    file: Option<&Path>,
+    inline: Option<&str>,
+) -> Result<Option<Pem>, String> {
+    match (file, inline) {
+        (Some(_), Some(_)) => Err(format!(
+            "tls_config: at most one of {what} and {what}_file must be configured"
+        )),
+        (Some(path), None) => Ok(Some(Pem {
+            bytes: read_client_file(&format!("{what}_file"), path)?,
+            origin: format!("tls_config.{what}_file {}", path.display()),
+        })),
+        (None, Some(text)) => Ok(Some(Pem {
+            bytes: text.as_bytes().to_vec(),
+            origin: format!("tls_config.{what}"),
+        })),
+        (None, None) => Ok(None),
+    }
 }
 
 fn read_client_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("tls_config.{what} {}: {e}", path.display()))
 }
 
-fn load_client_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = read_client_file(what, path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+fn pem_certs(pem: &Pem) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.bytes.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls_config.{what} {}: {e}", path.display()))?;
+        .map_err(|e| format!("{}: {e}", pem.origin))?;
     if certs.is_empty() {
-        return Err(format!(
-            "tls_config.{what} {}: no PEM certificate found",
-            path.display()
-        ));
+        return Err(format!("{}: no PEM certificate found", pem.origin));
     }
     Ok(certs)
+}
+
+fn load_client_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    pem_certs(&Pem {
+        bytes: read_client_file(what, path)?,
+        origin: format!("tls_config.{what} {}", path.display()),
+    })
 }
 
 /// The system's CA bundle when no ca_file is given (Debian's and Red
@@ -370,12 +413,10 @@ pub fn client_config_with_versions(
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     } else {
         let mut roots = rustls::RootCertStore::empty();
-        match &t.ca_file {
+        match client_pem("ca", t.ca_file.as_deref(), t.ca.as_deref())? {
             Some(ca) => {
-                for c in load_client_certs("ca_file", ca)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+                for c in pem_certs(&ca)? {
+                    roots.add(c).map_err(|e| format!("{}: {e}", ca.origin))?;
                 }
             }
             None => {
@@ -389,21 +430,21 @@ pub fn client_config_with_versions(
         }
         builder.with_root_certificates(roots)
     };
-    match (&t.cert_file, &t.key_file) {
+    if (t.cert_file.is_some() || t.cert.is_some()) != (t.key_file.is_some() || t.key.is_some()) {
+        return Err("tls_config: cert_file and key_file must be given together".into());
+    }
+    let cert = client_pem("cert", t.cert_file.as_deref(), t.cert.as_deref())?;
+    let key = client_pem("key", t.key_file.as_deref(), t.key.as_deref())?;
+    match (cert, key) {
         (Some(cert), Some(key)) => {
-            let certs = load_client_certs("cert_file", cert)?;
-            let pem = read_client_file("key_file", key)?;
-            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pem.as_slice())
-                .map_err(|e| format!("tls_config.key_file {}: {e}", key.display()))?
-                .ok_or_else(|| {
-                    format!(
-                        "tls_config.key_file {}: no PEM private key found",
-                        key.display()
-                    )
-                })?;
+            let certs = pem_certs(&cert)?;
+            let key: PrivateKeyDer<'static> =
+                rustls_pemfile::private_key(&mut key.bytes.as_slice())
+                    .map_err(|e| format!("{}: {e}", key.origin))?
+                    .ok_or_else(|| format!("{}: no PEM private key found", key.origin))?;
             builder
                 .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))
+                .map_err(|e| format!("tls_config.cert/key: {e}"))
         }
         (None, None) => Ok(builder.with_no_client_auth()),
         _ => Err("tls_config: cert_file and key_file must be given together".into()),

@@ -61,6 +61,9 @@ pub fn collect(set: &mut exporter_toolkit::exposition::MetricSet) {
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     cfg.validate()?;
     cfg.check_all()?;
+    if !cfg.server.disable {
+        crate::server::web_config(&cfg.server).map_err(ConfigError::new)?;
+    }
     for sc in &cfg.scrape_configs {
         crate::sources::journal::check(sc).map_err(ConfigError::new)?;
         crate::sources::loki_push::check(sc).map_err(ConfigError::new)?;
@@ -115,27 +118,24 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
     if c.oauth2.is_some() {
         return Err("oauth2 is not supported; use basic_auth or a bearer token".into());
     }
-    if !c.proxy_url.is_empty() {
-        return Err("proxy_url is not supported".into());
-    }
     let t = &c.tls_config;
-    for (key, inline) in [("ca", &t.ca), ("cert", &t.cert), ("key", &t.key)] {
-        if !inline.is_empty() {
-            return Err(format!(
-                "tls_config.{key}: inline PEM is not supported; use {key}_file"
-            ));
-        }
-    }
     let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
-    for (key, p) in [
-        ("ca_file", &t.ca_file),
-        ("cert_file", &t.cert_file),
-        ("key_file", &t.key_file),
-    ] {
-        if !p.is_empty() {
-            std::fs::metadata(p).map_err(|e| format!("tls_config.{key} {p:?}: {e}"))?;
-        }
-    }
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let tls = TlsSettings {
+        ca_file: path(&t.ca_file),
+        cert_file: path(&t.cert_file),
+        key_file: path(&t.key_file),
+        ca: text(&t.ca),
+        cert: text(&t.cert),
+        key: text(&t.key),
+        server_name: text(&t.server_name),
+        insecure_skip_verify: t.insecure_skip_verify,
+        min_version: text(&t.min_version),
+        max_version: text(&t.max_version),
+    };
+    // Files readable, PEM well formed, versions known: checked now, so
+    // -check-config reports them (the URL's scheme does not matter here).
+    crate::client::transport::client_tls_config(&tls)?;
     let mut headers = Vec::new();
     for (name, value) in &c.headers {
         let n = http::HeaderName::from_bytes(name.as_bytes())
@@ -153,13 +153,7 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
         basic_auth,
         bearer_token,
         bearer_token_file,
-        tls: TlsSettings {
-            ca_file: path(&t.ca_file),
-            cert_file: path(&t.cert_file),
-            key_file: path(&t.key_file),
-            server_name: (!t.server_name.is_empty()).then(|| t.server_name.clone()),
-            insecure_skip_verify: t.insecure_skip_verify,
-        },
+        tls,
         backoff: BackoffSettings {
             min_period: c.backoff_config.min_period.get(),
             max_period: c.backoff_config.max_period.get(),
@@ -171,6 +165,7 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         headers,
+        drop_rate_limited_batches: c.drop_rate_limited_batches,
         ..ClientSettings::default()
     })
 }
@@ -180,6 +175,8 @@ fn tailer_settings(cfg: &Config) -> TailerSettings {
         sync_period: cfg.target_config.sync_period.get(),
         max_line_size: usize::try_from(cfg.limits_config.max_line_size.0).unwrap_or(usize::MAX),
         max_line_size_truncate: cfg.limits_config.max_line_size_truncate,
+        // min and max are equal (the config refuses anything else).
+        poll_interval: cfg.global.file_watch_config.min_poll_frequency.get(),
         ..TailerSettings::default()
     }
 }
@@ -415,6 +412,17 @@ impl Shipper {
             }
             if !has_files {
                 continue;
+            }
+            let encoding = crate::config::refused::encoding_named(&sc.encoding)
+                .filter(|e| *e != encoding_rs::UTF_8);
+            let decompression = sc.decompression.as_ref().and_then(|d| d.reading());
+            if encoding.is_some() || decompression.is_some() {
+                let settings = TailerSettings {
+                    encoding,
+                    decompression,
+                    ..self.manager.settings().clone()
+                };
+                self.manager.set_job_settings(&sc.job_name, settings);
             }
             if sc.tail_from_end {
                 self.manager.tail_from_end(&sc.job_name);
@@ -689,5 +697,24 @@ pub(crate) async fn fan_out(mut rx: mpsc::Receiver<Entry>, clients: Vec<mpsc::Se
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_watch_config_sets_the_poll_period() {
+        let cfg = crate::config::from_str(
+            "global:\n  file_watch_config:\n    min_poll_frequency: 3s\n    max_poll_frequency: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(tailer_settings(&cfg).poll_interval, Duration::from_secs(3));
+        let default = crate::config::from_str("").unwrap();
+        assert_eq!(
+            tailer_settings(&default).poll_interval,
+            Duration::from_millis(250)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct Cli {
     pub client_external_labels: Vec<(String, String)>,
     pub server_http_listen_port: Option<u16>,
     pub server_http_listen_address: Option<String>,
+    /// The other flags that set a config key (`-server.*`, `-client.*`
+    /// retries, `-limit.*`), checked when parsed, applied in order.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Default for Cli {
@@ -66,6 +69,7 @@ impl Default for Cli {
             client_external_labels: Vec::new(),
             server_http_listen_port: None,
             server_http_listen_address: None,
+            settings: Vec::new(),
         }
     }
 }
@@ -108,7 +112,90 @@ const FLAGS: &[(&str, bool, &str)] = &[
     ("client.external-labels", true, "list of external labels to add to each log (e.g: --client.external-labels=lb1=v1,lb2=v2)"),
     ("server.http-listen-port", true, "HTTP server listen port."),
     ("server.http-listen-address", true, "HTTP server listen address."),
+    ("server.path-prefix", true, "Base path to serve all API routes from (e.g. /v1/)"),
+    ("server.register-instrumentation", false, "Register the /metrics handler"),
+    ("server.graceful-shutdown-timeout", true, "Timeout for graceful shutdowns"),
+    ("server.enable-runtime-reload", false, "Enable reload via HTTP request."),
+    ("server.http-tls-cert-path", true, "HTTP server cert path."),
+    ("server.http-tls-key-path", true, "HTTP server key path."),
+    ("server.http-tls-client-auth", true, "HTTP TLS Client Auth type."),
+    ("server.http-tls-ca-path", true, "HTTP TLS Client CA path."),
+    ("client.max-retries", true, "Maximum number of retries when sending batches."),
+    ("client.min-backoff", true, "Initial backoff time between retries."),
+    ("client.max-backoff", true, "Maximum backoff time between retries."),
+    ("limit.readline-rate-enabled", false, "Set to false to disable readline rate limit."),
+    ("limit.readline-rate", true, "promtail readline Rate."),
+    ("limit.readline-burst", true, "promtail readline Burst."),
+    ("limit.readline-rate-drop", false, "Set to true to drop line when rate limit is exceeded."),
 ];
+
+/// Sets the config key a `-server.*`, `-client.*` or `-limit.*` flag
+/// stands for (client flags: on the clients given by `clients`).
+fn apply_setting(
+    cfg: &mut Config,
+    clients: std::ops::RangeFrom<usize>,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let duration = || units::parse_duration(value).map(GoDuration);
+    let boolean = || parse_bool(name, value).map_err(|e| e.0);
+    let tls = |cfg: &mut Config| {
+        cfg.server
+            .http_tls_config
+            .get_or_insert_with(Default::default)
+            .clone()
+    };
+    match name {
+        "server.path-prefix" => cfg.server.http_path_prefix = value.to_string(),
+        "server.register-instrumentation" => cfg.server.register_instrumentation = boolean()?,
+        "server.graceful-shutdown-timeout" => cfg.server.graceful_shutdown_timeout = duration()?,
+        "server.enable-runtime-reload" => cfg.server.enable_runtime_reload = boolean()?,
+        "server.http-tls-cert-path"
+        | "server.http-tls-key-path"
+        | "server.http-tls-client-auth"
+        | "server.http-tls-ca-path" => {
+            let mut t = tls(cfg);
+            let field = match name {
+                "server.http-tls-cert-path" => &mut t.cert_file,
+                "server.http-tls-key-path" => &mut t.key_file,
+                "server.http-tls-client-auth" => &mut t.client_auth_type,
+                _ => &mut t.client_ca_file,
+            };
+            *field = value.to_string();
+            cfg.server.http_tls_config = Some(t);
+        }
+        "client.max-retries" | "client.min-backoff" | "client.max-backoff" => {
+            let retries = match name {
+                "client.max-retries" => Some(value.parse::<u32>().map_err(|e| e.to_string())?),
+                _ => None,
+            };
+            let period = if retries.is_none() {
+                Some(duration()?)
+            } else {
+                None
+            };
+            for c in &mut cfg.clients[clients] {
+                let b = &mut c.backoff_config;
+                match (name, retries, period) {
+                    (_, Some(r), _) => b.max_retries = r,
+                    ("client.min-backoff", _, Some(p)) => b.min_period = p,
+                    (_, _, Some(p)) => b.max_period = p,
+                    _ => {}
+                }
+            }
+        }
+        "limit.readline-rate-enabled" => cfg.limits_config.readline_rate_enabled = boolean()?,
+        "limit.readline-rate" => {
+            cfg.limits_config.readline_rate = value.parse().map_err(|e| format!("{e}"))?
+        }
+        "limit.readline-burst" => {
+            cfg.limits_config.readline_burst = value.parse().map_err(|e| format!("{e}"))?
+        }
+        "limit.readline-rate-drop" => cfg.limits_config.readline_rate_drop = boolean()?,
+        _ => return Err(format!("-{name} sets no config key")),
+    }
+    Ok(())
+}
 
 pub fn usage() -> String {
     let mut s = String::from("Usage of log-shipper:\n");
@@ -172,7 +259,8 @@ impl Cli {
                     "print-config-stderr" => cli.print_config_stderr = on,
                     "log-config-reverse-order" => cli.log_config_reverse_order = on,
                     "version" => cli.version = on,
-                    _ => cli.help = on,
+                    "h" | "help" => cli.help = on,
+                    _ => cli.settings.push((name.to_string(), on.to_string())),
                 }
                 continue;
             }
@@ -234,7 +322,16 @@ impl Cli {
                         Some(value.parse().map_err(|e| bad(format!("{e}")))?)
                 }
                 "server.http-listen-address" => cli.server_http_listen_address = Some(value),
-                _ => unreachable!("every flag that takes a value is matched"),
+                _ => {
+                    // Checked now on a throwaway config, so a bad value is
+                    // a flag error, not a surprise after loading.
+                    let mut probe = Config {
+                        clients: vec![ClientConfig::default()],
+                        ..Config::default()
+                    };
+                    apply_setting(&mut probe, 0.., name, &value).map_err(bad)?;
+                    cli.settings.push((name.to_string(), value));
+                }
             }
         }
         Ok(cli)
@@ -281,6 +378,10 @@ impl Cli {
             for (k, v) in &self.client_external_labels {
                 c.external_labels.insert(k.clone(), v.clone());
             }
+        }
+        for (name, value) in &self.settings {
+            // Checked when parsed: cannot fail here.
+            let _ = apply_setting(cfg, start.., name, value);
         }
     }
 }

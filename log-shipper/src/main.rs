@@ -85,6 +85,13 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
+    if cli.log_config_reverse_order {
+        // One log line per config line, last first, as promtail: read
+        // newest-first (Grafana's Explore), the config reads top down.
+        for line in cfg.to_yaml().lines().rev() {
+            tracing::info!("{line}");
+        }
+    }
     if let Err(e) = app::check(&cfg) {
         tracing::error!(error = %e, "invalid config");
         return ExitCode::FAILURE;
@@ -163,6 +170,7 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
         config: Mutex::new(config::shown(&cfg)),
         reload: reload_tx,
         collect: Box::new(log_shipper::metrics::collect),
+        routes: server::Routes::from_config(&cfg.server),
     });
     if !cfg.server.disable {
         let address = format!(
@@ -174,11 +182,12 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
         } else {
             address
         };
+        let web = server::web_config(&cfg.server)?;
         let listeners = exporter_toolkit::server::bind(&[address]).await?;
         let state = Arc::clone(&state);
         tokio::spawn(exporter_toolkit::server::serve(
             listeners,
-            Default::default(),
+            exporter_toolkit::web_config_reload::LiveWebConfig::fixed(web),
             move |req| server::handle(Arc::clone(&state), req),
         ));
     }

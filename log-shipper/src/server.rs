@@ -56,10 +56,54 @@ pub struct ServerState {
     pub config: std::sync::Mutex<String>,
     pub reload: mpsc::Sender<ReloadReply>,
     pub collect: Box<dyn Fn(&mut MetricSet) + Send + Sync>,
+    pub routes: Routes,
+}
+
+/// Which routes are served, and where (`server` block settings).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routes {
+    /// `http_path_prefix`: every route lives under it.
+    pub path_prefix: String,
+    /// `enable_runtime_reload`: without it, `/reload` does not exist (as
+    /// in promtail, which registers the route only when enabled).
+    pub runtime_reload: bool,
+    /// `register_instrumentation`: without it, no `/metrics`.
+    pub instrumentation: bool,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            path_prefix: String::new(),
+            runtime_reload: false,
+            instrumentation: true,
+        }
+    }
+}
+
+impl Routes {
+    pub fn from_config(s: &crate::config::ServerConfig) -> Routes {
+        Routes {
+            path_prefix: s.http_path_prefix.trim_end_matches('/').to_string(),
+            runtime_reload: s.enable_runtime_reload,
+            instrumentation: s.register_instrumentation,
+        }
+    }
 }
 
 pub async fn handle<B>(state: Arc<ServerState>, req: Request<B>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
+    let routes = &state.routes;
+    let Some(path) = req
+        .uri()
+        .path()
+        .strip_prefix(routes.path_prefix.as_str())
+        .map(|p| if p.is_empty() { "/" } else { p })
+    else {
+        return not_found();
+    };
+    match (req.method(), path) {
+        (_, "/metrics") if !routes.instrumentation => not_found(),
+        (_, "/reload") if !routes.runtime_reload => not_found(),
         (&Method::GET | &Method::HEAD, "/metrics") => metrics(&state, &req),
         (&Method::GET | &Method::HEAD, "/ready") => {
             if state.ready.load(Ordering::Relaxed) {
@@ -92,8 +136,12 @@ pub async fn handle<B>(state: Arc<ServerState>, req: Request<B>) -> Response<Bod
             StatusCode::OK,
             "log-shipper (promtail-compatible)\n\n/metrics  self-metrics\n/ready    200 when running\n/targets  what is read: files, containers, journal, receivers (?format=json)\n/service-discovery  targets as discovered and after relabeling (?format=json)\n/config   the running config (secrets masked)\nPOST /reload  re-read the config\n",
         ),
-        _ => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
+        _ => not_found(),
     }
+}
+
+fn not_found() -> Response<Body> {
+    text_response(StatusCode::NOT_FOUND, "404 page not found\n")
 }
 
 fn metrics<B>(state: &ServerState, req: &Request<B>) -> Response<Body> {
@@ -227,4 +275,43 @@ async fn reload(state: &ServerState) -> Response<Body> {
         ),
         Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
     }
+}
+
+/// `server.http_tls_config` as the HTTP server's TLS (exporter-toolkit's
+/// rustls setup, which takes Go's `client_auth_type` names as dskit does).
+/// Relative file names are relative to the working directory, as promtail.
+pub fn web_config(
+    s: &crate::config::ServerConfig,
+) -> Result<exporter_toolkit::web_config::WebConfig, String> {
+    let mut web = exporter_toolkit::web_config::WebConfig::default();
+    let Some(t) = &s.http_tls_config else {
+        return Ok(web);
+    };
+    let path = |p: &str| (!p.is_empty()).then(|| std::path::PathBuf::from(p));
+    let text = |p: &str| (!p.is_empty()).then(|| p.to_string());
+    let settings = exporter_toolkit::web_config::TlsSettings {
+        cert_file: path(&t.cert_file),
+        key_file: path(&t.key_file),
+        client_auth_type: text(&t.client_auth_type),
+        client_ca_file: path(&t.client_ca_file),
+        ..Default::default()
+    };
+    let tls = exporter_toolkit::tls::server_config(&settings, std::path::Path::new(".")).map_err(
+        |e| {
+            format!(
+                "server.http_tls_config: {}",
+                e.replace("tls_server_config.", "")
+                    .replace("tls_server_config", "http_tls_config")
+            )
+        },
+    )?;
+    web.tls = Some(Arc::new(tls));
+    // The certificate offers h2 by ALPN, as Go's server does: serve it.
+    web.http2 = true;
+    web.files = [&t.cert_file, &t.key_file, &t.client_ca_file]
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect();
+    Ok(web)
 }

@@ -9,34 +9,9 @@ use log_shipper::ack::Progress;
 use log_shipper::client::{BackoffSettings, Client, ClientSettings, DropReason, TlsSettings};
 use log_shipper::entry::{Entry, LabelSet};
 
-/// A CA, and leaf certificates it signs, as PEM.
-struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "log-shipper test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        TestCa {
-            issuer: rcgen::Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    fn sign(&self, name: &str) -> (String, String) {
-        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
+#[path = "common/test_ca.rs"]
+mod test_ca;
+use test_ca::TestCa;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);

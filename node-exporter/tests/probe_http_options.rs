@@ -748,6 +748,33 @@ async fn http2_tls_versions_and_responses() {
     check(&http_module("enable_http3: false"), &http("/"), true).await;
 }
 
+/// HTTP/3 is refused where the operator looks first: at start, naming the
+/// file and the module; blackbox's example file still loads.
+#[test]
+fn http3_module_named_at_start() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/blackbox_example.yml");
+    let ne = common::start(&[
+        "--collector.disable-defaults".into(),
+        format!("--probe.config.file={}", file.display()),
+    ]);
+    let (status, _) = ne.get("/metrics");
+    assert_eq!(status, 200);
+    let log = ne.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("enable_http3"))
+        .unwrap_or_else(|| panic!("no enable_http3 warning in\n{log}"));
+    assert!(
+        line.contains("level=warn")
+            && line.contains("blackbox_example.yml")
+            && line.contains("module \\\"http_3xx\\\"")
+            && line.contains("not supported"),
+        "{line}"
+    );
+    assert_eq!(log.matches("enable_http3").count(), 1, "{log}");
+}
+
 /// blackbox's two example files, unchanged, each module run against a
 /// local target: (module, target, expected probe_success, a line the
 /// metrics or logs must have). The modules whose files, proxy or token

@@ -37,7 +37,7 @@ fn push_config(
     hold: &str,
 ) -> std::path::PathBuf {
     let cfg = format!(
-        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n\
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  enable_runtime_reload: true\n\
 positions:\n  filename: {pos}\n\
 clients:\n  - url: {url}\n    batchwait: 100ms\n    backoff_config: {{min_period: 100ms, max_period: 500ms, max_retries: 0}}\n\
 scrape_configs:\n  \
@@ -316,7 +316,7 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(gzip.compress(json.dumps
 
 fn gelf_config(dir: &Path, receiver: &LokiReceiver, port: u16, udp: u16) -> std::path::PathBuf {
     let cfg = format!(
-        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n\
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  enable_runtime_reload: true\n\
 positions:\n  filename: {pos}\n\
 clients:\n  - url: {url}\n    batchwait: 100ms\n\
 scrape_configs:\n  \

@@ -57,7 +57,7 @@ fn config(
     scrape: &str,
 ) -> String {
     format!(
-        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n\
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  enable_runtime_reload: true\n\
 positions:\n  filename: {pos}\n\
 target_config:\n  sync_period: 1s\n\
 clients:\n  - url: {url}\n    batchwait: 200ms\n{extra_client}\

@@ -93,6 +93,9 @@ pub struct ClientSettings {
     /// of further streams are dropped (`reason="stream_limited"`), as
     /// promtail does. 0: no limit.
     pub max_streams: usize,
+    /// `drop_rate_limited_batches`: a batch Loki answers 429 is dropped
+    /// at once (counted as `rate_limited`) instead of retried.
+    pub drop_rate_limited_batches: bool,
 }
 
 impl Default for ClientSettings {
@@ -112,6 +115,7 @@ impl Default for ClientSettings {
             queue_capacity: 2048,
             headers: Vec::new(),
             max_streams: 0,
+            drop_rate_limited_batches: false,
         }
     }
 }
@@ -560,6 +564,21 @@ impl Worker {
                 Some(s) if (200..300).contains(&s) => {
                     self.health.failing.store(false, Ordering::Relaxed);
                     self.metrics.sent(entries, bytes);
+                    Ack::complete_all(acks);
+                    return;
+                }
+                Some(429) if self.settings.drop_rate_limited_batches => {
+                    self.health.failing.store(false, Ordering::Relaxed);
+                    tracing::error!(
+                        host = %self.transport.endpoint().authority,
+                        status = 429,
+                        tenant = tenant.as_deref().unwrap_or(""),
+                        entries,
+                        error = %reason,
+                        "final error sending batch: rate limited, dropping it (drop_rate_limited_batches)"
+                    );
+                    self.metrics
+                        .dropped(DropReason::RateLimited, entries, bytes);
                     Ack::complete_all(acks);
                     return;
                 }

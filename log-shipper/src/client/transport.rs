@@ -18,8 +18,15 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Inline PEM, instead of the files.
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
+    /// Go's names (`TLS12`, `TLS13`); unset: TLS 1.2 to 1.3.
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
 }
 
 /// A parsed `http://` or `https://` push URL.
@@ -232,12 +239,22 @@ impl Transport {
 
 /// The client side of `tls_config` (the server name is used when connecting).
 pub fn client_tls_config(t: &TlsSettings) -> Result<rustls::ClientConfig, String> {
-    exporter_toolkit::tls::client_config(&exporter_toolkit::tls::ClientTls {
-        ca_file: t.ca_file.clone(),
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        insecure_skip_verify: t.insecure_skip_verify,
-    })
+    exporter_toolkit::tls::client_config_with_versions(
+        &exporter_toolkit::tls::ClientTls {
+            ca_file: t.ca_file.clone(),
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            ca: t.ca.clone(),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            insecure_skip_verify: t.insecure_skip_verify,
+        },
+        &exporter_toolkit::tls::protocol_versions(
+            "tls_config",
+            t.min_version.as_deref(),
+            t.max_version.as_deref(),
+        )?,
+    )
 }
 
 #[cfg(test)]

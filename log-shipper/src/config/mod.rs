@@ -1,11 +1,13 @@
 //! promtail's YAML config: the same keys, defaults and units, so a promtail
 //! user's file loads unchanged. Every block refuses keys promtail does not
 //! know (`deny_unknown_fields`), and errors name the file, line, column and
-//! key path. Blocks promtail knows but we do not run yet (other sources,
-//! gRPC settings) are parsed and kept, so they print back and fail nothing.
+//! key path. Keys promtail knows but we do not run (other sources, gRPC
+//! settings) are refused by name and line ([`refused`]), never accepted and
+//! ignored.
 
 pub mod alloy;
 pub mod envsubst;
+pub mod refused;
 mod shown;
 pub use shown::shown;
 pub mod units;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::StageConfig;
 use crate::relabel::RelabelConfig;
+pub use refused::Unsupported;
 pub use units::{ByteSize, GoDuration};
 
 /// Anything promtail accepts there, kept as written.
@@ -112,13 +115,24 @@ pub struct Config {
     pub limits_config: LimitsConfig,
     pub options: OptionsConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tracing: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wal: Option<Opaque>,
+    pub tracing: Option<TracingConfig>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::wal"
+    )]
+    pub wal: Option<Unsupported>,
     /// Set only from an Alloy config whose component graph promtail's
     /// model cannot express: the scrape configs' entries flow through it.
     #[serde(skip)]
     pub graph: Option<crate::graph::Graph>,
+}
+
+/// promtail's Jaeger tracing switch: only "off" is accepted.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    #[serde(deserialize_with = "refused::keys::enabled")]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -127,11 +141,50 @@ pub struct GlobalConfig {
     pub file_watch_config: FileWatchConfig,
 }
 
+/// How often files are polled for new lines. promtail backs off from min
+/// to max while a file is idle; we poll at one fixed period, so the two
+/// must be equal (refused otherwise, naming both keys).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, try_from = "RawFileWatchConfig")]
 pub struct FileWatchConfig {
     pub min_poll_frequency: GoDuration,
     pub max_poll_frequency: GoDuration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFileWatchConfig {
+    min_poll_frequency: GoDuration,
+    max_poll_frequency: GoDuration,
+}
+
+impl Default for RawFileWatchConfig {
+    fn default() -> Self {
+        let d = FileWatchConfig::default();
+        RawFileWatchConfig {
+            min_poll_frequency: d.min_poll_frequency,
+            max_poll_frequency: d.max_poll_frequency,
+        }
+    }
+}
+
+impl TryFrom<RawFileWatchConfig> for FileWatchConfig {
+    type Error = String;
+    fn try_from(r: RawFileWatchConfig) -> Result<Self, String> {
+        if r.min_poll_frequency.get().is_zero() {
+            return Err("file_watch_config: min_poll_frequency must be more than 0".into());
+        }
+        if r.min_poll_frequency != r.max_poll_frequency {
+            return Err(format!(
+                "file_watch_config: min_poll_frequency {} and max_poll_frequency {} differ; polling that backs off between two periods is not supported by this shipper (set both to the same period)",
+                r.min_poll_frequency, r.max_poll_frequency
+            ));
+        }
+        Ok(FileWatchConfig {
+            min_poll_frequency: r.min_poll_frequency,
+            max_poll_frequency: r.max_poll_frequency,
+        })
+    }
 }
 
 impl Default for FileWatchConfig {
@@ -146,60 +199,140 @@ impl Default for FileWatchConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptionsConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "refused::keys::options_stream_lag_labels"
+    )]
     pub stream_lag_labels: String,
 }
 
 // ---------------------------------------------------------------- server
 
-/// The weaveworks/dskit server block. We serve HTTP only; the gRPC and
-/// tuning keys are accepted (promtail knows them) and ignored.
+/// The weaveworks/dskit server block, as promtail reads it. We serve HTTP
+/// (optionally TLS) only: the gRPC keys and tuning knobs we do not run are
+/// accepted at the value that means "off" or at promtail's default, and
+/// refused with their name and line otherwise.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub disable: bool,
+    #[serde(deserialize_with = "refused::keys::http_listen_network")]
     pub http_listen_network: String,
     pub http_listen_address: String,
     pub http_listen_port: u16,
+    #[serde(deserialize_with = "refused::keys::http_listen_conn_limit")]
     pub http_listen_conn_limit: u64,
+    #[serde(deserialize_with = "refused::keys::grpc_listen_network")]
     pub grpc_listen_network: String,
+    #[serde(deserialize_with = "refused::keys::grpc_listen_address")]
     pub grpc_listen_address: String,
+    /// promtail's shipped configs set 0 (an ephemeral port nobody calls):
+    /// we open no gRPC port, which is what 0 comes to.
+    #[serde(deserialize_with = "refused::keys::grpc_listen_port")]
     pub grpc_listen_port: u16,
+    #[serde(deserialize_with = "refused::keys::grpc_listen_conn_limit")]
     pub grpc_listen_conn_limit: u64,
+    /// false: `/metrics` is not served.
     pub register_instrumentation: bool,
     pub graceful_shutdown_timeout: GoDuration,
+    #[serde(deserialize_with = "refused::keys::http_server_read_timeout")]
     pub http_server_read_timeout: GoDuration,
+    #[serde(deserialize_with = "refused::keys::http_server_write_timeout")]
     pub http_server_write_timeout: GoDuration,
+    #[serde(deserialize_with = "refused::keys::http_server_idle_timeout")]
     pub http_server_idle_timeout: GoDuration,
-    pub grpc_server_max_recv_msg_size: u64,
-    pub grpc_server_max_send_msg_size: u64,
-    pub grpc_server_max_concurrent_streams: u64,
     pub log_level: String,
     pub log_format: String,
+    /// Every route is served under this prefix (`/prefix/metrics`...).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub http_path_prefix: String,
+    /// promtail's `/ready` fails while no target is ready unless this is
+    /// false; ours is ready once started, which is `false`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::health_check_target"
+    )]
     pub health_check_target: Option<bool>,
+    /// `POST /reload` re-reads the config only when true (SIGHUP always).
     pub enable_runtime_reload: bool,
+    #[serde(deserialize_with = "refused::keys::profiling_enabled")]
     pub profiling_enabled: bool,
+    #[serde(deserialize_with = "refused::keys::log_source_ips_enabled")]
     pub log_source_ips_enabled: bool,
+    #[serde(deserialize_with = "refused::keys::log_request_headers")]
     pub log_request_headers: bool,
+    /// TLS on the shipper's own HTTP server.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_tls_config: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_tls_config: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_max_connection_idle: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_max_connection_age: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_max_connection_age_grace: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_keepalive_time: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_keepalive_timeout: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_min_time_between_pings: Option<GoDuration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_server_ping_without_stream_allowed: Option<bool>,
+    pub http_tls_config: Option<ServerTlsConfig>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_tls_config"
+    )]
+    pub grpc_tls_config: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_recv_msg_size"
+    )]
+    pub grpc_server_max_recv_msg_size: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_send_msg_size"
+    )]
+    pub grpc_server_max_send_msg_size: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_concurrent_streams"
+    )]
+    pub grpc_server_max_concurrent_streams: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_connection_idle"
+    )]
+    pub grpc_server_max_connection_idle: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_connection_age"
+    )]
+    pub grpc_server_max_connection_age: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_max_connection_age_grace"
+    )]
+    pub grpc_server_max_connection_age_grace: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_keepalive_time"
+    )]
+    pub grpc_server_keepalive_time: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_keepalive_timeout"
+    )]
+    pub grpc_server_keepalive_timeout: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_min_time_between_pings"
+    )]
+    pub grpc_server_min_time_between_pings: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::grpc_server_ping_without_stream_allowed"
+    )]
+    pub grpc_server_ping_without_stream_allowed: Option<Unsupported>,
+}
+
+/// dskit's `http_tls_config`: the server's certificate and, for client
+/// authentication, Go's `tls.ClientAuthType` name and the CA to verify
+/// client certificates with.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    pub cert_file: String,
+    pub key_file: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_auth_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_ca_file: String,
 }
 
 impl Default for ServerConfig {
@@ -213,16 +346,13 @@ impl Default for ServerConfig {
             http_listen_conn_limit: 0,
             grpc_listen_network: "tcp".into(),
             grpc_listen_address: String::new(),
-            grpc_listen_port: 9095,
+            grpc_listen_port: 0,
             grpc_listen_conn_limit: 0,
             register_instrumentation: true,
             graceful_shutdown_timeout: GoDuration::from_secs(30),
             http_server_read_timeout: GoDuration::from_secs(30),
             http_server_write_timeout: GoDuration::from_secs(30),
             http_server_idle_timeout: GoDuration::from_secs(120),
-            grpc_server_max_recv_msg_size: 4 << 20,
-            grpc_server_max_send_msg_size: 4 << 20,
-            grpc_server_max_concurrent_streams: 100,
             log_level: "info".into(),
             log_format: "logfmt".into(),
             http_path_prefix: String::new(),
@@ -233,6 +363,9 @@ impl Default for ServerConfig {
             log_request_headers: false,
             http_tls_config: None,
             grpc_tls_config: None,
+            grpc_server_max_recv_msg_size: None,
+            grpc_server_max_send_msg_size: None,
+            grpc_server_max_concurrent_streams: None,
             grpc_server_max_connection_idle: None,
             grpc_server_max_connection_age: None,
             grpc_server_max_connection_age_grace: None,
@@ -281,17 +414,26 @@ pub struct ClientConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oauth2: Option<Opaque>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::oauth2"
+    )]
+    pub oauth2: Option<Unsupported>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub bearer_token: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub bearer_token_file: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "refused::keys::proxy_url"
+    )]
     pub proxy_url: String,
     #[serde(skip_serializing_if = "is_default")]
     pub tls_config: TlsConfig,
+    /// Our client speaks HTTP/1.1 and takes no redirect: only `false`.
+    #[serde(deserialize_with = "refused::keys::follow_redirects")]
     pub follow_redirects: bool,
+    #[serde(deserialize_with = "refused::keys::enable_http2")]
     pub enable_http2: bool,
     pub backoff_config: BackoffConfig,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -300,8 +442,11 @@ pub struct ClientConfig {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tenant_id: String,
     pub drop_rate_limited_batches: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_lag_labels: Option<Opaque>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::stream_lag_labels"
+    )]
+    pub stream_lag_labels: Option<Unsupported>,
 }
 
 impl Default for ClientConfig {
@@ -319,8 +464,8 @@ impl Default for ClientConfig {
             bearer_token_file: String::new(),
             proxy_url: String::new(),
             tls_config: TlsConfig::default(),
-            follow_redirects: true,
-            enable_http2: true,
+            follow_redirects: false,
+            enable_http2: false,
             backoff_config: BackoffConfig::default(),
             external_labels: BTreeMap::new(),
             timeout: GoDuration::from_secs(10),
@@ -419,7 +564,10 @@ pub struct ScrapeConfig {
     /// Our extension: the Docker Engine's event stream as log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_events: Option<DockerEventsConfig>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "refused::keys::encoding"
+    )]
     pub encoding: String,
     /// Our extension, Alloy's `loki.source.file` `tail_from_end`: files
     /// found at the start without a saved position are read from their
@@ -427,37 +575,206 @@ pub struct ScrapeConfig {
     #[serde(skip_serializing_if = "is_default")]
     pub tail_from_end: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decompression: Option<Opaque>,
+    pub decompression: Option<DecompressionConfig>,
     /// A syslog listener (`sources::syslog`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog: Option<SyslogConfig>,
-    // Other promtail sources: accepted and kept, not run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gcplog: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub windows_events: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<Opaque>,
+    // Other promtail sources and discoveries: refused by name and line.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::gcplog"
+    )]
+    pub gcplog: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::windows_events"
+    )]
+    pub windows_events: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::kafka"
+    )]
+    pub kafka: Option<Unsupported>,
     /// GELF over UDP (`sources::gelf`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gelf: Option<GelfConfig>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloudflare: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heroku_drain: Option<Opaque>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::cloudflare"
+    )]
+    pub cloudflare: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::heroku_drain"
+    )]
+    pub heroku_drain: Option<Unsupported>,
     /// Loki's push API served to other senders (`sources::loki_push`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loki_push_api: Option<PushApiConfig>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub azure_event_hubs: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kubernetes_sd_configs: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consul_sd_configs: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consulagent_sd_configs: Option<Opaque>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limits_config: Option<Opaque>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::azure_event_hubs"
+    )]
+    pub azure_event_hubs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::kubernetes_sd_configs"
+    )]
+    pub kubernetes_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::consul_sd_configs"
+    )]
+    pub consul_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::consulagent_sd_configs"
+    )]
+    pub consulagent_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::limits_config"
+    )]
+    pub limits_config: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::dns_sd_configs"
+    )]
+    pub dns_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::digitalocean_sd_configs"
+    )]
+    pub digitalocean_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::serverset_sd_configs"
+    )]
+    pub serverset_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::nerve_sd_configs"
+    )]
+    pub nerve_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::marathon_sd_configs"
+    )]
+    pub marathon_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::gce_sd_configs"
+    )]
+    pub gce_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::ec2_sd_configs"
+    )]
+    pub ec2_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::openstack_sd_configs"
+    )]
+    pub openstack_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::azure_sd_configs"
+    )]
+    pub azure_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::triton_sd_configs"
+    )]
+    pub triton_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::dockerswarm_sd_configs"
+    )]
+    pub dockerswarm_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::eureka_sd_configs"
+    )]
+    pub eureka_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::hetzner_sd_configs"
+    )]
+    pub hetzner_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::http_sd_configs"
+    )]
+    pub http_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::kuma_sd_configs"
+    )]
+    pub kuma_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::linode_sd_configs"
+    )]
+    pub linode_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::lightsail_sd_configs"
+    )]
+    pub lightsail_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::puppetdb_sd_configs"
+    )]
+    pub puppetdb_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::scaleway_sd_configs"
+    )]
+    pub scaleway_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::uyuni_sd_configs"
+    )]
+    pub uyuni_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::vultr_sd_configs"
+    )]
+    pub vultr_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::ionos_sd_configs"
+    )]
+    pub ionos_sd_configs: Option<Unsupported>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::nomad_sd_configs"
+    )]
+    pub nomad_sd_configs: Option<Unsupported>,
+}
+
+/// promtail's `decompression` block: when enabled, every file of the job
+/// is compressed in `format` and read once, from its start.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecompressionConfig {
+    pub enabled: bool,
+    pub initial_delay: GoDuration,
+    #[serde(deserialize_with = "refused::keys::format")]
+    pub format: String,
+}
+
+impl DecompressionConfig {
+    /// What the file source does with it (None: files read as they are).
+    pub fn reading(&self) -> Option<crate::sources::file::Decompression> {
+        if !self.enabled {
+            return None;
+        }
+        Some(crate::sources::file::Decompression {
+            format: crate::sources::file::CompressionFormat::parse(&self.format)?,
+            initial_delay: self.initial_delay.get(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -611,10 +928,13 @@ pub struct PushServerConfig {
     pub http_listen_address: String,
     pub http_listen_port: u16,
     /// promtail opens a gRPC port on every push server but registers no
-    /// push service on it; configs set it only to avoid clashing ports.
-    /// We open none, so these only need to parse.
+    /// push service on it. We open none: only the values meaning "none"
+    /// (port 0, no address) are accepted, anything else is refused.
+    #[serde(deserialize_with = "refused::keys::grpc_listen_network")]
     pub grpc_listen_network: String,
+    #[serde(deserialize_with = "refused::keys::grpc_listen_address")]
     pub grpc_listen_address: String,
+    #[serde(deserialize_with = "refused::keys::grpc_listen_port")]
     pub grpc_listen_port: u16,
     /// Time to receive a push's body.
     pub http_server_read_timeout: GoDuration,
@@ -631,7 +951,7 @@ impl Default for PushServerConfig {
             http_listen_port: 80,
             grpc_listen_network: "tcp".into(),
             grpc_listen_address: String::new(),
-            grpc_listen_port: 9095,
+            grpc_listen_port: 0,
             http_server_read_timeout: GoDuration::from_secs(30),
             http_server_write_timeout: GoDuration::from_secs(30),
         }
@@ -710,6 +1030,7 @@ impl Default for SyslogConfig {
 pub struct TargetConfig {
     /// How often globs are re-expanded to find new files.
     pub sync_period: GoDuration,
+    #[serde(deserialize_with = "refused::keys::stdin")]
     pub stdin: bool,
 }
 
@@ -761,7 +1082,8 @@ pub fn from_str(text: &str) -> Result<Config, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
-    let mut cfg: Config = serde_yaml_ng::from_str(text).map_err(ConfigError::from_yaml)?;
+    let mut cfg: Config = serde_yaml_ng::from_str(text)
+        .map_err(|e| refused::point_at_key(ConfigError::from_yaml(e), text))?;
     if let Some(c) = cfg.client.take() {
         cfg.clients.insert(0, c);
     }

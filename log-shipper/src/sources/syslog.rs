@@ -190,6 +190,11 @@ pub fn settings(c: &SyslogConfig) -> Result<Settings, String> {
         (Some(0), _) => return Err("max_connections: must be at least 1".into()),
         (Some(n), _) => n,
     };
+    // UDP has no connection to time out: a value set there would do
+    // nothing, so it is refused (120s is the default, never written).
+    if transport == Transport::Udp && c.idle_timeout.get() != Duration::from_secs(120) {
+        return Err("idle_timeout: only for listen_protocol tcp".into());
+    }
     let idle_timeout = if c.idle_timeout.get().is_zero() {
         Duration::from_secs(120)
     } else {
@@ -1176,6 +1181,10 @@ mod tests {
         assert!(
             e("listen_address: 127.0.0.1:1\nlisten_protocol: udp\nmax_connections: 5")
                 .starts_with("max_connections:")
+        );
+        assert!(
+            e("listen_address: 127.0.0.1:1\nlisten_protocol: udp\nidle_timeout: 5m")
+                .starts_with("idle_timeout:")
         );
         let ok = settings(&cfg("listen_address: ':1514'\nlisten_protocol: udp")).unwrap();
         assert_eq!(ok.transport, Transport::Udp);

@@ -186,6 +186,7 @@ pub fn tls_client_config(c: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> 
             cert_file: c.cert_file.as_ref().map(Into::into),
             key_file: c.key_file.as_ref().map(Into::into),
             insecure_skip_verify: c.insecure_skip_verify,
+            ..Default::default()
         },
         &c.versions()?,
     )
@@ -210,6 +211,8 @@ pub fn server_name(
 /// What blackbox reads from a TLS connection's state.
 pub struct TlsState {
     pub version: String,
+    /// The negotiated cipher suite, named as Go's `tls.CipherSuiteName`.
+    pub cipher: String,
     /// The peer's chain as sent, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// The chain rustls verified up to its root: `None` with
@@ -232,6 +235,7 @@ impl TlsState {
         });
         TlsState {
             version: tls_version(conn.protocol_version()),
+            cipher: cipher_name(conn.negotiated_cipher_suite().map(|s| s.suite())),
             chain,
             verified,
         }
@@ -293,6 +297,22 @@ pub fn tls_version(v: Option<rustls::ProtocolVersion>) -> String {
         _ => "unknown",
     }
     .to_string()
+}
+
+/// Go's `tls.CipherSuiteName`: the IANA name, which rustls uses too but
+/// for TLS 1.3's suites ("TLS13_AES_128_GCM_SHA256" is Go's
+/// "TLS_AES_128_GCM_SHA256"); an unnamed one as "0x%04X".
+pub fn cipher_name(suite: Option<rustls::CipherSuite>) -> String {
+    let Some(suite) = suite else {
+        return "0x0000".to_string();
+    };
+    match suite.as_str() {
+        Some(name) => match name.strip_prefix("TLS13_") {
+            Some(rest) => format!("TLS_{rest}"),
+            None => name.to_string(),
+        },
+        None => format!("0x{:04X}", u16::from(suite)),
+    }
 }
 
 fn earliest(chain: &[CertificateDer<'_>]) -> Option<f64> {
@@ -397,7 +417,7 @@ fn go_escape(s: &str) -> String {
 }
 
 /// Writes blackbox's TLS metrics for a connection (its http and tcp
-/// probers): the earliest expiry, the version, the last chain's expiry
+/// probers): the earliest expiry, the version and cipher, the last chain's expiry
 /// (Go's zero time when no chain was verified, as 0.23 reports it) and the
 /// leaf's `probe_ssl_last_chain_info`.
 pub fn tls_metrics(state: &TlsState, earliest_help: &str, out: &mut MetricSet) {
@@ -411,6 +431,14 @@ pub fn tls_metrics(state: &TlsState, earliest_help: &str, out: &mut MetricSet) {
         "probe_tls_version_info",
         "Returns the TLS version used, or NaN when unknown",
         &[("version", &state.version)],
+        1.0,
+    );
+    // Newer than Debian's 0.23: blackbox writes it where it writes the
+    // version, for its http and tcp probers (not grpc).
+    out.gauge(
+        "probe_tls_cipher_info",
+        "Returns the TLS cipher negotiated during handshake",
+        &[("cipher", &state.cipher)],
         1.0,
     );
     out.gauge(
@@ -467,6 +495,28 @@ mod tests {
         assert!(split_host_port("a.example").is_err());
         assert!(split_host_port("::1:53").is_err());
         assert!(split_host_port("a:99999").is_err());
+    }
+
+    #[test]
+    fn cipher_suites_named_as_go() {
+        use rustls::CipherSuite as C;
+        assert_eq!(
+            cipher_name(Some(C::TLS13_AES_128_GCM_SHA256)),
+            "TLS_AES_128_GCM_SHA256"
+        );
+        assert_eq!(
+            cipher_name(Some(C::TLS13_CHACHA20_POLY1305_SHA256)),
+            "TLS_CHACHA20_POLY1305_SHA256"
+        );
+        assert_eq!(
+            cipher_name(Some(C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)),
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            cipher_name(Some(C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)),
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        );
+        assert_eq!(cipher_name(Some(C::from(0x1234))), "0x1234");
     }
 
     #[test]

@@ -120,8 +120,11 @@ pub fn run_to_exit(args: &[&str]) -> (i32, String) {
 /// Collectors that read a live service rather than /proc and /sys: no
 /// fixture tree can stand in for them (the docker collector has its own
 /// tests against the real Engine in tests/docker.rs; systemd's mapping is
-/// unit-tested in its module and checked on real hosts by the Ansible test).
-pub const LIVE_SERVICES: &[&str] = &["docker", "systemd"];
+/// unit-tested in its module and checked on real hosts by the Ansible test;
+/// ethtool asks the kernel about devices by name, which a fixture tree's
+/// names would only alias to this host's: tests/ethtool.rs runs it in a
+/// network namespace beside node_exporter).
+pub const LIVE_SERVICES: &[&str] = &["docker", "ethtool", "systemd"];
 
 /// Whether `GOLDEN_ONLY` (if set) selects this collector's golden file.
 pub fn selected(name: &str) -> bool {
@@ -440,5 +443,56 @@ pub fn run_to_exit_within(args: &[&str], limit: Duration) -> Option<(i32, String
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Pki {
+    /// The server certificate (signed by the CA, for 127.0.0.1 and
+    /// localhost) and its key, for a rustls server.
+    pub fn server_cert(
+        &self,
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(self.path("server.crt"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(self.path("server.key")).unwrap();
+        (certs, key)
+    }
+}
+
+/// A connection a test server answers: plain TCP or TLS over it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Accepts connections on `listener` for ever, each (after the TLS
+/// handshake, with `tls`) answered by `answer` in a task of its own.
+pub async fn serve_each<F, Fut>(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    answer: F,
+) where
+    F: Fn(Box<dyn Conn>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (tls, answer) = (tls.clone(), answer.clone());
+        tokio::spawn(async move {
+            match tls {
+                Some(a) => {
+                    if let Ok(s) = a.accept(tcp).await {
+                        answer(Box::new(s)).await;
+                    }
+                }
+                None => answer(Box::new(tcp)).await,
+            }
+        });
     }
 }

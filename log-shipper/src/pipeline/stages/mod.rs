@@ -68,6 +68,7 @@ pub fn each_stage<V: StageVisitor>(v: &mut V) -> ControlFlow<V::Found> {
     v.visit::<limit::LimitStage>()?;
     v.visit::<tenant::TenantStage>()?;
     v.visit::<structured_metadata::StructuredMetadataStage>()?;
+    v.visit::<structured_metadata::NonIndexedLabelsStage>()?;
     v.visit::<pack::PackStage>()?;
     v.visit::<decolorize::DecolorizeStage>()?;
     v.visit::<sampling::SamplingStage>()?;
@@ -76,7 +77,7 @@ pub fn each_stage<V: StageVisitor>(v: &mut V) -> ControlFlow<V::Found> {
 
 /// promtail's stages that load and print back but do not run yet (issue 6):
 /// a pipeline using one does not build, and says so.
-pub const NOT_YET_SUPPORTED: &[&str] = &["geoip", "eventlogmessage", "luhn", "non_indexed_labels"];
+pub const NOT_YET_SUPPORTED: &[&str] = &["geoip", "eventlogmessage", "luhn"];
 
 /// A pipeline stage as its module declares it for [`each_stage`].
 pub trait StageSpec: Stage + Sized + 'static {

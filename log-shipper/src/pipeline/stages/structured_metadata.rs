@@ -58,10 +58,41 @@ impl Stage for StructuredMetadataStage {
     }
 }
 
+/// `non_indexed_labels`: the name promtail 2.9 gave the same stage; it
+/// still accepts it.
+pub struct NonIndexedLabelsStage(StructuredMetadataStage);
+
+impl StageSpec for NonIndexedLabelsStage {
+    const NAME: &'static str = "non_indexed_labels";
+    const EXAMPLE: &'static str = "{trace_id: null}";
+    type Config = StructuredMetadataConfig;
+
+    fn new(c: &StructuredMetadataConfig) -> Result<Self, String> {
+        StructuredMetadataStage::new(c).map(NonIndexedLabelsStage)
+    }
+}
+
+impl Stage for NonIndexedLabelsStage {
+    fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
+        self.0.process(entry, x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::pipeline::stages::testutil::*;
     use crate::relabel::labels;
+
+    #[test]
+    fn non_indexed_labels_is_the_same_stage() {
+        let mut p =
+            pipeline("- logfmt:\n    mapping:\n      usr:\n- non_indexed_labels:\n    user: usr\n");
+        let e = run(&mut p, labels([("job", "s")]), "usr=bob msg=hi").unwrap();
+        assert_eq!(
+            e.structured_metadata,
+            vec![("user".to_string(), "bob".to_string())]
+        );
+    }
 
     #[test]
     fn promtail_documented_example() {

@@ -65,6 +65,54 @@ pub struct TailerSettings {
     /// Chunks a job reads (or holds in front of its full channel) at once:
     /// with `read_chunk`, bounds the memory of a backlog.
     pub max_concurrent_reads: usize,
+    /// `scrape_configs[].encoding` (set per job by
+    /// [`FileTargetManager::set_encoding`]): lines are converted from it
+    /// to UTF-8. `None`: UTF-8 already.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// `scrape_configs[].decompression` (per job): every file is read
+    /// once, decompressed; without it only `.gz` files are.
+    pub decompression: Option<Decompression>,
+}
+
+/// How a job's compressed files are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decompression {
+    pub format: CompressionFormat,
+    /// Wait this long after finding a file before reading it (its writer
+    /// may not have finished compressing it).
+    pub initial_delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionFormat {
+    Gz,
+    Bz2,
+    /// zlib (promtail's `z`).
+    Zlib,
+}
+
+impl CompressionFormat {
+    /// promtail's names: `gz`, `bz2`, `z`.
+    pub fn parse(s: &str) -> Option<CompressionFormat> {
+        match s {
+            "gz" => Some(CompressionFormat::Gz),
+            "bz2" => Some(CompressionFormat::Bz2),
+            "z" => Some(CompressionFormat::Zlib),
+            _ => None,
+        }
+    }
+
+    /// A reader of the decompressed bytes.
+    pub fn decoder<R: std::io::BufRead + Send + 'static>(
+        self,
+        r: R,
+    ) -> Box<dyn std::io::Read + Send> {
+        match self {
+            CompressionFormat::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+            CompressionFormat::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(r)),
+            CompressionFormat::Bz2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        }
+    }
 }
 
 impl Default for TailerSettings {
@@ -79,6 +127,8 @@ impl Default for TailerSettings {
             max_open_files: default_max_open_files(),
             idle_close: Duration::from_secs(10),
             max_concurrent_reads: 4,
+            encoding: None,
+            decompression: None,
         }
     }
 }
@@ -157,6 +207,8 @@ pub struct FileTargetManager {
     positions: Arc<Positions>,
     fd_budget: Arc<Semaphore>,
     jobs: Mutex<BTreeMap<String, Job>>,
+    /// Jobs whose files are read differently (encoding, decompression).
+    job_settings: Mutex<HashMap<String, Arc<TailerSettings>>>,
     /// Jobs whose files without a saved position, found at the job's first
     /// sync, are read from their last line's end (Alloy's `tail_from_end`).
     from_end: Mutex<std::collections::BTreeSet<String>>,
@@ -170,8 +222,22 @@ impl FileTargetManager {
             positions,
             fd_budget,
             jobs: Mutex::new(BTreeMap::new()),
+            job_settings: Mutex::new(HashMap::new()),
             from_end: Mutex::default(),
         }
+    }
+
+    /// The settings every job gets unless [`Self::set_job_settings`].
+    pub fn settings(&self) -> &TailerSettings {
+        &self.settings
+    }
+
+    /// `job`'s own settings (call before its first `update`).
+    pub fn set_job_settings(&self, job: &str, settings: TailerSettings) {
+        self.job_settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.to_string(), Arc::new(settings));
     }
 
     /// Makes `job` (before its first [`Self::update`]) read files it finds
@@ -242,8 +308,15 @@ impl FileTargetManager {
             let (commands, rx) = mpsc::unbounded_channel();
             let _ = commands.send(JobCommand::Update(parsed, out));
             let state = Arc::new(Mutex::new(JobView::default()));
+            let settings = self
+                .job_settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(job)
+                .cloned()
+                .unwrap_or_else(|| Arc::clone(&self.settings));
             let runner = JobRunner {
-                settings: Arc::clone(&self.settings),
+                settings,
                 positions: Arc::clone(&self.positions),
                 fd_budget: Arc::clone(&self.fd_budget),
                 read_budget: Arc::new(Semaphore::new(self.settings.max_concurrent_reads.max(1))),
@@ -920,8 +993,10 @@ impl JobRunner {
         let file = std::fs::File::open(path).ok();
         let same = |id: &identity::FileIdentity| file.as_ref().is_some_and(|f| id.matches(f));
         let mut facts = start::Facts {
-            // Offsets of .gz files count decompressed bytes.
-            len: if path.extension().is_some_and(|e| e == "gz") {
+            // Offsets of compressed files count decompressed bytes.
+            len: if self.settings.decompression.is_some()
+                || path.extension().is_some_and(|e| e == "gz")
+            {
                 u64::MAX
             } else {
                 len

@@ -284,7 +284,9 @@ impl Open {
             let _ = t.events.send(TailerEvent::Rotated);
             return None;
         }
-        let gzip = t.path.extension().is_some_and(|e| e == "gz");
+        // Compressed: as the job's decompression says, else by name.
+        let gzip =
+            t.settings.decompression.is_some() || t.path.extension().is_some_and(|e| e == "gz");
         // What lies before the start was read before (saved position).
         let mut head = vec![0u8; FINGERPRINT_BYTES];
         let n = read_head(&file, &mut head).unwrap_or(0);
@@ -760,7 +762,9 @@ impl Open {
         };
         if gz {
             // Decompressed whole, once.
-            let total = self.read_gzip_from(t, m, &file).await;
+            let total = self
+                .read_gzip_from(t, m, &file, super::CompressionFormat::Gz)
+                .await;
             if !self.closed {
                 self.contents[0].source = Source::Done;
             }
@@ -956,18 +960,34 @@ impl Open {
         }
     }
 
-    /// A `.gz` file: decompressed once from the start, skipping what was
-    /// already shipped (offsets count decompressed bytes).
+    /// A compressed file (the job's `decompression`, or a `.gz`):
+    /// decompressed once from the start, skipping what was already shipped
+    /// (offsets count decompressed bytes).
     async fn read_gzip(&mut self, t: &Tailer, m: &ActiveFile) -> u64 {
         let Some(file) = self.file.as_ref().and_then(|(f, _)| f.try_clone().ok()) else {
             return 0;
         };
-        let total = self.read_gzip_from(t, m, &file).await;
+        if let Some(d) = t.settings.decompression {
+            if self.offset == 0 {
+                tokio::time::sleep(d.initial_delay).await;
+            }
+        }
+        let format = t
+            .settings
+            .decompression
+            .map_or(super::CompressionFormat::Gz, |d| d.format);
+        let total = self.read_gzip_from(t, m, &file, format).await;
         self.gzip_done = true;
         total.max(1)
     }
 
-    async fn read_gzip_from(&mut self, t: &Tailer, m: &ActiveFile, file: &std::fs::File) -> u64 {
+    async fn read_gzip_from(
+        &mut self,
+        t: &Tailer,
+        m: &ActiveFile,
+        file: &std::fs::File,
+        format: super::CompressionFormat,
+    ) -> u64 {
         use std::io::{Read, Seek};
         // A duplicated descriptor shares the file position: whoever read
         // it before (the copy check) left it elsewhere.
@@ -977,7 +997,7 @@ impl Open {
         if f.seek(std::io::SeekFrom::Start(0)).is_err() {
             return 0;
         }
-        let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+        let mut dec = format.decoder(std::io::BufReader::new(f));
         let mut skip = self.offset;
         let mut pos = 0u64;
         let mut total = 0;
@@ -1042,7 +1062,7 @@ impl Open {
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.push(chunk, self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
                 entries.push(e);
             }
         });
@@ -1103,7 +1123,7 @@ impl Open {
         let mut entries = Vec::new();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
         self.splitter.flush(self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm) {
+            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
                 entries.push(e);
             }
         });
@@ -1157,6 +1177,7 @@ fn make_entry(
     progress: &Arc<Progress>,
     labels: &LabelSet,
     m: &super::metrics::FileMetrics,
+    encoding: Option<&'static encoding_rs::Encoding>,
 ) -> Option<Entry> {
     match piece {
         Piece::Line {
@@ -1167,10 +1188,14 @@ fn make_entry(
             if truncated {
                 m.truncated_lines.fetch_add(1, Ordering::Relaxed);
             }
-            let line = match bytes {
-                std::borrow::Cow::Owned(v) => String::from_utf8(v)
+            let line = match (bytes, encoding) {
+                // A line of an ASCII-compatible encoding (the config takes
+                // no other) ends at the same `\n` byte: only its text is
+                // converted. Bytes it cannot map become U+FFFD.
+                (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
+                (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+                (std::borrow::Cow::Borrowed(b), None) => String::from_utf8_lossy(b).into_owned(),
             };
             Some(Entry {
                 labels: labels.clone(),

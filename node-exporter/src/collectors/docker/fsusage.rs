@@ -103,15 +103,15 @@ impl DiskUsage {
                 }
                 // Removed between listing and walking: simply gone.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                // An exporter not running as root (Ansible's unit runs it as
-                // a user in the docker group) cannot enter /var/lib/docker:
+                // An exporter neither root nor granted CAP_DAC_READ_SEARCH
+                // (Ansible's unit grants it) cannot enter /var/lib/docker:
                 // no disk-use series, said once, the rest of the collector
                 // unaffected.
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     static SAID: std::sync::Once = std::sync::Once::new();
                     SAID.call_once(|| {
                         tracing::warn!(
-                            "container disk use needs root: measuring {}: {e}; \
+                            "container disk use needs root or CAP_DAC_READ_SEARCH: measuring {}: {e}; \
                              no container_fs_usage_bytes (--no-collector.docker.disk-usage silences this)",
                             path.display()
                         )
