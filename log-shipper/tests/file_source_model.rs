@@ -731,9 +731,7 @@ impl World {
                     problem = Some(format!("{key}: not saved yet"));
                     break;
                 }
-                let file = saved
-                    .and_then(|s| s.identity)
-                    .map(|id| (id.dev, id.ino));
+                let file = saved.and_then(|s| s.identity).map(|id| (id.dev, id.ino));
                 named[f] = file;
                 let expected = match self.undelivered_rotated(f, &delivered).first() {
                     // A file rotated away while the shipper was dead may
