@@ -46,6 +46,10 @@ use log_shipper::positions::{Positions, PositionsSettings};
 use log_shipper::sources::file::{FileTargetManager, TailerSettings};
 use proptest::prelude::*;
 
+/// Entries arrived, and per watched file (device, inode) its read and
+/// committed offsets and size.
+type Activity = (usize, Vec<((u64, u64), u64, u64, u64)>);
+
 /// The two log files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum F {
@@ -491,7 +495,7 @@ impl World {
 
     /// What moves while the shipper works: entries arrived, and the files
     /// its watchers tail with their read and committed offsets.
-    fn activity(&self) -> (usize, Vec<((u64, u64), u64, u64, u64)>) {
+    fn activity(&self) -> Activity {
         let mut files: Vec<_> = self
             .shipper
             .iter()
@@ -724,7 +728,7 @@ impl World {
             let disk = Positions::load(on_disk.clone());
             let mut named = [None, None];
             let mut problem = None;
-            for f in 0..FILES.len() {
+            for (f, named_f) in named.iter_mut().enumerate() {
                 let key = self.path(f).to_string_lossy().into_owned();
                 let saved = disk.get(&key);
                 if saved != r.positions.get(&key) {
@@ -732,7 +736,7 @@ impl World {
                     break;
                 }
                 let file = saved.and_then(|s| s.identity).map(|id| (id.dev, id.ino));
-                named[f] = file;
+                *named_f = file;
                 let expected = match self.undelivered_rotated(f, &delivered).first() {
                     // A file rotated away while the shipper was dead may
                     // never have been found: nothing to expect of it.
@@ -776,7 +780,7 @@ impl World {
             return Ok(());
         }
         let (delivered, on_disk) = self.wait_positions_saved().await?;
-        for f in 0..FILES.len() {
+        for (f, &named_on_disk) in on_disk.iter().enumerate() {
             // Rotated files of this path not fully delivered, oldest first:
             // positions name the oldest (its tailer goes first); the
             // others cannot be found again. Lines at risk count too: the
@@ -792,7 +796,7 @@ impl World {
                 // The live file, unless a deleted file still being
                 // delivered holds the path's position.
                 self.named[f] = self.live[f].filter(|&g| {
-                    !self.gens[g].lines.is_empty() && on_disk[f] == Some(self.gens[g].dev_ino)
+                    !self.gens[g].lines.is_empty() && named_on_disk == Some(self.gens[g].dev_ino)
                 });
             }
         }
