@@ -27,6 +27,9 @@ APT_PACKAGES += prometheus-blackbox-exporter
 APT_PACKAGES += iproute2
 # rsyslog (+ rsyslog-gnutls for TLS): the log-shipper's syslog test forwards through the real rsyslogd.
 APT_PACKAGES += rsyslog rsyslog-gnutls
+# valgrind: `make bench` counts the log-shipper's instructions per line with callgrind
+# (a count does not move with the load of a shared machine, a CPU time does).
+APT_PACKAGES += valgrind
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the
@@ -130,7 +133,8 @@ terraform-test:
 
 ## bench: ours against Debian's node_exporter, same collectors, one run; docker collector cost by container count;
 ## CPU per probe against Debian's blackbox_exporter, same modules;
-## log-shipper throughput, latency and memory into the Loki test receiver (bench/shipper.py, ~15 min); writes BENCHMARKS.md
+## log-shipper throughput, latency, memory and instructions per line (callgrind) into the Loki test receiver
+## (bench/shipper.py, ~20 min); writes BENCHMARKS.md
 bench: deps static-exporter
 	python3 bench/compare.py --ours $(STATIC_EXPORTER) --collectors defaults --output BENCHMARKS.md
 	python3 bench/containers.py --output BENCHMARKS.md

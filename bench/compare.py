@@ -113,16 +113,17 @@ def collectors_of(binary):
 
 def defaults_of(binary):
     """The collectors our --help says are on by default: `--collector.X`
-    on a line of its own, the next ending `(default: true)`."""
+    whose help ends `(default: true)`, on the same line (clap's layout when
+    not on a terminal) or on the next (wrapped, on a terminal)."""
     out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
     lines = (out.stdout + out.stderr).splitlines()
     names = []
     for i, line in enumerate(lines):
-        m = re.match(r"\s+--collector\.([a-z0-9_]+)\s*$", line)
+        m = re.match(r"\s+--collector\.([a-z0-9_]+)(\s*$|\s{2,})", line)
         if not m:
             continue
-        following = lines[i + 1] if i + 1 < len(lines) else ""
-        if following.rstrip().endswith("(default: true)") and m.group(1) not in names:
+        help_text = line if line[m.end():].strip() else (lines[i + 1] if i + 1 < len(lines) else "")
+        if help_text.rstrip().endswith("(default: true)") and m.group(1) not in names:
             names.append(m.group(1))
     return names
 

@@ -24,6 +24,13 @@ Measured:
      one TCP connection at full speed into the syslog source
      (bench/shipper/syslog.yaml): lines/s, lines/s per core and memory,
      shown beside case a (file tailing) when both run
+  instructions. instructions per line of the hot path (read, pipeline,
+     batch, encode, push, ack), counted by valgrind's callgrind: the shipper
+     ships N and then 2N lines of case a (and of case b) under callgrind, and
+     (I(2N) - I(N)) / N cancels start-up and shutdown. A count, not a time:
+     it does not move with the load of a shared machine, so a regression of
+     a few percent shows. `--baseline BINARY` counts another build too,
+     interleaved with this one, and shows the ratio
 
 Every case checks that exactly the lines written arrived, in order per
 stream. Writes its own marked section of BENCHMARKS.md. Python standard
@@ -55,7 +62,7 @@ import compare  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTION_START = "<!-- bench/shipper.py: start (generated, replaced on each run) -->"
 SECTION_END = "<!-- bench/shipper.py: end -->"
-CASES = ("plain", "nginx", "latency", "files", "outage", "syslog")
+CASES = ("plain", "nginx", "latency", "files", "outage", "syslog", "instructions")
 MARKER = "wts="
 MIB = 1048576
 # The issue's targets, and promtail 2.8's figures on such a machine (issue 3).
@@ -94,6 +101,17 @@ def parse_args(argv):
         help="how long Loki is down in case e (default: %(default)s, the issue's 10 minutes)",
     )
     p.add_argument("--outage-rate", type=int, default=2000, help="lines/s written in case e (default: %(default)s)")
+    p.add_argument(
+        "--instruction-lines",
+        type=int,
+        default=50_000,
+        help="N of the instructions case: runs of N and 2N lines (default: %(default)s)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="another shipper binary whose instructions per line are counted beside --shipper's",
+    )
     p.add_argument("--workdir", default=None, help="where logs are written (default: a temp dir, removed after)")
     p.add_argument("--output", default=os.path.join(compare.ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -160,7 +178,7 @@ class Receiver:
 
 
 class Shipper:
-    def __init__(self, binary, config, workdir, push_url):
+    def __init__(self, binary, config, workdir, push_url, wrapper=()):
         self.port = compare.free_port()
         env = dict(os.environ)
         env.update(
@@ -170,7 +188,7 @@ class Shipper:
             BENCH_SYSLOG_PORT=str(compare.free_port()),
         )
         self.syslog_port = int(env["BENCH_SYSLOG_PORT"])
-        self.args = [binary, f"-config.file={config}", "-config.expand-env=true"]
+        self.args = [*wrapper, binary, f"-config.file={config}", "-config.expand-env=true"]
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.proc.pid
@@ -193,11 +211,11 @@ class Shipper:
         rss, hwm = compare.memory_kib(self.pid)
         return rss / 1024, hwm / 1024
 
-    def stop(self):
+    def stop(self, timeout=20):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -597,6 +615,49 @@ def syslog_case(args, root, receiver):
     return res
 
 
+def callgrind_instructions(args, root, receiver, binary, name, config, gen, n, **kw):
+    """Instructions the shipper executes to ship the `n` lines of `gen`
+    from a fresh file, start-up and shutdown included (callgrind's total)."""
+    work = fresh_workdir(root, name)
+    write_file(os.path.join(work, "logs", "bench.log"), gen, n, **kw)
+    out = os.path.join(work, "callgrind.out")
+    receiver.reset()
+    wrapper = ("valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={out}")
+    shipper = Shipper(binary, config, work, receiver.push_url, wrapper=wrapper)
+    try:
+        stats = wait_for(receiver, shipper, n, timeout=max(600, n / 200), interval=0.5)
+    finally:
+        shipper.stop(timeout=120)
+    check_exact(stats, n, f"instructions ({name})")
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    die(f"no instruction total in {out}")
+
+
+def instructions_case(args, root, receiver):
+    if not shutil.which("valgrind"):
+        die("the instructions case needs valgrind (make deps installs it)")
+    n = args.instruction_lines
+    t0 = int(time.time()) - 2 * n // 100 - 3600
+    workloads = (
+        ("plain", config_path("plain.yaml"), plain_lines, {}),
+        ("nginx", config_path("nginx.yaml"), nginx_lines, {"t0": t0}),
+    )
+    builds = [("shipper", args.shipper)] + ([("baseline", args.baseline)] if args.baseline else [])
+    res = {"lines": n, "builds": [b for b, _ in builds]}
+    for name, config, gen, kw in workloads:
+        for build, binary in builds:
+            # Interleaved per workload, so both builds see the same machine.
+            small = callgrind_instructions(args, root, receiver, binary, name, config, gen, n, **kw)
+            large = callgrind_instructions(args, root, receiver, binary, name, config, gen, 2 * n, **kw)
+            res[(build, name)] = (large - small) / n
+            log(f"instructions {build} {name}: {small:,} for {n:,} lines, {large:,} for {2 * n:,}: "
+                f"{(large - small) / n:,.0f} per line")
+    return res
+
+
 def render(args, command, versions, res):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu_model = "?"
@@ -682,6 +743,15 @@ def render(args, command, versions, res):
             ("(syslog) resident memory, peak (MiB)", f"{r['hwm']:.1f}", "", "",
              f"file tailing (a): {beside('hwm', '{:.1f}')}"),
         ]
+    if "instructions" in res:
+        r = res["instructions"]
+        for name, label in (("plain", "plain lines"), ("nginx", "nginx lines (regex+labels+timestamp)")):
+            cell = f"{r[('shipper', name)]:,.0f}"
+            note = ""
+            if ("baseline", name) in r:
+                base = r[("baseline", name)]
+                note = f"baseline {base:,.0f}: {r[('shipper', name)] / base:.2f} of it"
+            rows.append((f"(i) instructions per line, {label} (callgrind)", cell, "", "", note))
     out += [
         "| | ours | promtail 2.8 (issue 3) | ours/promtail | target: met? |",
         "|---|---:|---:|---:|---|",
@@ -706,6 +776,15 @@ def render(args, command, versions, res):
             f"({r['bytes'] / MIB:.0f} MiB) sent at full speed over one TCP connection from Python on the same "
             f"machine into the syslog source (`bench/shipper/syslog.yaml`); rates over the middle 80 %; whole run "
             f"{r['total_wall']:.1f} s wall, {r['total_cpu']:.1f} s CPU"
+        )
+    if "instructions" in res:
+        r = res["instructions"]
+        base = f"; baseline `{args.baseline}`, counted interleaved" if args.baseline else ""
+        notes.append(
+            f"- (i) instructions the shipper executes per line read, batched, encoded, pushed and acknowledged, "
+            f"counted by `valgrind --tool=callgrind` as (I(2N) - I(N)) / N with N = {r['lines']:,} lines of "
+            f"case (a) or (b), so start-up and shutdown cancel out; a count, not a time, so it does not move "
+            f"with the machine's load{base}"
         )
     if "latency" in res:
         r = res["latency"]
@@ -739,7 +818,7 @@ def main(argv):
     for what, b, hint in (
         ("shipper", args.shipper, "cargo build --release -p log-shipper"),
         ("receiver", args.receiver, "cargo build --release -p e2e-tests --example loki_bench_receiver"),
-    ):
+    ) + ((("baseline", args.baseline, "cargo build --release -p log-shipper"),) if args.baseline else ()):
         if not os.access(b, os.X_OK):
             die(f"{b} is not an executable ({what}); build it with `{hint}`")
     versions = {"shipper": compare.version_of(args.shipper)}
@@ -765,6 +844,8 @@ def main(argv):
             res["outage"] = outage_case(args, root, receiver)
         if "syslog" in args.cases:
             res["syslog"] = syslog_case(args, root, receiver)
+        if "instructions" in args.cases:
+            res["instructions"] = instructions_case(args, root, receiver)
     finally:
         receiver.stop()
         if not args.workdir:

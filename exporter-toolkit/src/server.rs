@@ -26,6 +26,14 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Turns a Go-style listen address (`:9100`, `localhost:9100`,
 /// `[::1]:9100`) into socket addresses to bind.
 pub fn resolve_listen_address(addr: &str) -> Result<Vec<SocketAddr>, String> {
+    // exporter-toolkit (Go) also listens on VM sockets; refused by name
+    // rather than failing as an unparsable host.
+    if addr.starts_with("vsock://") {
+        return Err(format!(
+            "listen address {addr:?}: vsock:// (VM socket) addresses are not supported yet; \
+             use host:port"
+        ));
+    }
     if let Some(port) = addr.strip_prefix(':') {
         let port: u16 = port
             .parse()

@@ -654,13 +654,32 @@ pub(crate) async fn run_pipeline(
             }
             None => pipeline.flush_due(std::time::Instant::now(), &mut output),
         }
-        for e in output.drain(..) {
-            if out.send(e).await.is_err() {
-                return;
-            }
+        if !send_all(&out, &mut output).await {
+            return;
         }
         if received == Some(0) {
             return;
+        }
+    }
+}
+
+/// Entries sent on one reservation of channel slots.
+const SEND_MANY: usize = 64;
+
+/// Sends `entries` in order, reserving slots many at a time (one wait and
+/// one semaphore update per run, not per entry). False when `out` closed.
+async fn send_all(out: &mpsc::Sender<Entry>, entries: &mut Vec<Entry>) -> bool {
+    let mut entries = entries.drain(..);
+    loop {
+        let n = entries.len().min(SEND_MANY).min(out.max_capacity());
+        if n == 0 {
+            return true;
+        }
+        let Ok(permits) = out.reserve_many(n).await else {
+            return false;
+        };
+        for (permit, e) in permits.zip(entries.by_ref()) {
+            permit.send(e);
         }
     }
 }

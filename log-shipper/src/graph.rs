@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::ConfigError;
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, LabelSet, Labels};
 use crate::pipeline::{Pipeline, StageConfig};
 use crate::relabel::RelabelConfig;
 
@@ -223,12 +223,15 @@ async fn relabel(
     rules: Vec<RelabelConfig>,
     max_cache_size: usize,
 ) {
-    let mut cache: HashMap<LabelSet, Option<LabelSet>> = HashMap::new();
+    // Cached results are shared by the entries they are given to.
+    let mut cache: HashMap<Labels, Option<Labels>> = HashMap::new();
     while let Some(mut e) = rx.recv().await {
         let result = match cache.get(&e.labels) {
             Some(r) => r.clone(),
             None => {
-                let r = crate::relabel::process(e.labels.clone(), &rules).filter(|l| !l.is_empty());
+                let r = crate::relabel::process(LabelSet::clone(&e.labels), &rules)
+                    .filter(|l| !l.is_empty())
+                    .map(Labels::from);
                 if max_cache_size > 0 {
                     // A bounded cache: started afresh when full.
                     if cache.len() >= max_cache_size {

@@ -133,6 +133,13 @@ pub fn command() -> Command {
                 .action(ArgAction::Help)
                 .help("Print help (the same as --help)."),
         )
+        // kingpin's man page, as node_exporter prints it (see `man_page`).
+        .arg(
+            Arg::new("help-man")
+                .long("help-man")
+                .action(ArgAction::SetTrue)
+                .hide(true),
+        )
         .arg(repeated_flag(
             "web.listen-address",
             ":9100",
@@ -209,6 +216,54 @@ pub fn command() -> Command {
         cmd = cmd.args((spec.flags)());
     }
     add_pending_flags(cmd)
+}
+
+/// kingpin's `--help-man` page (troff, its `ManPageTemplate`): each flag
+/// as `.TP`, `\fB--name=PLACEHOLDER\fR` (booleans bare), its help on the
+/// next line, in `--help`'s order. The placeholder is the default, quoted
+/// as Go's `%q` for single-valued string flags, or the flag's name
+/// upper-cased.
+pub fn man_page() -> String {
+    let cmd = command();
+    let mut out = format!(
+        ".TH {name} 1 {version} \"\"\n.SH \"NAME\"\n{name}\n.SH \"SYNOPSIS\"\n.TP\n\\fB{name} [<flags>]\\fR\n\n.SH \"DESCRIPTION\"\n{about}\n.SH \"OPTIONS\"\n",
+        name = cmd.get_name(),
+        version = cmd.get_version().unwrap_or_default(),
+        about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default(),
+    );
+    out.push_str(".TP\n\\fB-h, --help\\fR\nShow context-sensitive help (also try --help-long and --help-man).\n");
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help-long" {
+            continue;
+        }
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => String::new(),
+            action => {
+                let defaults: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .collect();
+                // kingpin quotes string defaults only: not lists, nor
+                // enums (whose help lists the choices).
+                let enumeration = arg
+                    .get_help()
+                    .is_some_and(|h| h.to_string().contains("One of: ["));
+                match defaults.first() {
+                    None => format!("={}", long.to_uppercase()),
+                    Some(d) if matches!(action, ArgAction::Append) || enumeration => {
+                        format!("={d}")
+                    }
+                    Some(d) => format!("={d:?}"),
+                }
+            }
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!(".TP\n\\fB--{long}{value}\\fR\n{help}\n"));
+    }
+    out.push_str(".TP\n\\fB--version\\fR\nShow application version.\n");
+    out
 }
 
 fn leak(s: String) -> &'static str {

@@ -175,6 +175,15 @@ pub fn numbered_entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String,
     Ok(out)
 }
 
+/// node_exporter's `SanitizeMetricName`: each run of characters a metric
+/// name cannot have, with the underscores around it, becomes one `_`.
+pub fn go_sanitize_metric_name(name: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new("_*[^0-9A-Za-z_]+_*").expect("valid regex"))
+        .replace_all(name, "_")
+        .into_owned()
+}
+
 /// Metric names and help texts made from keys the kernel hands out (netstat
 /// fields, meminfo and vmstat lines, ...), made once per key and kept for the
 /// life of the process: the keys are the same on every scrape, and

@@ -23,6 +23,10 @@ fn run() -> anyhow::Result<()> {
         Ok(f) => f,
         Err(e) => e.exit(),
     };
+    if flags.given("help-man") {
+        print!("{}", cli::man_page());
+        return Ok(());
+    }
     exporter_toolkit::logging::init(&flags.string("log.level"), &flags.string("log.format"))
         .map_err(anyhow::Error::msg)?;
 

@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod proto;
 pub mod transport;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ack::Ack;
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, LabelSet, Labels};
 pub use metrics::{collect, DropReason};
 pub use transport::{Endpoint, TlsSettings};
 
@@ -207,6 +207,7 @@ impl Client {
             health: Arc::clone(&health),
             metrics: Arc::clone(&metrics),
             batches: HashMap::new(),
+            routes: Routes::default(),
             closing: closing_rx,
             metadata_refused: false,
         };
@@ -251,11 +252,12 @@ impl Client {
 /// Entries of one tenant waiting to be sent.
 struct Batch {
     streams: Vec<proto::Stream>,
-    /// Label set -> index in `streams`.
-    index: HashMap<LabelSet, usize>,
-    /// The stream of the last entry: consecutive entries from one file
-    /// share a label set, so most entries skip the hash lookup.
-    last: Option<(LabelSet, usize)>,
+    /// Sent label set -> index in `streams`.
+    index: HashMap<Labels, usize>,
+    /// The same by the set's address, which the key keeps alive: entries
+    /// of one stream share their sent set (see [`Route`]), so most entries
+    /// find their stream without hashing its labels.
+    by_address: HashMap<usize, (Labels, usize)>,
     acks: Vec<Ack>,
     bytes: usize,
     entries: usize,
@@ -269,7 +271,7 @@ impl Batch {
         Batch {
             streams: Vec::new(),
             index: HashMap::new(),
-            last: None,
+            by_address: HashMap::new(),
             acks: Vec::new(),
             bytes: 0,
             entries: 0,
@@ -278,32 +280,38 @@ impl Batch {
         }
     }
 
-    /// Whether an entry of `labels` would start a stream past `max`.
-    fn over_stream_limit(&self, labels: &LabelSet, max: usize) -> bool {
-        max > 0
-            && self.streams.len() >= max
-            && self.last.as_ref().is_none_or(|(l, _)| l != labels)
-            && !self.index.contains_key(labels)
+    /// The index of the stream of `labels`, if the batch has it.
+    fn stream_of(&mut self, labels: &Labels) -> Option<usize> {
+        let address = labels.address();
+        if let Some((_, i)) = self.by_address.get(&address) {
+            return Some(*i);
+        }
+        let i = *self.index.get(labels)?;
+        self.by_address.insert(address, (labels.clone(), i));
+        Some(i)
     }
 
-    fn add(&mut self, labels: LabelSet, entry: proto::Entry, size: usize, ack: Option<Ack>) {
-        let i = match &self.last {
-            Some((l, i)) if *l == labels => *i,
-            _ => {
-                let i = match self.index.get(&labels) {
-                    Some(i) => *i,
-                    None => {
-                        self.streams.push(proto::Stream {
-                            labels: proto::labels_string(&labels),
-                            entries: Vec::new(),
-                            hash: 0,
-                        });
-                        let i = self.streams.len() - 1;
-                        self.index.insert(labels.clone(), i);
-                        i
-                    }
-                };
-                self.last = Some((labels, i));
+    /// Adds an entry whose stream `stream_of` found (`Some`) or not.
+    fn add(
+        &mut self,
+        labels: &Labels,
+        stream: Option<usize>,
+        entry: proto::Entry,
+        size: usize,
+        ack: Option<Ack>,
+    ) {
+        let i = match stream {
+            Some(i) => i,
+            None => {
+                self.streams.push(proto::Stream {
+                    labels: proto::labels_string(labels),
+                    entries: Vec::new(),
+                    hash: 0,
+                });
+                let i = self.streams.len() - 1;
+                self.index.insert(labels.clone(), i);
+                self.by_address
+                    .insert(labels.address(), (labels.clone(), i));
                 i
             }
         };
@@ -313,6 +321,59 @@ impl Batch {
         }
         self.bytes += size;
         self.entries += 1;
+    }
+}
+
+/// Where an entry of some label set goes: its tenant and the labels Loki
+/// gets (internal `__` labels removed, external labels added). Worked out
+/// once per label set, not per entry: the entries of a target share theirs.
+#[derive(Clone)]
+struct Route {
+    tenant: Option<String>,
+    /// Interned: one shared copy per stream.
+    labels: Labels,
+}
+
+/// Routes by the address of the entry's label set (kept alive by the
+/// cached key), and the interned sent label sets. Bounded: emptied when
+/// full, and filled again from the entries that come.
+#[derive(Default)]
+struct Routes {
+    by_address: HashMap<usize, (Labels, Route)>,
+    interned: HashSet<Labels>,
+}
+
+/// Label sets a client remembers routes for.
+const MAX_ROUTES: usize = 4096;
+
+impl Routes {
+    fn get(&mut self, labels: &Labels, settings: &ClientSettings) -> Route {
+        if let Some((_, r)) = self.by_address.get(&labels.address()) {
+            return r.clone();
+        }
+        if self.by_address.len() >= MAX_ROUTES || self.interned.len() >= MAX_ROUTES {
+            self.by_address.clear();
+            self.interned.clear();
+        }
+        let tenant = labels
+            .get(TENANT_LABEL)
+            .cloned()
+            .or_else(|| settings.tenant_id.clone());
+        let sent: Labels = sent_labels(labels, &settings.external_labels).into();
+        let sent = match self.interned.get(&sent) {
+            Some(l) => l.clone(),
+            None => {
+                self.interned.insert(sent.clone());
+                sent
+            }
+        };
+        let route = Route {
+            tenant,
+            labels: sent,
+        };
+        self.by_address
+            .insert(labels.address(), (labels.clone(), route.clone()));
+        route
     }
 }
 
@@ -326,12 +387,16 @@ fn entry_size(e: &Entry) -> usize {
             .sum::<usize>()
 }
 
+/// Entries the worker takes from its channel at once.
+const RECEIVE_MANY: usize = 256;
+
 struct Worker {
     settings: ClientSettings,
     transport: transport::Transport,
     health: Arc<Health>,
     metrics: Arc<metrics::ClientMetrics>,
     batches: HashMap<Option<String>, Batch>,
+    routes: Routes,
     closing: watch::Receiver<bool>,
     /// Loki refused structured metadata once: entries go without it.
     metadata_refused: bool,
@@ -365,15 +430,22 @@ fn encode(req: &proto::PushRequest) -> Bytes {
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
         let mut closing = self.closing.clone();
+        // Entries are taken from the channel many at a time: one wake-up
+        // and one pass through the select for a run of them.
+        let mut received = Vec::with_capacity(RECEIVE_MANY);
         loop {
             let oldest = self.batches.values().map(|b| b.created).min();
             let deadline =
                 oldest.map(|c| tokio::time::Instant::from_std(c + self.settings.batch_wait));
             tokio::select! {
-                entry = rx.recv() => match entry {
-                    Some(e) => self.add(e).await,
-                    None => break,
-                },
+                n = rx.recv_many(&mut received, RECEIVE_MANY) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for e in received.drain(..) {
+                        self.add(e).await;
+                    }
+                }
                 _ = sleep_until_opt(deadline) => self.send_due().await,
                 _ = closing.changed() => {
                     // Take what is queued, refuse more, then flush below.
@@ -390,23 +462,13 @@ impl Worker {
     }
 
     async fn add(&mut self, mut e: Entry) {
-        let tenant = e
-            .labels
-            .remove(TENANT_LABEL)
-            .or_else(|| self.settings.tenant_id.clone());
-        // Internal labels (`__path__`, `__meta_*`...) are never sent.
-        e.labels.retain(|k, _| !k.starts_with("__"));
-        for (k, v) in &self.settings.external_labels {
-            if !e.labels.contains_key(k) {
-                e.labels.insert(k.clone(), v.clone());
-            }
-        }
+        let Route { tenant, labels } = self.routes.get(&e.labels, &self.settings);
         if self.metadata_refused && !e.structured_metadata.is_empty() {
             e.structured_metadata.clear();
             self.metrics.metadata_stripped(1);
         }
         let size = entry_size(&e);
-        if e.labels.is_empty() {
+        if labels.is_empty() {
             tracing::warn!(line = %truncate(&e.line, 200), "dropping an entry without labels: Loki rejects streams without labels");
             self.metrics.dropped(DropReason::StreamLimited, 1, size);
             e.complete();
@@ -422,6 +484,18 @@ impl Worker {
                 self.send_batch(tenant.clone(), b).await;
             }
         }
+        let max_streams = self.settings.max_streams;
+        let batch = self.batches.entry(tenant).or_insert_with(Batch::new);
+        let stream = batch.stream_of(&labels);
+        if stream.is_none() && max_streams > 0 && batch.streams.len() >= max_streams {
+            if batch.stream_limited == 0 {
+                tracing::warn!(max_streams, labels = ?labels, "dropping entries of streams past limits_config.max_streams in this batch");
+            }
+            batch.stream_limited += 1;
+            self.metrics.dropped(DropReason::StreamLimited, 1, size);
+            e.complete();
+            return;
+        }
         let entry = proto::Entry {
             timestamp: Some(proto::Timestamp::from_system(e.timestamp)),
             line: std::mem::take(&mut e.line),
@@ -430,19 +504,7 @@ impl Worker {
                 .map(|(name, value)| proto::LabelPair { name, value })
                 .collect(),
         };
-        let max_streams = self.settings.max_streams;
-        let batch = self.batches.entry(tenant).or_insert_with(Batch::new);
-        if batch.over_stream_limit(&e.labels, max_streams) {
-            if batch.stream_limited == 0 {
-                tracing::warn!(max_streams, labels = ?e.labels, "dropping entries of streams past limits_config.max_streams in this batch");
-            }
-            batch.stream_limited += 1;
-            self.metrics.dropped(DropReason::StreamLimited, 1, size);
-            e.complete();
-            return;
-        }
-        let ack = e.ack.take();
-        batch.add(std::mem::take(&mut e.labels), entry, size, ack);
+        batch.add(&labels, stream, entry, size, e.ack.take());
     }
 
     async fn send_due(&mut self) {

@@ -52,7 +52,7 @@ impl Snapshot {
                 .iter()
                 .map(|(k, v, _)| (k.to_string(), v.to_string()))
                 .collect(),
-            labels: entry.labels.clone(),
+            labels: BTreeMap::clone(&entry.labels),
             timestamp: entry.timestamp,
             line: entry.line.clone(),
             metadata: entry.structured_metadata.iter().cloned().collect(),

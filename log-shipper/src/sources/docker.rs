@@ -34,7 +34,7 @@ use super::docker_engine::{connect, format_position, parse_position, parse_times
 use super::docker_sd::{self, LOG_STREAM};
 use crate::ack::Progress;
 use crate::config::{DockerSdConfig, ScrapeConfig};
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, LabelSet, Labels};
 use crate::positions::Positions;
 use crate::relabel::{self, RelabelConfig};
 
@@ -307,8 +307,8 @@ impl ContainerManager {
     async fn sync(&mut self, docker: &Docker, targets: BTreeMap<String, LabelSet>) {
         for (id, discovered) in &targets {
             let streams = [
-                stream_labels(discovered, "stdout", &self.rules),
-                stream_labels(discovered, "stderr", &self.rules),
+                stream_labels(discovered, "stdout", &self.rules).map(Labels::from),
+                stream_labels(discovered, "stderr", &self.rules).map(Labels::from),
             ];
             match self.tails.get_mut(id) {
                 Some(t) if !t.task.is_finished() => {}
@@ -436,7 +436,7 @@ struct Partial {
 async fn tail(
     docker: Docker,
     id: String,
-    labels: [Option<LabelSet>; 2],
+    labels: [Option<Labels>; 2],
     progress: Arc<Progress>,
     read_to: Arc<AtomicU64>,
     tx: mpsc::Sender<Entry>,
@@ -512,7 +512,7 @@ async fn tail(
 async fn send(
     parts: &mut [Partial; 2],
     i: usize,
-    labels: &[Option<LabelSet>; 2],
+    labels: &[Option<Labels>; 2],
     progress: &Arc<Progress>,
     read_to: &AtomicU64,
     tx: &mpsc::Sender<Entry>,
@@ -602,7 +602,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(8);
         let progress = Progress::new(0);
         let read_to = AtomicU64::new(0);
-        let labels = [Some(LabelSet::new()), Some(LabelSet::new())];
+        let labels = [Some(Labels::default()), Some(Labels::default())];
         let mut parts: [Partial; 2] = Default::default();
         parts[0] = Partial {
             first_ts: 100,

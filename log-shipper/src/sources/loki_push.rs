@@ -30,7 +30,7 @@ use crate::ack::Progress;
 use crate::client::proto;
 use crate::client::Downstream;
 use crate::config::{PushApiConfig, ScrapeConfig};
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, LabelSet, Labels};
 use crate::relabel::{self, RelabelConfig};
 
 /// Largest body taken, as sent and once decompressed (Loki's distributor
@@ -674,10 +674,11 @@ fn entries_of(shared: &Shared, streams: Vec<PushStream>) -> Vec<Entry> {
         let Some(labels) = relabel::process(labels, &shared.relabel) else {
             continue;
         };
-        let labels: LabelSet = labels
+        let labels: Labels = labels
             .into_iter()
             .filter(|(k, _)| !k.starts_with("__"))
-            .collect();
+            .collect::<LabelSet>()
+            .into();
         if labels.is_empty() {
             continue;
         }

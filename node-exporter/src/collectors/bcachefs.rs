@@ -205,15 +205,6 @@ fn read_optional(path: &Path) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// node_exporter's `SanitizeMetricName`: each run of characters a metric
-/// name cannot have, with the underscores around it, becomes one `_`.
-fn sanitize(name: &str) -> String {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new("_*[^0-9A-Za-z_]+_*").expect("valid regex"))
-        .replace_all(name, "_")
-        .into_owned()
-}
-
 fn dir_entries(dir: &Path) -> anyhow::Result<Vec<(String, bool)>> {
     let rd = std::fs::read_dir(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -309,7 +300,10 @@ impl Bcachefs {
         for (name, v) in &counters {
             if let Some((family, help)) = self.names.get(name, || {
                 Some((
-                    format!("node_bcachefs_{}_total", sanitize(name)),
+                    format!(
+                        "node_bcachefs_{}_total",
+                        crate::helpers::go_sanitize_metric_name(name)
+                    ),
                     format!("Bcachefs counter {name} since filesystem creation."),
                 ))
             }) {
@@ -542,6 +536,6 @@ mod tests {
         }
         assert_eq!(parse_human_bytes("10.8T"), Some(11_874_725_579_980));
         assert_eq!(parse_human_bytes(""), None);
-        assert_eq!(sanitize("a-b__.c"), "a_b_c");
+        assert_eq!(crate::helpers::go_sanitize_metric_name("a-b__.c"), "a_b_c");
     }
 }

@@ -27,6 +27,7 @@ pub mod docker;
 pub mod drbd;
 pub mod edac;
 pub mod entropy;
+pub mod ethtool;
 pub mod fibrechannel;
 pub mod filefd;
 pub mod filesystem;
@@ -113,6 +114,7 @@ pub static REGISTRY: &[CollectorSpec] = &[
     drbd::SPEC,
     edac::SPEC,
     entropy::SPEC,
+    ethtool::SPEC,
     fibrechannel::SPEC,
     filefd::SPEC,
     filesystem::SPEC,

@@ -231,24 +231,32 @@ fn read_int(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<i64>> {
         .ok_or_else(|| anyhow!("parsing {}: {s:?} is not an integer", path.display()))
 }
 
+/// The interfaces in /sys/class/net, sorted (procfs' `NetClassDevices`); a
+/// sysfs without the directory, or one we may not read, is [`NoData`].
+pub fn devices(paths: &Paths) -> anyhow::Result<Vec<String>> {
+    let dir = paths.sys("class/net");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
+            return Err(NoData(format!("could not read {}: {e}", dir.display())).into())
+        }
+        Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
+    };
+    let mut devices: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        // Interfaces are symlinks (or directories); `bonding_masters`
+        // and the like are regular files.
+        .filter(|e| e.file_type().map(|t| !t.is_file()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    devices.sort();
+    Ok(devices)
+}
+
 impl Collector for Netclass {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let dir = self.paths.sys("class/net");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
-                return Err(NoData(format!("could not read {}: {e}", dir.display())).into())
-            }
-            Err(e) => return Err(anyhow!("listing {}: {e}", dir.display())),
-        };
-        let mut devices: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            // Interfaces are symlinks (or directories); `bonding_masters`
-            // and the like are regular files.
-            .filter(|e| e.file_type().map(|t| !t.is_file()).unwrap_or(false))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        devices.sort();
+        let devices = devices(&self.paths)?;
         // Close what was kept open for interfaces that are gone.
         let names: Vec<&str> = devices.iter().map(String::as_str).collect();
         self.files.keep_devices(&dir, &names);

@@ -43,15 +43,6 @@ const fn pending(
 /// Sorted by name.
 pub static PENDING_COLLECTORS: &[PendingCollector] = &[
     pending("drm", false, &[]),
-    pending(
-        "ethtool",
-        false,
-        &[
-            ("collector.ethtool.device-include", Value),
-            ("collector.ethtool.device-exclude", Value),
-            ("collector.ethtool.metrics-include", Value),
-        ],
-    ),
     pending("logind", false, &[]),
     pending("network_route", false, &[]),
     pending(

@@ -74,22 +74,16 @@ struct Sysctl {
     keys: Vec<(String, String, String)>,
 }
 
-/// node_exporter's `SanitizeMetricName`: each run of characters a metric
-/// name cannot have, with the underscores around it, becomes one `_`.
-fn sanitize(name: &str) -> String {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new("_*[^0-9A-Za-z_]+_*").expect("valid regex"))
-        .replace_all(name, "_")
-        .into_owned()
-}
-
 impl Sysctl {
     fn new(include: &str, numeric: bool) -> anyhow::Result<Sysctl> {
         let (name, keys) = match include.split_once(':') {
             Some((name, keys)) => (name, keys.split(',').collect()),
             None => (include, Vec::new()),
         };
-        let metric = format!("node_sysctl_{}", sanitize(name));
+        let metric = format!(
+            "node_sysctl_{}",
+            crate::helpers::go_sanitize_metric_name(name)
+        );
         let keys = keys
             .iter()
             .enumerate()

@@ -120,8 +120,11 @@ pub fn run_to_exit(args: &[&str]) -> (i32, String) {
 /// Collectors that read a live service rather than /proc and /sys: no
 /// fixture tree can stand in for them (the docker collector has its own
 /// tests against the real Engine in tests/docker.rs; systemd's mapping is
-/// unit-tested in its module and checked on real hosts by the Ansible test).
-pub const LIVE_SERVICES: &[&str] = &["docker", "systemd"];
+/// unit-tested in its module and checked on real hosts by the Ansible test;
+/// ethtool asks the kernel about devices by name, which a fixture tree's
+/// names would only alias to this host's: tests/ethtool.rs runs it in a
+/// network namespace beside node_exporter).
+pub const LIVE_SERVICES: &[&str] = &["docker", "ethtool", "systemd"];
 
 /// Whether `GOLDEN_ONLY` (if set) selects this collector's golden file.
 pub fn selected(name: &str) -> bool {

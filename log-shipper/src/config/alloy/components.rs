@@ -13,8 +13,8 @@ use super::eval::{self, EvalError, Scope, Value};
 use super::syntax::{Block, Body, Pos, Stmt};
 use super::{located, Host};
 use crate::config::{
-    ClientConfig, Config, ConfigError, DockerSdConfig, FileWatchConfig, GelfConfig, GoDuration,
-    JournalConfig, PushApiConfig, ScrapeConfig, StaticConfig, SyslogConfig,
+    ClientConfig, Config, ConfigError, DecompressionConfig, DockerSdConfig, FileWatchConfig,
+    GelfConfig, GoDuration, JournalConfig, PushApiConfig, ScrapeConfig, StaticConfig, SyslogConfig,
 };
 use crate::pipeline::StageConfig;
 use crate::relabel::RelabelConfig;
@@ -846,6 +846,7 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
             "legacy_positions_file",
         )?;
     }
+    let mut decompression = None;
     for blk in &a.blocks {
         match blk.name.as_str() {
             "file_watch" => {
@@ -860,10 +861,16 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
                 set_once(&mut globals.file_watch, fw, blk.pos, "file_watch")?;
             }
             _ => {
-                return Err(at(
-                    blk.pos,
-                    format!("{id}: decompression is not supported yet"),
-                ));
+                // Alloy's block has promtail's keys: the YAML's reader does it.
+                let d = Args::new(
+                    &format!("{id}: decompression"),
+                    blk,
+                    g,
+                    &["enabled", "initial_delay", "format"],
+                    &[],
+                )?;
+                let dc: DecompressionConfig = d.de(Yaml::Mapping(d.yaml(&[], &[])?), &[])?;
+                decompression = Some(dc);
             }
         }
     }
@@ -888,6 +895,7 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
         relabel_configs: set.rules,
         encoding: a.string("encoding")?.unwrap_or_default(),
         tail_from_end: a.bool("tail_from_end")?.unwrap_or(false),
+        decompression,
         ..ScrapeConfig::default()
     };
     Ok((sc, fv.clone(), fp))
@@ -1638,6 +1646,26 @@ mod tests {
         assert_eq!(c.external_labels["cluster"], "c1");
         assert_eq!(c.basic_auth.as_ref().unwrap().username, "u");
         cfg.check_all().unwrap();
+    }
+
+    #[test]
+    fn decompression_is_the_yaml_block_and_prints_back() {
+        let cfg = load(&format!(
+            "loki.source.file \"f\" {{\n  targets = [{{ __path__ = \"/var/log/*.gz\" }}]\n  forward_to = [loki.write.default.receiver]\n  decompression {{\n    enabled = true\n    initial_delay = \"10s\"\n    format = \"bz2\"\n  }}\n}}\n{WRITE}"
+        ))
+        .unwrap();
+        let yaml: crate::config::DecompressionConfig =
+            serde_yaml_ng::from_str("enabled: true\ninitial_delay: 10s\nformat: bz2\n").unwrap();
+        let got = cfg.scrape_configs[0].decompression.clone();
+        assert_eq!(got, Some(yaml));
+        let printed = crate::config::alloy::print::to_alloy(&cfg).unwrap();
+        let again = load(&printed).unwrap();
+        assert_eq!(again.scrape_configs[0].decompression, got, "{printed}");
+        let bad = load(&format!(
+            "loki.source.file \"f\" {{\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  decompression {{\n    enabled = true\n    format = \"lz4\"\n  }}\n}}\n{WRITE}"
+        ))
+        .unwrap_err();
+        assert!(bad.contains("\"lz4\" is not supported"), "{bad}");
     }
 
     #[test]

@@ -256,7 +256,6 @@ fn scrape(
     for (set, what) in [
         (!sc.file_sd_configs.is_empty(), "file_sd_configs"),
         (sc.docker_events.is_some(), "docker_events"),
-        (sc.decompression.is_some(), "decompression"),
         (sc.kafka.is_some(), "kafka"),
         (sc.limits_config.is_some(), "limits_config"),
     ] {
@@ -472,6 +471,13 @@ fn scrape(
                 "legacy_positions_file = {}",
                 string(&cfg.positions.filename.display().to_string())
             ));
+        }
+        if let Some(d) = &sc.decompression {
+            o.open("decompression");
+            o.line(&format!("enabled = {}", d.enabled));
+            o.attr("initial_delay", &to_value(&d.initial_delay)?)?;
+            o.line(&format!("format = {}", string(&d.format)));
+            o.close();
         }
         if !file_watch_default {
             o.open("file_watch");

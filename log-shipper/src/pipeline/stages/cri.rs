@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::docker::fixed_stages;
 use super::{null_as_default, StageSpec};
 use crate::config::ByteSize;
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, Labels};
 use crate::pipeline::{join_acks, run_stages, take_entry, Extracted, Flow, Released, Stage};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -49,7 +49,7 @@ pub struct CriStage {
     /// Truncate held partial lines to this many bytes (when configured).
     truncate_at: Option<usize>,
     /// The partial line held per stream (label set).
-    partial: HashMap<LabelSet, Released>,
+    partial: HashMap<Labels, Released>,
     released: Vec<Released>,
 }
 

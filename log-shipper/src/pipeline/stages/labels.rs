@@ -1,10 +1,12 @@
 //! The label stages: `labels` (from the extracted map), `static_labels`,
 //! `labeldrop` and `labelallow`.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 
 use super::{valid_label_name, StageSpec};
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, Labels};
 use crate::pipeline::{Extracted, Flow, Stage};
 
 /// label name -> extracted source (empty: the same name).
@@ -21,8 +23,12 @@ fn check_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), String
     Ok(())
 }
 
-/// Sets a label, reusing the value buffer when the label exists.
-fn set_label(labels: &mut LabelSet, name: &str, value: &str) {
+/// Sets a label, reusing the value buffer when the label exists. A set
+/// that already has the value is left alone (not copied, if shared).
+fn set_label(labels: &mut Labels, name: &str, value: &str) {
+    if labels.get(name).is_some_and(|v| v == value) {
+        return;
+    }
     match labels.get_mut(name) {
         Some(v) => {
             v.clear();
@@ -37,7 +43,21 @@ fn set_label(labels: &mut LabelSet, name: &str, value: &str) {
 pub struct LabelsStage {
     /// (label, source)
     pairs: Vec<(String, String)>,
+    /// The label sets this stage made lately, by a hash of the set they
+    /// were made from (its address: see [`Labels::same`]) and the values
+    /// set, so the entries of one stream share one set instead of each
+    /// carrying a copy (and the client finds their stream by address).
+    made: HashMap<u64, Made>,
 }
+
+struct Made {
+    from: Labels,
+    values: Vec<Option<String>>,
+    to: Labels,
+}
+
+/// Label sets a `labels` stage remembers; emptied when full.
+const MAX_MADE: usize = 1024;
 
 impl StageSpec for LabelsStage {
     const NAME: &'static str = "labels";
@@ -51,6 +71,7 @@ impl StageSpec for LabelsStage {
         check_names(c.keys())?;
         Ok(LabelsStage {
             pairs: name_source_pairs(c),
+            made: HashMap::new(),
         })
     }
 }
@@ -65,15 +86,49 @@ pub(crate) fn name_source_pairs(c: &LabelsConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+impl LabelsStage {
+    /// The value each pair sets: absent or null sources set nothing, and an
+    /// empty value is no label in Loki.
+    fn values<'x>(&'x self, x: &'x Extracted) -> impl Iterator<Item = Option<&'x str>> + 'x {
+        self.pairs
+            .iter()
+            .map(|(_, src)| x.get_str(src).filter(|v| !v.is_empty()))
+    }
+}
+
 impl Stage for LabelsStage {
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
-        for (label, src) in &self.pairs {
-            // Absent or null sources set nothing; an empty value is no label in Loki.
-            if let Some(v) = x.get_str(src) {
-                if !v.is_empty() {
-                    set_label(&mut entry.labels, label, v);
+        // Only a set other entries share (a target's, or one made here)
+        // comes again; a set of this entry alone is changed in place.
+        let remember = entry.labels.is_shared();
+        let mut key = 0;
+        if remember {
+            let mut h = DefaultHasher::new();
+            entry.labels.address().hash(&mut h);
+            self.values(x).for_each(|v| v.hash(&mut h));
+            key = h.finish();
+            if let Some(m) = self.made.get(&key) {
+                if m.from.same(&entry.labels)
+                    && self.values(x).eq(m.values.iter().map(|v| v.as_deref()))
+                {
+                    entry.labels = m.to.clone();
+                    return Flow::Keep;
                 }
             }
+        }
+        let from = entry.labels.clone();
+        for ((label, _), v) in self.pairs.iter().zip(self.values(x)) {
+            if let Some(v) = v {
+                set_label(&mut entry.labels, label, v);
+            }
+        }
+        if remember {
+            if self.made.len() >= MAX_MADE {
+                self.made.clear();
+            }
+            let values = self.values(x).map(|v| v.map(str::to_string)).collect();
+            let to = entry.labels.clone();
+            self.made.insert(key, Made { from, values, to });
         }
         Flow::Keep
     }
@@ -136,7 +191,9 @@ impl StageSpec for LabelDropStage {
 impl Stage for LabelDropStage {
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
         for n in &self.names {
-            entry.labels.remove(n);
+            if entry.labels.contains_key(n) {
+                entry.labels.remove(n);
+            }
         }
         Flow::Keep
     }
@@ -162,9 +219,10 @@ impl StageSpec for LabelAllowStage {
 
 impl Stage for LabelAllowStage {
     fn process(&mut self, entry: &mut Entry, _x: &mut Extracted) -> Flow {
-        entry
-            .labels
-            .retain(|k, _| self.names.iter().any(|n| n == k));
+        let allowed = |k: &String| self.names.iter().any(|n| n == k);
+        if !entry.labels.keys().all(allowed) {
+            entry.labels.retain(|k, _| allowed(k));
+        }
         Flow::Keep
     }
 }

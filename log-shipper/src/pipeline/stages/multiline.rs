@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GoRegex, StageSpec};
 use crate::config::GoDuration;
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, Labels};
 use crate::pipeline::{join_acks, take_entry, Extracted, Flow, Released, Stage};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -40,7 +40,7 @@ pub struct MultilineStage {
     firstline: ::regex::Regex,
     max_wait: Duration,
     max_lines: u64,
-    blocks: HashMap<LabelSet, Block>,
+    blocks: HashMap<Labels, Block>,
     released: Vec<Released>,
 }
 
@@ -118,7 +118,7 @@ impl Stage for MultilineStage {
     }
 
     fn flush(&mut self, now: Instant, all: bool) {
-        let due: Vec<LabelSet> = self
+        let due: Vec<Labels> = self
             .blocks
             .iter()
             .filter(|(_, b)| all || b.last + self.max_wait <= now)

@@ -160,6 +160,9 @@ pub struct TargetSnapshot {
 #[derive(Clone, Debug)]
 pub struct FileSnapshot {
     pub path: String,
+    /// Which file (device, inode): after a rotation, the file draining
+    /// away and the new one share the path.
+    pub dev_ino: (u64, u64),
     /// Bytes read so far.
     pub read_offset: u64,
     /// Bytes acknowledged by Loki (what positions save).
@@ -372,6 +375,7 @@ impl FileTargetManager {
                     })
                     .map(|f| FileSnapshot {
                         path: f.path.clone(),
+                        dev_ino: f.dev_ino,
                         read_offset: f.read_offset.load(std::sync::atomic::Ordering::Relaxed),
                         committed: f.committed(),
                         size: f.size.load(std::sync::atomic::Ordering::Relaxed),
@@ -793,7 +797,7 @@ impl JobRunner {
         let tailer = Tailer {
             path: s.path,
             key: s.key,
-            labels: s.labels,
+            labels: s.labels.into(),
             dev_ino: s.dev_ino,
             start: s.start,
             copy_first: s.copy_first,

@@ -34,7 +34,7 @@ use super::lines::{LineSplitter, Piece};
 use super::metrics::ActiveFile;
 use super::TailerSettings;
 use crate::ack::Progress;
-use crate::entry::{Entry, LabelSet};
+use crate::entry::{Entry, Labels};
 use crate::positions::Positions;
 
 /// Bytes of a read chunk turned into entries before they are sent.
@@ -116,7 +116,8 @@ impl TailerStatus {
 pub struct Tailer {
     pub path: PathBuf,
     pub key: String,
-    pub labels: LabelSet,
+    /// Shared by every entry read (see [`Labels`]).
+    pub labels: Labels,
     pub dev_ino: (u64, u64),
     pub start: u64,
     /// The file was truncated while we were not running: the content we
@@ -1076,6 +1077,12 @@ impl Open {
         m.0.read_lines
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         t.status.read_offset.store(self.offset, Ordering::Relaxed);
+        // Room for the whole slice: one semaphore update, not one per entry.
+        if let Ok(permits) = t.out.try_reserve_many(entries.len()) {
+            for (permit, e) in permits.zip(entries.drain(..)) {
+                permit.send(e);
+            }
+        }
         for e in entries.drain(..) {
             if !self.send(t, m, e).await {
                 return false;
@@ -1175,7 +1182,7 @@ pub(crate) fn read_times(n: u64) -> u64 {
 fn make_entry(
     piece: Piece<'_>,
     progress: &Arc<Progress>,
-    labels: &LabelSet,
+    labels: &Labels,
     m: &super::metrics::FileMetrics,
     encoding: Option<&'static encoding_rs::Encoding>,
 ) -> Option<Entry> {
@@ -1195,7 +1202,12 @@ fn make_entry(
                 (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
                 (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                (std::borrow::Cow::Borrowed(b), None) => String::from_utf8_lossy(b).into_owned(),
+                // from_utf8 checks ASCII a word at a time; the lossy
+                // conversion walks every byte, so it only takes the rest.
+                (std::borrow::Cow::Borrowed(b), None) => match std::str::from_utf8(b) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(b).into_owned(),
+                },
             };
             Some(Entry {
                 labels: labels.clone(),
@@ -1240,7 +1252,7 @@ mod tests {
     #[test]
     fn every_line_read_gets_its_own_increasing_timestamp() {
         let mut entries: Vec<Entry> = (0..1000)
-            .map(|_| Entry::new(LabelSet::new(), "same line".into()))
+            .map(|_| Entry::new(Labels::default(), "same line".into()))
             .collect();
         stamp(&mut entries[..600]);
         stamp(&mut entries[600..]);
