@@ -10,15 +10,12 @@
 //! required. A line that leaves the tailed names (rename rotation, or
 //! copytruncate to a name outside the glob) is required when the shipper
 //! had found its file: the harness makes sure of that before the
-//! operation (the first line delivered, or, when Loki refuses or the file
-//! is empty, the shipper's `/targets` view tailing that very file, read to
-//! its end). A plain truncate or delete destroys what was not read:
+//! operation (the first line delivered, or a second to find the file when
+//! Loki refuses). A plain truncate or delete destroys what was not read:
 //! it waits until everything was delivered when Loki accepts; otherwise
 //! the file's lines may be lost. A kill (dropping everything without a
-//! clean stop, positions only as last synced) comes once the positions
-//! file on disk says what the shipper holds in memory and names the file
-//! the model expects (no fixed sleeps: a loaded machine only makes the
-//! harness wait longer); the restarted shipper knows
+//! clean stop, positions only as last synced) comes once the shipper had
+//! a second to find files and sync positions; the restarted shipper knows
 //! each path's one file its positions name (the oldest rotated file still
 //! being delivered, else the live one), so while it is dead only that
 //! file may leave the tailed names without loss; other files rotated away
@@ -34,9 +31,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e_tests::loki_receiver::{LokiReceiver, Mode};
@@ -45,10 +40,6 @@ use log_shipper::entry::LabelSet;
 use log_shipper::positions::{Positions, PositionsSettings};
 use log_shipper::sources::file::{FileTargetManager, TailerSettings};
 use proptest::prelude::*;
-
-/// Entries arrived, and per watched file (device, inode) its read and
-/// committed offsets and size.
-type Activity = (usize, Vec<((u64, u64), u64, u64, u64)>);
 
 /// The two log files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,16 +149,15 @@ fn op() -> impl Strategy<Value = Op> {
 /// How long a wait for delivery may take at most (generous: 2 loaded
 /// cores, tests in parallel).
 const WAIT: Duration = Duration::from_secs(30);
-/// A wait for delivery ends early when nothing arrived and the shipper
-/// neither read nor committed anything for this long: the rest is not
-/// coming (retries back off 200 ms at most, globs are expanded every
-/// 200 ms), and a failing case is shrunk faster. A shipper merely slowed
-/// by a loaded machine is still moving, so it is waited for (up to WAIT).
+/// A wait for delivery ends early when nothing at all arrived for this
+/// long: the rest is not coming (retries back off 200 ms at most, globs
+/// are expanded every 200 ms), and a failing case is shrunk faster.
 const STALL: Duration = Duration::from_secs(5);
-/// A watcher found but waiting behind the file rotated away from its
-/// path shows nothing read: the time it gets, from being listed, to see
-/// its file's content (five watches of `poll_interval`, ten times over).
+/// Time the shipper gets to find a new file when Loki refuses (so no
+/// delivery can show it was found): five glob syncs.
 const DISCOVERY: Duration = Duration::from_secs(1);
+/// Before a kill: time to find files and sync positions (every 100 ms).
+const KILL_SETTLE: Duration = Duration::from_secs(1);
 /// `batch_size` of the client, bytes of lines.
 const BATCH_BYTES: usize = 4096;
 /// The shortest line written (`a.log line 0`): a batch holds at most
@@ -204,9 +194,6 @@ struct Gen {
     place: Place,
     /// The shipper is known to have found it.
     observed: bool,
-    /// The file holding it (device, inode): what the shipper's watcher and
-    /// its saved position are keyed by.
-    dev_ino: (u64, u64),
 }
 
 struct Line {
@@ -225,9 +212,6 @@ struct PartialLine {
 
 struct Running {
     sync: tokio::task::JoinHandle<()>,
-    /// What the shipper holds in memory (compared with the file on disk
-    /// before a kill).
-    positions: Arc<Positions>,
     manager: FileTargetManager,
     client: Client,
 }
@@ -296,7 +280,6 @@ impl World {
     fn start(&mut self) {
         let positions = Positions::load(self.positions.clone());
         let sync = positions.spawn_sync();
-        let memory = Arc::clone(&positions);
         let client = Client::start(ClientSettings {
             url: self.receiver.push_url(),
             batch_wait: Duration::from_millis(50),
@@ -321,7 +304,6 @@ impl World {
             .unwrap();
         self.shipper = Some(Running {
             sync,
-            positions: memory,
             manager,
             client,
         });
@@ -349,15 +331,12 @@ impl World {
         counts
     }
 
-    /// A new content of `f` (the file at its path exists).
     fn new_gen(&mut self, f: usize) -> usize {
-        let meta = std::fs::metadata(self.path(f)).unwrap();
         self.gens.push(Gen {
             file: f,
             lines: Vec::new(),
             place: Place::Live,
             observed: false,
-            dev_ino: (meta.dev(), meta.ino()),
         });
         let g = self.gens.len() - 1;
         self.live[f] = Some(g);
@@ -463,7 +442,7 @@ impl World {
     /// Waits until every line in `lines` arrived.
     async fn wait_delivered(&self, what: &str, lines: &[usize]) -> Result<(), String> {
         let deadline = Instant::now() + WAIT;
-        let mut activity = self.activity();
+        let mut arrived = self.receiver.entry_count();
         let mut last_arrival = Instant::now();
         loop {
             let got = self.delivered();
@@ -475,76 +454,18 @@ impl World {
             if missing.is_empty() {
                 return Ok(());
             }
-            let now = self.activity();
-            if now != activity {
-                activity = now;
+            let now = self.receiver.entry_count();
+            if now != arrived {
+                arrived = now;
                 last_arrival = Instant::now();
             }
             if Instant::now() >= deadline || last_arrival.elapsed() >= STALL {
                 return Err(format!(
-                    "op {}: {what}: {} lines not delivered (nothing arrived, read or committed for {:?}), e.g. {:?}",
+                    "op {}: {what}: {} lines not delivered (nothing arrived for {:?}), e.g. {:?}",
                     self.op,
                     missing.len(),
                     last_arrival.elapsed(),
                     &missing[..missing.len().min(5)]
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// What moves while the shipper works: entries arrived, and the files
-    /// its watchers tail with their read and committed offsets.
-    fn activity(&self) -> Activity {
-        let mut files: Vec<_> = self
-            .shipper
-            .iter()
-            .flat_map(|r| r.manager.snapshot())
-            .flat_map(|t| t.files)
-            .map(|f| (f.dev_ino, f.read_offset, f.committed, f.size))
-            .collect();
-        files.sort_unstable();
-        (self.receiver.entry_count(), files)
-    }
-
-    /// Waits until a watcher of the shipper tails file `g` (it opens the
-    /// file first thing, so a rename cannot take it away) and has read or
-    /// seen the size of what it holds (a copy is recognised by the first
-    /// bytes it saw). A watcher waiting behind the file rotated away
-    /// from the path shows neither, and offsets cannot tell a truncated
-    /// file's contents apart: those get DISCOVERY from being listed.
-    async fn wait_found(&self, g: usize) -> Result<(), String> {
-        let Some(r) = &self.shipper else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + WAIT;
-        let f = self.gens[g].file;
-        let mut listed: Option<Instant> = None;
-        let first_content = !self.gens[..g]
-            .iter()
-            .any(|o| o.dev_ino == self.gens[g].dev_ino);
-        loop {
-            let size = std::fs::metadata(self.path(f)).map_or(0, |m| m.len());
-            let watcher = r
-                .manager
-                .snapshot()
-                .into_iter()
-                .flat_map(|t| t.files)
-                .find(|s| s.dev_ino == self.gens[g].dev_ino);
-            if let Some(s) = watcher {
-                let since = *listed.get_or_insert_with(Instant::now);
-                if (first_content && s.read_offset.max(s.size) >= size)
-                    || since.elapsed() >= DISCOVERY
-                {
-                    return Ok(());
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "op {}: the shipper never tailed {} (device, inode {:?}) in {WAIT:?}",
-                    self.op,
-                    FILES[f].name(),
-                    self.gens[g].dev_ino
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -557,15 +478,14 @@ impl World {
         if self.gens[g].observed || self.shipper.is_none() {
             return Ok(());
         }
-        // An empty file has no line to wait for, and none arrives while
-        // Loki refuses: the shipper's view shows it tails the file (its
-        // late lines are required once it was found).
+        // An empty file has no line to wait for: give discovery its time
+        // (its late lines are required once it was found).
         if self.accepting && !self.gens[g].lines.is_empty() {
             let first = [self.gens[g].lines[0]];
             self.wait_delivered("the first line of a live file", &first)
                 .await?;
         } else {
-            self.wait_found(g).await?;
+            tokio::time::sleep(DISCOVERY).await;
         }
         self.gens[g].observed = true;
         Ok(())
@@ -666,7 +586,7 @@ impl World {
                     self.live_writer(file.index());
                 }
             }
-            Op::Kill => self.kill().await?,
+            Op::Kill => self.kill().await,
             Op::Restart => self.restart(),
             Op::LokiRefuses(r) => {
                 self.receiver.set_mode(match r {
@@ -690,119 +610,40 @@ impl World {
         Ok(())
     }
 
-    /// Rotated files of path `f` not fully delivered, oldest first.
-    fn undelivered_rotated(&self, f: usize, delivered: &HashMap<String, usize>) -> Vec<usize> {
-        (0..self.gens.len())
-            .filter(|&g| {
-                let gen = &self.gens[g];
-                gen.file == f
-                    && matches!(gen.place, Place::Renamed | Place::Copied)
-                    && gen
-                        .lines
-                        .iter()
-                        .any(|&l| !delivered.contains_key(&self.lines[l].text))
-            })
-            .collect()
-    }
-
-    /// Before a kill: waits until the positions file on disk holds what
-    /// the shipper has in memory, and names for each path the file the
-    /// model says it names (the oldest rotated file still being
-    /// delivered, else the live one), or a deleted file still being
-    /// delivered (it holds the path's one position until Loki has it).
-    /// Returns what was delivered then, and per path the file named.
-    #[allow(clippy::type_complexity)]
-    async fn wait_positions_saved(
-        &self,
-    ) -> Result<(HashMap<String, usize>, [Option<(u64, u64)>; 2]), String> {
-        let Some(r) = &self.shipper else {
-            unreachable!("only a running shipper is killed")
-        };
-        let on_disk = PositionsSettings {
-            read_only: true,
-            ..self.positions.clone()
-        };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let delivered = self.delivered();
-            let disk = Positions::load(on_disk.clone());
-            let mut named = [None, None];
-            let mut problem = None;
-            for (f, named_f) in named.iter_mut().enumerate() {
-                let key = self.path(f).to_string_lossy().into_owned();
-                let saved = disk.get(&key);
-                if saved != r.positions.get(&key) {
-                    problem = Some(format!("{key}: not saved yet"));
-                    break;
-                }
-                let file = saved.and_then(|s| s.identity).map(|id| (id.dev, id.ino));
-                *named_f = file;
-                let expected = match self.undelivered_rotated(f, &delivered).first() {
-                    // A file rotated away while the shipper was dead may
-                    // never have been found: nothing to expect of it.
-                    Some(&g) if self.gens[g].lines.iter().any(|&l| self.lines[l].at_risk) => None,
-                    Some(&g) => Some(g),
-                    None => self.live[f].filter(|&g| !self.gens[g].lines.is_empty()),
-                };
-                let Some(g) = expected else { continue };
-                let deleted_draining = self.gens.iter().any(|gen| {
-                    gen.file == f
-                        && gen.place == Place::Destroyed
-                        && Some(gen.dev_ino) == file
-                        && gen
-                            .lines
-                            .iter()
-                            .any(|&l| !delivered.contains_key(&self.lines[l].text))
-                });
-                if file != Some(self.gens[g].dev_ino) && !deleted_draining {
-                    problem = Some(format!(
-                        "{key}: names {file:?}, the model expects {:?}",
-                        self.gens[g].dev_ino
-                    ));
-                    break;
-                }
-            }
-            let Some(problem) = problem else {
-                return Ok((delivered, named));
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "op {}: before a kill, the positions never named the files the model expects in {WAIT:?}: {problem}",
-                    self.op
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn kill(&mut self) -> Result<(), String> {
+    async fn kill(&mut self) {
         if self.shipper.is_none() {
-            return Ok(());
+            return;
         }
-        let (delivered, on_disk) = self.wait_positions_saved().await?;
-        for (f, &named_on_disk) in on_disk.iter().enumerate() {
+        tokio::time::sleep(KILL_SETTLE).await;
+        let delivered = self.delivered();
+        for f in 0..FILES.len() {
             // Rotated files of this path not fully delivered, oldest first:
             // positions name the oldest (its tailer goes first); the
             // others cannot be found again. Lines at risk count too: the
             // shipper may have found their file after all, and then its
             // position holds the path's one slot.
-            let undelivered = self.undelivered_rotated(f, &delivered);
+            let undelivered: Vec<usize> = (0..self.gens.len())
+                .filter(|&g| {
+                    let gen = &self.gens[g];
+                    gen.file == f
+                        && matches!(gen.place, Place::Renamed | Place::Copied)
+                        && gen
+                            .lines
+                            .iter()
+                            .any(|&l| !delivered.contains_key(&self.lines[l].text))
+                })
+                .collect();
             if let Some((_, younger)) = undelivered.split_first() {
                 for &g in younger {
                     self.mark_at_risk(g);
                 }
                 self.named[f] = None;
             } else {
-                // The live file, unless a deleted file still being
-                // delivered holds the path's position.
-                self.named[f] = self.live[f].filter(|&g| {
-                    !self.gens[g].lines.is_empty() && named_on_disk == Some(self.gens[g].dev_ino)
-                });
+                self.named[f] = self.live[f].filter(|&g| !self.gens[g].lines.is_empty());
             }
         }
         self.crash().await;
         self.kills += 1;
-        Ok(())
     }
 
     fn restart(&mut self) {
