@@ -49,6 +49,13 @@ pub struct TailerSettings {
     pub sync_period: Duration,
     /// How often an idle file is checked for growth, rotation, truncation.
     pub poll_interval: Duration,
+    /// A file rotated away (renamed or deleted) is read until nothing was
+    /// written to it for this long: its writer may append until it
+    /// reopens the path (after logrotate's postrotate signal, say). The
+    /// path's new file is read after it, so this is also how late lines
+    /// in the new file may come after a rotation. Fluent Bit's
+    /// `Rotate_Wait` is the same idea, with the same default.
+    pub rotate_wait: Duration,
     /// A last line without its newline is sent after this long.
     pub flush_timeout: Duration,
     /// `limits_config.max_line_size` (bytes, 0 = no limit).
@@ -120,6 +127,7 @@ impl Default for TailerSettings {
         TailerSettings {
             sync_period: Duration::from_secs(10),
             poll_interval: Duration::from_millis(250),
+            rotate_wait: Duration::from_secs(5),
             flush_timeout: Duration::from_secs(5),
             max_line_size: 0,
             max_line_size_truncate: false,
@@ -163,6 +171,11 @@ pub struct FileSnapshot {
     /// Which file (device, inode): after a rotation, the file draining
     /// away and the new one share the path.
     pub dev_ino: (u64, u64),
+    /// Held open (see [`TailerStatus::opened`]).
+    pub opened: bool,
+    /// The first bytes of its current content as known (see
+    /// [`TailerStatus::live_head`]).
+    pub live_head: Vec<u8>,
     /// Bytes read so far.
     pub read_offset: u64,
     /// Bytes acknowledged by Loki (what positions save).
@@ -376,6 +389,12 @@ impl FileTargetManager {
                     .map(|f| FileSnapshot {
                         path: f.path.clone(),
                         dev_ino: f.dev_ino,
+                        opened: f.opened.load(std::sync::atomic::Ordering::Relaxed),
+                        live_head: f
+                            .live_head
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone(),
                         read_offset: f.read_offset.load(std::sync::atomic::Ordering::Relaxed),
                         committed: f.committed(),
                         size: f.size.load(std::sync::atomic::Ordering::Relaxed),

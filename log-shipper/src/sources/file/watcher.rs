@@ -74,6 +74,13 @@ pub struct TailerStatus {
     pub dev_ino: (u64, u64),
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
+    /// The watcher holds the file open: a rename from now on cannot take
+    /// its lines away.
+    pub opened: std::sync::atomic::AtomicBool,
+    /// The first bytes (up to 1 KiB) of the file's current content as the
+    /// watcher knows them: a copy of that content is recognised by them
+    /// (copytruncate).
+    pub live_head: Mutex<Vec<u8>>,
     progress: Mutex<Arc<Progress>>,
     /// The first bytes (up to 1 KiB) of every content of the file not yet
     /// finished with (the live one, and those cut off by truncations whose
@@ -153,6 +160,8 @@ impl Tailer {
             dev_ino,
             read_offset: AtomicU64::new(start),
             size: AtomicU64::new(0),
+            opened: Default::default(),
+            live_head: Mutex::default(),
             progress: Mutex::new(Progress::new(start)),
             heads: Mutex::new(Vec::new()),
             done: tokio::sync::watch::channel(false).0,
@@ -170,7 +179,10 @@ impl Tailer {
                 loop {
                     tokio::select! {
                         _ = done.wait_for(|d| *d) => break,
-                        _ = tokio::time::sleep(self.settings.poll_interval) => state.watch(&self, &metrics),
+                        _ = tokio::time::sleep(self.settings.poll_interval) => {
+                            state.watch(&self, &metrics);
+                            state.notice_rotation(&self);
+                        }
                     }
                 }
                 // The path has one saved position: it stays the rotated
@@ -179,6 +191,7 @@ impl Tailer {
                 while !before.acknowledged() {
                     tokio::time::sleep(self.settings.poll_interval).await;
                     state.watch(&self, &metrics);
+                    state.notice_rotation(&self);
                 }
             }
             self.positions.track(
@@ -243,6 +256,8 @@ struct Open {
     /// When the partial line last grew.
     partial_since: Instant,
     last_data: Instant,
+    /// When the file was seen rotated away (or opened already rotated).
+    rotated_at: Instant,
     /// When the file was last looked at ([`Open::watch`]).
     last_watch: Instant,
     gzip: bool,
@@ -272,19 +287,26 @@ enum PathState {
 impl Open {
     async fn new(t: &Tailer) -> Option<Open> {
         let permit = Arc::clone(&t.fd_budget).acquire_owned().await.ok()?;
-        let file = match std::fs::File::open(&t.path) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(path = %t.path.display(), error = %e, "cannot open file to tail");
-                return None;
+        let opened = std::fs::File::open(&t.path)
+            .and_then(|f| Ok((f.metadata()?, f)))
+            .ok()
+            .filter(|(meta, _)| (meta.dev(), meta.ino()) == t.dev_ino)
+            .map(|(meta, f)| (f, meta));
+        let (file, meta) = match opened {
+            Some(found) => found,
+            None => {
+                // Rotated away between discovery and now: still ours to
+                // read (found in its directory by inode), and the path's
+                // new file is for the next sync.
+                let _ = t.events.send(TailerEvent::Rotated);
+                let Some((_, f)) = super::find_inode(&t.path, t.dev_ino) else {
+                    tracing::warn!(path = %t.path.display(), "file gone before it could be opened");
+                    return None;
+                };
+                let meta = f.metadata().ok()?;
+                (f, meta)
             }
         };
-        let meta = file.metadata().ok()?;
-        if (meta.dev(), meta.ino()) != t.dev_ino {
-            // Replaced between discovery and now; the next sync finds it.
-            let _ = t.events.send(TailerEvent::Rotated);
-            return None;
-        }
         // Compressed: as the job's decompression says, else by name.
         let gzip =
             t.settings.decompression.is_some() || t.path.extension().is_some_and(|e| e == "gz");
@@ -356,6 +378,7 @@ impl Open {
             ),
             partial_since: Instant::now(),
             last_data: Instant::now(),
+            rotated_at: Instant::now(),
             last_watch: Instant::now(),
             gzip,
             gzip_done: false,
@@ -368,6 +391,7 @@ impl Open {
             tracked: false,
         };
         open.publish_heads(t);
+        t.status.opened.store(true, Ordering::Relaxed);
         Some(open)
     }
 
@@ -458,7 +482,7 @@ impl Open {
         } else if self.rotated {
             // Late writes to the old file are still read above; stop once
             // the writer has moved on and all is acked.
-            if self.last_data.elapsed() >= t.settings.poll_interval * 2 {
+            if self.quiet_since_rotation() >= t.settings.rotate_wait {
                 if self.splitter.has_partial() {
                     self.flush_partial(t, m).await;
                     return false;
@@ -483,19 +507,54 @@ impl Open {
                         // after all of it was read and acknowledged.
                         return true;
                     }
-                    tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
-                    self.rotated = true;
-                    // The writer may still append to the old file until it
-                    // reopens: its quiet time counts from the rotation, not
-                    // from the last data before it.
-                    self.last_data = Instant::now();
-                    let _ = t.events.send(TailerEvent::Rotated);
+                    self.rotation_seen(t);
                     return false;
                 }
             }
         }
         tokio::time::sleep(t.settings.poll_interval).await;
         false
+    }
+
+    /// The path names another file now: ours is read to its end, until
+    /// its writer has moved on.
+    fn rotation_seen(&mut self, t: &Tailer) {
+        tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
+        self.rotated = true;
+        // The writer may still append to the old file until it reopens:
+        // its quiet time counts from the rotation, not from the last data
+        // before it.
+        self.rotated_at = Instant::now();
+        self.last_data = Instant::now();
+        let _ = t.events.send(TailerEvent::Rotated);
+    }
+
+    /// While waiting behind the file rotated away before it: a rotation of
+    /// this one is noticed now, so its quiet time is over by the time it
+    /// is read (rotations in quick succession do not add up their waits).
+    fn notice_rotation(&mut self, t: &Tailer) {
+        if !self.rotated
+            && !self.gzip
+            && self.file.is_some()
+            && matches!(self.path_state(t), PathState::Replaced)
+        {
+            self.rotation_seen(t);
+        }
+    }
+
+    /// How long nothing was written to the rotated file: since the
+    /// rotation was seen and since its last modification.
+    fn quiet_since_rotation(&self) -> Duration {
+        let written = self
+            .file
+            .as_ref()
+            .and_then(|(f, _)| f.metadata().ok()?.modified().ok())
+            .map_or(Duration::MAX, |m| {
+                std::time::SystemTime::now()
+                    .duration_since(m)
+                    .unwrap_or(Duration::ZERO)
+            });
+        written.min(self.rotated_at.elapsed())
     }
 
     /// Looks at the file and the contents waiting for their copies: a
@@ -680,6 +739,10 @@ impl Open {
     /// Also saves the heads of the contents queued behind the first with
     /// its position, so their copies are found after a restart.
     fn publish_heads(&self, t: &Tailer) {
+        if let Some(live) = self.contents.back() {
+            let mut known = t.status.live_head.lock().unwrap_or_else(|e| e.into_inner());
+            known.clone_from(&live.head);
+        }
         let mut heads = t.status.heads.lock().unwrap_or_else(|e| e.into_inner());
         heads.clear();
         heads.extend(
@@ -855,25 +918,16 @@ impl Open {
                 }
             }
         }
-        let Some(dir) = t.path.parent() else {
+        let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
             return false;
         };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if (meta.dev(), meta.ino()) == t.dev_ino && meta.is_file() {
-                let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
-                    return false;
-                };
-                if let Ok(f) = std::fs::File::open(e.path()) {
-                    self.file = Some((f, permit));
-                    return true;
-                }
+        match super::find_inode(&t.path, t.dev_ino) {
+            Some((_, f)) => {
+                self.file = Some((f, permit));
+                true
             }
+            None => false,
         }
-        false
     }
 
     /// Reads from the offset to the end of the file, chunk by chunk,
