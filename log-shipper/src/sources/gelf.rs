@@ -22,11 +22,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::config::{GelfConfig, ScrapeConfig};
 use crate::entry::{Entry, LabelSet};
 use crate::relabel::{self, RelabelConfig};
+use crate::sources::serving::Serving;
 
 const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
 const CHUNK_HEADER: usize = 12;
@@ -410,7 +410,7 @@ impl Formatter {
 
 /// One listening GELF socket.
 pub struct GelfTarget {
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
     addr: SocketAddr,
 }
 
@@ -456,9 +456,8 @@ impl GelfTarget {
         let formatter = Formatter::new(&cfg, &sc.relabel_configs);
         let job = sc.job_name.clone();
         tracing::info!(job = %job, address = %addr, "listening for GELF UDP messages");
-        let task = tokio::spawn(run(sock, formatter, tx, job));
         Ok(GelfTarget {
-            task: Some(task),
+            serving: Serving::spawn(run(sock, formatter, tx, job)),
             addr,
         })
     }
@@ -468,23 +467,12 @@ impl GelfTarget {
     }
 
     pub fn stop(&self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
+        self.serving.stop();
     }
 
     /// Stops and waits until the port is closed.
-    pub async fn join(mut self) {
-        self.stop();
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for GelfTarget {
-    fn drop(&mut self) {
-        self.stop();
+    pub async fn join(self) {
+        self.serving.join().await;
     }
 }
 
