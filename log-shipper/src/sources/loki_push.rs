@@ -40,8 +40,6 @@ pub const MAX_BODY: usize = 64 << 20;
 /// Decompressed bytes of all pushes held at once: more waits are answered
 /// 429 rather than growing memory with the number of senders.
 const MAX_IN_FLIGHT: usize = 256 << 20;
-/// How often a held push looks at Loki's state and its acks.
-const POLL: Duration = Duration::from_millis(10);
 
 /// One stream of a decoded push.
 #[derive(Debug, Clone, PartialEq)]
@@ -677,11 +675,11 @@ fn entries_of(shared: &Shared, streams: Vec<PushStream>) -> Vec<Entry> {
 /// them to be delivered, all within the hold time.
 async fn deliver(shared: &Shared, mut entries: Vec<Entry>) -> Result<(), BadPush> {
     let deadline = Instant::now() + shared.hold;
-    while shared.downstream.failing() {
-        if Instant::now() >= deadline {
-            return Err(unavailable("Loki is unavailable, retry later"));
-        }
-        tokio::time::sleep(POLL).await;
+    if tokio::time::timeout_at(deadline, shared.downstream.healthy())
+        .await
+        .is_err()
+    {
+        return Err(unavailable("Loki is unavailable, retry later"));
     }
     if entries.is_empty() {
         return Ok(());
@@ -699,11 +697,13 @@ async fn deliver(shared: &Shared, mut entries: Vec<Entry>) -> Result<(), BadPush
             Err(_) => return Err(unavailable("pipeline busy, retry later")),
         }
     }
-    while progress.committed() < n {
-        if Instant::now() >= deadline {
-            return Err(unavailable("lines not yet delivered to Loki, retry later"));
-        }
-        tokio::time::sleep(POLL).await;
+    // Woken by the last ack (Loki accepted the batch, or a stage dropped
+    // the entry on purpose): only then is the push answered 204.
+    if tokio::time::timeout_at(deadline, progress.wait_until(|p| p.committed() >= n))
+        .await
+        .is_err()
+    {
+        return Err(unavailable("lines not yet delivered to Loki, retry later"));
     }
     if shared.downstream.gave_up() != gave_up {
         // Some batch was dropped after its retries ran out while we waited:
