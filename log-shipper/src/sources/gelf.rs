@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::config::{GelfConfig, ScrapeConfig};
 use crate::entry::{Entry, LabelSet};
 use crate::relabel::{self, RelabelConfig};
-use crate::sources::serving::Serving;
+use crate::sources::serving::{self, Serving};
 
 const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
 const CHUNK_HEADER: usize = 12;
@@ -442,14 +442,8 @@ impl GelfTarget {
     pub fn start(sc: &ScrapeConfig, tx: mpsc::Sender<Entry>) -> Result<GelfTarget, String> {
         let cfg = sc.gelf.clone().ok_or("no gelf block")?;
         let sa = listen_address(&cfg).map_err(|e| format!("job {}: {e}", sc.job_name))?;
-        let sock = match std::net::UdpSocket::bind(sa) {
-            Ok(s) => s,
-            Err(_) if sa.ip().is_unspecified() && sa.is_ipv6() => {
-                std::net::UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], sa.port())))
-                    .map_err(|e| format!("job {}: gelf listening on {sa}: {e}", sc.job_name))?
-            }
-            Err(e) => return Err(format!("job {}: gelf listening on {sa}: {e}", sc.job_name)),
-        };
+        let sock = serving::bind(sa, std::net::UdpSocket::bind)
+            .map_err(|e| format!("job {}: gelf listening on {sa}: {e}", sc.job_name))?;
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = sock.local_addr().map_err(|e| e.to_string())?;
         let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| e.to_string())?;

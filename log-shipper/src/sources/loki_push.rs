@@ -32,7 +32,7 @@ use crate::client::Downstream;
 use crate::config::{PushApiConfig, ScrapeConfig};
 use crate::entry::{Entry, LabelSet, Labels};
 use crate::relabel::{self, RelabelConfig};
-use crate::sources::serving::Serving;
+use crate::sources::serving::{self, Serving};
 
 /// Largest body taken, as sent and once decompressed (Loki's distributor
 /// takes 100 MB; senders batch about 1 MB).
@@ -427,22 +427,9 @@ impl PushTarget {
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for sa in listen_addresses(&cfg)? {
-            let l = match std::net::TcpListener::bind(sa) {
-                Ok(l) => l,
-                // A host without IPv6 cannot bind [::]; Go falls back to IPv4.
-                Err(_) if sa.ip().is_unspecified() && sa.is_ipv6() => {
-                    std::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], sa.port())))
-                        .map_err(|e| {
-                            format!("job {}: loki_push_api listening on {sa}: {e}", sc.job_name)
-                        })?
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "job {}: loki_push_api listening on {sa}: {e}",
-                        sc.job_name
-                    ))
-                }
-            };
+            let l = serving::bind(sa, std::net::TcpListener::bind).map_err(|e| {
+                format!("job {}: loki_push_api listening on {sa}: {e}", sc.job_name)
+            })?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             addrs.push(l.local_addr().map_err(|e| e.to_string())?);
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?);

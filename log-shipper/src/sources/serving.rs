@@ -2,6 +2,7 @@
 //! serving their socket.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use tokio::task::JoinHandle;
 
@@ -33,6 +34,20 @@ impl Serving {
 impl Drop for Serving {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Binds `addr` with `bind` (a TCP listener's or a UDP socket's); on a
+/// host without IPv6, `[::]` falls back to `0.0.0.0`, as Go does.
+pub fn bind<T>(
+    addr: SocketAddr,
+    bind: impl Fn(SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    match bind(addr) {
+        Err(_) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
+        }
+        bound => bound,
     }
 }
 
