@@ -472,7 +472,7 @@ impl Shipper {
         }
         self.pushes.iter().for_each(|p| p.stop());
         self.gelfs.iter().for_each(|g| g.stop());
-        self.syslogs.iter().for_each(|s| s.stop_reading());
+        self.syslogs.iter().for_each(|s| s.stop());
     }
 
     /// What `/targets` shows.
@@ -577,7 +577,7 @@ impl Shipper {
             g.join().await;
         }
         for s in self.syslogs {
-            s.stopped().await;
+            s.join().await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {

@@ -780,7 +780,13 @@ impl Open {
                 return;
             }
             self.watch(t, m);
-            tokio::time::sleep(t.settings.poll_interval).await;
+            // Woken by the last ack; the file is still watched at every
+            // poll meanwhile.
+            let _ = tokio::time::timeout(
+                t.settings.poll_interval,
+                self.progress.wait_until(|p| p.in_flight() == 0),
+            )
+            .await;
         }
         self.contents.pop_front();
         self.splitter.reset();
