@@ -276,7 +276,11 @@ mod tests {
         let text = printed(false, |i| {
             p.inspect(i.clone());
             let mut out = Vec::new();
-            for (job, line) in [("j", "info ok"), ("other", "warn ok"), ("j", "info drop me")] {
+            for (job, line) in [
+                ("j", "info ok"),
+                ("other", "warn ok"),
+                ("j", "info drop me"),
+            ] {
                 p.process(
                     Entry::new(crate::relabel::labels([("job", job)]), line.into()),
                     &mut out,

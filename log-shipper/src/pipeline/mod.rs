@@ -193,7 +193,13 @@ impl Pipeline {
     /// Releases everything held (the pipeline is stopping).
     pub fn flush_all(&mut self, out: &mut Vec<Entry>) {
         let inspector = self.inspector.as_ref();
-        flush_stages(&mut self.stages, Instant::now(), true, inspector, &mut self.released);
+        flush_stages(
+            &mut self.stages,
+            Instant::now(),
+            true,
+            inspector,
+            &mut self.released,
+        );
         out.extend(self.released.drain(..).map(|r| r.entry));
     }
 
@@ -218,7 +224,12 @@ pub(crate) fn run_stages(
         let before = report.map(|_| inspect::Snapshot::of(entry, x));
         let flow = stages[i].stage.process(entry, x);
         if let (Some(ins), Some(before)) = (report, &before) {
-            ins.report(stages[i].kind, before, &inspect::Snapshot::of(entry, x), flow);
+            ins.report(
+                stages[i].kind,
+                before,
+                &inspect::Snapshot::of(entry, x),
+                flow,
+            );
         }
         if stages[i].stage.buffers() {
             continue_released(stages, i, inspector, done);

@@ -9,4 +9,5 @@ pub mod file;
 pub mod gelf;
 pub mod journal;
 pub mod loki_push;
+pub mod stdin;
 pub mod syslog;

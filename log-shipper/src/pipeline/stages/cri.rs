@@ -15,9 +15,7 @@ use super::docker::fixed_stages;
 use super::{null_as_default, StageSpec};
 use crate::config::ByteSize;
 use crate::entry::{Entry, Labels};
-use crate::pipeline::{
-    join_acks, run_stages, take_entry, Extracted, Flow, Named, Released, Stage,
-};
+use crate::pipeline::{join_acks, run_stages, take_entry, Extracted, Flow, Named, Released, Stage};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -118,7 +118,13 @@ impl Stage for MatchStage {
                 c.inc();
                 Flow::Drop
             }
-            Action::Run(stages) => run_stages(stages, self.inspector.as_ref(), entry, x, &mut self.released),
+            Action::Run(stages) => run_stages(
+                stages,
+                self.inspector.as_ref(),
+                entry,
+                x,
+                &mut self.released,
+            ),
         }
     }
 
@@ -132,7 +138,13 @@ impl Stage for MatchStage {
 
     fn flush(&mut self, now: Instant, all: bool) {
         if let Action::Run(stages) = &mut self.action {
-            flush_stages(stages, now, all, self.inspector.as_ref(), &mut self.released);
+            flush_stages(
+                stages,
+                now,
+                all,
+                self.inspector.as_ref(),
+                &mut self.released,
+            );
         }
     }
 
