@@ -10,4 +10,5 @@ pub mod gelf;
 pub mod journal;
 pub mod loki_push;
 pub mod serving;
+pub mod stdin;
 pub mod syslog;
