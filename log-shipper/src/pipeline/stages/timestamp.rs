@@ -4,11 +4,12 @@
 //! plus 1ns, and `skip` keeps the read time, as promtail.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
+// Per-entry lookups by label-set hash and address: FxHash, not SipHash.
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::StageSpec;
@@ -169,8 +170,8 @@ impl StageSpec for TimestampStage {
             uses_now: formats.iter().any(Format::uses_now),
             formats,
             fudge,
-            last_known: HashMap::new(),
-            hashes: HashMap::new(),
+            last_known: HashMap::default(),
+            hashes: HashMap::default(),
             last_parsed: None,
         })
     }
