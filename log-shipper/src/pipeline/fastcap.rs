@@ -8,7 +8,9 @@
 //! of a pipeline's time. This matcher backtracks over the regex's syntax
 //! tree instead, scanning class runs with a byte table, in the same
 //! priority order (greedy first, alternatives left to right), so it finds
-//! the same leftmost-first match and the same groups. Patterns it cannot
+//! the same leftmost-first match and the same groups; a pattern where no
+//! run ever has to give back a character is walked once, without
+//! backtracking (see `Linear`). Patterns it cannot
 //! take (unanchored, classes with only some non-ASCII characters, word
 //! boundaries, multi-line anchors, byte mode) and searches that exceed a
 //! step budget report `None`, and the caller uses the `regex` crate.
@@ -651,6 +653,18 @@ mod tests {
         );
     }
 
+    /// 3,000 strings of up to `max_len` characters of `alphabet`.
+    fn random_hays(rng: &mut fastrand::Rng, alphabet: &[char], max_len: usize) -> Vec<String> {
+        (0..3000)
+            .map(|_| {
+                let n = rng.usize(0..max_len);
+                (0..n)
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn agrees_on_random_haystacks() {
         let mut rng = fastrand::Rng::with_seed(7);
@@ -663,14 +677,7 @@ mod tests {
             r"^\s*(\S+) : ([^;]+?) ;.*?(?:=(?P<c>.*))?$",
             r"^(?:(a)|(b)|(ab))+(-?)",
         ];
-        let hays: Vec<String> = (0..3000)
-            .map(|_| {
-                let n = rng.usize(0..24);
-                (0..n)
-                    .map(|_| alphabet[rng.usize(..alphabet.len())])
-                    .collect()
-            })
-            .collect();
+        let hays = random_hays(&mut rng, &alphabet, 24);
         let refs: Vec<&str> = hays.iter().map(String::as_str).collect();
         for p in patterns {
             agree(p, &refs);
@@ -713,14 +720,7 @@ mod tests {
         }
         let mut rng = fastrand::Rng::with_seed(11);
         let alphabet: Vec<char> = "abz09 -\"[]x:é日ü".chars().collect();
-        let hays: Vec<String> = (0..3000)
-            .map(|_| {
-                let n = rng.usize(0..20);
-                (0..n)
-                    .map(|_| alphabet[rng.usize(..alphabet.len())])
-                    .collect()
-            })
-            .collect();
+        let hays = random_hays(&mut rng, &alphabet, 20);
         let refs: Vec<&str> = hays.iter().map(String::as_str).collect();
         for p in one_pass.iter().chain(&backtracking) {
             agree(p, &refs);
