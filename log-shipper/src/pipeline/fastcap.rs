@@ -50,7 +50,8 @@ impl CharClass {
     }
 
     fn disjoint(&self, other: &CharClass) -> bool {
-        !(self.non_ascii && other.non_ascii) && !(0..128).any(|b| self.ascii[b] && other.ascii[b])
+        let shared_ascii = (0..128).any(|b| self.ascii[b] && other.ascii[b]);
+        !(shared_ascii || self.non_ascii && other.non_ascii)
     }
 
     /// The longest run of at most `max` characters of the class from
