@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod proto;
 pub mod transport;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use prost::Message;
+// Maps looked up per entry, keyed by addresses and tenants (not by
+// anything a log line sets): FxHash instead of SipHash.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -265,7 +268,7 @@ impl Client {
             transport,
             health: Arc::clone(&health),
             metrics: Arc::clone(&metrics),
-            batches: HashMap::new(),
+            batches: HashMap::default(),
             routes: Routes::default(),
             closing: closing_rx,
             metadata_refused: false,
@@ -329,8 +332,8 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             streams: Vec::new(),
-            index: HashMap::new(),
-            by_address: HashMap::new(),
+            index: HashMap::default(),
+            by_address: HashMap::default(),
             acks: Vec::new(),
             bytes: 0,
             entries: 0,

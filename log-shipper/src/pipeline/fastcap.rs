@@ -8,7 +8,9 @@
 //! of a pipeline's time. This matcher backtracks over the regex's syntax
 //! tree instead, scanning class runs with a byte table, in the same
 //! priority order (greedy first, alternatives left to right), so it finds
-//! the same leftmost-first match and the same groups. Patterns it cannot
+//! the same leftmost-first match and the same groups; a pattern where no
+//! run ever has to give back a character is walked once, without
+//! backtracking (see `Linear`). Patterns it cannot
 //! take (unanchored, classes with only some non-ASCII characters, word
 //! boundaries, multi-line anchors, byte mode) and searches that exceed a
 //! step budget report `None`, and the caller uses the `regex` crate.
@@ -34,6 +36,37 @@ impl CharClass {
         } else {
             None
         }
+    }
+}
+
+impl CharClass {
+    /// Whether a character starting with byte `b` can be in the class.
+    fn has_byte(&self, b: u8) -> bool {
+        if b < 128 {
+            self.ascii[b as usize]
+        } else {
+            self.non_ascii
+        }
+    }
+
+    fn disjoint(&self, other: &CharClass) -> bool {
+        let shared_ascii = (0..128).any(|b| self.ascii[b] && other.ascii[b]);
+        !(shared_ascii || self.non_ascii && other.non_ascii)
+    }
+
+    /// The longest run of at most `max` characters of the class from
+    /// `pos`: (its end, its length in characters).
+    #[inline]
+    fn run(&self, hay: &[u8], mut pos: usize, max: u32) -> (usize, u32) {
+        let mut n = 0;
+        while n < max {
+            match self.one(hay, pos) {
+                Some(next) => pos = next,
+                None => break,
+            }
+            n += 1;
+        }
+        (pos, n)
     }
 }
 
@@ -69,6 +102,8 @@ enum Node {
 pub struct FastCaptures {
     root: Node,
     groups: usize,
+    /// The one-pass form, for the patterns that have one.
+    linear: Option<Linear>,
 }
 
 /// Search state: the group slots and the step budget.
@@ -95,7 +130,11 @@ impl FastCaptures {
             Node::Cap(_, _) => false,
             _ => false,
         };
-        anchored.then_some(FastCaptures { root, groups })
+        anchored.then(|| FastCaptures {
+            linear: Linear::new(&root),
+            root,
+            groups,
+        })
     }
 
     /// How many slots `captures` fills (group 0 is the whole match).
@@ -107,6 +146,11 @@ impl FastCaptures {
     /// (None when it did not take part), `Some(false)` for no match,
     /// `None` when the search gave up (use the `regex` crate).
     pub fn captures(&self, hay: &str, slots: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
+        if let Some(linear) = &self.linear {
+            slots.clear();
+            slots.resize(self.groups, None);
+            return Some(linear.captures(hay.as_bytes(), slots));
+        }
         let mut st = State {
             slots: std::mem::take(slots),
             steps: 0,
@@ -132,6 +176,145 @@ impl FastCaptures {
         }
         Some(found)
     }
+}
+
+/// The common shape of log regexes, matched in one pass: a sequence of
+/// literals, class runs and groups in which every run is followed by
+/// something the run's class cannot match (`\S+ `, `[^"]*"`, `\d{3} `).
+/// Then only one length of each run can let the rest match (a shorter run
+/// is followed by a character of its own class), so the longest run is
+/// the match's, and nothing needs backtracking: no continuation per node,
+/// no step budget.
+struct Linear {
+    steps: Vec<Step>,
+}
+
+enum Step {
+    Lit(Box<[u8]>),
+    Run {
+        class: CharClass,
+        min: u32,
+        max: u32,
+    },
+    Open(usize),
+    Close(usize),
+    End,
+}
+
+impl Linear {
+    /// `None` unless `root` is an anchored sequence of that shape.
+    fn new(root: &Node) -> Option<Linear> {
+        let Node::Concat(items) = root else {
+            return None;
+        };
+        let (Node::Start, rest) = items.split_first()? else {
+            return None;
+        };
+        let mut steps = Vec::new();
+        for n in rest {
+            flatten(n, &mut steps)?;
+        }
+        for (i, s) in steps.iter().enumerate() {
+            let Step::Run { class, min, max } = s else {
+                continue;
+            };
+            let next = steps[i + 1..]
+                .iter()
+                .find(|s| !matches!(s, Step::Open(_) | Step::Close(_)));
+            let deterministic = match next {
+                // The end of the pattern: the longest run is the match
+                // only when greedy (flatten takes only greedy runs there).
+                None => true,
+                Some(Step::End) => true,
+                Some(Step::Lit(l)) => !class.has_byte(l[0]),
+                Some(Step::Run {
+                    class: c,
+                    min: next_min,
+                    ..
+                }) => *next_min > 0 && class.disjoint(c),
+                Some(Step::Open(_) | Step::Close(_)) => unreachable!(),
+            };
+            // A run of a fixed number of characters has one length anyway.
+            if !(deterministic || min == max) || min > max {
+                return None;
+            }
+        }
+        Some(Linear { steps })
+    }
+
+    fn captures(&self, hay: &[u8], slots: &mut [Option<(usize, usize)>]) -> bool {
+        let mut pos = 0;
+        for s in &self.steps {
+            match s {
+                Step::Lit(l) => {
+                    if !hay[pos..].starts_with(l) {
+                        return false;
+                    }
+                    pos += l.len();
+                }
+                Step::Run { class, min, max } => {
+                    let (end, n) = class.run(hay, pos, *max);
+                    if n < *min {
+                        return false;
+                    }
+                    pos = end;
+                }
+                Step::Open(i) => slots[*i] = Some((pos, pos)),
+                Step::Close(i) => {
+                    if let Some((_, e)) = &mut slots[*i] {
+                        *e = pos;
+                    }
+                }
+                Step::End => {
+                    if pos != hay.len() {
+                        return false;
+                    }
+                }
+            }
+        }
+        slots[0] = Some((0, pos));
+        true
+    }
+}
+
+/// Appends `n` as steps; `None` for anything but literals, classes,
+/// greedy class runs, groups and `$`.
+fn flatten(n: &Node, out: &mut Vec<Step>) -> Option<()> {
+    match n {
+        Node::Empty => {}
+        Node::Lit(l) if !l.is_empty() => out.push(Step::Lit(l.clone())),
+        Node::Class(c) => out.push(Step::Run {
+            class: c.clone(),
+            min: 1,
+            max: 1,
+        }),
+        Node::End => out.push(Step::End),
+        Node::Cap(i, sub) => {
+            out.push(Step::Open(*i));
+            flatten(sub, out)?;
+            out.push(Step::Close(*i));
+        }
+        Node::Concat(items) => {
+            for n in items {
+                flatten(n, out)?;
+            }
+        }
+        Node::Rep {
+            sub,
+            min,
+            max,
+            greedy: true,
+        } => match &**sub {
+            Node::Class(c) => out.push(Step::Run {
+                class: c.clone(),
+                min: *min,
+                max: max.unwrap_or(u32::MAX),
+            }),
+            _ => return None,
+        },
+        _ => return None,
+    }
+    Some(())
 }
 
 fn count_groups(h: &Hir) -> usize {
@@ -278,18 +461,7 @@ impl Matcher<'_> {
         st: &mut State,
         k: Cont,
     ) -> bool {
-        let max = max.unwrap_or(u32::MAX);
-        let mut end = pos;
-        let mut n = 0u32;
-        while n < max {
-            match c.one(self.hay, end) {
-                Some(next) => {
-                    end = next;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
+        let (mut end, mut n) = c.run(self.hay, pos, max.unwrap_or(u32::MAX));
         if n < min {
             return false;
         }
@@ -482,6 +654,18 @@ mod tests {
         );
     }
 
+    /// 3,000 strings of up to `max_len` characters of `alphabet`.
+    fn random_hays(rng: &mut fastrand::Rng, alphabet: &[char], max_len: usize) -> Vec<String> {
+        (0..3000)
+            .map(|_| {
+                let n = rng.usize(0..max_len);
+                (0..n)
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn agrees_on_random_haystacks() {
         let mut rng = fastrand::Rng::with_seed(7);
@@ -494,16 +678,52 @@ mod tests {
             r"^\s*(\S+) : ([^;]+?) ;.*?(?:=(?P<c>.*))?$",
             r"^(?:(a)|(b)|(ab))+(-?)",
         ];
-        let hays: Vec<String> = (0..3000)
-            .map(|_| {
-                let n = rng.usize(0..24);
-                (0..n)
-                    .map(|_| alphabet[rng.usize(..alphabet.len())])
-                    .collect()
-            })
-            .collect();
+        let hays = random_hays(&mut rng, &alphabet, 24);
         let refs: Vec<&str> = hays.iter().map(String::as_str).collect();
         for p in patterns {
+            agree(p, &refs);
+        }
+    }
+
+    #[test]
+    fn one_pass_shapes_agree_and_others_backtrack() {
+        let linear = |p: &str| {
+            FastCaptures::new(&crate::relabel::go_regex_syntax(p))
+                .unwrap()
+                .linear
+                .is_some()
+        };
+        let one_pass = [
+            // bench/shipper/nginx.yaml's
+            r#"^(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<method>\S+) (?P<request_uri>\S+) (?P<protocol>[^"]+)" (?P<status>\d{3}) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)""#,
+            r#"^(?P<a>\S+) (\S*) \[(?P<t>[^\]]+)\] "(?P<m>[^"]*)"$"#,
+            r"^([a-z]{1,3})([0-9]+)-(\d{2})(.)",
+            r"^(\S+)",
+            r"^é(\w*)ü",
+            r"^(\w+)é",
+        ];
+        let backtracking = [
+            // `(?P<protocol>\S+)"`: a `"` may end the run or be in it.
+            NGINX,
+            r"^(\S+)(\S)",
+            r"^(\d+)(\d{0,2})x",
+            r"^(ab|cd)e",
+            r"^(\S+?)",
+            r"^([^x]+)é",
+            r"^(?:é+)(\w*)",
+            r"^([^x]*)(?: (y))?",
+        ];
+        for p in one_pass {
+            assert!(linear(p), "{p}: expected the one-pass form");
+        }
+        for p in backtracking {
+            assert!(!linear(p), "{p}: has no one-pass form");
+        }
+        let mut rng = fastrand::Rng::with_seed(11);
+        let alphabet: Vec<char> = "abz09 -\"[]x:é日ü".chars().collect();
+        let hays = random_hays(&mut rng, &alphabet, 20);
+        let refs: Vec<&str> = hays.iter().map(String::as_str).collect();
+        for p in one_pass.iter().chain(&backtracking) {
             agree(p, &refs);
         }
     }

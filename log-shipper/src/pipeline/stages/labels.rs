@@ -1,9 +1,10 @@
 //! The label stages: `labels` (from the extracted map), `static_labels`,
 //! `labeldrop` and `labelallow`.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
 
 use super::{valid_label_name, StageSpec};
 use crate::entry::{Entry, Labels};
@@ -71,7 +72,7 @@ impl StageSpec for LabelsStage {
         check_names(c.keys())?;
         Ok(LabelsStage {
             pairs: name_source_pairs(c),
-            made: HashMap::new(),
+            made: HashMap::default(),
         })
     }
 }
@@ -103,7 +104,9 @@ impl Stage for LabelsStage {
         let remember = entry.labels.is_shared();
         let mut key = 0;
         if remember {
-            let mut h = DefaultHasher::new();
+            // A fast hash: a collision only costs a miss (the set
+            // and the values are compared before reuse).
+            let mut h = FxHasher::default();
             entry.labels.address().hash(&mut h);
             self.values(x).for_each(|v| v.hash(&mut h));
             key = h.finish();

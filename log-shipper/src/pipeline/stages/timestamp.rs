@@ -4,11 +4,12 @@
 //! plus 1ns, and `skip` keeps the read time, as promtail.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
+// Per-entry lookups by label-set hash and address: FxHash, not SipHash.
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::StageSpec;
@@ -89,6 +90,11 @@ impl Format {
             }
         }
     }
+
+    /// Whether `parse` needs `now` (a custom layout without a year).
+    fn uses_now(&self) -> bool {
+        matches!(self, Format::Custom(l, _) if !l.has_year)
+    }
 }
 
 fn from_nanos(n: i128) -> Option<SystemTime> {
@@ -115,6 +121,12 @@ pub struct TimestampStage {
     /// entries of a stream share one set): hashing a whole set per entry
     /// was a tenth of a parsed line's cost.
     hashes: HashMap<usize, (Labels, u64)>,
+    /// The last value parsed and its time, when no format depends on the
+    /// current date: a busy log has many lines in the same second, and
+    /// comparing the value is a fraction of parsing it again.
+    last_parsed: Option<(String, SystemTime)>,
+    /// Whether some format needs the current date (no `last_parsed` then).
+    uses_now: bool,
 }
 
 fn labels_hash(l: &LabelSet) -> u64 {
@@ -155,10 +167,12 @@ impl StageSpec for TimestampStage {
         formats.extend(c.fallback_formats.iter().map(|f| Format::new(f, loc)));
         Ok(TimestampStage {
             source: c.source.clone(),
+            uses_now: formats.iter().any(Format::uses_now),
             formats,
             fudge,
-            last_known: HashMap::new(),
-            hashes: HashMap::new(),
+            last_known: HashMap::default(),
+            hashes: HashMap::default(),
+            last_parsed: None,
         })
     }
 }
@@ -178,10 +192,23 @@ impl TimestampStage {
         h
     }
 
-    fn parse(&self, x: &Extracted) -> Option<SystemTime> {
+    fn parse(&mut self, x: &Extracted) -> Option<SystemTime> {
         let v = x.get_str(&self.source)?;
+        if let Some((last, t)) = &self.last_parsed {
+            if last == v {
+                return Some(*t);
+            }
+        }
         let now = Utc::now();
-        self.formats.iter().find_map(|f| f.parse(v, now))
+        let t = self.formats.iter().find_map(|f| f.parse(v, now))?;
+        if !self.uses_now {
+            // The buffer is kept: no allocation per new value.
+            let (last, time) = self.last_parsed.get_or_insert_with(|| (String::new(), t));
+            last.clear();
+            last.push_str(v);
+            *time = t;
+        }
+        Some(t)
     }
 }
 
@@ -334,6 +361,24 @@ mod tests {
         let before = SystemTime::now();
         let e = run(&mut p, labels([("job", "b")]), "garbage hello").unwrap();
         assert!(e.timestamp >= before);
+    }
+
+    #[test]
+    fn repeated_and_alternating_values_each_get_their_own_time() {
+        let mut p = pipeline("- regex:\n    expression: '^(?P<t>\\S+)'\n- timestamp:\n    source: t\n    format: '2006-01-02T15:04:05'\n");
+        for (line, want) in [
+            ("2024-01-15T10:00:00 a", "2024-01-15T10:00:00+00:00"),
+            ("2024-01-15T10:00:00 b", "2024-01-15T10:00:00+00:00"),
+            ("2024-01-15T10:00:01 c", "2024-01-15T10:00:01+00:00"),
+            ("2024-01-15T10:00:00 d", "2024-01-15T10:00:00+00:00"),
+        ] {
+            let e = run(&mut p, labels([("job", "a")]), line).unwrap();
+            assert_eq!(
+                DateTime::<Utc>::from(e.timestamp).to_rfc3339(),
+                want,
+                "{line}"
+            );
+        }
     }
 
     #[test]
