@@ -708,15 +708,21 @@ mod tests {
         let p = Positions::load(settings(d.path()));
         let task = p.spawn_sync();
         p.put("/x", 7, None);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Saved by the sync task alone (no explicit save); generous for a
+        // loaded machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let saved = Positions::load(settings(d.path())).get("/x");
+            if saved.as_ref().is_some_and(|s| s.offset == 7) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never synced: {saved:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         task.abort();
-        assert_eq!(
-            Positions::load(settings(d.path()))
-                .get("/x")
-                .unwrap()
-                .offset,
-            7
-        );
 
         let d = tempfile::tempdir().unwrap();
         let mut s = settings(d.path());
