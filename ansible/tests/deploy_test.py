@@ -2,10 +2,11 @@
 """Deploys site.yml to real Debian 12 hosts (Docker containers running systemd
 as PID 1) and checks from outside what the deployment promises.
 
-Two topologies (DEPLOY_TOPOLOGY): `single` (the default, what `make
-ansible-test` runs) is app, monitoring (one Prometheus, one Alertmanager, no
-cluster, no long-term store) and outsider; `ha` (`make ansible-ha-test`) is
-issue 19's high-availability deployment with every host below.
+Two topologies (DEPLOY_TOPOLOGY): `ha` (the default, what `make
+ansible-test` runs) is issue 19's high-availability deployment with every
+host below; `single` is app, monitoring (one Prometheus, one Alertmanager,
+no cluster, no long-term store) and outsider, the same checks but those of
+high availability.
 
 Hosts, on a private Docker network made for the run:
   app         an application server (node exporter, log shipper): nginx,
@@ -20,11 +21,13 @@ Hosts, on a private Docker network made for the run:
               be kept out by the firewalls
 
 High availability (issue 19, `ha` only): the replicas write to VictoriaMetrics, which
-is stopped for 90 s during the rules' `for:` and must have no hole when it
-is back; old samples written into it are read through the Grafana
-datasource's URL; once the alerts are notified, monitoring2 (a replica and
-a peer) is stopped as a container, the new alerts its loss raises reach
-Slack once, and it rejoins without anything notified twice.
+is stopped for 2 minutes during the rules' `for:` (its TargetDown is notified
+once, and resolved once) and must have no hole when it is back; old samples
+written into it are read through the Grafana datasource's URL; once the
+alerts are notified, monitoring2 (a replica and a peer) is stopped as a
+container, the new alert its loss raises reaches Slack once, and it is
+started again as the faults are undone: it rejoins, and nothing is notified
+twice.
 The test runner itself is the operator (operator_cidrs = its address on that
 network), and runs the receivers Alertmanager notifies on that address: a
 Slack webhook (HTTP, port 8080; the heartbeat is its /heartbeat) and a mail
@@ -32,10 +35,14 @@ server (SMTP, port 2525).
 
 After the healthy checks the test fills small filesystems past their
 thresholds (the app host is also a `db` server: 95 %), kills the app's
-container and keeps a probe target down; with the production rules' `for:`
-(5 minutes) the second (idempotence) and --check runs happen meanwhile. Each
-alert must reach the receivers the inventory routes it to once, and be
-resolved once when undone.
+container and keeps a probe target down; the second (idempotence) and
+--check runs happen while the rules' `for:` runs. Each alert must reach the
+receivers the inventory routes it to once, and be resolved once when undone.
+The rules are the production ones with one change, as in tests/src/rules.rs:
+every `for:` is divided by FOR_DIVISOR, and at least FOR_FLOOR (5 minutes
+become 1, 15 become 3), so that the whole test stays within `make test`'s
+time; expressions, thresholds, keep_firing_for, labels and annotations are
+unchanged.
 
 What cannot be installed here (Loki and Grafana come only from Grafana Labs'
 apt repository, which this machine cannot reach) is exercised by a second,
@@ -52,7 +59,7 @@ Environment:
                       or alert-rules/*.yml)
   DEPLOYED_DASHBOARDS_BIN  default <repo>/target/debug/examples/deployed_dashboards:
                       runs every dashboard query against the deployment
-  DEPLOY_TOPOLOGY     `single` (default) or `ha`
+  DEPLOY_TOPOLOGY     `ha` (default) or `single`
   KEEP=1              leave the containers and network up afterwards
 """
 
@@ -74,7 +81,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ANSIBLE_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(ANSIBLE_DIR)
 RUN = f"fleet-ansible-{os.getpid()}"
-TOPOLOGY = os.environ.get("DEPLOY_TOPOLOGY", "single")
+TOPOLOGY = os.environ.get("DEPLOY_TOPOLOGY", "ha")
 if TOPOLOGY not in ("single", "ha"):
     raise SystemExit(f"DEPLOY_TOPOLOGY={TOPOLOGY!r}: expected `single` or `ha`")
 HA = TOPOLOGY == "ha"
@@ -104,6 +111,10 @@ FILLS = {
 WEBHOOK_PORT = 8080
 SMTP_PORT = 2525
 
+# How much shorter every rule's `for:` is in this test (see the docstring).
+FOR_DIVISOR = 5
+FOR_FLOOR = 60
+
 failures = []
 
 
@@ -125,6 +136,34 @@ def sh(*cmd, check_rc=True, capture=True, **kw):
             f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout or ''}{r.stderr or ''}"
         )
     return r
+
+
+def duration_seconds(text):
+    """A Prometheus duration as the rule files write them (30s, 5m, 1h, 1h30m)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise SystemExit(f"not a duration: {text!r}")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def scaled_for(seconds):
+    return max(FOR_FLOOR, seconds // FOR_DIVISOR)
+
+
+def rules_for_test(rule_files, work):
+    """The rule files with each `for:` scaled (FOR_DIVISOR, FOR_FLOOR); the
+    rest of each file as it is. Returns their glob."""
+    out = os.path.join(work, "rules")
+    os.makedirs(out)
+    for src in rule_files:
+        lines = []
+        for line in open(src).read().split("\n"):
+            m = re.match(r"^(\s*)for:\s*(\S+)\s*$", line)
+            lines.append(f"{m.group(1)}for: {scaled_for(duration_seconds(m.group(2)))}s" if m else line)
+        with open(os.path.join(out, os.path.basename(src)), "w") as f:
+            f.write("\n".join(lines))
+    return os.path.join(out, "*.yml")
 
 
 def container(name):
@@ -682,7 +721,9 @@ def check_alerts(prom, allowed):
 
 SCRAPE_SECONDS = 5
 VM_PORT = 8428
-STORE_OUTAGE = 90
+# Issue 19's 2 minutes: longer than TargetDown's `for:` here, so the store's
+# loss is notified (once) as well as buffered in the replicas' WAL.
+STORE_OUTAGE = 120
 
 
 def check_ha_deployment(addrs):
@@ -791,6 +832,19 @@ def check_store_gap(addrs, t_stop, t_start):
           f"VictoriaMetrics down {t_start - t_stop:.0f}s: the range from a minute before to 30s after, "
           f"queried from it, has no hole larger than one scrape interval ({SCRAPE_SECONDS}s): largest gap "
           f"{gap}s over {len(got[0]['values']) if got else 0} samples")
+
+
+def check_store_paged_once(webhooks):
+    """The store's outage, longer than TargetDown's `for`, reaches Slack once
+    (not once per replica or per peer) and is resolved once."""
+    e = {"channel": "#alerts", "labels": {"alertname": "TargetDown", "instance": "tsdb", "job": "victoriametrics"}}
+    eventually("TargetDown of VictoriaMetrics resolved in Slack", lambda: slack_hits(webhooks, e, "resolved"),
+               timeout=60)
+    time.sleep(12)  # a repeat would come at the next group interval (10 s)
+    fired, resolved = slack_hits(webhooks, e, "firing"), slack_hits(webhooks, e, "resolved")
+    check(once(fired) and len(resolved) == 1,
+          f"(HA) VictoriaMetrics down {STORE_OUTAGE}s: TargetDown of it in #alerts once, resolved once "
+          f"({len(fired)} firing, {len(resolved)} resolved)")
 
 
 def check_long_term_query(addrs, check_log):
@@ -920,9 +974,9 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     and the down probe target, each expected alert reaches its receivers
     (Slack channel, mail) once; undone, each is resolved once, with the
     level change the template promises; Watchdog never reaches Slack or mail."""
-    # The rules' `for` (5 minutes for the disks and the container) runs
-    # from the fault; then group_wait.
-    deadline = t_fault + 5 * 60 + 120
+    # The rules' `for` (5 minutes for the disks and the container, scaled)
+    # runs from the fault; then group_wait.
+    deadline = t_fault + scaled_for(5 * 60) + 120
 
     def missing(status):
         out = []
@@ -977,16 +1031,21 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     check(bool(beats) and not stray, f"(d) Watchdog goes to the heartbeat webhook ({len(beats)} posts), "
           f"never to Slack or mail ({stray})")
 
-    # Issue 19: a replica and a peer are lost while these fire, and come back.
-    while_firing()
+    # Issue 19: a replica and a peer are lost while these fire; they are
+    # started again as the faults are undone (`rejoined` checks them after).
+    rejoined = while_firing()
 
     # Undone: the disks freed, the container started, the probe answered.
+    # Resolved after the rules' keep_firing_for (1 minute).
     t_undo = time.monotonic()
     undo()
-    left = wait_for("resolved", t_undo + 150)
+    left = wait_for("resolved", t_undo + 180)
     log(f"resolved notifications arrived {time.monotonic() - t_undo:.0f}s after the fix"
         + (f" but for {left}" if left else ""))
-    time.sleep(20)
+    # monitoring2 back (ha): waits for it to rejoin; the checks of what was
+    # notified are made after the wait for repeats.
+    notified_once = rejoined()
+    time.sleep(20)  # repeats would come at the next group interval (10 s)
     for e in expected:
         hits = slack_hits(webhooks, e, "resolved")
         sev = e["labels"]["severity"]
@@ -999,16 +1058,19 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
             got = mail_hits(mail, e, "resolved")
             check(mail_once(got), f"(d) {e['what']}: one resolved mail to {e['mail']} "
                   f"({[m['subject'] for m in got]})")
+    notified_once()
 
 
 def lose_replica_and_peer(addrs, webhooks):
     """While the disk alerts fire: monitoring2 (Prometheus replica 2 and
-    Alertmanager peer 2) is stopped, as a container. The alerts its loss
-    raises on the surviving replica (TargetDown of its exporter, 2 minutes
+    Alertmanager peer 2) is stopped, as a container. The alert its loss
+    raises on the surviving replica (TargetDown of its exporter, after its
     `for`; it mutes the host's other alerts, TargetDown of its other jobs
-    included) reach Slack once through the two remaining peers; started
-    again, it rejoins the cluster, its Prometheus sends to every peer again,
-    TargetDown is resolved once, and nothing is notified twice."""
+    included) reaches Slack once through the two remaining peers. Then it is
+    started again (and the caller undoes the faults meanwhile); the function
+    returned checks that it rejoined the cluster, that its Prometheus sends
+    to every peer again, that TargetDown is resolved once, and that nothing
+    was notified twice."""
     lost = "monitoring2"
     targets_down = [{"what": f"TargetDown of {lost}'s exporter", "channel": "#alerts",
                      "labels": {"alertname": "TargetDown", "instance": lost, "job": "node"}}]
@@ -1018,7 +1080,7 @@ def lose_replica_and_peer(addrs, webhooks):
     t_kill = time.monotonic()
     sh("docker", "stop", container(lost))
     log(f"{lost} stopped (Prometheus replica and Alertmanager peer) while the disk alerts fire")
-    deadline = t_kill + 2 * 60 + 120
+    deadline = t_kill + scaled_for(2 * 60) + 120
     while time.monotonic() < deadline and not all(slack_hits(webhooks, e, "firing") for e in targets_down):
         time.sleep(2)
     log(f"TargetDown notifications {time.monotonic() - t_kill:.0f}s after the stop")
@@ -1029,6 +1091,11 @@ def lose_replica_and_peer(addrs, webhooks):
               f"{e['channel']} ({len(hits)})")
     t_start = time.monotonic()
     sh("docker", "start", container(lost))
+    log(f"{lost} started again")
+    return lambda: rejoined(addrs, webhooks, lost, targets_down, muted, t_start, before)
+
+
+def rejoined(addrs, webhooks, lost, targets_down, muted, t_start, before):
     wait_for_systemd(lost)
     peers = {addrs[h] for h in ("monitoring", "monitoring2", "tsdb")}
     for h in ("monitoring", "monitoring2", "tsdb"):
@@ -1042,7 +1109,12 @@ def lose_replica_and_peer(addrs, webhooks):
     while time.monotonic() < t_start + 150 and not all(slack_hits(webhooks, e, "resolved") for e in targets_down):
         time.sleep(2)
     log(f"TargetDown resolved {time.monotonic() - t_start:.0f}s after {lost} was started")
-    time.sleep(20)
+    return lambda: rejoined_once(webhooks, lost, targets_down, muted, before)
+
+
+def rejoined_once(webhooks, lost, targets_down, muted, before):
+    """After the wait for repeats: what monitoring2's loss raised was
+    notified once and resolved once."""
     for e in targets_down:
         check(len(slack_hits(webhooks, e, "resolved")) == 1 and once(slack_hits(webhooks, e, "firing")),
               f"(HA) {e['what']}: resolved once when {lost} is back, and still notified once")
@@ -1114,7 +1186,8 @@ def main():
             "prometheus_evaluation_interval": "5s",
             # Issue 19: an hour kept locally; older ranges come from VictoriaMetrics.
             **({"prometheus_retention_time": "1h"} if HA else {}),
-            "prometheus_rules_src_glob": rules_glob,
+            # The rules with their `for:` scaled (FOR_DIVISOR).
+            "prometheus_rules_src_glob": rules_for_test(rule_files, work),
             # Test values for what a real inventory keeps in ansible-vault.
             "vault_alertmanager_slack_api_url": f"http://{gw}:{WEBHOOK_PORT}/services/slack-webhook-test",
             "prometheus_runbook_base_url": "https://git.example.com/ops/monitoring/-/blob/main/",
@@ -1434,10 +1507,9 @@ def main():
               "the playbook output does not print the Slack webhook URL")
         check_text = text
 
-        # 7f'. VictoriaMetrics back after STORE_OUTAGE seconds: 90 s, shorter
-        # than TargetDown's 2 minutes `for` (so it pages no one) and 18 scrape
-        # intervals, all buffered in the replicas' WAL like a longer outage;
-        # the hole is looked for once the second run is done.
+        # 7f'. VictoriaMetrics back after STORE_OUTAGE seconds (24 scrape
+        # intervals buffered in the replicas' WAL); the hole, and its
+        # TargetDown, are looked at once the second run is done.
         if restart:
             restart.join()
 
@@ -1452,6 +1524,7 @@ def main():
 
         if HA:
             check_store_gap(addrs, t_store_down, store_up[0])
+            check_store_paged_once(webhooks)
             check_long_term_query(addrs, check_text)
 
         # 9. The alerts of 7e reach the receivers the inventory names, once
@@ -1484,7 +1557,8 @@ def main():
             sh("docker", "exec", "-d", container("app"), "python3", "-m", "http.server", "8081",
                "--directory", "/var/www/html")
         check_notifications(prom, webhooks, mail, expected, t_fault, undo,
-                            (lambda: lose_replica_and_peer(addrs, webhooks)) if HA else (lambda: None))
+                            (lambda: lose_replica_and_peer(addrs, webhooks)) if HA
+                            else (lambda: lambda: lambda: None))
     finally:
         if receiver:
             receiver.stop()
