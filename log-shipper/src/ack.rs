@@ -6,14 +6,21 @@
 //! is accepted), so the committed position only advances over the longest
 //! prefix of completed entries: whatever is still in flight is read again
 //! after a crash, never skipped.
+//!
+//! Whoever must wait for deliveries (a held push, a file's next content)
+//! waits with [`Progress::wait_until`], woken when the prefix advances.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
 
 /// The delivery state of one source (one file).
 #[derive(Debug)]
 pub struct Progress {
     inner: Mutex<ProgressInner>,
+    /// Told each time the completed prefix advances.
+    advanced: Notify,
 }
 
 #[derive(Debug)]
@@ -35,7 +42,8 @@ struct ProgressInner {
 impl ProgressInner {
     /// Completes one holder's share of `seq`; returns the acks merged into
     /// it once it is done, for the caller to complete without this lock
-    /// (they may belong to this same source).
+    /// (they may belong to this same source). `base` moves when the
+    /// completed prefix advances.
     #[must_use]
     fn complete(&mut self, seq: u64) -> Vec<Ack> {
         let mut due = Vec::new();
@@ -70,6 +78,7 @@ impl Progress {
                 committed: start,
                 merged: HashMap::new(),
             }),
+            advanced: Notify::new(),
         })
     }
 
@@ -96,6 +105,8 @@ impl Progress {
         let mut inner = self.lock();
         if inner.in_flight.is_empty() {
             inner.committed = position;
+            drop(inner);
+            self.advanced.notify_waiters();
             true
         } else {
             false
@@ -111,6 +122,21 @@ impl Progress {
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight.len()
     }
+
+    /// Waits until `done` holds, looking again each time the completed
+    /// prefix advances (no polling). Bound it with a timeout.
+    pub async fn wait_until(&self, done: impl Fn(&Progress) -> bool) {
+        loop {
+            // Registered before looking, so an advance in between wakes us.
+            let advanced = self.advanced.notified();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
+            if done(self) {
+                return;
+            }
+            advanced.await;
+        }
+    }
 }
 
 /// A token for one entry. Dropping it without [`Ack::complete`] leaves the
@@ -125,7 +151,15 @@ pub struct Ack {
 impl Ack {
     /// Completes this holder's share; the entry is done when every share is.
     pub fn complete(self) {
-        let due = self.progress.lock().complete(self.seq);
+        let (due, advanced) = {
+            let mut inner = self.progress.lock();
+            let base = inner.base;
+            let due = inner.complete(self.seq);
+            (due, inner.base != base)
+        };
+        if advanced {
+            self.progress.advanced.notify_waiters();
+        }
         Ack::complete_all(due);
     }
 
@@ -150,9 +184,15 @@ impl Ack {
         while i < acks.len() {
             let progress = Arc::clone(&acks[i].progress);
             let mut inner = progress.lock();
+            let base = inner.base;
             while i < acks.len() && Arc::ptr_eq(&progress, &acks[i].progress) {
                 due.extend(inner.complete(acks[i].seq));
                 i += 1;
+            }
+            let advanced = inner.base != base;
+            drop(inner);
+            if advanced {
+                progress.advanced.notify_waiters();
             }
         }
         if !due.is_empty() {
@@ -249,6 +289,32 @@ mod tests {
         let other = p.track(9);
         Ack::complete_all(vec![joined, other]);
         assert_eq!((p.committed(), p.in_flight()), (9, 0));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_the_prefix_advances() {
+        let p = Progress::new(0);
+        let (a, b) = (p.track(5), p.track(9));
+        let waiter = {
+            let p = Arc::clone(&p);
+            tokio::spawn(async move { p.wait_until(|p| p.committed() >= 9).await })
+        };
+        b.complete();
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "9 is not committed while 5 is in flight"
+        );
+        // Completed from another thread, as a client's task does.
+        std::thread::spawn(move || a.complete()).join().unwrap();
+        // Woken by the ack, well before any poll could matter; the deadline
+        // only bounds a lost wake-up.
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiter)
+            .await
+            .expect("not woken by the ack")
+            .unwrap();
+        // Already true: returns at once.
+        p.wait_until(|p| p.in_flight() == 0).await;
     }
 
     #[test]

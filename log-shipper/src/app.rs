@@ -73,6 +73,11 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     for (i, c) in cfg.clients.iter().enumerate() {
         client_settings(c).map_err(|e| ConfigError::new(format!("clients[{i}]: {e}")))?;
     }
+    if cfg.target_config.stdin && cfg.graph.is_some() {
+        return Err(ConfigError::new(
+            "target_config.stdin (-stdin): not supported with an Alloy config (Alloy has no stdin source)",
+        ));
+    }
     Ok(())
 }
 
@@ -175,8 +180,8 @@ fn tailer_settings(cfg: &Config) -> TailerSettings {
         sync_period: cfg.target_config.sync_period.get(),
         max_line_size: usize::try_from(cfg.limits_config.max_line_size.0).unwrap_or(usize::MAX),
         max_line_size_truncate: cfg.limits_config.max_line_size_truncate,
-        // min and max are equal (the config refuses anything else).
         poll_interval: cfg.global.file_watch_config.min_poll_frequency.get(),
+        max_poll_interval: cfg.global.file_watch_config.max_poll_frequency.get(),
         ..TailerSettings::default()
     }
 }
@@ -205,6 +210,9 @@ pub struct Shipper {
     pushes: Vec<crate::sources::loki_push::PushTarget>,
     gelfs: Vec<crate::sources::gelf::GelfTarget>,
     syslogs: Vec<crate::sources::syslog::SyslogTarget>,
+    /// `target_config.stdin`: the reader of stdin, and whether it has
+    /// come to the end of its input.
+    stdin: Option<(JoinHandle<()>, tokio::sync::watch::Receiver<bool>)>,
     /// The journal and receivers, as `/targets` lists them (fixed while
     /// the config runs).
     fixed_targets: Vec<TargetView>,
@@ -225,7 +233,8 @@ impl Shipper {
             filename: cfg.positions.filename.clone(),
             sync_period: cfg.positions.sync_period.get(),
             ignore_invalid_yaml: cfg.positions.ignore_invalid_yaml,
-            read_only: dry_run,
+            // promtail keeps no positions for stdin.
+            read_only: dry_run || cfg.target_config.stdin,
         });
         let mut shipper = Shipper {
             manager: Arc::new(FileTargetManager::new(
@@ -244,6 +253,7 @@ impl Shipper {
             pushes: Vec::new(),
             gelfs: Vec::new(),
             syslogs: Vec::new(),
+            stdin: None,
             fixed_targets: Vec::new(),
             discovered: Vec::new(),
         };
@@ -310,6 +320,27 @@ impl Shipper {
 
         // One bucket for every line read, whichever job it belongs to.
         let readline = ReadlineLimit::from_config(&cfg.limits_config);
+        if cfg.target_config.stdin {
+            // Nothing else runs (promtail's stdin target manager).
+            let sc = crate::sources::stdin::scrape_config(cfg);
+            let mut pipeline =
+                Pipeline::new(&sc.pipeline_stages, &sc.job_name).map_err(|e| e.to_string())?;
+            if opts.inspect {
+                pipeline.inspect(crate::pipeline::inspect::Inspector::stderr());
+            }
+            let (job_tx, job_rx) = mpsc::channel(JOB_QUEUE);
+            self.pipelines.push(tokio::spawn(run_pipeline(
+                pipeline, job_rx, output, readline,
+            )));
+            let (ended_tx, ended) = tokio::sync::watch::channel(false);
+            let labels = crate::sources::stdin::labels(&sc);
+            let task = tokio::spawn(async move {
+                crate::sources::stdin::read(tokio::io::stdin(), labels, job_tx).await;
+                ended_tx.send_replace(true);
+            });
+            self.stdin = Some((task, ended));
+            return Ok(());
+        }
         for sc in &cfg.scrape_configs {
             let has_files = !(sc.static_configs.is_empty() && sc.file_sd_configs.is_empty());
             let has_docker = !sc.docker_sd_configs.is_empty() || sc.docker_events.is_some();
@@ -413,8 +444,10 @@ impl Shipper {
             if !has_files {
                 continue;
             }
-            let encoding = crate::config::refused::encoding_named(&sc.encoding)
-                .filter(|e| *e != encoding_rs::UTF_8);
+            // Checked when the config was read.
+            let encoding = crate::sources::file::encoding::FileEncoding::named(&sc.encoding)
+                .ok()
+                .flatten();
             let decompression = sc.decompression.as_ref().and_then(|d| d.reading());
             if encoding.is_some() || decompression.is_some() {
                 let settings = TailerSettings {
@@ -456,6 +489,9 @@ impl Shipper {
     /// go on reading, pushing or saving positions (a reload then starts the
     /// previous config again over the same files).
     fn abort(self) {
+        if let Some((task, _)) = &self.stdin {
+            task.abort();
+        }
         for task in self.discoveries.iter().chain(&self.pipelines) {
             task.abort();
         }
@@ -472,7 +508,13 @@ impl Shipper {
         }
         self.pushes.iter().for_each(|p| p.stop());
         self.gelfs.iter().for_each(|g| g.stop());
-        self.syslogs.iter().for_each(|s| s.stop_reading());
+        self.syslogs.iter().for_each(|s| s.stop());
+    }
+
+    /// With `target_config.stdin`: turns true at the end of the input (the
+    /// shipper is then to be stopped, which delivers what was read).
+    pub fn stdin_ended(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.stdin.as_ref().map(|(_, ended)| ended.clone())
     }
 
     /// What `/targets` shows.
@@ -558,6 +600,9 @@ impl Shipper {
     /// positions: only what Loki accepted is recorded, the rest is read
     /// again on the next start.
     pub async fn stop(self, grace: Duration) {
+        if let Some((task, _)) = &self.stdin {
+            task.abort();
+        }
         for d in &self.discoveries {
             d.abort();
         }
@@ -577,7 +622,7 @@ impl Shipper {
             g.join().await;
         }
         for s in self.syslogs {
-            s.stopped().await;
+            s.join().await;
         }
         let deadline = tokio::time::Instant::now() + grace;
         for p in self.pipelines {
@@ -726,14 +771,32 @@ mod tests {
     #[test]
     fn file_watch_config_sets_the_poll_period() {
         let cfg = crate::config::from_str(
-            "global:\n  file_watch_config:\n    min_poll_frequency: 3s\n    max_poll_frequency: 3s\n",
+            "global:\n  file_watch_config:\n    min_poll_frequency: 3s\n    max_poll_frequency: 5s\n",
         )
         .unwrap();
         assert_eq!(tailer_settings(&cfg).poll_interval, Duration::from_secs(3));
+        assert_eq!(
+            tailer_settings(&cfg).max_poll_interval,
+            Duration::from_secs(5)
+        );
         let default = crate::config::from_str("").unwrap();
         assert_eq!(
             tailer_settings(&default).poll_interval,
             Duration::from_millis(250)
+        );
+        assert_eq!(
+            tailer_settings(&default).max_poll_interval,
+            Duration::from_millis(250)
+        );
+        let e = crate::config::from_str(
+            "global:\n  file_watch_config:\n    min_poll_frequency: 3s\n    max_poll_frequency: 1s\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("max_poll_frequency: bad value 1s: less than min_poll_frequency 3s")
+                && e.line == Some(4),
+            "{e:?}"
         );
     }
 }

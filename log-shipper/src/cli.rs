@@ -94,6 +94,7 @@ const FLAGS: &[(&str, bool, &str)] = &[
     ("check-config", false, "Validate the whole config (stages, regexes, globs) and exit 0 or 1"),
     ("config.print-alloy", false, "Print the config in Grafana Alloy's syntax and exit"),
     ("dry-run", false, "Start Promtail but print entries instead of sending them to Loki."),
+    ("stdin", false, "Set to true to pipe logs to promtail."),
     ("inspect", false, "Allows for detailed inspection of pipeline stages"),
     ("print-config-stderr", false, "Dump the entire Loki config object to stderr"),
     ("log-config-reverse-order", false, "Dump the entire Loki config object at Info log level with the order reversed"),
@@ -147,6 +148,7 @@ fn apply_setting(
     };
     match name {
         "server.path-prefix" => cfg.server.http_path_prefix = value.to_string(),
+        "stdin" => cfg.target_config.stdin = boolean()?,
         "server.register-instrumentation" => cfg.server.register_instrumentation = boolean()?,
         "server.graceful-shutdown-timeout" => cfg.server.graceful_shutdown_timeout = duration()?,
         "server.enable-runtime-reload" => cfg.server.enable_runtime_reload = boolean()?,
@@ -340,6 +342,15 @@ impl Cli {
     /// Applies the flags given to `cfg`, as promtail: `-client.url` adds a
     /// client (the flag-configured one), the other client flags apply to it,
     /// or to every client when no URL flag is given.
+    /// `-stdin` was given (and not set to false).
+    pub fn stdin(&self) -> bool {
+        self.settings
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "stdin")
+            .is_some_and(|(_, v)| v == "true")
+    }
+
     pub fn apply_overrides(&self, cfg: &mut Config) {
         if let Some(p) = &self.positions_file {
             cfg.positions.filename = p.clone();

@@ -118,6 +118,12 @@ fn main() -> ExitCode {
 
 fn load(cli: &Cli) -> Result<Config, String> {
     let Some(path) = &cli.config_file else {
+        if cli.stdin() {
+            // `cat my.log | promtail -stdin -client.url ...`: no file needed.
+            let mut cfg = Config::default();
+            cli.apply_overrides(&mut cfg);
+            return Ok(cfg);
+        }
         return Err("-config.file is required".into());
     };
     let alloy = match cli.config_format.as_deref() {
@@ -195,10 +201,26 @@ async fn run(cli: Cli, cfg: Config) -> Result<(), String> {
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    // -stdin: the end of the input ends the shipper, as promtail.
+    let stdin_ended = shipper
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(Shipper::stdin_ended);
+    let input_ends = async move {
+        match stdin_ended {
+            Some(mut ended) => {
+                let _ = ended.wait_for(|e| *e).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(input_ends);
     loop {
         let reply = tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = &mut input_ends => break,
             _ = hup.recv() => None,
             Some(r) = reload_rx.recv() => Some(r),
         };

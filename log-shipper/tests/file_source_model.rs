@@ -10,8 +10,9 @@
 //! required. A line that leaves the tailed names (rename rotation, or
 //! copytruncate to a name outside the glob) is required when the shipper
 //! had found its file: the harness makes sure of that before the
-//! operation (the first line delivered, or a second to find the file when
-//! Loki refuses). A plain truncate or delete destroys what was not read:
+//! operation (a tailer holds the file's inode); the late lines of a rename rotation are required when
+//! written within the shipper's `rotate_wait` of the rename. A plain
+//! truncate or delete destroys what was not read:
 //! it waits until everything was delivered when Loki accepts; otherwise
 //! the file's lines may be lost. A kill (dropping everything without a
 //! clean stop, positions only as last synced) comes once the shipper had
@@ -26,11 +27,13 @@
 //! long search), and
 //! `FILE_SOURCE_MODEL_SEED` which sequences (fixed by default, so `make
 //! test` repeats itself; `random` to search). A failing case is shrunk to
-//! a short sequence of operations and printed numbered.
+//! a short sequence of operations and printed numbered;
+//! `FILE_SOURCE_MODEL_PRINT=1` prints every passing case's operations too.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -38,6 +41,7 @@ use e2e_tests::loki_receiver::{LokiReceiver, Mode};
 use log_shipper::client::{BackoffSettings, Client, ClientSettings};
 use log_shipper::entry::LabelSet;
 use log_shipper::positions::{Positions, PositionsSettings};
+use log_shipper::sources::file::identity::FINGERPRINT_BYTES;
 use log_shipper::sources::file::{FileTargetManager, TailerSettings};
 use proptest::prelude::*;
 
@@ -153,11 +157,13 @@ const WAIT: Duration = Duration::from_secs(30);
 /// long: the rest is not coming (retries back off 200 ms at most, globs
 /// are expanded every 200 ms), and a failing case is shrunk faster.
 const STALL: Duration = Duration::from_secs(5);
-/// Time the shipper gets to find a new file when Loki refuses (so no
-/// delivery can show it was found): five glob syncs.
-const DISCOVERY: Duration = Duration::from_secs(1);
-/// Before a kill: time to find files and sync positions (every 100 ms).
-const KILL_SETTLE: Duration = Duration::from_secs(1);
+/// Before a kill: time for deliveries in flight to land (positions are
+/// then waited for).
+const KILL_SETTLE: Duration = Duration::from_millis(300);
+/// A renamed file is read until quiet this long: late lines written
+/// within it of the rename are required (a harness descheduled for longer
+/// between the rename and its late writes is a writer slower than that).
+const ROTATE_WAIT: Duration = Duration::from_millis(500);
 /// `batch_size` of the client, bytes of lines.
 const BATCH_BYTES: usize = 4096;
 /// The shortest line written (`a.log line 0`): a batch holds at most
@@ -172,6 +178,7 @@ fn tailer_settings() -> TailerSettings {
         // lines of their own.
         flush_timeout: Duration::from_secs(600),
         idle_close: Duration::from_millis(300),
+        rotate_wait: ROTATE_WAIT,
         ..Default::default()
     }
 }
@@ -194,6 +201,9 @@ struct Gen {
     place: Place,
     /// The shipper is known to have found it.
     observed: bool,
+    /// Its device and inode once it left the tailed name (the renamed
+    /// file, or the file a copy was taken of).
+    dev_ino: Option<(u64, u64)>,
 }
 
 struct Line {
@@ -337,6 +347,7 @@ impl World {
             lines: Vec::new(),
             place: Place::Live,
             observed: false,
+            dev_ino: None,
         });
         let g = self.gens.len() - 1;
         self.live[f] = Some(g);
@@ -478,14 +489,42 @@ impl World {
         if self.gens[g].observed || self.shipper.is_none() {
             return Ok(());
         }
-        // An empty file has no line to wait for: give discovery its time
-        // (its late lines are required once it was found).
         if self.accepting && !self.gens[g].lines.is_empty() {
             let first = [self.gens[g].lines[0]];
             self.wait_delivered("the first line of a live file", &first)
                 .await?;
-        } else {
-            tokio::time::sleep(DISCOVERY).await;
+            self.gens[g].observed = true;
+            return Ok(());
+        }
+        // Found: a tailer holds it open (a rename cannot take it away)
+        // and knows the first bytes of what it holds (its copy would be
+        // recognised).
+        let f = self.gens[g].file;
+        let dev_ino = std::fs::metadata(self.path(f))
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|e| format!("op {}: the live file is gone: {e}", self.op))?;
+        let mut head = std::fs::read(self.path(f)).unwrap_or_default();
+        head.truncate(FINGERPRINT_BYTES);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self.shipper.as_ref().is_some_and(|r| {
+                r.manager.snapshot().iter().any(|t| {
+                    t.files.iter().any(|file| {
+                        file.dev_ino == dev_ino && file.opened && file.live_head.starts_with(&head)
+                    })
+                })
+            });
+            if found {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "op {}: the shipper did not find {} in {WAIT:?}",
+                    self.op,
+                    FILES[f].name()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.gens[g].observed = true;
         Ok(())
@@ -532,10 +571,18 @@ impl World {
                 let to = self
                     .logs
                     .join(format!("{}.r{}", file.name(), self.rotations));
+                self.gens[g].dev_ino = self.dev_ino(f);
                 std::fs::rename(self.path(f), &to).unwrap();
+                let renamed = Instant::now();
                 // Late lines go to the renamed file, through the writer's
                 // old descriptor.
+                let first_late = self.lines.len();
                 self.write_numbered(f, g, late_lines);
+                if renamed.elapsed() >= ROTATE_WAIT {
+                    for l in &mut self.lines[first_late..] {
+                        l.at_risk = true;
+                    }
+                }
                 self.left(g, Place::Renamed);
                 self.writers[f] = None;
                 self.live_writer(f);
@@ -558,6 +605,7 @@ impl World {
                 let to = self
                     .logs
                     .join(format!("{}.c{}", file.name(), self.rotations));
+                self.gens[g].dev_ino = self.dev_ino(f);
                 std::fs::copy(self.path(f), &to).unwrap();
                 self.truncate(f);
                 self.left(g, Place::Copied);
@@ -586,7 +634,7 @@ impl World {
                     self.live_writer(file.index());
                 }
             }
-            Op::Kill => self.kill().await,
+            Op::Kill => self.kill().await?,
             Op::Restart => self.restart(),
             Op::LokiRefuses(r) => {
                 self.receiver.set_mode(match r {
@@ -610,11 +658,80 @@ impl World {
         Ok(())
     }
 
-    async fn kill(&mut self) {
-        if self.shipper.is_none() {
-            return;
+    fn dev_ino(&self, f: usize) -> Option<(u64, u64)> {
+        std::fs::metadata(self.path(f))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    }
+
+    /// Whether the positions file on disk names, for each path, a file the
+    /// model allows: a rotated file not fully delivered whose lines are
+    /// all at risk (the shipper may hold it), up to the oldest rotated one
+    /// with required lines not delivered, else the live file if it has
+    /// lines.
+    fn positions_caught_up(&self, delivered: &HashMap<String, usize>) -> Result<(), String> {
+        let saved = Positions::load(self.positions.clone());
+        for (f, file) in FILES.iter().enumerate() {
+            let mut allowed = Vec::new();
+            let mut settled = false;
+            for gen in self
+                .gens
+                .iter()
+                .filter(|gen| gen.file == f && matches!(gen.place, Place::Renamed | Place::Copied))
+            {
+                let undelivered = |required: bool| {
+                    gen.lines.iter().any(|&l| {
+                        (!required || !self.lines[l].at_risk)
+                            && !delivered.contains_key(&self.lines[l].text)
+                    })
+                };
+                if undelivered(true) {
+                    allowed.extend(gen.dev_ino);
+                    settled = true;
+                    break;
+                }
+                if undelivered(false) {
+                    allowed.extend(gen.dev_ino);
+                }
+            }
+            if !settled {
+                let live = self.live[f].filter(|&g| !self.gens[g].lines.is_empty());
+                match live.and_then(|_| self.dev_ino(f)) {
+                    Some(d) => allowed.push(d),
+                    // Nothing required of this path's position.
+                    None => continue,
+                }
+            }
+            let key = self.path(f).to_string_lossy().into_owned();
+            let named = saved
+                .get(&key)
+                .and_then(|p| p.identity)
+                .map(|id| (id.dev, id.ino));
+            if !named.is_some_and(|n| allowed.contains(&n)) {
+                return Err(format!(
+                    "{}: positions name {named:?}, the model expects one of {allowed:?}",
+                    file.name()
+                ));
+            }
         }
+        Ok(())
+    }
+
+    async fn kill(&mut self) -> Result<(), String> {
+        if self.shipper.is_none() {
+            return Ok(());
+        }
+        // Found, read and synced as far as the model says the restarted
+        // shipper knows: wait for it (a loaded machine is slow), give up
+        // after WAIT.
         tokio::time::sleep(KILL_SETTLE).await;
+        let deadline = Instant::now() + WAIT;
+        while let Err(e) = self.positions_caught_up(&self.delivered()) {
+            if Instant::now() >= deadline {
+                return Err(format!("op {}: before a kill: {e}", self.op));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let delivered = self.delivered();
         for f in 0..FILES.len() {
             // Rotated files of this path not fully delivered, oldest first:
@@ -644,6 +761,7 @@ impl World {
         }
         self.crash().await;
         self.kills += 1;
+        Ok(())
     }
 
     fn restart(&mut self) {
@@ -768,6 +886,9 @@ async fn run_ops(w: &mut World, ops: &[Op]) -> Result<(), String> {
             w.kills,
             w.rotations
         );
+        if std::env::var_os("FILE_SOURCE_MODEL_PRINT").is_some() {
+            eprintln!("{}", numbered(ops));
+        }
         Ok(())
     } else {
         Err(problems.join("\n"))
@@ -916,6 +1037,20 @@ fn sequences_that_failed_once_deliver_what_the_model_requires() {
                 late_lines: 0,
             },
             Op::Truncate { file: b },
+        ],
+        // A new, empty file renamed (with late lines) while the file
+        // rotated before it was still being delivered: its tailer, waiting
+        // behind that one, reads the late lines too.
+        vec![
+            Op::Write { file: a, lines: 11 },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 1,
+            },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 5,
+            },
         ],
         vec![
             Op::Write { file: b, lines: 1 },

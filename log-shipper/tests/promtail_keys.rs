@@ -44,7 +44,7 @@ const KEYS: &[(&str, &str, Fate)] = &[
     // ------------------------------------------------------------ global
     ("global.file_watch_config.min_poll_frequency", "global:\n  file_watch_config:\n    min_poll_frequency: 1s\n    max_poll_frequency: 1s\n", Tested("log-shipper/src/app.rs", "file_watch_config_sets_the_poll_period")),
     ("global.file_watch_config.max_poll_frequency", "global:\n  file_watch_config:\n    min_poll_frequency: 1s\n    max_poll_frequency: 1s\n", Tested("log-shipper/src/app.rs", "file_watch_config_sets_the_poll_period")),
-    ("global.file_watch_config", "global:\n  file_watch_config:\n    min_poll_frequency: 250ms\n    max_poll_frequency: 5s\n", Refused(2)),
+    ("global.file_watch_config", "global:\n  file_watch_config:\n    min_poll_frequency: 250ms\n    max_poll_frequency: 5s\n", Tested(HERE, "file_watch_config_backs_off_polling_an_idle_file_up_to_the_max")),
     // ------------------------------------------------------------ server
     ("server.disable", "server:\n  disable: true\n", Tested(HERE, "server_disable_log_level_format_and_graceful_shutdown_timeout")),
     ("server.http_listen_address", "server:\n  http_listen_address: 127.0.0.1\n", Tested(SCENARIOS, "reload_by_post_and_sighup_applies_a_new_config_and_rejects_a_bad_one")),
@@ -143,7 +143,8 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("scrape_configs[].loki_push_api.server.grpc_listen_port", "scrape_configs:\n  - job_name: a\n    loki_push_api:\n      server:\n        http_listen_port: 3500\n        grpc_listen_port: 3600\n", Refused(6)),
     ("scrape_configs[].gelf", "scrape_configs:\n  - job_name: a\n    gelf: {listen_address: '127.0.0.1:12201'}\n", Tested("tests/tests/shipper_push.rs", "graypy_messages_arrive_chunked_and_compressed")),
     ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: ISO-8859-1\n", Tested(HERE, "encoding_converts_latin1_and_shift_jis_files_to_utf8")),
-    ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: UTF-16\n", Refused(3)),
+    ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: UTF-16\n", Tested(HERE, "encoding_utf16_and_iso_2022_jp_resume_exactly_after_a_restart")),
+    ("scrape_configs[].encoding", "scrape_configs:\n  - job_name: a\n    encoding: ISO-2022-KR\n", Refused(3)),
     ("scrape_configs[].decompression.enabled", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: gz}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
     ("scrape_configs[].decompression.format", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: bz2}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
     ("scrape_configs[].decompression.initial_delay", "scrape_configs:\n  - job_name: a\n    decompression: {enabled: true, format: z, initial_delay: 1s}\n", Tested(HERE, "decompression_reads_gz_bz2_and_zlib_by_the_setting_after_initial_delay")),
@@ -171,7 +172,7 @@ const KEYS: &[(&str, &str, Fate)] = &[
     // ------------------------------------------------------------ target_config
     ("target_config.sync_period", "target_config:\n  sync_period: 1s\n", Tested(SCENARIOS, "file_sd_targets_come_and_go_while_running")),
     ("target_config.stdin", "target_config:\n  stdin: false\n", Off),
-    ("target_config.stdin", "target_config:\n  stdin: true\n", Refused(2)),
+    ("target_config.stdin", "target_config:\n  stdin: true\n", Tested(HERE, "stdin_lines_go_through_the_first_scrape_config_and_the_shipper_exits_at_their_end")),
     // ------------------------------------------------------------ limits_config
     ("limits_config.readline_rate_enabled", "limits_config:\n  readline_rate_enabled: true\n", Tested(SCENARIOS, "readline_rate_drops_or_waits_as_configured")),
     ("limits_config.readline_rate", "limits_config:\n  readline_rate: 10\n", Tested(SCENARIOS, "readline_rate_drops_or_waits_as_configured")),
@@ -721,6 +722,310 @@ fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
     lines.sort();
     assert_eq!(lines, ["café 10€", "déjà", "日本"]);
     kill(&mut p);
+}
+
+#[test]
+fn file_watch_config_backs_off_polling_an_idle_file_up_to_the_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = LokiReceiver::start();
+    let port = free_port();
+    let log = write(d, "a.log", "one\n");
+    let cfg = write(
+        d,
+        "config.yaml",
+        &format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nglobal:\n  file_watch_config:\n    min_poll_frequency: 100ms\n    max_poll_frequency: 2s\nscrape_configs:\n  - job_name: a\n    static_configs: [{{labels: {{__path__: {}/*.log}}}}]\n",
+            d.display(),
+            r.push_url(),
+            d.display(),
+        ),
+    );
+    let mut p = start(&cfg, &[]);
+    assert!(
+        r.wait_for_entries(1, Duration::from_secs(20)),
+        "{}",
+        p.log_tail(20)
+    );
+    let polls = || -> u64 {
+        let text = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let series = format!(
+            "log_shipper_file_idle_polls_total{{path=\"{}\"}} ",
+            log.display()
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    // Idle for 8 s: polled every 100 ms that would be 80 polls; backing off
+    // (0.1, 0.2, 0.4, 0.8, 1.6, then every 2 s) it is about 8.
+    let before = polls();
+    let idle = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let during = polls() - before;
+    let idle = idle.elapsed();
+    assert!(
+        (2..=14).contains(&during),
+        "{during} polls in {idle:?} of idleness"
+    );
+    // A write after the idleness is still picked up within the max period
+    // (plus room for a loaded machine).
+    let t = Instant::now();
+    append(&log, b"two\n");
+    assert!(
+        r.wait_for_entries(2, Duration::from_secs(20)),
+        "{}",
+        p.log_tail(20)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2 + 5),
+        "took {:?}",
+        t.elapsed()
+    );
+    kill(&mut p);
+}
+
+/// Runs the shipper with `args`, `input` piped to its stdin; waits for it
+/// to exit by itself. Returns what it printed.
+fn pipe_through(args: &[String], input: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(e2e_tests::shipper::binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    let mut status = None;
+    let waited = wait_until(
+        "the shipper exits at the end of stdin",
+        Duration::from_secs(30),
+        || {
+            status = child.try_wait().map_err(|e| e.to_string())?;
+            Ok(status.is_some())
+        },
+    );
+    let printed = std::fs::read_to_string(log.path()).unwrap_or_default();
+    if waited.is_err() {
+        let _ = child.kill();
+        panic!("still running:\n{printed}");
+    }
+    assert!(status.unwrap().success(), "{printed}");
+    printed
+}
+
+#[test]
+fn stdin_lines_go_through_the_first_scrape_config_and_the_shipper_exits_at_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = LokiReceiver::start();
+    write(d, "a.log", "a file line, not read in stdin mode\n");
+    let cfg = write(
+        d,
+        "config.yaml",
+        &format!(
+            "server:\n  disable: true\npositions:\n  filename: {d}/positions.yaml\nclients:\n  - url: {url}\n    batchwait: 1s\ntarget_config:\n  stdin: true\nscrape_configs:\n  - job_name: piped\n    pipeline_stages:\n      - regex: {{expression: '^(?P<level>\\w+) '}}\n      - labels: {{level: null}}\n    static_configs:\n      - targets: [localhost]\n        labels: {{job: piped, __path__: {d}/*.log}}\n      - labels: {{env: test}}\n  - job_name: other\n    static_configs: [{{labels: {{job: other, __path__: {d}/*.log}}}}]\n",
+            d = d.display(),
+            url = r.push_url(),
+        ),
+    );
+    // The end of the input comes before the batch is due: the shipper
+    // still delivers it before exiting.
+    let input = b"info one\r\n\nwarn two\ninfo one\ninfo last without newline";
+    let printed = pipe_through(&[format!("-config.file={}", cfg.display())], input);
+    let mut got: Vec<(String, String)> = r
+        .streams()
+        .iter()
+        .flat_map(|s| {
+            let labels = e2e_tests::loki_receiver::canonical(&s.labels);
+            s.entries
+                .iter()
+                .map(move |e| (labels.clone(), e.line.clone()))
+        })
+        .collect();
+    got.sort();
+    let stream = |level: &str| format!("{{env=\"test\", job=\"piped\", level=\"{level}\"}}");
+    let want = [
+        (stream("info"), "info last without newline"),
+        (stream("info"), "info one"),
+        (stream("info"), "info one"),
+        (stream("warn"), "warn two"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(l, e)| (l.clone(), e.to_string()))
+        .collect();
+    assert_eq!(got, want, "{printed}");
+    assert!(!d.join("positions.yaml").exists(), "no positions for stdin");
+    assert!(
+        printed.contains("only the first scrape config is used"),
+        "{printed}"
+    );
+
+    // `cat my.log | promtail -stdin -client.url ...`: no config file,
+    // promtail's default labels.
+    r.clear();
+    pipe_through(
+        &[
+            "-stdin".to_string(),
+            format!("-client.url={}", r.push_url()),
+            "-server.http-listen-address=127.0.0.1".to_string(),
+            format!("-server.http-listen-port={}", free_port()),
+        ],
+        b"plain\n",
+    );
+    let streams = r.streams();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let labels = &streams[0].labels;
+    assert_eq!(labels.get("job").map(String::as_str), Some("stdin"));
+    assert!(
+        labels.get("hostname").is_some_and(|h| !h.is_empty()),
+        "{labels:?}"
+    );
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert_eq!(r.lines(), ["plain"]);
+}
+
+/// `text` encoded by Python's codec `codec`.
+fn python_encode(codec: &str, text: &str) -> Vec<u8> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; sys.stdout.buffer.write(sys.argv[2].encode(sys.argv[1]))",
+            codec,
+            text,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn encoding_utf16_and_iso_2022_jp_resume_exactly_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = LokiReceiver::start();
+    // (file, `encoding`, Python codec of the first write, of the later ones)
+    // Python's "utf-16" writes a byte order mark (FF FE here); U+0A0A holds
+    // two 0x0A bytes that are no newline, 😀 is a surrogate pair.
+    let files = [
+        ("bom", "UTF-16", "utf-16", "utf-16-le"),
+        ("be", "UTF-16BE", "utf-16-be", "utf-16-be"),
+        ("lebom", "UTF-16LE", "utf-16", "utf-16-le"),
+        ("jis", "ISO-2022-JP", "iso2022_jp", "iso2022_jp"),
+    ];
+    let first = |f: &str| {
+        let [a, b] = if f == "jis" {
+            ["漢字", "全角"]
+        } else {
+            ["café \u{0A0A}", "😀"]
+        };
+        format!("{f} 1 {a}\r\n{f} 2 日本語\n{f} 3 {b}\n{f} 4 ok\n")
+    };
+    let second = |f: &str| format!("{f} 5 ログ\n");
+    let third = |f: &str| format!("{f} 6 カナ\n{f} 7 end\n");
+    // Each write after the first but one starts with the last byte of the
+    // one before: in UTF-16, half a code unit, waiting for its other half
+    // (while running, then across a restart).
+    let split = |f: &str| usize::from(f != "jis");
+    let mut writes = Vec::new();
+    for (f, _, codec1, codec2) in files {
+        let mut bytes = python_encode(codec1, &first(f));
+        let one = bytes.len();
+        bytes.extend(python_encode(codec2, &second(f)));
+        let two = bytes.len();
+        bytes.extend(python_encode(codec2, &third(f)));
+        let path = d.join(format!("{f}.log"));
+        let (a, b) = (one + split(f), two + split(f));
+        append(&path, &bytes[..a]);
+        writes.push((path, bytes[a..b].to_vec(), bytes[b..].to_vec()));
+    }
+    let jobs: String = files
+        .iter()
+        .map(|(f, enc, _, _)| {
+            format!(
+                "  - job_name: {f}\n    encoding: {enc}\n    static_configs: [{{labels: {{job: {f}, __path__: {}/{f}.log}}}}]\n",
+                d.display()
+            )
+        })
+        .collect();
+    let port = free_port();
+    let cfg = write(
+        d,
+        "config.yaml",
+        &format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nscrape_configs:\n{jobs}",
+            d.display(),
+            r.push_url(),
+        ),
+    );
+    let mut p = start(&cfg, &[]);
+    let lines = |n: usize| {
+        r.wait_for_entries(n, Duration::from_secs(30))
+            .then_some(())
+            .ok_or_else(|| format!("{:?}\n{}", r.lines(), p.log_tail(20)))
+    };
+    lines(4 * files.len()).unwrap();
+    for (path, second, _) in &writes {
+        append(path, second);
+    }
+    lines(5 * files.len()).unwrap();
+    kill(&mut p);
+    // Written while the shipper was down.
+    for (path, _, third) in &writes {
+        append(path, third);
+    }
+    let mut p = start(&cfg, &[]);
+    wait_until("every file's last line", Duration::from_secs(30), || {
+        Ok(r.lines().iter().filter(|l| l.ends_with(" 7 end")).count() == files.len())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", r.lines(), p.log_tail(20)));
+    kill(&mut p);
+    let mut got = r.lines();
+    got.sort();
+    let mut want: Vec<String> = files
+        .iter()
+        .flat_map(|(f, ..)| {
+            let text = first(f) + &second(f) + &third(f);
+            text.lines().map(str::to_string).collect::<Vec<_>>()
+        })
+        .map(|l| l.trim_end_matches('\r').to_string())
+        // UTF-16LE does not read a byte order mark (promtail's x/text
+        // IgnoreBOM): it is the character U+FEFF.
+        .map(|l| {
+            if l.starts_with("lebom 1") {
+                format!("\u{FEFF}{l}")
+            } else {
+                l
+            }
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every line once, none cut or lost");
 }
 
 #[test]

@@ -525,7 +525,9 @@ async fn a_file_deleted_while_being_read_is_read_to_its_end() {
     let expected = numbered("g", 0..100_000);
     write_lines(&log, &expected);
     h.start("gone.log", tailer_settings());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Being read: its first lines arrived (a file deleted before it was
+    // ever opened is gone).
+    h.wait_lines(1, 90).await;
     std::fs::remove_file(&log).unwrap();
     // Generous: the suite's tests run side by side on a loaded machine.
     h.wait_lines(expected.len(), 90).await;

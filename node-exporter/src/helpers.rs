@@ -139,11 +139,20 @@ pub fn parse_f64(value: &str, path: &Path, line: usize, field: &str) -> anyhow::
 /// Lists the entries of a directory, sorted by name; a missing directory is
 /// [`NoData`].
 pub fn read_dir_names(path: &Path) -> anyhow::Result<Vec<String>> {
+    sorted_names(path)?.ok_or_else(|| NoData(format!("{} does not exist", path.display())).into())
+}
+
+/// Lists the entries of a directory, sorted by name; a missing directory
+/// has none (for collectors that report nothing, successfully, without it).
+pub fn dir_names_if_any(path: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(sorted_names(path)?.unwrap_or_default())
+}
+
+/// The sorted entries of `path`; `None` when it does not exist.
+fn sorted_names(path: &Path) -> anyhow::Result<Option<Vec<String>>> {
     let rd = match std::fs::read_dir(path) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(NoData(format!("{} does not exist", path.display())).into())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(anyhow!("listing {}: {e}", path.display())),
     };
     let mut names: Vec<String> = rd
@@ -151,7 +160,7 @@ pub fn read_dir_names(path: &Path) -> anyhow::Result<Vec<String>> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    Ok(names)
+    Ok(Some(names))
 }
 
 /// Entries of `dir` named `<prefix><digit>...` (the glob `<prefix>[0-9]*`),

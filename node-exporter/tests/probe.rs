@@ -5,7 +5,6 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,7 +62,7 @@ async fn route(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byte
 }
 
 /// Serves [`route`] on a loopback port, over TLS when `tls` is given.
-fn serve(tls: Option<rustls::ServerConfig>) -> SocketAddr {
+fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
@@ -74,27 +73,12 @@ fn serve(tls: Option<rustls::ServerConfig>) -> SocketAddr {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(route);
-                    let http = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        Some(a) => {
-                            if let Ok(s) = a.accept(tcp).await {
-                                let _ = http.serve_connection(TokioIo::new(s), svc).await;
-                            }
-                        }
-                        None => {
-                            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
-                        }
-                    }
-                });
-            }
+            common::serve_each(listener, tls, |conn| async move {
+                let svc = hyper::service::service_fn(route);
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = http.serve_connection(TokioIo::new(conn), svc).await;
+            })
+            .await
         });
     });
     addr
@@ -110,25 +94,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let pki = common::Pki::new();
-    let (cert, key) = pki.leaf(
-        &["127.0.0.1", "localhost"],
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
     let http = serve(None);
-    let https = serve(Some(server));
+    let https = serve(Some(pki.acceptor(&[])));
     let dir = tempfile::tempdir().unwrap();
     let modules = dir.path().join("blackbox.yml");
     std::fs::write(

@@ -32,7 +32,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -67,20 +66,6 @@ const NEWER: &[&str] = &["probe_tls_cipher_info", "probe_timeout_seconds"];
 
 // ------------------------------------------------------------ the servers
 
-fn tls_server(pki: &common::Pki, alpn: &[&[u8]]) -> TlsAcceptor {
-    let (certs, key) = pki.server_cert();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    TlsAcceptor::from(Arc::new(config))
-}
-
 /// A CA that expires (2070) before the server certificate it signed
 /// (2080), as Go and rustls both accept: the sent chain's earliest expiry
 /// and the verified chain's (which ends in the CA) then differ. Returns
@@ -106,18 +91,14 @@ fn short_ca(dir: &Path) -> (std::path::PathBuf, TlsAcceptor) {
     let cert = leaf.signed_by(&key, &issuer).unwrap();
     let ca_path = dir.join("short-ca.crt");
     std::fs::write(&ca_path, ca_cert.pem()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
+    let acceptor = common::tls_acceptor(
         vec![cert.der().clone()],
         rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    (ca_path, TlsAcceptor::from(Arc::new(config)))
+        rustls::crypto::ring::default_provider(),
+        &[],
+        &[],
+    );
+    (ca_path, acceptor)
 }
 
 /// A line protocol in the manner of SMTP: a greeting, "HELLO x" answered
@@ -156,22 +137,23 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn banner_server(listener: TcpListener, acceptor: TlsAcceptor, tls_first: bool) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            if tls_first {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    session(tls, "220 banner ready", false).await;
-                }
-            } else if let Some(tcp) = session(tcp, "220 banner ready", true).await {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    session(tls, "250 secure", false).await;
+    if tls_first {
+        common::serve_each(listener, Some(acceptor), |tls| async move {
+            session(tls, "220 banner ready", false).await;
+        })
+        .await
+    } else {
+        common::serve_each(listener, None, move |tcp| {
+            let acceptor = acceptor.clone();
+            async move {
+                if let Some(tcp) = session(tcp, "220 banner ready", true).await {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        session(tls, "250 secure", false).await;
+                    }
                 }
             }
-        });
+        })
+        .await
     }
 }
 
@@ -285,28 +267,13 @@ async fn dns_stream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, servfail: bool)
 
 /// DNS over TLS (RFC 7858), answering as the plain server.
 async fn dot_server(listener: TcpListener, acceptor: TlsAcceptor) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            if let Ok(tls) = acceptor.accept(tcp).await {
-                dns_stream(tls, false).await;
-            }
-        });
-    }
+    common::serve_each(listener, Some(acceptor), |tls| dns_stream(tls, false)).await
 }
 
 async fn dns_server(udp: UdpSocket, tcp: TcpListener, servfail: bool) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = tcp.accept().await else {
-                continue;
-            };
-            tokio::spawn(dns_stream(tcp, servfail));
-        }
-    });
+    tokio::spawn(common::serve_each(tcp, None, move |s| {
+        dns_stream(s, servfail)
+    }));
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, from)) = udp.recv_from(&mut buf).await else {
@@ -368,26 +335,12 @@ async fn health(
 }
 
 async fn grpc_server(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-            let svc = hyper::service::service_fn(health);
-            match acceptor {
-                Some(a) => {
-                    if let Ok(tls) = a.accept(tcp).await {
-                        let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
-                    }
-                }
-                None => {
-                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
-                }
-            }
-        });
-    }
+    common::serve_each(listener, acceptor, |conn| async move {
+        let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let svc = hyper::service::service_fn(health);
+        let _ = builder.serve_connection(TokioIo::new(conn), svc).await;
+    })
+    .await
 }
 
 /// A page with a Last-Modified at "/", redirects to it ("/moved") and to
@@ -532,8 +485,8 @@ async fn udp_and_tcp(host: &str) -> (UdpSocket, TcpListener) {
 }
 
 fn start_servers(pki: &common::Pki, short_ca: TlsAcceptor) -> Targets {
-    let plain_tls = tls_server(pki, &[]);
-    let h2_tls = tls_server(pki, &[b"h2"]);
+    let plain_tls = pki.acceptor(&[]);
+    let h2_tls = pki.acceptor(&[b"h2"]);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -117,26 +117,12 @@ async fn route(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byte
 }
 
 async fn serve_http(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let svc = hyper::service::service_fn(route);
-            match tls {
-                Some(a) => {
-                    if let Ok(s) = a.accept(tcp).await {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                    }
-                }
-                None => {
-                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
-                }
-            }
-        });
-    }
+    common::serve_each(listener, tls, |conn| async move {
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let svc = hyper::service::service_fn(route);
+        let _ = builder.serve_connection(TokioIo::new(conn), svc).await;
+    })
+    .await
 }
 
 /// An HTTP proxy: each request's head is recorded; a CONNECT is tunnelled
@@ -237,25 +223,6 @@ struct Servers {
     pki: common::Pki,
 }
 
-fn tls_acceptor(pki: &common::Pki) -> tokio_rustls::TlsAcceptor {
-    let certs = rustls_pemfile::certs(&mut &std::fs::read(pki.path("server.crt")).unwrap()[..])
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut &std::fs::read(pki.path("server.key")).unwrap()[..])
-        .unwrap()
-        .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
 async fn start() -> Servers {
     let pki = common::Pki::new();
     let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
@@ -279,7 +246,10 @@ async fn start() -> Servers {
         pki,
     };
     tokio::spawn(serve_http(http, None));
-    tokio::spawn(serve_http(https, Some(tls_acceptor(&s.pki))));
+    tokio::spawn(serve_http(
+        https,
+        Some(s.pki.acceptor(&[b"h2", b"http/1.1"])),
+    ));
     tokio::spawn(serve_proxy(proxy, proxied));
     tokio::spawn(serve_lines(ssh, "ssh"));
     tokio::spawn(serve_lines(irc, "irc"));

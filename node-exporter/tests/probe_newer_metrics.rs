@@ -18,7 +18,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use exporter_toolkit::exposition::{encode, Format};
 use node_exporter::probe::{Modules, Prober};
@@ -36,13 +35,7 @@ fn one_suite(
     let (certs, key) = pki.server_cert();
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = vec![suite];
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    TlsAcceptor::from(Arc::new(config))
+    common::tls_acceptor(certs, key, provider, &[version], &[])
 }
 
 /// Answers one HTTP/1.1 request per connection: `/to-plain` redirects to

@@ -135,9 +135,19 @@ pub struct Client {
 #[derive(Debug, Default)]
 pub struct Health {
     failing: AtomicBool,
+    /// Told when `failing` clears.
+    recovered: tokio::sync::Notify,
     /// Batches dropped after retries ran out (their acks completed
     /// undelivered).
     gave_up: AtomicU64,
+}
+
+impl Health {
+    fn set_failing(&self, failing: bool) {
+        if self.failing.swap(failing, Ordering::Relaxed) && !failing {
+            self.recovered.notify_waiters();
+        }
+    }
 }
 
 /// The health of every client entries fan out to.
@@ -154,6 +164,26 @@ impl Downstream {
         self.0.iter().any(|h| h.failing.load(Ordering::Relaxed))
     }
 
+    /// Waits until no client is [`failing`](Self::failing), woken when one
+    /// recovers (no polling). Bound it with a timeout.
+    pub async fn healthy(&self) {
+        loop {
+            // Registered before looking, so a recovery in between wakes us.
+            let mut recovered: Vec<_> = self
+                .0
+                .iter()
+                .map(|h| Box::pin(h.recovered.notified()))
+                .collect();
+            for r in &mut recovered {
+                r.as_mut().enable();
+            }
+            if !self.failing() {
+                return;
+            }
+            futures_util::future::select_all(recovered).await;
+        }
+    }
+
     /// Batches given up so far, over all clients: an increase while a
     /// push waited means its lines may be among them.
     pub fn gave_up(&self) -> u64 {
@@ -166,7 +196,7 @@ impl Downstream {
     /// For tests: a client marked failing, or not.
     pub fn test_set_failing(&self, failing: bool) {
         for h in &self.0 {
-            h.failing.store(failing, Ordering::Relaxed);
+            h.set_failing(failing);
         }
     }
 
@@ -624,13 +654,13 @@ impl Worker {
             }
             match status {
                 Some(s) if (200..300).contains(&s) => {
-                    self.health.failing.store(false, Ordering::Relaxed);
+                    self.health.set_failing(false);
                     self.metrics.sent(entries, bytes);
                     Ack::complete_all(acks);
                     return;
                 }
                 Some(429) if self.settings.drop_rate_limited_batches => {
-                    self.health.failing.store(false, Ordering::Relaxed);
+                    self.health.set_failing(false);
                     tracing::error!(
                         host = %self.transport.endpoint().authority,
                         status = 429,
@@ -646,7 +676,7 @@ impl Worker {
                 }
                 Some(s) if s != 429 && s / 100 != 5 => {
                     // Loki answered: it is up, it only refused these lines.
-                    self.health.failing.store(false, Ordering::Relaxed);
+                    self.health.set_failing(false);
                     tracing::error!(
                         host = %self.transport.endpoint().authority,
                         status = s,
@@ -681,11 +711,11 @@ impl Worker {
                 self.health.gave_up.fetch_add(1, Ordering::Relaxed);
                 // Cleared so the next batch tries again: nothing else would
                 // if the push API refused every line while failing.
-                self.health.failing.store(false, Ordering::Relaxed);
+                self.health.set_failing(false);
                 Ack::complete_all(acks);
                 return;
             }
-            self.health.failing.store(true, Ordering::Relaxed);
+            self.health.set_failing(true);
             tracing::warn!(
                 host = %self.transport.endpoint().authority,
                 status = status.map_or_else(|| "failed".to_string(), |s| s.to_string()),
@@ -740,6 +770,33 @@ pub fn sent_labels(labels: &LabelSet, external: &BTreeMap<String, String>) -> La
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn healthy_wakes_when_every_client_recovers() {
+        let d = Downstream(vec![
+            Arc::new(Health::default()),
+            Arc::new(Health::default()),
+        ]);
+        d.0[0].set_failing(true);
+        d.0[1].set_failing(true);
+        let waiter = {
+            let d = d.clone();
+            tokio::spawn(async move { d.healthy().await })
+        };
+        d.0[0].set_failing(false);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one client still fails");
+        // Recovered from another thread, as a client's task does.
+        let h = Arc::clone(&d.0[1]);
+        std::thread::spawn(move || h.set_failing(false))
+            .join()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("not woken by the recovery")
+            .unwrap();
+        d.healthy().await;
+    }
 
     #[test]
     fn jitter_stays_within_half_and_whole() {

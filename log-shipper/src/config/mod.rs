@@ -141,9 +141,9 @@ pub struct GlobalConfig {
     pub file_watch_config: FileWatchConfig,
 }
 
-/// How often files are polled for new lines. promtail backs off from min
-/// to max while a file is idle; we poll at one fixed period, so the two
-/// must be equal (refused otherwise, naming both keys).
+/// How often files are polled for new lines: every `min_poll_frequency`
+/// after a change, backing off (doubling) while a file stays idle up to
+/// `max_poll_frequency`, as promtail's tailer does.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default, try_from = "RawFileWatchConfig")]
 pub struct FileWatchConfig {
@@ -174,10 +174,10 @@ impl TryFrom<RawFileWatchConfig> for FileWatchConfig {
         if r.min_poll_frequency.get().is_zero() {
             return Err("file_watch_config: min_poll_frequency must be more than 0".into());
         }
-        if r.min_poll_frequency != r.max_poll_frequency {
+        if r.max_poll_frequency < r.min_poll_frequency {
             return Err(format!(
-                "file_watch_config: min_poll_frequency {} and max_poll_frequency {} differ; polling that backs off between two periods is not supported by this shipper (set both to the same period)",
-                r.min_poll_frequency, r.max_poll_frequency
+                "file_watch_config: max_poll_frequency: {} {}: less than min_poll_frequency {} (an idle file's polling backs off from min to max)",
+                refused::BAD_VALUE, r.max_poll_frequency, r.min_poll_frequency
             ));
         }
         Ok(FileWatchConfig {
@@ -1030,7 +1030,7 @@ impl Default for SyslogConfig {
 pub struct TargetConfig {
     /// How often globs are re-expanded to find new files.
     pub sync_period: GoDuration,
-    #[serde(deserialize_with = "refused::keys::stdin")]
+    /// Read lines from stdin instead of every source (`-stdin`).
     pub stdin: bool,
 }
 

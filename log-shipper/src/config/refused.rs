@@ -53,19 +53,26 @@ where
     }
 }
 
+/// The start of a block's check that one of its keys has a bad value:
+/// `key: BAD_VALUE ...` (the error then points at the key's line).
+pub const BAD_VALUE: &str = "bad value";
+
 /// serde points a value's error at the start of the block holding the key;
 /// a refusal names its key (`path: key: ... not supported by this
 /// shipper ...`), so move the line and column to that key itself: the
-/// first line from there on with `key:` at the block's column.
+/// first line from there on with `key:` at the block's column. A block's
+/// check of its values (`path: key: bad value ...`) points at the first
+/// `key:` inside the block.
 pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
     let (Some(line), Some(column)) = (e.line, e.column) else {
         return e;
     };
     let segments: Vec<&str> = e.message.split(": ").collect();
-    let Some(i) = segments
+    let refused = segments
         .iter()
-        .position(|s| s.contains("not supported by this shipper"))
-    else {
+        .position(|s| s.contains("not supported by this shipper"));
+    let bad = segments.iter().position(|s| s.starts_with(BAD_VALUE));
+    let Some(i) = refused.or(bad) else {
         return e;
     };
     let Some(key) = i.checked_sub(1).map(|k| segments[k]) else {
@@ -80,21 +87,25 @@ pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
         };
         let lead = &l[..column - 1];
         let block_start = lead.bytes().all(|b| b == b' ' || b == b'-');
+        // Inside the block: the key is further in.
+        let rest = if refused.is_none() && block_start {
+            rest.trim_start_matches([' ', '-'])
+        } else {
+            rest
+        };
         if block_start
             && rest
                 .strip_prefix(key)
                 .is_some_and(|r| r.trim_start().starts_with(':'))
         {
             e.line = Some(n + 1);
+            if refused.is_none() {
+                e.column = Some(l.len() - rest.len() + 1);
+            }
             return e;
         }
     }
     e
-}
-
-/// The encoding an `encoding` value names.
-pub fn encoding_named(label: &str) -> Option<&'static encoding_rs::Encoding> {
-    encoding_rs::Encoding::for_label(label.trim().as_bytes())
 }
 
 /// One `deserialize_with` function per refused key, named after it.
@@ -153,7 +164,6 @@ pub mod keys {
         profiling_enabled: bool = false, "profiling endpoints are not served";
         log_source_ips_enabled: bool = false, "not supported";
         log_request_headers: bool = false, "not supported";
-        stdin: bool = false, "reading stdin is not supported";
         enabled: bool = false, "tracing (Jaeger) is not supported";
         proxy_url: String = String::new(), "pushing through a proxy is not supported";
         follow_redirects: bool = false, "the client follows no redirect";
@@ -195,21 +205,12 @@ pub mod keys {
     }
 
     /// `scrape_configs[].encoding`: an encoding name (IANA / WHATWG label:
-    /// `ISO-8859-1`, `windows-1252`, `Shift_JIS`...) whose lines end at the
-    /// `\n` byte. UTF-16 and ISO-2022-JP, whose newlines are not that byte,
-    /// are refused by name.
+    /// `ISO-8859-1`, `Shift_JIS`, `UTF-16LE`, `ISO-2022-JP`...); see
+    /// [`crate::sources::file::encoding`].
     pub fn encoding<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         let v = String::deserialize(d)?;
-        if v.is_empty() {
-            return Ok(v);
-        }
-        match super::encoding_named(&v) {
-            Some(e) if e.is_ascii_compatible() => Ok(v),
-            Some(e) => Err(D::Error::custom(format!(
-                "encoding: {v:?} ({}) is not supported by this shipper (its lines do not end at the newline byte; ASCII-compatible encodings only)",
-                e.name()
-            ))),
-            None => Err(D::Error::custom(format!("encoding: unknown encoding {v:?}"))),
-        }
+        crate::sources::file::encoding::FileEncoding::named(&v)
+            .map_err(|e| D::Error::custom(format!("encoding: {e}")))?;
+        Ok(v)
     }
 }

@@ -7,11 +7,11 @@
 //! Paths name the parts of promtail's entry (`{stages.Entry}.Extracted`,
 //! `.Entry.Labels`, `.Entry.Entry.Timestamp`, `.Entry.Entry.Line`,
 //! `.Entry.Entry.StructuredMetadata`), so a promtail user reads them as
-//! before. Only top-level stages are shown (a `match` stage's own stages
-//! count as the `match` stage). A buffering stage (multiline) shows the
-//! entries it holds as held; the joined entry it lets go when the next
-//! block starts is shown through the stages after it, one it lets go when
-//! `max_wait_time` passes is not.
+//! before. The stages a `match` runs are shown one by one when its
+//! selector matches (the `match` itself is not, as in promtail; with
+//! `action: drop` it is shown as one stage). A buffering stage (multiline)
+//! shows the entries it holds as held; the joined entry it lets go is
+//! shown through the stages after it.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -265,6 +265,52 @@ mod tests {
              [inspect: static_labels stage]: \n\
              {stages.Entry}.Entry.Labels[\"joined\"]:\n\
              \t+: yes\n"
+        );
+    }
+
+    #[test]
+    fn the_stages_inside_a_match_are_inspected_one_by_one() {
+        let mut p = crate::pipeline::stages::testutil::pipeline(
+            "- match:\n    selector: '{job=\"j\"}'\n    stages:\n    - regex: {expression: '^(?P<level>\\w+) '}\n    - labels: {level: null}\n- match: {selector: '{job=\"j\"} |= \"drop me\"', action: drop}\n- static_labels: {seen: 'yes'}\n",
+        );
+        let text = printed(false, |i| {
+            p.inspect(i.clone());
+            let mut out = Vec::new();
+            for (job, line) in [
+                ("j", "info ok"),
+                ("other", "warn ok"),
+                ("j", "info drop me"),
+            ] {
+                p.process(
+                    Entry::new(crate::relabel::labels([("job", job)]), line.into()),
+                    &mut out,
+                );
+            }
+            assert_eq!(out.len(), 2);
+        });
+        assert_eq!(
+            text,
+            "[inspect: regex stage]: \n\
+             {stages.Entry}.Extracted[\"level\"]:\n\
+             \t+: info\n\
+             [inspect: labels stage]: \n\
+             {stages.Entry}.Entry.Labels[\"level\"]:\n\
+             \t+: info\n\
+             [inspect: match stage]: none\n\
+             [inspect: static_labels stage]: \n\
+             {stages.Entry}.Entry.Labels[\"seen\"]:\n\
+             \t+: yes\n\
+             [inspect: match stage]: none\n\
+             [inspect: static_labels stage]: \n\
+             {stages.Entry}.Entry.Labels[\"seen\"]:\n\
+             \t+: yes\n\
+             [inspect: regex stage]: \n\
+             {stages.Entry}.Extracted[\"level\"]:\n\
+             \t+: info\n\
+             [inspect: labels stage]: \n\
+             {stages.Entry}.Entry.Labels[\"level\"]:\n\
+             \t+: info\n\
+             [inspect: match stage]: dropped\n"
         );
     }
 

@@ -65,6 +65,12 @@ pub trait Stage: Send {
     fn next_deadline(&self) -> Option<Instant> {
         None
     }
+    /// `-inspect`: a stage running nested stages (`match`) makes them
+    /// report to `inspector` and says so (true); it is then not reported
+    /// as one stage itself.
+    fn inspect_nested(&mut self, _inspector: &inspect::Inspector) -> bool {
+        false
+    }
 }
 
 /// Moves an entry's contents out, leaving an empty shell without ack (for
@@ -88,12 +94,27 @@ pub fn join_acks(a: Option<Ack>, b: Option<Ack>) -> Option<Ack> {
     }
 }
 
+/// A built stage with its key in `pipeline_stages` (what `-inspect` prints).
+pub struct Named {
+    pub kind: &'static str,
+    pub stage: Box<dyn Stage>,
+    /// Under `-inspect`, the stage reports its nested stages itself
+    /// (`match`), so it is not reported as one.
+    reports_nested: bool,
+}
+
+/// Makes `stages` print their changes to `inspector` (`-inspect`), nested
+/// ones included.
+pub(crate) fn inspect_stages(stages: &mut [Named], inspector: &inspect::Inspector) {
+    for s in stages {
+        s.reports_nested = s.stage.inspect_nested(inspector);
+    }
+}
+
 /// The running pipeline of one scrape config.
 pub struct Pipeline {
     job: String,
-    /// The stages' names, for debugging output.
-    kinds: Vec<&'static str>,
-    stages: Vec<Box<dyn Stage>>,
+    stages: Vec<Named>,
     extracted: Extracted,
     released: Vec<Released>,
     /// `-inspect`: each stage's changes printed.
@@ -102,9 +123,10 @@ pub struct Pipeline {
 
 impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: Vec<&str> = self.stages.iter().map(|s| s.kind).collect();
         f.debug_struct("Pipeline")
             .field("job", &self.job)
-            .field("stages", &self.kinds)
+            .field("stages", &kinds)
             .finish()
     }
 }
@@ -114,7 +136,6 @@ impl Pipeline {
     pub fn new(stages: &[StageConfig], job: &str) -> Result<Pipeline, ConfigError> {
         Ok(Pipeline {
             job: job.to_string(),
-            kinds: stages.iter().map(StageConfig::kind).collect(),
             stages: build_stages(stages, "pipeline_stages")
                 .map_err(|e| e.at(&format!("scrape_configs (job {job:?})")))?,
             extracted: Extracted::default(),
@@ -125,6 +146,7 @@ impl Pipeline {
 
     /// Prints what each stage changes in each entry (`-inspect`).
     pub fn inspect(&mut self, inspector: inspect::Inspector) {
+        inspect_stages(&mut self.stages, &inspector);
         self.inspector = Some(inspector);
     }
 
@@ -145,22 +167,13 @@ impl Pipeline {
             return;
         }
         self.extracted.reset_from_labels(&entry.labels);
-        let flow = match &self.inspector {
-            None => run_stages(
-                &mut self.stages,
-                &mut entry,
-                &mut self.extracted,
-                &mut self.released,
-            ),
-            Some(inspector) => run_stages_inspected(
-                &mut self.stages,
-                &self.kinds,
-                inspector,
-                &mut entry,
-                &mut self.extracted,
-                &mut self.released,
-            ),
-        };
+        let flow = run_stages(
+            &mut self.stages,
+            self.inspector.as_ref(),
+            &mut entry,
+            &mut self.extracted,
+            &mut self.released,
+        );
         out.extend(self.released.drain(..).map(|r| r.entry));
         match flow {
             Flow::Keep => out.push(entry),
@@ -172,13 +185,21 @@ impl Pipeline {
     /// Lets buffering stages release what is due at `now` (a multiline
     /// block whose `max_wait_time` passed) and runs it through the rest.
     pub fn flush_due(&mut self, now: Instant, out: &mut Vec<Entry>) {
-        flush_stages(&mut self.stages, now, false, &mut self.released);
+        let inspector = self.inspector.as_ref();
+        flush_stages(&mut self.stages, now, false, inspector, &mut self.released);
         out.extend(self.released.drain(..).map(|r| r.entry));
     }
 
     /// Releases everything held (the pipeline is stopping).
     pub fn flush_all(&mut self, out: &mut Vec<Entry>) {
-        flush_stages(&mut self.stages, Instant::now(), true, &mut self.released);
+        let inspector = self.inspector.as_ref();
+        flush_stages(
+            &mut self.stages,
+            Instant::now(),
+            true,
+            inspector,
+            &mut self.released,
+        );
         out.extend(self.released.drain(..).map(|r| r.entry));
     }
 
@@ -188,58 +209,30 @@ impl Pipeline {
     }
 }
 
-/// Runs one entry through `stages`. Entries that buffering stages release
-/// on the way and that pass every later stage are pushed to `done`.
+/// Runs one entry through `stages`, printing each one's changes when
+/// `inspector` is given. Entries that buffering stages release on the way
+/// and that pass every later stage are pushed to `done`.
 pub(crate) fn run_stages(
-    stages: &mut [Box<dyn Stage>],
+    stages: &mut [Named],
+    inspector: Option<&inspect::Inspector>,
     entry: &mut Entry,
     x: &mut Extracted,
     done: &mut Vec<Released>,
 ) -> Flow {
     for i in 0..stages.len() {
-        let flow = stages[i].process(entry, x);
-        if stages[i].buffers() {
-            continue_released(stages, i, done);
+        let report = inspector.filter(|_| !stages[i].reports_nested);
+        let before = report.map(|_| inspect::Snapshot::of(entry, x));
+        let flow = stages[i].stage.process(entry, x);
+        if let (Some(ins), Some(before)) = (report, &before) {
+            ins.report(
+                stages[i].kind,
+                before,
+                &inspect::Snapshot::of(entry, x),
+                flow,
+            );
         }
-        if flow != Flow::Keep {
-            return flow;
-        }
-    }
-    Flow::Keep
-}
-
-/// [`run_stages`] printing each stage's changes.
-fn run_stages_inspected(
-    stages: &mut [Box<dyn Stage>],
-    kinds: &[&str],
-    inspector: &inspect::Inspector,
-    entry: &mut Entry,
-    x: &mut Extracted,
-    done: &mut Vec<Released>,
-) -> Flow {
-    for i in 0..stages.len() {
-        let before = inspect::Snapshot::of(entry, x);
-        let flow = stages[i].process(entry, x);
-        inspector.report(kinds[i], &before, &inspect::Snapshot::of(entry, x), flow);
-        if stages[i].buffers() {
-            // What it let go goes on through the later stages, inspected.
-            let mut released = Vec::new();
-            stages[i].drain_released(&mut released);
-            for mut r in released {
-                let (rest, names) = (&mut stages[i + 1..], &kinds[i + 1..]);
-                match run_stages_inspected(
-                    rest,
-                    names,
-                    inspector,
-                    &mut r.entry,
-                    &mut r.extracted,
-                    done,
-                ) {
-                    Flow::Keep => done.push(r),
-                    Flow::Drop => r.entry.complete(),
-                    Flow::Held => {}
-                }
-            }
+        if stages[i].stage.buffers() {
+            continue_released(stages, i, inspector, done);
         }
         if flow != Flow::Keep {
             return flow;
@@ -249,12 +242,17 @@ fn run_stages_inspected(
 }
 
 /// Runs what stage `i` released through the stages after it.
-fn continue_released(stages: &mut [Box<dyn Stage>], i: usize, done: &mut Vec<Released>) {
+fn continue_released(
+    stages: &mut [Named],
+    i: usize,
+    inspector: Option<&inspect::Inspector>,
+    done: &mut Vec<Released>,
+) {
     let mut released = Vec::new();
-    stages[i].drain_released(&mut released);
+    stages[i].stage.drain_released(&mut released);
     let rest = &mut stages[i + 1..];
     for mut r in released {
-        match run_stages(rest, &mut r.entry, &mut r.extracted, done) {
+        match run_stages(rest, inspector, &mut r.entry, &mut r.extracted, done) {
             Flow::Keep => done.push(r),
             Flow::Drop => r.entry.complete(),
             Flow::Held => {}
@@ -263,33 +261,37 @@ fn continue_released(stages: &mut [Box<dyn Stage>], i: usize, done: &mut Vec<Rel
 }
 
 pub(crate) fn flush_stages(
-    stages: &mut [Box<dyn Stage>],
+    stages: &mut [Named],
     now: Instant,
     all: bool,
+    inspector: Option<&inspect::Inspector>,
     done: &mut Vec<Released>,
 ) {
     for i in 0..stages.len() {
-        if stages[i].buffers() {
-            stages[i].flush(now, all);
-            continue_released(stages, i, done);
+        if stages[i].stage.buffers() {
+            stages[i].stage.flush(now, all);
+            continue_released(stages, i, inspector, done);
         }
     }
 }
 
-pub(crate) fn next_deadline(stages: &[Box<dyn Stage>]) -> Option<Instant> {
-    stages.iter().filter_map(|s| s.next_deadline()).min()
+pub(crate) fn next_deadline(stages: &[Named]) -> Option<Instant> {
+    stages.iter().filter_map(|s| s.stage.next_deadline()).min()
 }
 
-pub(crate) fn build_stages(
-    configs: &[StageConfig],
-    path: &str,
-) -> Result<Vec<Box<dyn Stage>>, ConfigError> {
+pub(crate) fn build_stages(configs: &[StageConfig], path: &str) -> Result<Vec<Named>, ConfigError> {
     configs
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            c.build()
-                .map_err(|e| ConfigError::new(format!("{path}[{i}].{}: {e}", c.kind())))
+            let stage = c
+                .build()
+                .map_err(|e| ConfigError::new(format!("{path}[{i}].{}: {e}", c.kind())))?;
+            Ok(Named {
+                kind: c.kind(),
+                stage,
+                reports_nested: false,
+            })
         })
         .collect()
 }

@@ -7,9 +7,11 @@
 //! takes). promtail writes whole seconds under the same keys; such a value
 //! is read as "everything from that second on" (a few duplicates, no loss).
 
+use std::collections::HashMap;
+
 use bollard::Docker;
 
-use crate::config::{ConfigError, ScrapeConfig};
+use crate::config::{ConfigError, DockerFilter, ScrapeConfig};
 
 /// Seconds the Engine has to answer a request (not the length of a stream).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
@@ -101,6 +103,19 @@ pub async fn connect(host: &str) -> Result<Docker, String> {
         .negotiate_version()
         .await
         .map_err(|e| format!("Docker host {host}: {e}"))
+}
+
+/// `filters` as the Engine's API takes them: the values of each name
+/// together (a name given twice is one filter with both lists).
+pub fn filters(list: &[DockerFilter]) -> HashMap<String, Vec<String>> {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    for f in list {
+        filters
+            .entry(f.name.clone())
+            .or_default()
+            .extend(f.values.iter().cloned());
+    }
+    filters
 }
 
 /// An Engine timestamp (RFC 3339 with nanoseconds) in ns since the epoch.

@@ -137,13 +137,7 @@ pub async fn run(
     let mut read_to = saved.unwrap_or_else(now_ns);
     let progress = Progress::new(saved.unwrap_or(0));
     cursors.track(&key, Arc::clone(&progress));
-    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-    for f in &cfg.filters {
-        filters
-            .entry(f.name.clone())
-            .or_default()
-            .extend(f.values.iter().cloned());
-    }
+    let filters = super::docker_engine::filters(&cfg.filters);
     let mut retry = RETRY_MIN;
     loop {
         let docker = match connect(&cfg.host).await {

@@ -47,13 +47,7 @@ pub async fn discover(
     docker: &Docker,
     cfg: &DockerSdConfig,
 ) -> Result<BTreeMap<String, LabelSet>, bollard::errors::Error> {
-    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-    for f in &cfg.filters {
-        filters
-            .entry(f.name.clone())
-            .or_default()
-            .extend(f.values.iter().cloned());
-    }
+    let filters = super::docker_engine::filters(&cfg.filters);
     let opts = ListContainersOptionsBuilder::new()
         .filters(&filters)
         .build();

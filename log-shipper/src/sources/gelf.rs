@@ -22,11 +22,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::config::{GelfConfig, ScrapeConfig};
 use crate::entry::{Entry, LabelSet};
 use crate::relabel::{self, RelabelConfig};
+use crate::sources::serving::{self, Serving};
 
 const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
 const CHUNK_HEADER: usize = 12;
@@ -410,7 +410,7 @@ impl Formatter {
 
 /// One listening GELF socket.
 pub struct GelfTarget {
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
     addr: SocketAddr,
 }
 
@@ -442,23 +442,16 @@ impl GelfTarget {
     pub fn start(sc: &ScrapeConfig, tx: mpsc::Sender<Entry>) -> Result<GelfTarget, String> {
         let cfg = sc.gelf.clone().ok_or("no gelf block")?;
         let sa = listen_address(&cfg).map_err(|e| format!("job {}: {e}", sc.job_name))?;
-        let sock = match std::net::UdpSocket::bind(sa) {
-            Ok(s) => s,
-            Err(_) if sa.ip().is_unspecified() && sa.is_ipv6() => {
-                std::net::UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], sa.port())))
-                    .map_err(|e| format!("job {}: gelf listening on {sa}: {e}", sc.job_name))?
-            }
-            Err(e) => return Err(format!("job {}: gelf listening on {sa}: {e}", sc.job_name)),
-        };
+        let sock = serving::bind(sa, std::net::UdpSocket::bind)
+            .map_err(|e| format!("job {}: gelf listening on {sa}: {e}", sc.job_name))?;
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = sock.local_addr().map_err(|e| e.to_string())?;
         let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| e.to_string())?;
         let formatter = Formatter::new(&cfg, &sc.relabel_configs);
         let job = sc.job_name.clone();
         tracing::info!(job = %job, address = %addr, "listening for GELF UDP messages");
-        let task = tokio::spawn(run(sock, formatter, tx, job));
         Ok(GelfTarget {
-            task: Some(task),
+            serving: Serving::spawn(run(sock, formatter, tx, job)),
             addr,
         })
     }
@@ -468,23 +461,12 @@ impl GelfTarget {
     }
 
     pub fn stop(&self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
+        self.serving.stop();
     }
 
     /// Stops and waits until the port is closed.
-    pub async fn join(mut self) {
-        self.stop();
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for GelfTarget {
-    fn drop(&mut self) {
-        self.stop();
+    pub async fn join(self) {
+        self.serving.join().await;
     }
 }
 

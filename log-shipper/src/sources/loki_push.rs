@@ -22,8 +22,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use prost::Message;
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::ack::Progress;
@@ -32,6 +32,7 @@ use crate::client::Downstream;
 use crate::config::{PushApiConfig, ScrapeConfig};
 use crate::entry::{Entry, LabelSet, Labels};
 use crate::relabel::{self, RelabelConfig};
+use crate::sources::serving::{self, Serving};
 
 /// Largest body taken, as sent and once decompressed (Loki's distributor
 /// takes 100 MB; senders batch about 1 MB).
@@ -39,8 +40,6 @@ pub const MAX_BODY: usize = 64 << 20;
 /// Decompressed bytes of all pushes held at once: more waits are answered
 /// 429 rather than growing memory with the number of senders.
 const MAX_IN_FLIGHT: usize = 256 << 20;
-/// How often a held push looks at Loki's state and its acks.
-const POLL: Duration = Duration::from_millis(10);
 
 /// One stream of a decoded push.
 #[derive(Debug, Clone, PartialEq)]
@@ -407,13 +406,11 @@ struct Shared {
     read_timeout: Duration,
     hold: Duration,
     in_flight: Semaphore,
-    closing: watch::Receiver<bool>,
 }
 
 /// One running push server.
 pub struct PushTarget {
-    closing: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
     addrs: Vec<SocketAddr>,
 }
 
@@ -430,27 +427,13 @@ impl PushTarget {
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for sa in listen_addresses(&cfg)? {
-            let l = match std::net::TcpListener::bind(sa) {
-                Ok(l) => l,
-                // A host without IPv6 cannot bind [::]; Go falls back to IPv4.
-                Err(_) if sa.ip().is_unspecified() && sa.is_ipv6() => {
-                    std::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], sa.port())))
-                        .map_err(|e| {
-                            format!("job {}: loki_push_api listening on {sa}: {e}", sc.job_name)
-                        })?
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "job {}: loki_push_api listening on {sa}: {e}",
-                        sc.job_name
-                    ))
-                }
-            };
+            let l = serving::bind(sa, std::net::TcpListener::bind).map_err(|e| {
+                format!("job {}: loki_push_api listening on {sa}: {e}", sc.job_name)
+            })?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             addrs.push(l.local_addr().map_err(|e| e.to_string())?);
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?);
         }
-        let (closing, closing_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             job: sc.job_name.clone(),
             labels: cfg.labels.clone().into_iter().collect(),
@@ -461,13 +444,10 @@ impl PushTarget {
             read_timeout: cfg.server.http_server_read_timeout.get(),
             hold: cfg.server.http_server_write_timeout.get(),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            closing: closing_rx.clone(),
         });
         tracing::info!(job = %sc.job_name, addresses = ?addrs, "starting push server");
-        let task = tokio::spawn(serve(listeners, shared, closing_rx));
         Ok(PushTarget {
-            closing,
-            task: Some(task),
+            serving: Serving::spawn(serve(listeners, shared)),
             addrs,
         })
     }
@@ -479,32 +459,16 @@ impl PushTarget {
     /// Closes the port and every connection (held pushes are answered
     /// nothing: their senders retry).
     pub fn stop(&self) {
-        self.closing.send_replace(true);
-        if let Some(t) = &self.task {
-            t.abort();
-        }
+        self.serving.stop();
     }
 
     /// Stops and waits until the port is closed.
-    pub async fn join(mut self) {
-        self.stop();
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
+    pub async fn join(self) {
+        self.serving.join().await;
     }
 }
 
-impl Drop for PushTarget {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn serve(
-    listeners: Vec<tokio::net::TcpListener>,
-    shared: Arc<Shared>,
-    mut closing: watch::Receiver<bool>,
-) {
+async fn serve(listeners: Vec<tokio::net::TcpListener>, shared: Arc<Shared>) {
     // Connections live in this set: aborting this task ends them all.
     // The listeners are owned here, not by tasks of their own, so that
     // once this task is joined the port is free again (a reload binds it).
@@ -513,7 +477,6 @@ async fn serve(
         let accept =
             futures_util::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         tokio::select! {
-            _ = closing.changed() => return,
             (accepted, _, _) = accept => {
                 let stream = match accepted {
                     Ok((s, _)) => s,
@@ -699,14 +662,11 @@ fn entries_of(shared: &Shared, streams: Vec<PushStream>) -> Vec<Entry> {
 /// them to be delivered, all within the hold time.
 async fn deliver(shared: &Shared, mut entries: Vec<Entry>) -> Result<(), BadPush> {
     let deadline = Instant::now() + shared.hold;
-    while shared.downstream.failing() {
-        if Instant::now() >= deadline {
-            return Err(unavailable("Loki is unavailable, retry later"));
-        }
-        if *shared.closing.borrow() {
-            return Err(unavailable("shutting down"));
-        }
-        tokio::time::sleep(POLL).await;
+    if tokio::time::timeout_at(deadline, shared.downstream.healthy())
+        .await
+        .is_err()
+    {
+        return Err(unavailable("Loki is unavailable, retry later"));
     }
     if entries.is_empty() {
         return Ok(());
@@ -724,11 +684,13 @@ async fn deliver(shared: &Shared, mut entries: Vec<Entry>) -> Result<(), BadPush
             Err(_) => return Err(unavailable("pipeline busy, retry later")),
         }
     }
-    while progress.committed() < n {
-        if Instant::now() >= deadline {
-            return Err(unavailable("lines not yet delivered to Loki, retry later"));
-        }
-        tokio::time::sleep(POLL).await;
+    // Woken by the last ack (Loki accepted the batch, or a stage dropped
+    // the entry on purpose): only then is the push answered 204.
+    if tokio::time::timeout_at(deadline, progress.wait_until(|p| p.committed() >= n))
+        .await
+        .is_err()
+    {
+        return Err(unavailable("lines not yet delivered to Loki, retry later"));
     }
     if shared.downstream.gave_up() != gave_up {
         // Some batch was dropped after its retries ran out while we waited:

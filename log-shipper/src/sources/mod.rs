@@ -9,4 +9,6 @@ pub mod file;
 pub mod gelf;
 pub mod journal;
 pub mod loki_push;
+pub mod serving;
+pub mod stdin;
 pub mod syslog;

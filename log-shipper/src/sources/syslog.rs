@@ -23,11 +23,12 @@ use chrono::{DateTime, Datelike, Utc};
 use syslog_loose::{ProcId, Protocol, SyslogFacility, SyslogSeverity, Variant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::config::{ScrapeConfig, SyslogConfig};
 use crate::entry::{Entry, LabelSet};
 use crate::relabel::{self, RelabelConfig};
+use crate::sources::serving::Serving;
 
 /// Bytes read from a socket at a time: small enough that the entries of
 /// one chunk waiting for the queue stay a bounded amount of memory.
@@ -756,7 +757,7 @@ async fn hostname(ip: IpAddr) -> String {
 
 /// One running listener.
 pub struct SyslogTarget {
-    task: JoinHandle<()>,
+    serving: Serving,
     pub local_addr: SocketAddr,
 }
 
@@ -771,14 +772,14 @@ impl SyslogTarget {
         let err = |e: String| format!("scrape_configs {:?}: syslog.{e}", sc.job_name);
         let s = settings(cfg).map_err(err)?;
         let relabel = Arc::new(sc.relabel_configs.clone());
-        let (task, local_addr) = match s.transport {
+        let (serving, local_addr) = match s.transport {
             Transport::Tcp => {
                 let l = std::net::TcpListener::bind(s.listen_address)
                     .and_then(|l| l.set_nonblocking(true).map(|_| l))
                     .and_then(tokio::net::TcpListener::from_std)
                     .map_err(|e| err(format!("listen_address {}: {e}", s.listen_address)))?;
                 let addr = l.local_addr().map_err(|e| err(e.to_string()))?;
-                (tokio::spawn(serve_tcp(l, s, relabel, tx)), addr)
+                (Serving::spawn(serve_tcp(l, s, relabel, tx)), addr)
             }
             Transport::Udp => {
                 let sock = std::net::UdpSocket::bind(s.listen_address)
@@ -787,22 +788,25 @@ impl SyslogTarget {
                     .and_then(tokio::net::UdpSocket::from_std)
                     .map_err(|e| err(format!("listen_address {}: {e}", s.listen_address)))?;
                 let addr = sock.local_addr().map_err(|e| err(e.to_string()))?;
-                (tokio::spawn(serve_udp(sock, s, relabel, tx)), addr)
+                (Serving::spawn(serve_udp(sock, s, relabel, tx)), addr)
             }
         };
         tracing::info!(job = %sc.job_name, address = %local_addr, "syslog listening");
-        Ok(SyslogTarget { task, local_addr })
+        Ok(SyslogTarget {
+            serving,
+            local_addr,
+        })
     }
 
     /// Stops listening and drops every connection.
-    pub fn stop_reading(&self) {
-        self.task.abort();
+    pub fn stop(&self) {
+        self.serving.stop();
     }
 
-    /// Waits until the socket is closed, so the next config can bind it.
-    pub async fn stopped(self) {
-        self.task.abort();
-        let _ = self.task.await;
+    /// Stops and waits until the socket is closed, so the next config can
+    /// bind it.
+    pub async fn join(self) {
+        self.serving.join().await;
     }
 }
 

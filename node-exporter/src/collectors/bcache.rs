@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::CollectorSpec;
@@ -372,20 +372,10 @@ impl Bcache {
 impl Collector for Bcache {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = self.paths.sys("fs/bcache");
-        let sets = match std::fs::read_dir(&root) {
-            Ok(rd) => {
-                let mut v: Vec<String> = rd
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    // Cache sets are named by UUID; `register` and such are not.
-                    .filter(|n| n.contains('-'))
-                    .collect();
-                v.sort();
-                v
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => bail!("listing {}: {e}", root.display()),
-        };
+        // Cache sets are named by UUID; `register` and such are not.
+        let sets = crate::helpers::dir_names_if_any(&root)?
+            .into_iter()
+            .filter(|n| n.contains('-'));
         for uuid in sets {
             self.cache_set(&root.join(&uuid), &uuid, out)?;
         }

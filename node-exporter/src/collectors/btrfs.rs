@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
@@ -372,20 +372,11 @@ mod ioctl {
 impl Collector for Btrfs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = self.paths.sys("fs/btrfs");
-        let names = match std::fs::read_dir(&root) {
-            Ok(rd) => {
-                let mut v: Vec<String> = rd
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    // Filesystems are named by UUID; `features` is not one.
-                    .filter(|n| n.contains('-'))
-                    .collect();
-                v.sort();
-                v
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => bail!("listing {}: {e}", root.display()),
-        };
+        // Filesystems are named by UUID; `features` is not one.
+        let names: Vec<String> = crate::helpers::dir_names_if_any(&root)?
+            .into_iter()
+            .filter(|n| n.contains('-'))
+            .collect();
         let ioctl = if names.is_empty() {
             HashMap::new()
         } else {

@@ -125,19 +125,7 @@ pub fn parse_xfs_stats<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<(&'
 impl Collector for Xfs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let dir = self.paths.sys("fs/xfs");
-        let devices = match std::fs::read_dir(&dir) {
-            Ok(rd) => {
-                let mut v: Vec<String> = rd
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                v.sort();
-                v
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => bail!("listing {}: {e}", dir.display()),
-        };
-        for device in devices {
+        for device in crate::helpers::dir_names_if_any(&dir)? {
             let path = dir.join(&device).join("stats/stats");
             // Only the per-filesystem directories have stats/stats.
             let text = match crate::helpers::read_to_string(&path) {

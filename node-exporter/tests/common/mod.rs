@@ -463,6 +463,43 @@ impl Pki {
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(self.path("server.key")).unwrap();
         (certs, key)
     }
+
+    /// A TLS server presenting [`Pki::server_cert`] with rustls' defaults
+    /// (ring's cipher suites, TLS 1.2 and 1.3), offering `alpn`.
+    pub fn acceptor(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        let (certs, key) = self.server_cert();
+        tls_acceptor(
+            certs,
+            key,
+            rustls::crypto::ring::default_provider(),
+            &[],
+            alpn,
+        )
+    }
+}
+
+/// A TLS server presenting `certs` and `key`, with `provider`'s cipher
+/// suites, only `versions` (rustls' defaults when empty) and `alpn`.
+pub fn tls_acceptor(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> tokio_rustls::TlsAcceptor {
+    let versions = if versions.is_empty() {
+        rustls::DEFAULT_VERSIONS
+    } else {
+        versions
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
 /// A connection a test server answers: plain TCP or TLS over it.

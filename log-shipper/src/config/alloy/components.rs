@@ -883,6 +883,11 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
         ));
     };
     let (fv, fp) = a.required("forward_to")?;
+    let encoding = a.string("encoding")?.unwrap_or_default();
+    if let Err(e) = crate::sources::file::encoding::FileEncoding::named(&encoding) {
+        let pos = a.get("encoding").map_or(fp, |(_, p)| p);
+        return Err(at(pos, format!("{id}: encoding: {e}")));
+    }
     let sc = ScrapeConfig {
         job_name: id.to_string(),
         static_configs: files
@@ -893,7 +898,7 @@ fn source_file(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Sourc
             })
             .collect(),
         relabel_configs: set.rules,
-        encoding: a.string("encoding")?.unwrap_or_default(),
+        encoding,
         tail_from_end: a.bool("tail_from_end")?.unwrap_or(false),
         decompression,
         ..ScrapeConfig::default()
@@ -1682,6 +1687,10 @@ mod tests {
             (
                 "loki.process \"p\" {\n  forward_to = [loki.write.default.receiver]\n  stage.geoip {\n  }\n}\n",
                 "config:3:3: loki.process.p: stage.geoip: not supported yet by this shipper",
+            ),
+            (
+                "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n  encoding = \"klingon\"\n}\n",
+                "config:4:14: loki.source.file.f: encoding: unknown encoding \"klingon\"",
             ),
             (
                 "loki.source.kafka \"s\" {\n}\n",

@@ -15,7 +15,7 @@ use super::docker::fixed_stages;
 use super::{null_as_default, StageSpec};
 use crate::config::ByteSize;
 use crate::entry::{Entry, Labels};
-use crate::pipeline::{join_acks, run_stages, take_entry, Extracted, Flow, Released, Stage};
+use crate::pipeline::{join_acks, run_stages, take_entry, Extracted, Flow, Named, Released, Stage};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,7 +44,7 @@ const STAGES: &str = r#"
 const MAX_PARTIAL_LINES: usize = 100;
 
 pub struct CriStage {
-    inner: Vec<Box<dyn Stage>>,
+    inner: Vec<Named>,
     max_partial_lines: usize,
     /// Truncate held partial lines to this many bytes (when configured).
     truncate_at: Option<usize>,
@@ -107,7 +107,7 @@ fn prepend(prev: Released, entry: &mut Entry) {
 
 impl Stage for CriStage {
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
-        let flow = run_stages(&mut self.inner, entry, x, &mut Vec::new());
+        let flow = run_stages(&mut self.inner, None, entry, x, &mut Vec::new());
         if flow != Flow::Keep {
             return flow;
         }

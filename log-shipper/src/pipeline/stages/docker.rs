@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{null_as_default, StageSpec};
 use crate::entry::Entry;
-use crate::pipeline::{build_stages, run_stages, Extracted, Flow, Stage, StageConfig};
+use crate::pipeline::{build_stages, run_stages, Extracted, Flow, Named, Stage, StageConfig};
 
 /// `docker: {}` takes no options.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -31,7 +31,7 @@ const STAGES: &str = r#"
 "#;
 
 pub struct DockerStage {
-    inner: Vec<Box<dyn Stage>>,
+    inner: Vec<Named>,
 }
 
 impl StageSpec for DockerStage {
@@ -51,7 +51,7 @@ impl StageSpec for DockerStage {
 }
 
 /// Builds one of the fixed pipelines the docker and cri stages are made of.
-pub(crate) fn fixed_stages(yaml: &str) -> Result<Vec<Box<dyn Stage>>, String> {
+pub(crate) fn fixed_stages(yaml: &str) -> Result<Vec<Named>, String> {
     let configs: Vec<StageConfig> =
         serde_yaml_ng::from_str(yaml).map_err(|e| format!("built-in stages: {e}"))?;
     build_stages(&configs, "stages").map_err(|e| e.message)
@@ -60,7 +60,7 @@ pub(crate) fn fixed_stages(yaml: &str) -> Result<Vec<Box<dyn Stage>>, String> {
 impl Stage for DockerStage {
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
         // None of the inner stages buffers, so nothing is released.
-        run_stages(&mut self.inner, entry, x, &mut Vec::new())
+        run_stages(&mut self.inner, None, entry, x, &mut Vec::new())
     }
 }
 

@@ -112,16 +112,10 @@ pub fn for_each_pair(line: &str, value_buf: &mut String, mut f: impl FnMut(&str,
 
 impl Stage for LogfmtStage {
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
-        let input: &str = match &self.source {
-            None => &entry.line,
-            Some(src) => match x.get_str(src) {
-                Some(v) => {
-                    self.input.clear();
-                    self.input.push_str(v);
-                    &self.input
-                }
-                None => return Flow::Keep,
-            },
+        let Some(input) =
+            super::source_text(self.source.as_deref(), &entry.line, x, &mut self.input)
+        else {
+            return Flow::Keep;
         };
         let mapping = &self.mapping;
         for_each_pair(input, &mut self.value, |k, v| {

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use super::StageSpec;
 use crate::pipeline::{
-    build_stages, flush_stages, next_deadline, run_stages, DropCounter, Extracted, Flow, Released,
-    Stage, StageConfig,
+    build_stages, flush_stages, inspect, inspect_stages, next_deadline, run_stages, DropCounter,
+    Extracted, Flow, Named, Released, Stage, StageConfig,
 };
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,7 +50,7 @@ impl Serialize for SelectorText {
 }
 
 enum Action {
-    Run(Vec<Box<dyn Stage>>),
+    Run(Vec<Named>),
     Drop(DropCounter),
 }
 
@@ -60,6 +60,8 @@ pub struct MatchStage {
     /// Nested buffering stages (multiline under a selector) make this one.
     buffers: bool,
     released: Vec<Released>,
+    /// `-inspect`: the nested stages print their changes.
+    inspector: Option<inspect::Inspector>,
 }
 
 impl StageSpec for MatchStage {
@@ -95,12 +97,13 @@ impl StageSpec for MatchStage {
                 ))
             }
         };
-        let buffers = matches!(&action, Action::Run(st) if st.iter().any(|s| s.buffers()));
+        let buffers = matches!(&action, Action::Run(st) if st.iter().any(|s| s.stage.buffers()));
         Ok(MatchStage {
             selector: c.selector.parsed.clone(),
             action,
             buffers,
             released: Vec::new(),
+            inspector: None,
         })
     }
 }
@@ -115,7 +118,13 @@ impl Stage for MatchStage {
                 c.inc();
                 Flow::Drop
             }
-            Action::Run(stages) => run_stages(stages, entry, x, &mut self.released),
+            Action::Run(stages) => run_stages(
+                stages,
+                self.inspector.as_ref(),
+                entry,
+                x,
+                &mut self.released,
+            ),
         }
     }
 
@@ -129,7 +138,13 @@ impl Stage for MatchStage {
 
     fn flush(&mut self, now: Instant, all: bool) {
         if let Action::Run(stages) = &mut self.action {
-            flush_stages(stages, now, all, &mut self.released);
+            flush_stages(
+                stages,
+                now,
+                all,
+                self.inspector.as_ref(),
+                &mut self.released,
+            );
         }
     }
 
@@ -137,6 +152,19 @@ impl Stage for MatchStage {
         match &self.action {
             Action::Run(stages) => next_deadline(stages),
             Action::Drop(_) => None,
+        }
+    }
+
+    /// promtail inspects the stages a `match` runs, not the `match` itself
+    /// (with `action: drop` it has none and is reported as one stage).
+    fn inspect_nested(&mut self, inspector: &inspect::Inspector) -> bool {
+        match &mut self.action {
+            Action::Run(stages) => {
+                inspect_stages(stages, inspector);
+                self.inspector = Some(inspector.clone());
+                true
+            }
+            Action::Drop(_) => false,
         }
     }
 }

@@ -75,6 +75,24 @@ pub fn each_stage<V: StageVisitor>(v: &mut V) -> ControlFlow<V::Found> {
     ControlFlow::Continue(())
 }
 
+/// What a parsing stage reads: the line, or the extracted value `source`
+/// names, copied into `buf` (the stage then sets extracted values); `None`
+/// when that value is absent or null, and the entry is left as it is.
+pub(crate) fn source_text<'a>(
+    source: Option<&str>,
+    line: &'a str,
+    x: &crate::pipeline::Extracted,
+    buf: &'a mut String,
+) -> Option<&'a str> {
+    let Some(src) = source else {
+        return Some(line);
+    };
+    let v = x.get_str(src)?;
+    buf.clear();
+    buf.push_str(v);
+    Some(buf)
+}
+
 /// promtail's stages that load and print back but do not run yet (issue 6):
 /// a pipeline using one does not build, and says so.
 pub const NOT_YET_SUPPORTED: &[&str] = &["geoip", "eventlogmessage", "luhn"];

@@ -59,16 +59,10 @@ impl StageSpec for RegexStage {
 
 impl Stage for RegexStage {
     fn process(&mut self, entry: &mut Entry, x: &mut Extracted) -> Flow {
-        let input: &str = match &self.source {
-            None => &entry.line,
-            Some(src) => match x.get_str(src) {
-                Some(v) => {
-                    self.input.clear();
-                    self.input.push_str(v);
-                    &self.input
-                }
-                None => return Flow::Keep,
-            },
+        let Some(input) =
+            super::source_text(self.source.as_deref(), &entry.line, x, &mut self.input)
+        else {
+            return Flow::Keep;
         };
         if let Some(found) = self
             .fast

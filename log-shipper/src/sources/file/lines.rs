@@ -1,8 +1,12 @@
 //! Splits bytes read from a file into lines without a syscall or a copy
 //! per line: the newline search is memchr over a whole chunk, and only a
 //! line cut by the chunk's end is kept (in `partial`) for the next chunk.
+//! Lines are found in the file's own bytes (see [`Unit`]): chunks of a
+//! UTF-16 file are whole code units, from a unit boundary.
 
 use std::borrow::Cow;
+
+use super::encoding::Unit;
 
 /// What the splitter hands out, with the file offset just after it (the
 /// position to save once it is delivered).
@@ -30,6 +34,7 @@ pub struct LineSplitter {
     partial_len: u64,
     max: usize,
     truncate: bool,
+    unit: Unit,
 }
 
 impl LineSplitter {
@@ -46,7 +51,15 @@ impl LineSplitter {
             partial_len: 0,
             max,
             truncate,
+            unit: Unit::Byte,
         }
+    }
+
+    /// Lines made of `unit`s (set before the first push; a line cut to the
+    /// limit is cut at a unit boundary).
+    pub fn set_unit(&mut self, unit: Unit) {
+        self.unit = unit;
+        self.max = unit.whole(self.max).max(unit.width());
     }
 
     /// Whether part of a line is waiting for its newline.
@@ -69,13 +82,14 @@ impl LineSplitter {
     /// for every complete line.
     pub fn push(&mut self, chunk: &[u8], offset: u64, mut emit: impl FnMut(Piece<'_>)) {
         let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            let end = offset + nl as u64 + 1;
+        let unit = self.unit;
+        for (nl, past) in unit.newlines(chunk) {
+            let end = offset + past as u64;
             let piece = &chunk[start..nl];
             if self.partial_len == 0 {
                 if piece.len() <= self.max {
                     emit(Piece::Line {
-                        bytes: Cow::Borrowed(strip_cr(piece)),
+                        bytes: Cow::Borrowed(unit.strip_cr(piece)),
                         end,
                         truncated: false,
                     });
@@ -86,20 +100,36 @@ impl LineSplitter {
                 self.append(piece);
                 emit(self.take_partial(end, true));
             }
-            start = nl + 1;
+            start = past;
         }
         if start < chunk.len() {
             self.append(&chunk[start..]);
         }
     }
 
-    /// Emits the partial line as if its newline had come (the flush
-    /// timeout), ending at `end`.
-    pub fn flush(&mut self, end: u64, mut emit: impl FnMut(Piece<'_>)) {
+    /// Emits the partial line as if its newline had come, ending at
+    /// `end`. Unless `last` (nothing more comes: the file's end), a
+    /// character whose rest is not there yet stays for the next chunk.
+    pub fn flush(&mut self, end: u64, last: bool, mut emit: impl FnMut(Piece<'_>)) {
         if self.partial_len == 0 {
             return;
         }
-        emit(self.take_partial(end, false));
+        let keep = if last || self.partial_len != self.partial.len() as u64 {
+            0
+        } else {
+            self.unit.incomplete_tail(&self.partial)
+        };
+        if keep == 0 {
+            emit(self.take_partial(end, false));
+            return;
+        }
+        let tail = self.partial.split_off(self.partial.len() - keep);
+        self.partial_len -= keep as u64;
+        if self.partial_len > 0 {
+            emit(self.take_partial(end - keep as u64, false));
+        }
+        self.partial = tail;
+        self.partial_len = keep as u64;
     }
 
     /// The kept line as a piece ending at `end` (without a trailing `\r`
@@ -118,8 +148,9 @@ impl LineSplitter {
                 Piece::Dropped { end, len } => Piece::Dropped { end, len },
             };
         }
-        if at_newline && kept.last() == Some(&b'\r') {
-            kept.pop();
+        if at_newline {
+            let len = self.unit.strip_cr(&kept).len();
+            kept.truncate(len);
         }
         Piece::Line {
             bytes: Cow::Owned(kept),
@@ -153,10 +184,6 @@ impl LineSplitter {
             Piece::Dropped { end, len }
         }
     }
-}
-
-fn strip_cr(b: &[u8]) -> &[u8] {
-    b.strip_suffix(b"\r").unwrap_or(b)
 }
 
 #[cfg(test)]
@@ -201,7 +228,7 @@ mod tests {
         );
         assert!(s.has_partial());
         let mut flushed = Vec::new();
-        s.flush(16, |p| flushed.push(format!("{p:?}")));
+        s.flush(16, false, |p| flushed.push(format!("{p:?}")));
         assert_eq!(flushed.len(), 1);
         assert!(flushed[0].contains("end: 16"));
         assert!(!s.has_partial());
@@ -230,5 +257,56 @@ mod tests {
             ]
         );
         assert!(s.partial.capacity() < 64, "a dropped line is not buffered");
+    }
+
+    #[test]
+    fn utf16_lines_end_at_the_newline_unit_and_keep_a_half_character() {
+        let utf16le =
+            |t: &str| -> Vec<u8> { t.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let mut s = LineSplitter::new(0, false);
+        s.set_unit(Unit::Utf16Le);
+        // U+0A0D holds the bytes of "\n" and "\r" but is neither.
+        let text = utf16le("a\r\n\u{0A0D}b\n😀");
+        let mut out = Vec::new();
+        let mut off = 0;
+        for c in [&text[..4], &text[4..10], &text[10..]] {
+            s.push(c, off, |p| {
+                if let Piece::Line { bytes, end, .. } = p {
+                    out.push((bytes.into_owned(), end));
+                }
+            });
+            off += c.len() as u64;
+        }
+        assert_eq!(out, [(utf16le("a"), 6), (utf16le("\u{0A0D}b"), 12)]);
+        // Flushed before the low half of the emoji came: it waits.
+        let mut half = LineSplitter::new(0, false);
+        half.set_unit(Unit::Utf16Le);
+        half.push(&text[12..14], 12, |_| panic!("no newline"));
+        let mut flushed = Vec::new();
+        half.flush(14, false, |p| flushed.push(format!("{p:?}")));
+        assert!(flushed.is_empty(), "{flushed:?}");
+        half.push(&text[14..], 14, |_| panic!("no newline"));
+        half.flush(16, false, |p| {
+            if let Piece::Line { bytes, end, .. } = p {
+                flushed.push(format!(
+                    "{}@{end}",
+                    String::from_utf16_lossy(&[
+                        u16::from_le_bytes([bytes[0], bytes[1]]),
+                        u16::from_le_bytes([bytes[2], bytes[3]]),
+                    ])
+                ));
+            }
+        });
+        assert_eq!(flushed, ["😀@16"]);
+        // A line cut to the limit is cut at a unit boundary.
+        let mut cut = LineSplitter::new(5, true);
+        cut.set_unit(Unit::Utf16Le);
+        let mut got = Vec::new();
+        cut.push(&utf16le("abcdef\n"), 0, |p| {
+            if let Piece::Line { bytes, .. } = p {
+                got.push(bytes.len());
+            }
+        });
+        assert_eq!(got, [4]);
     }
 }

@@ -19,6 +19,8 @@ pub struct FileMetrics {
     /// Bytes of a truncated file that were never read and whose copy was
     /// not found (`reason="truncated_unread"`).
     pub truncated_unread_bytes: AtomicU64,
+    /// Looks at an idle file for new lines (fewer as its polling backs off).
+    pub idle_polls: AtomicU64,
     /// How many tailers use it (a file is tailed once per job).
     active: AtomicU64,
 }
@@ -125,6 +127,12 @@ pub fn collect(set: &mut MetricSet) {
                 load(&m.dropped_bytes),
             );
         }
+        set.counter(
+            "log_shipper_file_idle_polls_total",
+            "Times a file with nothing new was polled again (file_watch_config backs this off).",
+            &[("path", p)],
+            load(&m.idle_polls),
+        );
         let unread = load(&m.truncated_unread_bytes);
         if unread > 0.0 {
             // promtail's family (the client's, by host) with our reason: a

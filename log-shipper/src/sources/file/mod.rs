@@ -9,6 +9,7 @@
 //! internals, plus `filename` as promtail adds it.
 
 pub mod copies;
+pub mod encoding;
 pub mod glob;
 pub mod identity;
 pub mod lines;
@@ -47,8 +48,20 @@ pub const FILENAME_LABEL: &str = "filename";
 pub struct TailerSettings {
     /// `target_config.sync_period`: how often globs are expanded again.
     pub sync_period: Duration,
-    /// How often an idle file is checked for growth, rotation, truncation.
+    /// How often a file is checked for growth, rotation, truncation after
+    /// a change (`min_poll_frequency`); while it stays idle the period
+    /// doubles up to `max_poll_interval`.
     pub poll_interval: Duration,
+    /// A file rotated away (renamed or deleted) is read until nothing was
+    /// written to it for this long: its writer may append until it
+    /// reopens the path (after logrotate's postrotate signal, say). The
+    /// path's new file is read after it, so this is also how late lines
+    /// in the new file may come after a rotation. Fluent Bit's
+    /// `Rotate_Wait` is the same idea, with the same default.
+    pub rotate_wait: Duration,
+    /// `max_poll_frequency`; no back-off when not above `poll_interval`
+    /// (the default).
+    pub max_poll_interval: Duration,
     /// A last line without its newline is sent after this long.
     pub flush_timeout: Duration,
     /// `limits_config.max_line_size` (bytes, 0 = no limit).
@@ -65,10 +78,9 @@ pub struct TailerSettings {
     /// Chunks a job reads (or holds in front of its full channel) at once:
     /// with `read_chunk`, bounds the memory of a backlog.
     pub max_concurrent_reads: usize,
-    /// `scrape_configs[].encoding` (set per job by
-    /// [`FileTargetManager::set_encoding`]): lines are converted from it
-    /// to UTF-8. `None`: UTF-8 already.
-    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// `scrape_configs[].encoding` (per job): lines are cut and converted
+    /// from it to UTF-8. `None`: UTF-8 already.
+    pub encoding: Option<encoding::FileEncoding>,
     /// `scrape_configs[].decompression` (per job): every file is read
     /// once, decompressed; without it only `.gz` files are.
     pub decompression: Option<Decompression>,
@@ -120,6 +132,8 @@ impl Default for TailerSettings {
         TailerSettings {
             sync_period: Duration::from_secs(10),
             poll_interval: Duration::from_millis(250),
+            rotate_wait: Duration::from_secs(5),
+            max_poll_interval: Duration::ZERO,
             flush_timeout: Duration::from_secs(5),
             max_line_size: 0,
             max_line_size_truncate: false,
@@ -163,6 +177,11 @@ pub struct FileSnapshot {
     /// Which file (device, inode): after a rotation, the file draining
     /// away and the new one share the path.
     pub dev_ino: (u64, u64),
+    /// Held open (see [`TailerStatus::opened`]).
+    pub opened: bool,
+    /// The first bytes of its current content as known (see
+    /// [`TailerStatus::live_head`]).
+    pub live_head: Vec<u8>,
     /// Bytes read so far.
     pub read_offset: u64,
     /// Bytes acknowledged by Loki (what positions save).
@@ -376,6 +395,12 @@ impl FileTargetManager {
                     .map(|f| FileSnapshot {
                         path: f.path.clone(),
                         dev_ino: f.dev_ino,
+                        opened: f.opened.load(std::sync::atomic::Ordering::Relaxed),
+                        live_head: f
+                            .live_head
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone(),
                         read_offset: f.read_offset.load(std::sync::atomic::Ordering::Relaxed),
                         committed: f.committed(),
                         size: f.size.load(std::sync::atomic::Ordering::Relaxed),
@@ -1046,7 +1071,15 @@ impl JobRunner {
             }
         }
         if self.tail_from_end && !self.started && facts.len != u64::MAX {
-            facts.from_end = file.as_ref().map(|f| last_line_end(f, len));
+            facts.from_end = file.as_ref().map(|f| {
+                let mut head = [0u8; 2];
+                let n = identity::read_head(f, &mut head).unwrap_or(0);
+                let unit = self
+                    .settings
+                    .encoding
+                    .map_or(encoding::Unit::Byte, |e| e.codec(&head[..n]).unit);
+                last_line_end(f, len, unit)
+            });
         }
         let mut decision = start::decide(&facts, self.copy_wait());
         // A new file to read from its start: unless it starts like content
@@ -1087,18 +1120,19 @@ impl JobRunner {
 /// Where the last complete line of the first `len` bytes ends (just past
 /// its newline; 0 when there is none): a partial last line is read once
 /// it is complete, as Alloy's tail_from_end does.
-fn last_line_end(f: &std::fs::File, len: u64) -> u64 {
+fn last_line_end(f: &std::fs::File, len: u64, unit: encoding::Unit) -> u64 {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 4096];
-    let mut end = len;
+    // Chunks start at code unit boundaries (a UTF-16 newline is two bytes).
+    let mut end = len - len % unit.width() as u64;
     while end > 0 {
         let start = end.saturating_sub(buf.len() as u64);
         let chunk = &mut buf[..(end - start) as usize];
         if f.read_exact_at(chunk, start).is_err() {
             return 0;
         }
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            return start + i as u64 + 1;
+        if let Some(past) = unit.last_newline_end(chunk) {
+            return start + past as u64;
         }
         end = start;
     }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::copies::{self, Head};
+use super::encoding::Codec;
 use super::identity::{fnv1a, read_head, FileIdentity, FINGERPRINT_BYTES};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::ActiveFile;
@@ -74,6 +75,13 @@ pub struct TailerStatus {
     pub dev_ino: (u64, u64),
     pub read_offset: AtomicU64,
     pub size: AtomicU64,
+    /// The watcher holds the file open: a rename from now on cannot take
+    /// its lines away.
+    pub opened: std::sync::atomic::AtomicBool,
+    /// The first bytes (up to 1 KiB) of the file's current content as the
+    /// watcher knows them: a copy of that content is recognised by them
+    /// (copytruncate).
+    pub live_head: Mutex<Vec<u8>>,
     progress: Mutex<Arc<Progress>>,
     /// The first bytes (up to 1 KiB) of every content of the file not yet
     /// finished with (the live one, and those cut off by truncations whose
@@ -153,6 +161,8 @@ impl Tailer {
             dev_ino,
             read_offset: AtomicU64::new(start),
             size: AtomicU64::new(0),
+            opened: Default::default(),
+            live_head: Mutex::default(),
             progress: Mutex::new(Progress::new(start)),
             heads: Mutex::new(Vec::new()),
             done: tokio::sync::watch::channel(false).0,
@@ -170,7 +180,10 @@ impl Tailer {
                 loop {
                     tokio::select! {
                         _ = done.wait_for(|d| *d) => break,
-                        _ = tokio::time::sleep(self.settings.poll_interval) => state.watch(&self, &metrics),
+                        _ = tokio::time::sleep(self.settings.poll_interval) => {
+                            state.watch(&self, &metrics);
+                            state.notice_rotation(&self);
+                        }
                     }
                 }
                 // The path has one saved position: it stays the rotated
@@ -179,6 +192,7 @@ impl Tailer {
                 while !before.acknowledged() {
                     tokio::time::sleep(self.settings.poll_interval).await;
                     state.watch(&self, &metrics);
+                    state.notice_rotation(&self);
                 }
             }
             self.positions.track(
@@ -240,11 +254,20 @@ struct Open {
     offset: u64,
     progress: Arc<Progress>,
     splitter: LineSplitter,
+    /// How the bytes are cut into lines and decoded (`encoding`); `None`:
+    /// UTF-8 lines ending at the `\n` byte.
+    codec: Option<Codec>,
     /// When the partial line last grew.
     partial_since: Instant,
     last_data: Instant,
+    /// When the file was seen rotated away (or opened already rotated).
+    rotated_at: Instant,
     /// When the file was last looked at ([`Open::watch`]).
     last_watch: Instant,
+    /// The wait before the live file is polled again: `poll_interval`
+    /// after a change, doubling while it stays idle up to
+    /// `max_poll_interval` (promtail's file_watch_config).
+    idle_poll: Duration,
     gzip: bool,
     gzip_done: bool,
     buf: Vec<u8>,
@@ -272,19 +295,26 @@ enum PathState {
 impl Open {
     async fn new(t: &Tailer) -> Option<Open> {
         let permit = Arc::clone(&t.fd_budget).acquire_owned().await.ok()?;
-        let file = match std::fs::File::open(&t.path) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(path = %t.path.display(), error = %e, "cannot open file to tail");
-                return None;
+        let opened = std::fs::File::open(&t.path)
+            .and_then(|f| Ok((f.metadata()?, f)))
+            .ok()
+            .filter(|(meta, _)| (meta.dev(), meta.ino()) == t.dev_ino)
+            .map(|(meta, f)| (f, meta));
+        let (file, meta) = match opened {
+            Some(found) => found,
+            None => {
+                // Rotated away between discovery and now: still ours to
+                // read (found in its directory by inode), and the path's
+                // new file is for the next sync.
+                let _ = t.events.send(TailerEvent::Rotated);
+                let Some((_, f)) = super::find_inode(&t.path, t.dev_ino) else {
+                    tracing::warn!(path = %t.path.display(), "file gone before it could be opened");
+                    return None;
+                };
+                let meta = f.metadata().ok()?;
+                (f, meta)
             }
         };
-        let meta = file.metadata().ok()?;
-        if (meta.dev(), meta.ino()) != t.dev_ino {
-            // Replaced between discovery and now; the next sync finds it.
-            let _ = t.events.send(TailerEvent::Rotated);
-            return None;
-        }
         // Compressed: as the job's decompression says, else by name.
         let gzip =
             t.settings.decompression.is_some() || t.path.extension().is_some_and(|e| e == "gz");
@@ -292,6 +322,7 @@ impl Open {
         let mut head = vec![0u8; FINGERPRINT_BYTES];
         let n = read_head(&file, &mut head).unwrap_or(0);
         head.truncate(n);
+        let codec = t.settings.encoding.map(|e| e.codec(&head));
         let mut contents = VecDeque::new();
         let identity = if let Some(h) = t.copy_first {
             // The content we had read is gone from the file: its copy
@@ -341,22 +372,34 @@ impl Open {
             saved_head: None,
             seen_len: if gzip { 0 } else { meta.len() },
         });
-        let progress = Progress::new(t.start);
+        // A saved position inside a UTF-16 code unit (promtail cut lines of
+        // UTF-16LE files after the 0x0A byte, before the 0x00 completing the
+        // newline): the unit's start is where the next line begins.
+        let width = codec.map_or(1, |c| c.unit.width()) as u64;
+        let start = t.start.next_multiple_of(width);
+        let progress = Progress::new(start);
         t.status.set_progress(Arc::clone(&progress));
         tracing::debug!(path = %t.path.display(), start = t.start, dev_ino = ?t.dev_ino, copy_first = t.copy_first.is_some(), "tailing file");
         let open = Open {
             file: Some((file, permit)),
             contents,
             identity,
-            offset: t.start,
+            offset: start,
             progress,
-            splitter: LineSplitter::new(
-                t.settings.max_line_size,
-                t.settings.max_line_size_truncate,
-            ),
+            splitter: {
+                let mut s =
+                    LineSplitter::new(t.settings.max_line_size, t.settings.max_line_size_truncate);
+                if let Some(c) = codec {
+                    s.set_unit(c.unit);
+                }
+                s
+            },
+            codec,
             partial_since: Instant::now(),
             last_data: Instant::now(),
+            rotated_at: Instant::now(),
             last_watch: Instant::now(),
+            idle_poll: t.settings.poll_interval,
             gzip,
             gzip_done: false,
             buf: Vec::new(),
@@ -368,6 +411,7 @@ impl Open {
             tracked: false,
         };
         open.publish_heads(t);
+        t.status.opened.store(true, Ordering::Relaxed);
         Some(open)
     }
 
@@ -393,7 +437,7 @@ impl Open {
                 Reading::Copy | Reading::Done => {
                     // The copy is read to its end: its last line is whole.
                     if self.splitter.has_partial() {
-                        self.flush_partial(t, m).await;
+                        self.flush_partial(t, m, true).await;
                     }
                     self.next_content(t, m).await;
                     continue;
@@ -433,6 +477,7 @@ impl Open {
         };
         if read > 0 {
             self.last_data = Instant::now();
+            self.idle_poll = t.settings.poll_interval;
             return false;
         }
         // At the end of what is there. A rotated file's last line is
@@ -443,7 +488,7 @@ impl Open {
             && self.splitter.has_partial()
             && self.partial_since.elapsed() >= t.settings.flush_timeout
         {
-            self.flush_partial(t, m).await;
+            self.flush_partial(t, m, false).await;
         }
         if self.gzip {
             // Compressed files are read once. The watcher stays (with the
@@ -458,9 +503,9 @@ impl Open {
         } else if self.rotated {
             // Late writes to the old file are still read above; stop once
             // the writer has moved on and all is acked.
-            if self.last_data.elapsed() >= t.settings.poll_interval * 2 {
+            if self.quiet_since_rotation() >= t.settings.rotate_wait {
                 if self.splitter.has_partial() {
-                    self.flush_partial(t, m).await;
+                    self.flush_partial(t, m, true).await;
                     return false;
                 }
                 if self.progress.in_flight() == 0 {
@@ -476,6 +521,12 @@ impl Open {
                         return !self.reopen(t).await;
                     }
                     self.maybe_close_idle(t);
+                    // Nothing new: poll less often, up to the max.
+                    m.0.idle_polls.fetch_add(1, Ordering::Relaxed);
+                    let wait = self.idle_poll;
+                    self.idle_poll = (wait * 2).min(t.settings.max_poll_interval.max(wait));
+                    tokio::time::sleep(wait).await;
+                    return false;
                 }
                 PathState::Replaced => {
                     if self.file.is_none() && !self.reopen_moved(t).await {
@@ -483,19 +534,54 @@ impl Open {
                         // after all of it was read and acknowledged.
                         return true;
                     }
-                    tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
-                    self.rotated = true;
-                    // The writer may still append to the old file until it
-                    // reopens: its quiet time counts from the rotation, not
-                    // from the last data before it.
-                    self.last_data = Instant::now();
-                    let _ = t.events.send(TailerEvent::Rotated);
+                    self.rotation_seen(t);
                     return false;
                 }
             }
         }
         tokio::time::sleep(t.settings.poll_interval).await;
         false
+    }
+
+    /// The path names another file now: ours is read to its end, until
+    /// its writer has moved on.
+    fn rotation_seen(&mut self, t: &Tailer) {
+        tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
+        self.rotated = true;
+        // The writer may still append to the old file until it reopens:
+        // its quiet time counts from the rotation, not from the last data
+        // before it.
+        self.rotated_at = Instant::now();
+        self.last_data = Instant::now();
+        let _ = t.events.send(TailerEvent::Rotated);
+    }
+
+    /// While waiting behind the file rotated away before it: a rotation of
+    /// this one is noticed now, so its quiet time is over by the time it
+    /// is read (rotations in quick succession do not add up their waits).
+    fn notice_rotation(&mut self, t: &Tailer) {
+        if !self.rotated
+            && !self.gzip
+            && self.file.is_some()
+            && matches!(self.path_state(t), PathState::Replaced)
+        {
+            self.rotation_seen(t);
+        }
+    }
+
+    /// How long nothing was written to the rotated file: since the
+    /// rotation was seen and since its last modification.
+    fn quiet_since_rotation(&self) -> Duration {
+        let written = self
+            .file
+            .as_ref()
+            .and_then(|(f, _)| f.metadata().ok()?.modified().ok())
+            .map_or(Duration::MAX, |m| {
+                std::time::SystemTime::now()
+                    .duration_since(m)
+                    .unwrap_or(Duration::ZERO)
+            });
+        written.min(self.rotated_at.elapsed())
     }
 
     /// Looks at the file and the contents waiting for their copies: a
@@ -680,6 +766,10 @@ impl Open {
     /// Also saves the heads of the contents queued behind the first with
     /// its position, so their copies are found after a restart.
     fn publish_heads(&self, t: &Tailer) {
+        if let Some(live) = self.contents.back() {
+            let mut known = t.status.live_head.lock().unwrap_or_else(|e| e.into_inner());
+            known.clone_from(&live.head);
+        }
         let mut heads = t.status.heads.lock().unwrap_or_else(|e| e.into_inner());
         heads.clear();
         heads.extend(
@@ -717,7 +807,13 @@ impl Open {
                 return;
             }
             self.watch(t, m);
-            tokio::time::sleep(t.settings.poll_interval).await;
+            // Woken by the last ack; the file is still watched at every
+            // poll meanwhile.
+            let _ = tokio::time::timeout(
+                t.settings.poll_interval,
+                self.progress.wait_until(|p| p.in_flight() == 0),
+            )
+            .await;
         }
         self.contents.pop_front();
         self.splitter.reset();
@@ -781,7 +877,10 @@ impl Open {
             }
             let n = match file.read_at(&mut self.buf, self.offset) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => match self.whole_units(n) {
+                    0 => break,
+                    n => n,
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!(path = %t.path.display(), error = %e, "reading the copy of a truncated file");
@@ -855,25 +954,16 @@ impl Open {
                 }
             }
         }
-        let Some(dir) = t.path.parent() else {
+        let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
             return false;
         };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if (meta.dev(), meta.ino()) == t.dev_ino && meta.is_file() {
-                let Ok(permit) = Arc::clone(&t.fd_budget).acquire_owned().await else {
-                    return false;
-                };
-                if let Ok(f) = std::fs::File::open(e.path()) {
-                    self.file = Some((f, permit));
-                    return true;
-                }
+        match super::find_inode(&t.path, t.dev_ino) {
+            Some((_, f)) => {
+                self.file = Some((f, permit));
+                true
             }
+            None => false,
         }
-        false
     }
 
     /// Reads from the offset to the end of the file, chunk by chunk,
@@ -903,7 +993,7 @@ impl Open {
                 if data > self.offset {
                     // A hole (sparse file): nothing to read there.
                     if self.splitter.has_partial() {
-                        self.flush_partial(t, m).await;
+                        self.flush_partial(t, m, true).await;
                     }
                     self.offset = data;
                 }
@@ -925,7 +1015,11 @@ impl Open {
             }
             let n = match file.read_at(&mut self.buf, self.offset) {
                 Ok(0) => return total,
-                Ok(n) => n,
+                // A code unit's first byte waits for the rest.
+                Ok(n) => match self.whole_units(n) {
+                    0 => return total,
+                    n => n,
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!(path = %t.path.display(), error = %e, "reading file");
@@ -1007,9 +1101,10 @@ impl Open {
             let Ok(_reading) = t.read_budget.acquire().await else {
                 return total;
             };
-            let n = match dec.read(&mut self.buf) {
+            let room = self.buf.len() - 1;
+            let n = match dec.read(&mut self.buf[..room]) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => self.complete_unit(&mut *dec, n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!(path = %t.path.display(), error = %e, "decompressing gzip file; keeping what was read");
@@ -1033,14 +1128,44 @@ impl Open {
         self.buf = Vec::new();
         self.offset = self.offset.max(pos);
         if self.splitter.has_partial() {
-            self.flush_partial(t, m).await;
+            self.flush_partial(t, m, true).await;
         }
         total
     }
 
+    /// The whole code units of `n` bytes read (all of them but for UTF-16).
+    fn whole_units(&self, n: usize) -> usize {
+        self.codec.map_or(n, |c| c.unit.whole(n))
+    }
+
+    /// Reads on from `dec` until the `n` bytes in the buffer are whole
+    /// code units, or it ends.
+    fn complete_unit(&mut self, dec: &mut dyn std::io::Read, mut n: usize) -> usize {
+        while self.whole_units(n) != n && n < self.buf.len() {
+            match dec.read(&mut self.buf[n..n + 1]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
     /// Splits a chunk at `self.offset` into entries and sends them; false
     /// when the job's channel is closed.
-    async fn emit_chunk(&mut self, t: &Tailer, m: &ActiveFile, chunk: &[u8]) -> bool {
+    async fn emit_chunk(&mut self, t: &Tailer, m: &ActiveFile, mut chunk: &[u8]) -> bool {
+        if let (0, Some(enc)) = (self.offset, t.settings.encoding) {
+            // A content's start: its byte order mark (if any) says how it
+            // is read, and is not shipped.
+            let codec = enc.codec(chunk);
+            self.splitter.set_unit(codec.unit);
+            self.codec = Some(codec);
+            if chunk.len() >= codec.bom {
+                chunk = &chunk[codec.bom..];
+                self.offset = codec.bom as u64;
+            }
+        }
         // A read chunk holds thousands of lines; made into entries all at
         // once they would weigh megabytes (an entry carries its own label
         // set). Slices of EMIT_SLICE bytes keep that to a few hundred.
@@ -1062,8 +1187,9 @@ impl Open {
     ) -> bool {
         let had_partial = self.splitter.has_partial();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
+        let decoder = self.codec.map(|c| c.decoder);
         self.splitter.push(chunk, self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
+            if let Some(e) = make_entry(piece, progress, labels, fm, decoder) {
                 entries.push(e);
             }
         });
@@ -1126,11 +1252,14 @@ impl Open {
         }
     }
 
-    async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile) {
+    /// Sends the partial line; unless `last` (nothing more comes to it),
+    /// a character whose rest was not written yet stays.
+    async fn flush_partial(&mut self, t: &Tailer, m: &ActiveFile, last: bool) {
         let mut entries = Vec::new();
         let (progress, labels, fm) = (&self.progress, &t.labels, &m.0);
-        self.splitter.flush(self.offset, |piece| {
-            if let Some(e) = make_entry(piece, progress, labels, fm, t.settings.encoding) {
+        let decoder = self.codec.map(|c| c.decoder);
+        self.splitter.flush(self.offset, last, |piece| {
+            if let Some(e) = make_entry(piece, progress, labels, fm, decoder) {
                 entries.push(e);
             }
         });
@@ -1184,7 +1313,7 @@ fn make_entry(
     progress: &Arc<Progress>,
     labels: &Labels,
     m: &super::metrics::FileMetrics,
-    encoding: Option<&'static encoding_rs::Encoding>,
+    decoder: Option<&'static encoding_rs::Encoding>,
 ) -> Option<Entry> {
     match piece {
         Piece::Line {
@@ -1195,10 +1324,10 @@ fn make_entry(
             if truncated {
                 m.truncated_lines.fetch_add(1, Ordering::Relaxed);
             }
-            let line = match (bytes, encoding) {
-                // A line of an ASCII-compatible encoding (the config takes
-                // no other) ends at the same `\n` byte: only its text is
-                // converted. Bytes it cannot map become U+FFFD.
+            let line = match (bytes, decoder) {
+                // Lines of other encodings are cut in their own bytes (see
+                // `encoding`) and decoded one by one. Bytes a decoder cannot
+                // map become U+FFFD.
                 (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
                 (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
