@@ -30,6 +30,9 @@ APT_PACKAGES += rsyslog rsyslog-gnutls
 # valgrind: `make bench` counts the log-shipper's instructions per line with callgrind
 # (a count does not move with the load of a shared machine, a CPU time does).
 APT_PACKAGES += valgrind
+# tinyproxy-bin: the log-shipper's proxy test pushes through Debian's tinyproxy
+# (absolute-form http, CONNECT for https, proxy credentials).
+APT_PACKAGES += tinyproxy-bin
 
 # node-exporter ships as one static binary (musl): no libc to load, about a
 # third of node_exporter's resident memory; this is what `make run`, the

@@ -68,6 +68,11 @@ def parse_args(argv):
     p.add_argument("--ours", default=default_ours(), help="our release binary (default: %(default)s)")
     p.add_argument("--theirs", default=THEIRS, help="node_exporter binary (default: %(default)s)")
     p.add_argument(
+        "--before",
+        help="an earlier build of ours, run in the same interleaved loop with the same collectors, "
+        "so that a change is measured before and after in one run (its column is added to the table)",
+    )
+    p.add_argument(
         "--collectors",
         default=",".join(DEFAULT_COLLECTORS),
         help="comma-separated collectors to enable in both (those either binary lacks, "
@@ -315,6 +320,7 @@ def fmt_ratio(a, b):
 
 def render(args, command, collectors, refused, missing, failing, versions, res):
     ours, theirs = res["ours"], res["theirs"]
+    before = res.get("before")
     ms = lambda s: f"{s * 1e3:.3f}"
     mib = lambda b: f"{b / 1048576:.1f}"
     rows = [
@@ -348,7 +354,8 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
         f"- machine: {os.cpu_count()} CPUs ({cpu_model}), Linux {platform.release()}, "
         f"load average before the run {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- command: `{command}`",
-        f"- ours: `{args.ours}` ({versions['ours']}); theirs: `{args.theirs}` ({versions['theirs']})",
+        f"- ours: `{args.ours}` ({versions['ours']}); theirs: `{args.theirs}` ({versions['theirs']})"
+        + (f"; before: `{args.before}` (the earlier build of ours)" if before else ""),
         f"- collectors (both, `--collector.disable-defaults` + these): {', '.join(collectors)}",
     ]
     if refused:
@@ -361,8 +368,8 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
             "- dropped, not in both binaries: "
             + "; ".join(f"{k} ({v})" for k, v in sorted(missing.items()))
         )
-    for label in ("ours", "theirs"):
-        if failing[label]:
+    for label in ("ours", "theirs", "before"):
+        if failing.get(label):
             out.append(
                 f"- failing on this machine in {label} (node_scrape_collector_success 0): "
                 + ", ".join(failing[label])
@@ -373,19 +380,34 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
         + (", `Accept-Encoding: gzip`" if args.gzip else ", no compression")
         + "; default web and exporter-metrics settings (theirs also serves go_*)",
         "",
-        "| | ours | node_exporter | ours/theirs | target |",
-        "|---|---:|---:|---:|---|",
     ]
+    if before:
+        out += [
+            "| | before | ours | node_exporter | before/theirs | ours/theirs | target |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+    else:
+        out += [
+            "| | ours | node_exporter | ours/theirs | target |",
+            "|---|---:|---:|---:|---|",
+        ]
+    cell = lambda f, v: f(v) if v is not None else "n/a"
     for name, key, f, target in rows:
         a, b = ours.get(key), theirs.get(key)
-        out.append(
-            f"| {name} | {f(a) if a is not None else 'n/a'} | {f(b) if b is not None else 'n/a'} "
-            f"| {fmt_ratio(a, b)} | {target} |"
-        )
+        if before:
+            c = before.get(key)
+            out.append(
+                f"| {name} | {cell(f, c)} | {cell(f, a)} | {cell(f, b)} "
+                f"| {fmt_ratio(c, b)} | {fmt_ratio(a, b)} | {target} |"
+            )
+        else:
+            out.append(f"| {name} | {cell(f, a)} | {cell(f, b)} | {fmt_ratio(a, b)} | {target} |")
     out += [
         "",
         f"CPU is counted in clock ticks of 1/{CLK_TCK} s over all {args.scrapes} scrapes "
-        f"(ours {ours['cpu_total']:.2f} s, theirs {theirs['cpu_total']:.2f} s in total).",
+        f"(ours {ours['cpu_total']:.2f} s, theirs {theirs['cpu_total']:.2f} s"
+        + (f", before {before['cpu_total']:.2f} s" if before else "")
+        + " in total).",
     ]
     ticks = min(ours["cpu_total"], theirs["cpu_total"]) * CLK_TCK
     if ticks < 100:
@@ -427,8 +449,8 @@ def write_section(path, section, start=None, end=None):
 def main(argv):
     args = parse_args(argv)
     command = "python3 bench/compare.py" + ("" if not argv else " " + shlex.join(argv))
-    for label, b in (("ours", args.ours), ("theirs", args.theirs)):
-        if not os.access(b, os.X_OK):
+    for label, b in (("ours", args.ours), ("theirs", args.theirs), ("before", args.before)):
+        if b is not None and not os.access(b, os.X_OK):
             hint = (
                 "build it with `make release`"
                 if label == "ours"
@@ -460,6 +482,11 @@ def main(argv):
         exporters.append(theirs)
         if not theirs.wait_ready():
             die(f"node_exporter exited at startup:\n{theirs.stderr()}")
+        if args.before:
+            before = Exporter("before", args.before, collectors, textfile_dir)
+            exporters.append(before)
+            if not before.wait_ready():
+                die(f"the earlier build exited at startup:\n{before.stderr()}")
         for c in refused:
             print(f"compare.py: dropped {c}: ours refuses it at startup ({refused[c]})", file=sys.stderr)
         for c in missing:
@@ -474,6 +501,8 @@ def main(argv):
         for label in res:
             res[label]["samples"] = sample_counts[label]
         versions = {"ours": version_of(args.ours), "theirs": version_of(args.theirs)}
+        if args.before:
+            versions["before"] = version_of(args.before)
         for e in exporters:
             if e.proc.poll() is not None:
                 die(f"{e.label} died during the run:\n{e.stderr()}")

@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod exposition;
+pub mod http_client;
 pub mod logging;
 pub mod process;
 pub mod rate_limit;

@@ -4,6 +4,7 @@
 //! are several, each entry completing only when every client accepted it).
 //! A reload stops one [`Shipper`] and starts the next.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, BackoffSettings, BasicAuth, Client, ClientSettings, TlsSettings};
+use crate::client::{
+    self, BackoffSettings, BasicAuth, Client, ClientSettings, OAuth2Settings, TlsSettings,
+};
 use crate::config::{ClientConfig, Config, ConfigError};
 use crate::entry::Entry;
 use crate::limits::ReadlineLimit;
@@ -120,27 +123,44 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
             bearer_token_file = Some(Path::new(&a.credentials_file).to_path_buf());
         }
     }
-    if c.oauth2.is_some() {
-        return Err("oauth2 is not supported; use basic_auth or a bearer token".into());
-    }
-    let t = &c.tls_config;
-    let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let tls = TlsSettings {
-        ca_file: path(&t.ca_file),
-        cert_file: path(&t.cert_file),
-        key_file: path(&t.key_file),
-        ca: text(&t.ca),
-        cert: text(&t.cert),
-        key: text(&t.key),
-        server_name: text(&t.server_name),
-        insecure_skip_verify: t.insecure_skip_verify,
-        min_version: text(&t.min_version),
-        max_version: text(&t.max_version),
+    let tls = tls_settings(&c.tls_config)?;
+    let proxy = client::Proxy::from_config(
+        &c.proxy_url,
+        &c.no_proxy,
+        c.proxy_from_environment,
+        !c.proxy_connect_header.is_empty(),
+    )?;
+    let proxy_connect_header = connect_headers(&c.proxy_connect_header)?;
+    let oauth2 = match &c.oauth2 {
+        None => None,
+        Some(o) => {
+            let at = |e: String| format!("oauth2: {e}");
+            let proxy = client::Proxy::from_config(
+                &o.proxy_url,
+                &o.no_proxy,
+                o.proxy_from_environment,
+                !o.proxy_connect_header.is_empty(),
+            )
+            .map_err(at)?;
+            client::Endpoint::parse(&o.token_url).map_err(|e| at(format!("token_url: {e}")))?;
+            Some(OAuth2Settings {
+                client_id: o.client_id.clone(),
+                client_secret: (!o.client_secret.is_empty()).then(|| o.client_secret.clone()),
+                client_secret_file: (!o.client_secret_file.is_empty())
+                    .then(|| Path::new(&o.client_secret_file).to_path_buf()),
+                scopes: o.scopes.clone(),
+                token_url: o.token_url.clone(),
+                endpoint_params: o
+                    .endpoint_params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                tls: tls_settings(&o.tls_config).map_err(at)?,
+                proxy,
+                proxy_connect_header: connect_headers(&o.proxy_connect_header).map_err(at)?,
+            })
+        }
     };
-    // Files readable, PEM well formed, versions known: checked now, so
-    // -check-config reports them (the URL's scheme does not matter here).
-    crate::client::transport::client_tls_config(&tls)?;
     let mut headers = Vec::new();
     for (name, value) in &c.headers {
         let n = http::HeaderName::from_bytes(name.as_bytes())
@@ -159,6 +179,10 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
         bearer_token,
         bearer_token_file,
         tls,
+        oauth2,
+        proxy,
+        proxy_connect_header,
+        follow_redirects: c.follow_redirects,
         backoff: BackoffSettings {
             min_period: c.backoff_config.min_period.get(),
             max_period: c.backoff_config.max_period.get(),
@@ -173,6 +197,45 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
         drop_rate_limited_batches: c.drop_rate_limited_batches,
         ..ClientSettings::default()
     })
+}
+
+/// A `tls_config` as the client's settings; files readable, PEM well
+/// formed and versions known are checked now, so -check-config reports
+/// them (the URL's scheme does not matter here).
+fn tls_settings(t: &crate::config::TlsConfig) -> Result<TlsSettings, String> {
+    let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let tls = TlsSettings {
+        ca_file: path(&t.ca_file),
+        cert_file: path(&t.cert_file),
+        key_file: path(&t.key_file),
+        ca: text(&t.ca),
+        cert: text(&t.cert),
+        key: text(&t.key),
+        server_name: text(&t.server_name),
+        insecure_skip_verify: t.insecure_skip_verify,
+        min_version: text(&t.min_version),
+        max_version: text(&t.max_version),
+    };
+    crate::client::transport::client_tls_config(&tls)?;
+    Ok(tls)
+}
+
+/// `proxy_connect_header`: each name with its values.
+fn connect_headers(
+    h: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, String> {
+    let mut out = Vec::new();
+    for (name, values) in h {
+        let n = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("proxy_connect_header: {name:?} is not a header name"))?;
+        for v in values {
+            let v = http::HeaderValue::from_str(v)
+                .map_err(|_| format!("proxy_connect_header.{name}: not a header value"))?;
+            out.push((n.clone(), v));
+        }
+    }
+    Ok(out)
 }
 
 fn tailer_settings(cfg: &Config) -> TailerSettings {

@@ -37,6 +37,7 @@ use Fate::*;
 
 const HERE: &str = "log-shipper/tests/promtail_keys.rs";
 const CLIENT_TESTS: &str = "log-shipper/tests/client.rs";
+const HTTP_TESTS: &str = "log-shipper/tests/client_http.rs";
 const SCENARIOS: &str = "tests/tests/shipper_scenarios.rs";
 
 /// (key, YAML using it, fate)
@@ -99,14 +100,24 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("clients[].authorization.type", "clients:\n  - url: http://l/\n    authorization: {type: Bearer, credentials: t}\n", Tested(HERE, "client_keys_reach_loki")),
     ("clients[].authorization.credentials", "clients:\n  - url: http://l/\n    authorization: {credentials: t}\n", Tested(HERE, "client_keys_reach_loki")),
     ("clients[].authorization.credentials_file", "clients:\n  - url: http://l/\n    authorization: {credentials_file: /t}\n", Tested(HERE, "client_keys_reach_loki")),
-    ("clients[].oauth2", "clients:\n  - url: http://l/\n    oauth2:\n      client_id: a\n", Refused(3)),
+    ("clients[].oauth2.client_id", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: http://t/}\n", Tested(HTTP_TESTS, "oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed")),
+    ("clients[].oauth2.client_secret", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, client_secret: s, token_url: http://t/}\n", Tested("exporter-toolkit/src/http_client.rs", "oauth2_requests_and_replies")),
+    ("clients[].oauth2.client_secret_file", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, client_secret_file: /s, token_url: http://t/}\n", Tested(HTTP_TESTS, "oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed")),
+    ("clients[].oauth2.token_url", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: http://t/}\n", Tested(HTTP_TESTS, "oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed")),
+    ("clients[].oauth2.scopes", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: http://t/, scopes: [a]}\n", Tested(HTTP_TESTS, "oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed")),
+    ("clients[].oauth2.endpoint_params", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: http://t/, endpoint_params: {a: b}}\n", Tested(HTTP_TESTS, "oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed")),
+    ("clients[].oauth2.tls_config", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: https://t/, tls_config: {insecure_skip_verify: true}}\n", Tested("log-shipper/src/config/alloy/components.rs", "write_http_options_are_the_yaml_keys_and_print_back")),
+    ("clients[].oauth2.proxy_url", "clients:\n  - url: http://l/\n    oauth2: {client_id: a, token_url: http://t/, proxy_url: http://p:1}\n", Tested("log-shipper/src/config/alloy/components.rs", "write_http_options_are_the_yaml_keys_and_print_back")),
     ("clients[].bearer_token", "clients:\n  - url: http://l/\n    bearer_token: t\n", Tested(HERE, "client_keys_reach_loki")),
     ("clients[].bearer_token_file", "clients:\n  - url: http://l/\n    bearer_token_file: /t\n", Tested(HERE, "client_keys_reach_loki")),
-    ("clients[].proxy_url", "clients:\n  - url: http://l/\n    proxy_url: http://proxy:3128\n", Refused(3)),
-    ("clients[].follow_redirects", "clients:\n  - url: http://l/\n    follow_redirects: false\n", Off),
-    ("clients[].follow_redirects", "clients:\n  - url: http://l/\n    follow_redirects: true\n", Refused(3)),
-    ("clients[].enable_http2", "clients:\n  - url: http://l/\n    enable_http2: false\n", Off),
-    ("clients[].enable_http2", "clients:\n  - url: http://l/\n    enable_http2: true\n", Refused(3)),
+    ("clients[].proxy_url", "clients:\n  - url: http://l/\n    proxy_url: http://proxy:3128\n", Tested(HTTP_TESTS, "pushes_go_through_an_http_proxy")),
+    ("clients[].no_proxy", "clients:\n  - url: http://l/\n    proxy_url: http://proxy:3128\n    no_proxy: a.example\n", Tested(HTTP_TESTS, "pushes_go_through_an_http_proxy")),
+    ("clients[].proxy_connect_header", "clients:\n  - url: http://l/\n    proxy_url: http://proxy:3128\n    proxy_connect_header: {X-A: [b]}\n", Tested(HTTP_TESTS, "pushes_go_through_an_http_proxy")),
+    ("clients[].proxy_from_environment", "clients:\n  - url: http://l/\n    proxy_from_environment: true\n", Tested("exporter-toolkit/src/http_client.rs", "proxies_from_the_environment")),
+    ("clients[].follow_redirects", "clients:\n  - url: http://l/\n    follow_redirects: false\n", Tested(HTTP_TESTS, "redirects_are_followed_as_promtail_follows_them")),
+    // promtail's client is built with HTTP/2 disabled: HTTP/1.1 whatever
+    // this says, in promtail and here.
+    ("clients[].enable_http2", "clients:\n  - url: http://l/\n    enable_http2: true\n", Tested("log-shipper/src/client/transport.rs", "http2_is_never_offered_as_promtail")),
     ("clients[].tls_config.ca_file", "clients:\n  - url: https://l/\n    tls_config: {ca_file: /ca}\n", Tested("log-shipper/tests/client_tls.rs", "https_with_ca_file_server_name_insecure_and_client_certificates")),
     ("clients[].tls_config.cert_file", "clients:\n  - url: https://l/\n    tls_config: {cert_file: /c, key_file: /k}\n", Tested("log-shipper/tests/client_tls.rs", "https_with_ca_file_server_name_insecure_and_client_certificates")),
     ("clients[].tls_config.key_file", "clients:\n  - url: https://l/\n    tls_config: {cert_file: /c, key_file: /k}\n", Tested("log-shipper/tests/client_tls.rs", "https_with_ca_file_server_name_insecure_and_client_certificates")),
@@ -139,6 +150,8 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("scrape_configs[].docker_sd_configs", "scrape_configs:\n  - job_name: a\n    docker_sd_configs: [{host: 'unix:///var/run/docker.sock'}]\n", Tested("tests/tests/shipper_docker.rs", "container_logs_arrive_once_across_restarts_removal_and_shipper_restarts")),
     ("scrape_configs[].journal", "scrape_configs:\n  - job_name: a\n    journal: {max_age: 1h}\n", Tested("tests/tests/shipper_journal.rs", "journal_restarts_from_its_cursor_without_loss_or_repeat")),
     ("scrape_configs[].syslog", "scrape_configs:\n  - job_name: a\n    syslog: {listen_address: '127.0.0.1:1514'}\n", Tested("tests/tests/shipper_syslog.rs", "rsyslog_forwards_over_tcp_udp_and_tls")),
+    // UDP has no connection to time out.
+    ("scrape_configs[].syslog.idle_timeout", "scrape_configs:\n  - job_name: a\n    syslog:\n      listen_address: '127.0.0.1:1514'\n      idle_timeout: 5m\n      listen_protocol: udp\n  - job_name: b\n    syslog:\n      listen_address: '127.0.0.1:1515'\n      idle_timeout: 1m\n", Refused(5)),
     ("scrape_configs[].loki_push_api", "scrape_configs:\n  - job_name: a\n    loki_push_api: {server: {http_listen_port: 3500}}\n", Tested("tests/tests/shipper_push.rs", "a_chained_shipper_loses_nothing_across_an_outage_and_a_restart")),
     ("scrape_configs[].loki_push_api.server.grpc_listen_port", "scrape_configs:\n  - job_name: a\n    loki_push_api:\n      server:\n        http_listen_port: 3500\n        grpc_listen_port: 3600\n", Refused(6)),
     ("scrape_configs[].gelf", "scrape_configs:\n  - job_name: a\n    gelf: {listen_address: '127.0.0.1:12201'}\n", Tested("tests/tests/shipper_push.rs", "graypy_messages_arrive_chunked_and_compressed")),

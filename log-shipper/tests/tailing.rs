@@ -261,7 +261,9 @@ async fn copytruncate_20_times_under_writes_exactly_once() {
     // its copy, from where the original was truncated; the copy itself is
     // never read as a file of its own.
     h.start("app.log*", tailer_settings());
-    let expected = write_and_copytruncate(h.logs(), 20, 200).join().unwrap();
+    let expected = write_and_copytruncate(&h.logs(), 20, 200, |l| {
+        h.receiver.lines().iter().any(|x| x == l)
+    });
     h.wait_lines(expected.len(), 30).await;
     h.assert_exactly_once(&expected);
     h.stop().await;
@@ -270,40 +272,50 @@ async fn copytruncate_20_times_under_writes_exactly_once() {
 /// A writer appending `per_rotation` numbered lines to app.log (keeping its
 /// O_APPEND descriptor, as a daemon does), then a copytruncate to
 /// app.log.N, `rotations` times, then 10 lines more; the lines written.
+/// Each content's first line is delivered (`delivered`) before the rest of
+/// it is written: a content written and copied away between two looks of
+/// the shipper is never seen, and its copy cannot be told from any other
+/// file (a known limit that a loaded machine would otherwise hit here).
 fn write_and_copytruncate(
-    logs: PathBuf,
+    logs: &Path,
     rotations: usize,
     per_rotation: usize,
-) -> std::thread::JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs.join("app.log"))
-            .unwrap();
-        let mut n = 0;
-        let mut write = |f: &mut std::fs::File, all: &mut Vec<String>| {
-            let l = format!("w line {n}");
-            writeln!(f, "{l}").unwrap();
-            all.push(l);
-            n += 1;
-            if n % 50 == 0 {
-                std::thread::sleep(Duration::from_millis(4));
-            }
-        };
-        for rot in 0..rotations {
-            for _ in 0..per_rotation {
-                write(&mut f, &mut all);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            copytruncate(&logs.join("app.log"), &logs.join(format!("app.log.{rot}")));
+    delivered: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("app.log"))
+        .unwrap();
+    let mut n = 0;
+    let mut write = |f: &mut std::fs::File, all: &mut Vec<String>| {
+        let l = format!("w line {n}");
+        writeln!(f, "{l}").unwrap();
+        all.push(l);
+        n += 1;
+        if n % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(4));
         }
-        for _ in 0..10 {
+    };
+    for rot in 0..rotations {
+        write(&mut f, &mut all);
+        let first = all.last().unwrap().clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !delivered(&first) {
+            assert!(Instant::now() < deadline, "{first:?} never delivered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for _ in 1..per_rotation {
             write(&mut f, &mut all);
         }
-        all
-    })
+        std::thread::sleep(Duration::from_millis(20));
+        copytruncate(&logs.join("app.log"), &logs.join(format!("app.log.{rot}")));
+    }
+    for _ in 0..10 {
+        write(&mut f, &mut all);
+    }
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,7 +809,9 @@ async fn copytruncate_whose_copies_the_glob_does_not_match_exactly_once() {
     // matched; what was not read before each truncation is found in them.
     let mut h = Harness::new();
     h.start("*.log", tailer_settings());
-    let expected = write_and_copytruncate(h.logs(), 20, 300).join().unwrap();
+    let expected = write_and_copytruncate(&h.logs(), 20, 300, |l| {
+        h.receiver.lines().iter().any(|x| x == l)
+    });
     h.wait_lines(expected.len(), 30).await;
     h.assert_exactly_once(&expected);
     h.stop().await;

@@ -342,7 +342,7 @@ impl OpenFiles {
 }
 
 /// Errors that mean the open file no longer stands for the path.
-fn is_gone(e: &std::io::Error) -> bool {
+pub fn is_gone(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ENODEV | libc::ENOENT | libc::ESTALE | libc::EBADF | libc::ENXIO)

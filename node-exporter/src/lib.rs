@@ -14,5 +14,6 @@ pub mod helpers;
 pub mod netlink;
 pub mod probe;
 pub mod scrape;
+pub mod startup_pages;
 #[cfg(test)]
 pub mod testutil;

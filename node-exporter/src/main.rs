@@ -111,6 +111,11 @@ fn run() -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "Starting node-exporter"
         );
+        // Start-up is over: its code and constants need not stay resident.
+        match node_exporter::startup_pages::release() {
+            Ok(bytes) => tracing::debug!(bytes, "Unmapped start-up pages of the binary"),
+            Err(e) => tracing::debug!(error = %e, "Could not unmap start-up pages"),
+        }
         let handler = move |req| exporter.clone().handle(req);
         tokio::select! {
             _ = exporter_toolkit::server::serve(listeners, web, handler) => {}

@@ -32,8 +32,9 @@ use tokio::task::JoinHandle;
 
 use crate::ack::Ack;
 use crate::entry::{Entry, LabelSet, Labels};
+pub use exporter_toolkit::http_client::Proxy;
 pub use metrics::{collect, DropReason};
-pub use transport::{Endpoint, TlsSettings};
+pub use transport::{Endpoint, HttpSettings, OAuth2Settings, TlsSettings};
 
 /// The label a pipeline (the `tenant` stage) sets to send an entry to
 /// another tenant than the client's `tenant_id`.
@@ -80,6 +81,13 @@ pub struct ClientSettings {
     /// Read at every request, so a rotated token is picked up.
     pub bearer_token_file: Option<PathBuf>,
     pub tls: TlsSettings,
+    /// `oauth2`: the Authorization header is a client-credentials token.
+    pub oauth2: Option<OAuth2Settings>,
+    /// `proxy_url` / `no_proxy` / `proxy_from_environment`.
+    pub proxy: Proxy,
+    pub proxy_connect_header: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `follow_redirects` (promtail's default: true).
+    pub follow_redirects: bool,
     pub backoff: BackoffSettings,
     /// Added to every stream; an entry's own label of the same name wins.
     pub external_labels: LabelSet,
@@ -110,6 +118,10 @@ impl Default for ClientSettings {
             bearer_token: None,
             bearer_token_file: None,
             tls: TlsSettings::default(),
+            oauth2: None,
+            proxy: Proxy::Direct,
+            proxy_connect_header: Vec::new(),
+            follow_redirects: true,
             backoff: BackoffSettings::default(),
             external_labels: LabelSet::new(),
             queue_capacity: 2048,
@@ -225,8 +237,25 @@ impl Client {
                 settings.url
             ));
         }
+        if settings.oauth2.is_some()
+            && (settings.basic_auth.is_some()
+                || settings.bearer_token.is_some()
+                || settings.bearer_token_file.is_some())
+        {
+            return Err(format!(
+                "client {}: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
+                settings.url
+            ));
+        }
         let metrics = metrics::for_host(&endpoint.authority);
-        let transport = transport::Transport::new(endpoint, &settings.tls)
+        let http = HttpSettings {
+            tls: settings.tls.clone(),
+            proxy: settings.proxy.clone(),
+            proxy_connect_header: settings.proxy_connect_header.clone(),
+            follow_redirects: settings.follow_redirects,
+            oauth2: settings.oauth2.clone(),
+        };
+        let transport = transport::Transport::new(endpoint, &http)
             .map_err(|e| format!("client {}: {e}", settings.url))?;
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let (closing, closing_rx) = watch::channel(false);

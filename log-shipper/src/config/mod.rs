@@ -414,26 +414,26 @@ pub struct ClientConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "refused::keys::oauth2"
-    )]
-    pub oauth2: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Config>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub bearer_token: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub bearer_token_file: String,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "refused::keys::proxy_url"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub proxy_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub no_proxy: String,
+    #[serde(skip_serializing_if = "is_default")]
+    pub proxy_from_environment: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
     #[serde(skip_serializing_if = "is_default")]
     pub tls_config: TlsConfig,
-    /// Our client speaks HTTP/1.1 and takes no redirect: only `false`.
-    #[serde(deserialize_with = "refused::keys::follow_redirects")]
+    /// Redirects are followed as Go's client does (promtail's default).
     pub follow_redirects: bool,
-    #[serde(deserialize_with = "refused::keys::enable_http2")]
+    /// Accepted and, as in promtail, without effect: promtail builds its
+    /// client with HTTP/2 disabled, and so the push is HTTP/1.1 either way.
     pub enable_http2: bool,
     pub backoff_config: BackoffConfig,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -463,9 +463,12 @@ impl Default for ClientConfig {
             bearer_token: String::new(),
             bearer_token_file: String::new(),
             proxy_url: String::new(),
+            no_proxy: String::new(),
+            proxy_from_environment: false,
+            proxy_connect_header: BTreeMap::new(),
             tls_config: TlsConfig::default(),
-            follow_redirects: false,
-            enable_http2: false,
+            follow_redirects: true,
+            enable_http2: true,
             backoff_config: BackoffConfig::default(),
             external_labels: BTreeMap::new(),
             timeout: GoDuration::from_secs(10),
@@ -474,6 +477,33 @@ impl Default for ClientConfig {
             stream_lag_labels: None,
         }
     }
+}
+
+/// Prometheus' `oauth2` block: client credentials from `token_url`,
+/// with its own TLS and proxy settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Config {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_secret: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_secret_file: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    pub token_url: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoint_params: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls_config: TlsConfig,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub proxy_url: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub no_proxy: String,
+    #[serde(skip_serializing_if = "is_default")]
+    pub proxy_from_environment: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -577,7 +607,10 @@ pub struct ScrapeConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decompression: Option<DecompressionConfig>,
     /// A syslog listener (`sources::syslog`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::syslog"
+    )]
     pub syslog: Option<SyslogConfig>,
     // Other promtail sources and discoveries: refused by name and line.
     #[serde(
@@ -1154,12 +1187,33 @@ impl Config {
                     "clients[{i}]: at most one of bearer_token & bearer_token_file must be configured"
                 )));
             }
-            if c.basic_auth.is_some()
+            if (c.basic_auth.is_some() || c.oauth2.is_some())
                 && (!c.bearer_token.is_empty() || !c.bearer_token_file.is_empty())
             {
                 return Err(ConfigError::new(format!(
-                    "clients[{i}]: at most one of basic_auth, bearer_token & bearer_token_file must be configured"
+                    "clients[{i}]: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"
                 )));
+            }
+            if (c.authorization.is_some() && (c.basic_auth.is_some() || c.oauth2.is_some()))
+                || (c.oauth2.is_some() && c.basic_auth.is_some())
+            {
+                return Err(ConfigError::new(format!(
+                    "clients[{i}]: at most one of basic_auth, oauth2 & authorization must be configured"
+                )));
+            }
+            if let Some(o) = &c.oauth2 {
+                let bad = |m: &str| ConfigError::new(format!("clients[{i}].oauth2: {m}"));
+                if o.client_id.is_empty() {
+                    return Err(bad("client_id must be configured"));
+                }
+                if o.token_url.is_empty() {
+                    return Err(bad("token_url must be configured"));
+                }
+                if !o.client_secret.is_empty() && !o.client_secret_file.is_empty() {
+                    return Err(bad(
+                        "at most one of client_secret & client_secret_file must be configured",
+                    ));
+                }
             }
         }
         Ok(())

@@ -81,6 +81,10 @@ pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return e;
     }
+    let is_key = |rest: &str| {
+        rest.strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with(':'))
+    };
     for (n, l) in text.lines().enumerate().skip(line - 1) {
         let Some(rest) = l.get(column - 1..) else {
             continue;
@@ -93,15 +97,28 @@ pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
         } else {
             rest
         };
-        if block_start
-            && rest
-                .strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
-        {
+        if block_start && is_key(rest) {
             e.line = Some(n + 1);
             if refused.is_none() {
                 e.column = Some(l.len() - rest.len() + 1);
             }
+            return e;
+        }
+    }
+    // A check over a nested block (e.g. `syslog` in a scrape config) is
+    // reported at its parent: the key is deeper inside that block.
+    for (n, l) in text.lines().enumerate().skip(line - 1) {
+        let indent = l.len() - l.trim_start_matches([' ', '-']).len();
+        let new_item = l[..indent].contains('-');
+        if n + 1 > line
+            && !l.trim().is_empty()
+            && (indent < column - 1 || (indent == column - 1 && new_item))
+        {
+            break;
+        }
+        if indent > column - 1 && is_key(&l[indent..]) {
+            e.line = Some(n + 1);
+            e.column = Some(indent + 1);
             return e;
         }
     }
@@ -138,7 +155,7 @@ pub mod keys {
         grpc_server_max_connection_age grpc_server_max_connection_age_grace
         grpc_server_keepalive_time grpc_server_keepalive_timeout
         grpc_server_min_time_between_pings grpc_server_ping_without_stream_allowed
-        oauth2 stream_lag_labels
+        stream_lag_labels
         gcplog windows_events kafka cloudflare heroku_drain azure_event_hubs limits_config
         kubernetes_sd_configs consul_sd_configs consulagent_sd_configs dns_sd_configs
         digitalocean_sd_configs serverset_sd_configs nerve_sd_configs marathon_sd_configs
@@ -165,9 +182,6 @@ pub mod keys {
         log_source_ips_enabled: bool = false, "not supported";
         log_request_headers: bool = false, "not supported";
         enabled: bool = false, "tracing (Jaeger) is not supported";
-        proxy_url: String = String::new(), "pushing through a proxy is not supported";
-        follow_redirects: bool = false, "the client follows no redirect";
-        enable_http2: bool = false, "the client speaks HTTP/1.1";
     }
 
     /// promtail's `/ready` waits for a ready target unless this is false;
@@ -180,6 +194,21 @@ pub mod keys {
             "/ready does not wait for targets",
         )
         .map(Some)
+    }
+
+    /// A `syslog` block, with the check that needs two of its keys: UDP has
+    /// no connection to time out, so `idle_timeout` (other than its
+    /// default) is refused there, at load, on its line.
+    pub fn syslog<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<crate::config::SyslogConfig>, D::Error> {
+        let c = crate::config::SyslogConfig::deserialize(d)?;
+        if c.listen_protocol == "udp" && c.idle_timeout.get() != Duration::from_secs(120) {
+            return Err(D::Error::custom(
+                "idle_timeout: not supported by this shipper with listen_protocol udp (UDP has no connection to time out; remove it)",
+            ));
+        }
+        Ok(Some(c))
     }
 
     /// `decompression.format`: promtail's `gz`, `bz2`, `z` (zlib).

@@ -40,6 +40,18 @@ fn mask(v: &mut Value, parent: Option<&str>) {
                 let secret = SECRETS.iter().any(|(p, f)| *f == key && *p == parent);
                 if secret && val.as_str().is_some_and(|s| !s.is_empty()) {
                     *val = Value::String(MASK.into());
+                } else if key == "proxy_connect_header" {
+                    // Prometheus' ProxyHeader: every value a secret.
+                    for (_, values) in val.as_mapping_mut().into_iter().flatten() {
+                        for v in values.as_sequence_mut().into_iter().flatten() {
+                            *v = Value::String(MASK.into());
+                        }
+                    }
+                } else if key == "proxy_url" {
+                    // Go's URL prints its password as "xxxxx".
+                    if let Some(u) = val.as_str().and_then(redacted_url) {
+                        *val = Value::String(u);
+                    }
                 } else {
                     mask(val, Some(key));
                 }
@@ -49,6 +61,15 @@ fn mask(v: &mut Value, parent: Option<&str>) {
         Value::Tagged(t) => mask(&mut t.value, parent),
         _ => {}
     }
+}
+
+/// `scheme://user:password@host...` with the password replaced.
+fn redacted_url(u: &str) -> Option<String> {
+    let (scheme, rest) = u.split_once("://")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (userinfo, host) = rest[..end].rsplit_once('@')?;
+    let (user, _) = userinfo.split_once(':')?;
+    Some(format!("{scheme}://{user}:xxxxx@{host}{}", &rest[end..]))
 }
 
 #[cfg(test)]
@@ -75,5 +96,21 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("visible").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn proxy_credentials_are_masked() {
+        let mut v: Value = serde_yaml_ng::from_str(
+            "clients:\n- url: http://x\n  proxy_url: http://u:pw@proxy:3128/\n  proxy_connect_header: {Proxy-Authorization: [Basic abc, two]}\n",
+        )
+        .unwrap();
+        mask(&mut v, None);
+        let text = serde_yaml_ng::to_string(&v).unwrap();
+        assert!(
+            text.contains("proxy_url: http://u:xxxxx@proxy:3128/"),
+            "{text}"
+        );
+        assert!(!text.contains("abc") && !text.contains("two"), "{text}");
+        assert_eq!(text.matches("<secret>").count(), 2, "{text}");
     }
 }

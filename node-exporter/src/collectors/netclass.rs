@@ -6,8 +6,11 @@
 //! (speed or duplex of a down link give EINVAL, phys_port_id EOPNOTSUPP) or
 //! that it lacks are left out for that interface, never an error.
 
+use std::fs::File;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
@@ -16,7 +19,7 @@ use regex::Regex;
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, NoData, Paths};
-use crate::helpers::OpenFiles;
+use crate::helpers::{is_gone, to_valid_utf8};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "netclass",
@@ -150,12 +153,119 @@ const INT_ATTRS: [(&str, &str, &str, bool); 16] = [
 /// IFF_UP in the `flags` attribute.
 const IFF_UP: i64 = 0x1;
 
+/// The text attributes read besides [`INT_ATTRS`] and `speed`.
+const TEXT_ATTRS: [&str; 5] = ["operstate", "address", "broadcast", "duplex", "ifalias"];
+/// Where each attribute's file sits in [`Device::files`].
+const SPEED: usize = INT_ATTRS.len();
+const TEXT: usize = SPEED + 1;
+const ATTR_COUNT: usize = TEXT + TEXT_ATTRS.len();
+
+fn attr_name(i: usize) -> &'static str {
+    match i {
+        i if i < SPEED => INT_ATTRS[i].0,
+        SPEED => "speed",
+        i => TEXT_ATTRS[i - TEXT],
+    }
+}
+
+/// One interface's attribute files, opened when the interface was first
+/// seen: ~22 per interface are read on every scrape, and a path walk per
+/// file per scrape, or an attribute this driver lacks looked up again each
+/// time, was most of this collector's cost.
+struct Device {
+    name: String,
+    dir: PathBuf,
+    /// By attribute index; `None`: the driver has no such file (or it may
+    /// not be opened), which is not looked at again until the interface
+    /// list changes.
+    files: Vec<Option<File>>,
+}
+
+impl Device {
+    fn open(dir: &Path, name: &str) -> Device {
+        let dir = dir.join(name);
+        let files = (0..ATTR_COUNT)
+            .map(|i| File::open(dir.join(attr_name(i))).ok())
+            .collect();
+        Device {
+            name: name.to_string(),
+            dir,
+            files,
+        }
+    }
+
+    /// Attribute `i` into `buf`; `Ok(None)` when the kernel has no value
+    /// for it (see [`skippable`]). An interface removed and added again
+    /// under the same name (the kept file answers ENODEV) has its files
+    /// opened anew.
+    fn read<'b>(&mut self, i: usize, buf: &'b mut [u8; 4096]) -> anyhow::Result<Option<&'b [u8]>> {
+        let Some(file) = self.files.get(i).and_then(Option::as_ref) else {
+            return Ok(None);
+        };
+        let n = match file.read_at(buf, 0) {
+            Ok(n) => n,
+            Err(e) if is_gone(&e) => {
+                let parent = self.dir.parent().unwrap_or(Path::new("")).to_path_buf();
+                *self = Device::open(&parent, &self.name.clone());
+                match self.files.get(i).and_then(Option::as_ref) {
+                    None => return Ok(None),
+                    Some(f) => match f.read_at(buf, 0) {
+                        Ok(n) => n,
+                        Err(e) => return self.failed(i, e),
+                    },
+                }
+            }
+            Err(e) => return self.failed(i, e),
+        };
+        Ok(Some(&buf[..n]))
+    }
+
+    fn failed<T>(&self, i: usize, e: std::io::Error) -> anyhow::Result<Option<T>> {
+        if skippable(&e) || is_gone(&e) {
+            return Ok(None);
+        }
+        Err(anyhow!(
+            "reading {}: {e}",
+            self.dir.join(attr_name(i)).display()
+        ))
+    }
+
+    /// A text attribute, trimmed as Go's `strings.TrimSpace` does.
+    fn text(&mut self, i: usize, buf: &mut [u8; 4096]) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .read(i, buf)?
+            .map(|b| to_valid_utf8(b).trim().to_string()))
+    }
+
+    fn int(&mut self, i: usize, buf: &mut [u8; 4096]) -> anyhow::Result<Option<i64>> {
+        let Some(bytes) = self.read(i, buf)? else {
+            return Ok(None);
+        };
+        // Valid UTF-8 (every kernel's numbers) is parsed where it lies.
+        let lossy;
+        let s = match std::str::from_utf8(bytes) {
+            Ok(s) => s.trim(),
+            Err(_) => {
+                lossy = to_valid_utf8(bytes);
+                lossy.trim()
+            }
+        };
+        match parse_go_int(s) {
+            Some(v) => Ok(Some(v)),
+            None => Err(anyhow!(
+                "parsing {}: {s:?} is not an integer",
+                self.dir.join(attr_name(i)).display()
+            )),
+        }
+    }
+}
+
 struct Netclass {
     paths: Paths,
     ignored: Regex,
     ignore_invalid_speed: bool,
-    /// ~25 attributes per interface, every scrape: kept open.
-    files: OpenFiles,
+    /// The interfaces of the last scrape, sorted, with their open files.
+    devices: Mutex<Vec<Device>>,
 }
 
 impl Netclass {
@@ -175,24 +285,14 @@ impl Netclass {
             paths: f.paths.clone(),
             ignored,
             ignore_invalid_speed: f.bool("collector.netclass.ignore-invalid-speed", false),
-            files: OpenFiles::default(),
+            devices: Mutex::default(),
         })
     }
 }
 
-/// Reads one sysfs attribute, trimmed. `Ok(None)` when the kernel has no
-/// value for this interface (missing, EINVAL, EOPNOTSUPP, EACCES), as
-/// procfs' `ParseNetClassAttribute` skips them.
-pub fn read_attribute(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<String>> {
-    match files.read(path) {
-        Ok(bytes) => Ok(Some(
-            crate::helpers::to_valid_utf8(&bytes).trim().to_string(),
-        )),
-        Err(e) if skippable(&e) => Ok(None),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-    }
-}
-
+/// Whether a failed read only means "no value for this interface now"
+/// (missing, EINVAL, EOPNOTSUPP, EACCES): left out, as procfs'
+/// `ParseNetClassAttribute` skips them.
 fn skippable(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied)
         || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP))
@@ -222,15 +322,6 @@ pub fn parse_go_int(s: &str) -> Option<i64> {
     i64::try_from(if neg { -v } else { v }).ok()
 }
 
-fn read_int(files: &OpenFiles, path: &Path) -> anyhow::Result<Option<i64>> {
-    let Some(s) = read_attribute(files, path)? else {
-        return Ok(None);
-    };
-    parse_go_int(&s)
-        .map(Some)
-        .ok_or_else(|| anyhow!("parsing {}: {s:?} is not an integer", path.display()))
-}
-
 /// The interfaces in /sys/class/net, sorted (procfs' `NetClassDevices`); a
 /// sysfs without the directory, or one we may not read, is [`NoData`].
 pub fn devices(paths: &Paths) -> anyhow::Result<Vec<String>> {
@@ -255,18 +346,26 @@ pub fn devices(paths: &Paths) -> anyhow::Result<Vec<String>> {
 
 impl Collector for Netclass {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        let dir = self.paths.sys("class/net");
-        let devices = devices(&self.paths)?;
-        // Close what was kept open for interfaces that are gone.
-        let names: Vec<&str> = devices.iter().map(String::as_str).collect();
-        self.files.keep_devices(&dir, &names);
-        for dev in devices.iter().filter(|d| !self.ignored.is_match(d)) {
-            let base = dir.join(dev);
-            let text = |attr: &str| -> anyhow::Result<Option<String>> {
-                read_attribute(&self.files, &base.join(attr))
-            };
-            let labels = [("device", dev.as_str())];
-            let operstate = text("operstate")?.unwrap_or_default();
+        let names = devices(&self.paths)?;
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        // Interfaces came or went: every interface's files are opened
+        // anew, so that a driver's attributes are looked at again too.
+        if !devices
+            .iter()
+            .map(|d| d.name.as_str())
+            .eq(names.iter().map(String::as_str))
+        {
+            let dir = self.paths.sys("class/net");
+            *devices = names.iter().map(|n| Device::open(&dir, n)).collect();
+        }
+        let mut buf = [0u8; 4096];
+        for dev in devices
+            .iter_mut()
+            .filter(|d| !self.ignored.is_match(&d.name))
+        {
+            let name = dev.name.clone();
+            let labels = [("device", name.as_str())];
+            let operstate = dev.text(TEXT, &mut buf)?.unwrap_or_default();
             out.gauge(
                 "node_network_up",
                 "Value is 1 if operstate is 'up', 0 otherwise.",
@@ -274,8 +373,8 @@ impl Collector for Netclass {
                 if operstate == "up" { 1.0 } else { 0.0 },
             );
             let mut flags = None;
-            for (file, name, help, counter) in INT_ATTRS {
-                let Some(v) = read_int(&self.files, &base.join(file))? else {
+            for (i, (file, name, help, counter)) in INT_ATTRS.into_iter().enumerate() {
+                let Some(v) = dev.int(i, &mut buf)? else {
                     continue;
                 };
                 if file == "flags" {
@@ -287,7 +386,7 @@ impl Collector for Netclass {
                     out.gauge(name, help, &labels, v as f64);
                 }
             }
-            if let Some(speed) = read_int(&self.files, &base.join("speed"))? {
+            if let Some(speed) = dev.int(SPEED, &mut buf)? {
                 // Some drivers report -1 for an unknown speed.
                 if speed >= 0 || !self.ignore_invalid_speed {
                     let bytes = speed.saturating_mul(1000 * 1000) / 8;
@@ -304,17 +403,21 @@ impl Collector for Netclass {
                 Some(f) if f & IFF_UP != 0 => "up",
                 Some(_) => "down",
             };
+            let mut text = |i: usize| -> anyhow::Result<String> {
+                Ok(dev.text(TEXT + i, &mut buf)?.unwrap_or_default())
+            };
+            let (address, broadcast, duplex, ifalias) = (text(1)?, text(2)?, text(3)?, text(4)?);
             out.gauge(
                 "node_network_info",
                 "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
                 &[
-                    ("device", dev.as_str()),
-                    ("address", &text("address")?.unwrap_or_default()),
-                    ("broadcast", &text("broadcast")?.unwrap_or_default()),
-                    ("duplex", &text("duplex")?.unwrap_or_default()),
+                    ("device", name.as_str()),
+                    ("address", &address),
+                    ("broadcast", &broadcast),
+                    ("duplex", &duplex),
                     ("operstate", &operstate),
                     ("adminstate", adminstate),
-                    ("ifalias", &text("ifalias")?.unwrap_or_default()),
+                    ("ifalias", &ifalias),
                 ],
                 1.0,
             );
@@ -359,6 +462,77 @@ mod tests {
         }
     }
 
+    fn gauge(set: &MetricSet, name: &str, dev: &str) -> Option<f64> {
+        let f = set.families().iter().find(|f| f.name == name)?;
+        let s = f
+            .series
+            .iter()
+            .find(|s| s.labels.iter().any(|(_, v)| v == dev))?;
+        match s.value {
+            exporter_toolkit::exposition::Value::Single(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Files are opened once per interface: new values of an attribute
+    /// show on the next scrape, a file the driver lacked is looked for again
+    /// only when interfaces come or go, and a removed interface is dropped.
+    #[test]
+    fn interfaces_are_opened_once_and_looked_at_again_when_the_list_changes() {
+        let root = tempfile::tempdir().unwrap();
+        let net = root.path().join("class/net");
+        let add = |dev: &str, attrs: &[(&str, &str)]| {
+            std::fs::create_dir_all(net.join(dev)).unwrap();
+            for (k, v) in attrs {
+                std::fs::write(net.join(dev).join(k), v).unwrap();
+            }
+        };
+        add("eth0", &[("mtu", "1500\n"), ("operstate", "up\n")]);
+        let c = Netclass {
+            paths: Paths {
+                sysfs: root.path().to_path_buf(),
+                ..Paths::default()
+            },
+            ignored: Regex::new("^$").unwrap(),
+            ignore_invalid_speed: false,
+            devices: Mutex::default(),
+        };
+        let scrape = || {
+            let mut out = MetricSet::new();
+            c.update(&mut out).unwrap();
+            out
+        };
+        let set = scrape();
+        assert_eq!(gauge(&set, "node_network_mtu_bytes", "eth0"), Some(1500.0));
+        assert_eq!(gauge(&set, "node_network_up", "eth0"), Some(1.0));
+        assert_eq!(gauge(&set, "node_network_speed_bytes", "eth0"), None);
+
+        add("eth0", &[("mtu", "9000\n"), ("speed", "1000\n")]);
+        let set = scrape();
+        assert_eq!(gauge(&set, "node_network_mtu_bytes", "eth0"), Some(9000.0));
+        assert_eq!(
+            gauge(&set, "node_network_speed_bytes", "eth0"),
+            None,
+            "a file the driver lacked was looked for while no interface came or went"
+        );
+
+        add("eth1", &[("mtu", "1400\n")]);
+        let set = scrape();
+        assert_eq!(gauge(&set, "node_network_mtu_bytes", "eth1"), Some(1400.0));
+        assert_eq!(gauge(&set, "node_network_speed_bytes", "eth0"), Some(125e6));
+
+        std::fs::remove_dir_all(net.join("eth1")).unwrap();
+        let set = scrape();
+        assert_eq!(gauge(&set, "node_network_mtu_bytes", "eth1"), None);
+        assert_eq!(gauge(&set, "node_network_mtu_bytes", "eth0"), Some(9000.0));
+
+        // Garbage in an integer attribute fails the collector, naming the file.
+        add("eth0", &[("mtu", "fifteen\n")]);
+        let mut out = MetricSet::new();
+        let err = c.update(&mut out).unwrap_err().to_string();
+        assert!(err.contains("eth0/mtu") && err.contains("fifteen"), "{err}");
+    }
+
     #[test]
     fn live_sysfs_reads_without_error() {
         // On this machine's /sys, down interfaces answer EINVAL for speed,
@@ -370,7 +544,7 @@ mod tests {
             paths: Paths::default(),
             ignored: Regex::new("^$").unwrap(),
             ignore_invalid_speed: false,
-            files: OpenFiles::default(),
+            devices: Mutex::default(),
         };
         // Twice: the second update reads through the files kept open.
         for _ in 0..2 {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use http::{header, Uri};
+use http::header;
 use regex::Regex;
 use serde::Deserialize;
 
@@ -464,17 +464,8 @@ fn cel(field: &str, src: Option<String>) -> anyhow::Result<Option<Cel>> {
     }
 }
 
-/// Where a request goes through: a proxy URL, with the hosts that bypass it.
-#[derive(Clone, Debug)]
-pub enum Proxy {
-    Direct,
-    Url {
-        url: Uri,
-        no_proxy: Vec<String>,
-    },
-    /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY, read at each probe.
-    FromEnvironment,
-}
+/// Where a request goes through (shared with the log shipper's client).
+pub use exporter_toolkit::http_client::Proxy;
 
 /// One value of an `http_headers` entry.
 #[derive(Clone, Debug)]
@@ -1117,42 +1108,13 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
         sources.extend(v.files.into_iter().map(|f| HeaderSource::File(f.into())));
         http_headers.push((name, sources));
     }
-    let no_proxy = h.no_proxy.unwrap_or_default();
-    let proxy = match (
-        h.proxy_url.as_deref().filter(|u| !u.is_empty()),
+    let proxy = Proxy::from_config(
+        h.proxy_url.as_deref().unwrap_or(""),
+        h.no_proxy.as_deref().unwrap_or(""),
         h.proxy_from_environment,
-    ) {
-        (Some(_), true) => {
-            bail!("http: if proxy_from_environment is configured, proxy_url must not be configured")
-        }
-        (None, true) if !no_proxy.is_empty() => {
-            bail!("http: if proxy_from_environment is configured, no_proxy must not be configured")
-        }
-        (None, true) => Proxy::FromEnvironment,
-        (None, false) if !no_proxy.is_empty() => {
-            bail!("http: if no_proxy is configured, proxy_url must also be configured")
-        }
-        (None, false) => Proxy::Direct,
-        (Some(u), false) => {
-            let url: Uri = u
-                .parse()
-                .map_err(|e| anyhow!("http.proxy_url: {u:?}: {e}"))?;
-            if url.scheme_str() != Some("http") || url.host().is_none() {
-                bail!("http.proxy_url: {u:?}: only http:// proxies are supported");
-            }
-            Proxy::Url {
-                url,
-                no_proxy: no_proxy
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            }
-        }
-    };
-    if !h.proxy_connect_header.is_empty() && matches!(proxy, Proxy::Direct) {
-        bail!("http: if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured");
-    }
+        !h.proxy_connect_header.is_empty(),
+    )
+    .map_err(|e| anyhow!("http: {e}"))?;
     let mut proxy_connect_header = Vec::new();
     for (k, vs) in h.proxy_connect_header {
         let name = http::HeaderName::from_bytes(k.as_bytes())

@@ -1413,15 +1413,7 @@ const WRITE_NOT_YET: &[(&str, &str)] = &[
         "wal",
         "the write-ahead log (the files and positions are the buffer here)",
     ),
-    (
-        "oauth2",
-        "OAuth 2.0; use basic_auth, bearer_token or authorization",
-    ),
     ("queue_config", "the WAL's queue (no WAL here)"),
-    ("proxy_url", "a proxy"),
-    ("no_proxy", "a proxy"),
-    ("proxy_from_environment", "a proxy"),
-    ("proxy_connect_header", "a proxy"),
     ("http_headers", "secret headers; use headers"),
 ];
 
@@ -1492,8 +1484,12 @@ fn write(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Vec<ClientC
                 "bearer_token_file",
                 "follow_redirects",
                 "enable_http2",
+                "proxy_url",
+                "no_proxy",
+                "proxy_from_environment",
+                "proxy_connect_header",
             ],
-            &["basic_auth", "authorization", "tls_config"],
+            &["basic_auth", "authorization", "oauth2", "tls_config"],
         )?;
         ea.required("url")?;
         let mut m = ea.yaml(
@@ -1550,6 +1546,7 @@ fn write(id: &str, b: &Block, g: &Graph, globals: &mut Globals) -> R<Vec<ClientC
                     ("tls_config", tls(&bwhat, blk, g)?)
                 }
                 "basic_auth" => ("basic_auth", basic_auth(&bwhat, blk, g)?),
+                "oauth2" => ("oauth2", oauth2(&bwhat, blk, g)?),
                 _ => ("authorization", authorization(&bwhat, blk, g)?),
             };
             m.insert(Yaml::String(key.into()), y);
@@ -1579,6 +1576,34 @@ fn tls(what: &str, b: &Block, g: &Graph) -> R<Yaml> {
         &[],
     )?;
     Ok(Yaml::Mapping(a.yaml(rename, &[])?))
+}
+
+/// An `oauth2` block: promtail's keys, and its own `tls_config` block.
+fn oauth2(what: &str, b: &Block, g: &Graph) -> R<Yaml> {
+    let a = Args::new(
+        what,
+        b,
+        g,
+        &[
+            "client_id",
+            "client_secret",
+            "client_secret_file",
+            "scopes",
+            "token_url",
+            "endpoint_params",
+            "proxy_url",
+            "no_proxy",
+            "proxy_from_environment",
+            "proxy_connect_header",
+        ],
+        &["tls_config"],
+    )?;
+    let mut m = a.yaml(&[], &[])?;
+    for blk in &a.blocks {
+        let bwhat = format!("{what}: {}", blk.name);
+        m.insert(Yaml::String("tls_config".into()), tls(&bwhat, blk, g)?);
+    }
+    Ok(Yaml::Mapping(m))
 }
 
 fn basic_auth(what: &str, b: &Block, g: &Graph) -> R<Yaml> {
@@ -1674,6 +1699,25 @@ mod tests {
     }
 
     #[test]
+    fn write_http_options_are_the_yaml_keys_and_print_back() {
+        let cfg = load(
+            "loki.source.file \"f\" {\n  targets = []\n  forward_to = [loki.write.default.receiver]\n}\n\
+             loki.write \"default\" {\n  endpoint {\n    url = \"https://loki:3100/loki/api/v1/push\"\n    follow_redirects = false\n    enable_http2 = false\n    proxy_url = \"http://proxy:3128\"\n    no_proxy = \"10.0.0.0/8\"\n    proxy_connect_header = { \"Proxy-Authorization\" = [\"Basic dTpw\"] }\n    oauth2 {\n      client_id = \"id\"\n      client_secret_file = \"/s\"\n      token_url = \"https://auth/token\"\n      scopes = [\"logs:write\"]\n      endpoint_params = { audience = \"loki\" }\n      proxy_from_environment = true\n      tls_config {\n        insecure_skip_verify = true\n      }\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let yaml: crate::config::ClientConfig = serde_yaml_ng::from_str(
+            "url: https://loki:3100/loki/api/v1/push\nfollow_redirects: false\nenable_http2: false\nproxy_url: http://proxy:3128\nno_proxy: 10.0.0.0/8\nproxy_connect_header: {Proxy-Authorization: [Basic dTpw]}\noauth2:\n  client_id: id\n  client_secret_file: /s\n  token_url: https://auth/token\n  scopes: [logs:write]\n  endpoint_params: {audience: loki}\n  proxy_from_environment: true\n  tls_config: {insecure_skip_verify: true}\n",
+        )
+        .unwrap();
+        let got = &cfg.clients[0];
+        let as_yaml = |c: &crate::config::ClientConfig| serde_yaml_ng::to_string(c).unwrap();
+        assert_eq!(as_yaml(got), as_yaml(&yaml));
+        let printed = crate::config::alloy::print::to_alloy(&cfg).unwrap();
+        let again = load(&printed).unwrap();
+        assert_eq!(as_yaml(&again.clients[0]), as_yaml(got), "{printed}");
+    }
+
+    #[test]
     fn errors_name_the_component_attribute_and_place() {
         let cases = [
             (
@@ -1729,16 +1773,16 @@ mod tests {
                 "config:3:17: \"loki.write.nope.receiver\" is not a declared component's export",
             ),
             (
-                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    oauth2 {\n    }\n  }\n}\n",
-                "config:4:5: loki.write.default: endpoint: oauth2 is not supported yet by this shipper",
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    oauth2 {\n      client_id = \"a\"\n      bogus = 1\n    }\n  }\n}\n",
+                "config:6:7: loki.write.default: endpoint: oauth2: unsupported attribute \"bogus\"",
             ),
             (
                 "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    tls_config {\n      ca_pem = \"-----BEGIN CERTIFICATE-----\"\n    }\n  }\n}\n",
                 "config:5:7: loki.write.default: endpoint: tls_config: ca_pem is not supported yet by this shipper; use ca_file",
             ),
             (
-                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    proxy_url = \"http://proxy:3128\"\n  }\n}\n",
-                "config:4:5: loki.write.default: endpoint: proxy_url is not supported yet by this shipper",
+                "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n    queue_config {\n    }\n  }\n}\n",
+                "config:4:5: loki.write.default: endpoint: queue_config is not supported yet by this shipper",
             ),
             (
                 "loki.write \"default\" {\n  endpoint {\n    url = \"http://b/x\"\n  }\n  wal {\n    enabled = true\n  }\n}\n",

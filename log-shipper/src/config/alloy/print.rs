@@ -599,6 +599,25 @@ fn stage(o: &mut Out, st: &Yaml) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A client's block (`oauth2` holds its own `tls_config`).
+fn client_block(o: &mut Out, k: &str, val: &Yaml) -> Result<(), ConfigError> {
+    o.open(k);
+    for (bk, bv) in val.as_mapping().into_iter().flatten() {
+        let bk = bk.as_str().unwrap_or_default();
+        let name = match (k, bk) {
+            ("oauth2", "tls_config") => {
+                client_block(o, bk, bv)?;
+                continue;
+            }
+            ("tls_config", "ca" | "cert" | "key") => format!("{bk}_pem"),
+            _ => bk.to_string(),
+        };
+        o.attr(&name, bv)?;
+    }
+    o.close();
+    Ok(())
+}
+
 fn write(o: &mut Out, c: &ClientConfig, l: &str) -> Result<(), ConfigError> {
     let v = to_value(c)?;
     let d = to_value(&ClientConfig::default())?;
@@ -631,19 +650,8 @@ fn write(o: &mut Out, c: &ClientConfig, l: &str) -> Result<(), ConfigError> {
                     }
                 }
             }
-            "tls_config" | "basic_auth" | "authorization" => {
-                o.open(k);
-                for (bk, bv) in val.as_mapping().into_iter().flatten() {
-                    let bk = bk.as_str().unwrap_or_default();
-                    let name = match (k, bk) {
-                        ("tls_config", "ca" | "cert" | "key") => format!("{bk}_pem"),
-                        _ => bk.to_string(),
-                    };
-                    o.attr(&name, bv)?;
-                }
-                o.close();
-            }
-            "oauth2" | "stream_lag_labels" => return Err(unsupported(&format!("clients {k}"))),
+            "tls_config" | "basic_auth" | "authorization" | "oauth2" => client_block(o, k, val)?,
+            "stream_lag_labels" => return Err(unsupported(&format!("clients {k}"))),
             _ => o.attr(k, val)?,
         }
     }
