@@ -164,18 +164,21 @@ ansible-lint:
 	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-playbook --syntax-check site.yml
 	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ansible-lint --profile production
 
-## ansible-test: Loki's simple-scalable mode rendered under --check (Loki cannot be
-## installed here); site.yml deployed to Debian 12 containers running systemd, checked from outside
+## ansible-test: Loki's simple-scalable mode and VictoriaMetrics' cluster form rendered under
+## --check (neither can be installed here); site.yml deployed to Debian 12 containers running
+## systemd (one monitoring host), checked from outside
 ansible-test: ansible-lint static-exporter
 	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ANSIBLE_CONFIG=ansible.cfg ansible-playbook -i tests/loki_scalable/hosts.yml tests/loki_scalable/check.yml --check --diff >/dev/null || \
 	  { echo "Loki simple-scalable check failed; rerun: cd ansible && ansible-playbook -i tests/loki_scalable/hosts.yml tests/loki_scalable/check.yml --check"; exit 1; }
+	cd ansible && PATH="$(PY_SCRIPTS):$$PATH" ANSIBLE_CONFIG=ansible.cfg ansible-playbook -i tests/victoriametrics_cluster/hosts.yml tests/victoriametrics_cluster/check.yml --check --diff >/dev/null || \
+	  { echo "VictoriaMetrics cluster check failed; rerun: cd ansible && ansible-playbook -i tests/victoriametrics_cluster/hosts.yml tests/victoriametrics_cluster/check.yml --check"; exit 1; }
 	$(CARGO) build -p log-shipper
 	$(CARGO) build -p e2e-tests --example loki_receiver --example deployed_dashboards
 	NODE_EXPORTER_BIN=$(CURDIR)/$(STATIC_EXPORTER) PATH="$(PY_SCRIPTS):$$PATH" python3 ansible/tests/deploy_test.py
 
 ## ansible-ha-test: issue 19's high-availability topology (two Prometheus replicas, three
-## Alertmanager peers, VictoriaMetrics) deployed and checked; not yet green, not part of `make test`
-## (see ansible/README.md)
+## Alertmanager peers, VictoriaMetrics, two app hosts) deployed and checked; not yet green, not
+## part of `make test` (see ansible/README.md)
 ansible-ha-test: ansible-lint static-exporter
 	$(CARGO) build -p log-shipper
 	$(CARGO) build -p e2e-tests --example loki_receiver --example deployed_dashboards

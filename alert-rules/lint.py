@@ -55,6 +55,13 @@ def main(rules_dir: str, tests_dir: str, runbook: str, role_vars: str) -> int:
                     heartbeats.add(name)
                 if not rule.get("for") and not heartbeat:
                     problems.append(f"{where}: no `for:`; a single bad sample would page")
+                # A failed scrape leaves its series stale for an evaluation: without
+                # keep_firing_for the alert resolves and fires again, and with several
+                # Prometheus replicas Alertmanager notifies each such flap. `up` is
+                # never stale.
+                if not heartbeat and not re.match(r"up\b", rule["expr"].strip()) \
+                        and not rule.get("keep_firing_for"):
+                    problems.append(f"{where}: no `keep_firing_for:`; a missed scrape would resolve it")
                 ann = rule.get("annotations", {})
                 for key in ("summary", "description", "runbook_url"):
                     if not ann.get(key):
