@@ -87,12 +87,13 @@ unit: build
 build:
 	$(CARGO) build --workspace
 
-## toolchain: what the static build needs: the rustup target and musl's
-## compiler wrapper (Debian's musl-tools, for ring's C code)
+## toolchain: what the static build needs: the rustup target, musl's
+## compiler wrapper (Debian's musl-tools, for ring's C code) and lld (the
+## linker scripts/link-scrape-first.py runs)
 toolchain:
 	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
-	@command -v musl-gcc >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends musl-tools; }
+	@command -v musl-gcc >/dev/null && command -v ld.lld >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends musl-tools lld; }
 
 static-exporter: toolchain
 	$(CARGO) build --release --target $(STATIC_TARGET) -p node-exporter
