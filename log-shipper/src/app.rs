@@ -613,7 +613,9 @@ impl Shipper {
                     read_bytes: f.read_offset,
                     size_bytes: f.size,
                     acked_position: f.committed,
-                    ready: true,
+                    // Found but not open yet (waiting for a descriptor
+                    // within `max_open_files`): not ready.
+                    ready: f.opened,
                 });
             }
         }
