@@ -290,7 +290,13 @@ mod tests {
             .chain([0x61, 0xE9, 0xFF])
             .map(|c| char::from_u32(c).unwrap())
             .collect();
-        for label in ["ISO-8859-1", "latin1", "iso-8859-1", "ISO_8859-1:1987", "l1"] {
+        for label in [
+            "ISO-8859-1",
+            "latin1",
+            "iso-8859-1",
+            "ISO_8859-1:1987",
+            "l1",
+        ] {
             let enc = FileEncoding::named(label).unwrap().unwrap();
             assert_eq!(enc.codec(&[]).decoder.decode(&bytes), want, "{label}");
         }
