@@ -447,6 +447,33 @@ mod tests {
             e.starts_with("scrape_configs[0].docker_events: host \"/run/docker.sock\""),
             "{e}"
         );
+        let sd = |host: &str, extra: &str| {
+            err(&format!("scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: {host}\n{extra}"))
+        };
+        assert_eq!(
+            sd(
+                "unix:///run/docker.sock",
+                "        tls_config: {insecure_skip_verify: true}\n"
+            ),
+            "scrape_configs[0].docker_sd_configs[0].tls_config: not used with a unix:// host"
+        );
+        assert!(sd("http://e:2375", "        tls_config: {ca_file: /ca}\n")
+            .contains("tls_config: not used with an http:// host"));
+        assert!(sd(
+            "tcp://e:2376",
+            "        oauth2: {client_id: a, token_url: http://t/}\n"
+        )
+        .contains("oauth2: not supported by this shipper"));
+        assert!(sd(
+            "tcp://e:2376",
+            "        basic_auth: {username: u}\n        bearer_token: t\n"
+        )
+        .contains("at most one of basic_auth"));
+        assert!(sd(
+            "tcp://e:2376",
+            "        authorization: {type: basic, credentials: x}\n"
+        )
+        .contains("use \"basic_auth\""));
         let e = err("scrape_configs:\n  - job_name: e\n    docker_events:\n      hots: x\n");
         assert!(e.contains("hots"), "{e}");
         let ok = crate::config::from_str(
