@@ -674,7 +674,7 @@ mod tests {
     fn http_headers_have_no_alloy_form_here() {
         for yaml in [
             "clients:\n  - url: http://l/\n    http_headers: {X-A: {values: [b]}}\n",
-            "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: tcp://e:2375\n        http_headers: {X-A: {values: [b]}}\n",
+            "clients:\n  - url: http://l/\nscrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: tcp://e:2375\n        http_headers: {X-A: {values: [b]}}\n",
         ] {
             let cfg = crate::config::from_str(yaml).unwrap();
             let e = super::to_alloy(&cfg).unwrap_err().message;
