@@ -1071,6 +1071,42 @@ fn sequences_that_failed_once_deliver_what_the_model_requires() {
             Op::Delete { file: a },
             Op::LokiRefuses(Refusal::Status429),
         ],
+        // Copied and truncated, then refilled past the saved offset, while
+        // the restarted shipper was between deciding to read the file from
+        // its saved offset and opening it.
+        vec![
+            Op::LokiBack,
+            Op::Restart,
+            Op::Write { file: b, lines: 21 },
+            Op::Kill,
+            Op::Write { file: a, lines: 15 },
+            Op::Restart,
+            Op::CopyTruncate {
+                file: b,
+                unread_lines: 4,
+            },
+            Op::Write { file: b, lines: 34 },
+            Op::Settle,
+        ],
+        // Truncated (its last line only just finished), killed, restarted
+        // and renamed with late lines while the restarted shipper was
+        // still looking for the copy of the truncated content.
+        vec![
+            Op::Write { file: a, lines: 14 },
+            Op::Partial { file: b },
+            Op::Settle,
+            Op::Truncate { file: b },
+            Op::Kill,
+            Op::Restart,
+            Op::RenameRotate {
+                file: b,
+                late_lines: 3,
+            },
+            Op::Partial { file: b },
+            Op::Restart,
+            Op::Write { file: a, lines: 4 },
+            Op::Settle,
+        ],
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

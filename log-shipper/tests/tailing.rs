@@ -547,6 +547,37 @@ async fn a_file_deleted_while_being_read_is_read_to_its_end() {
     h.stop().await;
 }
 
+/// The rotated file's quiet time does not read its mtime against the
+/// clock: one in the future (clock skew, NFS) must not hold the path's new
+/// file back until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_file_with_an_mtime_in_the_future_does_not_hold_up_the_new_file() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let old = numbered("old", 0..10);
+    write_lines(&log, &old);
+    let settings = TailerSettings {
+        rotate_wait: Duration::from_secs(1),
+        ..tailer_settings()
+    };
+    h.start("app.log", settings);
+    h.wait_lines(old.len(), 90).await;
+    let future = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    std::fs::rename(&log, h.logs().join("app.log.1")).unwrap();
+    let new = numbered("new", 0..10);
+    write_lines(&log, &new);
+    // Generous for a loaded machine, and far below the hour.
+    h.wait_lines(old.len() + new.len(), 60).await;
+    h.assert_exactly_once(&[old, new].concat());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loki_down_429_500_then_back_loses_nothing_and_positions_wait() {
     let mut h = Harness::new();

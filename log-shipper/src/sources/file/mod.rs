@@ -566,6 +566,9 @@ struct Spawn {
     start: u64,
     /// Truncated while we were away: the copy with this head first.
     copy_first: Option<copies::Head>,
+    /// Read from a saved offset: the first bytes the file had when that
+    /// was decided (see [`Tailer::expect_head`]).
+    expect_head: Option<copies::Head>,
     /// With `copy_first`: the contents saved as queued behind it.
     pending: Vec<crate::positions::PendingContent>,
     copy_dirs: Vec<PathBuf>,
@@ -751,10 +754,10 @@ impl JobRunner {
                     .filter(|s| !*s.done.borrow())
                     .cloned();
                 let (decision, copy_head, waited) = self.start_of(&path, key, meta.len());
-                let (start, copy_first) = match decision {
+                let (start, copy_first, expect_head) = match decision {
                     start::Start::Skip | start::Start::Wait => continue,
-                    start::Start::At(offset) => (offset, None),
-                    start::Start::CopyFirst(offset) => (offset, copy_head),
+                    start::Start::At(offset) => (offset, None, copy_head),
+                    start::Start::CopyFirst(offset) => (offset, copy_head, None),
                 };
                 let pending = if copy_first.is_some() {
                     self.positions.pending(&path_str)
@@ -770,6 +773,7 @@ impl JobRunner {
                     dev_ino: key,
                     start,
                     copy_first,
+                    expect_head,
                     check_copy: start == 0 && !waited,
                     after,
                     draining: false,
@@ -826,6 +830,7 @@ impl JobRunner {
             dev_ino: s.dev_ino,
             start: s.start,
             copy_first: s.copy_first,
+            expect_head: s.expect_head,
             pending: s.pending,
             copy_dirs: s.copy_dirs,
             claims: Arc::clone(&self.claims),
@@ -890,6 +895,7 @@ impl JobRunner {
             start: saved.offset,
             pending: Vec::new(),
             copy_first: None,
+            expect_head: None,
             copy_dirs,
             check_copy: false,
             after: None,
@@ -913,6 +919,11 @@ impl JobRunner {
             }
             if spawn.copy_first.is_some() {
                 spawn.pending = self.positions.pending(path);
+            } else {
+                spawn.expect_head = Some(copies::Head {
+                    len: id.fp_len as usize,
+                    hash: id.fp,
+                });
             }
             tracing::info!(path, rotated_to = %renamed.display(), offset = saved.offset, copy_first = spawn.copy_first.is_some(), "reading the rest of a file rotated while we were not running");
             spawn.path = renamed;
@@ -1008,7 +1019,8 @@ impl JobRunner {
 
     /// Where to start reading a newly found file: the facts gathered here,
     /// the decision in [`start::decide`]; with it, the head of the copy to
-    /// read first when the file was truncated while we were away.
+    /// read first when the file was truncated while we were away, or the
+    /// file's head when it is read from an offset.
     fn start_of(
         &mut self,
         path: &std::path::Path,
@@ -1108,7 +1120,20 @@ impl JobRunner {
         if decision == start::Start::At(0) && facts.looks_like_copy_for.is_some() {
             tracing::debug!(path = %path.display(), "a file starting like another one's content was not claimed as its copy: reading it from its start");
         }
-        (decision, copy_head, facts.looks_like_copy_for.is_some())
+        let head = match decision {
+            start::Start::CopyFirst(_) => copy_head,
+            // Read from an offset: its first bytes now, looked at again when
+            // it is opened (a truncation in between is a new content).
+            start::Start::At(offset) if offset > 0 && facts.len != u64::MAX => {
+                file.as_ref().map(|f| {
+                    let mut head = [0u8; identity::FINGERPRINT_BYTES];
+                    let n = identity::read_head(f, &mut head).unwrap_or(0);
+                    copies::Head::of(&head[..n])
+                })
+            }
+            _ => None,
+        };
+        (decision, head, facts.looks_like_copy_for.is_some())
     }
 
     /// How long a file that looks like a copy is held back.

@@ -133,6 +133,10 @@ pub struct Tailer {
     pub copy_first: Option<Head>,
     /// With `copy_first`: the contents queued behind it when we stopped.
     pub pending: Vec<crate::positions::PendingContent>,
+    /// Read from `start`: the first bytes the file had when that was
+    /// decided. Other ones (or a file shorter than `start`) when it is
+    /// opened mean it was truncated in between: as with `copy_first`.
+    pub expect_head: Option<Head>,
     /// Where copies of this file are looked for.
     pub copy_dirs: Vec<PathBuf>,
     pub claims: Claims,
@@ -260,8 +264,13 @@ struct Open {
     /// When the partial line last grew.
     partial_since: Instant,
     last_data: Instant,
-    /// When the file was seen rotated away (or opened already rotated).
+    /// When the file was seen rotated away (or opened already rotated),
+    /// or later seen changed: its quiet time counts from then.
     rotated_at: Instant,
+    /// The rotated file's modification time and size at the last look:
+    /// compared with the next look only, never with the clock (an mtime
+    /// in the future, from clock skew or NFS, must not hold it open).
+    rotated_stat: Option<(i64, i64, u64)>,
     /// When the file was last looked at ([`Open::watch`]).
     last_watch: Instant,
     /// The wait before the live file is polled again: `poll_interval`
@@ -324,7 +333,12 @@ impl Open {
         head.truncate(n);
         let codec = t.settings.encoding.map(|e| e.codec(&head));
         let mut contents = VecDeque::new();
-        let identity = if let Some(h) = t.copy_first {
+        let unchanged = |h: &Head| copies::bytes_start_with(&head, *h) && meta.len() >= t.start;
+        let truncated_since = t.expect_head.filter(|h| !gzip && !unchanged(h));
+        if truncated_since.is_some() {
+            tracing::info!(path = %t.path.display(), offset = t.start, size = meta.len(), "file truncated between finding and opening it: looking for its copy first");
+        }
+        let identity = if let Some(h) = t.copy_first.or(truncated_since) {
             // The content we had read is gone from the file: its copy
             // (found by the saved fingerprint) is read first.
             contents.push_back(Content {
@@ -398,6 +412,7 @@ impl Open {
             partial_since: Instant::now(),
             last_data: Instant::now(),
             rotated_at: Instant::now(),
+            rotated_stat: None,
             last_watch: Instant::now(),
             idle_poll: t.settings.poll_interval,
             gzip,
@@ -552,6 +567,7 @@ impl Open {
         // its quiet time counts from the rotation, not from the last data
         // before it.
         self.rotated_at = Instant::now();
+        self.rotated_stat = self.stat();
         self.last_data = Instant::now();
         let _ = t.events.send(TailerEvent::Rotated);
     }
@@ -570,18 +586,20 @@ impl Open {
     }
 
     /// How long nothing was written to the rotated file: since the
-    /// rotation was seen and since its last modification.
-    fn quiet_since_rotation(&self) -> Duration {
-        let written = self
-            .file
-            .as_ref()
-            .and_then(|(f, _)| f.metadata().ok()?.modified().ok())
-            .map_or(Duration::MAX, |m| {
-                std::time::SystemTime::now()
-                    .duration_since(m)
-                    .unwrap_or(Duration::ZERO)
-            });
-        written.min(self.rotated_at.elapsed())
+    /// rotation was seen, or since it was last seen changed.
+    fn quiet_since_rotation(&mut self) -> Duration {
+        let stat = self.stat();
+        if stat != self.rotated_stat {
+            self.rotated_stat = stat;
+            self.rotated_at = Instant::now();
+        }
+        self.rotated_at.elapsed()
+    }
+
+    /// The open file's modification time and size.
+    fn stat(&self) -> Option<(i64, i64, u64)> {
+        let meta = self.file.as_ref()?.0.metadata().ok()?;
+        Some((meta.mtime(), meta.mtime_nsec(), meta.len()))
     }
 
     /// Looks at the file and the contents waiting for their copies: a
@@ -1036,7 +1054,12 @@ impl Open {
                     return total;
                 }
             }
-            if self.offset == 0 {
+            // Handed back only while the job can find it again under its
+            // name: a file rotated away would be lost.
+            if self.offset == 0
+                && !self.rotated
+                && matches!(self.path_state(t), PathState::Same { .. })
+            {
                 if let Some(check) = &t.check_copy {
                     let head = &self.buf[..n.min(FINGERPRINT_BYTES)];
                     if check(head, t.dev_ino, &t.path) {
@@ -1313,7 +1336,7 @@ fn make_entry(
     progress: &Arc<Progress>,
     labels: &Labels,
     m: &super::metrics::FileMetrics,
-    decoder: Option<&'static encoding_rs::Encoding>,
+    decoder: Option<super::encoding::Decoder>,
 ) -> Option<Entry> {
     match piece {
         Piece::Line {
@@ -1328,7 +1351,7 @@ fn make_entry(
                 // Lines of other encodings are cut in their own bytes (see
                 // `encoding`) and decoded one by one. Bytes a decoder cannot
                 // map become U+FFFD.
-                (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
+                (b, Some(dec)) => dec.decode(&b),
                 (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 // from_utf8 checks ASCII a word at a time; the lossy
