@@ -463,6 +463,114 @@ pub mod oauth2 {
     }
 }
 
+/// Prometheus' `http_headers` (config/headers.go): per header name, fixed
+/// `values`, `secrets` and `files` whose trimmed content is read at each
+/// request, all added to the request; the headers the client sets itself
+/// or that change the connection may not be set.
+pub mod http_headers {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use http::{HeaderName, HeaderValue};
+    use serde::{Deserialize, Serialize};
+
+    /// Prometheus' reservedHeaders.
+    pub const RESERVED: &[&str] = &[
+        "Authorization",
+        "Host",
+        "Content-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "User-Agent",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Www-Authenticate",
+        "Accept-Encoding",
+        "X-Prometheus-Remote-Write-Version",
+        "X-Prometheus-Remote-Read-Version",
+        "X-Prometheus-Scrape-Timeout-Seconds",
+        "X-Amz-Date",
+        "X-Amz-Security-Token",
+        "X-Amz-Content-Sha256",
+    ];
+
+    /// One header's entry, as the YAML has it.
+    #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Header {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub values: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub secrets: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub files: Vec<String>,
+    }
+
+    /// Where one value of a header comes from.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Source {
+        Value(HeaderValue),
+        /// Read (and trimmed) at each request, so a rotated secret is
+        /// picked up.
+        File(PathBuf),
+    }
+
+    /// The checked `http_headers` of a client.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct HttpHeaders(pub Vec<(HeaderName, Vec<Source>)>);
+
+    impl HttpHeaders {
+        /// Checks names (not reserved), values; files are read later.
+        pub fn from_config(config: &BTreeMap<String, Header>) -> Result<HttpHeaders, String> {
+            let mut out = Vec::new();
+            for (name, h) in config {
+                let n = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("{name:?} is not a header name"))?;
+                if let Some(r) = RESERVED.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+                    return Err(format!("setting header {r:?} is not allowed"));
+                }
+                let mut sources = Vec::new();
+                for v in h.values.iter().chain(&h.secrets) {
+                    let v = HeaderValue::from_str(v)
+                        .map_err(|_| format!("{name}: a value is not a header value"))?;
+                    sources.push(Source::Value(v));
+                }
+                sources.extend(h.files.iter().map(|f| Source::File(f.into())));
+                out.push((n, sources));
+            }
+            Ok(HttpHeaders(out))
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// The headers for one request: values as given, files read now.
+        pub fn resolve(&self) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+            let mut out = Vec::new();
+            for (name, sources) in &self.0 {
+                for s in sources {
+                    let v = match s {
+                        Source::Value(v) => v.clone(),
+                        Source::File(f) => {
+                            let text = std::fs::read_to_string(f).map_err(|e| {
+                                format!("unable to read headers file {}: {e}", f.display())
+                            })?;
+                            HeaderValue::from_str(text.trim()).map_err(|_| {
+                                format!("headers file {}: {name}: not a header value", f.display())
+                            })?
+                        }
+                    };
+                    out.push((name.clone(), v));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,5 +780,47 @@ mod tests {
             .unwrap_err()
             .contains("missing access_token"));
         assert!(parse_reply(None, b"<html>").unwrap_err().contains("json"));
+    }
+}
+
+#[cfg(test)]
+mod http_headers_tests {
+    use super::http_headers::{Header, HttpHeaders};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn reserved_names_are_refused_and_files_read_at_each_resolve() {
+        let one = |name: &str, h: Header| BTreeMap::from([(name.to_string(), h)]);
+        let err = HttpHeaders::from_config(&one("user-agent", Header::default())).unwrap_err();
+        assert_eq!(err, "setting header \"User-Agent\" is not allowed");
+        let dir = std::env::temp_dir().join(format!("http-headers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "  first\n").unwrap();
+        let h = HttpHeaders::from_config(&one(
+            "X-Token",
+            Header {
+                values: vec!["v".into()],
+                secrets: vec!["s".into()],
+                files: vec![f.display().to_string()],
+            },
+        ))
+        .unwrap();
+        let got = |h: &HttpHeaders| -> Vec<String> {
+            h.resolve()
+                .unwrap()
+                .iter()
+                .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+                .collect()
+        };
+        assert_eq!(got(&h), ["x-token=v", "x-token=s", "x-token=first"]);
+        std::fs::write(&f, "second").unwrap();
+        assert_eq!(got(&h)[2], "x-token=second");
+        std::fs::remove_file(&f).unwrap();
+        assert!(h
+            .resolve()
+            .unwrap_err()
+            .contains("unable to read headers file"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use exporter_toolkit::http_client::http_headers::HttpHeaders;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -194,6 +195,8 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         headers,
+        http_headers: HttpHeaders::from_config(&c.http_headers)
+            .map_err(|e| format!("http_headers: {e}"))?,
         drop_rate_limited_batches: c.drop_rate_limited_batches,
         ..ClientSettings::default()
     })
@@ -202,7 +205,7 @@ pub fn client_settings(c: &ClientConfig) -> Result<ClientSettings, String> {
 /// A `tls_config` as the client's settings; files readable, PEM well
 /// formed and versions known are checked now, so -check-config reports
 /// them (the URL's scheme does not matter here).
-fn tls_settings(t: &crate::config::TlsConfig) -> Result<TlsSettings, String> {
+pub(crate) fn tls_settings(t: &crate::config::TlsConfig) -> Result<TlsSettings, String> {
     let path = |s: &str| (!s.is_empty()).then(|| Path::new(s).to_path_buf());
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let tls = TlsSettings {
@@ -613,7 +616,9 @@ impl Shipper {
                     read_bytes: f.read_offset,
                     size_bytes: f.size,
                     acked_position: f.committed,
-                    ready: true,
+                    // Found but not open yet (waiting for a descriptor
+                    // within `max_open_files`): not ready.
+                    ready: f.opened,
                 });
             }
         }

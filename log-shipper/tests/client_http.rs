@@ -26,6 +26,10 @@ use log_shipper::entry::{Entry, LabelSet};
 mod test_ca;
 use test_ca::TestCa;
 
+#[path = "common/last_push.rs"]
+mod last_push;
+use last_push::header;
+
 /// What a test server saw of one request.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -125,13 +129,6 @@ async fn push(client: &Client, lines: &[&str]) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-fn header(r: &LokiReceiver, name: &str) -> Option<String> {
-    r.last_headers()
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,4 +451,65 @@ async fn oauth2_tokens_are_fetched_kept_until_expiry_and_refreshed() {
     );
     assert_eq!(r.requests(), before);
     c.stop(Duration::from_secs(1)).await;
+}
+
+/// `http_headers` as Prometheus' client sends them: every one of `values`,
+/// `secrets` and `files` (trimmed, read at each push, so a rotated file is
+/// picked up). A file gone fails the push, which is retried and then
+/// dropped, never sent without it; a header the client sets itself is
+/// refused at load, with the file and line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_headers_reach_loki_and_files_are_read_at_each_push() {
+    let r = LokiReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "  first\n").unwrap();
+    let c = client(&yaml(
+        &r.push_url(),
+        &format!(
+            "    http_headers:\n      X-Token:\n        values: [v1]\n        secrets: [s1]\n        files: [{}]\n      X-Other:\n        values: [o]\n",
+            token.display()
+        ),
+    ));
+    let values = |name: &str| -> Vec<String> {
+        r.last_headers()
+            .into_iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    push(&c, &["one"]).await;
+    assert_eq!(values("x-token"), ["v1", "s1", "first"]);
+    assert_eq!(header(&r, "x-other").as_deref(), Some("o"));
+    std::fs::write(&token, "second\n").unwrap();
+    push(&c, &["two"]).await;
+    assert_eq!(values("x-token"), ["v1", "s1", "second"]);
+
+    std::fs::remove_file(&token).unwrap();
+    let before = r.requests();
+    let dropped = c.metrics().dropped_entries(DropReason::IngesterError);
+    push(&c, &["three"]).await;
+    assert_eq!(r.requests(), before, "nothing sent without the file");
+    assert_eq!(
+        c.metrics().dropped_entries(DropReason::IngesterError),
+        dropped + 1
+    );
+    c.stop(Duration::from_secs(1)).await;
+    assert_eq!(r.lines(), ["one", "two"]);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        yaml(
+            &r.push_url(),
+            "    http_headers:\n      User-Agent:\n        values: [me]\n",
+        ),
+    )
+    .unwrap();
+    let e = config::load(&bad, false).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}:6:", bad.display()))
+            && e.contains("http_headers: bad value: setting header \"User-Agent\" is not allowed"),
+        "{e}"
+    );
 }

@@ -22,6 +22,10 @@ use log_shipper::entry::{Entry, LabelSet};
 mod test_ca;
 use test_ca::TestCa;
 
+#[path = "common/last_push.rs"]
+mod last_push;
+use last_push::header;
+
 /// What happens to a key.
 enum Fate {
     /// Implemented; its effect is tested by this test (file from the
@@ -135,6 +139,8 @@ const KEYS: &[(&str, &str, Fate)] = &[
     ("clients[].timeout", "clients:\n  - url: http://l/\n    timeout: 1s\n", Tested(CLIENT_TESTS, "retries_429_500_down_and_hang_without_losing_or_acking_early")),
     ("clients[].tenant_id", "clients:\n  - url: http://l/\n    tenant_id: t\n", Tested(HERE, "client_keys_reach_loki")),
     ("clients[].drop_rate_limited_batches", "clients:\n  - url: http://l/\n    drop_rate_limited_batches: true\n", Tested(HERE, "drop_rate_limited_batches_drops_a_429_at_once")),
+    ("clients[].http_headers", "clients:\n  - url: http://l/\n    http_headers: {X-A: {values: [b], secrets: [c], files: [/f]}}\n", Tested(HTTP_TESTS, "http_headers_reach_loki_and_files_are_read_at_each_push")),
+    ("clients[].oauth2.client_secret_ref", "clients:\n  - url: http://l/\n    oauth2:\n      client_id: a\n      token_url: http://t/\n      client_secret_ref: vault-key\n", Refused(6)),
     ("clients[].stream_lag_labels", "clients:\n  - url: http://l/\n    stream_lag_labels: [a]\n", Refused(3)),
     // ------------------------------------------------------------ positions
     ("positions.filename", "positions:\n  filename: /tmp/p.yaml\n", Tested("log-shipper/src/positions.rs", "saves_atomically_what_progress_committed_and_promtail_can_read_it")),
@@ -292,13 +298,6 @@ async fn push_through(yaml: &str, n: usize) -> u64 {
     let dropped = client.metrics().dropped_entries(DropReason::RateLimited) - before;
     client.stop(Duration::from_millis(200)).await;
     dropped
-}
-
-fn header(r: &LokiReceiver, name: &str) -> Option<String> {
-    r.last_headers()
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -703,8 +702,10 @@ fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let r = LokiReceiver::start();
     let port = free_port();
-    // "café 10€" in windows-1252 (Latin-1 with €), "日本" in Shift_JIS.
-    std::fs::write(dir.path().join("latin1.log"), b"caf\xe9 10\x80\n").unwrap();
+    // "café 10€" in windows-1252; in ISO-8859-1, as Go's x/text reads it,
+    // every byte is its own code point (0x80-0x9F too); "日本" in Shift_JIS.
+    std::fs::write(dir.path().join("cp1252.log"), b"caf\xe9 10\x80\n").unwrap();
+    std::fs::write(dir.path().join("latin1.log"), b"caf\xe9 \x80\x9f\n").unwrap();
     std::fs::write(dir.path().join("sjis.log"), b"\x93\xfa\x96\x7b\n").unwrap();
     std::fs::write(dir.path().join("utf8.log"), "déjà\n").unwrap();
     let job = |name: &str, enc: &str| {
@@ -717,9 +718,10 @@ fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
         dir.path(),
         "config.yaml",
         &format!(
-            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nscrape_configs:\n{}{}{}",
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\npositions:\n  filename: {}/positions.yaml\nclients:\n  - url: {}\n    batchwait: 50ms\nscrape_configs:\n{}{}{}{}",
             dir.path().display(),
             r.push_url(),
+            job("cp1252", "windows-1252"),
             job("latin1", "ISO-8859-1"),
             job("sjis", "Shift_JIS"),
             job("utf8", "UTF-8"),
@@ -727,13 +729,13 @@ fn encoding_converts_latin1_and_shift_jis_files_to_utf8() {
     );
     let mut p = start(&cfg, &[]);
     assert!(
-        r.wait_for_entries(3, Duration::from_secs(20)),
+        r.wait_for_entries(4, Duration::from_secs(20)),
         "{}",
         p.log_tail(20)
     );
     let mut lines = r.lines();
     lines.sort();
-    assert_eq!(lines, ["café 10€", "déjà", "日本"]);
+    assert_eq!(lines, ["café 10€", "café \u{80}\u{9f}", "déjà", "日本"]);
     kill(&mut p);
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use exporter_toolkit::http_client::http_headers::HttpHeaders;
 use prost::Message;
 // Maps looked up per entry, keyed by addresses and tenants (not by
 // anything a log line sets): FxHash instead of SipHash.
@@ -100,6 +101,9 @@ pub struct ClientSettings {
     /// header itself (content type, user agent, tenant, authorization),
     /// as promtail does. Names in lower case.
     pub headers: Vec<(String, String)>,
+    /// `http_headers` (Prometheus' common client): added to each request,
+    /// files read at each one.
+    pub http_headers: HttpHeaders,
     /// `limits_config.max_streams`: streams per batch of a tenant; entries
     /// of further streams are dropped (`reason="stream_limited"`), as
     /// promtail does. 0: no limit.
@@ -129,6 +133,7 @@ impl Default for ClientSettings {
             external_labels: LabelSet::new(),
             queue_capacity: 2048,
             headers: Vec::new(),
+            http_headers: HttpHeaders::default(),
             max_streams: 0,
             drop_rate_limited_batches: false,
         }
@@ -627,6 +632,19 @@ impl Worker {
         h
     }
 
+    /// `headers` and `http_headers` (files read now), as Prometheus'
+    /// client adds them: after the shipper's own.
+    fn with_http_headers(
+        &self,
+        headers: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, String> {
+        let mut h = headers.to_vec();
+        for (n, v) in self.settings.http_headers.resolve()? {
+            h.push((n.as_str().to_string(), v.to_str().unwrap_or("").to_string()));
+        }
+        Ok(h)
+    }
+
     /// Sends one batch until it is accepted or dropped on purpose; both
     /// complete its acks. Cancelled (by `Client::stop`'s grace running out)
     /// it completes nothing.
@@ -654,10 +672,15 @@ impl Worker {
         let mut retries = 0u32;
         loop {
             let started = Instant::now();
-            let result = self
-                .transport
-                .post(body.clone(), &headers, self.settings.timeout)
-                .await;
+            let result = match self.with_http_headers(&headers) {
+                Ok(h) => {
+                    self.transport
+                        .post(body.clone(), &h, self.settings.timeout)
+                        .await
+                }
+                // As Go's client: the request fails (and is retried).
+                Err(e) => Err(e),
+            };
             let elapsed = started.elapsed().as_secs_f64();
             let (status, reason) = match &result {
                 Ok(a) => (Some(a.status), a.body.clone()),

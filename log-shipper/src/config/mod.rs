@@ -428,6 +428,11 @@ pub struct ClientConfig {
     pub proxy_from_environment: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "http_headers"
+    )]
+    pub http_headers: BTreeMap<String, HttpHeader>,
     #[serde(skip_serializing_if = "is_default")]
     pub tls_config: TlsConfig,
     /// Redirects are followed as Go's client does (promtail's default).
@@ -466,6 +471,7 @@ impl Default for ClientConfig {
             no_proxy: String::new(),
             proxy_from_environment: false,
             proxy_connect_header: BTreeMap::new(),
+            http_headers: BTreeMap::new(),
             tls_config: TlsConfig::default(),
             follow_redirects: true,
             enable_http2: true,
@@ -479,6 +485,21 @@ impl Default for ClientConfig {
     }
 }
 
+/// Prometheus' `http_headers` entry (`values`, `secrets`, `files`).
+pub use exporter_toolkit::http_client::http_headers::Header as HttpHeader;
+
+/// `http_headers`, its names checked while parsing (so the error has the
+/// line): Prometheus refuses the headers its client sets itself.
+fn http_headers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, HttpHeader>, D::Error> {
+    let h = BTreeMap::<String, HttpHeader>::deserialize(d)?;
+    exporter_toolkit::http_client::http_headers::HttpHeaders::from_config(&h).map_err(|e| {
+        serde::de::Error::custom(format!("http_headers: {}: {e}", refused::BAD_VALUE))
+    })?;
+    Ok(h)
+}
+
 /// Prometheus' `oauth2` block: client credentials from `token_url`,
 /// with its own TLS and proxy settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -489,6 +510,11 @@ pub struct OAuth2Config {
     pub client_secret: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_secret_file: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::client_secret_ref"
+    )]
+    pub client_secret_ref: Option<Unsupported>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     pub token_url: String,
@@ -512,10 +538,20 @@ pub struct BasicAuth {
     pub username: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub username_file: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::username_ref"
+    )]
+    pub username_ref: Option<Unsupported>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub password: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub password_file: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::password_ref"
+    )]
+    pub password_ref: Option<Unsupported>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -527,6 +563,11 @@ pub struct Authorization {
     pub credentials: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub credentials_file: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "refused::keys::credentials_ref"
+    )]
+    pub credentials_ref: Option<Unsupported>,
 }
 
 /// Prometheus' common TLS config, as promtail's clients take it.
@@ -855,6 +896,11 @@ pub struct DockerSdConfig {
     pub bearer_token_file: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub proxy_url: String,
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "http_headers"
+    )]
+    pub http_headers: BTreeMap<String, HttpHeader>,
     #[serde(skip_serializing_if = "is_default")]
     pub tls_config: TlsConfig,
     pub follow_redirects: bool,
@@ -877,6 +923,7 @@ impl Default for DockerSdConfig {
             bearer_token: String::new(),
             bearer_token_file: String::new(),
             proxy_url: String::new(),
+            http_headers: BTreeMap::new(),
             tls_config: TlsConfig::default(),
             follow_redirects: true,
             enable_http2: true,

@@ -129,7 +129,7 @@ pub fn point_at_key(mut e: ConfigError, text: &str) -> ConfigError {
 pub mod keys {
     use super::{only, refuse, Unsupported};
     use crate::config::GoDuration;
-    use serde::de::{Deserialize, Deserializer, Error as _};
+    use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
     use std::time::Duration;
 
     macro_rules! refused {
@@ -163,6 +163,29 @@ pub mod keys {
         dockerswarm_sd_configs eureka_sd_configs hetzner_sd_configs http_sd_configs
         kuma_sd_configs linode_sd_configs lightsail_sd_configs puppetdb_sd_configs
         scaleway_sd_configs uyuni_sd_configs vultr_sd_configs ionos_sd_configs nomad_sd_configs
+    }
+
+    /// prometheus/common's `*_ref` keys name a secret in a secret manager
+    /// the program embedding the client provides; promtail provides none
+    /// (its client fails: "cannot use secret ref without manager").
+    macro_rules! secret_ref {
+        ($($key:ident => $instead:expr;)*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Unsupported>, D::Error> {
+                IgnoredAny::deserialize(d)?;
+                Err(D::Error::custom(concat!(
+                    stringify!($key),
+                    ": not supported by this shipper: it names a secret in a secret manager, which promtail does not have (promtail fails with \"cannot use secret ref without manager\"); use ",
+                    $instead
+                )))
+            }
+        )*};
+    }
+
+    secret_ref! {
+        client_secret_ref => "client_secret or client_secret_file";
+        username_ref => "username or username_file";
+        password_ref => "password or password_file";
+        credentials_ref => "credentials or credentials_file";
     }
 
     const NO_GRPC: &str = "this shipper serves no gRPC (0 / empty means none)";

@@ -47,6 +47,14 @@ fn mask(v: &mut Value, parent: Option<&str>) {
                             *v = Value::String(MASK.into());
                         }
                     }
+                } else if key == "http_headers" {
+                    // Prometheus' Secret: each of `secrets` is hidden.
+                    for (_, h) in val.as_mapping_mut().into_iter().flatten() {
+                        let secrets = h.get_mut("secrets").and_then(Value::as_sequence_mut);
+                        for v in secrets.into_iter().flatten() {
+                            *v = Value::String(MASK.into());
+                        }
+                    }
                 } else if key == "proxy_url" {
                     // Go's URL prints its password as "xxxxx".
                     if let Some(u) = val.as_str().and_then(redacted_url) {
@@ -111,6 +119,19 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("abc") && !text.contains("two"), "{text}");
+        assert_eq!(text.matches("<secret>").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn http_header_secrets_are_masked_and_values_shown() {
+        let mut v: Value = serde_yaml_ng::from_str(
+            "clients:\n- url: http://x\n  http_headers: {X-Key: {values: [plain], secrets: [hidden1, hidden2], files: [/f]}}\n",
+        )
+        .unwrap();
+        mask(&mut v, None);
+        let text = serde_yaml_ng::to_string(&v).unwrap();
+        assert!(!text.contains("hidden"), "{text}");
+        assert!(text.contains("plain") && text.contains("/f"), "{text}");
         assert_eq!(text.matches("<secret>").count(), 2, "{text}");
     }
 }

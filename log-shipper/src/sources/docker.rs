@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::docker_engine::{connect, format_position, parse_position, parse_timestamp};
+use super::docker_engine::{connect_sd, format_position, parse_position, parse_timestamp};
 use super::docker_sd::{self, LOG_STREAM};
 use crate::ack::Progress;
 use crate::config::{DockerSdConfig, ScrapeConfig};
@@ -268,7 +268,7 @@ impl ContainerManager {
         let mut retry = RETRY_MIN;
         loop {
             if docker.is_none() {
-                match connect(&self.cfg.host).await {
+                match connect_sd(&self.cfg).await {
                     Ok(d) => docker = Some(d),
                     Err(e) => {
                         tracing::warn!(job = %self.job, error = %e, "docker_sd_configs: cannot reach the Docker Engine; retrying");

@@ -140,7 +140,7 @@ pub async fn run(
     let filters = super::docker_engine::filters(&cfg.filters);
     let mut retry = RETRY_MIN;
     loop {
-        let docker = match connect(&cfg.host).await {
+        let docker = match connect(&cfg.host, None).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(job = %job, error = %e, "docker_events: cannot reach the Docker Engine; retrying");

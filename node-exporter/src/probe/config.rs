@@ -215,7 +215,7 @@ struct RawHttp {
     #[serde(default)]
     body_file: Option<String>,
     #[serde(default)]
-    http_headers: BTreeMap<String, RawHttpHeader>,
+    http_headers: BTreeMap<String, exporter_toolkit::http_client::http_headers::Header>,
     #[serde(default)]
     proxy_url: Option<String>,
     #[serde(default)]
@@ -269,17 +269,6 @@ struct RawOAuth2 {
     endpoint_params: BTreeMap<String, String>,
     #[serde(default)]
     tls_config: TlsConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttpHeader {
-    #[serde(default)]
-    values: Vec<String>,
-    #[serde(default)]
-    secrets: Vec<String>,
-    #[serde(default)]
-    files: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,29 +412,6 @@ impl Compression {
     }
 }
 
-/// The headers `http_headers` may not set (Prometheus' ReservedHeaders):
-/// the connection's, the credentials', and those the client sets.
-const RESERVED_HEADERS: &[&str] = &[
-    "Authorization",
-    "Host",
-    "Content-Encoding",
-    "Content-Length",
-    "Content-Type",
-    "User-Agent",
-    "Connection",
-    "Keep-Alive",
-    "Proxy-Authenticate",
-    "Proxy-Authorization",
-    "Www-Authenticate",
-    "Accept-Encoding",
-    "X-Prometheus-Remote-Write-Version",
-    "X-Prometheus-Remote-Read-Version",
-    "X-Prometheus-Scrape-Timeout-Seconds",
-    "X-Amz-Date",
-    "X-Amz-Security-Token",
-    "X-Amz-Content-Sha256",
-];
-
 /// A compiled CEL expression with its text.
 #[derive(Debug)]
 pub struct Cel {
@@ -464,15 +430,9 @@ fn cel(field: &str, src: Option<String>) -> anyhow::Result<Option<Cel>> {
     }
 }
 
+pub use exporter_toolkit::http_client::http_headers::HttpHeaders;
 /// Where a request goes through (shared with the log shipper's client).
 pub use exporter_toolkit::http_client::Proxy;
-
-/// One value of an `http_headers` entry.
-#[derive(Clone, Debug)]
-pub enum HeaderSource {
-    Value(String),
-    File(std::path::PathBuf),
-}
 
 /// A loaded module.
 #[derive(Debug)]
@@ -597,7 +557,7 @@ pub struct Http {
     pub body_size_limit: Option<u64>,
     pub compression: Option<Compression>,
     pub body_file: Option<std::path::PathBuf>,
-    pub http_headers: Vec<(http::HeaderName, Vec<HeaderSource>)>,
+    pub http_headers: HttpHeaders,
     pub proxy: Proxy,
     pub proxy_connect_header: Vec<(http::HeaderName, http::HeaderValue)>,
     pub skip_resolve_phase_with_proxy: bool,
@@ -1091,23 +1051,8 @@ fn module(raw: RawModule) -> anyhow::Result<Module> {
     {
         bail!("http: setting body and body_file both are not allowed");
     }
-    let mut http_headers = Vec::new();
-    for (k, v) in h.http_headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| anyhow!("http.http_headers: {k:?} is not a header name"))?;
-        // Prometheus' client refuses the headers it sets itself.
-        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
-            bail!("http.http_headers: setting header {k:?} is not allowed");
-        }
-        let mut sources = Vec::new();
-        for s in v.values.into_iter().chain(v.secrets) {
-            http::HeaderValue::from_str(&s)
-                .map_err(|_| anyhow!("http.http_headers.{k}: a value is not a header value"))?;
-            sources.push(HeaderSource::Value(s));
-        }
-        sources.extend(v.files.into_iter().map(|f| HeaderSource::File(f.into())));
-        http_headers.push((name, sources));
-    }
+    let http_headers =
+        HttpHeaders::from_config(&h.http_headers).map_err(|e| anyhow!("http.http_headers: {e}"))?;
     let proxy = Proxy::from_config(
         h.proxy_url.as_deref().unwrap_or(""),
         h.no_proxy.as_deref().unwrap_or(""),

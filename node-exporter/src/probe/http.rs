@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::common::{self, log, TlsState};
-use super::config::{Auth, Compression, HeaderSource, Http, IpProtocol, OAuth2, Proxy, TlsConfig};
+use super::config::{Auth, Compression, Http, IpProtocol, OAuth2, Proxy, TlsConfig};
 
 /// Go's http.Client gives up after 10 redirects; so does blackbox.
 const MAX_REDIRECTS: usize = http_client::MAX_REDIRECTS;
@@ -150,7 +150,10 @@ async fn run(
     let mut extra = Extra {
         body: Bytes::from(body),
         authorization: authorization(m).await?,
-        headers: http_headers(m)?,
+        headers: m
+            .http_headers
+            .resolve()
+            .map_err(|e| anyhow!("http_headers: {e}"))?,
     };
     let mut method = m.method.clone();
     let mut redirects = 0;
@@ -225,26 +228,6 @@ async fn authorization(m: &Http) -> anyhow::Result<Option<HeaderValue>> {
     HeaderValue::from_str(&value)
         .map(Some)
         .map_err(|_| anyhow!("the credentials are not a valid header value"))
-}
-
-/// `http_headers`: values and secrets as given, files read now.
-fn http_headers(m: &Http) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
-    let mut out = Vec::new();
-    for (name, sources) in &m.http_headers {
-        for s in sources {
-            let v = match s {
-                HeaderSource::Value(v) => v.clone(),
-                HeaderSource::File(f) => std::fs::read_to_string(f)
-                    .with_context(|| format!("http_headers.{name}: {}", f.display()))?
-                    .trim()
-                    .to_string(),
-            };
-            let v = HeaderValue::from_str(&v)
-                .map_err(|_| anyhow!("http_headers.{name}: not a header value"))?;
-            out.push((name.clone(), v));
-        }
-    }
-    Ok(out)
 }
 
 /// OAuth 2.0 client credentials (RFC 6749 4.4): the client's id and secret

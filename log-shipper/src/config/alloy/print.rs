@@ -407,7 +407,7 @@ fn scrape(
                             o.close();
                         }
                     }
-                    "tls_config" | "basic_auth" | "authorization" | "oauth2" => {
+                    "tls_config" | "basic_auth" | "authorization" | "oauth2" | "http_headers" => {
                         return Err(unsupported(&format!(
                             "scrape config {job:?}: docker_sd_configs {k}"
                         )))
@@ -651,7 +651,11 @@ fn write(o: &mut Out, c: &ClientConfig, l: &str) -> Result<(), ConfigError> {
                 }
             }
             "tls_config" | "basic_auth" | "authorization" | "oauth2" => client_block(o, k, val)?,
-            "stream_lag_labels" => return Err(unsupported(&format!("clients {k}"))),
+            // Alloy's endpoint takes values only (no files), and this
+            // shipper's Alloy form refuses it.
+            "stream_lag_labels" | "http_headers" => {
+                return Err(unsupported(&format!("clients {k}")))
+            }
             _ => o.attr(k, val)?,
         }
     }
@@ -662,4 +666,19 @@ fn write(o: &mut Out, c: &ClientConfig, l: &str) -> Result<(), ConfigError> {
     o.close();
     o.line("");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_headers_have_no_alloy_form_here() {
+        for yaml in [
+            "clients:\n  - url: http://l/\n    http_headers: {X-A: {values: [b]}}\n",
+            "clients:\n  - url: http://l/\nscrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: tcp://e:2375\n        http_headers: {X-A: {values: [b]}}\n",
+        ] {
+            let cfg = crate::config::from_str(yaml).unwrap();
+            let e = super::to_alloy(&cfg).unwrap_err().message;
+            assert!(e.contains("http_headers has no Alloy form here"), "{e}");
+        }
+    }
 }

@@ -6,7 +6,11 @@
 //! `UTF-16` is big-endian unless the file starts with a byte order mark,
 //! which then says the order and is not shipped; `UTF-16LE` and `UTF-16BE`
 //! have a fixed order and a mark is read as the character U+FEFF
-//! (x/text's `IgnoreBOM`). Other names are encoding_rs' labels.
+//! (x/text's `IgnoreBOM`). ISO-8859-1 and its aliases (`latin1`, `l1`,
+//! ...) map every byte to the code point of its value, as x/text's
+//! `charmap.ISO8859_1` does; encoding_rs (WHATWG) reads those labels as
+//! windows-1252, which differs for 0x80-0x9F, so that stays for the
+//! `windows-1252` label. Other names are encoding_rs' labels.
 //!
 //! Lines are found in the file's own bytes, before decoding, so every
 //! line keeps its exact byte offsets (the positions file stays exact):
@@ -27,6 +31,8 @@ pub enum FileEncoding {
     Utf16 { big_endian: bool },
     /// IANA's `UTF-16`: big-endian unless a byte order mark says otherwise.
     Utf16Bom,
+    /// ISO-8859-1: byte n is U+00nn.
+    Latin1,
 }
 
 impl FileEncoding {
@@ -40,6 +46,9 @@ impl FileEncoding {
         let lower = label.to_ascii_lowercase();
         if lower == "utf-16" || lower == "csutf16" {
             return Ok(Some(FileEncoding::Utf16Bom));
+        }
+        if LATIN1_LABELS.contains(&lower.as_str()) {
+            return Ok(Some(FileEncoding::Latin1));
         }
         let Some(enc) = Encoding::for_label(label.as_bytes()).or_else(|| iana_alias(&lower)) else {
             return Err(format!("unknown encoding {label:?}"));
@@ -67,7 +76,12 @@ impl FileEncoding {
         match self {
             FileEncoding::Bytes(enc) => Codec {
                 unit: Unit::Byte,
-                decoder: enc,
+                decoder: Decoder::Rs(enc),
+                bom: 0,
+            },
+            FileEncoding::Latin1 => Codec {
+                unit: Unit::Byte,
+                decoder: Decoder::Latin1,
                 bom: 0,
             },
             FileEncoding::Utf16 { big_endian } => Codec::utf16(big_endian, 0),
@@ -79,6 +93,21 @@ impl FileEncoding {
         }
     }
 }
+
+/// ISO-8859-1's IANA name and aliases, and WHATWG's other labels for it.
+const LATIN1_LABELS: &[&str] = &[
+    "iso-8859-1",
+    "iso_8859-1",
+    "iso_8859-1:1987",
+    "iso-ir-100",
+    "latin1",
+    "l1",
+    "ibm819",
+    "cp819",
+    "csisolatin1",
+    "iso8859-1",
+    "iso88591",
+];
 
 /// IANA names encoding_rs does not know as labels.
 fn iana_alias(lower: &str) -> Option<&'static Encoding> {
@@ -94,7 +123,7 @@ fn iana_alias(lower: &str) -> Option<&'static Encoding> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Codec {
     pub unit: Unit,
-    pub decoder: &'static Encoding,
+    pub decoder: Decoder,
     /// Bytes of a byte order mark at the file's start, not shipped.
     pub bom: usize,
 }
@@ -106,7 +135,28 @@ impl Codec {
         } else {
             (Unit::Utf16Le, encoding_rs::UTF_16LE)
         };
-        Codec { unit, decoder, bom }
+        Codec {
+            unit,
+            decoder: Decoder::Rs(decoder),
+            bom,
+        }
+    }
+}
+
+/// How a line's bytes become text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoder {
+    /// Bytes the encoding cannot map become U+FFFD.
+    Rs(&'static Encoding),
+    Latin1,
+}
+
+impl Decoder {
+    pub fn decode(self, bytes: &[u8]) -> String {
+        match self {
+            Decoder::Rs(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
+            Decoder::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
+        }
     }
 }
 
@@ -231,6 +281,28 @@ mod tests {
         assert_eq!(bom.codec(&[0, b'a']).bom, 0);
         let le = FileEncoding::Utf16 { big_endian: false };
         assert_eq!(le.codec(&[0xFE, 0xFF]).bom, 0);
+    }
+
+    #[test]
+    fn iso_8859_1_maps_every_byte_to_its_code_point_as_go() {
+        let bytes: Vec<u8> = (0x80..=0x9F).chain([b'a', 0xE9, 0xFF]).collect();
+        let want: String = (0x80..=0x9Fu32)
+            .chain([0x61, 0xE9, 0xFF])
+            .map(|c| char::from_u32(c).unwrap())
+            .collect();
+        for label in [
+            "ISO-8859-1",
+            "latin1",
+            "iso-8859-1",
+            "ISO_8859-1:1987",
+            "l1",
+        ] {
+            let enc = FileEncoding::named(label).unwrap().unwrap();
+            assert_eq!(enc.codec(&[]).decoder.decode(&bytes), want, "{label}");
+        }
+        // windows-1252 keeps its own mapping: 0x80 is the euro sign.
+        let w = FileEncoding::named("windows-1252").unwrap().unwrap();
+        assert_eq!(w.codec(&[]).decoder.decode(&[0x80, 0xE9]), "\u{20AC}é");
     }
 
     #[test]

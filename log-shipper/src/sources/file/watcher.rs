@@ -1382,7 +1382,7 @@ fn make_entry(
     progress: &Arc<Progress>,
     labels: &Labels,
     m: &super::metrics::FileMetrics,
-    decoder: Option<&'static encoding_rs::Encoding>,
+    decoder: Option<super::encoding::Decoder>,
 ) -> Option<Entry> {
     match piece {
         Piece::Line {
@@ -1397,7 +1397,7 @@ fn make_entry(
                 // Lines of other encodings are cut in their own bytes (see
                 // `encoding`) and decoded one by one. Bytes a decoder cannot
                 // map become U+FFFD.
-                (b, Some(enc)) => enc.decode_without_bom_handling(&b).0.into_owned(),
+                (b, Some(dec)) => dec.decode(&b),
                 (std::borrow::Cow::Owned(v), None) => String::from_utf8(v)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 // from_utf8 checks ASCII a word at a time; the lossy
