@@ -1141,6 +1141,24 @@ fn sequences_that_failed_once_deliver_what_the_model_requires() {
                 unread_lines: 4,
             },
         ],
+        // Restarted with the path's position at the start of a file that
+        // had lines, then copied and truncated before the tailer opened
+        // it: what it held (and the unread lines) is only in the copy.
+        vec![
+            Op::Write { file: b, lines: 2 },
+            Op::RenameRotate {
+                file: b,
+                late_lines: 2,
+            },
+            Op::Write { file: b, lines: 3 },
+            Op::Kill,
+            Op::Restart,
+            Op::Settle,
+            Op::CopyTruncate {
+                file: b,
+                unread_lines: 3,
+            },
+        ],
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
