@@ -1107,6 +1107,58 @@ fn sequences_that_failed_once_deliver_what_the_model_requires() {
             Op::Write { file: a, lines: 4 },
             Op::Settle,
         ],
+        // Deleted while Loki was down, its last line not delivered, and a
+        // new file under the name: the deleted file held the path's saved
+        // position, though a restart can never find it again; the new
+        // file, renamed away while the shipper is dead, would be lost.
+        vec![
+            Op::Write { file: b, lines: 1 },
+            Op::Settle,
+            Op::LokiRefuses(Refusal::Down),
+            Op::Write { file: b, lines: 1 },
+            Op::Delete { file: b },
+            Op::Write { file: b, lines: 3 },
+            Op::Kill,
+        ],
+        // The new file opened empty (found while still empty), written
+        // while it waited behind the renamed one, killed, then copied and
+        // truncated: its position was saved with the empty fingerprint it
+        // was opened with, so its copy could not be told from the others.
+        vec![
+            Op::Write { file: a, lines: 12 },
+            Op::RenameRotate {
+                file: a,
+                late_lines: 1,
+            },
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 0,
+            },
+            Op::Write { file: a, lines: 2 },
+            Op::Kill,
+            Op::CopyTruncate {
+                file: a,
+                unread_lines: 4,
+            },
+        ],
+        // Restarted with the path's position at the start of a file that
+        // had lines, then copied and truncated before the tailer opened
+        // it: what it held (and the unread lines) is only in the copy.
+        vec![
+            Op::Write { file: b, lines: 2 },
+            Op::RenameRotate {
+                file: b,
+                late_lines: 2,
+            },
+            Op::Write { file: b, lines: 3 },
+            Op::Kill,
+            Op::Restart,
+            Op::Settle,
+            Op::CopyTruncate {
+                file: b,
+                unread_lines: 3,
+            },
+        ],
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -578,6 +578,47 @@ async fn a_rotated_file_with_an_mtime_in_the_future_does_not_hold_up_the_new_fil
     h.stop().await;
 }
 
+/// A deleted file whose lines Loki has not taken yet cannot be found by a
+/// restart: the path's saved position goes to the new file under its
+/// name, so that one is found again even if it is renamed away while the
+/// shipper is not running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_not_delivered_gives_its_position_to_the_new_file() {
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    let old = numbered("old", 0..10);
+    write_lines(&log, &old[..5]);
+    h.start("app.log", tailer_settings());
+    h.wait_lines(5, 30).await;
+    h.receiver.set_mode(Mode::Down);
+    write_lines(&log, &old[5..]);
+    std::fs::remove_file(&log).unwrap();
+    let new = numbered("new", 0..10);
+    write_lines(&log, &new);
+    let new_ino = std::fs::metadata(&log).unwrap().ino();
+    let path = log.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let named = h
+            .positions
+            .get(&path)
+            .and_then(|p| p.identity)
+            .map(|id| id.ino);
+        if named == Some(new_ino) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "positions still name {named:?}, not the new file {new_ino}, while Loki is down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.receiver.set_mode(Mode::Accept);
+    h.wait_lines(old.len() + new.len(), 30).await;
+    h.assert_exactly_once(&[old, new].concat());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loki_down_429_500_then_back_loses_nothing_and_positions_wait() {
     let mut h = Harness::new();

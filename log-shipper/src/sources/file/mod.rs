@@ -1122,9 +1122,11 @@ impl JobRunner {
         }
         let head = match decision {
             start::Start::CopyFirst(_) => copy_head,
-            // Read from an offset: its first bytes now, looked at again when
-            // it is opened (a truncation in between is a new content).
-            start::Start::At(offset) if offset > 0 && facts.len != u64::MAX => {
+            // Read from an offset, or from the start of what it holds: its
+            // first bytes now, looked at again when it is opened (a
+            // truncation in between is a new content, and what it held is
+            // looked for in a copy: copytruncate right after a restart).
+            start::Start::At(offset) if (offset > 0 || len > 0) && facts.len != u64::MAX => {
                 file.as_ref().map(|f| {
                     let mut head = [0u8; identity::FINGERPRINT_BYTES];
                     let n = identity::read_head(f, &mut head).unwrap_or(0);

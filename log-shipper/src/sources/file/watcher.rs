@@ -82,6 +82,10 @@ pub struct TailerStatus {
     /// watcher knows them: a copy of that content is recognised by them
     /// (copytruncate).
     pub live_head: Mutex<Vec<u8>>,
+    /// The file was deleted (no name left) while the path's saved position
+    /// was its: after a restart nobody could find it again, so that
+    /// position is of no use to it.
+    pub unlinked: std::sync::atomic::AtomicBool,
     progress: Mutex<Arc<Progress>>,
     /// The first bytes (up to 1 KiB) of every content of the file not yet
     /// finished with (the live one, and those cut off by truncations whose
@@ -167,6 +171,7 @@ impl Tailer {
             size: AtomicU64::new(0),
             opened: Default::default(),
             live_head: Mutex::default(),
+            unlinked: Default::default(),
             progress: Mutex::new(Progress::new(start)),
             heads: Mutex::new(Vec::new()),
             done: tokio::sync::watch::channel(false).0,
@@ -187,6 +192,7 @@ impl Tailer {
                         _ = tokio::time::sleep(self.settings.poll_interval) => {
                             state.watch(&self, &metrics);
                             state.notice_rotation(&self);
+                            state.track_if_before_unlinked(&self, before);
                         }
                     }
                 }
@@ -197,15 +203,12 @@ impl Tailer {
                     tokio::time::sleep(self.settings.poll_interval).await;
                     state.watch(&self, &metrics);
                     state.notice_rotation(&self);
+                    state.track_if_before_unlinked(&self, before);
                 }
             }
-            self.positions.track(
-                &self.key,
-                state.identity.clone(),
-                Arc::clone(&state.progress),
-            );
-            state.tracked = true;
-            state.publish_heads(&self);
+            if !state.tracked {
+                state.track(&self);
+            }
             state.run(&self, &metrics).await;
             if state.handed_back {
                 self.positions.remove(&self.key);
@@ -585,6 +588,36 @@ impl Open {
         }
     }
 
+    /// The path's saved position becomes this file's.
+    fn track(&mut self, t: &Tailer) {
+        // The content read from `start` may have grown from empty while
+        // this file waited behind the one rotated before it: its
+        // fingerprint is what it is known by (its copy is found by it
+        // after a restart), not the empty one it was opened with.
+        if let Some(first) = self.contents.front() {
+            if first.saved_head.is_none() && first.head.len() as u64 > self.identity.fp_len {
+                self.identity.fp_len = first.head.len() as u64;
+                self.identity.fp = fnv1a(&first.head);
+            }
+        }
+        t.positions
+            .track(&t.key, self.identity.clone(), Arc::clone(&self.progress));
+        self.tracked = true;
+        self.publish_heads(t);
+    }
+
+    /// While waiting behind the file rotated away before it: once that
+    /// one is deleted, a kill loses what it has not delivered whatever
+    /// positions say, and the path's one saved position is this file's
+    /// (still not read, so from where it starts): were it renamed away
+    /// too while we are not running, the restarted shipper finds it.
+    fn track_if_before_unlinked(&mut self, t: &Tailer, before: &TailerStatus) {
+        if !self.tracked && before.unlinked.load(Ordering::Relaxed) {
+            tracing::debug!(path = %t.path.display(), "the file rotated away before this one was deleted: the saved position is this one's");
+            self.track(t);
+        }
+    }
+
     /// How long nothing was written to the rotated file: since the
     /// rotation was seen, or since it was last seen changed.
     fn quiet_since_rotation(&mut self) -> Duration {
@@ -611,6 +644,19 @@ impl Open {
         self.last_watch = Instant::now();
         if !self.rotated && !self.gzip {
             self.watch_live(t);
+        }
+        // Only while it holds the path's position: one waiting behind an
+        // older rotated file leaves the position to that one.
+        if self.rotated
+            && self.tracked
+            && !t.status.unlinked.load(Ordering::Relaxed)
+            && self
+                .file
+                .as_ref()
+                .and_then(|(f, _)| f.metadata().ok())
+                .is_some_and(|m| m.nlink() == 0)
+        {
+            t.status.unlinked.store(true, Ordering::Relaxed);
         }
         if self
             .contents
