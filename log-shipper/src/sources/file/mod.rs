@@ -1094,20 +1094,23 @@ impl JobRunner {
             });
         }
         let mut decision = start::decide(&facts, self.copy_wait());
-        // A new file to read from its start: unless it starts like content
-        // a watcher holds (probably its copy). Looked at only here, so
-        // files decided otherwise cost no reads of their heads.
-        if decision == start::Start::At(0) && len > 0 {
-            if let Some(f) = &file {
-                let mut head = [0u8; identity::FINGERPRINT_BYTES];
+        // Its first bytes, read once (a newly found file): whether it
+        // starts like content a watcher holds, and what opening it checks.
+        let head = match (&file, decision) {
+            (Some(f), start::Start::At(_)) if len > 0 => {
+                let mut head = vec![0u8; identity::FINGERPRINT_BYTES];
                 let n = identity::read_head(f, &mut head).unwrap_or(0);
+                head.truncate(n);
+                Some(head)
+            }
+            _ => None,
+        };
+        // A new file to read from its start: unless it starts like content
+        // a watcher holds (probably its copy).
+        if decision == start::Start::At(0) {
+            if let Some(head) = &head {
                 let now = tokio::time::Instant::now();
-                if looks_like_copy(
-                    self.tailers.values().map(|t| &t.status),
-                    &head[..n],
-                    key,
-                    path,
-                ) {
+                if looks_like_copy(self.tailers.values().map(|t| &t.status), head, key, path) {
                     let since = *self.deferred.entry(key).or_insert(now);
                     facts.looks_like_copy_for = Some(now.duration_since(since));
                     decision = start::decide(&facts, self.copy_wait());
@@ -1126,13 +1129,7 @@ impl JobRunner {
             // first bytes now, looked at again when it is opened (a
             // truncation in between is a new content, and what it held is
             // looked for in a copy: copytruncate right after a restart).
-            start::Start::At(offset) if (offset > 0 || len > 0) && facts.len != u64::MAX => {
-                file.as_ref().map(|f| {
-                    let mut head = [0u8; identity::FINGERPRINT_BYTES];
-                    let n = identity::read_head(f, &mut head).unwrap_or(0);
-                    copies::Head::of(&head[..n])
-                })
-            }
+            start::Start::At(_) if facts.len != u64::MAX => head.map(|h| copies::Head::of(&h)),
             _ => None,
         };
         (decision, head, facts.looks_like_copy_for.is_some())

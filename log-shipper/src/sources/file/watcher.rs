@@ -1102,16 +1102,14 @@ impl Open {
             }
             // Handed back only while the job can find it again under its
             // name: a file rotated away would be lost.
-            if self.offset == 0
-                && !self.rotated
-                && matches!(self.path_state(t), PathState::Same { .. })
-            {
-                if let Some(check) = &t.check_copy {
-                    let head = &self.buf[..n.min(FINGERPRINT_BYTES)];
-                    if check(head, t.dev_ino, &t.path) {
-                        self.handed_back = true;
-                        return total;
-                    }
+            if let Some(check) = t.check_copy.as_ref().filter(|_| self.offset == 0) {
+                let head = &self.buf[..n.min(FINGERPRINT_BYTES)];
+                if !self.rotated
+                    && matches!(self.path_state(t), PathState::Same { .. })
+                    && check(head, t.dev_ino, &t.path)
+                {
+                    self.handed_back = true;
+                    return total;
                 }
             }
             let chunk = std::mem::take(&mut self.buf);
