@@ -361,12 +361,19 @@ impl Format {
     }
 }
 
+/// The length of the last body encoded: the next one is about as long, so
+/// it is allocated once at that size instead of grown by doubling (a copy
+/// of the body each time).
+static LAST_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn encode(families: &[Family], format: Format) -> String {
-    let mut out = String::with_capacity(families.len() * 256);
+    let last = LAST_LEN.load(std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::with_capacity((families.len() * 256).max(last + last / 32));
     match format {
         Format::Text => encode_text(&mut out, families),
         Format::OpenMetrics => encode_openmetrics(&mut out, families),
     }
+    LAST_LEN.store(out.len(), std::sync::atomic::Ordering::Relaxed);
     out
 }
 
@@ -429,7 +436,7 @@ fn write_series(out: &mut String, name: &str, s: &Series, om: bool) {
             // The hot path: integers (most counters) skip the general
             // formatter and its allocation.
             if v.fract() == 0.0 && v.abs() < 1e6 {
-                let _ = write!(out, "{}", *v as i64);
+                push_int(out, *v as i64);
                 if om {
                     out.push_str(".0");
                 }
@@ -584,17 +591,35 @@ pub fn write_float(out: &mut String, v: f64) {
         out.push('0');
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x"
-    // (at most 17 digits and a 3-digit exponent).
-    let mut sci = StackStr::<40>::new();
-    let _ = write!(sci, "{v:e}");
-    let sci = sci.as_str();
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
     let mut digits = StackStr::<32>::new();
-    for c in mantissa.chars().filter(char::is_ascii_digit) {
-        let _ = digits.write_char(c);
-    }
+    let exp = if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
+        // Below 2^53 an integer's own digits (trailing zeros dropped) are
+        // its shortest round-trip form: every shorter rounding is at least
+        // 1, a whole ulp or more, away. Byte counters are mostly these.
+        let mut n = v.abs() as u64;
+        let mut len = 0;
+        let mut t = n;
+        while t > 0 {
+            len += 1;
+            t /= 10;
+        }
+        while n % 10 == 0 {
+            n /= 10;
+        }
+        push_u64(&mut digits, n);
+        len - 1
+    } else {
+        // Rust's `{:e}` gives the same shortest round-trip digits:
+        // "-d.dddde-x" (at most 17 digits and a 3-digit exponent).
+        let mut sci = StackStr::<40>::new();
+        let _ = write!(sci, "{v:e}");
+        let sci = sci.as_str();
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+        for c in mantissa.chars().filter(char::is_ascii_digit) {
+            let _ = digits.write_char(c);
+        }
+        exp.parse().unwrap_or(0)
+    };
     let digits = digits.as_str();
     if v < 0.0 {
         out.push('-');
@@ -607,7 +632,10 @@ pub fn write_float(out: &mut String, v: f64) {
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
-        let _ = write!(out, "{:02}", exp.abs());
+        if exp.abs() < 10 {
+            out.push('0');
+        }
+        push_u64(out, u64::from(exp.unsigned_abs()));
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
@@ -639,6 +667,33 @@ fn write_float_om(out: &mut String, v: f64) {
     {
         out.push_str(".0");
     }
+}
+
+/// 2^53: integers below it are exact in an f64.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Writes `n` in decimal, without the `fmt` machinery (a scrape writes
+/// hundreds of integers).
+fn push_u64(out: &mut impl std::fmt::Write, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    let _ = out.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
 }
 
 /// A string in a fixed buffer on the stack, for formatting numbers
@@ -748,9 +803,52 @@ mod tests {
             (f64::NAN, "NaN"),
             (0.0, "0"),
             (18446744073709551615.0, "1.8446744073709552e+19"),
+            (-1234567.0, "-1.234567e+06"),
+            (123000000.0, "1.23e+08"),
+            (9007199254740991.0, "9.007199254740991e+15"),
+            (9007199254740992.0, "9.007199254740992e+15"),
+            (1e15, "1e+15"),
+            (999999.0, "999999"),
+            (-999999.0, "-999999"),
         ];
         for (v, want) in cases {
             assert_eq!(format_float(v), want, "formatting {v}");
+        }
+    }
+
+    /// Integers are written from their own digits below 2^53; the general
+    /// path (`{:e}`) must agree on every one, here a spread of them.
+    #[test]
+    fn integers_format_as_the_general_path_does() {
+        let general = |v: f64| {
+            let sci = format!("{v:e}");
+            let (m, e) = sci.split_once('e').unwrap();
+            let digits: String = m.chars().filter(char::is_ascii_digit).collect();
+            let e: i32 = e.parse().unwrap();
+            let mut again = String::new();
+            // Only the exponent form differs between fast and general paths
+            // here: these are all >= 1e6.
+            again.push_str(if v < 0.0 { "-" } else { "" });
+            again.push_str(&digits[..1]);
+            if digits.len() > 1 {
+                again.push('.');
+                again.push_str(&digits[1..]);
+            }
+            again.push_str(&format!("e+{e:02}"));
+            again
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            // xorshift: integers of every length from 7 to 16 digits.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (1_000_000 + x % (EXACT_INTEGERS as u64 - 1_000_000)) as f64;
+            let v = v / 10f64.powi((x % 10) as i32);
+            let v = v.trunc().max(1e6);
+            for v in [v, -v] {
+                assert_eq!(format_float(v), general(v), "formatting {v}");
+            }
         }
     }
 
