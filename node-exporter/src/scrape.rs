@@ -12,7 +12,8 @@
 //! A collector that overruns its budget is reported failed and left to finish
 //! on its lane; until it does, later scrapes report it failed at once instead
 //! of starting another copy, so a hung read costs one thread, not one per
-//! scrape.
+//! scrape. Scrapes that overlap within the budget (two Prometheus replicas,
+//! a curl during a scrape) each run every collector, as node_exporter does.
 //!
 //! A collector whose whole source is missing on this host (it returns
 //! [`Absent`]: no bonding driver, no NVMe, no ZFS) is not run again while the
@@ -21,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,11 +45,40 @@ pub const ABSENCE_RECHECK: Duration = Duration::from_secs(300);
 pub struct Entry {
     pub name: &'static str,
     collector: Arc<dyn Collector>,
-    in_flight: Arc<AtomicBool>,
+    in_flight: Arc<InFlight>,
     /// The device-list generation at which the collector last returned
     /// [`Absent`], and when.
     absent: Mutex<Option<(u64, Instant)>>,
 }
+
+/// When each of a collector's unfinished runs started (usually none, two
+/// when the scrapes of two Prometheus replicas overlap).
+#[derive(Default)]
+struct InFlight(Mutex<Vec<Instant>>);
+
+impl InFlight {
+    /// Registers a run starting now, unless one has been running for
+    /// `budget` or longer: that one is stuck, and another copy would be too.
+    fn start(&self, budget: Duration) -> Option<Instant> {
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if runs.iter().any(|&s| now.duration_since(s) >= budget) {
+            return None;
+        }
+        runs.push(now);
+        Some(now)
+    }
+
+    fn finish(&self, started: Instant) {
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = runs.iter().position(|&s| s == started) {
+            runs.swap_remove(i);
+        }
+    }
+}
+
+/// One collector of a round: what to run, and its registered start.
+type Job = (Arc<dyn Collector>, Arc<InFlight>, Instant);
 
 pub struct Scraper {
     entries: Vec<Entry>,
@@ -83,7 +113,7 @@ type Outcome = (MetricSet, anyhow::Result<()>, Duration);
 
 /// One scrape's shared state between the scrape task and its lanes.
 struct Round {
-    jobs: Vec<(Arc<dyn Collector>, Arc<AtomicBool>)>,
+    jobs: Vec<Job>,
     queue: Mutex<VecDeque<usize>>,
     results: Mutex<Vec<Option<Outcome>>>,
     remaining: AtomicUsize,
@@ -100,7 +130,7 @@ impl Round {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front();
             let Some(i) = next else { return };
-            let Some((collector, in_flight)) = self.jobs.get(i) else {
+            let Some((collector, in_flight, registered)) = self.jobs.get(i) else {
                 return;
             };
             let start = Instant::now();
@@ -110,7 +140,7 @@ impl Round {
                 collector.update(&mut set)
             }))
             .unwrap_or_else(|_| Err(anyhow::anyhow!("collector panicked")));
-            in_flight.store(false, Ordering::Release);
+            in_flight.finish(*registered);
             if let Some(slot) = self
                 .results
                 .lock()
@@ -134,7 +164,7 @@ impl Scraper {
                 .map(|(name, c)| Entry {
                     name,
                     collector: Arc::from(c),
-                    in_flight: Arc::new(AtomicBool::new(false)),
+                    in_flight: Arc::new(InFlight::default()),
                     absent: Mutex::new(None),
                 })
                 .collect(),
@@ -168,16 +198,16 @@ impl Scraper {
                 report(&mut out, e.name, 0.0, false);
                 continue;
             }
-            if e.in_flight.swap(true, Ordering::AcqRel) {
+            let Some(registered) = e.in_flight.start(budget) else {
                 tracing::error!(
                     collector = e.name,
                     "collector failed: still running from an earlier scrape (over its time budget)"
                 );
                 report(&mut out, e.name, 0.0, false);
                 continue;
-            }
+            };
             ran.push(e);
-            jobs.push((e.collector.clone(), e.in_flight.clone()));
+            jobs.push((e.collector.clone(), e.in_flight.clone(), registered));
         }
         if jobs.is_empty() {
             return out;
@@ -224,8 +254,8 @@ impl Scraper {
             .drain(..)
             .collect();
         for &i in &never_started {
-            if let Some((_, in_flight)) = round.jobs.get(i) {
-                in_flight.store(false, Ordering::Release);
+            if let Some((_, in_flight, registered)) = round.jobs.get(i) {
+                in_flight.finish(*registered);
             }
         }
         let results: Vec<Option<Outcome>> = {
@@ -456,6 +486,21 @@ mod tests {
             assert_eq!(success(&set, "counting"), Some(0.0));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+    /// Two scrapes at the same time (two Prometheus replicas): each runs
+    /// every collector, none is reported as still running from the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_scrapes_each_run_every_collector() {
+        let s = Scraper::new(vec![
+            ("slowish", Box::new(Sleepy(Duration::from_millis(300)))),
+            ("quick", Box::new(Quick)),
+        ]);
+        let budget = Duration::from_millis(1500);
+        let (a, b) = tokio::join!(s.scrape(|_| true, budget), s.scrape(|_| true, budget));
+        for set in [&a, &b] {
+            assert_eq!(success(set, "slowish"), Some(1.0));
+            assert_eq!(success(set, "quick"), Some(1.0));
+            assert!(set.families().iter().any(|f| f.name == "sleepy_done"));
+        }
     }
 
     /// Both lanes stuck on hung collectors: the collector queued behind
