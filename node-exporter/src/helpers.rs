@@ -250,7 +250,8 @@ pub fn absent_if_missing<T>(r: anyhow::Result<T>) -> anyhow::Result<T> {
 
 /// Whether an error is only "this system has no such data".
 pub fn is_no_data(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<NoData>().is_some() || err.downcast_ref::<crate::collector::Absent>().is_some()
+    err.downcast_ref::<NoData>().is_some()
+        || err.downcast_ref::<crate::collector::Absent>().is_some()
 }
 
 /// The kernel's USER_HZ, which /proc/stat and friends count in.

@@ -486,6 +486,8 @@ mod tests {
             assert_eq!(success(&set, "counting"), Some(0.0));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
     /// Two scrapes at the same time (two Prometheus replicas): each runs
     /// every collector, none is reported as still running from the other.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
-use crate::collector::{Collector, Absent, Paths};
+use crate::collector::{Absent, Collector, Paths};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "dmi",

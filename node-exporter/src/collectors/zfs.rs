@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail};
 use exporter_toolkit::exposition::{valid_metric_name, MetricSet};
 
 use super::{no_flags, CollectorSpec};
-use crate::collector::{Collector, Absent, Paths};
+use crate::collector::{Absent, Collector, Paths};
 use crate::helpers::KeyNames;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
