@@ -97,7 +97,29 @@ pub enum ConsistencyError {
 #[derive(Default, Debug, Clone)]
 pub struct MetricSet {
     families: Vec<Family>,
-    index: rustc_hash::FxHashMap<Str, usize>,
+    index: rustc_hash::FxHashMap<Name, usize>,
+}
+
+/// A family name as a map key. Names are mostly `&'static` literals or
+/// names made once and kept, so the same name comes back at the same
+/// address: equal addresses spare the byte compare (musl's `memcmp` walks
+/// byte by byte, and the map compares on every series pushed).
+#[derive(Debug, Clone)]
+struct Name(Str);
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        let (a, b) = (self.0.as_ref(), other.0.as_ref());
+        (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+    }
+}
+
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_ref().hash(state)
+    }
 }
 
 impl MetricSet {
@@ -174,11 +196,12 @@ impl MetricSet {
             labels: owned,
             value,
         };
-        let name = name.into();
+        let name = Name(name.into());
         match self.index.get(&name) {
             Some(&i) => self.families[i].series.push(series),
             None => {
                 self.index.insert(name.clone(), self.families.len());
+                let name = name.0;
                 self.families.push(Family {
                     name,
                     help: help.into(),
@@ -223,8 +246,11 @@ impl MetricSet {
         if !valid_metric_name(&family.name) {
             return Err(ConsistencyError::InvalidName(family.name.into_owned()));
         }
-        match self.index.get(&family.name) {
-            Some(&i) => {
+        let name = Name(family.name);
+        let found = self.index.get(&name).copied();
+        family.name = name.0;
+        match found {
+            Some(i) => {
                 let existing = &mut self.families[i];
                 if existing.kind != family.kind {
                     return Err(ConsistencyError::TypeMismatch {
@@ -236,7 +262,8 @@ impl MetricSet {
                 existing.series.append(&mut family.series);
             }
             None => {
-                self.index.insert(family.name.clone(), self.families.len());
+                self.index
+                    .insert(Name(family.name.clone()), self.families.len());
                 self.families.push(family);
             }
         }
@@ -245,10 +272,12 @@ impl MetricSet {
 
     /// Sorts as client_golang's gatherer does and rejects duplicate series.
     pub fn finish(mut self) -> Result<Vec<Family>, ConsistencyError> {
-        self.families.sort_by(|a, b| a.name.cmp(&b.name));
+        // Names are unique in a set, so an unstable sort orders them as a
+        // stable one would, without moving every family through a scratch
+        // buffer at each level.
+        self.families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for f in &mut self.families {
-            f.series
-                .sort_by(|a, b| compare_label_values(&a.labels, &b.labels));
+            sort_series(&mut f.series);
             for pair in f.series.windows(2) {
                 if pair[0].labels == pair[1].labels {
                     return Err(ConsistencyError::Duplicate {
@@ -260,6 +289,24 @@ impl MetricSet {
         }
         Ok(self.families)
     }
+}
+
+/// `series` in label-value order, equal ones kept in the order they came (a
+/// stable sort), but moving each series at most twice: the sort is of
+/// indices, and most families are one series or already in order.
+fn sort_series(series: &mut Vec<Series>) {
+    if series
+        .windows(2)
+        .all(|p| compare_label_values(&p[0].labels, &p[1].labels).is_le())
+    {
+        return;
+    }
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        compare_label_values(&series[a].labels, &series[b].labels).then(a.cmp(&b))
+    });
+    let mut taken: Vec<Option<Series>> = series.drain(..).map(Some).collect();
+    series.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
 fn compare_label_values(a: &[(Str, String)], b: &[(Str, String)]) -> std::cmp::Ordering {
@@ -279,12 +326,14 @@ fn format_labels(labels: &[(Str, String)]) -> String {
 }
 
 pub fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+    // Bytes, not chars: every valid character is ASCII, and any byte of a
+    // multi-byte character is not.
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {}
         _ => return false,
     }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 pub fn valid_label_name(name: &str) -> bool {
@@ -592,12 +641,12 @@ pub fn write_float(out: &mut String, v: f64) {
         return;
     }
     let mut digits = StackStr::<32>::new();
-    let exp = if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
+    let exp: i32 = if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
         // Below 2^53 an integer's own digits (trailing zeros dropped) are
         // its shortest round-trip form: every shorter rounding is at least
         // 1, a whole ulp or more, away. Byte counters are mostly these.
         let mut n = v.abs() as u64;
-        let mut len = 0;
+        let mut len: i32 = 0;
         let mut t = n;
         while t > 0 {
             len += 1;
@@ -781,6 +830,40 @@ mod tests {
             out,
             "# HELP node_forks Total number of forks.\n# TYPE node_forks counter\nnode_forks_total 42.0\n# EOF\n"
         );
+    }
+
+    /// Series come out by label values; ones with equal values (possible
+    /// with differing label names, from a textfile) keep the order they
+    /// were added in, as a stable sort leaves them.
+    #[test]
+    fn series_sort_by_values_and_keep_ties_in_order() {
+        let mut set = MetricSet::new();
+        for (k, v) in [
+            ("a", "3"),
+            ("b", "1"),
+            ("a", "2"),
+            ("c", "1"),
+            ("a", "1"),
+            ("b", "0"),
+        ] {
+            set.add_family(Family {
+                name: "m".into(),
+                help: "h".into(),
+                kind: MetricType::Gauge,
+                series: vec![Series {
+                    labels: vec![(Cow::Owned(k.to_string()), v.to_string())],
+                    value: Value::Single(1.0),
+                }],
+            })
+            .unwrap();
+        }
+        let fams = set.finish().unwrap();
+        let got: Vec<String> = fams[0]
+            .series
+            .iter()
+            .map(|s| format!("{}={}", s.labels[0].0, s.labels[0].1))
+            .collect();
+        assert_eq!(got, ["b=0", "b=1", "c=1", "a=1", "a=2", "a=3"]);
     }
 
     #[test]
