@@ -46,6 +46,9 @@ pub struct Entry {
     pub name: &'static str,
     collector: Arc<dyn Collector>,
     in_flight: Arc<InFlight>,
+    /// How many families the collector added last time: its next set is
+    /// made that large at once, not grown (and its index rehashed) as it fills.
+    families: AtomicUsize,
     /// The device-list generation at which the collector last returned
     /// [`Absent`], and when.
     absent: Mutex<Option<(u64, Instant)>>,
@@ -83,6 +86,8 @@ type Job = (Arc<dyn Collector>, Arc<InFlight>, Instant);
 pub struct Scraper {
     entries: Vec<Entry>,
     devices: Option<DeviceList>,
+    /// Families in the last scrape's whole set, its next size.
+    families: AtomicUsize,
 }
 
 /// Tells when the kernel's devices may have changed:
@@ -114,6 +119,8 @@ type Outcome = (MetricSet, anyhow::Result<()>, Duration);
 /// One scrape's shared state between the scrape task and its lanes.
 struct Round {
     jobs: Vec<Job>,
+    /// Each job's set size, as [`Entry::families`] says.
+    sizes: Vec<usize>,
     queue: Mutex<VecDeque<usize>>,
     results: Mutex<Vec<Option<Outcome>>>,
     remaining: AtomicUsize,
@@ -134,7 +141,7 @@ impl Round {
                 return;
             };
             let start = Instant::now();
-            let mut set = MetricSet::new();
+            let mut set = MetricSet::with_capacity(self.sizes.get(i).copied().unwrap_or(0));
             // A panic is a bug, but it must not take the scrape with it.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 collector.update(&mut set)
@@ -165,10 +172,12 @@ impl Scraper {
                     name,
                     collector: Arc::from(c),
                     in_flight: Arc::new(InFlight::default()),
+                    families: AtomicUsize::new(0),
                     absent: Mutex::new(None),
                 })
                 .collect(),
             devices: None,
+            families: AtomicUsize::new(0),
         }
     }
 
@@ -187,7 +196,7 @@ impl Scraper {
     pub async fn scrape(&self, include: impl Fn(&str) -> bool, budget: Duration) -> MetricSet {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
-        let mut out = MetricSet::new();
+        let mut out = MetricSet::with_capacity(self.families.load(Ordering::Relaxed));
         let mut ran = Vec::new();
         let mut jobs = Vec::new();
         // Read before any collector runs: a device added while one looks is
@@ -213,8 +222,13 @@ impl Scraper {
             return out;
         }
         let n = jobs.len();
+        let sizes = ran
+            .iter()
+            .map(|e| e.families.load(Ordering::Relaxed))
+            .collect();
         let round = Arc::new(Round {
             jobs,
+            sizes,
             queue: Mutex::new((0..n).collect()),
             results: Mutex::new((0..n).map(|_| None).collect()),
             remaining: AtomicUsize::new(n),
@@ -264,8 +278,11 @@ impl Scraper {
         };
         for (entry, result) in ran.into_iter().zip(results) {
             let name = entry.name;
-            if let Some((_, result, _)) = &result {
+            if let Some((set, result, _)) = &result {
                 remember_absence(entry, result, generation);
+                entry
+                    .families
+                    .store(set.families().len(), Ordering::Relaxed);
             }
             match result {
                 Some((set, Ok(()), elapsed)) => match out.merge(set) {
@@ -305,6 +322,7 @@ impl Scraper {
                 }
             }
         }
+        self.families.store(out.families().len(), Ordering::Relaxed);
         out
     }
 }
