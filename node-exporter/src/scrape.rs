@@ -410,14 +410,11 @@ mod tests {
     /// The md collector over a temporary /proc and /sys, with the device
     /// list read from the temporary /sys/kernel/uevent_seqnum.
     fn md_scraper(root: &std::path::Path) -> Scraper {
-        let flags = crate::cli::parse(
-            [
-                "node-exporter".to_string(),
-                format!("--path.procfs={}", root.join("proc").display()),
-                format!("--path.sysfs={}", root.join("sys").display()),
-            ]
-            .into_iter(),
-        )
+        let flags = crate::cli::parse([
+            "node-exporter".to_string(),
+            format!("--path.procfs={}", root.join("proc").display()),
+            format!("--path.sysfs={}", root.join("sys").display()),
+        ])
         .unwrap();
         let spec = crate::collectors::find("mdadm").unwrap();
         let md = (spec.build)(&flags).unwrap();
