@@ -63,6 +63,15 @@ if am_checks -e '{"alertmanager_routes": [{"receiver": "dba", "group": ["db"]}]}
   || ! grep -q "alertmanager_routes\[0\]: unknown key group" "$work/am-bad.log"; then
   echo "a route with an unknown key was not refused by name:" >&2; cat "$work/am-bad.log" >&2; exit 1
 fi
+# Three peers waiting 2 x 15 s could notify a resolved group again as firing
+# within a 10 s group interval: refused, naming both settings; 2 x 2 s passes.
+if am_checks -e '{"alertmanager_cluster_peers": ["a", "b", "c"], "alertmanager_group_interval": "10s"}' \
+    >"$work/am-cluster.log" 2>&1 \
+  || ! grep -q "alertmanager_cluster_peer_timeout (15s) = 30s, not less than alertmanager_group_interval (10s)" "$work/am-cluster.log"; then
+  echo "a cluster whose peers would notify twice was not refused by name:" >&2; cat "$work/am-cluster.log" >&2; exit 1
+fi
+am_checks -e '{"alertmanager_cluster_peers": ["a", "b", "c"], "alertmanager_group_interval": "10s", "alertmanager_cluster_peer_timeout": "2s"}' \
+  >"$work/am-cluster-ok.log" 2>&1 || { cat "$work/am-cluster-ok.log" >&2; exit 1; }
 echo "ok"
 
 echo "== Slack text: previous and new level"

@@ -39,7 +39,7 @@ debootstrap --variant=minbase --include="$packages" bookworm "$root/rootfs" "$mi
   exit 1
 }
 r="$root/rootfs"
-# A host, not a build chroot: no cached .debs, the machine id made at first
+# A host, not a build chroot: no cached .debs (but those below), the machine id made at first
 # boot, updates and security suites as on a real Debian 12 server.
 rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
 : >"$r/etc/machine-id"
@@ -56,6 +56,25 @@ done
 tar -C "$r" -c . | docker import \
   --change 'CMD ["/sbin/init"]' \
   --change 'ENV container=docker' \
-  - "$tag" >/dev/null
+  - "$tag-base" >/dev/null
+# The package lists and the packages the roles and the test install (with
+# what they recommend), fetched once here, as on a server whose apt-daily
+# updated its lists and a site's apt proxy holding the packages: every host
+# fetching them from the mirror made the first deployment of the five-host
+# topology take up to 12 minutes. apt still installs them at deployment, from
+# this cache and at these versions (the test marks the lists as fresh when a
+# host starts, deploy_test.py's start_hosts).
+cached="prometheus prometheus-alertmanager victoria-metrics nftables procps rsyslog nginx openssh-server sudo"
+docker rm -f "fleet-image-${hash}" >/dev/null 2>&1 || true
+docker run --name "fleet-image-${hash}" "$tag-base" sh -c \
+  "apt-get update -q && apt-get install -y -q --download-only $cached" >"$root/download.log" 2>&1 || {
+  tail -30 "$root/download.log" >&2
+  docker rm -f "fleet-image-${hash}" >/dev/null 2>&1 || true
+  echo "build-image.sh: downloading the packages failed (log above)" >&2
+  exit 1
+}
+docker commit --change 'CMD ["/sbin/init"]' "fleet-image-${hash}" "$tag" >/dev/null
+docker rm -f "fleet-image-${hash}" >/dev/null
+docker rmi "$tag-base" >/dev/null
 echo "built $tag in $(($(date +%s) - start))s" >&2
 echo "$tag"

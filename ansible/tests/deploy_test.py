@@ -2,12 +2,12 @@
 """Deploys site.yml to real Debian 12 hosts (Docker containers running systemd
 as PID 1) and checks from outside what the deployment promises.
 
-Two topologies (DEPLOY_TOPOLOGY): `single` (the default, what `make
-ansible-test` runs) is app, monitoring (one Prometheus, one Alertmanager,
-no cluster, no long-term store) and outsider; `ha` (`make ansible-ha-test`,
-not yet green, so not in `make test`) is issue 19's high-availability
-deployment with every host below, and the same checks plus those of high
-availability.
+Two topologies (DEPLOY_TOPOLOGY): `single` (the default, `make
+ansible-test`) is app, monitoring (one Prometheus, one Alertmanager, no
+cluster, no long-term store) and outsider; `ha` (`make ansible-ha-test`) is
+issue 19's high-availability deployment with every host below, and the same
+checks plus those of high availability (its second run is tsdb's only: the
+other hosts' roles are the single topology's).
 
 Hosts, on a private Docker network made for the run:
   app         an application server (node exporter, log shipper): nginx,
@@ -27,7 +27,7 @@ once, and resolved once) and must have no hole when it is back; old samples
 written into it are read through the Grafana datasource's URL; once the
 alerts are notified, monitoring2 (a replica and a peer) is stopped as a
 container, the new alert its loss raises reaches Slack once, and it is
-started again as the faults are undone: it rejoins, and nothing is notified
+started again and the faults are undone: it rejoins, and nothing is notified
 twice.
 The test runner itself is the operator (operator_cidrs = its address on that
 network), and runs the receivers Alertmanager notifies on that address: a
@@ -64,6 +64,7 @@ Environment:
   KEEP=1              leave the containers and network up afterwards
 """
 
+import concurrent.futures
 import glob
 import ipaddress
 import json
@@ -115,12 +116,19 @@ SMTP_PORT = 2525
 # How much shorter every rule's `for:` is in this test (see the docstring).
 FOR_DIVISOR = 5
 FOR_FLOOR = 60
+# Alertmanager's group_interval: a repeated notification would come within
+# one, so the checks for repeats wait that long and a little more.
+GROUP_INTERVAL = 20 if HA else 10
 
 failures = []
 
 
+T_START = time.monotonic()
+
+
 def log(msg):
-    print(f"[ansible-test] {msg}", flush=True)
+    # Seconds since the start: where a slow run spends its time shows.
+    print(f"[ansible-test {time.monotonic() - T_START:4.0f}s] {msg}", flush=True)
 
 
 def check(ok, what):
@@ -222,6 +230,10 @@ def start_hosts(image):
         )
     for h in HOSTS:
         wait_for_systemd(h)
+        # The image's package lists (build-image.sh) count as updated now, as
+        # apt-daily keeps them on a server: the roles' apt tasks
+        # (cache_valid_time) install from the image's cache, not the mirror.
+        sh("docker", "exec", container(h), "touch", "/var/lib/apt/lists")
 
 
 def wait_for_systemd(h):
@@ -364,6 +376,28 @@ def probe_local(ip, port):
         return "filtered"
     finally:
         s.close()
+
+
+class Reachability:
+    """Probes to make, made all at once (a filtered port costs its whole
+    timeout) and then checked in the order they were listed."""
+
+    def __init__(self):
+        self.probes = []
+
+    def expect(self, src, ip, port, want, what):
+        """src: a host's name, or None for the operator (this machine)."""
+        self.probes.append((src, ip, port, want, what))
+
+    def check_all(self):
+        def one(p):
+            src, ip, port, _, _ = p
+            return probe_local(ip, port) if src is None else probe_from(src, ip, port)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(one, self.probes))
+        for (_, _, _, want, what), g in zip(self.probes, got):
+            check(g == want, what + ("" if g == want else f" (got {g})"))
+        self.probes = []
 
 
 class LokiReceiver:
@@ -533,7 +567,7 @@ def prepare_app_host(work):
     `docker` group owning the Engine's socket, and one container."""
     app = container("app")
     r = sh("docker", "exec", app, "sh", "-c",
-           "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+           "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
            "--no-install-recommends nginx openssh-server sudo", check_rc=False)
     if r.returncode != 0:
         raise SystemExit(f"installing nginx, sshd and sudo on app failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
@@ -552,11 +586,14 @@ def prepare_app_host(work):
     gid = os.stat(DOCKER_SOCKET).st_gid
     sh("docker", "exec", app, "groupadd", "-g", str(gid), "docker")
     # The app's container: writes a line every 2 s, has a health check and
-    # a memory limit (the Containers dashboard shows both).
+    # a memory limit (the Containers dashboard shows both). Its lines start
+    # with a date, as the example's multiline stage expects of a record
+    # (log-shipper/examples/docker.yaml): undated lines are joined to the
+    # record before and leave only after 3 s without a line.
     sh("docker", "run", "-d", "--name", APP_CONTAINER, "--label", f"fleet-test={RUN}",
        "--memory", "64m", "--health-cmd", "true", "--health-interval", "2s",
        "--entrypoint", "/bin/sh", IMAGE[0], "-c",
-       "i=0; while true; do i=$((i+1)); echo \"web container line $i\"; sleep 2; done")
+       "i=0; while true; do i=$((i+1)); echo \"$(date -u +%Y-%m-%dT%H:%M:%S) web container line $i\"; sleep 2; done")
     sh("docker", "exec", APP_CONTAINER, "dd", "if=/dev/zero", "of=/var/tmp/fill", "bs=1M",
        f"count={APP_CONTAINER_FILL_MIB}")
     return key
@@ -745,8 +782,8 @@ STORE_OUTAGE = 120
 
 def check_ha_deployment(addrs):
     """Issue 19's deployment: three Alertmanager peers in one cluster, two
-    Prometheus replicas each with its replica label sending to every peer,
-    VictoriaMetrics receiving from both and keeping one copy."""
+    Prometheus replicas each with its replica label sending to every peer
+    and writing to VictoriaMetrics."""
     peers = {addrs[h] for h in ("monitoring", "monitoring2", "tsdb")}
     for h in ("monitoring", "monitoring2", "tsdb"):
         got = eventually(f"cluster seen from {h}", lambda: (lambda st: st if len(st["cluster"]["peers"]) == 3 else None)(
@@ -767,6 +804,11 @@ def check_ha_deployment(addrs):
         _, flags = http_json(f"{prom}/api/v1/status/flags")
         check(flags["data"].get("storage.tsdb.retention.time") == "1h",
               f"replica {h} keeps 1h locally ({flags['data'].get('storage.tsdb.retention.time')})")
+
+
+def check_ha_deduplicated(addrs):
+    """VictoriaMetrics keeps one copy of the replicas' identical series
+    (checked once it has a minute of them: late in the healthy checks)."""
     vm = f"http://{addrs['tsdb']}:{VM_PORT}"
     # Both replicas scrape app; VictoriaMetrics has one series, no replica
     # label, and one sample per scrape interval (deduplicated).
@@ -785,13 +827,13 @@ def check_ha_deployment(addrs):
               f"interval (without deduplication about {2 * per_minute})")
 
 
-def check_ha_firewall(addrs):
+def check_ha_firewall(addrs, reach):
     """Gossip between the three peers only; VictoriaMetrics open to the
-    replicas and the operator only."""
+    replicas and the operator only (probes added to `reach`)."""
     mon = addrs["monitoring"]
     for src, dst in (("monitoring", "monitoring2"), ("tsdb", "monitoring"), ("monitoring2", "tsdb")):
-        check(probe_from(src, addrs[dst], 9094) == "open", f"Alertmanager peer {src} reaches {dst}:9094 (gossip)")
-    check(probe_from("app2", mon, 9094) == "filtered", "app2 (no peer) cannot reach monitoring:9094")
+        reach.expect(src, addrs[dst], 9094, "open", f"Alertmanager peer {src} reaches {dst}:9094 (gossip)")
+    reach.expect("app2", mon, 9094, "filtered", "app2 (no peer) cannot reach monitoring:9094")
     ruleset = sh("docker", "exec", container("monitoring"), "nft", "list", "table", "inet",
                  "fleet_firewall").stdout
     gossip = {}
@@ -805,10 +847,10 @@ def check_ha_firewall(addrs):
     # VictoriaMetrics: the replicas write, the operator (and Grafana) read.
     tsdb = addrs["tsdb"]
     for h in ("monitoring", "monitoring2"):
-        check(probe_from(h, tsdb, 8428) == "open", f"Prometheus replica {h} reaches tsdb:8428")
-    check(probe_local(tsdb, 8428) == "open", "the operator reaches tsdb:8428")
+        reach.expect(h, tsdb, 8428, "open", f"Prometheus replica {h} reaches tsdb:8428")
+    reach.expect(None, tsdb, 8428, "open", "the operator reaches tsdb:8428")
     for h in ("app", "outsider"):
-        check(probe_from(h, tsdb, 8428) == "filtered", f"{h} cannot reach tsdb:8428")
+        reach.expect(h, tsdb, 8428, "filtered", f"{h} cannot reach tsdb:8428")
 
 
 def vm_query(base, query, at=None):
@@ -845,10 +887,12 @@ def check_store_gap(addrs, t_stop, t_start):
     got = eventually("VictoriaMetrics caught up after the outage", caught_up, timeout=150)
     gap = largest_gap(got[0]["values"]) if got else None
     first = float(got[0]["values"][0][0]) if got else 0
-    check(gap is not None and first <= t_stop - 50 and gap <= SCRAPE_SECONDS + 1,
+    # A lost scrape leaves two intervals between samples; a late one (a busy
+    # host) a little more than one.
+    check(gap is not None and first <= t_stop - 50 and gap < 1.5 * SCRAPE_SECONDS,
           f"VictoriaMetrics down {t_start - t_stop:.0f}s: the range from a minute before to 30s after, "
-          f"queried from it, has no hole larger than one scrape interval ({SCRAPE_SECONDS}s): largest gap "
-          f"{gap}s over {len(got[0]['values']) if got else 0} samples")
+          f"queried from it, has no hole larger than one scrape interval ({SCRAPE_SECONDS}s; every gap under "
+          f"1.5 intervals): largest gap {'none' if gap is None else f'{gap:.1f}s'} over {len(got[0]['values']) if got else 0} samples")
 
 
 def check_store_paged_once(webhooks):
@@ -857,7 +901,7 @@ def check_store_paged_once(webhooks):
     e = {"channel": "#alerts", "labels": {"alertname": "TargetDown", "instance": "tsdb", "job": "victoriametrics"}}
     eventually("TargetDown of VictoriaMetrics resolved in Slack", lambda: slack_hits(webhooks, e, "resolved"),
                timeout=60)
-    time.sleep(12)  # a repeat would come at the next group interval (10 s)
+    time.sleep(GROUP_INTERVAL + 2)  # a repeat would come at the next group interval
     fired, resolved = slack_hits(webhooks, e, "firing"), slack_hits(webhooks, e, "resolved")
     check(once(fired) and len(resolved) == 1,
           f"(HA) VictoriaMetrics down {STORE_OUTAGE}s: TargetDown of it in #alerts once, resolved once "
@@ -1012,7 +1056,8 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
             time.sleep(2)
 
     left = wait_for("firing", deadline)
-    log(f"notifications of the faults all there {time.monotonic() - t_fault:.0f}s after them"
+    t_fired = time.monotonic()
+    log(f"notifications of the faults all there {t_fired - t_fault:.0f}s after them"
         + (f", but for {left}" if left else ""))
     # The app host's other filesystem is past 90 % (everyone else's
     # threshold) but not its own 95 %: it warns (pending, 85 %), it does not page.
@@ -1020,8 +1065,13 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     check(bool(other) and all(a["metric"].get("severity") == "warning" for a in other),
           "(d) app's /srv/db-logs at 92.5 %: NodeFilesystemAlmostFull warning only, not critical "
           f"(the db group's own 95 %) ({[(a['metric'].get('severity'), a['metric'].get('alertstate')) for a in other]})")
-    # Duplicates would come at the next group intervals (10 s).
-    time.sleep(20)
+    # Issue 19: a replica and a peer are lost while these fire, until the
+    # alert their loss raises is notified; they are started again as the
+    # faults are undone (`rejoined` checks them after).
+    rejoined = while_firing()
+
+    # Duplicates would come at the next group interval (the loss above took longer).
+    time.sleep(max(0.0, t_fired + GROUP_INTERVAL + 10 - time.monotonic()))
     for e in expected:
         hits = slack_hits(webhooks, e, "firing")
         check(once(hits), f"(d) {e['what']}: one Slack message in {e['channel']} "
@@ -1048,10 +1098,6 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     check(bool(beats) and not stray, f"(d) Watchdog goes to the heartbeat webhook ({len(beats)} posts), "
           f"never to Slack or mail ({stray})")
 
-    # Issue 19: a replica and a peer are lost while these fire; they are
-    # started again as the faults are undone (`rejoined` checks them after).
-    rejoined = while_firing()
-
     # Undone: the disks freed, the container started, the probe answered.
     # Resolved after the rules' keep_firing_for (1 minute).
     t_undo = time.monotonic()
@@ -1062,7 +1108,7 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     # monitoring2 back (ha): waits for it to rejoin; the checks of what was
     # notified are made after the wait for repeats.
     notified_once = rejoined()
-    time.sleep(20)  # repeats would come at the next group interval (10 s)
+    time.sleep(GROUP_INTERVAL + 10)  # repeats would come at the next group interval
     for e in expected:
         hits = slack_hits(webhooks, e, "resolved")
         sev = e["labels"]["severity"]
@@ -1133,11 +1179,7 @@ def lose_replica_and_peer(addrs, webhooks):
     while time.monotonic() < deadline and not all(slack_hits(webhooks, e, "firing") for e in targets_down):
         time.sleep(2)
     log(f"TargetDown notifications {time.monotonic() - t_kill:.0f}s after the stop")
-    time.sleep(20)  # repeats would come at the next group interval (10 s)
-    for e in targets_down:
-        hits = slack_hits(webhooks, e, "firing")
-        check(once(hits), f"(HA) with a replica and a peer down, new alert {e['what']}: one Slack message in "
-              f"{e['channel']} ({len(hits)})")
+    # (Whether it came once is checked at the end, long after any repeat.)
     t_start = time.monotonic()
     sh("docker", "start", container(lost))
     log(f"{lost} started again")
@@ -1165,8 +1207,11 @@ def rejoined_once(webhooks, lost, targets_down, muted, before):
     """After the wait for repeats: what monitoring2's loss raised was
     notified once and resolved once."""
     for e in targets_down:
-        check(len(slack_hits(webhooks, e, "resolved")) == 1 and once(slack_hits(webhooks, e, "firing")),
-              f"(HA) {e['what']}: resolved once when {lost} is back, and still notified once")
+        hits = slack_hits(webhooks, e, "firing")
+        check(once(hits), f"(HA) with a replica and a peer down, new alert {e['what']}: one Slack message in "
+              f"{e['channel']} ({len(hits)})")
+        check(len(slack_hits(webhooks, e, "resolved")) == 1,
+              f"(HA) {e['what']}: resolved once when {lost} is back")
     for e in muted:
         n = len(slack_hits(webhooks, e, "firing"))
         check(n <= 1, f"(HA) TargetDown of {lost}'s {e['labels']['job']}: muted by its exporter's, or "
@@ -1262,7 +1307,11 @@ def main():
                 {"receiver": "web-team", "alertnames": ["ProbeFailing", "ContainerDown"]},
             ],
             "alertmanager_group_wait": "5s",
-            "alertmanager_group_interval": "10s",
+            # With peers, the group interval must outlast the last peer's
+            # wait (2 x peer timeout, the role checks it) and the replicas'
+            # evaluation lag, or a resolved group is sent again as firing.
+            "alertmanager_group_interval": f"{GROUP_INTERVAL}s",
+            **({"alertmanager_cluster_peer_timeout": "2s"} if HA else {}),
         }
         # The database servers' disks run fuller: they page at 95 %, not 90 %
         # (inventories/example/group_vars/db.yml). The app host is in
@@ -1333,8 +1382,14 @@ def main():
         write_inventory(inventory_full, addrs, ["loki", "grafana"], group_vars, app_vars, db_vars)
         runs = {}
 
+        # In `ha` only tsdb runs it again: it has the roles the single
+        # topology has not (VictoriaMetrics, an Alertmanager peer alone); the
+        # others' are those whose second run the single topology checks, and
+        # five hosts' second run took minutes of the test's 10.
+        again = ["--limit", "tsdb"] if HA else []
+
         def second_run():
-            runs["second"] = playbook(inventory, os.path.join(work, "run2.log"), *skip)
+            runs["second"] = playbook(inventory, os.path.join(work, "run2.log"), *again, *skip)
 
         def check_run():
             # Only the monitoring host, and only these roles, change with these
@@ -1384,37 +1439,34 @@ def main():
               f"Prometheus sends alerts to Alertmanager ({am})")
 
         # 5b. High availability: one Alertmanager cluster of three peers, every
-        # replica sending to every peer and writing to VictoriaMetrics, which
-        # keeps one copy of the replicas' identical series.
+        # replica sending to every peer and writing to VictoriaMetrics (which
+        # keeps one copy of the replicas' identical series: checked in 7c).
         if HA:
             check_ha_deployment(addrs)
 
         # 6. Reachability: the firewall policy, seen from each side.
+        reach = Reachability()
         exporter_ports = [9100] + ([9080] if have_shipper else [])
         for port in exporter_ports:
             for host in ("app", "monitoring"):
-                check(probe_from("monitoring", addrs[host], port) == "open",
-                      f"monitoring reaches {host}:{port}")
-                check(probe_local(addrs[host], port) == "open",
-                      f"the operator reaches {host}:{port}")
-                check(probe_from("outsider", addrs[host], port) == "filtered",
-                      f"the outsider cannot reach {host}:{port}")
-            check(probe_from("app", mon, port) == "filtered",
-                  f"the app host (not a Prometheus host) cannot reach monitoring:{port}")
+                reach.expect("monitoring", addrs[host], port, "open", f"monitoring reaches {host}:{port}")
+                reach.expect(None, addrs[host], port, "open", f"the operator reaches {host}:{port}")
+                reach.expect("outsider", addrs[host], port, "filtered", f"the outsider cannot reach {host}:{port}")
+            reach.expect("app", mon, port, "filtered",
+                         f"the app host (not a Prometheus host) cannot reach monitoring:{port}")
         # Alertmanager's gossip port: between the peers only (TCP probed
         # here; UDP is in the same rule, checked in the ruleset). A single
         # Alertmanager has no peer: closed to everyone.
         for src in ("app", "outsider"):
-            check(probe_from(src, mon, 9094) == "filtered", f"{src} (no peer) cannot reach monitoring:9094")
-        check(probe_local(mon, 9094) == "filtered", "the operator (no peer) cannot reach monitoring:9094")
-        if HA:
-            check_ha_firewall(addrs)
+            reach.expect(src, mon, 9094, "filtered", f"{src} (no peer) cannot reach monitoring:9094")
+        reach.expect(None, mon, 9094, "filtered", "the operator (no peer) cannot reach monitoring:9094")
         for port in (9090, 9093):
-            check(probe_local(mon, port) == "open", f"the operator reaches monitoring:{port}")
-            check(probe_from("outsider", mon, port) == "filtered",
-                  f"the outsider cannot reach monitoring:{port}")
-            check(probe_from("app", mon, port) == "filtered",
-                  f"the app host cannot reach monitoring:{port}")
+            reach.expect(None, mon, port, "open", f"the operator reaches monitoring:{port}")
+            reach.expect("outsider", mon, port, "filtered", f"the outsider cannot reach monitoring:{port}")
+            reach.expect("app", mon, port, "filtered", f"the app host cannot reach monitoring:{port}")
+        if HA:
+            check_ha_firewall(addrs, reach)
+        reach.check_all()
 
         # 7. What runs on the app host arrives, labelled as LABELS.md says.
         if receiver:
@@ -1509,6 +1561,8 @@ def main():
             eventually("six scrapes of every target", lambda: value(
                 'min(count_over_time(up[2m])) >= 6'), timeout=120)
             check_dashboards(prom, receiver, work)
+        if HA:
+            check_ha_deduplicated(addrs)
         # 7d. A healthy deployment raises no alert (pending or firing).
         check_alerts(prom, allowed_alerts(probe_down))
 
@@ -1550,7 +1604,7 @@ def main():
         changed = {h: v["changed"] for h, v in recap.items()}
         if rc != 0 or any(changed.values()):
             print("\n".join(line for line in text.splitlines() if line.startswith(("changed:", "TASK", "fatal"))))
-        check(rc == 0 and set(changed) == set(FLEET) and not any(changed.values()),
+        check(rc == 0 and set(changed) == ({"tsdb"} if HA else set(FLEET)) and not any(changed.values()),
               f"second run reports changed=0 on every host ({changed}, {took2:.1f}s)")
 
         # 7e. Things go wrong (checked in 9, after the rules' `for`): disks
