@@ -97,12 +97,43 @@ pub enum ConsistencyError {
 #[derive(Default, Debug, Clone)]
 pub struct MetricSet {
     families: Vec<Family>,
-    index: rustc_hash::FxHashMap<Str, usize>,
+    index: rustc_hash::FxHashMap<Name, usize>,
+}
+
+/// A family name as a map key. Names are mostly `&'static` literals or
+/// names made once and kept, so the same name comes back at the same
+/// address: equal addresses spare the byte compare (musl's `memcmp` walks
+/// byte by byte, and the map compares on every series pushed).
+#[derive(Debug, Clone)]
+struct Name(Str);
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        let (a, b) = (self.0.as_ref(), other.0.as_ref());
+        (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || cmp_str(a, b).is_eq()
+    }
+}
+
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_ref().hash(state)
+    }
 }
 
 impl MetricSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A set with room for `families` families, for a caller that knows
+    /// about how many it will add (the same collector as last scrape).
+    pub fn with_capacity(families: usize) -> Self {
+        MetricSet {
+            families: Vec::with_capacity(families),
+            index: rustc_hash::FxHashMap::with_capacity_and_hasher(families, Default::default()),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -174,11 +205,12 @@ impl MetricSet {
             labels: owned,
             value,
         };
-        let name = name.into();
+        let name = Name(name.into());
         match self.index.get(&name) {
             Some(&i) => self.families[i].series.push(series),
             None => {
                 self.index.insert(name.clone(), self.families.len());
+                let name = name.0;
                 self.families.push(Family {
                     name,
                     help: help.into(),
@@ -223,8 +255,11 @@ impl MetricSet {
         if !valid_metric_name(&family.name) {
             return Err(ConsistencyError::InvalidName(family.name.into_owned()));
         }
-        match self.index.get(&family.name) {
-            Some(&i) => {
+        let name = Name(family.name);
+        let found = self.index.get(&name).copied();
+        family.name = name.0;
+        match found {
+            Some(i) => {
                 let existing = &mut self.families[i];
                 if existing.kind != family.kind {
                     return Err(ConsistencyError::TypeMismatch {
@@ -236,7 +271,8 @@ impl MetricSet {
                 existing.series.append(&mut family.series);
             }
             None => {
-                self.index.insert(family.name.clone(), self.families.len());
+                self.index
+                    .insert(Name(family.name.clone()), self.families.len());
                 self.families.push(family);
             }
         }
@@ -245,10 +281,13 @@ impl MetricSet {
 
     /// Sorts as client_golang's gatherer does and rejects duplicate series.
     pub fn finish(mut self) -> Result<Vec<Family>, ConsistencyError> {
-        self.families.sort_by(|a, b| a.name.cmp(&b.name));
+        // Names are unique in a set, so an unstable sort orders them as a
+        // stable one would, without moving every family through a scratch
+        // buffer at each level.
+        self.families
+            .sort_unstable_by(|a, b| cmp_str(&a.name, &b.name));
         for f in &mut self.families {
-            f.series
-                .sort_by(|a, b| compare_label_values(&a.labels, &b.labels));
+            sort_series(&mut f.series);
             for pair in f.series.windows(2) {
                 if pair[0].labels == pair[1].labels {
                     return Err(ConsistencyError::Duplicate {
@@ -262,9 +301,56 @@ impl MetricSet {
     }
 }
 
+/// `series` in label-value order, equal ones kept in the order they came (a
+/// stable sort), but moving each series at most twice: the sort is of
+/// indices, and most families are one series or already in order.
+fn sort_series(series: &mut Vec<Series>) {
+    if series
+        .windows(2)
+        .all(|p| compare_label_values(&p[0].labels, &p[1].labels).is_le())
+    {
+        return;
+    }
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        compare_label_values(&series[a].labels, &series[b].labels).then(a.cmp(&b))
+    });
+    let mut taken: Vec<Option<Series>> = series.drain(..).map(Some).collect();
+    series.extend(order.into_iter().filter_map(|i| taken[i].take()));
+}
+
+/// `a.cmp(b)`, eight bytes at a time: `str::cmp` ends in musl's `memcmp`,
+/// a loop of one byte per turn, and a scrape compares thousands of metric
+/// names (`node_...`) and label values while sorting. Big-endian words
+/// order as their bytes do.
+pub fn cmp_str(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut x = a.chunks_exact(8);
+    let mut y = b.chunks_exact(8);
+    for (p, q) in (&mut x).zip(&mut y) {
+        let (p, q) = (word(p), word(q));
+        if p != q {
+            return p.cmp(&q);
+        }
+    }
+    let done = a.len().min(b.len()) / 8 * 8;
+    for (p, q) in a[done..].iter().zip(&b[done..]) {
+        if p != q {
+            return p.cmp(q);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes);
+    u64::from_be_bytes(w)
+}
+
 fn compare_label_values(a: &[(Str, String)], b: &[(Str, String)]) -> std::cmp::Ordering {
     for (x, y) in a.iter().zip(b.iter()) {
-        let ord = x.1.cmp(&y.1);
+        let ord = cmp_str(&x.1, &y.1);
         if ord != std::cmp::Ordering::Equal {
             return ord;
         }
@@ -279,12 +365,14 @@ fn format_labels(labels: &[(Str, String)]) -> String {
 }
 
 pub fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {}
+    // Bytes, not chars: every valid character is ASCII, and any byte of a
+    // multi-byte character is not.
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {}
         _ => return false,
     }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 pub fn valid_label_name(name: &str) -> bool {
@@ -361,12 +449,19 @@ impl Format {
     }
 }
 
+/// The length of the last body encoded: the next one is about as long, so
+/// it is allocated once at that size instead of grown by doubling (a copy
+/// of the body each time).
+static LAST_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn encode(families: &[Family], format: Format) -> String {
-    let mut out = String::with_capacity(families.len() * 256);
+    let last = LAST_LEN.load(std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::with_capacity((families.len() * 256).max(last + last / 32));
     match format {
         Format::Text => encode_text(&mut out, families),
         Format::OpenMetrics => encode_openmetrics(&mut out, families),
     }
+    LAST_LEN.store(out.len(), std::sync::atomic::Ordering::Relaxed);
     out
 }
 
@@ -429,7 +524,7 @@ fn write_series(out: &mut String, name: &str, s: &Series, om: bool) {
             // The hot path: integers (most counters) skip the general
             // formatter and its allocation.
             if v.fract() == 0.0 && v.abs() < 1e6 {
-                let _ = write!(out, "{}", *v as i64);
+                push_int(out, *v as i64);
                 if om {
                     out.push_str(".0");
                 }
@@ -584,17 +679,35 @@ pub fn write_float(out: &mut String, v: f64) {
         out.push('0');
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: "-d.dddde-x"
-    // (at most 17 digits and a 3-digit exponent).
-    let mut sci = StackStr::<40>::new();
-    let _ = write!(sci, "{v:e}");
-    let sci = sci.as_str();
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
     let mut digits = StackStr::<32>::new();
-    for c in mantissa.chars().filter(char::is_ascii_digit) {
-        let _ = digits.write_char(c);
-    }
+    let exp: i32 = if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS {
+        // Below 2^53 an integer's own digits (trailing zeros dropped) are
+        // its shortest round-trip form: every shorter rounding is at least
+        // 1, a whole ulp or more, away. Byte counters are mostly these.
+        let mut n = v.abs() as u64;
+        let mut len: i32 = 0;
+        let mut t = n;
+        while t > 0 {
+            len += 1;
+            t /= 10;
+        }
+        while n % 10 == 0 {
+            n /= 10;
+        }
+        push_u64(&mut digits, n);
+        len - 1
+    } else {
+        // Rust's `{:e}` gives the same shortest round-trip digits:
+        // "-d.dddde-x" (at most 17 digits and a 3-digit exponent).
+        let mut sci = StackStr::<40>::new();
+        let _ = write!(sci, "{v:e}");
+        let sci = sci.as_str();
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+        for c in mantissa.chars().filter(char::is_ascii_digit) {
+            let _ = digits.write_char(c);
+        }
+        exp.parse().unwrap_or(0)
+    };
     let digits = digits.as_str();
     if v < 0.0 {
         out.push('-');
@@ -607,7 +720,10 @@ pub fn write_float(out: &mut String, v: f64) {
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
-        let _ = write!(out, "{:02}", exp.abs());
+        if exp.abs() < 10 {
+            out.push('0');
+        }
+        push_u64(out, u64::from(exp.unsigned_abs()));
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
@@ -639,6 +755,33 @@ fn write_float_om(out: &mut String, v: f64) {
     {
         out.push_str(".0");
     }
+}
+
+/// 2^53: integers below it are exact in an f64.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Writes `n` in decimal, without the `fmt` machinery (a scrape writes
+/// hundreds of integers).
+fn push_u64(out: &mut impl std::fmt::Write, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    let _ = out.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
 }
 
 /// A string in a fixed buffer on the stack, for formatting numbers
@@ -729,6 +872,71 @@ mod tests {
     }
 
     #[test]
+    fn cmp_str_orders_as_str_cmp() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "node_",
+            "node_a",
+            "node_network_up",
+            "node_network_upx",
+            "node_network_mtu_bytes",
+            "node_network_",
+            "zz",
+            "ä",
+            "a\u{0}",
+            "aaaaaaaaa",
+            "aaaaaaaab",
+            "aaaaaaaa",
+            "1",
+            "10",
+            "2",
+            "cpu10",
+            "cpu9",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(cmp_str(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// Series come out by label values; ones with equal values (possible
+    /// with differing label names, from a textfile) keep the order they
+    /// were added in, as a stable sort leaves them.
+    #[test]
+    fn series_sort_by_values_and_keep_ties_in_order() {
+        let mut set = MetricSet::new();
+        for (k, v) in [
+            ("a", "3"),
+            ("b", "1"),
+            ("a", "2"),
+            ("c", "1"),
+            ("a", "1"),
+            ("b", "0"),
+        ] {
+            set.add_family(Family {
+                name: "m".into(),
+                help: "h".into(),
+                kind: MetricType::Gauge,
+                series: vec![Series {
+                    labels: vec![(Cow::Owned(k.to_string()), v.to_string())],
+                    value: Value::Single(1.0),
+                }],
+            })
+            .unwrap();
+        }
+        let fams = set.finish().unwrap();
+        let got: Vec<String> = fams[0]
+            .series
+            .iter()
+            .map(|s| format!("{}={}", s.labels[0].0, s.labels[0].1))
+            .collect();
+        assert_eq!(got, ["b=0", "b=1", "c=1", "a=1", "a=2", "a=3"]);
+    }
+
+    #[test]
     fn floats_match_go_strconv_g_minus_one() {
         let cases = [
             (1.0, "1"),
@@ -748,9 +956,52 @@ mod tests {
             (f64::NAN, "NaN"),
             (0.0, "0"),
             (18446744073709551615.0, "1.8446744073709552e+19"),
+            (-1234567.0, "-1.234567e+06"),
+            (123000000.0, "1.23e+08"),
+            (9007199254740991.0, "9.007199254740991e+15"),
+            (9007199254740992.0, "9.007199254740992e+15"),
+            (1e15, "1e+15"),
+            (999999.0, "999999"),
+            (-999999.0, "-999999"),
         ];
         for (v, want) in cases {
             assert_eq!(format_float(v), want, "formatting {v}");
+        }
+    }
+
+    /// Integers are written from their own digits below 2^53; the general
+    /// path (`{:e}`) must agree on every one, here a spread of them.
+    #[test]
+    fn integers_format_as_the_general_path_does() {
+        let general = |v: f64| {
+            let sci = format!("{v:e}");
+            let (m, e) = sci.split_once('e').unwrap();
+            let digits: String = m.chars().filter(char::is_ascii_digit).collect();
+            let e: i32 = e.parse().unwrap();
+            let mut again = String::new();
+            // Only the exponent form differs between fast and general paths
+            // here: these are all >= 1e6.
+            again.push_str(if v < 0.0 { "-" } else { "" });
+            again.push_str(&digits[..1]);
+            if digits.len() > 1 {
+                again.push('.');
+                again.push_str(&digits[1..]);
+            }
+            again.push_str(&format!("e+{e:02}"));
+            again
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            // xorshift: integers of every length from 7 to 16 digits.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (1_000_000 + x % (EXACT_INTEGERS as u64 - 1_000_000)) as f64;
+            let v = v / 10f64.powi((x % 10) as i32);
+            let v = v.trunc().max(1e6);
+            for v in [v, -v] {
+                assert_eq!(format_float(v), general(v), "formatting {v}");
+            }
         }
     }
 

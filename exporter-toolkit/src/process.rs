@@ -7,7 +7,16 @@ use procfs::process::Process;
 use crate::exposition::MetricSet;
 
 pub fn collect(set: &mut MetricSet) -> Result<(), String> {
-    let me = Process::myself().map_err(|e| format!("reading /proc/self: {e}"))?;
+    // Our /proc/<pid> directory, opened once: finding it is three system
+    // calls (open, readlink, close) that every scrape would repeat.
+    static ME: std::sync::OnceLock<Process> = std::sync::OnceLock::new();
+    let me = match ME.get() {
+        Some(me) => me,
+        None => {
+            let me = Process::myself().map_err(|e| format!("reading /proc/self: {e}"))?;
+            ME.get_or_init(|| me)
+        }
+    };
     let stat = me
         .stat()
         .map_err(|e| format!("reading /proc/self/stat: {e}"))?;

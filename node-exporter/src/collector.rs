@@ -25,6 +25,30 @@ impl std::fmt::Display for NoData {
 
 impl std::error::Error for NoData {}
 
+/// A [`NoData`] for a collector whose whole source is missing on this host
+/// (no /sys/class/nvme, no /proc/mdstat): the scraper remembers it and
+/// reports the collector failed without running it again until the
+/// kernel's device list changes (see `crate::scrape::DeviceList`). Only for
+/// what appears with a device or a kernel module, never for a file a user
+/// may create (a textfile directory).
+#[derive(Debug)]
+pub struct Absent(pub String);
+
+impl std::fmt::Display for Absent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Absent {}
+
+impl Absent {
+    /// "`path` does not exist", as [`NoData`] says it.
+    pub fn missing(path: &Path) -> anyhow::Error {
+        Absent(format!("{} does not exist", path.display())).into()
+    }
+}
+
 /// Where the host's pseudo-filesystems are: `--path.procfs`, `--path.sysfs`,
 /// `--path.rootfs`, `--path.udev.data`. Fixture trees in tests swap these.
 #[derive(Clone, Debug)]

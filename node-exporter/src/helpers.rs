@@ -237,9 +237,21 @@ impl KeyNames {
     }
 }
 
+/// A collector's root source missing ([`NoData`] from a read or a listing of
+/// it) as [`Absent`], which the scraper remembers until devices change. For
+/// the one path whose absence means the collector has nothing at all here,
+/// never for the files under it.
+pub fn absent_if_missing<T>(r: anyhow::Result<T>) -> anyhow::Result<T> {
+    r.map_err(|e| match e.downcast::<NoData>() {
+        Ok(NoData(msg)) => crate::collector::Absent(msg).into(),
+        Err(e) => e,
+    })
+}
+
 /// Whether an error is only "this system has no such data".
 pub fn is_no_data(err: &anyhow::Error) -> bool {
     err.downcast_ref::<NoData>().is_some()
+        || err.downcast_ref::<crate::collector::Absent>().is_some()
 }
 
 /// The kernel's USER_HZ, which /proc/stat and friends count in.

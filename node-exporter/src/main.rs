@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use node_exporter::cli;
 use node_exporter::handler::Exporter;
-use node_exporter::scrape::Scraper;
+use node_exporter::scrape::{DeviceList, Scraper};
 
 /// See the musl dependency in Cargo.toml.
 #[cfg(target_env = "musl")]
@@ -51,7 +51,7 @@ fn run() -> anyhow::Result<()> {
         }
     };
     let exporter = Exporter::new(
-        Scraper::new(collectors),
+        Scraper::new(collectors).with_device_list(DeviceList::new(&flags.paths)),
         flags.string("web.telemetry-path"),
         !flags.bool("web.disable-exporter-metrics", false),
         flags.duration("collector.timeout")?,

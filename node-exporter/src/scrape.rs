@@ -14,8 +14,14 @@
 //! of starting another copy, so a hung read costs one thread, not one per
 //! scrape. Scrapes that overlap within the budget (two Prometheus replicas,
 //! a curl during a scrape) each run every collector, as node_exporter does.
+//!
+//! A collector whose whole source is missing on this host (it returns
+//! [`Absent`]: no bonding driver, no NVMe, no ZFS) is not run again while the
+//! kernel's device list stays as it was ([`DeviceList`]): later scrapes
+//! report it failed at once, with none of its file lookups or error values.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 use exporter_toolkit::exposition::MetricSet;
 use tokio::sync::Notify;
 
-use crate::collector::Collector;
+use crate::collector::{Absent, Collector, Paths};
 use crate::helpers::is_no_data;
 
 /// Lanes started for every scrape: collectors are file reads of tens of
@@ -32,11 +38,20 @@ use crate::helpers::is_no_data;
 const LANES: usize = 1;
 /// How long the queue may sit still before another lane is added.
 const STALL_CHECK: Duration = Duration::from_millis(50);
+/// How long a remembered absence holds at most, device list unchanged: a
+/// safety net for a source that appears without a uevent.
+pub const ABSENCE_RECHECK: Duration = Duration::from_secs(300);
 
 pub struct Entry {
     pub name: &'static str,
     collector: Arc<dyn Collector>,
     in_flight: Arc<InFlight>,
+    /// How many families the collector added last time: its next set is
+    /// made that large at once, not grown (and its index rehashed) as it fills.
+    families: AtomicUsize,
+    /// The device-list generation at which the collector last returned
+    /// [`Absent`], and when.
+    absent: Mutex<Option<(u64, Instant)>>,
 }
 
 /// When each of a collector's unfinished runs started (usually none, two
@@ -70,6 +85,33 @@ type Job = (Arc<dyn Collector>, Arc<InFlight>, Instant);
 
 pub struct Scraper {
     entries: Vec<Entry>,
+    devices: Option<DeviceList>,
+    /// Families in the last scrape's whole set, its next size.
+    families: AtomicUsize,
+}
+
+/// Tells when the kernel's devices may have changed:
+/// /sys/kernel/uevent_seqnum, the number of the kernel's last uevent, which
+/// moves whenever a device, a network interface or a kernel module is added
+/// or removed (global, also inside a container). One `pread` of a file kept
+/// open per scrape.
+pub struct DeviceList {
+    seqnum: PathBuf,
+}
+
+impl DeviceList {
+    pub fn new(paths: &Paths) -> DeviceList {
+        DeviceList {
+            seqnum: paths.sys("kernel/uevent_seqnum"),
+        }
+    }
+
+    /// The current generation; `None` when it cannot be read (a fixture
+    /// tree without it), and then no absence is remembered.
+    pub fn generation(&self) -> Option<u64> {
+        let bytes = crate::helpers::read_kept_bytes(&self.seqnum).ok()?;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+    }
 }
 
 type Outcome = (MetricSet, anyhow::Result<()>, Duration);
@@ -77,6 +119,8 @@ type Outcome = (MetricSet, anyhow::Result<()>, Duration);
 /// One scrape's shared state between the scrape task and its lanes.
 struct Round {
     jobs: Vec<Job>,
+    /// Each job's set size, as [`Entry::families`] says.
+    sizes: Vec<usize>,
     queue: Mutex<VecDeque<usize>>,
     results: Mutex<Vec<Option<Outcome>>>,
     remaining: AtomicUsize,
@@ -97,7 +141,7 @@ impl Round {
                 return;
             };
             let start = Instant::now();
-            let mut set = MetricSet::new();
+            let mut set = MetricSet::with_capacity(self.sizes.get(i).copied().unwrap_or(0));
             // A panic is a bug, but it must not take the scrape with it.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 collector.update(&mut set)
@@ -128,9 +172,19 @@ impl Scraper {
                     name,
                     collector: Arc::from(c),
                     in_flight: Arc::new(InFlight::default()),
+                    families: AtomicUsize::new(0),
+                    absent: Mutex::new(None),
                 })
                 .collect(),
+            devices: None,
+            families: AtomicUsize::new(0),
         }
+    }
+
+    /// Remembers collectors' [`Absent`] results until `devices` changes.
+    pub fn with_device_list(mut self, devices: DeviceList) -> Scraper {
+        self.devices = Some(devices);
+        self
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -142,10 +196,17 @@ impl Scraper {
     pub async fn scrape(&self, include: impl Fn(&str) -> bool, budget: Duration) -> MetricSet {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
-        let mut out = MetricSet::new();
-        let mut names = Vec::new();
+        let mut out = MetricSet::with_capacity(self.families.load(Ordering::Relaxed));
+        let mut ran = Vec::new();
         let mut jobs = Vec::new();
+        // Read before any collector runs: a device added while one looks is
+        // then seen by the next scrape.
+        let generation = self.devices.as_ref().and_then(DeviceList::generation);
         for e in self.entries.iter().filter(|e| include(e.name)) {
+            if still_absent(e, generation) {
+                report(&mut out, e.name, 0.0, false);
+                continue;
+            }
             let Some(registered) = e.in_flight.start(budget) else {
                 tracing::error!(
                     collector = e.name,
@@ -154,15 +215,20 @@ impl Scraper {
                 report(&mut out, e.name, 0.0, false);
                 continue;
             };
-            names.push(e.name);
+            ran.push(e);
             jobs.push((e.collector.clone(), e.in_flight.clone(), registered));
         }
         if jobs.is_empty() {
             return out;
         }
         let n = jobs.len();
+        let sizes = ran
+            .iter()
+            .map(|e| e.families.load(Ordering::Relaxed))
+            .collect();
         let round = Arc::new(Round {
             jobs,
+            sizes,
             queue: Mutex::new((0..n).collect()),
             results: Mutex::new((0..n).map(|_| None).collect()),
             remaining: AtomicUsize::new(n),
@@ -210,7 +276,14 @@ impl Scraper {
             let mut r = round.results.lock().unwrap_or_else(|e| e.into_inner());
             r.iter_mut().map(Option::take).collect()
         };
-        for (name, result) in names.into_iter().zip(results) {
+        for (entry, result) in ran.into_iter().zip(results) {
+            let name = entry.name;
+            if let Some((set, result, _)) = &result {
+                remember_absence(entry, result, generation);
+                entry
+                    .families
+                    .store(set.families().len(), Ordering::Relaxed);
+            }
             match result {
                 Some((set, Ok(()), elapsed)) => match out.merge(set) {
                     Ok(()) => report(&mut out, name, elapsed.as_secs_f64(), true),
@@ -249,8 +322,24 @@ impl Scraper {
                 }
             }
         }
+        self.families.store(out.families().len(), Ordering::Relaxed);
         out
     }
+}
+
+/// Whether `e` found nothing to read at this same device-list generation,
+/// recently enough to skip it.
+fn still_absent(e: &Entry, generation: Option<u64>) -> bool {
+    let absent = e.absent.lock().unwrap_or_else(|e| e.into_inner());
+    matches!((*absent, generation), (Some((then, at)), Some(now)) if then == now && at.elapsed() < ABSENCE_RECHECK)
+}
+
+fn remember_absence(e: &Entry, result: &anyhow::Result<()>, generation: Option<u64>) {
+    let absent = match (result, generation) {
+        (Err(err), Some(g)) if err.downcast_ref::<Absent>().is_some() => Some((g, Instant::now())),
+        _ => None,
+    };
+    *e.absent.lock().unwrap_or_else(|e| e.into_inner()) = absent;
 }
 
 fn report(out: &mut MetricSet, name: &str, seconds: f64, success: bool) {
@@ -312,6 +401,106 @@ mod tests {
                 exporter_toolkit::exposition::Value::Single(v) => Some(v),
                 _ => None,
             })
+    }
+
+    fn families(set: &MetricSet) -> Vec<String> {
+        set.families().iter().map(|f| f.name.to_string()).collect()
+    }
+
+    /// The md collector over a temporary /proc and /sys, with the device
+    /// list read from the temporary /sys/kernel/uevent_seqnum.
+    fn md_scraper(root: &std::path::Path) -> Scraper {
+        let flags = crate::cli::parse([
+            "node-exporter".to_string(),
+            format!("--path.procfs={}", root.join("proc").display()),
+            format!("--path.sysfs={}", root.join("sys").display()),
+        ])
+        .unwrap();
+        let spec = crate::collectors::find("mdadm").unwrap();
+        let md = (spec.build)(&flags).unwrap();
+        Scraper::new(vec![("mdadm", md)]).with_device_list(DeviceList::new(&flags.paths))
+    }
+
+    const MDSTAT: &str = "Personalities : [raid1]\nmd0 : active raid1 sdb1[1] sda1[0]\n      1046528 blocks super 1.2 [2/2] [UU]\n\nunused devices: <none>\n";
+
+    /// No /proc/mdstat: the collector fails, and its absence is kept while
+    /// the kernel's uevent number stays; an md array created later (the
+    /// module loaded: the number moves) is reported on the next scrape.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_absent_source_is_looked_for_again_once_devices_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "1000\n");
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        let s = md_scraper(root);
+        let budget = Duration::from_secs(5);
+
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(0.0));
+
+        // The file appears without a uevent (only a test can do that): the
+        // remembered absence still holds, so it is not looked at.
+        crate::testutil::write(root, "proc/mdstat", MDSTAT);
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(0.0));
+        assert!(!families(&set).contains(&"node_md_disks".to_string()));
+
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "1003\n");
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(1.0));
+        assert!(families(&set).contains(&"node_md_disks".to_string()));
+
+        // Gone again (and devices changed): failed again, then remembered.
+        std::fs::remove_file(root.join("proc/mdstat")).unwrap();
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "1004\n");
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(0.0));
+        crate::testutil::write(root, "proc/mdstat", MDSTAT);
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(0.0));
+    }
+
+    /// Without a readable device list (a fixture tree), nothing is
+    /// remembered: the file is looked for on every scrape.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_device_list_an_absent_source_is_looked_for_every_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        let s = md_scraper(root);
+        let budget = Duration::from_secs(5);
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(0.0));
+        crate::testutil::write(root, "proc/mdstat", MDSTAT);
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "mdadm"), Some(1.0));
+    }
+
+    /// Only [`Absent`] is remembered: a collector failing otherwise (here
+    /// with plain "no data") runs again on the next scrape.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_failures_are_not_remembered() {
+        struct Counting(Arc<AtomicUsize>);
+        impl Collector for Counting {
+            fn update(&self, _: &mut MetricSet) -> anyhow::Result<()> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Err(crate::collector::NoData("nothing now".into()).into())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        crate::testutil::write(dir.path(), "kernel/uevent_seqnum", "7\n");
+        let paths = Paths {
+            sysfs: dir.path().to_path_buf(),
+            ..Paths::default()
+        };
+        let runs = Arc::new(AtomicUsize::new(0));
+        let s = Scraper::new(vec![("counting", Box::new(Counting(runs.clone())))])
+            .with_device_list(DeviceList::new(&paths));
+        for _ in 0..3 {
+            let set = s.scrape(|_| true, Duration::from_secs(5)).await;
+            assert_eq!(success(&set, "counting"), Some(0.0));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
     /// Two scrapes at the same time (two Prometheus replicas): each runs

@@ -430,7 +430,8 @@ impl Collector for Bcachefs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = self.paths.sys("fs/bcachefs");
         let mut any = false;
-        for (uuid, is_dir) in dir_entries(&root)? {
+        // No /sys/fs/bcachefs: the module is not loaded (its load is a uevent).
+        for (uuid, is_dir) in crate::helpers::absent_if_missing(dir_entries(&root))? {
             if is_dir {
                 self.filesystem(out, &root.join(&uuid), &uuid)?;
                 any = true;

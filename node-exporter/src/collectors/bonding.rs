@@ -48,7 +48,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// The bonds under `class_net` (/sys/class/net), in bonding_masters' order.
 pub fn read_bonds(class_net: &Path) -> anyhow::Result<Vec<Bond>> {
-    let masters = read(&class_net.join("bonding_masters"))?;
+    let masters = crate::helpers::absent_if_missing(read(&class_net.join("bonding_masters")))?;
     let mut out = Vec::new();
     for master in masters.split_whitespace() {
         let dir = class_net.join(master);

@@ -2,7 +2,8 @@
 //! `node_cpu_scaling_governor` from /sys/devices/system/cpu/cpu*/cpufreq/.
 //! Values there are kHz; the metrics are Hz. Offline CPUs (listed in
 //! /sys/devices/system/cpu/offline) are skipped. A system without cpufreq
-//! (most VMs) is [`NoData`].
+//! (most VMs) is [`Absent`]: the scraper does not run the collector again
+//! until the device list changes (a cpufreq driver loaded, a CPU onlined).
 //!
 //! The kernel may take a while to answer `*_cur_freq` for a CPU (it can
 //! IPI the CPU or wait for a fresh APERF/MPERF sample), so on larger
@@ -24,7 +25,7 @@ use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
-use crate::collector::{Collector, NoData, Paths};
+use crate::collector::{Absent, Collector, Paths};
 use crate::helpers::read_sysfs_attr;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
@@ -299,7 +300,7 @@ impl Cpufreq {
     }
 
     fn no_data(&self) -> anyhow::Error {
-        NoData(format!(
+        Absent(format!(
             "no cpufreq directory under {}",
             self.paths.sys("devices/system/cpu").display()
         ))

@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
 
 use super::{no_flags, CollectorSpec};
-use crate::collector::{Collector, NoData, Paths};
+use crate::collector::{Absent, Collector, Paths};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "dmi",
@@ -94,7 +94,7 @@ impl Collector for Dmi {
             }
         };
         if labels.is_empty() {
-            return Err(NoData("no DMI information in /sys/class/dmi/id".into()).into());
+            return Err(Absent("no DMI information in /sys/class/dmi/id".into()).into());
         }
         let pairs: Vec<(&'static str, &str)> =
             labels.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -134,7 +134,7 @@ pub fn parse_counter(text: &str, path: &Path) -> anyhow::Result<Option<u64>> {
 impl Collector for Fibrechannel {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/fc_host");
-        for host in read_dir_names(&class)? {
+        for host in crate::helpers::absent_if_missing(read_dir_names(&class))? {
             let dir = class.join(&host);
             let mut values = Vec::with_capacity(INFO.len());
             for file in INFO {

@@ -20,7 +20,7 @@ use exporter_toolkit::exposition::{MetricSet, MetricType, Value};
 
 use super::CollectorSpec;
 use crate::cli::string_flag;
-use crate::collector::{Collector, NoData, Paths};
+use crate::collector::{Absent, Collector, Paths};
 use crate::device_filter::DeviceFilter;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
@@ -486,7 +486,7 @@ impl Collector for Hwmon {
                 v
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(NoData(format!("{} does not exist", class.display())).into())
+                return Err(Absent::missing(&class))
             }
             Err(e) => return Err(anyhow!("listing {}: {e}", class.display())),
         };

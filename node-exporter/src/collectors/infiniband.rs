@@ -260,7 +260,7 @@ impl Infiniband {
 impl Collector for Infiniband {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/infiniband");
-        for device in read_dir_names(&class)? {
+        for device in crate::helpers::absent_if_missing(read_dir_names(&class))? {
             let dir = class.join(&device);
             // fw_ver is there on every driver since 4.10; the others may not be.
             let fw = read_required(&dir.join("fw_ver"))?;

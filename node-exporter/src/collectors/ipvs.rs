@@ -196,7 +196,7 @@ pub fn parse_backends(text: &str, path: &Path) -> anyhow::Result<Vec<Backend>> {
 impl Collector for Ipvs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/ip_vs_stats");
-        let stats = parse_stats(&read_kept(&path)?, &path)?;
+        let stats = parse_stats(&crate::helpers::absent_if_missing(read_kept(&path))?, &path)?;
         for (name, help, v) in [
             (
                 "node_ipvs_connections_total",

@@ -317,7 +317,7 @@ const STATES: &[(&str, &str)] = &[
 impl Collector for Mdadm {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("mdstat");
-        let text = crate::helpers::read_file(&path)?;
+        let text = crate::helpers::absent_if_missing(crate::helpers::read_file(&path))?;
         for md in parse_mdstat(&text, &path)? {
             let dev = md.name.as_str();
             out.gauge(

@@ -231,7 +231,10 @@ pub fn parse_nfs(text: &str, path: &Path) -> anyhow::Result<ClientStats> {
 impl Collector for Nfs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/rpc/nfs");
-        let s = parse_nfs(&crate::helpers::read_file(&path)?, &path)?;
+        let s = parse_nfs(
+            &crate::helpers::absent_if_missing(crate::helpers::read_file(&path))?,
+            &path,
+        )?;
         for (proto, n) in [("udp", s.udp), ("tcp", s.tcp)] {
             out.counter(
                 "node_nfs_packets_total",

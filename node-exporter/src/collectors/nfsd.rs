@@ -149,7 +149,10 @@ pub fn parse_nfsd(text: &str, path: &Path) -> anyhow::Result<ServerStats> {
 impl Collector for Nfsd {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("net/rpc/nfsd");
-        let s = parse_nfsd(&crate::helpers::read_file(&path)?, &path)?;
+        let s = parse_nfsd(
+            &crate::helpers::absent_if_missing(crate::helpers::read_file(&path))?,
+            &path,
+        )?;
         let [hits, misses, nocache] = s.reply_cache;
         out.counter(
             "node_nfsd_reply_cache_hits_total",

@@ -59,7 +59,7 @@ pub fn namespace_id<'a>(controller: &str, entry: &'a str) -> Option<&'a str> {
 impl Collector for Nvme {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/nvme");
-        for device in read_dir_names(&class)? {
+        for device in crate::helpers::absent_if_missing(read_dir_names(&class))? {
             let dir = class.join(&device);
             let [cntlid, firmware, model, serial, state] =
                 ["cntlid", "firmware_rev", "model", "serial", "state"]

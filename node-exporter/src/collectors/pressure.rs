@@ -6,6 +6,7 @@
 //! and node_exporter leaves it out. Totals are in microseconds.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::anyhow;
 use exporter_toolkit::exposition::MetricSet;
@@ -21,6 +22,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     build: |f| {
         Ok(Box::new(Pressure {
             paths: f.paths.clone(),
+            missing: AtomicU8::new(0),
         }))
     },
 };
@@ -154,14 +156,24 @@ const RESOURCES: [Resource; 4] = [
 
 struct Pressure {
     paths: Paths,
+    /// Bit i: RESOURCES[i] has no file while others do (no irq pressure
+    /// without CONFIG_IRQ_TIME_ACCOUNTING). What PSI a kernel has is fixed
+    /// at boot, so such a file is not looked for again.
+    missing: AtomicU8,
 }
 
 impl Collector for Pressure {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let mut found = 0;
-        for (resource, metrics) in RESOURCES {
+        let known_missing = self.missing.load(Ordering::Relaxed);
+        let mut missing = 0;
+        for (i, (resource, metrics)) in RESOURCES.into_iter().enumerate() {
+            if known_missing & (1 << i) != 0 {
+                continue;
+            }
             let path = self.paths.proc(&format!("pressure/{resource}"));
             let Some(text) = read_psi(&path)? else {
+                missing |= 1 << i;
                 continue;
             };
             let psi = parse_psi(&text, &path)?;
@@ -180,6 +192,10 @@ impl Collector for Pressure {
                 out.counter(name, help, &[], total as f64 / 1000.0 / 1000.0);
             }
             found += 1;
+        }
+        if found > 0 {
+            self.missing
+                .store(known_missing | missing, Ordering::Relaxed);
         }
         if found == 0 {
             return Err(NoData(format!(
@@ -261,6 +277,7 @@ mod tests {
                 procfs: dir.path().to_path_buf(),
                 ..Paths::default()
             },
+            missing: AtomicU8::new(0),
         };
         let mut out = MetricSet::new();
         c.update(&mut out)?;
@@ -315,5 +332,54 @@ mod tests {
         let err =
             collect(&[("io", "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")]).unwrap_err();
         assert!(is_no_data(&err), "{err}");
+    }
+
+    /// A resource missing while others are there is not looked for again
+    /// (the kernel's PSI does not change until reboot); one missing with
+    /// all the others is.
+    #[test]
+    fn a_missing_resource_is_remembered_only_next_to_present_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let pressure = dir.path().join("pressure");
+        std::fs::create_dir_all(&pressure).unwrap();
+        let c = Pressure {
+            paths: Paths {
+                procfs: dir.path().to_path_buf(),
+                ..Paths::default()
+            },
+            missing: AtomicU8::new(0),
+        };
+        let names = |c: &Pressure| {
+            let mut out = MetricSet::new();
+            let r = c.update(&mut out);
+            (
+                r.is_ok(),
+                out.families()
+                    .iter()
+                    .map(|f| f.name.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(!names(&c).0);
+        let line = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n";
+        std::fs::write(pressure.join("cpu"), line).unwrap();
+        assert_eq!(
+            names(&c),
+            (
+                true,
+                vec!["node_pressure_cpu_waiting_seconds_total".to_string()]
+            )
+        );
+        std::fs::write(
+            pressure.join("memory"),
+            format!("{line}full avg10=0.00 avg60=0.00 avg300=0.00 total=2\n"),
+        )
+        .unwrap();
+        let (ok, got) = names(&c);
+        assert!(ok);
+        assert_eq!(
+            got,
+            vec!["node_pressure_cpu_waiting_seconds_total".to_string()]
+        );
     }
 }

@@ -71,7 +71,7 @@ pub fn name_and_index(
 fn zones(powercap: &Path) -> anyhow::Result<Vec<Zone>> {
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::new();
-    for entry in crate::helpers::read_dir_names(powercap)? {
+    for entry in crate::helpers::absent_if_missing(crate::helpers::read_dir_names(powercap))? {
         let dir = powercap.join(&entry);
         let name_file = dir.join("name");
         let Ok(text) = crate::helpers::read_to_string(&name_file) else {

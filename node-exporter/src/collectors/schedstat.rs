@@ -89,7 +89,7 @@ struct Schedstat {
 impl Collector for Schedstat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("schedstat");
-        let text = read_kept(&path)?;
+        let text = crate::helpers::absent_if_missing(read_kept(&path))?;
         for c in parse_schedstat(&text, &path)? {
             let labels = [("cpu", c.cpu)];
             out.counter(

@@ -71,7 +71,7 @@ pub fn parse_stat(text: &str, path: &Path) -> anyhow::Result<u64> {
 impl Collector for Tapestats {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/scsi_tape");
-        for name in crate::helpers::read_dir_names(&class)? {
+        for name in crate::helpers::absent_if_missing(crate::helpers::read_dir_names(&class))? {
             if !is_drive(&name) || self.filter.ignored(&name) {
                 continue;
             }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail};
 use exporter_toolkit::exposition::{valid_metric_name, MetricSet};
 
 use super::{no_flags, CollectorSpec};
-use crate::collector::{Collector, NoData, Paths};
+use crate::collector::{Absent, Collector, Paths};
 use crate::helpers::KeyNames;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
@@ -227,7 +227,7 @@ impl Collector for Zfs {
                 v
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(NoData(format!("{} does not exist", dir.display())).into())
+                return Err(Absent::missing(&dir))
             }
             Err(e) => bail!("listing {}: {e}", dir.display()),
         };
