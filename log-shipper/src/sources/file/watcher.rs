@@ -304,6 +304,17 @@ enum PathState {
     Replaced,
 }
 
+/// How [`Open::watch_live`] looks at the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// An fstat only while size and mtime are as at the last look (an
+    /// idle file at every poll).
+    Quick,
+    /// Its first bytes compared too: after a read, whose bytes must be
+    /// the content's, and before the file is taken as rotated away.
+    Full,
+}
+
 impl Open {
     async fn new(t: &Tailer) -> Option<Open> {
         let permit = Arc::clone(&t.fd_budget).acquire_owned().await.ok()?;
@@ -383,11 +394,14 @@ impl Open {
         } else {
             FileIdentity::of(&file).ok()?
         };
+        // As long as the file was both before and after its head was read
+        // (see `watch_live`).
+        let seen_len = meta.len().min(file.metadata().map_or(0, |m| m.len()));
         contents.push_back(Content {
             source: Source::Live,
             head,
             saved_head: None,
-            seen_len: if gzip { 0 } else { meta.len() },
+            seen_len: if gzip { 0 } else { seen_len },
         });
         // A saved position inside a UTF-16 code unit (promtail cut lines of
         // UTF-16LE files after the 0x0A byte, before the 0x00 completing the
@@ -565,6 +579,14 @@ impl Open {
     /// its writer has moved on.
     fn rotation_seen(&mut self, t: &Tailer) {
         tracing::debug!(path = %t.path.display(), offset = self.offset, "file rotated away or deleted: reading it to its end");
+        // A last look at the content: copytruncate then a rename or delete
+        // between two looks leaves the file shorter than what we read, and
+        // the lines written before the truncation are in the copy only.
+        // Nothing truncates the file under its old path once it is gone,
+        // so the file is not watched for truncations after this.
+        if !self.gzip {
+            self.watch_live(t, Look::Full);
+        }
         self.rotated = true;
         // The writer may still append to the old file until it reopens:
         // its quiet time counts from the rotation, not from the last data
@@ -643,7 +665,7 @@ impl Open {
     fn watch(&mut self, t: &Tailer, m: &ActiveFile) {
         self.last_watch = Instant::now();
         if !self.rotated && !self.gzip {
-            self.watch_live(t);
+            self.watch_live(t, Look::Quick);
         }
         // Only while it holds the path's position: one waiting behind an
         // older rotated file leaves the position to that one.
@@ -667,7 +689,7 @@ impl Open {
         }
     }
 
-    fn watch_live(&mut self, t: &Tailer) {
+    fn watch_live(&mut self, t: &Tailer, look: Look) {
         let Some((file, _)) = &self.file else {
             return;
         };
@@ -688,7 +710,7 @@ impl Open {
         // Not written since the last look (an idle file): an fstat is all.
         // The size alone would not do: a writer at a steady pace refills a
         // truncated file to the size it had.
-        if unchanged && len == live.seen_len && known == want {
+        if look == Look::Quick && unchanged && len == live.seen_len && known == want {
             return;
         }
         let mut buf = [0u8; FINGERPRINT_BYTES];
@@ -696,12 +718,18 @@ impl Open {
         let head = &buf[..n];
         let same_head = n >= known && head[..known] == live.head[..];
         if len < live.seen_len || !same_head {
+            // The size taken before the head may be the old content's (a
+            // truncation in between): the new one is known to be as long
+            // as both looks say, no longer, or a copy of it later would be
+            // waited for as incomplete, and a refill mistaken for another
+            // truncation.
+            let new_len = file.metadata().map_or(0, |m| m.len()).min(len);
             let head = head.to_vec();
             self.truncated(t, len);
             // The new content's first bytes, as far as they are there.
             if let Some(new) = self.contents.back_mut() {
                 new.head = head;
-                new.seen_len = len;
+                new.seen_len = new_len;
             }
             self.publish_heads(t);
             return;
@@ -1090,15 +1118,14 @@ impl Open {
                     return total;
                 }
             };
-            // Read past what the file was last seen with the same head:
-            // look again first (a truncation and refill in between would
-            // make these bytes another content's).
-            let seen = self.contents.back().map_or(0, |c| c.seen_len);
-            if self.offset + n as u64 > seen {
-                self.watch_live(t);
-                if self.contents.len() != 1 {
-                    return total;
-                }
+            // Are these bytes still the content we were reading? Looked at
+            // after the read, with its first bytes compared whatever its
+            // size and mtime: a copytruncate and a refill past our offset
+            // since the last look would make them another content's (that
+            // content is read from its start, ours from its copy).
+            self.watch_live(t, Look::Full);
+            if self.contents.len() != 1 {
+                return total;
             }
             // Handed back only while the job can find it again under its
             // name: a file rotated away would be lost.
@@ -1444,6 +1471,200 @@ fn next_data(file: &std::fs::File, offset: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::path::Path;
+
+    /// A watcher of `dir/app.log`, driven by hand one round at a time, so
+    /// what happens to the file between two of its looks is fixed.
+    struct Driven {
+        t: Tailer,
+        m: ActiveFile,
+        open: Open,
+        rx: mpsc::Receiver<Entry>,
+        _events: mpsc::UnboundedReceiver<TailerEvent>,
+    }
+
+    impl Driven {
+        async fn new(dir: &Path) -> Driven {
+            let path = dir.join("app.log");
+            let meta = std::fs::metadata(&path).unwrap();
+            let key = path.to_string_lossy().into_owned();
+            let (out, rx) = mpsc::channel(1000);
+            let (events, events_rx) = mpsc::unbounded_channel();
+            let positions = Positions::load(crate::positions::PositionsSettings {
+                filename: dir.join("positions.yaml"),
+                ..Default::default()
+            });
+            let t = Tailer {
+                copy_dirs: copies::dirs_of(&path, None),
+                status: Tailer::status(&key, (meta.dev(), meta.ino()), 0),
+                dev_ino: (meta.dev(), meta.ino()),
+                path,
+                labels: crate::entry::LabelSet::new().into(),
+                key: key.clone(),
+                start: 0,
+                copy_first: None,
+                pending: Vec::new(),
+                expect_head: None,
+                claims: Claims::default(),
+                check_copy: None,
+                settings: Arc::new(TailerSettings {
+                    poll_interval: Duration::from_millis(10),
+                    rotate_wait: Duration::from_millis(100),
+                    ..Default::default()
+                }),
+                positions,
+                fd_budget: Arc::new(Semaphore::new(16)),
+                read_budget: Arc::new(Semaphore::new(4)),
+                out,
+                events,
+                after: None,
+                draining: false,
+            };
+            let m = super::super::metrics::file(&key);
+            let mut open = Open::new(&t).await.unwrap();
+            open.track(&t);
+            Driven {
+                t,
+                m,
+                open,
+                rx,
+                _events: events_rx,
+            }
+        }
+
+        /// One look at the file, without reading.
+        fn look(&mut self) {
+            self.open.watch(&self.t, &self.m);
+        }
+
+        /// One round of reading the live content, without looking first
+        /// (the look came before whatever the caller did since).
+        async fn read_without_looking(&mut self) {
+            self.open.read_live(&self.t, &self.m).await;
+        }
+
+        /// Lets the watcher run, acknowledging every entry as it comes,
+        /// until it sent `expected` lines in all and nothing more for
+        /// 300 ms (or 5 s passed); the lines it sent, in order.
+        async fn run_on(mut self, mut lines: Vec<String>, expected: usize) -> Vec<String> {
+            let (t, m, mut open) = (self.t, self.m, self.open);
+            let run = tokio::spawn(async move { open.run(&t, &m).await });
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let quiet = tokio::time::Instant::now() + Duration::from_millis(300);
+                let until = if lines.len() >= expected {
+                    quiet.min(deadline)
+                } else {
+                    deadline
+                };
+                match tokio::time::timeout_at(until, self.rx.recv()).await {
+                    Ok(Some(e)) => {
+                        lines.push(e.line.clone());
+                        e.complete();
+                    }
+                    _ => break,
+                }
+            }
+            run.abort();
+            lines
+        }
+
+        /// The lines sent so far, acknowledged.
+        fn take_lines(&mut self) -> Vec<String> {
+            let mut lines = Vec::new();
+            while let Ok(e) = self.rx.try_recv() {
+                lines.push(e.line.clone());
+                e.complete();
+            }
+            lines
+        }
+    }
+
+    fn lines(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("line {i:03}")).collect()
+    }
+
+    fn append(writer: &mut std::fs::File, lines: &[String]) {
+        for l in lines {
+            writer.write_all(format!("{l}\n").as_bytes()).unwrap();
+        }
+    }
+
+    fn appending(path: &Path) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    }
+
+    /// logrotate's copytruncate: the copy, then the truncation; the
+    /// writer's O_APPEND descriptor goes on at the new end.
+    fn copytruncate(log: &Path, copy: &Path) {
+        std::fs::copy(log, copy).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_copytruncate_then_delete_between_two_looks_is_read_from_the_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("app.log");
+        let mut writer = appending(&log);
+        append(&mut writer, &lines(0..3));
+        let mut w = Driven::new(d.path()).await;
+        w.look();
+        w.read_without_looking().await;
+        let read = w.take_lines();
+        assert_eq!(read, lines(0..3));
+        // Between two looks: two more lines, then the copy, the truncation
+        // and the file removed; the watcher finds the path gone before it
+        // looks at the file again.
+        append(&mut writer, &lines(3..5));
+        copytruncate(&log, &d.path().join("app.log.1"));
+        std::fs::remove_file(&log).unwrap();
+        drop(writer);
+        w.read_without_looking().await;
+        let all = w.run_on(read, 5).await;
+        assert_eq!(
+            all,
+            lines(0..5),
+            "the two lines written before the truncation come from the copy"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copytruncate_and_refill_between_a_look_and_a_read_is_not_read_as_the_old_content() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("app.log");
+        let mut writer = appending(&log);
+        append(&mut writer, &lines(0..3));
+        let mut w = Driven::new(d.path()).await;
+        w.look();
+        w.read_without_looking().await;
+        let read = w.take_lines();
+        assert_eq!(read, lines(0..3));
+        // Two more lines, seen (their size) by a look but not read yet.
+        append(&mut writer, &lines(3..5));
+        w.look();
+        // Before the read: the copy, the truncation, and the new content
+        // refilled past where the watcher had read, not as far as it saw.
+        copytruncate(&log, &d.path().join("app.log.1"));
+        append(&mut writer, &lines(5..9));
+        assert!(std::fs::metadata(&log).unwrap().len() < 5 * 9);
+        w.read_without_looking().await;
+        let all = w.run_on(read, 9).await;
+        assert_eq!(
+            all,
+            lines(0..9),
+            "the old content from its copy, then the new one, each line once"
+        );
+    }
 
     #[test]
     fn every_line_read_gets_its_own_increasing_timestamp() {
