@@ -1189,6 +1189,65 @@ async fn copytruncate_while_stopped_reads_the_rest_from_the_copy_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_and_rename_while_stopped_never_take_the_new_file_for_the_copy() {
+    // Found by the model test (file_source_model.rs): stopped while the
+    // file held only the start of a line, so its saved fingerprint is the
+    // few bytes every line starts with; the new file under the name starts
+    // with them too, and was taken for the copy of the old content.
+    let mut h = Harness::new();
+    let log = h.logs().join("app.log");
+    append(&log, "app l");
+    let settings = TailerSettings {
+        flush_timeout: Duration::from_secs(600),
+        ..tailer_settings()
+    };
+    h.start("*.log", settings.clone());
+    let key = log.to_string_lossy().into_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Found and saved with the five bytes it holds as its fingerprint.
+    let saved_len = |h: &Harness| {
+        h.positions
+            .get(&key)
+            .and_then(|p| p.identity)
+            .map(|id| id.fp_len)
+    };
+    while saved_len(&h) != Some(5) {
+        assert!(
+            Instant::now() < deadline,
+            "the partial line was never found"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.stop().await;
+    h.positions.save().unwrap();
+    // While we are not running: the line finished and two more, logrotate's
+    // copytruncate (the copy not matched by the glob), then a rename
+    // rotation of the emptied file, and a new file under the name.
+    append(&log, "ine 0\n");
+    let all = numbered("app", 0..40);
+    write_lines(&log, &all[1..3]);
+    let copy = h.logs().join("app.log.1");
+    copytruncate(&log, &copy);
+    // The copy is older than the new file (a copy search prefers the most
+    // recently modified of the files that start right).
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    std::fs::rename(&log, h.logs().join("app.log.2")).unwrap();
+    write_lines(&log, &all[3..20]);
+    h.positions = Positions::load(h.positions.settings().clone());
+    h.start("*.log", settings);
+    h.wait_lines(20, 15).await;
+    write_lines(&log, &all[20..]);
+    h.wait_lines(all.len(), 15).await;
+    h.assert_exactly_once(&all);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copytruncate_with_compress_reads_the_rest_from_the_gz_copy() {
     // logrotate's copytruncate + compress without delaycompress: by the
     // time the tailer looks, only app.log.1.gz holds what it had not read.

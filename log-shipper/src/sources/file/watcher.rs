@@ -781,6 +781,14 @@ impl Open {
     fn seek_copies(&mut self, t: &Tailer, m: &ActiveFile) {
         let mut skip = copies::skip_claimed(&t.claims.lock().unwrap_or_else(|e| e.into_inner()));
         skip.insert(t.dev_ino, None);
+        // Nor the file the path names now, when that is another (ours was
+        // rotated away): copytruncate leaves the copy elsewhere, and a new
+        // file often starts with the same bytes as a short head (the start
+        // of a line, a timestamp's first digits), so it would be taken for
+        // the copy, read as one, and then never read as a file of its own.
+        if let Ok(m) = std::fs::metadata(&t.key) {
+            skip.insert((m.dev(), m.ino()), None);
+        }
         let mut lost_first = false;
         let mut i = 0;
         while i < self.contents.len() {
