@@ -880,11 +880,14 @@ impl JobRunner {
         // Only what happened while we were not running: a file leaving its
         // path while we run is followed by its watcher (and its inode may
         // be another file's by the time we look).
-        if self.started
-            || Some(old) == key
-            || self.tailers.contains_key(&old)
-            || !self.recovered.insert(old)
-        {
+        // A watcher of this sync already reads it under another name, if
+        // that inode still holds the content saved (else the inode was
+        // freed and reused by another file, and ours is looked for).
+        let tailed = self
+            .tailers
+            .get(&old)
+            .is_some_and(|t| std::fs::File::open(&t.status.path).is_ok_and(|f| id.matches(&f)));
+        if self.started || Some(old) == key || tailed || !self.recovered.insert(old) {
             return;
         }
         let mut spawn = Spawn {
