@@ -179,7 +179,7 @@ ansible-test: ansible-lint static-exporter
 
 ## ansible-ha-test: issue 19's high-availability topology (two Prometheus replicas, three
 ## Alertmanager peers, VictoriaMetrics, two app hosts) deployed and checked, nodes killed;
-## not yet part of `make test` (three of its last five runs re-notified a resolved alert; see
+## not yet part of `make test` (a restarted Alertmanager peer can notify again; see
 ## ansible/README.md, item 11). Run it alone: its exporters report this Engine's containers.
 ansible-ha-test: ansible-lint static-exporter
 	$(CARGO) build -p log-shipper
