@@ -1607,6 +1607,27 @@ mod tests {
             .unwrap()
     }
 
+    /// `app.log` with three lines, written by an appending writer, and a
+    /// watcher that has looked at it and read them (the lines it sent).
+    async fn three_lines_read() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::fs::File,
+        Driven,
+        Vec<String>,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("app.log");
+        let mut writer = appending(&log);
+        append(&mut writer, &lines(0..3));
+        let mut w = Driven::new(d.path()).await;
+        w.look();
+        w.read_without_looking().await;
+        let read = w.take_lines();
+        assert_eq!(read, lines(0..3));
+        (d, log, writer, w, read)
+    }
+
     /// logrotate's copytruncate: the copy, then the truncation; the
     /// writer's O_APPEND descriptor goes on at the new end.
     fn copytruncate(log: &Path, copy: &Path) {
@@ -1621,15 +1642,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_copytruncate_then_delete_between_two_looks_is_read_from_the_copy() {
-        let d = tempfile::tempdir().unwrap();
-        let log = d.path().join("app.log");
-        let mut writer = appending(&log);
-        append(&mut writer, &lines(0..3));
-        let mut w = Driven::new(d.path()).await;
-        w.look();
-        w.read_without_looking().await;
-        let read = w.take_lines();
-        assert_eq!(read, lines(0..3));
+        let (d, log, mut writer, mut w, read) = three_lines_read().await;
         // Between two looks: two more lines, then the copy, the truncation
         // and the file removed; the watcher finds the path gone before it
         // looks at the file again.
@@ -1648,15 +1661,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_copytruncate_and_refill_between_a_look_and_a_read_is_not_read_as_the_old_content() {
-        let d = tempfile::tempdir().unwrap();
-        let log = d.path().join("app.log");
-        let mut writer = appending(&log);
-        append(&mut writer, &lines(0..3));
-        let mut w = Driven::new(d.path()).await;
-        w.look();
-        w.read_without_looking().await;
-        let read = w.take_lines();
-        assert_eq!(read, lines(0..3));
+        let (d, log, mut writer, mut w, read) = three_lines_read().await;
         // Two more lines, seen (their size) by a look but not read yet.
         append(&mut writer, &lines(3..5));
         w.look();
