@@ -208,7 +208,7 @@ impl Exporter {
                     exited = Some(status);
                     return Ok(true);
                 }
-                Ok(std::net::TcpStream::connect(&addr).is_ok())
+                Ok(listening(&addr))
             },
         );
         match (up, exited) {
@@ -302,6 +302,15 @@ fn unbuildable_collector(log: &str) -> Option<Dropped> {
         collector: c[2].to_string(),
         reason: format!("its flag {} is unknown", &c[1]),
     })
+}
+
+/// Whether something listens on `addr` (a loopback address). A connect to
+/// a port nobody listens on yet can meet itself, when the kernel picks
+/// that very port as the source (TCP simultaneous open): then the test
+/// would go on while the program has not bound the port, and cannot any
+/// more. Only a peer other than ourselves counts.
+pub fn listening(addr: &str) -> bool {
+    std::net::TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 #[cfg(test)]

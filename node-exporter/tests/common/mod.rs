@@ -88,7 +88,7 @@ pub fn start_in(cwd: &Path, args: &[String]) -> Running {
                 running.stderr()
             );
         }
-        if std::net::TcpStream::connect(&running.addr).is_ok() {
+        if e2e_tests::exporters::listening(&running.addr) {
             return running;
         }
         if Instant::now() > deadline {
