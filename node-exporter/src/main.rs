@@ -4,10 +4,11 @@ use node_exporter::cli;
 use node_exporter::handler::Exporter;
 use node_exporter::scrape::{DeviceList, Scraper};
 
-/// See the musl dependency in Cargo.toml.
+mod static_libc;
+
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: static_libc::Allocator = static_libc::Allocator;
 
 fn main() {
     if let Err(e) = run() {

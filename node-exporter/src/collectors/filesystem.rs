@@ -9,6 +9,9 @@
 //! It is not statfs'd again until that thread comes back (node_exporter's
 //! `stuckMounts`), so a dead mount holds one thread, however many scrapes
 //! pass. The scrape itself never waits for it.
+//!
+//! On a real procfs the mount table stays open and is read again only when
+//! poll(2) reports a change of the mount namespace (see [`WatchedMounts`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::CString;
@@ -179,6 +182,8 @@ pub struct FsStats {
     pub files: u64,
     pub ffree: u64,
     pub bsize: u64,
+    /// `ST_RDONLY`: the mount or its superblock is read-only.
+    pub read_only: bool,
 }
 
 /// The statfs call, swappable so that tests can make it hang. The error is
@@ -187,13 +192,16 @@ pub type StatFn = Arc<dyn Fn(&Path) -> Result<FsStats, i32> + Send + Sync>;
 
 pub fn statfs(path: &Path) -> Result<FsStats, i32> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: a zeroed statfs is a valid out-buffer, `c` is NUL-terminated.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } != 0 {
+    // statvfs(3) is statfs(2) with the mount flags (f_flag) that libc's
+    // `statfs` type does not expose; f_bsize is statfs' f_bsize.
+    // SAFETY: a zeroed statvfs is a valid out-buffer, `c` is NUL-terminated.
+    let mut buf: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut buf) } != 0 {
         return Err(std::io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EIO));
     }
+    #[allow(clippy::unnecessary_cast)]
     Ok(FsStats {
         blocks: buf.f_blocks as u64,
         bfree: buf.f_bfree as u64,
@@ -201,6 +209,7 @@ pub fn statfs(path: &Path) -> Result<FsStats, i32> {
         files: buf.f_files as u64,
         ffree: buf.f_ffree as u64,
         bsize: buf.f_bsize as u64,
+        read_only: buf.f_flag as u64 & libc::ST_RDONLY as u64 != 0,
     })
 }
 
@@ -483,6 +492,52 @@ struct Filesystem {
     mount_points: DeviceFilter,
     fs_types: DeviceFilter,
     statter: Statter,
+    watched: Mutex<Option<WatchedMounts>>,
+    /// Reads of the mount table (tests watch it).
+    table_reads: AtomicUsize,
+}
+
+/// The selected mounts with their mount point labels.
+type Selected = Arc<Vec<(Mount, String)>>;
+
+/// An open mountinfo on a real procfs, and its path.
+type MountTableFile = (std::fs::File, PathBuf);
+
+/// The host's mount table, kept open on a real procfs and read again only
+/// when poll(2) on it reports POLLPRI: the kernel raises that on the open
+/// file after any mount, unmount, move or remount in its namespace. Reading
+/// and parsing a table that changes a few times a day was about a twentieth
+/// of a scrape's CPU (the kernel formats every mount anew). A superblock
+/// that turns read-only by itself (ext4's `errors=remount-ro`) raises no
+/// such event, so `node_filesystem_readonly` also takes statfs' ST_RDONLY,
+/// which covers both the mount's and the superblock's flag as mountinfo's
+/// two "ro" do.
+struct WatchedMounts {
+    file: std::fs::File,
+    path: PathBuf,
+    mounts: Selected,
+}
+
+impl WatchedMounts {
+    /// Whether the namespace changed since the last poll (or the open);
+    /// the poll itself clears the mark, so a change that comes during the
+    /// read that follows is reported by the next poll.
+    fn changed(&self) -> std::io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
+        Ok(pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0)
+    }
 }
 
 impl Filesystem {
@@ -535,16 +590,76 @@ impl Filesystem {
                 next_token: AtomicU64::new(0),
                 alive: Arc::new(AtomicUsize::new(0)),
             },
+            watched: Mutex::new(None),
+            table_reads: AtomicUsize::new(0),
         }
     }
 
+    /// The selected mounts, from the watched table while the kernel reports
+    /// no change (and whether they came from a real procfs).
+    fn mounts(&self) -> anyhow::Result<(Selected, bool)> {
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = watched.as_mut() {
+            match w.changed() {
+                Ok(false) => return Ok((w.mounts.clone(), true)),
+                Ok(true) => match crate::helpers::pread_whole(&w.file) {
+                    Ok(bytes) => {
+                        self.table_reads.fetch_add(1, Ordering::Relaxed);
+                        let text = String::from_utf8_lossy(&bytes);
+                        match parse_mountinfo(&text, &w.path) {
+                            Ok(m) => {
+                                w.mounts = Arc::new(self.selected_mounts(m));
+                                return Ok((w.mounts.clone(), true));
+                            }
+                            // The change is consumed: never answer from the
+                            // old table after this.
+                            Err(e) => {
+                                *watched = None;
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %w.path.display(), error = %e, "Re-reading mounts failed, opening again");
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(path = %w.path.display(), error = %e, "Polling mounts failed, opening again");
+                }
+            }
+            *watched = None;
+        }
+        let (mounts, file) = self.read_mounts()?;
+        let mounts: Selected = Arc::new(self.selected_mounts(mounts));
+        let real = file.is_some();
+        if let Some((file, path)) = file {
+            *watched = Some(WatchedMounts {
+                file,
+                path,
+                mounts: mounts.clone(),
+            });
+        }
+        Ok((mounts, real))
+    }
+
     /// The host's mounts: PID 1's view, else ours (/proc/1 hidden by
-    /// hidepid), else the /proc/mounts format of old kernels.
-    fn read_mounts(&self) -> anyhow::Result<Vec<Mount>> {
+    /// hidepid), else the /proc/mounts format of old kernels; with the open
+    /// mountinfo file and its path when it is on a real procfs (to be
+    /// watched).
+    fn read_mounts(&self) -> anyhow::Result<(Vec<Mount>, Option<MountTableFile>)> {
         for rel in ["1/mountinfo", "self/mountinfo"] {
             let path = self.paths.proc(rel);
-            match crate::helpers::read_to_string(&path) {
-                Ok(text) => return parse_mountinfo(&text, &path),
+            let read = std::fs::File::open(&path).and_then(|f| {
+                let bytes = crate::helpers::pread_whole(&f)?;
+                Ok((f, bytes))
+            });
+            match read {
+                Ok((file, bytes)) => {
+                    self.table_reads.fetch_add(1, Ordering::Relaxed);
+                    let mounts = parse_mountinfo(&String::from_utf8_lossy(&bytes), &path)?;
+                    let watch = crate::helpers::is_procfs_file(&file).then_some((file, path));
+                    return Ok((mounts, watch));
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -558,7 +673,7 @@ impl Filesystem {
         }
         let path = self.paths.proc("mounts");
         match crate::helpers::read_to_string(&path) {
-            Ok(text) => parse_mounts(&text, &path),
+            Ok(text) => Ok((parse_mounts(&text, &path)?, None)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NoData(format!(
                 "no mount table under {}",
                 self.paths.procfs.display()
@@ -608,7 +723,7 @@ impl Filesystem {
 
 impl Collector for Filesystem {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        let mounts = self.selected_mounts(self.read_mounts()?);
+        let (mounts, watched) = self.mounts()?;
         let jobs = mounts
             .iter()
             .map(|(_, mp)| (self.paths.root(mp), mp.clone()))
@@ -639,11 +754,14 @@ impl Collector for Filesystem {
                 "Whether an error occurred while getting statistics for the given device.",
                 if error.is_empty() { 0.0 } else { 1.0 },
             );
+            // A watched table may be older than the last superblock flag.
+            let read_only =
+                m.read_only || watched && matches!(&outcome, Outcome::Stats(s) if s.read_only);
             gauge(
                 out,
                 "node_filesystem_readonly",
                 "Filesystem read-only status.",
-                if m.read_only { 1.0 } else { 0.0 },
+                if read_only { 1.0 } else { 0.0 },
             );
             let Outcome::Stats(s) = outcome else { continue };
             let bsize = s.bsize as f64;
@@ -825,6 +943,7 @@ mod tests {
                     files: 10,
                     ffree: 5,
                     bsize: 4096,
+                    read_only: false,
                 })
             })
         }
@@ -1016,5 +1135,106 @@ mod tests {
         assert_eq!(mountpoints(&out), ["/", "/run"]);
         // A duplicate series would fail the whole scrape.
         out.finish().unwrap();
+    }
+
+    /// Whether this test process may make mount namespaces without a user
+    /// namespace.
+    fn root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn a_watched_mount_table_is_read_again_only_after_its_namespace_changed() {
+        use std::io::{BufRead, Write};
+        // A shell in a mount namespace of its own mounts, remounts and
+        // unmounts a tmpfs, one step per line we send; its mountinfo
+        // (through a fake procfs whose "1" is that process) is a real
+        // procfs file, so the collector watches it.
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut cmd = std::process::Command::new("unshare");
+        if !root() {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        let mut child = cmd
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                r#"echo up; read x; mount -t tmpfs -o size=1m watched-disk "$1" && echo mounted; read x
+                   mount -o remount,ro "$1" && echo ro; read x; umount "$1" && echo gone; read x"#,
+            )
+            .arg("sh")
+            .arg(&mnt)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("running unshare");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut expect = |what: &str| {
+            let line = lines.next().and_then(Result::ok);
+            assert_eq!(
+                line.as_deref(),
+                Some(what),
+                "unshare --mount (needs root or user namespaces)"
+            );
+        };
+        expect("up");
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        std::os::unix::fs::symlink(format!("/proc/{}", child.id()), dir.path().join("proc/1"))
+            .unwrap();
+        let mp = mnt.to_str().unwrap().to_string();
+        // statfs' ST_RDONLY, as when a superblock turns read-only on an
+        // error: no namespace event, no new table.
+        let sb_ro = Arc::new(AtomicBool::new(false));
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                ..Paths::default()
+            },
+            DeviceFilter::new("a", "", "b", &format!("^{}$", regex::escape(&mp))).unwrap(),
+            no_filter(),
+            Duration::from_secs(1),
+            1,
+            {
+                let sb_ro = sb_ro.clone();
+                Arc::new(move |_: &Path| {
+                    Ok(FsStats {
+                        read_only: sb_ro.load(Ordering::Relaxed),
+                        ..FsStats::default()
+                    })
+                })
+            },
+        );
+        let scrape = || {
+            let mut out = MetricSet::new();
+            fs.update(&mut out).unwrap();
+            let ro = series(&out, "node_filesystem_readonly", &mp).map(|(labels, v)| {
+                assert_eq!(label(labels, "device"), "watched-disk");
+                assert_eq!(label(labels, "fstype"), "tmpfs");
+                v
+            });
+            (ro, fs.table_reads.load(Ordering::Relaxed))
+        };
+        let mut step = |line: &str, want: &str| {
+            writeln!(stdin, "{line}").unwrap();
+            expect(want);
+        };
+        assert_eq!(scrape(), (None, 1));
+        assert_eq!(scrape(), (None, 1), "read again without a change");
+        step("mount", "mounted");
+        assert_eq!(scrape(), (Some(0.0), 2));
+        assert_eq!(scrape(), (Some(0.0), 2), "read again without a change");
+        sb_ro.store(true, Ordering::Relaxed);
+        assert_eq!(scrape(), (Some(1.0), 2), "superblock read-only");
+        sb_ro.store(false, Ordering::Relaxed);
+        step("remount", "ro");
+        assert_eq!(scrape(), (Some(1.0), 3));
+        step("umount", "gone");
+        assert_eq!(scrape(), (None, 4));
+        writeln!(stdin, "end").unwrap();
+        drop(stdin);
+        child.wait().unwrap();
     }
 }

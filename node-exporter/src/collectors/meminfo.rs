@@ -36,11 +36,12 @@ impl Collector for Meminfo {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("meminfo");
         let text = read_kept(&path)?;
+        let (mut names_kb, mut names) = (self.names_kb.in_order(), self.names.in_order());
         for line in parse_meminfo(&text, &path)? {
             let names = if line.in_kb {
-                &self.names_kb
+                &mut names_kb
             } else {
-                &self.names
+                &mut names
             };
             if let Some((name, help)) = names.get(line.key, || {
                 let suffix = metric_suffix(line.key, line.in_kb);
@@ -80,8 +81,8 @@ pub fn metric_suffix(key: &str, in_kb: bool) -> String {
 /// Every line, values in bytes where given in kB.
 pub fn parse_meminfo<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<MeminfoLine<'a>>> {
     let mut fields = Vec::with_capacity(64);
-    for (i, line) in text.lines().enumerate() {
-        let mut parts = line.split_whitespace();
+    for (i, line) in crate::helpers::lines(text).enumerate() {
+        let mut parts = line.split_ascii_whitespace();
         let Some(first) = parts.next() else { continue };
         let key = first.strip_suffix(':').ok_or_else(|| {
             anyhow!(

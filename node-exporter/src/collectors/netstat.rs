@@ -38,15 +38,15 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 pub type Stat<'a> = (&'a str, &'a str, f64);
 
 /// Parses /proc/net/netstat or /proc/net/snmp: pairs of lines, a header
-/// `Proto: Name1 Name2 ...` then `Proto: v1 v2 ...`.
+/// `Proto: Name1 Name2 ...` then `Proto: v1 v2 ...`. The kernel writes
+/// ASCII: fields are split at ASCII white space, a byte test per character.
 pub fn parse_netstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<'a>>> {
     let mut out = Vec::with_capacity(256);
-    let mut lines = text
-        .lines()
+    let mut lines = crate::helpers::lines(text)
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     while let Some((i, header)) = lines.next() {
-        let mut names = header.split_whitespace();
+        let mut names = header.split_ascii_whitespace();
         let proto = names
             .next()
             .and_then(|p| p.strip_suffix(':'))
@@ -65,7 +65,7 @@ pub fn parse_netstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<
                 i + 1
             ));
         };
-        let mut values = values_line.split_whitespace();
+        let mut values = values_line.split_ascii_whitespace();
         if values.next().and_then(|p| p.strip_suffix(':')) != Some(proto) {
             return Err(anyhow!(
                 "parsing {} line {}: expected the values of {proto}, found {values_line:?}",
@@ -86,7 +86,7 @@ pub fn parse_netstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<
                     path.display(),
                     i + 1,
                     j + 1,
-                    header.split_whitespace().count() - 1,
+                    header.split_ascii_whitespace().count() - 1,
                 ))
                 }
             }
@@ -110,8 +110,8 @@ pub fn parse_netstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<
 /// as node_exporter does.
 pub fn parse_snmp6<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<Stat<'a>>> {
     let mut out = Vec::with_capacity(128);
-    for (i, line) in text.lines().enumerate() {
-        let mut fields = line.split_whitespace();
+    for (i, line) in crate::helpers::lines(text).enumerate() {
+        let mut fields = line.split_ascii_whitespace();
         let (Some(key), Some(value)) = (fields.next(), fields.next()) else {
             continue;
         };
@@ -131,13 +131,19 @@ struct Netstat {
 }
 
 impl Netstat {
-    fn emit(&self, stats: &[Stat<'_>], key: &mut String, out: &mut MetricSet) {
+    fn emit(
+        &self,
+        names: &mut crate::helpers::InOrder<'_>,
+        stats: &[Stat<'_>],
+        key: &mut String,
+        out: &mut MetricSet,
+    ) {
         for &(proto, name, value) in stats {
             key.clear();
             key.push_str(proto);
             key.push('_');
             key.push_str(name);
-            let Some((metric, help)) = self.names.get(key, || {
+            let Some((metric, help)) = names.get(key, || {
                 if self.fields.as_ref().is_some_and(|re| !re.is_match(key)) {
                     return None;
                 }
@@ -170,9 +176,10 @@ impl Collector for Netstat {
         };
         let snmp6 = parse_snmp6(&snmp6_text, &snmp6_path)?;
         let mut key = String::with_capacity(64);
-        self.emit(&netstat, &mut key, out);
-        self.emit(&snmp, &mut key, out);
-        self.emit(&snmp6, &mut key, out);
+        let mut names = self.names.in_order();
+        self.emit(&mut names, &netstat, &mut key, out);
+        self.emit(&mut names, &snmp, &mut key, out);
+        self.emit(&mut names, &snmp6, &mut key, out);
         Ok(())
     }
 }

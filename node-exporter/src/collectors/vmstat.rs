@@ -39,8 +39,8 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 /// checks them all.
 pub fn parse_vmstat<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<(&'a str, f64)>> {
     let mut out = Vec::with_capacity(200);
-    for (i, line) in text.lines().enumerate() {
-        let mut fields = line.split_whitespace();
+    for (i, line) in crate::helpers::lines(text).enumerate() {
+        let mut fields = line.split_ascii_whitespace();
         let Some(name) = fields.next() else { continue };
         let (Some(value), None) = (fields.next(), fields.next()) else {
             return Err(anyhow!(
@@ -69,8 +69,9 @@ impl Collector for Vmstat {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let path = self.paths.proc("vmstat");
         let text = read_kept(&path)?;
+        let mut names = self.names.in_order();
         for (name, value) in parse_vmstat(&text, &path)? {
-            let Some((metric, help)) = self.names.get(name, || {
+            let Some((metric, help)) = names.get(name, || {
                 if self.fields.as_ref().is_some_and(|re| !re.is_match(name)) {
                     return None;
                 }
