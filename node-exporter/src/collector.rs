@@ -49,6 +49,31 @@ impl Absent {
     }
 }
 
+/// Returned (through anyhow) by a collector that found none of its devices
+/// (no thermal zone, no watchdog, no power supply): a success with nothing
+/// to report, as node_exporter says it, which the scraper remembers like
+/// [`Absent`] and answers without running the collector until the kernel's
+/// device list changes. Only for output that comes and goes with devices.
+#[derive(Debug)]
+pub struct NoDevices;
+
+impl std::fmt::Display for NoDevices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no devices")
+    }
+}
+
+impl std::error::Error for NoDevices {}
+
+/// `Err(NoDevices)` when `found` is false, else `Ok`.
+pub fn devices_found(found: bool) -> anyhow::Result<()> {
+    if found {
+        Ok(())
+    } else {
+        Err(NoDevices.into())
+    }
+}
+
 /// Where the host's pseudo-filesystems are: `--path.procfs`, `--path.sysfs`,
 /// `--path.rootfs`, `--path.udev.data`. Fixture trees in tests swap these.
 #[derive(Clone, Debug)]

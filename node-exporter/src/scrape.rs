@@ -19,6 +19,9 @@
 //! [`Absent`]: no bonding driver, no NVMe, no ZFS) is not run again while the
 //! kernel's device list stays as it was ([`DeviceList`]): later scrapes
 //! report it failed at once, with none of its file lookups or error values.
+//! One that found none of its devices ([`NoDevices`]: no thermal zone, no
+//! watchdog) is remembered the same way and reported successful with
+//! nothing, as it would have been.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 use exporter_toolkit::exposition::MetricSet;
 use tokio::sync::Notify;
 
-use crate::collector::{Absent, Collector, Paths};
+use crate::collector::{Absent, Collector, NoDevices, Paths};
 use crate::helpers::is_no_data;
 
 /// Lanes started for every scrape: collectors are file reads of tens of
@@ -50,8 +53,9 @@ pub struct Entry {
     /// made that large at once, not grown (and its index rehashed) as it fills.
     families: AtomicUsize,
     /// The device-list generation at which the collector last returned
-    /// [`Absent`], and when.
-    absent: Mutex<Option<(u64, Instant)>>,
+    /// [`Absent`] or [`NoDevices`], when, and whether that was a success
+    /// ([`NoDevices`]).
+    absent: Mutex<Option<(u64, Instant, bool)>>,
 }
 
 /// When each of a collector's unfinished runs started (usually none, two
@@ -203,8 +207,8 @@ impl Scraper {
         // then seen by the next scrape.
         let generation = self.devices.as_ref().and_then(DeviceList::generation);
         for e in self.entries.iter().filter(|e| include(e.name)) {
-            if still_absent(e, generation) {
-                report(&mut out, e.name, 0.0, false);
+            if let Some(success) = still_absent(e, generation) {
+                report(&mut out, e.name, 0.0, success);
                 continue;
             }
             let Some(registered) = e.in_flight.start(budget) else {
@@ -284,6 +288,10 @@ impl Scraper {
                     .families
                     .store(set.families().len(), Ordering::Relaxed);
             }
+            let result = result.map(|(set, r, elapsed)| match r {
+                Err(e) if e.downcast_ref::<NoDevices>().is_some() => (set, Ok(()), elapsed),
+                r => (set, r, elapsed),
+            });
             match result {
                 Some((set, Ok(()), elapsed)) => match out.merge(set) {
                     Ok(()) => report(&mut out, name, elapsed.as_secs_f64(), true),
@@ -328,15 +336,25 @@ impl Scraper {
 }
 
 /// Whether `e` found nothing to read at this same device-list generation,
-/// recently enough to skip it.
-fn still_absent(e: &Entry, generation: Option<u64>) -> bool {
+/// recently enough to skip it: `Some(success)`, as its run reported it.
+fn still_absent(e: &Entry, generation: Option<u64>) -> Option<bool> {
     let absent = e.absent.lock().unwrap_or_else(|e| e.into_inner());
-    matches!((*absent, generation), (Some((then, at)), Some(now)) if then == now && at.elapsed() < ABSENCE_RECHECK)
+    match (*absent, generation) {
+        (Some((then, at, success)), Some(now)) if then == now && at.elapsed() < ABSENCE_RECHECK => {
+            Some(success)
+        }
+        _ => None,
+    }
 }
 
 fn remember_absence(e: &Entry, result: &anyhow::Result<()>, generation: Option<u64>) {
     let absent = match (result, generation) {
-        (Err(err), Some(g)) if err.downcast_ref::<Absent>().is_some() => Some((g, Instant::now())),
+        (Err(err), Some(g)) if err.downcast_ref::<Absent>().is_some() => {
+            Some((g, Instant::now(), false))
+        }
+        (Err(err), Some(g)) if err.downcast_ref::<NoDevices>().is_some() => {
+            Some((g, Instant::now(), true))
+        }
         _ => None,
     };
     *e.absent.lock().unwrap_or_else(|e| e.into_inner()) = absent;
@@ -458,6 +476,42 @@ mod tests {
         crate::testutil::write(root, "proc/mdstat", MDSTAT);
         let set = s.scrape(|_| true, budget).await;
         assert_eq!(success(&set, "mdadm"), Some(0.0));
+    }
+
+    /// No watchdog device: a success with nothing, remembered while the
+    /// kernel's uevent number stays (the collector is not run: a device
+    /// that appears without a uevent, as only a test can make one, is not
+    /// seen), looked at again once it moves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_devices_is_a_success_remembered_until_devices_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "10\n");
+        std::fs::create_dir_all(root.join("sys/class/watchdog")).unwrap();
+        let flags = crate::cli::parse([
+            "node-exporter".to_string(),
+            format!("--path.sysfs={}", root.join("sys").display()),
+        ])
+        .unwrap();
+        let spec = crate::collectors::find("watchdog").unwrap();
+        let s = Scraper::new(vec![("watchdog", (spec.build)(&flags).unwrap())])
+            .with_device_list(DeviceList::new(&flags.paths));
+        let budget = Duration::from_secs(5);
+        let has_info = |set: &MetricSet| families(set).contains(&"node_watchdog_info".to_string());
+
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "watchdog"), Some(1.0));
+        assert!(!has_info(&set));
+
+        crate::testutil::write(root, "sys/class/watchdog/watchdog0/timeout", "60\n");
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "watchdog"), Some(1.0));
+        assert!(!has_info(&set), "run again without a device change");
+
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "11\n");
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "watchdog"), Some(1.0));
+        assert!(has_info(&set));
     }
 
     /// Without a readable device list (a fixture tree), nothing is

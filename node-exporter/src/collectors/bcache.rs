@@ -373,13 +373,14 @@ impl Collector for Bcache {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let root = self.paths.sys("fs/bcache");
         // Cache sets are named by UUID; `register` and such are not.
-        let sets = crate::helpers::dir_names_if_any(&root)?
+        let sets: Vec<String> = crate::helpers::dir_names_if_any(&root)?
             .into_iter()
-            .filter(|n| n.contains('-'));
-        for uuid in sets {
-            self.cache_set(&root.join(&uuid), &uuid, out)?;
+            .filter(|n| n.contains('-'))
+            .collect();
+        for uuid in &sets {
+            self.cache_set(&root.join(uuid), uuid, out)?;
         }
-        Ok(())
+        crate::collector::devices_found(!sets.is_empty())
     }
 }
 

@@ -113,7 +113,9 @@ pub fn read_multipath_devices(block: &Path) -> anyhow::Result<Vec<MultipathDevic
 
 impl Collector for DmMultipath {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
-        for dev in read_multipath_devices(&self.paths.sys("block"))? {
+        let devices = read_multipath_devices(&self.paths.sys("block"))?;
+        let found = !devices.is_empty();
+        for dev in devices {
             let labels = [
                 ("device", dev.name.as_str()),
                 ("sysfs_name", dev.sysfs_name.as_str()),
@@ -177,7 +179,7 @@ impl Collector for DmMultipath {
                 (dev.paths.len() - active) as f64,
             );
         }
-        Ok(())
+        crate::collector::devices_found(found)
     }
 }
 

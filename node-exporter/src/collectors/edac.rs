@@ -64,7 +64,9 @@ fn channels(csrow: &Path, kind: &str) -> anyhow::Result<Vec<String>> {
 impl Collector for Edac {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let mc = self.paths.sys("devices/system/edac/mc");
-        for (name, controller) in numbered(&mc, "mc")? {
+        let controllers = numbered(&mc, "mc")?;
+        let found = !controllers.is_empty();
+        for (name, controller) in controllers {
             let dir = mc.join(&name);
             let c = controller.as_str();
             out.counter(
@@ -106,7 +108,7 @@ impl Collector for Edac {
                 }
             }
         }
-        Ok(())
+        crate::collector::devices_found(found)
     }
 }
 

@@ -255,14 +255,16 @@ pub fn report(ps: &PowerSupply, out: &mut MetricSet) {
 impl Collector for PowerSupplyClass {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let base = self.paths.sys("class/power_supply");
+        let mut found = false;
         for name in crate::helpers::read_dir_names(&base)? {
             if self.ignored.is_match(&name) {
                 continue;
             }
+            found = true;
             let ps = read_power_supply(&base.join(&name), &name)?;
             report(&ps, out);
         }
-        Ok(())
+        crate::collector::devices_found(found)
     }
 }
 

@@ -118,7 +118,10 @@ fn read_cooling_device(dir: &Path, name: &str) -> anyhow::Result<Option<CoolingD
 impl Collector for ThermalZone {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let base = self.paths.sys("class/thermal");
-        for (dir, num) in crate::helpers::numbered_entries(&base, "thermal_zone")? {
+        let zones = crate::helpers::numbered_entries(&base, "thermal_zone")?;
+        let cooling = crate::helpers::numbered_entries(&base, "cooling_device")?;
+        let found = !zones.is_empty() || !cooling.is_empty();
+        for (dir, num) in zones {
             if let Some(z) = read_zone(&base.join(&dir), &num)? {
                 out.gauge(
                     "node_thermal_zone_temp",
@@ -128,7 +131,7 @@ impl Collector for ThermalZone {
                 );
             }
         }
-        for (dir, num) in crate::helpers::numbered_entries(&base, "cooling_device")? {
+        for (dir, num) in cooling {
             if let Some(d) = read_cooling_device(&base.join(&dir), &num)? {
                 let labels = [("name", d.name.as_str()), ("type", d.kind.as_str())];
                 out.gauge(
@@ -145,7 +148,7 @@ impl Collector for ThermalZone {
                 );
             }
         }
-        Ok(())
+        crate::collector::devices_found(found)
     }
 }
 

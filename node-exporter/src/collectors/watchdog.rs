@@ -58,7 +58,9 @@ pub fn parse_attr(text: &str, path: &Path) -> anyhow::Result<i64> {
 impl Collector for Watchdog {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let class = self.paths.sys("class/watchdog");
-        for name in read_dir_names(&class)? {
+        let names = read_dir_names(&class)?;
+        let found = !names.is_empty();
+        for name in names {
             let dir = class.join(&name);
             let labels = [("name", name.as_str())];
             for (file, metric) in INT_ATTRS {
@@ -85,7 +87,7 @@ impl Collector for Watchdog {
                 1.0,
             );
         }
-        Ok(())
+        crate::collector::devices_found(found)
     }
 }
 
