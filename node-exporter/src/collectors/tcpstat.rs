@@ -34,7 +34,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 };
 
 /// Whether `path` is a mounted procfs (not a copy of one).
-fn is_procfs(path: &Path) -> bool {
+pub fn is_procfs(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
@@ -178,9 +178,12 @@ struct Tcpstat {
 impl Tcpstat {
     fn read_netlink(&self, ipv6: bool) -> std::io::Result<TcpStats> {
         let mut stats = TcpStats::default();
-        sock_diag::dump_tcp(libc::AF_INET as u8, |st, tx, rx| stats.add(st, tx, rx))?;
+        let tcp = libc::IPPROTO_TCP as u8;
+        sock_diag::dump(libc::AF_INET as u8, tcp, |st, tx, rx| stats.add(st, tx, rx))?;
         if ipv6 {
-            sock_diag::dump_tcp(libc::AF_INET6 as u8, |st, tx, rx| stats.add(st, tx, rx))?;
+            sock_diag::dump(libc::AF_INET6 as u8, tcp, |st, tx, rx| {
+                stats.add(st, tx, rx)
+            })?;
         }
         Ok(stats)
     }
@@ -234,9 +237,10 @@ impl Collector for Tcpstat {
     }
 }
 
-/// A sock_diag (NETLINK_SOCK_DIAG) dump of every TCP socket of one
-/// address family, reporting (state, send queue, receive queue).
-mod sock_diag {
+/// A sock_diag (NETLINK_SOCK_DIAG) dump of every socket of one address
+/// family and protocol (TCP, UDP), reporting (state, send queue, receive
+/// queue). Shared with the udp_queues collector.
+pub mod sock_diag {
     use std::io;
 
     use crate::netlink::u32_at;
@@ -246,7 +250,8 @@ mod sock_diag {
     /// inet_diag_req_v2: family, protocol, ext, pad, states (u32) and a
     /// 48-byte inet_diag_sockid.
     const REQ_LEN: usize = 56;
-    /// All states 1..=11 (TCPF_ALL without NEW_SYN_RECV), as node_exporter.
+    /// All states 1..=11 (TCPF_ALL without NEW_SYN_RECV), as node_exporter;
+    /// UDP sockets are CLOSE or, connected, ESTABLISHED.
     const ALL_STATES: u32 = 0xfff;
     /// Offsets in inet_diag_msg: state, idiag_rqueue, idiag_wqueue.
     const STATE_OFF: usize = 1;
@@ -257,10 +262,10 @@ mod sock_diag {
         io::Error::new(io::ErrorKind::InvalidData, "sock_diag: short message")
     }
 
-    pub fn dump_tcp(family: u8, mut each: impl FnMut(u8, u64, u64)) -> io::Result<()> {
+    pub fn dump(family: u8, protocol: u8, mut each: impl FnMut(u8, u64, u64)) -> io::Result<()> {
         let mut req = [0u8; REQ_LEN];
         req[0] = family;
-        req[1] = libc::IPPROTO_TCP as u8;
+        req[1] = protocol;
         req[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
         crate::netlink::dump(
             libc::SOCK_DGRAM,
@@ -310,7 +315,12 @@ mod tests {
         // Other processes may open or close listeners meanwhile: retry.
         let agree = (0..5).any(|_| {
             let mut nl = TcpStats::default();
-            sock_diag::dump_tcp(libc::AF_INET as u8, |st, tx, rx| nl.add(st, tx, rx)).unwrap();
+            sock_diag::dump(
+                libc::AF_INET as u8,
+                libc::IPPROTO_TCP as u8,
+                |st, tx, rx| nl.add(st, tx, rx),
+            )
+            .unwrap();
             let text = std::fs::read_to_string(p).unwrap();
             let pr = parse_tcp(&text, p).unwrap();
             nl.states[10] >= 1 && nl.states[10] == pr.states[10]

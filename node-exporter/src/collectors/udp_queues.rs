@@ -2,12 +2,19 @@
 //! UDP sockets, summed from the tx_queue/rx_queue columns of /proc/net/udp
 //! and /proc/net/udp6. A family whose file is missing is skipped; both
 //! missing is "no data".
+//!
+//! On a real procfs the same sums come from a sock_diag dump, as tcpstat's:
+//! the kernel walks its whole UDP hash table (tens of thousands of slots)
+//! for every read(2) of those files, twice per file, and formats each
+//! socket; the dump walks it once per family. Both show the exporter's own
+//! network namespace and the same queue values (`udp_rqueue_get`,
+//! `sk_wmem_alloc_get`).
 
 use std::path::Path;
 
 use exporter_toolkit::exposition::MetricSet;
 
-use super::tcpstat::for_each_socket;
+use super::tcpstat::{for_each_socket, is_procfs, sock_diag};
 use super::{no_flags, CollectorSpec};
 use crate::collector::{Collector, NoData, Paths};
 use crate::helpers::is_no_data;
@@ -18,6 +25,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
     flags: no_flags,
     build: |f| {
         Ok(Box::new(UdpQueues {
+            netlink: is_procfs(&f.paths.procfs),
             paths: f.paths.clone(),
         }))
     },
@@ -37,21 +45,48 @@ pub fn parse_udp(text: &str, path: &Path) -> anyhow::Result<(u64, u64)> {
 
 struct UdpQueues {
     paths: Paths,
+    netlink: bool,
+}
+
+impl UdpQueues {
+    /// The (tx, rx) sums of one family: over netlink when it can, else from
+    /// the file; `None` when the family's file does not exist.
+    fn sums(&self, family: libc::c_int, file: &str) -> anyhow::Result<Option<(u64, u64)>> {
+        let path = self.paths.proc(file);
+        let (mut tx, mut rx) = (0u64, 0u64);
+        if self.netlink && path.exists() {
+            match sock_diag::dump(family as u8, libc::IPPROTO_UDP as u8, |_, t, r| {
+                tx += t;
+                rx += r;
+            }) {
+                Ok(()) => return Ok(Some((tx, rx))),
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp_queues: netlink sock_diag failed, reading {}", path.display());
+                    (tx, rx) = (0, 0);
+                }
+            }
+        }
+        match for_each_socket(&path, |_, t, r| {
+            tx += t;
+            rx += r;
+        }) {
+            Ok(()) => Ok(Some((tx, rx))),
+            Err(e) if is_no_data(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Collector for UdpQueues {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let mut found = false;
-        for (ip, file) in [("v4", "net/udp"), ("v6", "net/udp6")] {
-            let (mut tx, mut rx) = (0u64, 0u64);
-            match for_each_socket(&self.paths.proc(file), |_, t, r| {
-                tx += t;
-                rx += r;
-            }) {
-                Ok(()) => {}
-                Err(e) if is_no_data(&e) => continue,
-                Err(e) => return Err(e),
-            }
+        for (ip, family, file) in [
+            ("v4", libc::AF_INET, "net/udp"),
+            ("v6", libc::AF_INET6, "net/udp6"),
+        ] {
+            let Some((tx, rx)) = self.sums(family, file)? else {
+                continue;
+            };
             found = true;
             for (queue, v) in [("tx", tx), ("rx", rx)] {
                 out.gauge(
@@ -85,6 +120,34 @@ mod tests {
   512: 3500007F:0035 00000000:0000 07 00000100:00000200 00:00000000 00000000   101        0 2345 2 0000000000000000 12
 ";
         assert_eq!(parse_udp(text, Path::new("udp")).unwrap(), (0x100, 0xc00));
+    }
+
+    #[test]
+    fn netlink_and_proc_agree_on_queued_datagrams() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..4 {
+            sender
+                .send_to(&[7u8; 200], receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        let paths = Paths::default();
+        assert!(is_procfs(&paths.procfs));
+        let over_netlink = UdpQueues {
+            paths: paths.clone(),
+            netlink: true,
+        };
+        let from_files = UdpQueues {
+            paths,
+            netlink: false,
+        };
+        // Other processes' sockets may change in between: retry.
+        let agree = (0..5).any(|_| {
+            let a = over_netlink.sums(libc::AF_INET, "net/udp").unwrap();
+            let b = from_files.sums(libc::AF_INET, "net/udp").unwrap();
+            a == b && a.is_some_and(|(_, rx)| rx >= 800)
+        });
+        assert!(agree, "netlink and /proc/net/udp disagree on queued bytes");
     }
 
     #[test]
