@@ -50,10 +50,11 @@ impl Absent {
 }
 
 /// Returned (through anyhow) by a collector that found none of its devices
-/// (no thermal zone, no watchdog, no power supply): a success with nothing
-/// to report, as node_exporter says it, which the scraper remembers like
-/// [`Absent`] and answers without running the collector until the kernel's
-/// device list changes. Only for output that comes and goes with devices.
+/// (no thermal zone, no watchdog, no power supply, no XFS mounted): a
+/// success with nothing to report, as node_exporter says it, which the
+/// scraper remembers like [`Absent`] and answers without running the
+/// collector until the kernel's device list or the host's mounts change.
+/// Only for output that comes and goes with devices or mounts.
 #[derive(Debug)]
 pub struct NoDevices;
 

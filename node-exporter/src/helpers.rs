@@ -491,6 +491,27 @@ fn fs_magic(f: &std::fs::File) -> Option<i64> {
     (unsafe { libc::fstatfs(f.as_raw_fd(), &mut buf) } == 0).then_some(buf.f_type as i64)
 }
 
+/// Whether the mount namespace of an open mountinfo changed since the last
+/// call (or the open): the kernel raises POLLPRI on the file after any
+/// mount, unmount, move or remount, and the poll clears it, so a change
+/// during a read that follows is reported by the next call.
+pub fn mount_table_changed(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0)
+}
+
 /// The whole of a file kept open, read again from offset 0 with pread
 /// (/proc regenerates it on each such read).
 pub fn pread_whole(f: &std::fs::File) -> std::io::Result<Vec<u8>> {

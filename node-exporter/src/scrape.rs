@@ -20,8 +20,9 @@
 //! kernel's device list stays as it was ([`DeviceList`]): later scrapes
 //! report it failed at once, with none of its file lookups or error values.
 //! One that found none of its devices ([`NoDevices`]: no thermal zone, no
-//! watchdog) is remembered the same way and reported successful with
-//! nothing, as it would have been.
+//! watchdog, no XFS mounted) is remembered the same way, until devices or
+//! mounts change, and reported successful with nothing, as it would have
+//! been.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ pub struct Entry {
     /// The device-list generation at which the collector last returned
     /// [`Absent`] or [`NoDevices`], when, and whether that was a success
     /// ([`NoDevices`]).
-    absent: Mutex<Option<(u64, Instant, bool)>>,
+    absent: Mutex<Option<(Generation, Instant, bool)>>,
 }
 
 /// When each of a collector's unfinished runs started (usually none, two
@@ -94,27 +95,77 @@ pub struct Scraper {
     families: AtomicUsize,
 }
 
-/// Tells when the kernel's devices may have changed:
+/// Tells when the kernel's devices or the host's mounts may have changed:
 /// /sys/kernel/uevent_seqnum, the number of the kernel's last uevent, which
 /// moves whenever a device, a network interface or a kernel module is added
-/// or removed (global, also inside a container). One `pread` of a file kept
-/// open per scrape.
+/// or removed (global, also inside a container), and the mount namespace of
+/// PID 1, whose mountinfo raises POLLPRI after a mount or unmount (btrfs
+/// and xfs list their mounted filesystems in sysfs). One `pread` and one
+/// `poll` of files kept open per scrape.
 pub struct DeviceList {
     seqnum: PathBuf,
+    mountinfo: PathBuf,
+    mounts: Mutex<MountEvents>,
+}
+
+#[derive(Default)]
+struct MountEvents {
+    /// PID 1's mountinfo; `None` until opened, or when it is not on a real
+    /// procfs (a fixture tree).
+    file: Option<std::fs::File>,
+    opened: bool,
+    changes: u64,
+}
+
+/// Where the device list stood: the uevent number and how many mount
+/// changes have been seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation {
+    uevents: u64,
+    mounts: u64,
 }
 
 impl DeviceList {
     pub fn new(paths: &Paths) -> DeviceList {
         DeviceList {
             seqnum: paths.sys("kernel/uevent_seqnum"),
+            mountinfo: paths.proc("1/mountinfo"),
+            mounts: Mutex::new(MountEvents::default()),
         }
     }
 
-    /// The current generation; `None` when it cannot be read (a fixture
-    /// tree without it), and then no absence is remembered.
-    pub fn generation(&self) -> Option<u64> {
+    /// The current generation; `None` when the uevent number cannot be read
+    /// (a fixture tree without it), and then no absence is remembered.
+    pub fn generation(&self) -> Option<Generation> {
         let bytes = crate::helpers::read_kept_bytes(&self.seqnum).ok()?;
-        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+        let uevents = std::str::from_utf8(&bytes).ok()?.trim().parse().ok()?;
+        Some(Generation {
+            uevents,
+            mounts: self.mount_changes(),
+        })
+    }
+
+    /// Mount changes seen so far; one more whenever poll reports one (or
+    /// the file cannot be polled any more and is opened again).
+    fn mount_changes(&self) -> u64 {
+        let mut m = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        if !m.opened {
+            m.opened = true;
+            m.file = std::fs::File::open(&self.mountinfo)
+                .ok()
+                .filter(crate::helpers::is_procfs_file);
+        }
+        let changed = match &m.file {
+            Some(f) => crate::helpers::mount_table_changed(f).unwrap_or_else(|_| {
+                m.opened = false;
+                true
+            }),
+            None => false,
+        };
+        if changed {
+            m.changes += 1;
+        }
+        m.changes
     }
 }
 
@@ -337,7 +388,7 @@ impl Scraper {
 
 /// Whether `e` found nothing to read at this same device-list generation,
 /// recently enough to skip it: `Some(success)`, as its run reported it.
-fn still_absent(e: &Entry, generation: Option<u64>) -> Option<bool> {
+fn still_absent(e: &Entry, generation: Option<Generation>) -> Option<bool> {
     let absent = e.absent.lock().unwrap_or_else(|e| e.into_inner());
     match (*absent, generation) {
         (Some((then, at, success)), Some(now)) if then == now && at.elapsed() < ABSENCE_RECHECK => {
@@ -347,7 +398,7 @@ fn still_absent(e: &Entry, generation: Option<u64>) -> Option<bool> {
     }
 }
 
-fn remember_absence(e: &Entry, result: &anyhow::Result<()>, generation: Option<u64>) {
+fn remember_absence(e: &Entry, result: &anyhow::Result<()>, generation: Option<Generation>) {
     let absent = match (result, generation) {
         (Err(err), Some(g)) if err.downcast_ref::<Absent>().is_some() => {
             Some((g, Instant::now(), false))
@@ -512,6 +563,49 @@ mod tests {
         let set = s.scrape(|_| true, budget).await;
         assert_eq!(success(&set, "watchdog"), Some(1.0));
         assert!(has_info(&set));
+    }
+
+    /// No XFS mounted: a success remembered, also when a filesystem's
+    /// sysfs entry appears without a uevent, as it does at a mount; PID 1's
+    /// mount table changing (a mount in its namespace) makes the next
+    /// scrape look again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_filesystems_are_looked_for_again_after_a_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        crate::testutil::write(root, "sys/kernel/uevent_seqnum", "5\n");
+        std::fs::create_dir_all(root.join("sys/fs/xfs")).unwrap();
+        let mnt = root.join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut ns = crate::testutil::MountNamespace::start(
+            r#"echo up; read x; mount -t tmpfs tmpfs "$1" && echo mounted; read x"#,
+            &mnt,
+            &root.join("proc"),
+        );
+        let flags = crate::cli::parse([
+            "node-exporter".to_string(),
+            format!("--path.procfs={}", root.join("proc").display()),
+            format!("--path.sysfs={}", root.join("sys").display()),
+        ])
+        .unwrap();
+        let spec = crate::collectors::find("xfs").unwrap();
+        let s = Scraper::new(vec![("xfs", (spec.build)(&flags).unwrap())])
+            .with_device_list(DeviceList::new(&flags.paths));
+        let budget = Duration::from_secs(5);
+        let has_xfs = |set: &MetricSet| families(set).iter().any(|f| f.starts_with("node_xfs_"));
+
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "xfs"), Some(1.0));
+        assert!(!has_xfs(&set));
+
+        crate::testutil::write(root, "sys/fs/xfs/sdz/stats/stats", "extent_alloc 1 2 3 4\n");
+        let set = s.scrape(|_| true, budget).await;
+        assert!(!has_xfs(&set), "run again without a mount or uevent");
+
+        ns.step("mounted");
+        let set = s.scrape(|_| true, budget).await;
+        assert_eq!(success(&set, "xfs"), Some(1.0));
+        assert!(has_xfs(&set));
     }
 
     /// Without a readable device list (a fixture tree), nothing is

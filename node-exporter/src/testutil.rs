@@ -37,3 +37,77 @@ pub fn collect(c: &dyn Collector) -> anyhow::Result<String> {
     }
     Ok(render(set))
 }
+
+/// A shell in a mount namespace of its own (`unshare --mount`), run one step
+/// per line the test sends: `script` reads a line before each step and
+/// echoes a word after it. `proc_dir` gets a `1` pointing at the shell's
+/// /proc entry, so that a collector with `--path.procfs=proc_dir` reads
+/// that namespace's `1/mountinfo`, a real procfs file. Needs root, or
+/// unprivileged user namespaces.
+pub struct MountNamespace {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl MountNamespace {
+    /// Starts `script` (`$1` is `arg`); it must `echo up` first.
+    pub fn start(script: &str, arg: &Path, proc_dir: &Path) -> MountNamespace {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new("unshare");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        let mut child = cmd
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(arg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("running unshare");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut ns = MountNamespace {
+            child,
+            stdin,
+            lines,
+        };
+        ns.expect("up");
+        std::fs::create_dir_all(proc_dir).expect("creating the fake procfs");
+        std::os::unix::fs::symlink(format!("/proc/{}", ns.child.id()), proc_dir.join("1"))
+            .expect("linking proc/1");
+        ns
+    }
+
+    fn expect(&mut self, want: &str) {
+        let line = self.lines.next().and_then(Result::ok);
+        assert_eq!(
+            line.as_deref(),
+            Some(want),
+            "unshare --mount (needs root or user namespaces)"
+        );
+    }
+
+    /// Sends a line and waits for the step's word.
+    pub fn step(&mut self, want: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{want}").expect("writing to the shell");
+        self.expect(want);
+    }
+}
+
+impl Drop for MountNamespace {
+    fn drop(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}

@@ -377,11 +377,9 @@ impl Collector for Btrfs {
             .into_iter()
             .filter(|n| n.contains('-'))
             .collect();
-        let ioctl = if names.is_empty() {
-            HashMap::new()
-        } else {
-            self.ioctl_stats()
-        };
+        // None mounted: remembered until a mount or a device changes.
+        crate::collector::devices_found(!names.is_empty())?;
+        let ioctl = self.ioctl_stats();
         for name in names {
             let fs = read_filesystem(&root.join(&name))?;
             let by_ioctl = ioctl.get(&fs.uuid.replace('-', ""));

@@ -518,28 +518,6 @@ struct WatchedMounts {
     mounts: Selected,
 }
 
-impl WatchedMounts {
-    /// Whether the namespace changed since the last poll (or the open);
-    /// the poll itself clears the mark, so a change that comes during the
-    /// read that follows is reported by the next poll.
-    fn changed(&self) -> std::io::Result<bool> {
-        use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLPRI,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if pfd.revents & libc::POLLNVAL != 0 {
-            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
-        }
-        Ok(pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0)
-    }
-}
-
 impl Filesystem {
     fn new(f: &Flags) -> anyhow::Result<Self> {
         let workers: i64 = f
@@ -600,7 +578,7 @@ impl Filesystem {
     fn mounts(&self) -> anyhow::Result<(Selected, bool)> {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = watched.as_mut() {
-            match w.changed() {
+            match crate::helpers::mount_table_changed(&w.file) {
                 Ok(false) => return Ok((w.mounts.clone(), true)),
                 Ok(true) => match crate::helpers::pread_whole(&w.file) {
                     Ok(bytes) => {
@@ -1137,16 +1115,8 @@ mod tests {
         out.finish().unwrap();
     }
 
-    /// Whether this test process may make mount namespaces without a user
-    /// namespace.
-    fn root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
-    }
-
     #[test]
     fn a_watched_mount_table_is_read_again_only_after_its_namespace_changed() {
-        use std::io::{BufRead, Write};
         // A shell in a mount namespace of its own mounts, remounts and
         // unmounts a tmpfs, one step per line we send; its mountinfo
         // (through a fake procfs whose "1" is that process) is a real
@@ -1154,36 +1124,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("disk");
         std::fs::create_dir(&mnt).unwrap();
-        let mut cmd = std::process::Command::new("unshare");
-        if !root() {
-            cmd.args(["--user", "--map-root-user"]);
-        }
-        let mut child = cmd
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(
-                r#"echo up; read x; mount -t tmpfs -o size=1m watched-disk "$1" && echo mounted; read x
-                   mount -o remount,ro "$1" && echo ro; read x; umount "$1" && echo gone; read x"#,
-            )
-            .arg("sh")
-            .arg(&mnt)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("running unshare");
-        let mut stdin = child.stdin.take().unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut expect = |what: &str| {
-            let line = lines.next().and_then(Result::ok);
-            assert_eq!(
-                line.as_deref(),
-                Some(what),
-                "unshare --mount (needs root or user namespaces)"
-            );
-        };
-        expect("up");
-        std::fs::create_dir(dir.path().join("proc")).unwrap();
-        std::os::unix::fs::symlink(format!("/proc/{}", child.id()), dir.path().join("proc/1"))
-            .unwrap();
+        let mut ns = crate::testutil::MountNamespace::start(
+            r#"echo up; read x; mount -t tmpfs -o size=1m watched-disk "$1" && echo mounted; read x
+               mount -o remount,ro "$1" && echo ro; read x; umount "$1" && echo gone; read x"#,
+            &mnt,
+            &dir.path().join("proc"),
+        );
         let mp = mnt.to_str().unwrap().to_string();
         // statfs' ST_RDONLY, as when a superblock turns read-only on an
         // error: no namespace event, no new table.
@@ -1217,24 +1163,17 @@ mod tests {
             });
             (ro, fs.table_reads.load(Ordering::Relaxed))
         };
-        let mut step = |line: &str, want: &str| {
-            writeln!(stdin, "{line}").unwrap();
-            expect(want);
-        };
         assert_eq!(scrape(), (None, 1));
         assert_eq!(scrape(), (None, 1), "read again without a change");
-        step("mount", "mounted");
+        ns.step("mounted");
         assert_eq!(scrape(), (Some(0.0), 2));
         assert_eq!(scrape(), (Some(0.0), 2), "read again without a change");
         sb_ro.store(true, Ordering::Relaxed);
         assert_eq!(scrape(), (Some(1.0), 2), "superblock read-only");
         sb_ro.store(false, Ordering::Relaxed);
-        step("remount", "ro");
+        ns.step("ro");
         assert_eq!(scrape(), (Some(1.0), 3));
-        step("umount", "gone");
+        ns.step("gone");
         assert_eq!(scrape(), (None, 4));
-        writeln!(stdin, "end").unwrap();
-        drop(stdin);
-        child.wait().unwrap();
     }
 }

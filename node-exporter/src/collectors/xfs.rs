@@ -125,6 +125,7 @@ pub fn parse_xfs_stats<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<(&'
 impl Collector for Xfs {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let dir = self.paths.sys("fs/xfs");
+        let mut found = false;
         for device in crate::helpers::dir_names_if_any(&dir)? {
             let path = dir.join(&device).join("stats/stats");
             // Only the per-filesystem directories have stats/stats.
@@ -140,6 +141,7 @@ impl Collector for Xfs {
                 }
                 Err(e) => bail!("reading {}: {e}", path.display()),
             };
+            found = true;
             let lines = parse_xfs_stats(&text, &path)?;
             for (key, index, name, help) in METRICS {
                 // A line the kernel did not write counts 0, as in procfs.
@@ -153,7 +155,8 @@ impl Collector for Xfs {
                 out.counter(*name, *help, &[("device", device.as_str())], value as f64);
             }
         }
-        Ok(())
+        // None mounted: remembered until a mount or a device changes.
+        crate::collector::devices_found(found)
     }
 }
 
