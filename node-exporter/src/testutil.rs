@@ -40,9 +40,10 @@ pub fn collect(c: &dyn Collector) -> anyhow::Result<String> {
 
 /// A shell in a mount namespace of its own (`unshare --mount`), run one step
 /// per line the test sends: `script` reads a line before each step and
-/// echoes a word after it. `proc_dir` gets a `1` pointing at the shell's
-/// /proc entry, so that a collector with `--path.procfs=proc_dir` reads
-/// that namespace's `1/mountinfo`, a real procfs file. Needs root, or
+/// echoes a word after it. `proc_dir` gets a `1` and a `self` pointing at
+/// the shell's /proc entry, so that a collector with
+/// `--path.procfs=proc_dir` reads that namespace's `1/mountinfo`, a real
+/// procfs file, as if it ran in that namespace itself. Needs root, or
 /// unprivileged user namespaces.
 pub struct MountNamespace {
     child: std::process::Child,
@@ -83,8 +84,10 @@ impl MountNamespace {
         };
         ns.expect("up");
         std::fs::create_dir_all(proc_dir).expect("creating the fake procfs");
-        std::os::unix::fs::symlink(format!("/proc/{}", ns.child.id()), proc_dir.join("1"))
-            .expect("linking proc/1");
+        for name in ["1", "self"] {
+            std::os::unix::fs::symlink(format!("/proc/{}", ns.child.id()), proc_dir.join(name))
+                .expect("linking into the fake procfs");
+        }
         ns
     }
 

@@ -503,8 +503,9 @@ type Selected = Arc<Vec<(Mount, String)>>;
 /// An open mountinfo on a real procfs, and its path.
 type MountTableFile = (std::fs::File, PathBuf);
 
-/// The host's mount table, kept open on a real procfs and read again only
-/// when poll(2) on it reports POLLPRI: the kernel raises that on the open
+/// The host's mount table, kept open on a real procfs (when the exporter
+/// runs in PID 1's mount namespace; otherwise it is read on every scrape)
+/// and read again only when poll(2) on it reports POLLPRI: the kernel raises that on the open
 /// file after any mount, unmount, move or remount in its namespace. Reading
 /// and parsing a table that changes a few times a day was about a twentieth
 /// of a scrape's CPU (the kernel formats every mount anew). A superblock
@@ -620,6 +621,22 @@ impl Filesystem {
         Ok((mounts, real))
     }
 
+    /// Whether the exporter shares PID 1's mount namespace: only then does
+    /// statfs' ST_RDONLY show the same mounts' flags as PID 1's mountinfo
+    /// (under systemd's ProtectSystem= every mount is read-only in the
+    /// service's own namespace), so only then is the table watched. Not
+    /// knowable (no permission to look at PID 1's) counts as no.
+    fn in_pid1_mount_namespace(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (
+            std::fs::metadata(self.paths.proc("1/ns/mnt")),
+            std::fs::metadata(self.paths.proc("self/ns/mnt")),
+        ) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
     /// The host's mounts: PID 1's view, else ours (/proc/1 hidden by
     /// hidepid), else the /proc/mounts format of old kernels; with the open
     /// mountinfo file and its path when it is on a real procfs (to be
@@ -635,7 +652,9 @@ impl Filesystem {
                 Ok((file, bytes)) => {
                     self.table_reads.fetch_add(1, Ordering::Relaxed);
                     let mounts = parse_mountinfo(&String::from_utf8_lossy(&bytes), &path)?;
-                    let watch = crate::helpers::is_procfs_file(&file).then_some((file, path));
+                    let watch = (crate::helpers::is_procfs_file(&file)
+                        && self.in_pid1_mount_namespace())
+                    .then_some((file, path));
                     return Ok((mounts, watch));
                 }
                 Err(e)
@@ -1113,6 +1132,50 @@ mod tests {
         assert_eq!(mountpoints(&out), ["/", "/run"]);
         // A duplicate series would fail the whole scrape.
         out.finish().unwrap();
+    }
+
+    /// In another mount namespace than PID 1's (systemd's ProtectSystem=,
+    /// where every mount is read-only for the service), statfs' flags are
+    /// not PID 1's: the table is read on every scrape, and its "ro" alone
+    /// says read-only.
+    #[test]
+    fn outside_pid1_mount_namespace_the_table_is_read_every_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut ns = crate::testutil::MountNamespace::start(
+            r#"echo up; read x; mount -t tmpfs -o size=1m other-ns "$1" && echo mounted; read x"#,
+            &mnt,
+            &dir.path().join("proc"),
+        );
+        // "self" is this test process, in the machine's namespace.
+        std::fs::remove_file(dir.path().join("proc/self")).unwrap();
+        std::os::unix::fs::symlink("/proc/self", dir.path().join("proc/self")).unwrap();
+        ns.step("mounted");
+        let mp = mnt.to_str().unwrap().to_string();
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                ..Paths::default()
+            },
+            DeviceFilter::new("a", "", "b", &format!("^{}$", regex::escape(&mp))).unwrap(),
+            no_filter(),
+            Duration::from_secs(1),
+            1,
+            Arc::new(|_: &Path| {
+                Ok(FsStats {
+                    read_only: true,
+                    ..FsStats::default()
+                })
+            }),
+        );
+        for reads in 1..=2 {
+            let mut out = MetricSet::new();
+            fs.update(&mut out).unwrap();
+            let (_, ro) = series(&out, "node_filesystem_readonly", &mp).unwrap();
+            assert_eq!(ro, 0.0, "statfs of another namespace taken for PID 1's");
+            assert_eq!(fs.table_reads.load(Ordering::Relaxed), reads);
+        }
     }
 
     #[test]
