@@ -1134,6 +1134,21 @@ mod tests {
         out.finish().unwrap();
     }
 
+    /// The collector over `<root>/proc`, reporting only `mount_point`.
+    fn one_mount_point(root: &Path, mount_point: &str, stat: StatFn) -> Filesystem {
+        Filesystem::with_stat(
+            Paths {
+                procfs: root.join("proc"),
+                ..Paths::default()
+            },
+            DeviceFilter::new("a", "", "b", &format!("^{}$", regex::escape(mount_point))).unwrap(),
+            no_filter(),
+            Duration::from_secs(1),
+            1,
+            stat,
+        )
+    }
+
     /// In another mount namespace than PID 1's (systemd's ProtectSystem=,
     /// where every mount is read-only for the service), statfs' flags are
     /// not PID 1's: the table is read on every scrape, and its "ro" alone
@@ -1153,15 +1168,9 @@ mod tests {
         std::os::unix::fs::symlink("/proc/self", dir.path().join("proc/self")).unwrap();
         ns.step("mounted");
         let mp = mnt.to_str().unwrap().to_string();
-        let fs = Filesystem::with_stat(
-            Paths {
-                procfs: dir.path().join("proc"),
-                ..Paths::default()
-            },
-            DeviceFilter::new("a", "", "b", &format!("^{}$", regex::escape(&mp))).unwrap(),
-            no_filter(),
-            Duration::from_secs(1),
-            1,
+        let fs = one_mount_point(
+            dir.path(),
+            &mp,
             Arc::new(|_: &Path| {
                 Ok(FsStats {
                     read_only: true,
@@ -1197,25 +1206,15 @@ mod tests {
         // statfs' ST_RDONLY, as when a superblock turns read-only on an
         // error: no namespace event, no new table.
         let sb_ro = Arc::new(AtomicBool::new(false));
-        let fs = Filesystem::with_stat(
-            Paths {
-                procfs: dir.path().join("proc"),
-                ..Paths::default()
-            },
-            DeviceFilter::new("a", "", "b", &format!("^{}$", regex::escape(&mp))).unwrap(),
-            no_filter(),
-            Duration::from_secs(1),
-            1,
-            {
-                let sb_ro = sb_ro.clone();
-                Arc::new(move |_: &Path| {
-                    Ok(FsStats {
-                        read_only: sb_ro.load(Ordering::Relaxed),
-                        ..FsStats::default()
-                    })
+        let fs = one_mount_point(dir.path(), &mp, {
+            let sb_ro = sb_ro.clone();
+            Arc::new(move |_: &Path| {
+                Ok(FsStats {
+                    read_only: sb_ro.load(Ordering::Relaxed),
+                    ..FsStats::default()
                 })
-            },
-        );
+            })
+        });
         let scrape = || {
             let mut out = MetricSet::new();
             fs.update(&mut out).unwrap();

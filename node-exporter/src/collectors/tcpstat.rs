@@ -35,18 +35,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
 
 /// Whether `path` is a mounted procfs (not a copy of one).
 pub fn is_procfs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into a zeroed struct of the right type; c is a
-    // valid NUL-terminated path.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    #[allow(clippy::unnecessary_cast)]
-    let magic = st.f_type as i64;
-    rc == 0 && magic == PROC_SUPER_MAGIC
+    std::fs::File::open(path).is_ok_and(|f| crate::helpers::is_procfs_file(&f))
 }
 
 /// The `st`, `tx_queue` and `rx_queue` columns of one /proc/net/{tcp,udp}[6]
