@@ -6,6 +6,9 @@
 
 use std::io;
 
+use crate::netlink::bad;
+pub use crate::netlink::{attributes, u16_at, u32_at, u64_at};
+
 const NLMSG_HDRLEN: usize = 16;
 const GENL_HDRLEN: usize = 4;
 const NLMSG_ERROR: u16 = 2;
@@ -17,44 +20,6 @@ const GENL_ID_CTRL: u16 = 0x10;
 const CTRL_CMD_GETFAMILY: u8 = 3;
 const CTRL_ATTR_FAMILY_ID: u16 = 1;
 const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {what}"))
-}
-
-pub fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-
-pub fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-pub fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
-}
-
-/// The netlink attributes of `b` as (type without the nested/byte-order
-/// flags, payload). A length running past the buffer is an error.
-pub fn attributes(mut b: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
-        let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            return Err(bad(&format!(
-                "attribute of length {len} in {} bytes",
-                b.len()
-            )));
-        }
-        out.push((kind, &b[4..len]));
-        b = b.get((len + 3) & !3..).unwrap_or(&[]);
-    }
-    if !b.is_empty() {
-        return Err(bad(&format!("{} bytes left after the attributes", b.len())));
-    }
-    Ok(out)
-}
 
 /// One attribute, encoded and padded.
 pub fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {

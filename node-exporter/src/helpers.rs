@@ -483,6 +483,12 @@ pub fn is_procfs_file(f: &std::fs::File) -> bool {
     fs_magic(f) == Some(PROC_SUPER_MAGIC)
 }
 
+/// Whether `f` lies on a sysfs (not a copy of one, as tests' fixtures are).
+pub fn is_sysfs_file(f: &std::fs::File) -> bool {
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    fs_magic(f) == Some(SYSFS_MAGIC)
+}
+
 fn fs_magic(f: &std::fs::File) -> Option<i64> {
     use std::os::fd::AsRawFd;
     // SAFETY: a zeroed statfs is a valid out-buffer for a descriptor we own.

@@ -621,19 +621,27 @@ impl Filesystem {
         Ok((mounts, real))
     }
 
-    /// Whether the exporter shares PID 1's mount namespace: only then does
-    /// statfs' ST_RDONLY show the same mounts' flags as PID 1's mountinfo
-    /// (under systemd's ProtectSystem= every mount is read-only in the
-    /// service's own namespace), so only then is the table watched. Not
-    /// knowable (no permission to look at PID 1's) counts as no.
-    fn in_pid1_mount_namespace(&self) -> bool {
+    /// Whether the exporter shares the mount namespace of the table it read
+    /// (`table`, from `rel`): only then does statfs' ST_RDONLY show the same
+    /// mounts' flags as that table (under systemd's ProtectSystem= every
+    /// mount is read-only in the service's own namespace), so only then is
+    /// the table watched. Our own table is ours; for PID 1's, the namespace
+    /// links tell, or, where we may not look at them (no ptrace access to
+    /// PID 1, as in some containers), the tables themselves: mount IDs are
+    /// unique across namespaces, so an identical table is the same one.
+    fn shares_namespace_of(&self, rel: &str, table: &[u8]) -> bool {
         use std::os::unix::fs::MetadataExt;
+        if rel.starts_with("self/") {
+            return true;
+        }
         match (
             std::fs::metadata(self.paths.proc("1/ns/mnt")),
             std::fs::metadata(self.paths.proc("self/ns/mnt")),
         ) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
+            _ => std::fs::File::open(self.paths.proc("self/mountinfo"))
+                .and_then(|f| crate::helpers::pread_whole(&f))
+                .is_ok_and(|ours| ours == table),
         }
     }
 
@@ -653,7 +661,7 @@ impl Filesystem {
                     self.table_reads.fetch_add(1, Ordering::Relaxed);
                     let mounts = parse_mountinfo(&String::from_utf8_lossy(&bytes), &path)?;
                     let watch = (crate::helpers::is_procfs_file(&file)
-                        && self.in_pid1_mount_namespace())
+                        && self.shares_namespace_of(rel, &bytes))
                     .then_some((file, path));
                     return Ok((mounts, watch));
                 }
@@ -1184,6 +1192,68 @@ mod tests {
             let (_, ro) = series(&out, "node_filesystem_readonly", &mp).unwrap();
             assert_eq!(ro, 0.0, "statfs of another namespace taken for PID 1's");
             assert_eq!(fs.table_reads.load(Ordering::Relaxed), reads);
+        }
+    }
+
+    /// Where PID 1's namespace link may not be looked at, an identical
+    /// table says the exporter shares its namespace (the table is watched,
+    /// statfs' flags count); another namespace's table is read every scrape.
+    #[test]
+    fn without_namespace_links_an_identical_table_tells_the_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let ns_proc = dir.path().join("ns-proc");
+        let mut ns = crate::testutil::MountNamespace::start(
+            r#"echo up; read x; mount -t tmpfs -o size=1m other-ns "$1" && echo mounted; read x"#,
+            &mnt,
+            &ns_proc,
+        );
+        ns.step("mounted");
+        let theirs = std::fs::read_link(ns_proc.join("1"))
+            .unwrap()
+            .join("mountinfo");
+        let mp = mnt.to_str().unwrap().to_string();
+        for (ours, shared) in [
+            (theirs.clone(), true),
+            ("/proc/self/mountinfo".into(), false),
+        ] {
+            // A procfs with only the two tables: no ns/mnt links.
+            let root = tempfile::tempdir().unwrap();
+            for (pid, table) in [("1", &theirs), ("self", &ours)] {
+                let pid_dir = root.path().join("proc").join(pid);
+                std::fs::create_dir_all(&pid_dir).unwrap();
+                std::os::unix::fs::symlink(table, pid_dir.join("mountinfo")).unwrap();
+            }
+            let fs = one_mount_point(
+                root.path(),
+                &mp,
+                Arc::new(|_: &Path| {
+                    Ok(FsStats {
+                        read_only: true,
+                        ..FsStats::default()
+                    })
+                }),
+            );
+            for scrape in 1..=2 {
+                let mut out = MetricSet::new();
+                fs.update(&mut out).unwrap();
+                let (_, ro) = series(&out, "node_filesystem_readonly", &mp).unwrap();
+                let reads = fs.table_reads.load(Ordering::Relaxed);
+                if shared {
+                    assert_eq!(
+                        (ro, reads),
+                        (1.0, 1),
+                        "scrape {scrape}: watched, statfs counts"
+                    );
+                } else {
+                    assert_eq!(
+                        (ro, reads),
+                        (0.0, scrape),
+                        "scrape {scrape}: read every time"
+                    );
+                }
+            }
         }
     }
 

@@ -2,6 +2,17 @@
 //! (`node_network_up`, `node_network_info`, mtu, speed, carrier, ...), as
 //! node_exporter's sysfs netclass collector reports them.
 //!
+//! On the live sysfs most attributes come from one rtnetlink link dump
+//! instead of a file each: ~22 sysfs reads per interface were this
+//! collector's whole cost. The dump gives what those files show, in the
+//! kernel's own words (carrier, dormant, speed and duplex only for a running
+//! interface, as sysfs answers EINVAL otherwise); address_assign_type,
+//! dev_id, flags (the kernel's `dev->flags`, which netlink reports altered),
+//! name_assign_type, speed and duplex are still read from their files. The
+//! dump is used only when it lists the same interfaces under the same
+//! indexes as the sysfs directory, so a sysfs of another network namespace
+//! (or a fixture) is read file by file.
+//!
 //! Attributes the kernel refuses to read for an interface's current state
 //! (speed or duplex of a down link give EINVAL, phys_port_id EOPNOTSUPP) or
 //! that it lacks are left out for that interface, never an error.
@@ -19,7 +30,8 @@ use regex::Regex;
 use super::CollectorSpec;
 use crate::cli::{bool_flag, string_flag, Flags};
 use crate::collector::{Collector, NoData, Paths};
-use crate::helpers::{is_gone, to_valid_utf8};
+use crate::helpers::{is_gone, is_sysfs_file, to_valid_utf8};
+use crate::netlink::KeptSocket;
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "netclass",
@@ -38,7 +50,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         v.extend(bool_flag(
             "collector.netclass.netlink",
             false,
-            "Accepted for compatibility; the attributes are always read from sysfs.",
+            "Accepted for compatibility; the attributes are always those sysfs shows.",
         ));
         v.extend(bool_flag(
             "collector.netclass_rtnl.with-stats",
@@ -153,6 +165,25 @@ const INT_ATTRS: [(&str, &str, &str, bool); 16] = [
 /// IFF_UP in the `flags` attribute.
 const IFF_UP: i64 = 0x1;
 
+/// [`INT_ATTRS`] index of a sysfs file name, checked when compiling.
+const fn int_attr(file: &str) -> usize {
+    let mut i = 0;
+    while i < INT_ATTRS.len() {
+        let (a, b) = (INT_ATTRS[i].0.as_bytes(), file.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not an integer attribute")
+}
+
 /// The text attributes read besides [`INT_ATTRS`] and `speed`.
 const TEXT_ATTRS: [&str; 5] = ["operstate", "address", "broadcast", "duplex", "ifalias"];
 /// Where each attribute's file sits in [`Device::files`].
@@ -168,6 +199,26 @@ fn attr_name(i: usize) -> &'static str {
     }
 }
 
+/// One interface's attributes as its sysfs files show them: `None` (or ""
+/// for a text) where the kernel has no value.
+#[derive(Debug, Default, PartialEq)]
+struct Values {
+    ints: [Option<i64>; INT_ATTRS.len()],
+    speed: Option<i64>,
+    texts: [String; TEXT_ATTRS.len()],
+}
+
+/// Read from sysfs even when the link dump gives the rest: netlink has no
+/// address or name assign type or dev_id, and its flags are
+/// `dev_get_flags()`, not the `dev->flags` the file shows.
+const FILE_ONLY: [usize; 4] = [
+    int_attr("addr_assign_type"),
+    int_attr("dev_id"),
+    int_attr("flags"),
+    int_attr("name_assign_type"),
+];
+const DUPLEX: usize = 3;
+
 /// One interface's attribute files, opened when the interface was first
 /// seen: ~22 per interface are read on every scrape, and a path walk per
 /// file per scrape, or an attribute this driver lacks looked up again each
@@ -179,6 +230,8 @@ struct Device {
     /// not be opened), which is not looked at again until the interface
     /// list changes.
     files: Vec<Option<File>>,
+    /// Its ifindex when opened, to tell the link dump's entry for it.
+    index: Option<i64>,
 }
 
 impl Device {
@@ -187,11 +240,58 @@ impl Device {
         let files = (0..ATTR_COUNT)
             .map(|i| File::open(dir.join(attr_name(i))).ok())
             .collect();
-        Device {
+        let mut device = Device {
             name: name.to_string(),
             dir,
             files,
+            index: None,
+        };
+        device.index = device
+            .int(int_attr("ifindex"), &mut [0; 4096])
+            .ok()
+            .flatten();
+        device
+    }
+
+    /// Every attribute from its file.
+    fn read_all(&mut self, buf: &mut [u8; 4096]) -> anyhow::Result<Values> {
+        let mut v = Values::default();
+        for i in 0..INT_ATTRS.len() {
+            v.ints[i] = self.int(i, buf)?;
         }
+        v.speed = self.int(SPEED, buf)?;
+        for i in 0..TEXT_ATTRS.len() {
+            v.texts[i] = self.text(TEXT + i, buf)?.unwrap_or_default();
+        }
+        Ok(v)
+    }
+
+    /// The link dump's values for this interface with what only the files
+    /// tell; `None` when the dump's interface is not this one (another
+    /// index: removed and added again, and then the files are opened anew,
+    /// or another namespace's).
+    fn complete(
+        &mut self,
+        mut link: Values,
+        buf: &mut [u8; 4096],
+    ) -> anyhow::Result<Option<Values>> {
+        let index = link.ints[int_attr("ifindex")];
+        if self.index != index {
+            let parent = self.dir.parent().unwrap_or(Path::new("")).to_path_buf();
+            *self = Device::open(&parent, &self.name.clone());
+            if self.index != index {
+                return Ok(None);
+            }
+        }
+        for i in FILE_ONLY {
+            link.ints[i] = self.int(i, buf)?;
+        }
+        // Both answer EINVAL for an interface that is not running.
+        if link.ints[int_attr("flags")].is_some_and(|f| f & IFF_UP != 0) {
+            link.speed = self.int(SPEED, buf)?;
+            link.texts[DUPLEX] = self.text(TEXT + DUPLEX, buf)?.unwrap_or_default();
+        }
+        Ok(Some(link))
     }
 
     /// Attribute `i` into `buf`; `Ok(None)` when the kernel has no value
@@ -264,6 +364,10 @@ struct Netclass {
     paths: Paths,
     ignored: Regex,
     ignore_invalid_speed: bool,
+    /// Whether `paths.sys` is a live sysfs, whose interfaces a link dump
+    /// may describe.
+    rtnetlink: bool,
+    socket: KeptSocket,
     /// The interfaces of the last scrape, sorted, with their open files.
     devices: Mutex<Vec<Device>>,
 }
@@ -275,16 +379,19 @@ impl Netclass {
             "collector.netclass_rtnl.with-stats",
         ] {
             if f.bool(flag, false) {
-                tracing::warn!("--{flag} has no effect here: netclass reads sysfs, netdev reports the statistics");
+                tracing::warn!("--{flag} has no effect here: netclass reports what sysfs shows (from a link dump where it can), netdev reports the statistics");
             }
         }
         let ignored = f
             .regex("collector.netclass.ignored-devices")?
             .unwrap_or_else(|| Regex::new("^$").expect("constant regex"));
+        let rtnetlink = File::open(f.paths.sys("class/net")).is_ok_and(|d| is_sysfs_file(&d));
         Ok(Netclass {
             paths: f.paths.clone(),
             ignored,
             ignore_invalid_speed: f.bool("collector.netclass.ignore-invalid-speed", false),
+            rtnetlink,
+            socket: rtnetlink_socket(),
             devices: Mutex::default(),
         })
     }
@@ -344,6 +451,120 @@ pub fn devices(paths: &Paths) -> anyhow::Result<Vec<String>> {
     Ok(devices)
 }
 
+/// The kernel's operstate names, as sysfs writes them (`operstates[]`).
+const OPERSTATES: [&str; 7] = [
+    "unknown",
+    "notpresent",
+    "down",
+    "lowerlayerdown",
+    "testing",
+    "dormant",
+    "up",
+];
+
+/// One RTM_NEWLINK message (after its netlink header): the interface's
+/// name and what sysfs would show for the attributes netlink carries. An
+/// attribute the kernel sends only when it differs from a default
+/// (IFLA_LINK: iflink = ifindex; IFLA_ADDRESS: no address) gets that
+/// default, as the file shows it.
+fn parse_link(payload: &[u8]) -> std::io::Result<(String, Values)> {
+    use crate::netlink::{attributes, bad, u16_at, u32_at};
+    // struct ifinfomsg: family, pad, type (u16), index (i32), flags, change.
+    let (Some(kind), Some(index), Some(flags)) =
+        (u16_at(payload, 2), u32_at(payload, 4), u32_at(payload, 8))
+    else {
+        return Err(bad("short RTM_NEWLINK message"));
+    };
+    let running = flags & libc::IFF_UP as u32 != 0;
+    let mut v = Values::default();
+    v.ints[int_attr("ifindex")] = Some(i64::from(index as i32));
+    v.ints[int_attr("iflink")] = Some(i64::from(index as i32));
+    v.ints[int_attr("type")] = Some(i64::from(kind));
+    if running {
+        v.ints[int_attr("dormant")] = Some(i64::from(flags & libc::IFF_DORMANT as u32 != 0));
+    }
+    let mut name = None;
+    let text = |d: &[u8]| {
+        let d = d.split(|&b| b == 0).next().unwrap_or_default();
+        to_valid_utf8(d).trim().to_string()
+    };
+    let mac = |d: &[u8]| {
+        let hex: Vec<String> = d.iter().map(|b| format!("{b:02x}")).collect();
+        hex.join(":")
+    };
+    for (k, d) in attributes(payload.get(16..).unwrap_or_default())? {
+        let u32_value = || u32_at(d, 0).map(i64::from);
+        let u8_value = || d.first().map(|&b| i64::from(b));
+        match k {
+            libc::IFLA_IFNAME => name = Some(text(d)),
+            libc::IFLA_ADDRESS => v.texts[1] = mac(d),
+            libc::IFLA_BROADCAST => v.texts[2] = mac(d),
+            libc::IFLA_IFALIAS => v.texts[4] = text(d),
+            libc::IFLA_OPERSTATE => {
+                v.texts[0] = u8_value()
+                    .and_then(|s| OPERSTATES.get(s as usize))
+                    .map_or_else(String::new, |s| s.to_string())
+            }
+            libc::IFLA_MTU => v.ints[int_attr("mtu")] = u32_value(),
+            libc::IFLA_LINK => {
+                v.ints[int_attr("iflink")] = u32_at(d, 0).map(|l| i64::from(l as i32))
+            }
+            libc::IFLA_TXQLEN => v.ints[int_attr("tx_queue_len")] = u32_value(),
+            libc::IFLA_LINKMODE => v.ints[int_attr("link_mode")] = u8_value(),
+            libc::IFLA_GROUP => v.ints[int_attr("netdev_group")] = u32_value(),
+            libc::IFLA_CARRIER if running => v.ints[int_attr("carrier")] = u8_value(),
+            libc::IFLA_CARRIER_CHANGES => v.ints[int_attr("carrier_changes")] = u32_value(),
+            libc::IFLA_CARRIER_UP_COUNT => v.ints[int_attr("carrier_up_count")] = u32_value(),
+            libc::IFLA_CARRIER_DOWN_COUNT => v.ints[int_attr("carrier_down_count")] = u32_value(),
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| bad("RTM_NEWLINK without IFLA_IFNAME"))?;
+    Ok((name, v))
+}
+
+fn rtnetlink_socket() -> KeptSocket {
+    KeptSocket::new(libc::SOCK_RAW, libc::NETLINK_ROUTE)
+}
+
+/// Every interface of this network namespace, sorted by name, from one
+/// RTM_GETLINK dump without statistics (RTEXT_FILTER_SKIP_STATS).
+fn dump_links(socket: &KeptSocket) -> std::io::Result<Vec<(String, Values)>> {
+    const RTM_NEWLINK: u16 = 16;
+    let mut request = vec![0u8; 16]; // struct ifinfomsg, AF_UNSPEC
+    request.extend(crate::genetlink::attribute(
+        libc::IFLA_EXT_MASK,
+        &(libc::RTEXT_FILTER_SKIP_STATS as u32).to_ne_bytes(),
+    ));
+    let mut links = Vec::new();
+    socket.dump(libc::RTM_GETLINK, &request, |kind, payload| {
+        if kind == RTM_NEWLINK {
+            links.push(parse_link(payload)?);
+        }
+        Ok::<(), std::io::Error>(())
+    })?;
+    links.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(links)
+}
+
+impl Netclass {
+    /// The link dump's entries in `names`' order, when it names the same
+    /// interfaces as the sysfs directory.
+    fn links(&self, names: &[String]) -> Option<Vec<Values>> {
+        if !self.rtnetlink {
+            return None;
+        }
+        let links = dump_links(&self.socket)
+            .inspect_err(|e| tracing::debug!("netclass: link dump: {e}; reading sysfs"))
+            .ok()?;
+        links
+            .iter()
+            .map(|(n, _)| n)
+            .eq(names.iter())
+            .then(|| links.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
 impl Collector for Netclass {
     fn update(&self, out: &mut MetricSet) -> anyhow::Result<()> {
         let names = devices(&self.paths)?;
@@ -358,71 +579,75 @@ impl Collector for Netclass {
             let dir = self.paths.sys("class/net");
             *devices = names.iter().map(|n| Device::open(&dir, n)).collect();
         }
+        let mut links = self.links(&names).map(Vec::into_iter);
         let mut buf = [0u8; 4096];
-        for dev in devices
-            .iter_mut()
-            .filter(|d| !self.ignored.is_match(&d.name))
-        {
-            let name = dev.name.clone();
-            let labels = [("device", name.as_str())];
-            let operstate = dev.text(TEXT, &mut buf)?.unwrap_or_default();
-            out.gauge(
-                "node_network_up",
-                "Value is 1 if operstate is 'up', 0 otherwise.",
-                &labels,
-                if operstate == "up" { 1.0 } else { 0.0 },
-            );
-            let mut flags = None;
-            for (i, (file, name, help, counter)) in INT_ATTRS.into_iter().enumerate() {
-                let Some(v) = dev.int(i, &mut buf)? else {
-                    continue;
-                };
-                if file == "flags" {
-                    flags = Some(v);
-                }
-                if counter {
-                    out.counter(name, help, &labels, v as f64);
-                } else {
-                    out.gauge(name, help, &labels, v as f64);
-                }
+        for dev in devices.iter_mut() {
+            let link = links.as_mut().and_then(Iterator::next);
+            if self.ignored.is_match(&dev.name) {
+                continue;
             }
-            if let Some(speed) = dev.int(SPEED, &mut buf)? {
-                // Some drivers report -1 for an unknown speed.
-                if speed >= 0 || !self.ignore_invalid_speed {
-                    let bytes = speed.saturating_mul(1000 * 1000) / 8;
-                    out.gauge(
-                        "node_network_speed_bytes",
-                        "Network device property: speed_bytes",
-                        &labels,
-                        bytes as f64,
-                    );
-                }
-            }
-            let adminstate = match flags {
-                None => "unknown",
-                Some(f) if f & IFF_UP != 0 => "up",
-                Some(_) => "down",
+            let values = match link {
+                Some(link) => match dev.complete(link, &mut buf)? {
+                    Some(v) => v,
+                    None => dev.read_all(&mut buf)?,
+                },
+                None => dev.read_all(&mut buf)?,
             };
-            let mut text = |i: usize| -> anyhow::Result<String> {
-                Ok(dev.text(TEXT + i, &mut buf)?.unwrap_or_default())
-            };
-            let (address, broadcast, duplex, ifalias) = (text(1)?, text(2)?, text(3)?, text(4)?);
-            out.gauge(
-                "node_network_info",
-                "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-                &[
-                    ("device", name.as_str()),
-                    ("address", &address),
-                    ("broadcast", &broadcast),
-                    ("duplex", &duplex),
-                    ("operstate", &operstate),
-                    ("adminstate", adminstate),
-                    ("ifalias", &ifalias),
-                ],
-                1.0,
-            );
+            self.emit(out, &dev.name, &values);
         }
         Ok(())
+    }
+}
+
+impl Netclass {
+    fn emit(&self, out: &mut MetricSet, name: &str, v: &Values) {
+        let labels = [("device", name)];
+        let [operstate, address, broadcast, duplex, ifalias] = &v.texts;
+        out.gauge(
+            "node_network_up",
+            "Value is 1 if operstate is 'up', 0 otherwise.",
+            &labels,
+            if operstate == "up" { 1.0 } else { 0.0 },
+        );
+        for (&(_, metric, help, counter), value) in INT_ATTRS.iter().zip(v.ints) {
+            let Some(value) = value else { continue };
+            if counter {
+                out.counter(metric, help, &labels, value as f64);
+            } else {
+                out.gauge(metric, help, &labels, value as f64);
+            }
+        }
+        if let Some(speed) = v.speed {
+            // Some drivers report -1 for an unknown speed.
+            if speed >= 0 || !self.ignore_invalid_speed {
+                let bytes = speed.saturating_mul(1000 * 1000) / 8;
+                out.gauge(
+                    "node_network_speed_bytes",
+                    "Network device property: speed_bytes",
+                    &labels,
+                    bytes as f64,
+                );
+            }
+        }
+        let adminstate = match v.ints[int_attr("flags")] {
+            None => "unknown",
+            Some(f) if f & IFF_UP != 0 => "up",
+            Some(_) => "down",
+        };
+        out.gauge(
+            "node_network_info",
+            "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+            &[
+                ("device", name),
+                ("address", address),
+                ("broadcast", broadcast),
+                ("duplex", duplex),
+                ("operstate", operstate),
+                ("adminstate", adminstate),
+                ("ifalias", ifalias),
+            ],
+            1.0,
+        );
     }
 }
 
@@ -495,6 +720,8 @@ mod tests {
             },
             ignored: Regex::new("^$").unwrap(),
             ignore_invalid_speed: false,
+            rtnetlink: false,
+            socket: rtnetlink_socket(),
             devices: Mutex::default(),
         };
         let scrape = || {
@@ -544,6 +771,8 @@ mod tests {
             paths: Paths::default(),
             ignored: Regex::new("^$").unwrap(),
             ignore_invalid_speed: false,
+            rtnetlink: false,
+            socket: rtnetlink_socket(),
             devices: Mutex::default(),
         };
         // Twice: the second update reads through the files kept open.
@@ -552,5 +781,120 @@ mod tests {
             c.update(&mut out).unwrap();
             assert!(out.families().iter().any(|f| f.name == "node_network_up"));
         }
+    }
+
+    /// On this machine (lo, a running ethernet, down and carrier-less
+    /// interfaces): the link dump with the few files it needs gives what
+    /// every file shows, interface by interface.
+    #[test]
+    fn the_link_dump_shows_what_the_files_show() {
+        let links = dump_links(&rtnetlink_socket()).unwrap();
+        assert!(links.iter().any(|(n, _)| n == "lo"), "{links:?}");
+        let mut buf = [0u8; 4096];
+        for (name, link) in links {
+            let mut dev = Device::open(Path::new("/sys/class/net"), &name);
+            let from_files = dev.read_all(&mut buf).unwrap();
+            let from_dump = dev.complete(link, &mut buf).unwrap();
+            assert_eq!(from_dump, Some(from_files), "{name}");
+        }
+    }
+
+    /// The dump is taken only when it lists the sysfs directory's
+    /// interfaces: another namespace's sysfs is read file by file.
+    #[test]
+    fn the_link_dump_is_used_only_for_the_interfaces_sysfs_lists() {
+        let c = Netclass {
+            paths: Paths::default(),
+            ignored: Regex::new("^$").unwrap(),
+            ignore_invalid_speed: false,
+            rtnetlink: true,
+            socket: rtnetlink_socket(),
+            devices: Mutex::default(),
+        };
+        let names = devices(&c.paths).unwrap();
+        assert_eq!(c.links(&names).map(|l| l.len()), Some(names.len()));
+        let mut other = names.clone();
+        other.push("not-here0".to_string());
+        assert_eq!(c.links(&other), None);
+        // A device whose file says another index is read from its files.
+        let mut dev = Device::open(Path::new("/sys/class/net"), "lo");
+        let mut link = c
+            .links(&names)
+            .unwrap()
+            .remove(names.iter().position(|n| n == "lo").unwrap());
+        link.ints[int_attr("ifindex")] = Some(999_999);
+        assert_eq!(dev.complete(link, &mut [0; 4096]).unwrap(), None);
+    }
+
+    fn rtattr(kind: u16, data: &[u8]) -> Vec<u8> {
+        crate::genetlink::attribute(kind, data)
+    }
+
+    #[test]
+    fn link_messages_become_what_sysfs_would_show() {
+        let message = |flags: u32, attrs: &[Vec<u8>]| {
+            let mut m = vec![0u8, 0];
+            m.extend(1u16.to_ne_bytes()); // ARPHRD_ETHER
+            m.extend(7i32.to_ne_bytes());
+            m.extend(flags.to_ne_bytes());
+            m.extend(0u32.to_ne_bytes());
+            for a in attrs {
+                m.extend(a);
+            }
+            m
+        };
+        let attrs = [
+            rtattr(libc::IFLA_IFNAME, b"eth7\0"),
+            rtattr(libc::IFLA_ADDRESS, &[0x02, 0x42, 0xac, 0x11, 0, 0x0a]),
+            rtattr(libc::IFLA_BROADCAST, &[0xff; 6]),
+            rtattr(libc::IFLA_MTU, &1500u32.to_ne_bytes()),
+            rtattr(libc::IFLA_OPERSTATE, &[6]),
+            rtattr(libc::IFLA_CARRIER, &[1]),
+            rtattr(libc::IFLA_CARRIER_CHANGES, &3u32.to_ne_bytes()),
+            rtattr(libc::IFLA_IFALIAS, b" uplink \0"),
+        ];
+        let up = (libc::IFF_UP | libc::IFF_DORMANT) as u32;
+        let (name, v) = parse_link(&message(up, &attrs)).unwrap();
+        assert_eq!(name, "eth7");
+        assert_eq!(
+            v.texts,
+            ["up", "02:42:ac:11:00:0a", "ff:ff:ff:ff:ff:ff", "", "uplink"].map(String::from)
+        );
+        assert_eq!(v.ints[int_attr("ifindex")], Some(7));
+        assert_eq!(
+            v.ints[int_attr("iflink")],
+            Some(7),
+            "no IFLA_LINK: iflink is the index"
+        );
+        assert_eq!(v.ints[int_attr("type")], Some(1));
+        assert_eq!(v.ints[int_attr("mtu")], Some(1500));
+        assert_eq!(v.ints[int_attr("carrier")], Some(1));
+        assert_eq!(v.ints[int_attr("dormant")], Some(1));
+        assert_eq!(v.ints[int_attr("carrier_changes")], Some(3));
+        assert_eq!(
+            v.ints[int_attr("carrier_up_count")],
+            None,
+            "absent from the message"
+        );
+
+        // Not running: sysfs has no carrier or dormant; an operstate
+        // beyond the kernel's names is no text.
+        let mut down = attrs.to_vec();
+        down[4] = rtattr(libc::IFLA_OPERSTATE, &[42]);
+        down.push(rtattr(libc::IFLA_LINK, &3u32.to_ne_bytes()));
+        let (_, v) = parse_link(&message(0, &down)).unwrap();
+        assert_eq!(
+            (v.ints[int_attr("carrier")], v.ints[int_attr("dormant")]),
+            (None, None)
+        );
+        assert_eq!(v.texts[0], "");
+        assert_eq!(v.ints[int_attr("iflink")], Some(3));
+
+        // Broken messages are errors, not panics.
+        assert!(parse_link(&message(0, &[])).is_err(), "no name");
+        assert!(parse_link(&[0; 7]).is_err());
+        let mut cut = message(0, &attrs);
+        cut.truncate(cut.len() - 6);
+        assert!(parse_link(&cut).is_err());
     }
 }

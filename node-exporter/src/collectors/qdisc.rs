@@ -15,6 +15,7 @@ use super::CollectorSpec;
 use crate::cli::string_flag;
 use crate::collector::Collector;
 use crate::device_filter::DeviceFilter;
+use crate::netlink::{attributes, u32_at, u64_at};
 
 pub const SPEC: CollectorSpec = CollectorSpec {
     name: "qdisc",
@@ -130,38 +131,6 @@ const TCA_STATS_BASIC: u16 = 1;
 const TCA_STATS_QUEUE: u16 = 3;
 /// sizeof(struct tcmsg).
 const TCMSG_LEN: usize = 20;
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
-}
-
-/// The netlink attributes of `b` as (type without flags, payload).
-fn attributes(mut b: &[u8]) -> anyhow::Result<Vec<(u16, &[u8])>> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
-        let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            return Err(anyhow!(
-                "rtnetlink: attribute of length {len} in {} bytes",
-                b.len()
-            ));
-        }
-        out.push((kind, &b[4..len]));
-        b = b.get((len + 3) & !3..).unwrap_or(&[]);
-    }
-    if !b.is_empty() {
-        return Err(anyhow!(
-            "rtnetlink: {} bytes left after the attributes",
-            b.len()
-        ));
-    }
-    Ok(out)
-}
 
 /// One RTM_NEWQDISC message (after its netlink header) as ema/qdisc reads
 /// it: the interface index, and the qdisc with its parent (root as 0),

@@ -29,6 +29,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         Ok(Box::new(Tcpstat {
             netlink: is_procfs(&f.paths.procfs),
             paths: f.paths.clone(),
+            socket: sock_diag::socket(),
         }))
     },
 };
@@ -162,15 +163,18 @@ const STATE_NAMES: [&str; 12] = [
 struct Tcpstat {
     paths: Paths,
     netlink: bool,
+    socket: sock_diag::KeptSocket,
 }
 
 impl Tcpstat {
     fn read_netlink(&self, ipv6: bool) -> std::io::Result<TcpStats> {
         let mut stats = TcpStats::default();
         let tcp = libc::IPPROTO_TCP as u8;
-        sock_diag::dump(libc::AF_INET as u8, tcp, |st, tx, rx| stats.add(st, tx, rx))?;
+        sock_diag::dump(&self.socket, libc::AF_INET as u8, tcp, |st, tx, rx| {
+            stats.add(st, tx, rx)
+        })?;
         if ipv6 {
-            sock_diag::dump(libc::AF_INET6 as u8, tcp, |st, tx, rx| {
+            sock_diag::dump(&self.socket, libc::AF_INET6 as u8, tcp, |st, tx, rx| {
                 stats.add(st, tx, rx)
             })?;
         }
@@ -233,6 +237,7 @@ pub mod sock_diag {
     use std::io;
 
     use crate::netlink::u32_at;
+    pub use crate::netlink::KeptSocket;
 
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -251,26 +256,30 @@ pub mod sock_diag {
         io::Error::new(io::ErrorKind::InvalidData, "sock_diag: short message")
     }
 
-    pub fn dump(family: u8, protocol: u8, mut each: impl FnMut(u8, u64, u64)) -> io::Result<()> {
+    /// A sock_diag socket for [`dump`], kept by the collector.
+    pub const fn socket() -> KeptSocket {
+        KeptSocket::new(libc::SOCK_DGRAM, NETLINK_SOCK_DIAG)
+    }
+
+    pub fn dump(
+        socket: &KeptSocket,
+        family: u8,
+        protocol: u8,
+        mut each: impl FnMut(u8, u64, u64),
+    ) -> io::Result<()> {
         let mut req = [0u8; REQ_LEN];
         req[0] = family;
         req[1] = protocol;
         req[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
-        crate::netlink::dump(
-            libc::SOCK_DGRAM,
-            NETLINK_SOCK_DIAG,
-            SOCK_DIAG_BY_FAMILY,
-            &req,
-            |kind, payload| {
-                if kind == SOCK_DIAG_BY_FAMILY {
-                    let state = *payload.get(STATE_OFF).ok_or_else(short)?;
-                    let rq = u32_at(payload, RQUEUE_OFF).ok_or_else(short)?;
-                    let wq = u32_at(payload, WQUEUE_OFF).ok_or_else(short)?;
-                    each(state, wq.into(), rq.into());
-                }
-                Ok(())
-            },
-        )
+        socket.dump(SOCK_DIAG_BY_FAMILY, &req, |kind, payload| {
+            if kind == SOCK_DIAG_BY_FAMILY {
+                let state = *payload.get(STATE_OFF).ok_or_else(short)?;
+                let rq = u32_at(payload, RQUEUE_OFF).ok_or_else(short)?;
+                let wq = u32_at(payload, WQUEUE_OFF).ok_or_else(short)?;
+                each(state, wq.into(), rq.into());
+            }
+            Ok(())
+        })
     }
 }
 
@@ -305,6 +314,7 @@ mod tests {
         let agree = (0..5).any(|_| {
             let mut nl = TcpStats::default();
             sock_diag::dump(
+                &sock_diag::socket(),
                 libc::AF_INET as u8,
                 libc::IPPROTO_TCP as u8,
                 |st, tx, rx| nl.add(st, tx, rx),

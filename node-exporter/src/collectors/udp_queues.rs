@@ -27,6 +27,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         Ok(Box::new(UdpQueues {
             netlink: is_procfs(&f.paths.procfs),
             paths: f.paths.clone(),
+            socket: sock_diag::socket(),
         }))
     },
 };
@@ -46,6 +47,7 @@ pub fn parse_udp(text: &str, path: &Path) -> anyhow::Result<(u64, u64)> {
 struct UdpQueues {
     paths: Paths,
     netlink: bool,
+    socket: sock_diag::KeptSocket,
 }
 
 impl UdpQueues {
@@ -55,10 +57,15 @@ impl UdpQueues {
         let path = self.paths.proc(file);
         let (mut tx, mut rx) = (0u64, 0u64);
         if self.netlink && path.exists() {
-            match sock_diag::dump(family as u8, libc::IPPROTO_UDP as u8, |_, t, r| {
-                tx += t;
-                rx += r;
-            }) {
+            match sock_diag::dump(
+                &self.socket,
+                family as u8,
+                libc::IPPROTO_UDP as u8,
+                |_, t, r| {
+                    tx += t;
+                    rx += r;
+                },
+            ) {
                 Ok(()) => return Ok(Some((tx, rx))),
                 Err(e) => {
                     tracing::debug!(error = %e, "udp_queues: netlink sock_diag failed, reading {}", path.display());
@@ -136,10 +143,12 @@ mod tests {
         let over_netlink = UdpQueues {
             paths: paths.clone(),
             netlink: true,
+            socket: sock_diag::socket(),
         };
         let from_files = UdpQueues {
             paths,
             netlink: false,
+            socket: sock_diag::socket(),
         };
         // Other processes' sockets may change in between: retry.
         let agree = (0..5).any(|_| {
