@@ -8,7 +8,11 @@
 //! and reported with `node_filesystem_device_error{device_error="mountpoint timeout"} 1`.
 //! It is not statfs'd again until that thread comes back (node_exporter's
 //! `stuckMounts`), so a dead mount holds one thread, however many scrapes
-//! pass. The scrape itself never waits for it.
+//! pass. The scrape itself never waits for it. Filesystems whose statfs
+//! answers from counters in memory (ext4, xfs, tmpfs, ...; see
+//! [`STATFS_FROM_MEMORY`]) reached through such mounts only are statfs'd on
+//! the collector's own thread: the hand-off to a statfs thread and back cost
+//! more than the calls.
 //!
 //! On a real procfs the mount table stays open and is read again only when
 //! poll(2) reports a change of the mount namespace (see [`WatchedMounts`]).
@@ -230,6 +234,13 @@ pub fn go_errno_string(errno: i32) -> String {
     }
 }
 
+/// Filesystem types whose statfs reads counters the kernel keeps in memory:
+/// no server to wait for and no disk read, so it cannot hang the way NFS,
+/// CIFS or FUSE (a user-space daemon) can.
+const STATFS_FROM_MEMORY: [&str; 9] = [
+    "btrfs", "devtmpfs", "ext2", "ext3", "ext4", "ramfs", "tmpfs", "vfat", "xfs",
+];
+
 /// How long the statfs queue may sit still before another worker joins.
 const STAT_STALL: Duration = Duration::from_millis(10);
 
@@ -268,15 +279,23 @@ struct Round {
 }
 
 impl Statter {
-    /// statfs's each (path, mount point); returns one outcome per input, in
-    /// order, within about `timeout` per stuck batch of workers.
-    fn stat_all(&self, jobs: Vec<(PathBuf, String)>) -> Vec<Outcome> {
+    /// statfs's each (path, mount point, on this thread); returns one
+    /// outcome per input, in order, within about `timeout` per stuck batch
+    /// of workers.
+    fn stat_all(&self, jobs: Vec<(PathBuf, String, bool)>) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
         let mut tasks = Vec::new();
         let mut slot_of_task = Vec::new();
         {
             let stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
-            for (slot, (path, mount_point)) in jobs.into_iter().enumerate() {
+            for (slot, (path, mount_point, here)) in jobs.into_iter().enumerate() {
+                if here {
+                    outcomes.push(Some(match (self.stat)(&path) {
+                        Ok(s) => Outcome::Stats(s),
+                        Err(errno) => Outcome::Error(go_errno_string(errno)),
+                    }));
+                    continue;
+                }
                 if stuck.contains_key(&mount_point) {
                     tracing::debug!(mountpoint = %mount_point, "Mount point is in an unresponsive state");
                     outcomes.push(Some(Outcome::Stuck));
@@ -498,7 +517,10 @@ struct Filesystem {
 }
 
 /// The selected mounts with their mount point labels.
-type Selected = Arc<Vec<(Mount, String)>>;
+/// The mounts to report: each with its mount point as reported, and
+/// whether its statfs runs on the collector's thread (see
+/// [`STATFS_FROM_MEMORY`]).
+type Selected = Arc<Vec<(Mount, String, bool)>>;
 
 /// An open mountinfo on a real procfs, and its path.
 type MountTableFile = (std::fs::File, PathBuf);
@@ -692,7 +714,19 @@ impl Filesystem {
     /// `--path.rootfs` the label loses the rootfs prefix; when the mount
     /// table is the container's own (it has mounts under rootfs), the
     /// container's mounts outside rootfs are not the host's and are skipped.
-    fn selected_mounts(&self, mounts: Vec<Mount>) -> Vec<(Mount, String)> {
+    fn selected_mounts(&self, mounts: Vec<Mount>) -> Vec<(Mount, String, bool)> {
+        // Mount points a path walk may have to ask a server or daemon about.
+        let slow: HashSet<String> = mounts
+            .iter()
+            .filter(|m| !STATFS_FROM_MEMORY.contains(&m.fs_type.as_str()))
+            .map(|m| m.mount_point.clone())
+            .collect();
+        let from_memory = |m: &Mount| {
+            STATFS_FROM_MEMORY.contains(&m.fs_type.as_str())
+                && !Path::new(&m.mount_point)
+                    .ancestors()
+                    .any(|a| a.to_str().is_some_and(|a| slow.contains(a)))
+        };
         let prefix = self.paths.rootfs.to_string_lossy();
         let prefix = prefix.trim_end_matches('/');
         let under = |mp: &str| {
@@ -720,7 +754,8 @@ impl Filesystem {
             if !seen.insert((m.device.clone(), mp.clone(), m.fs_type.clone())) {
                 continue;
             }
-            out.push((m, mp));
+            let here = from_memory(&m);
+            out.push((m, mp, here));
         }
         out
     }
@@ -731,11 +766,11 @@ impl Collector for Filesystem {
         let (mounts, watched) = self.mounts()?;
         let jobs = mounts
             .iter()
-            .map(|(_, mp)| (self.paths.root(mp), mp.clone()))
+            .map(|(_, mp, here)| (self.paths.root(mp), mp.clone(), *here))
             .collect();
         let outcomes = self.statter.stat_all(jobs);
         let mut info_seen = HashSet::new();
-        for ((m, mp), outcome) in mounts.iter().zip(outcomes) {
+        for ((m, mp, _), outcome) in mounts.iter().zip(outcomes) {
             let error = match &outcome {
                 Outcome::Stats(_) => String::new(),
                 Outcome::Error(e) => {
@@ -977,11 +1012,12 @@ mod tests {
     #[test]
     fn hung_statfs_is_reported_stuck_and_not_retried_until_it_returns() {
         // The hung mount comes first and there is one worker: the mounts
-        // behind it must still be statfs'd by a replacement worker.
+        // behind it (network filesystems too, so on statfs threads) must
+        // still be statfs'd by a replacement worker.
         let dir = tree(
             "1 0 0:50 / /hang rw - nfs4 nas:/export rw\n\
-             2 0 254:1 / / rw - ext4 /dev/vda1 rw\n\
-             3 0 254:2 / /home rw - ext4 /dev/vda2 rw\n",
+             2 0 0:51 / / rw - nfs4 nas:/root rw\n\
+             3 0 0:52 / /home rw - cifs //nas/home rw\n",
         );
         let gate = Arc::new(Gate::default());
         let timeout = Duration::from_millis(200);
@@ -1034,6 +1070,53 @@ mod tests {
         let (labels, v) = series(&out, "node_filesystem_device_error", "/hang").unwrap();
         assert_eq!((v, label(labels, "device_error")), (0.0, ""));
         assert!(series(&out, "node_filesystem_size_bytes", "/hang").is_some());
+    }
+
+    /// Filesystems whose statfs reads memory are statfs'd on the
+    /// collector's own thread; network and FUSE ones, and a local disk
+    /// reached through an NFS mount, on statfs threads.
+    #[test]
+    fn in_memory_filesystems_are_statfsd_on_the_collectors_thread() {
+        let dir = tree(
+            "1 0 254:1 / / rw - ext4 /dev/vda1 rw\n\
+             2 1 0:5 / /run rw - tmpfs tmpfs rw\n\
+             3 1 0:50 / /mnt/nas rw - nfs4 nas:/export rw\n\
+             4 3 254:2 / /mnt/nas/disk rw - xfs /dev/vdb rw\n\
+             5 1 0:51 / /media/usb rw - fuseblk /dev/sdc1 rw\n",
+        );
+        let caller = std::thread::current().id();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let stat: StatFn = {
+            let calls = calls.clone();
+            Arc::new(move |p: &Path| {
+                let here = std::thread::current().id() == caller;
+                calls.lock().unwrap().push((p.display().to_string(), here));
+                Ok(FsStats::default())
+            })
+        };
+        let fs = Filesystem::with_stat(
+            Paths {
+                procfs: dir.path().join("proc"),
+                ..Paths::default()
+            },
+            no_filter(),
+            no_filter(),
+            Duration::from_secs(1),
+            1,
+            stat,
+        );
+        fs.update(&mut MetricSet::new()).unwrap();
+        let mut calls = calls.lock().unwrap().clone();
+        calls.sort();
+        let want = [
+            ("/", true),
+            ("/media/usb", false),
+            ("/mnt/nas", false),
+            ("/mnt/nas/disk", false),
+            ("/run", true),
+        ]
+        .map(|(p, here)| (p.to_string(), here));
+        assert_eq!(calls, want);
     }
 
     fn recording_stat(seen: &Arc<Mutex<Vec<PathBuf>>>) -> StatFn {
