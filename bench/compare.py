@@ -324,7 +324,7 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
     ms = lambda s: f"{s * 1e3:.3f}"
     mib = lambda b: f"{b / 1048576:.1f}"
     rows = [
-        ("CPU per scrape (ms, utime+stime)", "cpu", ms, "<= 0.20"),
+        ("CPU per scrape (ms, utime+stime)", "cpu", ms, "<= 0.15"),
         ("scrape latency p50 (ms)", "p50", ms, "<= 1"),
         ("scrape latency p99 (ms)", "p99", ms, "<= 1"),
         ("body per scrape (bytes, uncompressed)", "bytes", lambda b: f"{b:,.0f}", ""),
@@ -333,7 +333,7 @@ def render(args, command, collectors, refused, missing, failing, versions, res):
         rows.append(("body per scrape (bytes, gzip)", "gzip_bytes", lambda b: f"{b:,.0f}", ""))
     rows += [
         ("samples per scrape", "samples", lambda v: f"{v:,}", ""),
-        (f"resident memory after {args.scrapes} scrapes (MiB, VmRSS)", "rss", mib, "<= 0.30"),
+        (f"resident memory after {args.scrapes} scrapes (MiB, VmRSS)", "rss", mib, "<= 0.25"),
         ("peak resident memory (MiB, VmHWM)", "hwm", mib, ""),
         ("binary size (MiB)", "size", mib, ""),
     ]

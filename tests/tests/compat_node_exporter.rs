@@ -174,13 +174,55 @@ fn compare_stable_values(theirs: &Exposition, ours: &Exposition) -> Vec<String> 
         Some("mountpoint"),
         0.0,
     ));
-    problems.extend(compare_values(
-        theirs,
-        ours,
+    // Interface properties: ours come mostly from a link dump, theirs from
+    // sysfs files; on a quiet host they are the same numbers.
+    for family in [
         "node_network_mtu_bytes",
-        Some("device"),
-        0.0,
-    ));
+        "node_network_flags",
+        "node_network_up",
+        "node_network_carrier",
+        "node_network_dormant",
+        "node_network_iface_id",
+        "node_network_iface_link",
+        "node_network_iface_link_mode",
+        "node_network_protocol_type",
+        "node_network_address_assign_type",
+        "node_network_device_id",
+        "node_network_name_assign_type",
+        "node_network_net_dev_group",
+        "node_network_transmit_queue_length",
+        "node_network_speed_bytes",
+        "node_network_carrier_changes_total",
+    ] {
+        problems.extend(compare_values(theirs, ours, family, Some("device"), 0.0));
+    }
+    if let (Some(t), Some(o)) = (
+        present(theirs, "node_network_info"),
+        present(ours, "node_network_info"),
+    ) {
+        let labels = |f: &Family| -> Vec<BTreeMap<String, String>> {
+            // Labels node_exporter added after 1.5.0 (adminstate) left out.
+            let extra = allowed_extra_labels("node_network_info");
+            let mut l: Vec<_> = f
+                .samples
+                .iter()
+                .map(|s| {
+                    let mut labels = s.labels.clone();
+                    labels.retain(|k, _| !extra.contains(k.as_str()));
+                    labels
+                })
+                .collect();
+            l.sort();
+            l
+        };
+        if labels(&t) != labels(&o) {
+            problems.push(format!(
+                "node_network_info: {:?} in ours, {:?} in node_exporter",
+                labels(&o),
+                labels(&t)
+            ));
+        }
+    }
     if let (Some(t), Some(o)) = (
         present(theirs, "node_cpu_seconds_total"),
         present(ours, "node_cpu_seconds_total"),
