@@ -7,7 +7,7 @@
 use std::io;
 
 use crate::netlink::bad;
-pub use crate::netlink::{attributes, u16_at, u32_at, u64_at};
+pub use crate::netlink::{attribute, attributes, u16_at, u32_at, u64_at};
 
 const NLMSG_HDRLEN: usize = 16;
 const GENL_HDRLEN: usize = 4;
@@ -20,17 +20,6 @@ const GENL_ID_CTRL: u16 = 0x10;
 const CTRL_CMD_GETFAMILY: u8 = 3;
 const CTRL_ATTR_FAMILY_ID: u16 = 1;
 const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-
-/// One attribute, encoded and padded.
-pub fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {
-    let mut v = ((4 + data.len()) as u16).to_ne_bytes().to_vec();
-    v.extend(kind.to_ne_bytes());
-    v.extend(data);
-    while v.len() % 4 != 0 {
-        v.push(0);
-    }
-    v
-}
 
 /// A NUL-terminated string attribute's text.
 pub fn string_of(data: &[u8]) -> String {

@@ -58,6 +58,17 @@ pub fn attributes(mut b: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
     Ok(out)
 }
 
+/// One attribute, encoded and padded.
+pub fn attribute(kind: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = ((4 + data.len()) as u16).to_ne_bytes().to_vec();
+    v.extend(kind.to_ne_bytes());
+    v.extend(data);
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+    v
+}
+
 /// Sends one dump request on a socket of its own (see [`Socket::dump`]).
 pub fn dump<E: From<io::Error>>(
     sock_type: libc::c_int,

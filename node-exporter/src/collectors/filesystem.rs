@@ -286,14 +286,13 @@ impl Statter {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
         let mut tasks = Vec::new();
         let mut slot_of_task = Vec::new();
+        let mut on_this_thread = Vec::new();
         {
             let stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
             for (slot, (path, mount_point, here)) in jobs.into_iter().enumerate() {
                 if here {
-                    outcomes.push(Some(match (self.stat)(&path) {
-                        Ok(s) => Outcome::Stats(s),
-                        Err(errno) => Outcome::Error(go_errno_string(errno)),
-                    }));
+                    outcomes.push(None);
+                    on_this_thread.push((slot, path));
                     continue;
                 }
                 if stuck.contains_key(&mount_point) {
@@ -310,6 +309,13 @@ impl Statter {
                     done: AtomicBool::new(false),
                 });
             }
+        }
+        // Not under the `stuck` lock: returning statfs threads take it.
+        for (slot, path) in on_this_thread {
+            outcomes[slot] = Some(match (self.stat)(&path) {
+                Ok(s) => Outcome::Stats(s),
+                Err(errno) => Outcome::Error(go_errno_string(errno)),
+            });
         }
         let n = tasks.len();
         if n > 0 {
@@ -512,11 +518,12 @@ struct Filesystem {
     fs_types: DeviceFilter,
     statter: Statter,
     watched: Mutex<Option<WatchedMounts>>,
+    /// Whether the exporter shares PID 1's mount namespace, once known.
+    shares_pid1_namespace: std::sync::OnceLock<bool>,
     /// Reads of the mount table (tests watch it).
     table_reads: AtomicUsize,
 }
 
-/// The selected mounts with their mount point labels.
 /// The mounts to report: each with its mount point as reported, and
 /// whether its statfs runs on the collector's thread (see
 /// [`STATFS_FROM_MEMORY`]).
@@ -526,9 +533,10 @@ type Selected = Arc<Vec<(Mount, String, bool)>>;
 type MountTableFile = (std::fs::File, PathBuf);
 
 /// The host's mount table, kept open on a real procfs (when the exporter
-/// runs in PID 1's mount namespace; otherwise it is read on every scrape)
-/// and read again only when poll(2) on it reports POLLPRI: the kernel raises that on the open
-/// file after any mount, unmount, move or remount in its namespace. Reading
+/// shares the table's mount namespace, see `shares_namespace_of`;
+/// otherwise it is read on every scrape) and read again only when poll(2)
+/// on it reports POLLPRI: the kernel raises that on the open file after any
+/// mount, unmount, move or remount in its namespace. Reading
 /// and parsing a table that changes a few times a day was about a twentieth
 /// of a scrape's CPU (the kernel formats every mount anew). A superblock
 /// that turns read-only by itself (ext4's `errors=remount-ro`) raises no
@@ -592,6 +600,7 @@ impl Filesystem {
                 alive: Arc::new(AtomicUsize::new(0)),
             },
             watched: Mutex::new(None),
+            shares_pid1_namespace: std::sync::OnceLock::new(),
             table_reads: AtomicUsize::new(0),
         }
     }
@@ -651,20 +660,24 @@ impl Filesystem {
     /// links tell, or, where we may not look at them (no ptrace access to
     /// PID 1, as in some containers), the tables themselves: mount IDs are
     /// unique across namespaces, so an identical table is the same one.
+    /// PID 1's is decided once: neither process changes namespace (a
+    /// table that changed between the two reads only costs the watch).
     fn shares_namespace_of(&self, rel: &str, table: &[u8]) -> bool {
         use std::os::unix::fs::MetadataExt;
         if rel.starts_with("self/") {
             return true;
         }
-        match (
-            std::fs::metadata(self.paths.proc("1/ns/mnt")),
-            std::fs::metadata(self.paths.proc("self/ns/mnt")),
-        ) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => std::fs::File::open(self.paths.proc("self/mountinfo"))
-                .and_then(|f| crate::helpers::pread_whole(&f))
-                .is_ok_and(|ours| ours == table),
-        }
+        *self.shares_pid1_namespace.get_or_init(|| {
+            match (
+                std::fs::metadata(self.paths.proc("1/ns/mnt")),
+                std::fs::metadata(self.paths.proc("self/ns/mnt")),
+            ) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => std::fs::File::open(self.paths.proc("self/mountinfo"))
+                    .and_then(|f| crate::helpers::pread_whole(&f))
+                    .is_ok_and(|ours| ours == table),
+            }
+        })
     }
 
     /// The host's mounts: PID 1's view, else ours (/proc/1 hidden by
@@ -1244,37 +1257,55 @@ mod tests {
     /// where every mount is read-only for the service), statfs' flags are
     /// not PID 1's: the table is read on every scrape, and its "ro" alone
     /// says read-only.
-    #[test]
-    fn outside_pid1_mount_namespace_the_table_is_read_every_scrape() {
+    /// A tmpfs at `<dir>/disk` mounted by a shell in a mount namespace of
+    /// its own, whose /proc entry `<dir>/<proc>/1` and `self` point at;
+    /// with the mount point and the shell.
+    fn tmpfs_in_another_namespace(
+        proc: &str,
+    ) -> (tempfile::TempDir, String, crate::testutil::MountNamespace) {
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("disk");
         std::fs::create_dir(&mnt).unwrap();
         let mut ns = crate::testutil::MountNamespace::start(
             r#"echo up; read x; mount -t tmpfs -o size=1m other-ns "$1" && echo mounted; read x"#,
             &mnt,
-            &dir.path().join("proc"),
+            &dir.path().join(proc),
         );
+        ns.step("mounted");
+        (dir, mnt.to_str().unwrap().to_string(), ns)
+    }
+
+    /// A statfs that says every filesystem is read-only.
+    fn statfs_read_only() -> StatFn {
+        Arc::new(|_: &Path| {
+            Ok(FsStats {
+                read_only: true,
+                ..FsStats::default()
+            })
+        })
+    }
+
+    /// One scrape: `mp`'s node_filesystem_readonly, and the table reads so far.
+    fn readonly_and_table_reads(fs: &Filesystem, mp: &str) -> (f64, usize) {
+        let mut out = MetricSet::new();
+        fs.update(&mut out).unwrap();
+        let (_, ro) = series(&out, "node_filesystem_readonly", mp).unwrap();
+        (ro, fs.table_reads.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn outside_pid1_mount_namespace_the_table_is_read_every_scrape() {
+        let (dir, mp, _ns) = tmpfs_in_another_namespace("proc");
         // "self" is this test process, in the machine's namespace.
         std::fs::remove_file(dir.path().join("proc/self")).unwrap();
         std::os::unix::fs::symlink("/proc/self", dir.path().join("proc/self")).unwrap();
-        ns.step("mounted");
-        let mp = mnt.to_str().unwrap().to_string();
-        let fs = one_mount_point(
-            dir.path(),
-            &mp,
-            Arc::new(|_: &Path| {
-                Ok(FsStats {
-                    read_only: true,
-                    ..FsStats::default()
-                })
-            }),
-        );
+        let fs = one_mount_point(dir.path(), &mp, statfs_read_only());
         for reads in 1..=2 {
-            let mut out = MetricSet::new();
-            fs.update(&mut out).unwrap();
-            let (_, ro) = series(&out, "node_filesystem_readonly", &mp).unwrap();
-            assert_eq!(ro, 0.0, "statfs of another namespace taken for PID 1's");
-            assert_eq!(fs.table_reads.load(Ordering::Relaxed), reads);
+            assert_eq!(
+                readonly_and_table_reads(&fs, &mp),
+                (0.0, reads),
+                "statfs of another namespace taken for PID 1's, or the table not read"
+            );
         }
     }
 
@@ -1283,20 +1314,10 @@ mod tests {
     /// statfs' flags count); another namespace's table is read every scrape.
     #[test]
     fn without_namespace_links_an_identical_table_tells_the_namespace() {
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("disk");
-        std::fs::create_dir(&mnt).unwrap();
-        let ns_proc = dir.path().join("ns-proc");
-        let mut ns = crate::testutil::MountNamespace::start(
-            r#"echo up; read x; mount -t tmpfs -o size=1m other-ns "$1" && echo mounted; read x"#,
-            &mnt,
-            &ns_proc,
-        );
-        ns.step("mounted");
-        let theirs = std::fs::read_link(ns_proc.join("1"))
+        let (dir, mp, _ns) = tmpfs_in_another_namespace("ns-proc");
+        let theirs = std::fs::read_link(dir.path().join("ns-proc/1"))
             .unwrap()
             .join("mountinfo");
-        let mp = mnt.to_str().unwrap().to_string();
         for (ours, shared) in [
             (theirs.clone(), true),
             ("/proc/self/mountinfo".into(), false),
@@ -1308,34 +1329,12 @@ mod tests {
                 std::fs::create_dir_all(&pid_dir).unwrap();
                 std::os::unix::fs::symlink(table, pid_dir.join("mountinfo")).unwrap();
             }
-            let fs = one_mount_point(
-                root.path(),
-                &mp,
-                Arc::new(|_: &Path| {
-                    Ok(FsStats {
-                        read_only: true,
-                        ..FsStats::default()
-                    })
-                }),
-            );
+            let fs = one_mount_point(root.path(), &mp, statfs_read_only());
             for scrape in 1..=2 {
-                let mut out = MetricSet::new();
-                fs.update(&mut out).unwrap();
-                let (_, ro) = series(&out, "node_filesystem_readonly", &mp).unwrap();
-                let reads = fs.table_reads.load(Ordering::Relaxed);
-                if shared {
-                    assert_eq!(
-                        (ro, reads),
-                        (1.0, 1),
-                        "scrape {scrape}: watched, statfs counts"
-                    );
-                } else {
-                    assert_eq!(
-                        (ro, reads),
-                        (0.0, scrape),
-                        "scrape {scrape}: read every time"
-                    );
-                }
+                // Watched: read once, statfs' flag counts; else read
+                // every time, the table's "rw" counts.
+                let want = if shared { (1.0, 1) } else { (0.0, scrape) };
+                assert_eq!(readonly_and_table_reads(&fs, &mp), want, "scrape {scrape}");
             }
         }
     }

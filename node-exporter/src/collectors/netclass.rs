@@ -50,7 +50,7 @@ pub const SPEC: CollectorSpec = CollectorSpec {
         v.extend(bool_flag(
             "collector.netclass.netlink",
             false,
-            "Accepted for compatibility; the attributes are always those sysfs shows.",
+            "Accepted for compatibility: netclass reads the rtnetlink link dump whenever it describes the interfaces of --path.sysfs, with or without this flag, and reports what sysfs shows.",
         ));
         v.extend(bool_flag(
             "collector.netclass_rtnl.with-stats",
@@ -184,8 +184,14 @@ const fn int_attr(file: &str) -> usize {
     panic!("not an integer attribute")
 }
 
-/// The text attributes read besides [`INT_ATTRS`] and `speed`.
+/// The text attributes read besides [`INT_ATTRS`] and `speed`, and their
+/// places in it.
 const TEXT_ATTRS: [&str; 5] = ["operstate", "address", "broadcast", "duplex", "ifalias"];
+const OPERSTATE: usize = 0;
+const ADDRESS: usize = 1;
+const BROADCAST: usize = 2;
+const DUPLEX: usize = 3;
+const IFALIAS: usize = 4;
 /// Where each attribute's file sits in [`Device::files`].
 const SPEED: usize = INT_ATTRS.len();
 const TEXT: usize = SPEED + 1;
@@ -217,10 +223,10 @@ const FILE_ONLY: [usize; 4] = [
     int_attr("flags"),
     int_attr("name_assign_type"),
 ];
-const DUPLEX: usize = 3;
 
 /// One interface's attribute files, opened when the interface was first
-/// seen: ~22 per interface are read on every scrape, and a path walk per
+/// seen: where the link dump cannot stand in, ~22 per interface are read on
+/// every scrape (4 to 6 where it can), and a path walk per
 /// file per scrape, or an attribute this driver lacks looked up again each
 /// time, was most of this collector's cost.
 struct Device {
@@ -253,6 +259,13 @@ impl Device {
         device
     }
 
+    /// The same interface name's files opened anew (it was removed and
+    /// added again).
+    fn reopen(&mut self) {
+        let parent = self.dir.parent().unwrap_or(Path::new("")).to_path_buf();
+        *self = Device::open(&parent, &self.name.clone());
+    }
+
     /// Every attribute from its file.
     fn read_all(&mut self, buf: &mut [u8; 4096]) -> anyhow::Result<Values> {
         let mut v = Values::default();
@@ -277,8 +290,7 @@ impl Device {
     ) -> anyhow::Result<Option<Values>> {
         let index = link.ints[int_attr("ifindex")];
         if self.index != index {
-            let parent = self.dir.parent().unwrap_or(Path::new("")).to_path_buf();
-            *self = Device::open(&parent, &self.name.clone());
+            self.reopen();
             if self.index != index {
                 return Ok(None);
             }
@@ -305,8 +317,7 @@ impl Device {
         let n = match file.read_at(buf, 0) {
             Ok(n) => n,
             Err(e) if is_gone(&e) => {
-                let parent = self.dir.parent().unwrap_or(Path::new("")).to_path_buf();
-                *self = Device::open(&parent, &self.name.clone());
+                self.reopen();
                 match self.files.get(i).and_then(Option::as_ref) {
                     None => return Ok(None),
                     Some(f) => match f.read_at(buf, 0) {
@@ -374,13 +385,8 @@ struct Netclass {
 
 impl Netclass {
     fn new(f: &Flags) -> anyhow::Result<Self> {
-        for flag in [
-            "collector.netclass.netlink",
-            "collector.netclass_rtnl.with-stats",
-        ] {
-            if f.bool(flag, false) {
-                tracing::warn!("--{flag} has no effect here: netclass reports what sysfs shows (from a link dump where it can), netdev reports the statistics");
-            }
+        if f.bool("collector.netclass_rtnl.with-stats", false) {
+            tracing::warn!("--collector.netclass_rtnl.with-stats has no effect here: the netdev collector reports the statistics");
         }
         let ignored = f
             .regex("collector.netclass.ignored-devices")?
@@ -497,11 +503,11 @@ fn parse_link(payload: &[u8]) -> std::io::Result<(String, Values)> {
         let u8_value = || d.first().map(|&b| i64::from(b));
         match k {
             libc::IFLA_IFNAME => name = Some(text(d)),
-            libc::IFLA_ADDRESS => v.texts[1] = mac(d),
-            libc::IFLA_BROADCAST => v.texts[2] = mac(d),
-            libc::IFLA_IFALIAS => v.texts[4] = text(d),
+            libc::IFLA_ADDRESS => v.texts[ADDRESS] = mac(d),
+            libc::IFLA_BROADCAST => v.texts[BROADCAST] = mac(d),
+            libc::IFLA_IFALIAS => v.texts[IFALIAS] = text(d),
             libc::IFLA_OPERSTATE => {
-                v.texts[0] = u8_value()
+                v.texts[OPERSTATE] = u8_value()
                     .and_then(|s| OPERSTATES.get(s as usize))
                     .map_or_else(String::new, |s| s.to_string())
             }
@@ -532,7 +538,7 @@ fn rtnetlink_socket() -> KeptSocket {
 fn dump_links(socket: &KeptSocket) -> std::io::Result<Vec<(String, Values)>> {
     const RTM_NEWLINK: u16 = 16;
     let mut request = vec![0u8; 16]; // struct ifinfomsg, AF_UNSPEC
-    request.extend(crate::genetlink::attribute(
+    request.extend(crate::netlink::attribute(
         libc::IFLA_EXT_MASK,
         &(libc::RTEXT_FILTER_SKIP_STATS as u32).to_ne_bytes(),
     ));
@@ -586,11 +592,12 @@ impl Collector for Netclass {
             if self.ignored.is_match(&dev.name) {
                 continue;
             }
-            let values = match link {
-                Some(link) => match dev.complete(link, &mut buf)? {
-                    Some(v) => v,
-                    None => dev.read_all(&mut buf)?,
-                },
+            let completed = match link {
+                Some(link) => dev.complete(link, &mut buf)?,
+                None => None,
+            };
+            let values = match completed {
+                Some(v) => v,
                 None => dev.read_all(&mut buf)?,
             };
             self.emit(out, &dev.name, &values);
@@ -827,7 +834,7 @@ mod tests {
     }
 
     fn rtattr(kind: u16, data: &[u8]) -> Vec<u8> {
-        crate::genetlink::attribute(kind, data)
+        crate::netlink::attribute(kind, data)
     }
 
     #[test]
@@ -887,7 +894,7 @@ mod tests {
             (v.ints[int_attr("carrier")], v.ints[int_attr("dormant")]),
             (None, None)
         );
-        assert_eq!(v.texts[0], "");
+        assert_eq!(v.texts[OPERSTATE], "");
         assert_eq!(v.ints[int_attr("iflink")], Some(3));
 
         // Broken messages are errors, not panics.

@@ -163,7 +163,7 @@ const STATE_NAMES: [&str; 12] = [
 struct Tcpstat {
     paths: Paths,
     netlink: bool,
-    socket: sock_diag::KeptSocket,
+    socket: crate::netlink::KeptSocket,
 }
 
 impl Tcpstat {
@@ -236,8 +236,7 @@ impl Collector for Tcpstat {
 pub mod sock_diag {
     use std::io;
 
-    use crate::netlink::u32_at;
-    pub use crate::netlink::KeptSocket;
+    use crate::netlink::{u32_at, KeptSocket};
 
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;

@@ -47,7 +47,7 @@ pub fn parse_udp(text: &str, path: &Path) -> anyhow::Result<(u64, u64)> {
 struct UdpQueues {
     paths: Paths,
     netlink: bool,
-    socket: sock_diag::KeptSocket,
+    socket: crate::netlink::KeptSocket,
 }
 
 impl UdpQueues {
