@@ -34,6 +34,33 @@ check_config() { # name, extra render.py args...
 echo "== amtool check-config (example, and without mail)"
 check_config full
 check_config nomail -e alertmanager_email_to=
+check_config nodelay -e alertmanager_start_delay_seconds=0
+if grep -q "start-delay" "$work/nodelay/alertmanager.yml"; then
+  echo "alertmanager_start_delay_seconds=0 still mutes routes at start:" >&2
+  grep -n "start-delay" "$work/nodelay/alertmanager.yml" >&2; exit 1
+fi
+
+echo "== the start delay's window (ansible/roles/alertmanager/files/alertmanager-start-delay)"
+start_delay=../ansible/roles/alertmanager/files/alertmanager-start-delay
+# At 23:59:30 on New Year's Eve, 90 s: the last minute of the year and the
+# first of the next, both checked by amtool; a reload later keeps them.
+faketime '2026-12-31 23:59:30' "$start_delay" 90 "$work/full/alertmanager.yml" "$work/full/running.yml"
+want="      - {years: ['2026'], months: ['12'], days_of_month: ['31'], times: [{start_time: '23:59', end_time: '24:00'}], location: UTC}
+      - {years: ['2027'], months: ['1'], days_of_month: ['1'], times: [{start_time: '00:00', end_time: '00:01'}], location: UTC}"
+got=$(grep -A2 -- "- name: start-delay" "$work/full/running.yml" | tail -n +3; grep -F "days_of_month: ['1']" "$work/full/running.yml")
+[[ "$got" == "$want" ]] || { echo "the window at 2026-12-31 23:59:30 + 90 s is" >&2; echo "$got" >&2; echo "expected:" >&2; echo "$want" >&2; exit 1; }
+amtool check-config "$work/full/running.yml" >/dev/null
+faketime '2027-01-01 00:30:00' "$start_delay" 90 "$work/full/alertmanager.yml" "$work/full/running.yml" --reload
+grep -qF "$want" "$work/full/running.yml" || { echo "a reload moved the window" >&2; exit 1; }
+# Refused, each saying what is wrong: a delay that is not whole seconds, and
+# a config without the placeholder line (a template of the user's own).
+if "$start_delay" 1m "$work/full/alertmanager.yml" "$work/x.yml" 2>"$work/sd.err" || ! grep -q "start delay '1m' is not a whole number of seconds" "$work/sd.err"; then
+  echo "a start delay of 1m was not refused by name:" >&2; cat "$work/sd.err" >&2; exit 1; fi
+if "$start_delay" 90 "$work/nodelay/alertmanager.yml" "$work/x.yml" 2>"$work/sd.err" || ! grep -q "no line with '# start-delay window'" "$work/sd.err"; then
+  echo "a config without the window's placeholder was not refused:" >&2; cat "$work/sd.err" >&2; exit 1; fi
+echo "ok"
+echo "== the start delay against Alertmanager: a muted warning before its critical (side by side, up to 80 s)"
+"$PYTHON" alertmanager/tests/start_delay.py "$(mkdir "$work/start-delay" && echo "$work/start-delay")"
 
 echo "== thresholds per inventory group and host, as the Ansible prometheus role writes them"
 # The role's own rule tasks, run locally for tests/inventory/ (db: disks
@@ -72,6 +99,10 @@ if am_checks -e '{"alertmanager_cluster_peers": ["a", "b", "c"], "alertmanager_g
 fi
 am_checks -e '{"alertmanager_cluster_peers": ["a", "b", "c"], "alertmanager_group_interval": "10s", "alertmanager_cluster_peer_timeout": "2s"}' \
   >"$work/am-cluster-ok.log" 2>&1 || { cat "$work/am-cluster-ok.log" >&2; exit 1; }
+if am_checks -e alertmanager_start_delay_seconds=1m >"$work/am-delay.log" 2>&1 \
+  || ! grep -q "alertmanager_start_delay_seconds (1m) is not a whole number of seconds" "$work/am-delay.log"; then
+  echo "a start delay of 1m was not refused by name:" >&2; cat "$work/am-delay.log" >&2; exit 1
+fi
 echo "ok"
 
 echo "== Slack text: previous and new level"
