@@ -124,8 +124,17 @@ def run_size(n, args, work):
                     return False
                 time.sleep(2)
             return True
+        t_ready = time.monotonic()
         if not sleep_watching(args.warmup):
             return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
+        # Then until every host has been scraped (one rule round after), at
+        # most --warmup-max seconds: a size still taking targets in is no steady state.
+        while (query(base, 'sum(up{job="node"})') or 0) < n and time.monotonic() < t_ready + args.warmup_max:
+            if not sleep_watching(5):
+                return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
+        if not sleep_watching(float(args.scrape_interval.rstrip("s"))):
+            return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
+        warmed = time.monotonic() - t_ready
         cpu0, sim0, t0 = proc_cpu(prom.pid), proc_cpu(sim.pid), time.monotonic()
         own0 = self_metrics(base)
         if not sleep_watching(args.measure):
@@ -147,6 +156,7 @@ def run_size(n, args, work):
             "rules_max": max(rules, default=0),
             "scrape": query(base, 'avg(scrape_duration_seconds{job="node"})'),
             "samples": (sum(own[appended]) - sum(own0[appended])) / (t1 - t0),
+            "warmed": warmed,
         }
         print(json.dumps(row), flush=True)
         return row
@@ -166,26 +176,27 @@ def table(rows, args):
     out = [
         "## Prometheus sizing: one replica scraping a simulated fleet, one run",
         "",
-        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes} --warmup {args.warmup} --measure {args.measure} "
-        f"--max-rss-gib {args.max_rss_gib:g}`: "
+        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes} --warmup {args.warmup} "
+        f"--warmup-max {args.warmup_max} --measure {args.measure} --max-rss-gib {args.max_rss_gib:g}`: "
         f"Debian's Prometheus ({args.version}) scrapes `tests/fleet_sim/fleet_sim.py` (one process serving "
         f"`{os.path.relpath(args.body, ROOT)}`, a body of our node-exporter on a Debian 12 server, "
         f"as N hosts with changing values) every {args.scrape_interval}, with the rules of "
         "`alert-rules/rules/` evaluated at the same interval, on loopback, on this shared 2-core machine "
-        f"(load {args.load}). CPU over {args.measure} s after {args.warmup} s of warm-up; memory at the end "
+        f"(load {args.load}). Warm-up: at least {args.warmup} s, then until every host has been scraped "
+        f"(at most {args.warmup_max} s) and one scrape interval more; CPU over the {args.measure} s after it; memory at the end "
         "(peak in parentheses); rule evaluation: the last evaluation of every group, summed (slowest group).",
         "",
-        "| hosts | up | head series | resident memory | bytes per series | CPU (cores) | rule evaluation | "
+        "| hosts | up | warm-up | head series | resident memory | bytes per series | CPU (cores) | rule evaluation | "
         "avg scrape | samples/s | simulator CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "over" in r:
             out.append(f"| {r['targets']} | stopped: resident memory passed the {r['limit']} GiB this shared "
-                       "machine allows the run | | | | | | | | |")
+                       "machine allows the run | | | | | | | | | |")
             continue
         out.append(
-            f"| {r['targets']} | {int(r['up'] or 0)} | {int(r['series'] or 0):,} | {r['rss'] / mib:.0f} MiB "
+            f"| {r['targets']} | {int(r['up'] or 0)} | {r['warmed']:.0f} s | {int(r['series'] or 0):,} | {r['rss'] / mib:.0f} MiB "
             f"({r['hwm'] / mib:.0f}) | {r['rss'] / (r['series'] or 1):,.0f} | {r['cpu']:.2f} | "
             f"{(r['rules'] or 0) * 1000:.0f} ms ({(r['rules_max'] or 0) * 1000:.0f} ms) | "
             f"{(r['scrape'] or 0) * 1000:.0f} ms | {r['samples'] or 0:,.0f} | {r['sim_cpu']:.2f} |")
@@ -199,7 +210,9 @@ def main():
     p.add_argument("--body", default=BODY)
     p.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
     p.add_argument("--scrape-interval", default="15s")
-    p.add_argument("--warmup", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=60, help="seconds before measuring, at least")
+    p.add_argument("--warmup-max", type=int, default=600,
+                   help="seconds to wait at most for every host to be scraped")
     p.add_argument("--measure", type=int, default=120)
     p.add_argument("--max-rss-gib", type=float, default=8.0)
     p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
