@@ -253,7 +253,22 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     }
     assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
 
-    // A removed container's position is forgotten.
+    // A stopped container keeps its position (it may run again); removed
+    // once the shipper has let it go, its position is forgotten.
+    wait_until("b leaves /targets", Duration::from_secs(10), || {
+        Ok(!json("/targets")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["path"] == format!("/{b}")))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", json("/targets")));
+    std::thread::sleep(Duration::from_secs(2)); // two refreshes: let go
+    let p = std::fs::read_to_string(dir.path().join("positions.yaml")).unwrap();
+    assert!(
+        p.contains(&b_id),
+        "a stopped container keeps its position:\n{p}"
+    );
     docker(&["rm", &b]).unwrap();
     wait_until(
         "b's cursor leaves the positions file",

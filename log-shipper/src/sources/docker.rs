@@ -16,15 +16,16 @@
 //! the last line *read*, so it can lose in-flight lines and repeats a
 //! second's worth). The Engine's `since` takes whole seconds, so reading
 //! resumes at that second and skips what is at or before the position.
-//! A removed container's position is forgotten.
+//! A removed container's position is forgotten, also when it was removed
+//! after it stopped (the stopped ones are listed by id at each refresh).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptionsBuilder;
+use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -174,6 +175,7 @@ impl DockerSources {
                 tx: tx.clone(),
                 cursors: Arc::clone(&cursors),
                 tails: BTreeMap::new(),
+                stopped: BTreeMap::new(),
             };
             tasks.push(tokio::spawn(manager.run()));
         }
@@ -259,6 +261,9 @@ struct ContainerManager {
     tx: mpsc::Sender<Entry>,
     cursors: Arc<Cursors>,
     tails: BTreeMap<String, Tail>,
+    /// Containers let go while stopped, by id: their cursor keys, kept until
+    /// they run again or are removed.
+    stopped: BTreeMap<String, String>,
     published: Published,
 }
 
@@ -306,6 +311,7 @@ impl ContainerManager {
     /// gone once everything read from them is delivered.
     async fn sync(&mut self, docker: &Docker, targets: BTreeMap<String, LabelSet>) {
         for (id, discovered) in &targets {
+            self.stopped.remove(id);
             let streams = [
                 stream_labels(discovered, "stdout", &self.rules).map(Labels::from),
                 stream_labels(discovered, "stderr", &self.rules).map(Labels::from),
@@ -374,7 +380,42 @@ impl ContainerManager {
             );
             tracing::debug!(job = %self.job, container = %id, removed, "container no longer running");
             self.cursors.untrack(&t.key, removed);
+            if !removed {
+                self.stopped.insert(id, t.key);
+            }
         }
+        self.forget_removed(docker).await;
+    }
+
+    /// Forgets the positions of the stopped containers removed since (one
+    /// listing of them all, by id, stopped ones included).
+    async fn forget_removed(&mut self, docker: &Docker) {
+        if self.stopped.is_empty() {
+            return;
+        }
+        let filters = HashMap::from([(
+            "id".to_string(),
+            self.stopped.keys().cloned().collect::<Vec<_>>(),
+        )]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let existing: BTreeSet<String> = match docker.list_containers(Some(opts)).await {
+            Ok(list) => list.into_iter().filter_map(|c| c.id).collect(),
+            Err(e) => {
+                tracing::warn!(job = %self.job, error = %e, "docker_sd_configs: listing stopped containers failed; their positions are kept");
+                return;
+            }
+        };
+        self.stopped.retain(|id, key| {
+            let kept = existing.contains(id);
+            if !kept {
+                tracing::debug!(container = %id, "stopped container removed; its position is forgotten");
+                self.cursors.untrack(key, true);
+            }
+            kept
+        });
     }
 }
 
