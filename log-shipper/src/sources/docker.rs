@@ -17,7 +17,7 @@
 //! second's worth). The Engine's `since` takes whole seconds, so reading
 //! resumes at that second and skips what is at or before the position.
 //! A removed container's position is forgotten, also when it was removed
-//! after it stopped (the stopped ones are listed by id at each refresh).
+//! long after it stopped (the stopped ones are listed by id at each refresh).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -369,26 +369,18 @@ impl ContainerManager {
             let Some(t) = self.tails.remove(&id) else {
                 continue;
             };
-            // A stopped container may run again and keeps its position; a
-            // removed one has no logs left to read.
-            let removed = matches!(
-                docker.inspect_container(&id, None).await,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    ..
-                })
-            );
-            tracing::debug!(job = %self.job, container = %id, removed, "container no longer running");
-            self.cursors.untrack(&t.key, removed);
-            if !removed {
-                self.stopped.insert(id, t.key);
-            }
+            // A stopped container may run again and keeps its position
+            // until it is removed (below).
+            tracing::debug!(job = %self.job, container = %id, "container no longer running");
+            self.cursors.untrack(&t.key, false);
+            self.stopped.insert(id, t.key);
         }
         self.forget_removed(docker).await;
     }
 
-    /// Forgets the positions of the stopped containers removed since (one
-    /// listing of them all, by id, stopped ones included).
+    /// Forgets the positions of the stopped containers since removed: a
+    /// removed one has no logs left to read (one listing of them all, by id,
+    /// stopped ones included).
     async fn forget_removed(&mut self, docker: &Docker) {
         if self.stopped.is_empty() {
             return;
