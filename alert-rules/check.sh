@@ -58,6 +58,11 @@ if "$start_delay" 1m "$work/full/alertmanager.yml" "$work/x.yml" 2>"$work/sd.err
   echo "a start delay of 1m was not refused by name:" >&2; cat "$work/sd.err" >&2; exit 1; fi
 if "$start_delay" 90 "$work/nodelay/alertmanager.yml" "$work/x.yml" 2>"$work/sd.err" || ! grep -q "no line with '# start-delay window'" "$work/sd.err"; then
   echo "a config without the window's placeholder was not refused:" >&2; cat "$work/sd.err" >&2; exit 1; fi
+# --check, the role's validate: the config with a window passes amtool; one
+# without the placeholder is refused before the role puts it in place.
+"$start_delay" --check "$work/full/alertmanager.yml" >"$work/sd.out" || { cat "$work/sd.out" >&2; exit 1; }
+if "$start_delay" --check "$work/nodelay/alertmanager.yml" >/dev/null 2>"$work/sd.err" || ! grep -q "no line with '# start-delay window'" "$work/sd.err"; then
+  echo "--check passed a config without the window's placeholder:" >&2; cat "$work/sd.err" >&2; exit 1; fi
 echo "ok"
 echo "== the start delay against Alertmanager: a muted warning before its critical (side by side, up to 80 s)"
 "$PYTHON" alertmanager/tests/start_delay.py "$(mkdir "$work/start-delay" && echo "$work/start-delay")"

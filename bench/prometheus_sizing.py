@@ -6,6 +6,11 @@ alert-rules/rules/, on loopback. Per size: resident memory, CPU, rule
 evaluation time, head series, scrape duration.
 
     python3 bench/prometheus_sizing.py --sizes 1000,2000,5000 --output BENCHMARKS.md
+    python3 bench/prometheus_sizing.py --drop-collector systemd ...
+
+--drop-collector serves the same body without one collector's series (as a
+host with that collector off: node_exporter's defaults have systemd off);
+its table is a section of its own in BENCHMARKS.md.
 
 Each size: Prometheus starts empty, WARMUP seconds to take every target in,
 then MEASURE seconds over which CPU is averaged; memory is read at the end
@@ -31,11 +36,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import compare  # noqa: E402  (write_section)
+sys.path.insert(0, os.path.join(ROOT, "ansible/tests"))
+from deploy_test import duration_seconds  # noqa: E402
 
 SIM = os.path.join(ROOT, "tests/fleet_sim/fleet_sim.py")
 BODY = os.path.join(ROOT, "tests/fleet_sim/node-exporter-debian12.prom")
-SECTION_START = "<!-- bench/prometheus_sizing.py: start (generated, replaced on each run) -->"
-SECTION_END = "<!-- bench/prometheus_sizing.py: end -->"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -91,10 +96,33 @@ def wait_http(url, timeout=60):
     raise SystemExit(f"{url} did not answer in {timeout}s")
 
 
+def drop_collector(body, collector, work):
+    """The body without the collector's families (node_<collector>_*, with
+    their HELP and TYPE lines) and its node_scrape_collector_* samples."""
+    prefix = f"node_{collector}_"
+    kept = []
+    with open(body) as f:
+        for line in f:
+            name = line.split(None, 3)[2] if line.startswith(("# HELP ", "# TYPE ")) else line
+            if name.startswith(prefix) or f'collector="{collector}"' in line:
+                continue
+            kept.append(line)
+    path = os.path.join(work, f"body-without-{collector}.prom")
+    with open(path, "w") as f:
+        f.writelines(kept)
+    return path
+
+
+def markers(args):
+    key = f" --drop-collector {args.drop_collector}" if args.drop_collector else ""
+    return (f"<!-- bench/prometheus_sizing.py{key}: start (generated, replaced on each run) -->",
+            f"<!-- bench/prometheus_sizing.py{key}: end -->")
+
+
 def run_size(n, args, work):
     sim_port, prom_port = free_port(), free_port()
     sd = os.path.join(work, f"targets-{n}.json")
-    sim = subprocess.Popen([sys.executable, SIM, "--body", args.body, "--targets", str(n),
+    sim = subprocess.Popen([sys.executable, SIM, "--body", args.served_body, "--targets", str(n),
                             "--listen", f"127.0.0.1:{sim_port}", "--file-sd", sd],
                            stdout=subprocess.DEVNULL)
     prom = None
@@ -132,7 +160,7 @@ def run_size(n, args, work):
         while (query(base, 'sum(up{job="node"})') or 0) < n and time.monotonic() < t_ready + args.warmup_max:
             if not sleep_watching(5):
                 return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
-        if not sleep_watching(float(args.scrape_interval.rstrip("s"))):
+        if not sleep_watching(duration_seconds(args.scrape_interval)):
             return {"targets": n, "over": time.monotonic(), "limit": args.max_rss_gib}
         warmed = time.monotonic() - t_ready
         cpu0, sim0, t0 = proc_cpu(prom.pid), proc_cpu(sim.pid), time.monotonic()
@@ -173,13 +201,16 @@ def run_size(n, args, work):
 
 def table(rows, args):
     mib = 1024 * 1024
+    dropped = f" --drop-collector {args.drop_collector}" if args.drop_collector else ""
+    without = f" without the {args.drop_collector} collector's series" if args.drop_collector else ""
     out = [
-        "## Prometheus sizing: one replica scraping a simulated fleet, one run",
+        f"## Prometheus sizing: one replica scraping a simulated fleet{without}, one run",
         "",
-        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes} --warmup {args.warmup} "
+        f"`python3 bench/prometheus_sizing.py --sizes {args.sizes}{dropped} --warmup {args.warmup} "
         f"--warmup-max {args.warmup_max} --measure {args.measure} --max-rss-gib {args.max_rss_gib:g}`: "
         f"Debian's Prometheus ({args.version}) scrapes `tests/fleet_sim/fleet_sim.py` (one process serving "
-        f"`{os.path.relpath(args.body, ROOT)}`, a body of our node-exporter on a Debian 12 server, "
+        f"`{os.path.relpath(args.body, ROOT)}`, a body of our node-exporter on a Debian 12 server{without}, "
+        f"{args.body_series} samples, "
         f"as N hosts with changing values) every {args.scrape_interval}, with the rules of "
         "`alert-rules/rules/` evaluated at the same interval, on loopback, on this shared 2-core machine "
         f"(load {args.load}). Warm-up: at least {args.warmup} s, then until every host has been scraped "
@@ -208,6 +239,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,2000,5000")
     p.add_argument("--body", default=BODY)
+    p.add_argument("--drop-collector", metavar="NAME",
+                   help="serve the body without this collector's series (e.g. systemd)")
     p.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
     p.add_argument("--scrape-interval", default="15s")
     p.add_argument("--warmup", type=int, default=60, help="seconds before measuring, at least")
@@ -218,11 +251,20 @@ def main():
     p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
+    try:  # refused before anything starts
+        duration_seconds(args.scrape_interval)
+    except SystemExit as e:
+        raise SystemExit(f"--scrape-interval: {e} (a Prometheus duration: 15s, 1m, 1m30s)") from None
     args.version = subprocess.run([args.prometheus, "--version"], capture_output=True, text=True
                                   ).stdout.split("\n")[0].replace("prometheus, version ", "").split(" ")[0]
     args.load = open("/proc/loadavg").read().split()[0]
     work = tempfile.mkdtemp(prefix="prometheus-sizing.")
     try:
+        args.served_body = drop_collector(args.body, args.drop_collector, work) if args.drop_collector else args.body
+        with open(args.served_body) as f:
+            args.body_series = sum(1 for line in f if line.strip() and not line.startswith("#"))
+        if args.body_series == 0:
+            raise SystemExit(f"{args.served_body}: no series to serve")
         rows = [run_size(int(n), args, work) for n in args.sizes.split(",")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -230,7 +272,7 @@ def main():
     section = table(rows, args)
     print(section)
     if not args.no_write:
-        compare.write_section(args.output, section, SECTION_START, SECTION_END)
+        compare.write_section(args.output, section, *markers(args))
 
 
 if __name__ == "__main__":
