@@ -128,6 +128,13 @@ async fn answer(
         let stream = futures_util::stream::once(async move { Ok(Frame::data(lines)) })
             .chain(futures_util::stream::pending());
         (None, BodyExt::boxed(StreamBody::new(stream)))
+    } else if path == "/events" {
+        // As the Engine when nothing happens: a stream that stays open.
+        let stream = futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+        (
+            Some("application/json"),
+            BodyExt::boxed(StreamBody::new(stream)),
+        )
     } else if path.starts_with("/containers/") && path.ends_with("/json") {
         json("container.json")
     } else {

@@ -35,6 +35,14 @@ scrape_configs:\n{scrape}",
     path
 }
 
+/// A `docker_sd_configs` job for the containers labelled `e2e.test=<tag>`,
+/// labelled `container`, `stream` and `job`.
+fn docker_sd_job(tag: &str, refresh_interval: &str) -> String {
+    format!(
+        "  - job_name: docker\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n        refresh_interval: {refresh_interval}\n        filters:\n          - name: label\n            values: [e2e.test={tag}]\n    relabel_configs:\n      - source_labels: [__meta_docker_container_name]\n        regex: '/(.*)'\n        target_label: container\n      - source_labels: [__meta_docker_container_log_stream]\n        target_label: stream\n      - replacement: docker\n        target_label: job\n"
+    )
+}
+
 /// What the Engine holds for a container, per stream: (stream, line) counts.
 fn engine_lines(container: &str) -> HashMap<(String, String), usize> {
     let mut out = HashMap::new();
@@ -111,22 +119,13 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
     let port = free_port();
     let mut scene = Scene::new("ship-test", "logs");
     let tag = scene.name("tag");
-    let cfg = write_config(
-        dir.path(),
-        &receiver,
-        port,
-        &format!(
-            "  - job_name: docker\n    docker_sd_configs:\n      - host: unix:///var/run/docker.sock\n        refresh_interval: 1s\n        filters:\n          - name: label\n            values: [e2e.test={tag}]\n    relabel_configs:\n      - source_labels: [__meta_docker_container_name]\n        regex: '/(.*)'\n        target_label: container\n      - source_labels: [__meta_docker_container_log_stream]\n        target_label: stream\n      - replacement: docker\n        target_label: job\n"
-        ),
-    );
+    let cfg = write_config(dir.path(), &receiver, port, &docker_sd_job(&tag, "1s"));
     let label = format!("e2e.test={tag}");
     let shipper = shipper::start(&cfg, port, &[], &[]);
 
     // A counts its runs in its own filesystem, so a restart prints new lines.
-    // Each run stays up past two refresh intervals: discovery lists running
-    // containers, as promtail's does, so a run that starts and ends between
-    // two listings is read only when the container next runs (a restart's
-    // 0.8 s of lines was missed that way under load). Its third run,
+    // Each run stays up past two refresh intervals (runs shorter than that
+    // have a test of their own, below). Its third run,
     // printed while the shipper is down, stays up a while so the restarted
     // shipper finds it running (a container that came and went while the
     // shipper was down is not shipped).
@@ -279,6 +278,52 @@ fn container_logs_arrive_once_across_restarts_removal_and_shipper_restarts() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", shipper.log_tail(30)));
+    shipper::stop(shipper);
+}
+
+/// Runs shorter than `refresh_interval` (a batch job, a crash loop) arrive:
+/// a container's start in the Engine's events lists the containers at once,
+/// and one started since the last listing is listed by id even when it has
+/// stopped already. promtail reads such a run only when a listing falls
+/// inside it. With a 60 s refresh, each run here lasts milliseconds; a
+/// container the config's filters do not select is not read.
+#[test]
+fn runs_shorter_than_the_refresh_interval_arrive() {
+    if !engine_available("runs_shorter_than_the_refresh_interval_arrive") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = LokiReceiver::start();
+    let port = free_port();
+    let mut scene = Scene::new("ship-test", "short");
+    let tag = scene.name("tag");
+    let cfg = write_config(dir.path(), &receiver, port, &docker_sd_job(&tag, "60s"));
+    let label = format!("e2e.test={tag}");
+    let shipper = shipper::start(&cfg, port, &[], &[]);
+    // Each run prints numbered lines of its own and exits at once.
+    let script = "n=$(cat /tmp/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/runs; \
+         i=0; while [ $i -lt 20 ]; do echo \"s run $n out $i\"; echo \"s run $n err $i\" >&2; \
+         i=$((i+1)); done";
+    let other = scene.name("other");
+    scene.run("other", &[], script);
+    let s = scene.name("s");
+    scene.run("s", &["--label", &label], script);
+    wait_exited(&s);
+    expect_same(&receiver, &s, &shipper, "a run of milliseconds arrives");
+    docker(&["start", &s]).unwrap();
+    wait_exited(&s);
+    expect_same(
+        &receiver,
+        &s,
+        &shipper,
+        "its second run (a restart) arrives",
+    );
+    wait_exited(&other);
+    assert!(
+        received_lines(&receiver, &other).is_empty(),
+        "a container the filters do not select was read"
+    );
+    assert!(receiver.problems().is_empty(), "{:?}", receiver.problems());
     shipper::stop(shipper);
 }
 

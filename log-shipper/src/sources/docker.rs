@@ -5,7 +5,11 @@
 //! Like promtail, every `refresh_interval` the running containers are
 //! listed; a new one is followed from its first line (or from its saved
 //! position), one whose log stream ended (stopped) is followed again when
-//! it runs again (restarted), from where reading stopped. Each line gets
+//! it runs again (restarted), from where reading stopped. Unlike promtail,
+//! a container's `start` in the Engine's events lists them at once, and a
+//! container that started since the last listing is listed by id even if
+//! it has stopped already: a run shorter than `refresh_interval` (a batch
+//! job, a crash loop) is read too, not skipped. Each line gets
 //! the container's `__meta_docker_*` labels plus
 //! `__meta_docker_container_log_stream` (`stdout`/`stderr`), relabeled by
 //! the scrape config's `relabel_configs` (a dropped stream is not shipped),
@@ -22,10 +26,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -46,6 +52,9 @@ const CURSOR_SYNC: Duration = Duration::from_millis(200);
 /// Waits between attempts while the Engine does not answer.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// After a container's start wakes discovery, how long to wait for others
+/// (containers started together) before listing.
+const START_SETTLE: Duration = Duration::from_millis(50);
 
 static ENTRIES: AtomicU64 = AtomicU64::new(0);
 static PARSING_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -176,6 +185,8 @@ impl DockerSources {
                 cursors: Arc::clone(&cursors),
                 tails: BTreeMap::new(),
                 stopped: BTreeMap::new(),
+                starts: None,
+                started: BTreeSet::new(),
             };
             tasks.push(tokio::spawn(manager.run()));
         }
@@ -264,7 +275,76 @@ struct ContainerManager {
     /// Containers let go while stopped, by id: their cursor keys, kept until
     /// they run again or are removed.
     stopped: BTreeMap<String, String>,
+    /// The ids of containers the Engine reports started, while the
+    /// subscription to its events lasts.
+    starts: Option<StartWatch>,
+    /// Started since the last listing.
+    started: BTreeSet<String>,
     published: Published,
+}
+
+/// A subscription to the Engine's container `start` events, in a task of
+/// its own (the event stream borrows its client); the channel closes when
+/// the stream breaks.
+struct StartWatch {
+    ids: mpsc::UnboundedReceiver<String>,
+    task: JoinHandle<()>,
+    /// When it was made: a broken one is replaced RETRY_MAX after that at
+    /// the earliest (an Engine or proxy without events is not asked at
+    /// every listing).
+    made: Instant,
+}
+
+impl StartWatch {
+    fn subscribe(docker: &Docker) -> StartWatch {
+        let docker = docker.clone();
+        let (tx, ids) = mpsc::unbounded_channel();
+        // Asked from the current second, so a start between this call and
+        // the stream's first poll is still reported (the Engine replays it).
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let task = tokio::spawn(async move {
+            let filters = HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                ("event".to_string(), vec!["start".to_string()]),
+            ]);
+            let opts = EventsOptionsBuilder::new()
+                .since(&since)
+                .filters(&filters)
+                .build();
+            let mut events = docker.events(Some(opts));
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(ev) => {
+                        let Some(id) = ev.actor.and_then(|a| a.id) else {
+                            continue;
+                        };
+                        if tx.send(id).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "docker_sd_configs: the Engine's event stream broke; listing every refresh_interval until it is back");
+                        return;
+                    }
+                }
+            }
+        });
+        StartWatch {
+            ids,
+            task,
+            made: Instant::now(),
+        }
+    }
+}
+
+impl Drop for StartWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl ContainerManager {
@@ -282,7 +362,7 @@ impl ContainerManager {
             }
             let wait = match &docker {
                 None => None,
-                Some(d) => match docker_sd::discover(d, &self.cfg).await {
+                Some(d) => match self.discover(d).await {
                     Ok(targets) => {
                         self.sync(d, targets).await;
                         Some(self.cfg.refresh_interval.get())
@@ -297,13 +377,68 @@ impl ContainerManager {
             match wait {
                 Some(w) => {
                     retry = RETRY_MIN;
-                    tokio::time::sleep(w).await;
+                    self.wait_for_start(w).await;
                 }
                 None => {
                     tokio::time::sleep(retry.min(self.cfg.refresh_interval.get())).await;
                     retry = (retry * 2).min(RETRY_MAX);
                 }
             }
+        }
+    }
+
+    /// The running containers, and those started since the last listing
+    /// that have stopped already. Subscribes to the Engine's start events
+    /// first, so no start falls between the listing and the subscription.
+    async fn discover(
+        &mut self,
+        docker: &Docker,
+    ) -> Result<BTreeMap<String, LabelSet>, bollard::errors::Error> {
+        if self
+            .starts
+            .as_ref()
+            .is_none_or(|w| w.ids.is_closed() && w.made.elapsed() >= RETRY_MAX)
+        {
+            self.starts = Some(StartWatch::subscribe(docker));
+        }
+        if let Some(w) = self.starts.as_mut() {
+            while let Ok(id) = w.ids.try_recv() {
+                self.started.insert(id);
+            }
+        }
+        let mut targets = docker_sd::discover(docker, &self.cfg).await?;
+        let gone_by: Vec<String> = self
+            .started
+            .iter()
+            .filter(|id| !targets.contains_key(*id))
+            .cloned()
+            .collect();
+        if !gone_by.is_empty() {
+            for (id, t) in docker_sd::discover_ids(docker, &self.cfg, &gone_by).await? {
+                tracing::debug!(job = %self.job, container = %id, "a run that ended before its listing");
+                targets.insert(id, t);
+            }
+        }
+        self.started.clear();
+        Ok(targets)
+    }
+
+    /// Sleeps `refresh` or until a container starts, whichever comes first
+    /// (then a moment more, so a burst of starts makes one listing).
+    async fn wait_for_start(&mut self, refresh: Duration) {
+        let until = tokio::time::Instant::now() + refresh;
+        let Some(w) = self.starts.as_mut() else {
+            tokio::time::sleep_until(until).await;
+            return;
+        };
+        match tokio::time::timeout_at(until, w.ids.recv()).await {
+            Ok(Some(id)) => {
+                self.started.insert(id);
+                tokio::time::sleep(START_SETTLE.min(refresh)).await;
+            }
+            // The stream broke: the interval as before the subscription.
+            Ok(None) => tokio::time::sleep_until(until).await,
+            Err(_) => {}
         }
     }
 

@@ -56,6 +56,41 @@ pub async fn discover(
     Ok(first_per_container(targets(&containers, &networks, cfg)))
 }
 
+/// The containers among `ids` that the config's `filters` select, stopped
+/// ones included: runs that started and ended between two listings (their
+/// starts were seen in the Engine's events), so they are read too.
+pub async fn discover_ids(
+    docker: &Docker,
+    cfg: &DockerSdConfig,
+    ids: &[String],
+) -> Result<BTreeMap<String, LabelSet>, bollard::errors::Error> {
+    let mut filters = super::docker_engine::filters(&cfg.filters);
+    // Filters on different keys all apply; values of one key are
+    // alternatives, so a user's own `id` filter narrows ours.
+    let wanted: Vec<String> = match filters.get("id") {
+        Some(theirs) => ids
+            .iter()
+            .filter(|id| theirs.iter().any(|t| id.starts_with(t.as_str())))
+            .cloned()
+            .collect(),
+        None => ids.to_vec(),
+    };
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    filters.insert("id".into(), wanted);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker.list_containers(Some(opts)).await?;
+    if containers.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let networks = docker.list_networks(None::<ListNetworksOptions>).await?;
+    Ok(first_per_container(targets(&containers, &networks, cfg)))
+}
+
 /// promtail keeps the first target of each container id.
 fn first_per_container(targets: Vec<LabelSet>) -> BTreeMap<String, LabelSet> {
     let mut out = BTreeMap::new();
