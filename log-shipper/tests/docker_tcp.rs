@@ -31,11 +31,14 @@ const CONTAINER: &str = "mend-engine-record";
 
 /// A request the stand-in saw: its path and headers (names lower case).
 type Seen = Vec<(String, HashMap<String, String>)>;
+/// The queries of the requests seen, by path.
+type Queries = Vec<(String, String)>;
 
 /// The recorded Engine over TLS on a loopback port; stops with the test.
 struct Engine {
     port: u16,
     seen: Arc<Mutex<Seen>>,
+    queries: Arc<Mutex<Queries>>,
 }
 
 fn fixture(name: &str) -> Bytes {
@@ -50,6 +53,8 @@ impl Engine {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let query_log = Arc::clone(&queries);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -65,6 +70,7 @@ impl Engine {
                     };
                     let acceptor = acceptor.clone();
                     let log = Arc::clone(&log);
+                    let query_log = Arc::clone(&query_log);
                     let logs_served = Arc::clone(&logs_served);
                     tokio::spawn(async move {
                         // A client refused by the handshake sees an error.
@@ -72,7 +78,12 @@ impl Engine {
                             return;
                         };
                         let service = hyper::service::service_fn(move |req| {
-                            answer(req, Arc::clone(&log), Arc::clone(&logs_served))
+                            answer(
+                                req,
+                                Arc::clone(&log),
+                                Arc::clone(&query_log),
+                                Arc::clone(&logs_served),
+                            )
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -81,11 +92,25 @@ impl Engine {
                 }
             });
         });
-        Engine { port, seen }
+        Engine {
+            port,
+            seen,
+            queries,
+        }
     }
 
     fn seen(&self) -> Seen {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The decoded queries of the requests to `path`.
+    fn queries(&self, path: &str) -> Vec<String> {
+        let queries = self.queries.lock().unwrap();
+        queries
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, q)| q.clone())
+            .collect()
     }
 }
 
@@ -98,6 +123,7 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
     log: Arc<Mutex<Seen>>,
+    queries: Arc<Mutex<Queries>>,
     logs_served: Arc<Mutex<bool>>,
 ) -> Result<hyper::Response<Body>, Infallible> {
     let full = req.uri().path().to_string();
@@ -111,6 +137,11 @@ async fn answer(
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     log.lock().unwrap().push((path.clone(), headers));
+    let query = req.uri().query().unwrap_or("");
+    let query = percent_encoding::percent_decode_str(query)
+        .decode_utf8_lossy()
+        .to_string();
+    queries.lock().unwrap().push((path.clone(), query));
     let json = |name: &str| (Some("application/json"), Full::new(fixture(name)).boxed());
     let (content_type, body) = if path == "/version" {
         json("version.json")
@@ -306,11 +337,36 @@ fn https_engine_with_insecure_skip_verify_and_a_bearer_token() {
     let ca = TestCa::new();
     let engine = Engine::start(server_tls(d, &ca, None));
     let r = LokiReceiver::start();
+    // With a label filter (the stand-in lists its container whatever the
+    // filters say).
     let sd = format!(
-        "        host: https://127.0.0.1:{}\n        bearer_token: tok\n        tls_config: {{insecure_skip_verify: true}}\n",
+        "        host: https://127.0.0.1:{}\n        bearer_token: tok\n        tls_config: {{insecure_skip_verify: true}}\n        filters: [{{name: label, values: [com.example.team=web]}}, {{name: status, values: [running]}}]\n",
         engine.port
     );
-    run(d, &r, &sd, || Ok(r.lines().len() == 2));
+    run(d, &r, &sd, || {
+        Ok(r.lines().len() == 2 && !engine.queries("/events").is_empty())
+    });
+    // The start events the shipper subscribes to are those of the
+    // containers its label filter selects (the Engine applies it to
+    // events as to listings): other containers' starts wake no listing.
+    // The listing's other filters are not event filters and stay out.
+    for q in engine.queries("/events") {
+        let filters = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("filters="))
+            .unwrap_or_default();
+        let filters: HashMap<String, Vec<String>> =
+            serde_json::from_str(filters).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let want: HashMap<String, Vec<String>> = [
+            ("type", "container"),
+            ("event", "start"),
+            ("label", "com.example.team=web"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+        .collect();
+        assert_eq!(filters, want, "{q}");
+    }
     assert!(engine
         .seen()
         .iter()

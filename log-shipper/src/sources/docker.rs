@@ -37,7 +37,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::docker_engine::{connect_sd, format_position, parse_position, parse_timestamp};
+use super::docker_engine::{self, connect_sd, format_position, parse_position, parse_timestamp};
 use super::docker_sd::{self, LOG_STREAM};
 use crate::ack::Progress;
 use crate::config::{DockerSdConfig, ScrapeConfig};
@@ -296,7 +296,10 @@ struct StartWatch {
 }
 
 impl StartWatch {
-    fn subscribe(docker: &Docker) -> StartWatch {
+    /// `labels`: the config's `label` filters, which the Engine applies to
+    /// events as to listings (every one must match), so that starts of
+    /// containers the config does not select wake no listing.
+    fn subscribe(docker: &Docker, labels: Vec<String>) -> StartWatch {
         let docker = docker.clone();
         let (tx, ids) = mpsc::unbounded_channel();
         // Asked from the current second, so a start between this call and
@@ -307,10 +310,13 @@ impl StartWatch {
             .as_secs()
             .to_string();
         let task = tokio::spawn(async move {
-            let filters = HashMap::from([
+            let mut filters = HashMap::from([
                 ("type".to_string(), vec!["container".to_string()]),
                 ("event".to_string(), vec!["start".to_string()]),
             ]);
+            if !labels.is_empty() {
+                filters.insert("label".to_string(), labels);
+            }
             let opts = EventsOptionsBuilder::new()
                 .since(&since)
                 .filters(&filters)
@@ -399,7 +405,10 @@ impl ContainerManager {
             .as_ref()
             .is_none_or(|w| w.ids.is_closed() && w.made.elapsed() >= RETRY_MAX)
         {
-            self.starts = Some(StartWatch::subscribe(docker));
+            let labels = docker_engine::filters(&self.cfg.filters)
+                .remove("label")
+                .unwrap_or_default();
+            self.starts = Some(StartWatch::subscribe(docker, labels));
         }
         if let Some(w) = self.starts.as_mut() {
             while let Ok(id) = w.ids.try_recv() {
