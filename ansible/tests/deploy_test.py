@@ -38,7 +38,8 @@ server (SMTP, port 2525).
 After the healthy checks the test fills small filesystems past their
 thresholds (the app host is also a `db` server: 95 %), kills the app's
 container and keeps a probe target down (the second (idempotence) and
---check runs happen while the healthy deployment is checked from outside).
+--check runs happen while the healthy deployment is checked from outside; in
+`ha` tsdb's second run later, while monitoring2's start delay is waited out).
 Each alert must reach the receivers the inventory routes it to once, and be
 resolved once when undone.
 The rules are the production ones with one change, as in tests/src/rules.rs:
@@ -828,16 +829,23 @@ VM_PORT = 8428
 STORE_OUTAGE = 120
 
 
+def cluster_peers(addr):
+    """The Alertmanager at addr: its cluster status and the addresses
+    (without port) of the peers it sees."""
+    status = http_json(f"http://{addr}:9093/api/v2/status")[1]
+    return status["cluster"]["status"], {p["address"].rsplit(":", 1)[0] for p in status["cluster"]["peers"]}
+
+
 def check_ha_deployment(addrs):
     """Issue 19's deployment: three Alertmanager peers in one cluster, two
     Prometheus replicas each with its replica label sending to every peer
     and writing to VictoriaMetrics."""
     peers = {addrs[h] for h in ("monitoring", "monitoring2", "tsdb")}
     for h in ("monitoring", "monitoring2", "tsdb"):
-        got = eventually(f"cluster seen from {h}", lambda: (lambda st: st if len(st["cluster"]["peers"]) == 3 else None)(
-            http_json(f"http://{addrs[h]}:9093/api/v2/status")[1]))
-        seen = {p["address"].rsplit(":", 1)[0] for p in got["cluster"]["peers"]} if got else set()
-        check(bool(got) and got["cluster"]["status"] == "ready" and seen == peers,
+        got = eventually(f"cluster seen from {h}", lambda: (lambda c: c if len(c[1]) == 3 else None)(
+            cluster_peers(addrs[h])))
+        status, seen = got or (None, set())
+        check(status == "ready" and seen == peers,
               f"Alertmanager on {h} is one of a ready cluster of the 3 peers ({seen})")
     for h in ("monitoring", "monitoring2"):
         prom = f"http://{addrs[h]}:9090"
@@ -1320,9 +1328,8 @@ def rejoined(addrs, webhooks, lost, targets_down, muted, t_start, before, not_ag
     wait_for_systemd(lost)
     peers = {addrs[h] for h in ("monitoring", "monitoring2", "tsdb")}
     for h in ("monitoring", "monitoring2", "tsdb"):
-        got = eventually(f"{lost} rejoined, seen from {h}", lambda: (
-            lambda st: st if {p["address"].rsplit(":", 1)[0] for p in st["cluster"]["peers"]} == peers else None)(
-            http_json(f"http://{addrs[h]}:9093/api/v2/status")[1]), timeout=120)
+        got = eventually(f"{lost} rejoined, seen from {h}", lambda: cluster_peers(addrs[h])[1] == peers or None,
+                         timeout=120)
         check(bool(got), f"(HA) {lost}'s Alertmanager rejoined: {h} sees the 3 peers again")
     am = eventually(f"{lost}'s Prometheus sends again", lambda: (lambda a: a if len(a) == 3 else None)(
         http_json(f"http://{addrs[lost]}:9090/api/v1/alertmanagers")[1]["data"]["activeAlertmanagers"]))
@@ -1532,10 +1539,8 @@ def main():
             if HA:
                 store_back.wait()
                 monitoring2_back.wait()
-                eventually("tsdb's Alertmanager sees monitoring2 again", lambda: (
-                    lambda st: st if addrs["monitoring2"] in {p["address"].rsplit(":", 1)[0]
-                                                             for p in st["cluster"]["peers"]} else None)(
-                    http_json(f"http://{addrs['tsdb']}:9093/api/v2/status")[1]), timeout=120)
+                eventually("tsdb's Alertmanager sees monitoring2 again",
+                           lambda: addrs["monitoring2"] in cluster_peers(addrs["tsdb"])[1] or None, timeout=120)
                 log("second run (tsdb) starts")
             runs["second"] = playbook(inventory, os.path.join(work, "run2.log"), *again, *skip)
 
@@ -1552,7 +1557,6 @@ def main():
         check_thread = threading.Thread(target=check_run, daemon=True)
         for t in (second, check_thread):
             t.start()
-        later_runs = [check_thread] + ([] if HA else [second])
 
         # 3. Prometheus scrapes the app host's exporter (the operator asks it).
         def app_target_up():
@@ -1720,8 +1724,7 @@ def main():
 
         # 8. Loki and Grafana: --check --diff with their groups filled in (run
         # while 3-7d were checked).
-        for t in later_runs:
-            t.join()
+        check_thread.join()
         rc, took3, text, recap = runs["check"]
         if rc != 0:
             print(text[-6000:])

@@ -29,16 +29,22 @@ use test_ca::TestCa;
 
 const CONTAINER: &str = "mend-engine-record";
 
-/// A request the stand-in saw: its path and headers (names lower case).
-type Seen = Vec<(String, HashMap<String, String>)>;
-/// The queries of the requests seen, by path.
-type Queries = Vec<(String, String)>;
+/// A request the stand-in saw.
+#[derive(Clone)]
+struct Request {
+    /// Without the API version.
+    path: String,
+    /// As sent (percent-encoded).
+    query: String,
+    /// Names lower case.
+    headers: HashMap<String, String>,
+}
+type Seen = Vec<Request>;
 
 /// The recorded Engine over TLS on a loopback port; stops with the test.
 struct Engine {
     port: u16,
     seen: Arc<Mutex<Seen>>,
-    queries: Arc<Mutex<Queries>>,
 }
 
 fn fixture(name: &str) -> Bytes {
@@ -53,8 +59,6 @@ impl Engine {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
-        let queries = Arc::new(Mutex::new(Vec::new()));
-        let query_log = Arc::clone(&queries);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -70,7 +74,6 @@ impl Engine {
                     };
                     let acceptor = acceptor.clone();
                     let log = Arc::clone(&log);
-                    let query_log = Arc::clone(&query_log);
                     let logs_served = Arc::clone(&logs_served);
                     tokio::spawn(async move {
                         // A client refused by the handshake sees an error.
@@ -78,12 +81,7 @@ impl Engine {
                             return;
                         };
                         let service = hyper::service::service_fn(move |req| {
-                            answer(
-                                req,
-                                Arc::clone(&log),
-                                Arc::clone(&query_log),
-                                Arc::clone(&logs_served),
-                            )
+                            answer(req, Arc::clone(&log), Arc::clone(&logs_served))
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
@@ -92,24 +90,29 @@ impl Engine {
                 }
             });
         });
-        Engine {
-            port,
-            seen,
-            queries,
-        }
+        Engine { port, seen }
     }
 
     fn seen(&self) -> Seen {
         self.seen.lock().unwrap().clone()
     }
 
-    /// The decoded queries of the requests to `path`.
-    fn queries(&self, path: &str) -> Vec<String> {
-        let queries = self.queries.lock().unwrap();
-        queries
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, q)| q.clone())
+    /// The value of query parameter `name` (decoded) in each request to `path`.
+    fn query_param(&self, path: &str, name: &str) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| {
+                let value = r.query.split('&').find_map(|kv| {
+                    kv.strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix('='))
+                })?;
+                Some(
+                    percent_encoding::percent_decode_str(value)
+                        .decode_utf8_lossy()
+                        .to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -123,7 +126,6 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
     log: Arc<Mutex<Seen>>,
-    queries: Arc<Mutex<Queries>>,
     logs_served: Arc<Mutex<bool>>,
 ) -> Result<hyper::Response<Body>, Infallible> {
     let full = req.uri().path().to_string();
@@ -136,12 +138,11 @@ async fn answer(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    log.lock().unwrap().push((path.clone(), headers));
-    let query = req.uri().query().unwrap_or("");
-    let query = percent_encoding::percent_decode_str(query)
-        .decode_utf8_lossy()
-        .to_string();
-    queries.lock().unwrap().push((path.clone(), query));
+    log.lock().unwrap().push(Request {
+        path: path.clone(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        headers,
+    });
     let json = |name: &str| (Some("application/json"), Full::new(fixture(name)).boxed());
     let (content_type, body) = if path == "/version" {
         json("version.json")
@@ -293,7 +294,7 @@ fn tcp_engine_with_tls_client_certificates_auth_and_http_headers() {
     run(d, &r, &sd, || Ok(lines_by_stream(&r) == want));
 
     let seen = engine.seen();
-    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
     for wanted in ["/version", "/containers/json", "/networks"] {
         assert!(paths.contains(&wanted), "{paths:?}");
     }
@@ -303,7 +304,7 @@ fn tcp_engine_with_tls_client_certificates_auth_and_http_headers() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("shipper:s3cret")
     );
-    for (path, headers) in &seen {
+    for Request { path, headers, .. } in &seen {
         assert_eq!(headers.get("authorization"), Some(&basic), "{path}");
         assert_eq!(
             headers.get("x-engine-token").map(String::as_str),
@@ -344,19 +345,15 @@ fn https_engine_with_insecure_skip_verify_and_a_bearer_token() {
         engine.port
     );
     run(d, &r, &sd, || {
-        Ok(r.lines().len() == 2 && !engine.queries("/events").is_empty())
+        Ok(r.lines().len() == 2 && !engine.query_param("/events", "filters").is_empty())
     });
     // The start events the shipper subscribes to are those of the
     // containers its label filter selects (the Engine applies it to
     // events as to listings): other containers' starts wake no listing.
     // The listing's other filters are not event filters and stay out.
-    for q in engine.queries("/events") {
-        let filters = q
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("filters="))
-            .unwrap_or_default();
+    for q in engine.query_param("/events", "filters") {
         let filters: HashMap<String, Vec<String>> =
-            serde_json::from_str(filters).unwrap_or_else(|e| panic!("{q}: {e}"));
+            serde_json::from_str(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
         let want: HashMap<String, Vec<String>> = [
             ("type", "container"),
             ("event", "start"),
@@ -370,7 +367,7 @@ fn https_engine_with_insecure_skip_verify_and_a_bearer_token() {
     assert!(engine
         .seen()
         .iter()
-        .all(|(_, h)| h.get("authorization").map(String::as_str) == Some("Bearer tok")));
+        .all(|r| r.headers.get("authorization").map(String::as_str) == Some("Bearer tok")));
 
     // Verified against the system's roots, the test CA is unknown.
     let r2 = LokiReceiver::start();
