@@ -108,6 +108,15 @@ if am_checks -e alertmanager_start_delay_seconds=1m >"$work/am-delay.log" 2>&1 \
   || ! grep -q "alertmanager_start_delay_seconds (1m) is not a whole number of seconds" "$work/am-delay.log"; then
   echo "a start delay of 1m was not refused by name:" >&2; cat "$work/am-delay.log" >&2; exit 1
 fi
+# The start delay must outlast each Prometheus' re-send delay plus its
+# evaluation interval (and 10 s): 90 s against 90 s + 15 s is refused by
+# name; 40 s against 20 s + 5 s (the HA deployment test's) passes.
+if am_checks -e prometheus_alert_resend_delay=90s >"$work/am-resend.log" 2>&1 \
+  || ! grep -q "alertmanager_start_delay_seconds (90) is shorter than mon1.example.internal's prometheus_alert_resend_delay (90s)" "$work/am-resend.log"; then
+  echo "a start delay shorter than Prometheus' re-sends was not refused by name:" >&2; cat "$work/am-resend.log" >&2; exit 1
+fi
+am_checks -e '{"prometheus_alert_resend_delay": "20s", "prometheus_evaluation_interval": "5s", "alertmanager_start_delay_seconds": 40}' \
+  >"$work/am-resend-ok.log" 2>&1 || { cat "$work/am-resend-ok.log" >&2; exit 1; }
 echo "ok"
 
 echo "== Slack text: previous and new level"
