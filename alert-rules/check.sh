@@ -112,8 +112,12 @@ fi
 # evaluation interval (and 10 s): 90 s against 90 s + 15 s is refused by
 # name; 40 s against 20 s + 5 s (the HA deployment test's) passes.
 if am_checks -e prometheus_alert_resend_delay=90s >"$work/am-resend.log" 2>&1 \
-  || ! grep -q "alertmanager_start_delay_seconds (90) is shorter than mon1.example.internal's prometheus_alert_resend_delay (90s)" "$work/am-resend.log"; then
+  || ! grep -q "mon1.example.internal: alertmanager_start_delay_seconds (90) is shorter than prometheus_alert_resend_delay (90s) + prometheus_evaluation_interval (15s) + 10 s = 115 s" "$work/am-resend.log"; then
   echo "a start delay shorter than Prometheus' re-sends was not refused by name:" >&2; cat "$work/am-resend.log" >&2; exit 1
+fi
+if am_checks -e prometheus_alert_resend_delay=90 >"$work/am-resend-unit.log" 2>&1 \
+  || ! grep -q "mon1.example.internal: prometheus_alert_resend_delay (90) is not a duration" "$work/am-resend-unit.log"; then
+  echo "a re-send delay without a unit was not refused by name:" >&2; cat "$work/am-resend-unit.log" >&2; exit 1
 fi
 am_checks -e '{"prometheus_alert_resend_delay": "20s", "prometheus_evaluation_interval": "5s", "alertmanager_start_delay_seconds": 40}' \
   >"$work/am-resend-ok.log" 2>&1 || { cat "$work/am-resend-ok.log" >&2; exit 1; }

@@ -1124,8 +1124,9 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
 
     # Issue 19 (ha): once an alert is notified, a replica and a peer are
     # lost while the faults' rules run their `for`, so that those alerts too
-    # are notified without them; they are started again, and the faults
-    # stay until the peer's start delay is over (`rejoined` checks after).
+    # are notified without them; they are started again, the app's disks
+    # are freed, and the other faults stay until the peer's start delay is
+    # over (`rejoined` checks after).
     while time.monotonic() < deadline and not any(slack_hits(webhooks, e, "firing") for e in expected):
         time.sleep(1)
     # The app host's other filesystem is past 90 % (everyone else's
@@ -1173,7 +1174,8 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     check(bool(beats) and not stray, f"(d) Watchdog goes to the heartbeat webhook ({len(beats)} posts), "
           f"never to Slack or mail ({stray})")
 
-    # Undone: the disks freed, the container started, the probe answered.
+    # Undone: the disks freed (in ha the app's already are), the container
+    # started, the probe answered.
     # Resolved after the rules' keep_firing_for (scaled: KEEP_FIRING_FLOOR).
     t_undo = time.monotonic()
     undo()
@@ -1237,9 +1239,9 @@ def lose_replica_and_peer(addrs, webhooks, back, on_start):
     stopped, as a container. The alert its loss raises on the surviving replica (TargetDown of its exporter, after its
     `for`; it mutes the host's other alerts, TargetDown of its other jobs
     included) reaches Slack once through the two remaining peers. Then it is
-    started again (on_start() runs then), and the faults stay until its
-    Alertmanager's start delay is over and a group interval more; the
-    function returned checks that it rejoined the cluster, that its Prometheus sends
+    started again; on_start() runs then (it undoes some of the faults), and
+    the other faults stay until its Alertmanager's start delay is over and a
+    group interval more; the function returned checks that it rejoined the cluster, that its Prometheus sends
     to every peer again, that TargetDown is resolved once, that it notified
     nothing during its start delay, and that nothing was notified twice."""
     lost = "monitoring2"
@@ -1265,14 +1267,15 @@ def lose_replica_and_peer(addrs, webhooks, back, on_start):
     back.set()
     on_start()
     # Its Alertmanager notifies nothing until its start delay (the role's
-    # alertmanager_start_delay_seconds) is over; the faults stay until a group
-    # interval after that (its first flushes), so that what it notifies then is checked too.
+    # alertmanager_start_delay_seconds) is over; the faults left stay until a
+    # group interval after that (its first flushes), so that what it notifies
+    # then is checked too.
     wait_for_systemd(lost)
     delay_end = eventually(f"{lost}'s Alertmanager says its start delay", lambda: start_delay_end(addrs[lost]))
     check(delay_end is not None, f"(HA) {lost}'s Alertmanager runs with its start delay's window")
     if delay_end:
         log(f"{lost}'s Alertmanager mutes until {delay_end - t_start_wall:.0f}s after its start; "
-            f"the faults stay {GROUP_INTERVAL + 10}s longer")
+            f"the faults left stay {GROUP_INTERVAL + 10}s longer")
         time.sleep(max(0.0, delay_end + GROUP_INTERVAL + 10 - time.time()))
     return lambda: rejoined(addrs, webhooks, lost, targets_down, muted, t_start, before,
                             lambda: not_again(webhooks, lost, fault_alerts, t_start_wall),
@@ -1862,10 +1865,18 @@ def main():
         # the other (Alertmanager issue #3551; ansible/README.md). So the app's disks are
         # freed while that peer's start delay mutes it; the monitoring
         # host's disk, the container and the probe, each alone in its
-        # group by then, after the delay.
+        # group by then, after the delay. Not before the app's disks'
+        # alerts are notified: freed while pending they would never fire.
         def free_app_disks():
+            app_disks = [e for e in expected if e["labels"]["instance"] == "app" and "mountpoint" in e["labels"]]
+            until = t_fault + scaled_for(5 * 60) + 120
+            while time.monotonic() < until and not all(
+                    slack_hits(webhooks, e, "firing") and (not e.get("mail") or mail_hits(mail, e, "firing"))
+                    for e in app_disks):
+                time.sleep(1)
             free_disks("app")
-            log("the app's disks freed (monitoring2 muted by its start delay)")
+            log(f"the app's disks freed {time.monotonic() - t_fault:.0f}s after the faults "
+                "(monitoring2 muted by its start delay)")
 
         def undo():
             free_disks(*FILLS)
