@@ -1097,30 +1097,34 @@ def mail_once(got):
     return len(got) == 1 or (len(got) > 1 and len({(m["subject"], m["body"]) for m in got}) == len(got))
 
 
+def faults_notified_by(t_fault):
+    """When (monotonic) the faults' alerts must have been notified: the
+    rules' `for` (5 minutes for the disks and the container, scaled) runs
+    from the fault; then group_wait."""
+    return t_fault + scaled_for(5 * 60) + 120
+
+
+def wait_notified(webhooks, mail, expected, status, until):
+    """Waits until each of expected has reached its Slack channel (and its
+    mail) in this status, or until `until` (monotonic); what is missing."""
+    while True:
+        left = []
+        for e in expected:
+            if not slack_hits(webhooks, e, status):
+                left.append(f"{e['what']}: Slack {e['channel']}")
+            if e.get("mail") and not mail_hits(mail, e, status):
+                left.append(f"{e['what']}: mail to {e['mail']}")
+        if not left or time.monotonic() > until:
+            return left
+        time.sleep(2)
+
+
 def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_firing):
     """(d) with a disk filled past its group's threshold, a container killed
     and the down probe target, each expected alert reaches its receivers
     (Slack channel, mail) once; undone, each is resolved once, with the
     level change the template promises; Watchdog never reaches Slack or mail."""
-    # The rules' `for` (5 minutes for the disks and the container, scaled)
-    # runs from the fault; then group_wait.
-    deadline = t_fault + scaled_for(5 * 60) + 120
-
-    def missing(status):
-        out = []
-        for e in expected:
-            if not slack_hits(webhooks, e, status):
-                out.append(f"{e['what']}: Slack {e['channel']}")
-            if e.get("mail") and not mail_hits(mail, e, status):
-                out.append(f"{e['what']}: mail to {e['mail']}")
-        return out
-
-    def wait_for(status, until):
-        while True:
-            left = missing(status)
-            if not left or time.monotonic() > until:
-                return left
-            time.sleep(2)
+    deadline = faults_notified_by(t_fault)
 
     # Issue 19 (ha): once an alert is notified, a replica and a peer are
     # lost while the faults' rules run their `for`, so that those alerts too
@@ -1139,7 +1143,7 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
           "(d) app's /srv/db-logs at 92.5 %: NodeFilesystemAlmostFull warning only, not critical "
           f"(the db group's own 95 %) ({[(a['metric'].get('severity'), a['metric'].get('alertstate')) for a in other]})")
     rejoined = while_firing()
-    left = wait_for("firing", deadline)
+    left = wait_notified(webhooks, mail, expected, "firing", deadline)
     t_fired = time.monotonic()
     t_fault_wall = time.time() - (t_fired - t_fault)
     came = [min(m["at"] for m, _ in hits) for hits in (slack_hits(webhooks, e, "firing") for e in expected) if hits]
@@ -1179,7 +1183,7 @@ def check_notifications(prom, webhooks, mail, expected, t_fault, undo, while_fir
     # Resolved after the rules' keep_firing_for (scaled: KEEP_FIRING_FLOOR).
     t_undo = time.monotonic()
     undo()
-    left = wait_for("resolved", t_undo + 180)
+    left = wait_notified(webhooks, mail, expected, "resolved", t_undo + 180)
     log(f"resolved notifications arrived {time.monotonic() - t_undo:.0f}s after the fix"
         + (f" but for {left}" if left else ""))
     # monitoring2 back (ha): waits for it to rejoin; the checks of what was
@@ -1869,11 +1873,7 @@ def main():
         # alerts are notified: freed while pending they would never fire.
         def free_app_disks():
             app_disks = [e for e in expected if e["labels"]["instance"] == "app" and "mountpoint" in e["labels"]]
-            until = t_fault + scaled_for(5 * 60) + 120
-            while time.monotonic() < until and not all(
-                    slack_hits(webhooks, e, "firing") and (not e.get("mail") or mail_hits(mail, e, "firing"))
-                    for e in app_disks):
-                time.sleep(1)
+            wait_notified(webhooks, mail, app_disks, "firing", faults_notified_by(t_fault))
             free_disks("app")
             log(f"the app's disks freed {time.monotonic() - t_fault:.0f}s after the faults "
                 "(monitoring2 muted by its start delay)")
